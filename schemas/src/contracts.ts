@@ -1,0 +1,34 @@
+// The Avro contracts as data, loaded from schemas/avro (the single source of truth).
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Topics } from './topics.js';
+
+const avroDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'avro');
+const load = (file: string): Record<string, unknown> => JSON.parse(readFileSync(join(avroDir, file), 'utf8')) as Record<string, unknown>;
+
+export const AvroSchemas = {
+  transaction: load('transaction.avsc'),
+  heartbeat: load('heartbeat.avsc'),
+  alert: load('alert.avsc'),
+  action: load('action.avsc'),
+  deadLetter: load('dead-letter.avsc'),
+} as const;
+
+export type ContractName = keyof typeof AvroSchemas;
+
+/** Which contract each topic carries (the changelog is internal state, not a registered contract). */
+export const TopicContracts: Record<string, ContractName> = {
+  [Topics.transactions]: 'transaction',
+  [Topics.heartbeats]: 'heartbeat',
+  [Topics.alerts]: 'alert',
+  [Topics.freezeActions]: 'action',
+  [Topics.notifyActions]: 'action',
+  [Topics.dlq]: 'deadLetter',
+};
+
+/** Compatibility policy enforced by the registry on every subject. */
+export const COMPATIBILITY = 'BACKWARD' as const;
+
+/** Directory holding ClickHouse migrations (NNN_name.sql). */
+export const clickhouseMigrationsDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'clickhouse');

@@ -1,0 +1,4 @@
+export * from './generated.js';
+export * from './topics.js';
+export * from './contracts.js';
+export * from './validate.js';

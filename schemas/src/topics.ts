@@ -1,0 +1,49 @@
+// Versioned topic names and their provisioning settings. A breaking contract change means a new
+// topic (`.v2`), never an in-place rewrite of `.v1`.
+
+export const Topics = {
+  transactions: 'pos.transactions.v1',
+  heartbeats: 'pos.heartbeats.v1',
+  alerts: 'pos.alerts.v1',
+  freezeActions: 'pos.actions.freeze.v1',
+  notifyActions: 'pos.actions.notify.v1',
+  dlq: 'pos.dlq.v1',
+  /** Detector state changelog (compacted); one per detector consumer group. */
+  detectorChangelog: 'pos.detector.changelog.v1',
+} as const;
+
+export type TopicRole = keyof typeof Topics;
+
+export interface TopicSpec {
+  role: TopicRole;
+  partitions: number;
+  /** Kafka topic-level configs (strings, as the AdminClient expects). */
+  config: Record<string, string>;
+}
+
+const DAY = 24 * 3600 * 1000;
+
+/**
+ * Partition counts match the input topic: the detector is keyed by merchant_id and its changelog
+ * must be co-partitioned with pos.transactions.v1 (changelog partition p holds the state of input
+ * partition p), so these two counts must stay equal.
+ */
+export function topicSpecs(partitions = 6): TopicSpec[] {
+  return [
+    { role: 'transactions', partitions, config: { 'retention.ms': String(7 * DAY) } },
+    { role: 'heartbeats', partitions, config: { 'retention.ms': String(1 * DAY) } },
+    { role: 'alerts', partitions, config: { 'retention.ms': String(30 * DAY) } },
+    { role: 'freezeActions', partitions, config: { 'retention.ms': String(30 * DAY) } },
+    { role: 'notifyActions', partitions, config: { 'retention.ms': String(30 * DAY) } },
+    { role: 'dlq', partitions: 1, config: { 'retention.ms': String(30 * DAY) } },
+    {
+      role: 'detectorChangelog',
+      partitions,
+      // Compacted: only the latest snapshot per key matters for restore (as Kafka Streams changelogs).
+      config: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': String(3600 * 1000), 'max.compaction.lag.ms': String(DAY) },
+    },
+  ];
+}
+
+/** Confluent TopicNameStrategy: the value subject of a topic. */
+export const valueSubject = (topic: string): string => `${topic}-value`;

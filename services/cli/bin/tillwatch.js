@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// Launcher: registers tsx so the TypeScript sources run as they are (no build step to remember),
+// then hands over to the CLI's entry point.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../src/main.ts');
