@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, ConfigErrors, clickhouseConfig, kafkaConfig, registryConfig } from '@tillwatch/config';
+
+describe('environment configuration', () => {
+  it('uses local-stack defaults when nothing is set', () => {
+    expect(kafkaConfig({})).toMatchObject({ brokers: ['127.0.0.1:9092'], partitions: 6, ssl: false });
+    expect(registryConfig({}).url).toBe('http://127.0.0.1:8081/apis/ccompat/v7');
+    expect(clickhouseConfig({})).toMatchObject({ url: undefined, database: 'tillwatch' });
+  });
+
+  it('reads external infrastructure from variables alone', () => {
+    const k = kafkaConfig({ KAFKA_BROKERS: 'b1:9092, b2:9093', TOPIC_PARTITIONS: '12' });
+    expect(k.brokers).toEqual(['b1:9092', 'b2:9093']);
+    expect(k.partitions).toBe(12);
+    expect(clickhouseConfig({ CLICKHOUSE_URL: 'http://ch:8123/' }).url).toBe('http://ch:8123');
+  });
+
+  it('names the variable and what was expected', () => {
+    expect(() => kafkaConfig({ KAFKA_BROKERS: 'localhost' })).toThrowError(ConfigError);
+    expect(() => kafkaConfig({ KAFKA_BROKERS: 'localhost' })).toThrowError(/KAFKA_BROKERS: expected a comma-separated list of host:port/);
+    expect(() => registryConfig({ SCHEMA_REGISTRY_URL: 'ftp://x' })).toThrowError(/SCHEMA_REGISTRY_URL: expected a URL/);
+    expect(() => clickhouseConfig({ CLICKHOUSE_DATABASE: 'drop table' })).toThrowError(/CLICKHOUSE_DATABASE: expected a database name/);
+  });
+
+  it('reports every wrong variable at once', () => {
+    try {
+      kafkaConfig({ KAFKA_BROKERS: 'x', TOPIC_PARTITIONS: '0' });
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigErrors);
+      expect((e as ConfigErrors).errors.map((x) => x.variable)).toEqual(['KAFKA_BROKERS', 'TOPIC_PARTITIONS']);
+    }
+  });
+});

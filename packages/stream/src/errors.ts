@@ -1,0 +1,67 @@
+// The three error classes of the pipeline (DESIGN.md, "Errors have classes"):
+// - RetriableError: the world is temporarily broken (broker, registry, ClickHouse down). Back off,
+//   keep offsets, try again. Never advances past the record.
+// - FatalError: our configuration or environment is wrong. Exit non-zero with the message.
+// - PoisonRecordError: this record can never be processed. Send it to the DLQ with the reason and
+//   its coordinates, then move on. Never silently dropped.
+
+export abstract class TillwatchError extends Error {
+  abstract readonly kind: 'retriable' | 'fatal' | 'poison';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export class RetriableError extends TillwatchError {
+  override name = 'RetriableError';
+  readonly kind = 'retriable' as const;
+}
+
+export class FatalError extends TillwatchError {
+  override name = 'FatalError';
+  readonly kind = 'fatal' as const;
+}
+
+export class PoisonRecordError extends TillwatchError {
+  override name = 'PoisonRecordError';
+  readonly kind = 'poison' as const;
+  /** Short stable class for the DLQ record and the metric label. */
+  constructor(readonly errorClass: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export class UndecodableRecordError extends PoisonRecordError {
+  override name = 'UndecodableRecordError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UndecodableRecord', message, options);
+  }
+}
+
+export class UnknownSchemaIdError extends PoisonRecordError {
+  override name = 'UnknownSchemaIdError';
+  constructor(readonly schemaId: number) {
+    super('UnknownSchemaId', `schema id ${schemaId} is not known to the registry`);
+  }
+}
+
+export class InvalidRecordError extends PoisonRecordError {
+  override name = 'InvalidRecordError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('InvalidValue', message, options);
+  }
+}
+
+export class RegistryUnavailableError extends RetriableError {
+  override name = 'RegistryUnavailableError';
+}
+
+export class SchemaIncompatibleError extends FatalError {
+  override name = 'SchemaIncompatibleError';
+  constructor(readonly subject: string, detail: string) {
+    super(`schema for subject ${subject} is incompatible with the registered versions (${detail})`);
+  }
+}
+
+export const isRetriable = (e: unknown): e is RetriableError => e instanceof RetriableError;
+export const isPoison = (e: unknown): e is PoisonRecordError => e instanceof PoisonRecordError;

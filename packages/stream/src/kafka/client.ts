@@ -1,0 +1,44 @@
+// kafkajs client factory from the environment configuration, logging through pino.
+import { Kafka, logLevel, type KafkaConfig as KafkaJsConfig, type logCreator, type SASLOptions } from 'kafkajs';
+import type { KafkaConfig } from '@tillwatch/config';
+import type { Logger } from '@tillwatch/telemetry';
+
+const toPino: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+export function kafkaLogCreator(logger: Logger): logCreator {
+  return () => ({ level, log }) => {
+    const { message, ...extra } = log;
+    logger[toPino[level] ?? 'info']({ kafkajs: log.namespace ?? extra.logger, ...extra }, message);
+  };
+}
+
+export interface CreateKafkaOptions {
+  config: KafkaConfig;
+  logger: Logger;
+  clientId?: string;
+}
+
+export function createKafka({ config, logger, clientId }: CreateKafkaOptions): Kafka {
+  let sasl: SASLOptions | undefined;
+  if (config.saslMechanism) {
+    sasl = { mechanism: config.saslMechanism, username: config.saslUsername ?? '', password: config.saslPassword ?? '' } as SASLOptions;
+  }
+  const kc: KafkaJsConfig = {
+    clientId: clientId ?? config.clientId,
+    brokers: config.brokers,
+    ssl: config.ssl,
+    ...(sasl ? { sasl } : {}),
+    connectionTimeout: 5_000,
+    requestTimeout: 30_000,
+    // kafkajs logs a lot at INFO during rebalances; WARN and above reach our logs.
+    logLevel: logLevel.WARN,
+    logCreator: kafkaLogCreator(logger),
+    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 10_000 },
+  };
+  return new Kafka(kc);
+}

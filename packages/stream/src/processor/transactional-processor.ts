@@ -1,0 +1,329 @@
+// Exactly-once stream processing on kafkajs (KIP-98 transactions, "EOS v1" style): one
+// transactional producer per task (partition number), with transactional.id = <prefix>.<N>.
+// Each consumed batch becomes ONE Kafka transaction holding its outputs, its dead letters, its
+// changelog writes and the consumed offsets (sendOffsets), so downstream read_committed consumers
+// see all of a batch's effects or none. A new owner of task N starts its producer with the same
+// transactional.id, which fences the previous owner (zombie) and aborts its open transaction.
+// kafkajs does not implement KIP-447 (group-generation fencing via TxnOffsetCommit v3), which is
+// why the transactional id is per task rather than per process.
+import { randomUUID } from 'node:crypto';
+import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Logger, StreamMetrics } from '@tillwatch/telemetry';
+import type { DeadLetter } from '@tillwatch/schemas';
+import { isPoison, FatalError, type PoisonRecordError } from '../errors.js';
+import { CoPartitionedAssigner } from './copartitioned-assigner.js';
+import { MARKER_KEY, restoreChangelog } from './changelog.js';
+import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
+
+export interface ProcessorMetrics extends StreamMetrics {
+  txnLatency?: { observe(v: number): void };
+  restoreSeconds?: { observe(v: number): void };
+  restoreRecords?: { inc(v?: number): void };
+}
+
+export interface TransactionalProcessorOptions {
+  kafka: Kafka;
+  groupId: string;
+  transactionalIdPrefix: string;
+  inputs: InputTopic[];
+  changelogTopic: string;
+  dlqTopic: string;
+  /** Encodes a dead letter for the DLQ topic (Avro through the registry). */
+  encodeDeadLetter(d: DeadLetter): Buffer;
+  createTask(partition: number): Task;
+  metrics: ProcessorMetrics;
+  logger: Logger;
+  /** Wall-clock tick for quiet-partition timers; 0 disables. */
+  tickIntervalMs?: number;
+  /** kafkajs fetch long-poll when a partition is empty. */
+  maxWaitTimeInMs?: number;
+  sessionTimeoutMs?: number;
+  /** Called with every committed batch's size (tests, live console). */
+  onCommitted?: (partition: number, messages: OutputMessage[]) => void;
+  now?: () => number;
+}
+
+interface TaskEntry {
+  partition: number;
+  producer: Producer;
+  task: Task | undefined;
+  ready: Promise<void>;
+  lock: Promise<unknown>;
+  lost: boolean;
+  closed: boolean;
+}
+
+export interface TransactionalProcessor {
+  start(): Promise<void>;
+  /** Finishes the in-flight batch (its transaction commits or aborts), leaves the group, closes producers. */
+  stop(): Promise<void>;
+  /** True once the consumer joined and every assigned task has restored. */
+  ready(): boolean;
+  assignedPartitions(): number[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function isFenced(e: unknown): boolean {
+  const t = (e as { type?: string; name?: string; message?: string })?.type ?? '';
+  return ['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'INVALID_PRODUCER_ID_MAPPING'].includes(t);
+}
+
+export function createTransactionalProcessor(o: TransactionalProcessorOptions): TransactionalProcessor {
+  const now = o.now ?? Date.now;
+  const tasks = new Map<number, TaskEntry>();
+  const inputs = new Map(o.inputs.map((i) => [i.topic, i]));
+  let consumer: Consumer | undefined;
+  let tickTimer: NodeJS.Timeout | undefined;
+  let joined = false;
+  let stopping = false;
+
+  const withLock = <T>(entry: TaskEntry, fn: () => Promise<T>): Promise<T> => {
+    const run = entry.lock.then(fn, fn);
+    entry.lock = run.catch(() => undefined);
+    return run;
+  };
+
+  async function commit(entry: TaskEntry, messages: OutputMessage[], offsets?: { topic: string; partition: number; offset: string }): Promise<void> {
+    const started = performance.now();
+    const txn = await entry.producer.transaction();
+    try {
+      if (messages.length > 0) {
+        const byTopic = new Map<string, { key: string | Buffer | null; value: Buffer | null; partition?: number }[]>();
+        for (const m of messages) {
+          let list = byTopic.get(m.topic);
+          if (!list) byTopic.set(m.topic, (list = []));
+          list.push(m.partition === undefined ? { key: m.key, value: m.value } : { key: m.key, value: m.value, partition: m.partition });
+        }
+        await txn.sendBatch({ topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })) });
+      }
+      if (offsets) {
+        await txn.sendOffsets({ consumerGroupId: o.groupId, topics: [{ topic: offsets.topic, partitions: [{ partition: offsets.partition, offset: offsets.offset }] }] });
+      }
+      await txn.commit();
+    } catch (e) {
+      await txn.abort().catch(() => undefined);
+      throw e;
+    }
+    o.metrics.txnLatency?.observe((performance.now() - started) / 1000);
+  }
+
+  /** Fences the previous owner, commits a marker, reads the committed changelog up to it. */
+  async function restore(entries: TaskEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const markers = new Map<number, string>();
+    for (const e of entries) {
+      const nonce = randomUUID();
+      await commit(e, [{ topic: o.changelogTopic, key: MARKER_KEY, value: Buffer.from(nonce), partition: e.partition }]);
+      markers.set(e.partition, nonce);
+    }
+    const started = performance.now();
+    const results = await restoreChangelog({ kafka: o.kafka, topic: o.changelogTopic, markers, groupPrefix: o.groupId, logger: o.logger });
+    for (const e of entries) {
+      const r = results.get(e.partition)!;
+      const task = o.createTask(e.partition);
+      task.restore(r.entries);
+      e.task = task;
+      o.metrics.restoreRecords?.inc(r.records);
+      o.logger.info({ partition: e.partition, keys: r.entries.size, records: r.records, bytes: r.bytes, ms: Math.round(r.ms) }, 'task restored from changelog');
+    }
+    o.metrics.restoreSeconds?.observe((performance.now() - started) / 1000);
+  }
+
+  function newEntry(partition: number): TaskEntry {
+    const producer = o.kafka.producer({
+      transactionalId: `${o.transactionalIdPrefix}.${partition}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: 60_000,
+    });
+    const entry: TaskEntry = { partition, producer, task: undefined, ready: Promise.resolve(), lock: Promise.resolve(), lost: false, closed: false };
+    return entry;
+  }
+
+  async function closeEntry(entry: TaskEntry): Promise<void> {
+    entry.closed = true;
+    await withLock(entry, async () => {
+      await entry.producer.disconnect().catch(() => undefined);
+    });
+  }
+
+  async function onAssignment(assignment: Record<string, number[]>): Promise<void> {
+    const wanted = new Set<number>();
+    for (const [topic, ps] of Object.entries(assignment)) if (inputs.has(topic)) for (const p of ps) wanted.add(p);
+    for (const [p, entry] of tasks) {
+      if (!wanted.has(p) || entry.lost) {
+        tasks.delete(p);
+        await closeEntry(entry);
+        o.logger.info({ partition: p }, 'task revoked');
+      }
+    }
+    const fresh: TaskEntry[] = [];
+    for (const p of [...wanted].sort((a, b) => a - b)) {
+      if (tasks.has(p)) continue;
+      const entry = newEntry(p);
+      tasks.set(p, entry);
+      fresh.push(entry);
+    }
+    if (fresh.length === 0) return;
+    const ready = (async () => {
+      await Promise.all(fresh.map((e) => e.producer.connect()));
+      await restoreWithRetry(fresh);
+    })();
+    for (const e of fresh) e.ready = ready;
+    ready.catch((e: unknown) => o.logger.error({ err: e }, 'restore failed'));
+  }
+
+  async function restoreWithRetry(entries: TaskEntry[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (stopping || entries.every((e) => e.closed)) return;
+      try {
+        await restore(entries.filter((e) => !e.closed));
+        return;
+      } catch (e) {
+        if (isFenced(e)) throw new FatalError(`producer fenced during restore: another instance owns these partitions`, { cause: e });
+        const wait = Math.min(30_000, 250 * 2 ** attempt);
+        o.logger.warn({ err: e, attempt, wait }, 'restore failed; retrying');
+        o.metrics.retries.inc({ stage: 'restore', error_class: (e as Error).name });
+        await sleep(wait);
+      }
+    }
+  }
+
+  function deadLetter(msg: EachBatchPayload['batch']['messages'][number], topic: string, partition: number, err: PoisonRecordError): OutputMessage {
+    const d: DeadLetter = {
+      reason: err.message,
+      error_class: err.errorClass,
+      stage: `${o.groupId}.decode`,
+      source_topic: topic,
+      source_partition: partition,
+      source_offset: Number(msg.offset),
+      key: msg.key ?? null,
+      value: msg.value ?? null,
+      failed_at: now(),
+    };
+    o.metrics.dlq.inc({ topic, error_class: err.errorClass });
+    return { topic: o.dlqTopic, key: `${topic}/${partition}/${msg.offset}`, value: o.encodeDeadLetter(d) };
+  }
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, heartbeat, isRunning, isStale, resolveOffset } = payload;
+    if (batch.messages.length === 0) return;
+    const entry = tasks.get(batch.partition);
+    if (!entry) throw new Error(`batch for unassigned partition ${batch.topic}-${batch.partition}`);
+    await entry.ready;
+    if (!entry.task || entry.closed) return;
+    const input = inputs.get(batch.topic)!;
+    const last = batch.messages[batch.messages.length - 1]!.offset;
+    o.metrics.consumed.inc({ topic: batch.topic }, batch.messages.length);
+    const started = performance.now();
+
+    await withLock(entry, async () => {
+      for (let attempt = 0; ; attempt++) {
+        if (entry.closed || !isRunning() || isStale()) return;
+        try {
+          if (input.prefetch) await input.prefetch(batch.messages.map((m) => m.value));
+          const records: DecodedRecord[] = [];
+          const dead: OutputMessage[] = [];
+          for (const m of batch.messages) {
+            try {
+              records.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: input.decode(m.value) });
+            } catch (e) {
+              if (!isPoison(e)) throw e;
+              dead.push(deadLetter(m, batch.topic, batch.partition, e));
+            }
+          }
+          const result = entry.task!.process(batch.topic, records, now());
+          const changes = entry.task!.takeChanges().map(([key, value]): OutputMessage => ({ topic: o.changelogTopic, key, value, partition: batch.partition }));
+          const messages = dead.length + changes.length === 0 ? result.messages : [...result.messages, ...dead, ...changes];
+          await commit(entry, messages, { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
+          resolveOffset(last);
+          o.metrics.decoded.inc({ topic: batch.topic }, records.length);
+          o.metrics.consumerLag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
+          o.metrics.batchLatency.observe({ stage: 'process' }, (performance.now() - started) / 1000);
+          result.committed?.();
+          o.onCommitted?.(batch.partition, messages);
+          return;
+        } catch (e) {
+          if (isFenced(e)) {
+            entry.lost = true;
+            throw new Error(`task ${batch.partition} was fenced by a newer owner; rejoining`, { cause: e });
+          }
+          // The task's in-memory state may include this failed batch: rebuild it from the
+          // committed changelog before trying again, so nothing is applied twice.
+          const wait = Math.min(30_000, 250 * 2 ** attempt);
+          o.logger.warn({ err: e, partition: batch.partition, attempt, wait }, 'batch failed; restoring task and retrying');
+          o.metrics.retries.inc({ stage: 'process', error_class: (e as Error).name });
+          entry.task = undefined;
+          await sleep(wait);
+          await heartbeat().catch(() => undefined);
+          await restoreWithRetry([entry]);
+          if (!entry.task) return;
+        }
+      }
+    });
+    await heartbeat().catch(() => undefined);
+  }
+
+  async function tick(): Promise<void> {
+    for (const entry of tasks.values()) {
+      if (!entry.task || entry.closed || entry.lost) continue;
+      await withLock(entry, async () => {
+        if (!entry.task || entry.closed) return;
+        const result = entry.task.tick(now());
+        const changes = entry.task.takeChanges();
+        if (result.messages.length === 0 && changes.length === 0) return;
+        const messages = [...result.messages, ...changes.map(([key, value]): OutputMessage => ({ topic: o.changelogTopic, key, value, partition: entry.partition }))];
+        try {
+          await commit(entry, messages);
+          result.committed?.();
+          o.onCommitted?.(entry.partition, messages);
+        } catch (e) {
+          o.logger.warn({ err: e, partition: entry.partition }, 'tick transaction failed; restoring task');
+          entry.task = undefined;
+          if (isFenced(e)) entry.lost = true;
+          else await restoreWithRetry([entry]);
+        }
+      }).catch((e: unknown) => o.logger.error({ err: e }, 'tick failed'));
+    }
+  }
+
+  return {
+    async start() {
+      consumer = o.kafka.consumer({
+        groupId: o.groupId,
+        readUncommitted: false,
+        partitionAssigners: [CoPartitionedAssigner],
+        sessionTimeout: o.sessionTimeoutMs ?? 30_000,
+        heartbeatInterval: 3_000,
+        maxWaitTimeInMs: o.maxWaitTimeInMs ?? 100,
+        maxBytesPerPartition: 4 * 1024 * 1024,
+      });
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        joined = true;
+        void onAssignment(e.payload.memberAssignment).catch((err: unknown) => o.logger.error({ err }, 'assignment handling failed'));
+      });
+      await consumer.connect();
+      for (const i of o.inputs) await consumer.subscribe({ topic: i.topic, fromBeginning: true });
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
+      if ((o.tickIntervalMs ?? 1000) > 0) {
+        let ticking = false;
+        tickTimer = setInterval(() => {
+          if (ticking) return;
+          ticking = true;
+          void tick().finally(() => (ticking = false));
+        }, o.tickIntervalMs ?? 1000);
+      }
+    },
+    async stop() {
+      stopping = true;
+      if (tickTimer) clearInterval(tickTimer);
+      // kafkajs finishes the batch in flight (our transaction commits or aborts) before leaving.
+      await consumer?.disconnect();
+      await Promise.all([...tasks.values()].map(closeEntry));
+      tasks.clear();
+    },
+    ready: () => joined && [...tasks.values()].every((t) => t.task !== undefined),
+    assignedPartitions: () => [...tasks.keys()].sort((a, b) => a - b),
+  };
+}
