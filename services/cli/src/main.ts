@@ -11,6 +11,10 @@ const commands: Record<string, Command> = {
   start: { summary: 'run the whole pipeline on the local stack (stack, provisioning, services, simulator)', load: () => import('./commands/start.js') },
   stack: { summary: 'local stack: up | down | status (Kafka, schema registry, embedded ClickHouse)', load: () => import('./commands/stack.js') },
   provision: { summary: 'create topics, register schemas, migrate ClickHouse (safe to rerun)', load: () => import('./commands/provision.js') },
+  produce: { summary: 'publish a JSON-lines file of transactions to Kafka: --events FILE', load: () => import('./commands/produce.js') },
+  simulate: { summary: 'produce simulated fleet traffic with injected anomalies: --terminals N --rate R', load: () => import('./commands/simulate.js') },
+  detector: { summary: 'run the detector service (configured by environment variables)', load: () => import('./commands/detector.js') },
+  sink: { summary: 'run the ClickHouse sink service (configured by environment variables)', load: () => import('./commands/sink.js') },
   backtest: { summary: 'run the rule engine over a JSON-lines file: --events FILE --out FILE [--config FILE]', load: () => import('./commands/backtest.js') },
 };
 

@@ -1,0 +1,37 @@
+export { createClickHouse, type ClickHouse, type ClickHouseOptions } from './factory.js';
+export { migrate, loadMigrations, migrationChecksum, type MigrateOptions, type MigrateResult, type MigrationFile } from './migrate.js';
+export { createBatchWriter, contentToken, type BatchWriter, type BatchWriterOptions, type FlushInfo, type FlushOptions } from './writer.js';
+export {
+  toTransactionRow,
+  toAlertRow,
+  toActionRow,
+  toDeadLetterRow,
+  toAlertTriageRow,
+  fromTransactionRow,
+  fromAlertRow,
+  fromActionRow,
+  fromDeadLetterRow,
+  toDateTime64,
+  fromDateTime64,
+  ContractColumns,
+  TriageStatusValues,
+  type TransactionRow,
+  type AlertRow,
+  type ActionRow,
+  type DeadLetterRow,
+  type AlertTriage,
+  type AlertTriageRow,
+  type TriageStatus,
+} from './rows.js';
+export {
+  ClickHouseLayerError,
+  ClickHouseUnavailableError,
+  ClickHouseQueryError,
+  ClickHouseConfigError,
+  EmbeddedPathConflictError,
+  MigrationChecksumError,
+  MigrationFileError,
+  mapClickHouseError,
+} from './errors.js';
+export { splitStatements, quoteIdentifier, qualifiedName, renderMigrationSql } from './sql.js';
+export { openEmbeddedPaths } from './embedded.js';

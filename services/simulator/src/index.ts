@@ -1,0 +1,3 @@
+export * from './random.js';
+export * from './fleet.js';
+export * from './simulator.js';
