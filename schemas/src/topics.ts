@@ -47,3 +47,12 @@ export function topicSpecs(partitions = 6): TopicSpec[] {
 
 /** Confluent TopicNameStrategy: the value subject of a topic. */
 export const valueSubject = (topic: string): string => `${topic}-value`;
+
+/**
+ * Every topic name under an optional prefix (`TOPIC_PREFIX`): several pipelines (tenants,
+ * environments, tests, replays) can share one cluster without sharing data.
+ */
+export function topicNames(prefix?: string): Record<TopicRole, string> {
+  const p = prefix ? (prefix.endsWith('.') ? prefix : `${prefix}.`) : '';
+  return Object.fromEntries(Object.entries(Topics).map(([role, name]) => [role, `${p}${name}`])) as Record<TopicRole, string>;
+}

@@ -15,6 +15,8 @@ export function kafkaConfig(env: Env = process.env) {
       saslPassword: { env: 'KAFKA_SASL_PASSWORD', field: str(), optional: true },
       partitions: { env: 'TOPIC_PARTITIONS', field: int(1, 1024), default: 6 },
       replicationFactor: { env: 'TOPIC_REPLICATION_FACTOR', field: int(1, 7), default: 1 },
+      /** Prefix for every topic name (tenants, environments, tests); empty = the catalogue's names. */
+      topicPrefix: { env: 'TOPIC_PREFIX', field: { expected: 'a topic-name prefix of [A-Za-z0-9._-]', parse: (r: string) => (/^[A-Za-z0-9._-]+$/.test(r) ? r : undefined) }, default: '' },
     },
     env,
   );

@@ -7,3 +7,4 @@ export * from './processor/task.js';
 export * from './processor/changelog.js';
 export * from './processor/copartitioned-assigner.js';
 export * from './processor/transactional-processor.js';
+export * from './scoped-topics.js';

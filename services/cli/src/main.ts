@@ -15,6 +15,7 @@ const commands: Record<string, Command> = {
   simulate: { summary: 'produce simulated fleet traffic with injected anomalies: --terminals N --rate R', load: () => import('./commands/simulate.js') },
   detector: { summary: 'run the detector service (configured by environment variables)', load: () => import('./commands/detector.js') },
   sink: { summary: 'run the ClickHouse sink service (configured by environment variables)', load: () => import('./commands/sink.js') },
+  replay: { summary: 'end-to-end check: publish a file, detect, read alerts back: --events FILE --out FILE', load: () => import('./commands/replay.js') },
   backtest: { summary: 'run the rule engine over a JSON-lines file: --events FILE --out FILE [--config FILE]', load: () => import('./commands/backtest.js') },
 };
 

@@ -1,7 +1,7 @@
 // `tillwatch sink`: the sink as a production process, configured by environment variables.
 import { clickhouseConfig, kafkaConfig, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { createClickHouse, migrate } from '@tillwatch/clickhouse';
-import { clickhouseMigrationsDir } from '@tillwatch/schemas';
+import { clickhouseMigrationsDir, topicNames } from '@tillwatch/schemas';
 import { createKafka, createRegistryClient } from '@tillwatch/stream';
 import { createLogger, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
 import { createSink } from './sink.js';
@@ -13,8 +13,10 @@ export async function runSinkMain(env: Env = process.env): Promise<number> {
   const ch = createClickHouse({ url: chCfg.url, path: chCfg.path, database: chCfg.database, username: chCfg.username, password: chCfg.password });
   await migrate(ch, { dir: clickhouseMigrationsDir });
   const promRegistry = createRegistry({ service: 'sink' });
+  const kcfg = kafkaConfig(env);
   const sink = createSink({
-    kafka: createKafka({ config: kafkaConfig(env), logger, clientId: 'tillwatch-sink' }),
+    kafka: createKafka({ config: kcfg, logger, clientId: 'tillwatch-sink' }),
+    topics: topicNames(kcfg.topicPrefix),
     registry: createRegistryClient(registryConfig(env)),
     ch,
     metrics: createSinkMetrics(promRegistry),

@@ -1,6 +1,6 @@
 // tillwatch simulate --terminals N --rate R [--seconds S] [--seed X] [--anomaly-rate P]
 import { parseArgs } from 'node:util';
-import { AvroSchemas, Topics, valueSubject, type Heartbeat, type Transaction } from '@tillwatch/schemas';
+import { AvroSchemas, valueSubject, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { createAvroSerde } from '@tillwatch/stream';
 import { createFleet, createSimulator } from '@tillwatch/simulator';
 import { createContext } from '../lib/context.js';
@@ -27,8 +27,8 @@ export async function run(argv: string[]): Promise<number> {
     return n;
   };
   const ctx = createContext(process.env, 'simulator');
-  const txnSerde = createAvroSerde<Transaction>(ctx.registry, valueSubject(Topics.transactions), AvroSchemas.transaction);
-  const hbSerde = createAvroSerde<Heartbeat>(ctx.registry, valueSubject(Topics.heartbeats), AvroSchemas.heartbeat);
+  const txnSerde = createAvroSerde<Transaction>(ctx.registry, valueSubject(ctx.topics.transactions), AvroSchemas.transaction);
+  const hbSerde = createAvroSerde<Heartbeat>(ctx.registry, valueSubject(ctx.topics.heartbeats), AvroSchemas.heartbeat);
   await Promise.all([txnSerde.init(), hbSerde.init()]);
   const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
@@ -40,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
     rate,
     encodeTransaction: (t) => txnSerde.encode(t),
     encodeHeartbeat: (h) => hbSerde.encode(h),
-    topics: { transactions: Topics.transactions, heartbeats: Topics.heartbeats },
+    topics: { transactions: ctx.topics.transactions, heartbeats: ctx.topics.heartbeats },
     logger: ctx.logger,
     ...(values.seconds ? { maxEvents: Math.round(num('seconds', values.seconds, 1) * rate) } : {}),
   });

@@ -1,5 +1,6 @@
 // What most commands need: configuration from the environment, a logger, Kafka and the registry.
 import { kafkaConfig, registryConfig, type Env } from '@tillwatch/config';
+import { topicNames } from '@tillwatch/schemas';
 import { createKafka, createRegistryClient } from '@tillwatch/stream';
 import { createLogger } from '@tillwatch/telemetry';
 
@@ -14,6 +15,8 @@ export function createContext(env: Env = process.env, service = 'cli') {
     logger,
     kafkaCfg,
     registryCfg,
+    /** Topic names under TOPIC_PREFIX (the catalogue's names when unset). */
+    topics: topicNames(kafkaCfg.topicPrefix),
     kafka: createKafka({ config: kafkaCfg, logger, clientId: `tillwatch-${service}` }),
     registry: createRegistryClient(registryCfg),
   };

@@ -1,0 +1,14 @@
+// Helpers for integration tests against the real local stack: every test gets its own random
+// topics, consumer groups and registry subjects, so tests never see each other's data.
+import { kafkaConfig, registryConfig } from '@tillwatch/config';
+import { createLogger } from '@tillwatch/telemetry';
+import { createKafka } from './kafka/client.js';
+import { createRegistryClient } from './registry/client.js';
+
+export { randomId, randomTopics } from './scoped-topics.js';
+
+export function testKafka(service = 'it') {
+  const logger = createLogger({ service, level: (process.env.TEST_LOG_LEVEL as 'warn' | undefined) ?? 'error', destination: process.stderr });
+  const config = kafkaConfig(process.env);
+  return { kafka: createKafka({ config, logger, clientId: `tillwatch-${service}` }), logger, config, registry: createRegistryClient(registryConfig(process.env)) };
+}

@@ -1,0 +1,106 @@
+// `npm start` / `tillwatch start`: the whole pipeline on the local stack in one command —
+// stack, provisioning, detector, sink (embedded ClickHouse), API, and the simulator feeding it —
+// with live alerts and counters in the terminal. Ctrl-C stops everything cleanly.
+import { parseArgs } from 'node:util';
+import { serviceConfig } from '@tillwatch/config';
+import { createDetector, loadRules } from '@tillwatch/detector';
+import { createSink } from '@tillwatch/sink';
+import { createFleet, createSimulator } from '@tillwatch/simulator';
+import { AvroSchemas, valueSubject, type Heartbeat, type Transaction } from '@tillwatch/schemas';
+import { createAvroSerde } from '@tillwatch/stream';
+import { createDetectorMetrics, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
+import { createContext } from '../lib/context.js';
+import { openClickHouse } from '../lib/clickhouse.js';
+import { createLiveConsole } from '../lib/live-console.js';
+import { provisionAll } from '../lib/provision.js';
+import { clickhouseStatusLine, formatStatus, localStack, usesLocalStack } from '../lib/stack.js';
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      terminals: { type: 'string', default: '2000' },
+      rate: { type: 'string', default: '200' },
+      'anomaly-rate': { type: 'string', default: '0.01' },
+      'no-simulator': { type: 'boolean', default: false },
+      'keep-stack': { type: 'boolean', default: false },
+      seconds: { type: 'string' },
+    },
+  });
+  const env = process.env;
+  const svc = serviceConfig(env, { httpPort: 8080 });
+  const startedStack = usesLocalStack(env);
+  const stack = localStack();
+  if (startedStack) {
+    console.error('starting the local stack (first run fetches Kafka and Apicurio from Maven Central)...');
+    const up = await stack.up();
+    console.error(formatStatus(await stack.status()));
+    console.error(`stack ready in ${(up.elapsedMs / 1000).toFixed(1)} s`);
+  }
+  console.error(await clickhouseStatusLine(env));
+
+  const ctx = createContext({ ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' }, 'start');
+  const ch = openClickHouse(env);
+  const report = await provisionAll(ctx, ch);
+  console.error(`provisioned: ${report.topicsCreated.length} topics created, ${Object.keys(report.subjects).length} schemas registered, ${report.migrationsApplied.length} migrations applied`);
+
+  const live = createLiveConsole();
+  const detectorProm = createRegistry({ service: 'detector' });
+  const detectorMetrics = createDetectorMetrics(detectorProm);
+  const detector = createDetector({ topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog }, kafka: ctx.kafka, registry: ctx.registry, rules: loadRules(svc.rulesFile), metrics: detectorMetrics, logger: ctx.logger, onAlerts: (a) => live.alerts(a) });
+  const sinkProm = createRegistry({ service: 'sink', defaultMetrics: false });
+  const sink = createSink({ topics: ctx.topics, kafka: ctx.kafka, registry: ctx.registry, ch, metrics: createSinkMetrics(sinkProm), logger: ctx.logger });
+  const ops = [
+    createOpsServer({ registry: detectorProm, ready: () => detector.ready(), host: '127.0.0.1', port: 9464 }),
+    createOpsServer({ registry: sinkProm, ready: () => sink.ready(), host: '127.0.0.1', port: 9465 }),
+  ];
+  for (const o of ops) console.error(`metrics: ${(await o.listen()).url}/metrics`);
+  await Promise.all([detector.start(), sink.start()]);
+
+  let sim: ReturnType<typeof createSimulator> | undefined;
+  let simProducer: ReturnType<typeof ctx.kafka.producer> | undefined;
+  let fleet: ReturnType<typeof createFleet> | undefined;
+  if (!values['no-simulator']) {
+    const txnSerde = createAvroSerde<Transaction>(ctx.registry, valueSubject(ctx.topics.transactions), AvroSchemas.transaction);
+    const hbSerde = createAvroSerde<Heartbeat>(ctx.registry, valueSubject(ctx.topics.heartbeats), AvroSchemas.heartbeat);
+    await Promise.all([txnSerde.init(), hbSerde.init()]);
+    simProducer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await simProducer.connect();
+    fleet = createFleet({ terminals: Number(values.terminals), seed: Date.now() % 1e9, anomalyRate: Number(values['anomaly-rate']) });
+    sim = createSimulator({
+      producer: simProducer,
+      fleet,
+      rate: Number(values.rate),
+      encodeTransaction: (t) => txnSerde.encode(t),
+      encodeHeartbeat: (h) => hbSerde.encode(h),
+      topics: { transactions: ctx.topics.transactions, heartbeats: ctx.topics.heartbeats },
+      logger: ctx.logger,
+    });
+    sim.start();
+    console.error(`simulator: ${fleet.terminalCount} terminals at ${values.rate} events/s with injected anomalies`);
+  }
+  console.error('live alerts (Ctrl-C to stop):');
+
+  const counterTimer = setInterval(() => {
+    live.counters({ sent: sim?.sent() ?? 0, partitions: detector.assignedPartitions().length, sink_pending: sink.pending() });
+  }, 5000);
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+    if (values.seconds) setTimeout(resolve, Number(values.seconds) * 1000);
+  });
+  console.error('\nstopping: simulator, detector (commits its batch), sink (flushes), ClickHouse...');
+  clearInterval(counterTimer);
+  await sim?.stop();
+  await simProducer?.disconnect();
+  await detector.stop();
+  await sink.stop();
+  await ch.close();
+  for (const o of ops) await o.close();
+  if (startedStack && !values['keep-stack']) {
+    await stack.down();
+    console.error('local stack stopped (use --keep-stack to leave it running)');
+  }
+  return 0;
+}

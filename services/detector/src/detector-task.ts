@@ -1,0 +1,118 @@
+// One detector task = the rule engine of one partition number, wired to Kafka records.
+// Input records arrive decoded and validated; outputs are encoded Avro messages; state changes
+// go to the changelog as JSON (internal format, versioned by the changelog topic name).
+import type { Action, Alert, Heartbeat, Transaction } from '@tillwatch/schemas';
+import type { DecodedRecord, OutputMessage, Task, TaskResult } from '@tillwatch/stream';
+import type { RuleEngine } from '@tillwatch/rules';
+import type { DetectorMetrics } from '@tillwatch/telemetry';
+
+export const CLOCK_KEY = '__clock__';
+
+export interface DetectorTopics {
+  transactions: string;
+  heartbeats: string;
+  alerts: string;
+  freezeActions: string;
+  notifyActions: string;
+}
+
+const NOTIFY_KINDS = new Set<Action['kind']>(['NOTIFY_MERCHANT', 'NOTIFY_ACQUIRER']);
+
+export interface DetectorTaskOptions {
+  partition: number;
+  engine: RuleEngine;
+  topics: DetectorTopics;
+  encodeAlert(a: Alert): Buffer;
+  encodeAction(a: Action): Buffer;
+  metrics: DetectorMetrics;
+  /** Advance the stream clock by wall time while the partition is quiet (live mode). */
+  wallClockTimers: boolean;
+  onAlerts?: (alerts: Alert[]) => void;
+}
+
+export function createDetectorTask(o: DetectorTaskOptions): Task {
+  const { engine, topics } = o;
+  const partitionLabel = String(o.partition);
+  // Live clock = latest received time + wall time elapsed since it arrived (DESIGN.md, "Time").
+  let lastReceived = 0;
+  let wallAtLastReceived = 0;
+  let lastEventTime = 0;
+  let clockWritten = -1;
+
+  const toResult = (alerts: Alert[], actions: Action[]): TaskResult => {
+    if (alerts.length === 0 && actions.length === 0) return { messages: [] };
+    const messages: OutputMessage[] = [];
+    for (const a of alerts) messages.push({ topic: topics.alerts, key: a.merchant_id, value: o.encodeAlert(a) });
+    for (const a of actions) messages.push({ topic: NOTIFY_KINDS.has(a.kind) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
+    return {
+      messages,
+      committed: () => {
+        const wall = Date.now();
+        for (const a of alerts) {
+          o.metrics.ruleHits.inc({ rule: a.rule, severity: a.severity });
+          o.metrics.decisionLatency.observe(Math.max(0, wall - a.detected_at) / 1000);
+        }
+        for (const a of actions) o.metrics.actions.inc({ kind: a.kind });
+        o.onAlerts?.(alerts);
+      },
+    };
+  };
+
+  return {
+    restore(entries) {
+      for (const [key, value] of entries) {
+        if (key === CLOCK_KEY) engine.setClock(Number(value.toString('utf8')));
+        else engine.restoreMerchant(key, JSON.parse(value.toString('utf8')) as Parameters<RuleEngine['restoreMerchant']>[1]);
+      }
+      lastReceived = engine.clock();
+      wallAtLastReceived = Date.now();
+      clockWritten = lastReceived;
+    },
+    process(topic, records: DecodedRecord[], wallMs) {
+      const alerts: Alert[] = [];
+      const actions: Action[] = [];
+      const collect = (out: { alerts: Alert[]; actions: Action[] }) => {
+        for (const a of out.alerts) alerts.push(a);
+        for (const a of out.actions) actions.push(a);
+      };
+      if (topic === topics.transactions) {
+        for (const r of records) {
+          const t = r.value as Transaction;
+          collect(engine.onTransaction(t));
+          if (t.received_time >= lastReceived) {
+            lastReceived = t.received_time;
+            wallAtLastReceived = wallMs;
+          }
+          if (t.event_time > lastEventTime) lastEventTime = t.event_time;
+        }
+      } else if (topic === topics.heartbeats) {
+        // A heartbeat moves the partition's stream clock like any arrival does.
+        for (const r of records) {
+          const h = r.value as Heartbeat;
+          collect(engine.advanceClock(h.received_time));
+          if (h.received_time >= lastReceived) {
+            lastReceived = h.received_time;
+            wallAtLastReceived = wallMs;
+          }
+        }
+      }
+      if (lastEventTime > 0) o.metrics.eventTimeLag.set({ partition: partitionLabel }, Math.max(0, engine.clock() - lastEventTime) / 1000);
+      o.metrics.stateMerchants.set({ partition: partitionLabel }, engine.stats().merchants);
+      return toResult(alerts, actions);
+    },
+    tick(wallMs) {
+      if (!o.wallClockTimers || lastReceived === 0) return { messages: [] };
+      const out = engine.advanceClock(lastReceived + Math.max(0, wallMs - wallAtLastReceived));
+      return toResult(out.alerts, out.actions);
+    },
+    takeChanges() {
+      const changes: Array<[string, Buffer | null]> = engine.takeDirty().map(([k, snap]) => [k, snap === null ? null : Buffer.from(JSON.stringify(snap))]);
+      const clock = engine.clock();
+      if (clock !== clockWritten) {
+        changes.push([CLOCK_KEY, Buffer.from(String(clock))]);
+        clockWritten = clock;
+      }
+      return changes;
+    },
+  };
+}

@@ -1,0 +1,113 @@
+// The detector: consumes transactions and heartbeats, runs the shared rule engine per partition,
+// publishes alerts, actions, dead letters and state changes in one Kafka transaction per batch.
+// Build (createDetector) is separate from start (main.ts connects and listens).
+import type { Kafka } from 'kafkajs';
+import { AvroSchemas, Topics, validateTransaction, valueSubject, InvalidValueError, type Action, type Alert, type DeadLetter, type Heartbeat, type Transaction } from '@tillwatch/schemas';
+import { createRuleEngine, type RulesConfig } from '@tillwatch/rules';
+import { createAvroSerde, createTransactionalProcessor, InvalidRecordError, type RegistryClient, type TransactionalProcessor, type InputTopic } from '@tillwatch/stream';
+import type { DetectorMetrics, Logger } from '@tillwatch/telemetry';
+import { createDetectorTask, type DetectorTopics } from './detector-task.js';
+
+export interface DetectorOptions {
+  kafka: Kafka;
+  registry: RegistryClient;
+  rules: RulesConfig;
+  metrics: DetectorMetrics;
+  logger: Logger;
+  groupId?: string;
+  topics?: Partial<DetectorTopics & { changelog: string; dlq: string }>;
+  /** Live mode: quiet partitions' clocks advance with wall time (sequence-gap timers). */
+  wallClockTimers?: boolean;
+  tickIntervalMs?: number;
+  onAlerts?: (alerts: Alert[]) => void;
+}
+
+export interface Detector {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  ready(): boolean;
+  assignedPartitions(): number[];
+}
+
+export function createDetector(o: DetectorOptions): Detector {
+  const topics = {
+    transactions: o.topics?.transactions ?? Topics.transactions,
+    heartbeats: o.topics?.heartbeats ?? Topics.heartbeats,
+    alerts: o.topics?.alerts ?? Topics.alerts,
+    freezeActions: o.topics?.freezeActions ?? Topics.freezeActions,
+    notifyActions: o.topics?.notifyActions ?? Topics.notifyActions,
+    changelog: o.topics?.changelog ?? Topics.detectorChangelog,
+    dlq: o.topics?.dlq ?? Topics.dlq,
+  };
+  const groupId = o.groupId ?? 'tillwatch-detector';
+  const txnSerde = createAvroSerde<Transaction>(o.registry, valueSubject(topics.transactions), AvroSchemas.transaction);
+  const hbSerde = createAvroSerde<Heartbeat>(o.registry, valueSubject(topics.heartbeats), AvroSchemas.heartbeat);
+  const alertSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.alerts), AvroSchemas.alert);
+  const freezeSerde = createAvroSerde<Action>(o.registry, valueSubject(topics.freezeActions), AvroSchemas.action);
+  const notifySerde = createAvroSerde<Action>(o.registry, valueSubject(topics.notifyActions), AvroSchemas.action);
+  const dlqSerde = createAvroSerde<DeadLetter>(o.registry, valueSubject(topics.dlq), AvroSchemas.deadLetter);
+
+  const inputs: InputTopic[] = [
+    {
+      topic: topics.transactions,
+      prefetch: (values) => txnSerde.prefetch(values.filter((v): v is Buffer => v !== null)),
+      decode: (value) => {
+        const raw = txnSerde.decode(value);
+        try {
+          // Avro guarantees shape; the contract adds rules Avro cannot (non-negative amount, ISO currency, no PAN).
+          return validateTransaction(raw);
+        } catch (e) {
+          if (e instanceof InvalidValueError) throw new InvalidRecordError(e.message, { cause: e });
+          throw e;
+        }
+      },
+    },
+    {
+      topic: topics.heartbeats,
+      prefetch: (values) => hbSerde.prefetch(values.filter((v): v is Buffer => v !== null)),
+      decode: (value) => {
+        const h = hbSerde.decode(value);
+        if (!h.terminal_id || !h.merchant_id) throw new InvalidRecordError('heartbeat without terminal_id or merchant_id');
+        return h;
+      },
+    },
+  ];
+
+  let processor: TransactionalProcessor | undefined;
+
+  return {
+    async start() {
+      // Registering is idempotent and gives the ids used for encoding (and proves the registry is up).
+      await Promise.all([txnSerde.init(), hbSerde.init(), alertSerde.init(), freezeSerde.init(), notifySerde.init(), dlqSerde.init()]);
+      processor = createTransactionalProcessor({
+        kafka: o.kafka,
+        groupId,
+        transactionalIdPrefix: `${groupId}.${topics.transactions}`,
+        inputs,
+        changelogTopic: topics.changelog,
+        dlqTopic: topics.dlq,
+        encodeDeadLetter: (d) => dlqSerde.encode(d),
+        metrics: o.metrics,
+        logger: o.logger,
+        tickIntervalMs: o.tickIntervalMs ?? 1000,
+        createTask: (partition) =>
+          createDetectorTask({
+            partition,
+            engine: createRuleEngine(o.rules),
+            topics,
+            encodeAlert: (a) => alertSerde.encode(a),
+            encodeAction: (a) => (a.kind === 'NOTIFY_MERCHANT' || a.kind === 'NOTIFY_ACQUIRER' ? notifySerde : freezeSerde).encode(a),
+            metrics: o.metrics,
+            wallClockTimers: o.wallClockTimers ?? true,
+            ...(o.onAlerts ? { onAlerts: o.onAlerts } : {}),
+          }),
+      });
+      await processor.start();
+    },
+    async stop() {
+      await processor?.stop();
+    },
+    ready: () => processor?.ready() ?? false,
+    assignedPartitions: () => processor?.assignedPartitions() ?? [],
+  };
+}

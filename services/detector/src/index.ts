@@ -1,0 +1,3 @@
+export * from './detector.js';
+export * from './detector-task.js';
+export * from './main.js';

@@ -1,0 +1,124 @@
+// Shared support for the detector's integration tests: generated scenarios, their backtest,
+// run-scoped topics on the real broker and registry, and an alert reader (read_committed).
+import type { Kafka } from 'kafkajs';
+import { AvroSchemas, valueSubject, type Alert, type TopicRole, type Transaction } from '@tillwatch/schemas';
+import { createRuleEngine, defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
+import { createFleet } from '@tillwatch/simulator';
+import { createAvroSerde, provisionTopics, randomTopics, registerContracts, type RegistryClient } from '@tillwatch/stream';
+
+export const T0 = Date.UTC(2026, 0, 5, 9, 0, 0);
+
+/** A dense fleet stream with every anomaly injected; received times strictly in arrival order. */
+export function scenario(n: number, seed = 7, terminals = 60): Transaction[] {
+  const fleet = createFleet({ terminals, seed, anomalyRate: 0.04, cards: 400 });
+  const out: Transaction[] = [];
+  let now = T0;
+  while (out.length < n) {
+    now += 250;
+    for (const e of fleet.next(now)) out.push(e);
+  }
+  return out;
+}
+
+export function backtest(events: Transaction[], rules: RulesConfig = defaultRulesConfig()): Alert[] {
+  const engine = createRuleEngine(rules);
+  const alerts: Alert[] = [];
+  for (const e of events) for (const a of engine.onTransaction(e).alerts) alerts.push(a);
+  return alerts;
+}
+
+export async function setupTopics(kafka: Kafka, registry: RegistryClient, partitions = 3): Promise<Record<TopicRole, string>> {
+  const topics = randomTopics();
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await provisionTopics(admin, { partitions, replicationFactor: 1, topicName: (r) => topics[r] });
+  } finally {
+    await admin.disconnect();
+  }
+  await registerContracts(registry, (r) => topics[r]);
+  return topics;
+}
+
+export async function deleteTopics(kafka: Kafka, topics: Record<TopicRole, string>): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
+  await admin.disconnect();
+}
+
+export async function produceEvents(kafka: Kafka, registry: RegistryClient, topic: string, events: Transaction[], schema: object = AvroSchemas.transaction): Promise<void> {
+  const serde = createAvroSerde<Transaction>(registry, valueSubject(topic), schema);
+  await serde.init();
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  for (let i = 0; i < events.length; i += 500) {
+    await producer.send({ topic, acks: -1, messages: events.slice(i, i + 500).map((e) => ({ key: e.merchant_id, value: serde.encode(e) })) });
+  }
+  await producer.disconnect();
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the group's committed offsets reach the end of the topic. */
+export async function waitCommitted(kafka: Kafka, groupId: string, topic: string, timeoutMs = 120_000): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
+      const c = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+      if (ends.every((e) => BigInt(e.high) === 0n || (c.get(e.partition) ?? -1n) >= BigInt(e.high))) return;
+      if (Date.now() > deadline) throw new Error(`group ${groupId} did not reach the end of ${topic}: ${JSON.stringify({ ends, committed })}`);
+      await sleep(200);
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Reads every committed record of a topic (read_committed) until it is idle for idleMs. */
+export async function readAll<T>(kafka: Kafka, registry: RegistryClient, topic: string, schema: object, idleMs = 2500): Promise<T[]> {
+  const serde = createAvroSerde<T>(registry, valueSubject(topic), schema);
+  const consumer = kafka.consumer({ groupId: `reader-${topic}-${Math.random().toString(36).slice(2)}`, readUncommitted: false, maxWaitTimeInMs: 100 });
+  const out: T[] = [];
+  let last = Date.now();
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      last = Date.now();
+      await serde.prefetch(batch.messages.map((m) => m.value));
+      for (const m of batch.messages) out.push(serde.decode(m.value));
+    },
+  });
+  while (Date.now() - last < idleMs) await sleep(100);
+  await consumer.disconnect();
+  return out;
+}
+
+export const ids = (alerts: Alert[]): string[] => alerts.map((a) => a.alert_id).sort();
+
+/** alert_id -> count, for finding duplicates. */
+export function duplicates(alerts: Alert[]): string[] {
+  const seen = new Map<string, number>();
+  for (const a of alerts) seen.set(a.alert_id, (seen.get(a.alert_id) ?? 0) + 1);
+  return [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+}
+
+/** Ends every partition's stream clock at `at` (see `tillwatch replay`): call after the input is processed. */
+export async function closeStreamTime(kafka: Kafka, registry: RegistryClient, topic: string, at: number): Promise<void> {
+  const serde = createAvroSerde<import('@tillwatch/schemas').Heartbeat>(registry, valueSubject(topic), AvroSchemas.heartbeat);
+  await serde.init();
+  const admin = kafka.admin();
+  await admin.connect();
+  const partitions = (await admin.fetchTopicOffsets(topic)).map((p) => p.partition);
+  await admin.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  const value = serde.encode({ terminal_id: '__stream_clock__', merchant_id: '__stream_clock__', last_seq: 0, queue_depth: 0, event_time: at, received_time: at });
+  await producer.send({ topic, messages: partitions.map((partition) => ({ key: 'x', value, partition })) });
+  await producer.disconnect();
+}
