@@ -5,6 +5,23 @@ import { AvroSchemas, COMPATIBILITY, TopicContracts, Topics, topicSpecs, valueSu
 import { FatalError } from './errors.js';
 import type { RegistryClient } from './registry/client.js';
 
+/**
+ * A freshly formatted broker can answer UNKNOWN_TOPIC_OR_PARTITION / NOT_CONTROLLER for a moment
+ * while its metadata settles; createTopics is idempotent for our purpose (existing = fine).
+ */
+async function withRetry<T>(fn: () => Promise<T>, attempts = 6): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const type = (e as { type?: string }).type ?? '';
+      if (type === 'TOPIC_ALREADY_EXISTS') return undefined as T;
+      if (i >= attempts - 1 || !(e as { retriable?: boolean }).retriable) throw e;
+      await new Promise((r) => setTimeout(r, 250 * 2 ** i));
+    }
+  }
+}
+
 export interface ProvisionTopicsOptions {
   partitions: number;
   replicationFactor: number;
@@ -18,7 +35,7 @@ export async function provisionTopics(admin: Admin, o: ProvisionTopicsOptions): 
   const existingTopics = new Set(await admin.listTopics());
   const toCreate = specs.filter((s) => !existingTopics.has(s.topic));
   if (toCreate.length > 0) {
-    await admin.createTopics({
+    await withRetry(() => admin.createTopics({
       waitForLeaders: true,
       topics: toCreate.map((s) => ({
         topic: s.topic,
@@ -26,7 +43,7 @@ export async function provisionTopics(admin: Admin, o: ProvisionTopicsOptions): 
         replicationFactor: o.replicationFactor,
         configEntries: Object.entries(s.config).map(([n, value]) => ({ name: n, value })),
       })),
-    });
+    }));
   }
   // The detector's changelog must be co-partitioned with its input: check what already existed.
   const meta = await admin.fetchTopicMetadata({ topics: [name('transactions'), name('detectorChangelog')] });
