@@ -20,6 +20,8 @@ export interface DetectorOptions {
   wallClockTimers?: boolean;
   tickIntervalMs?: number;
   onAlerts?: (alerts: Alert[]) => void;
+  /** Called once with an error no retry can cure (the process should exit non-zero). */
+  onFatal?: (error: Error) => void;
 }
 
 export interface Detector {
@@ -90,6 +92,7 @@ export function createDetector(o: DetectorOptions): Detector {
         metrics: o.metrics,
         logger: o.logger,
         tickIntervalMs: o.tickIntervalMs ?? 1000,
+        ...(o.onFatal ? { onFatal: o.onFatal } : {}),
         createTask: (partition) =>
           createDetectorTask({
             partition,

@@ -26,7 +26,8 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
   const registry = createRegistryClient(registryConfig(env));
   const promRegistry = createRegistry({ service: 'detector' });
   const metrics = createDetectorMetrics(promRegistry);
-  const detector = createDetector({ kafka, registry, rules: loadRules(svc.rulesFile), metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: own.wallClockTimers });
+  let failWith: ((e: Error) => void) | undefined;
+  const detector = createDetector({ onFatal: (e) => failWith?.(e), kafka, registry, rules: loadRules(svc.rulesFile), metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: own.wallClockTimers });
   const ops = createOpsServer({ registry: promRegistry, ready: () => ({ ready: detector.ready(), detail: { partitions: detector.assignedPartitions() } }), host: svc.httpHost, port: svc.httpPort });
   const { url } = await ops.listen();
   logger.info({ metrics: `${url}/metrics` }, 'detector ops endpoints listening');
@@ -41,6 +42,11 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
           logger.error({ err }, 'detector stop failed');
           resolve(1);
         });
+    };
+    failWith = (e) => {
+      logger.fatal({ err: e }, 'detector cannot continue');
+      console.error(`tillwatch detector: fatal: ${e.message}`);
+      void detector.stop().finally(() => resolve(1));
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));

@@ -27,8 +27,8 @@ export function backtest(events: Transaction[], rules: RulesConfig = defaultRule
   return alerts;
 }
 
-export async function setupTopics(kafka: Kafka, registry: RegistryClient, partitions = 3): Promise<Record<TopicRole, string>> {
-  const topics = randomTopics();
+export async function setupTopics(kafka: Kafka, registry: RegistryClient, partitions = 3, prefix?: string): Promise<Record<TopicRole, string>> {
+  const topics = randomTopics(prefix);
   const admin = kafka.admin();
   await admin.connect();
   try {

@@ -10,10 +10,15 @@ const toPino: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+// kafkajs logs routine group membership traffic (heartbeats answered "rebalancing" while a
+// member joins or leaves) at ERROR; those are normal during scaling and are logged at debug.
+const ROUTINE = /group is rebalancing|rejoin is needed|not the correct coordinator/i;
+
 export function kafkaLogCreator(logger: Logger): logCreator {
   return () => ({ level, log }) => {
     const { message, ...extra } = log;
-    logger[toPino[level] ?? 'info']({ kafkajs: log.namespace ?? extra.logger, ...extra }, message);
+    const routine = ROUTINE.test(String(extra.error ?? '')) || ROUTINE.test(message);
+    logger[routine ? 'debug' : (toPino[level] ?? 'info')]({ kafkajs: log.namespace ?? extra.logger, ...extra }, message);
   };
 }
 

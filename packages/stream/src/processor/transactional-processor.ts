@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { Logger, StreamMetrics } from '@tillwatch/telemetry';
 import type { DeadLetter } from '@tillwatch/schemas';
-import { isPoison, FatalError, type PoisonRecordError } from '../errors.js';
+import { isPoison, FatalError, RetriableError, type PoisonRecordError } from '../errors.js';
 import { CoPartitionedAssigner } from './copartitioned-assigner.js';
 import { MARKER_KEY, restoreChangelog } from './changelog.js';
 import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
@@ -40,6 +40,8 @@ export interface TransactionalProcessorOptions {
   sessionTimeoutMs?: number;
   /** Called with every committed batch's size (tests, live console). */
   onCommitted?: (partition: number, messages: OutputMessage[]) => void;
+  /** An error no retry can cure: the process should stop and exit non-zero (default: log it). */
+  onFatal?: (error: Error) => void;
   now?: () => number;
 }
 
@@ -64,9 +66,32 @@ export interface TransactionalProcessor {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const kafkaType = (e: unknown): string => {
+  const x = e as { type?: string; originalError?: { type?: string } } | undefined;
+  return x?.type ?? x?.originalError?.type ?? '';
+};
+
 function isFenced(e: unknown): boolean {
-  const t = (e as { type?: string; name?: string; message?: string })?.type ?? '';
-  return ['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'INVALID_PRODUCER_ID_MAPPING'].includes(t);
+  return ['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING'].includes(kafkaType(e));
+}
+
+// Kafka errors that no retry can cure: configuration or authorization problems, or a record the
+// broker will never accept. Everything else from Kafka (leader moves, coordinator loading,
+// CONCURRENT_TRANSACTIONS, timeouts, connection loss) is retried with the offsets kept.
+const FATAL_KAFKA = new Set([
+  'MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED', 'INVALID_TRANSACTION_TIMEOUT', 'UNSUPPORTED_VERSION',
+]);
+
+/** Retriable: back off and retry with the offsets kept. Fatal: stop and exit non-zero. */
+export function classifyError(e: unknown): 'fenced' | 'retriable' | 'fatal' {
+  if (isFenced(e)) return 'fenced';
+  if (e instanceof RetriableError) return 'retriable';
+  if (e instanceof FatalError) return 'fatal';
+  const name = (e as { name?: string } | undefined)?.name ?? '';
+  if (name.startsWith('KafkaJS')) return FATAL_KAFKA.has(kafkaType(e)) ? 'fatal' : 'retriable';
+  // Anything else is a defect (e.g. a bug in a task): retrying would loop on it forever.
+  return 'fatal';
 }
 
 export function createTransactionalProcessor(o: TransactionalProcessorOptions): TransactionalProcessor {
@@ -77,6 +102,14 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   let tickTimer: NodeJS.Timeout | undefined;
   let joined = false;
   let stopping = false;
+
+  let fatalSeen = false;
+  const fatal = (e: Error) => {
+    if (fatalSeen) return;
+    fatalSeen = true;
+    o.logger.fatal({ err: e }, 'fatal error: stopping');
+    o.onFatal?.(e);
+  };
 
   const withLock = <T>(entry: TaskEntry, fn: () => Promise<T>): Promise<T> => {
     const run = entry.lock.then(fn, fn);
@@ -181,7 +214,12 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         await restore(entries.filter((e) => !e.closed));
         return;
       } catch (e) {
-        if (isFenced(e)) throw new FatalError(`producer fenced during restore: another instance owns these partitions`, { cause: e });
+        const kind = classifyError(e);
+        if (kind === 'fenced') throw new FatalError(`producer fenced during restore: another instance owns these partitions`, { cause: e });
+        if (kind === 'fatal') {
+          fatal(e as Error);
+          throw e;
+        }
         const wait = Math.min(30_000, 250 * 2 ** attempt);
         o.logger.warn({ err: e, attempt, wait }, 'restore failed; retrying');
         o.metrics.retries.inc({ stage: 'restore', error_class: (e as Error).name });
@@ -245,9 +283,16 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           o.onCommitted?.(batch.partition, messages);
           return;
         } catch (e) {
-          if (isFenced(e)) {
+          const kind = classifyError(e);
+          if (kind === 'fenced') {
             entry.lost = true;
             throw new Error(`task ${batch.partition} was fenced by a newer owner; rejoining`, { cause: e });
+          }
+          if (kind === 'fatal') {
+            // Nothing was committed for this batch: the offsets stay where they were.
+            entry.closed = true;
+            fatal(new FatalError(`partition ${batch.partition} of ${batch.topic} cannot be processed: ${(e as Error).message}`, { cause: e }));
+            return;
           }
           // The task's in-memory state may include this failed batch: rebuild it from the
           // committed changelog before trying again, so nothing is applied twice.
@@ -281,7 +326,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         } catch (e) {
           o.logger.warn({ err: e, partition: entry.partition }, 'tick transaction failed; restoring task');
           entry.task = undefined;
-          if (isFenced(e)) entry.lost = true;
+          const kind = classifyError(e);
+          if (kind === 'fenced') entry.lost = true;
+          else if (kind === 'fatal') fatal(e as Error);
           else await restoreWithRetry([entry]);
         }
       }).catch((e: unknown) => o.logger.error({ err: e }, 'tick failed'));
