@@ -1,0 +1,375 @@
+// Every ClickHouse panel of every dashboard in deploy/grafana/dashboards, run for real: the panel SQL
+// gets what Grafana + grafana-clickhouse-datasource would do to it (variables, then plugin macros,
+// see support/grafana.ts), the database name `tillwatch` is rewritten to a migrated test database
+// (embedded chDB, or TEST_CLICKHOUSE_URL), and the query runs over known alerts, transactions,
+// actions and triage rows. Checked per panel:
+//   - it parses and runs against the real schema (schemas/clickhouse migrations);
+//   - it returns the columns the panel uses: time series -> `time` (DateTime) first, then numeric
+//     values, string columns only as series labels; stat -> a numeric column matching
+//     options.reduceOptions.fields; table -> exactly the columns its `organize` transformation
+//     names; byName overrides -> existing fields;
+//   - it returns rows for the fixture data;
+// and for several panels, the values (open gaps exclude resolved ones, filters by rule/merchant
+// work, alerts-per-minute normalisation adds up whatever the bucket width, ...).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Action, Alert, Transaction } from '@tillwatch/schemas';
+import {
+  createBatchWriter,
+  toActionRow,
+  toAlertRow,
+  toAlertTriageRow,
+  toTransactionRow,
+  type AlertTriage,
+} from '@tillwatch/clickhouse';
+import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
+import {
+  CLICKHOUSE_PLUGIN,
+  SqlFormat,
+  allValues,
+  expandMacros,
+  interpolateVariables,
+  loadDashboards,
+  queryIntervalMs,
+  queryPanels,
+  rewriteDatabase,
+  type Dashboard,
+  type Panel,
+  type Target,
+  type VariableValues,
+} from './support/grafana.js';
+
+// ---------------------------------------------------------------------------------------------
+// Fixture data, relative to a recent whole hour (TTLs are on platform time: 90 days for
+// transactions, 365 for the rest, so the rows must be recent or a merge could drop them).
+
+const HOUR = 3_600_000;
+const MIN = 60_000;
+const T0 = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
+
+function alert(id: string, rule: string, severity: Alert['severity'], merchant: string, terminal: string, detectedMin: number, details: Record<string, number> = {}): Alert {
+  const detected = T0 + detectedMin * MIN;
+  return {
+    alert_id: id,
+    rule,
+    rule_version: 1,
+    severity,
+    terminal_id: terminal,
+    merchant_id: merchant,
+    card_token: null,
+    event_ids: [`ev-${id}`],
+    window_start: detected - 10 * MIN,
+    window_end: detected - MIN,
+    detected_at: detected,
+    summary: `${rule} at ${terminal}`,
+    details,
+  };
+}
+
+const ALERTS: Alert[] = [
+  alert('a1', 'duplicate_charge', 'high', 'm1', 't1', 5, { amount_minor: 1250, gap_ms: 180_000 }),
+  alert('a2', 'abnormal_amount', 'medium', 'm1', 't2', 6, { ratio: 14.2 }),
+  alert('a3', 'sync_lag', 'medium', 'm2', 't3', 7, { lag_ms: 1_200_000 }),
+  // Three sequence gaps: a4 never triaged (open), a5 acknowledged (still open), a6 resolved.
+  alert('a4', 'sequence_gap', 'high', 'm2', 't3', 8, { missing_from: 41, missing_to: 43, missing_count: 3 }),
+  alert('a5', 'sequence_gap', 'high', 'm1', 't1', 9, { missing_from: 100, missing_to: 100, missing_count: 1 }),
+  alert('a6', 'sequence_gap', 'high', 'm1', 't2', 10, { missing_from: 7, missing_to: 9, missing_count: 3 }),
+  alert('a7', 'refund_without_sale', 'critical', 'm2', 't3', 11, { amount_minor: 9900, sale_not_found: 1 }),
+  alert('a8', 'refund_exceeds_sale', 'high', 'm1', 't1', 12, { sale_amount_minor: 5000, refunded_total_minor: 7000, refund_amount_minor: 4000, excess_minor: 2000 }),
+];
+
+function action(id: string, kind: Action['kind'], target: Action['target_type'], a: Alert, expiresAfterMin: number | null): Action {
+  return {
+    action_id: id,
+    kind,
+    target_type: target,
+    target_id: target === 'TERMINAL' ? a.terminal_id : target === 'MERCHANT' ? a.merchant_id : `txn-${a.alert_id}`,
+    merchant_id: a.merchant_id,
+    terminal_id: a.terminal_id,
+    alert_id: a.alert_id,
+    rule: a.rule,
+    reason: `${a.rule}@1: ${a.summary}`,
+    issued_at: a.detected_at,
+    expires_at: expiresAfterMin === null ? null : a.detected_at + expiresAfterMin * MIN,
+  };
+}
+
+const byId = (id: string): Alert => ALERTS.find((a) => a.alert_id === id)!;
+const ACTIONS: Action[] = [
+  action('ac1', 'FREEZE_TERMINAL', 'TERMINAL', byId('a1'), null), // in force until lifted
+  action('ac2', 'HOLD_SETTLEMENT', 'MERCHANT', byId('a8'), 30), // expired 30 min after issue
+  action('ac3', 'REVIEW_REFUND', 'TRANSACTION', byId('a7'), 24 * 60),
+  action('ac4', 'NOTIFY_MERCHANT', 'MERCHANT', byId('a7'), null),
+];
+
+const TRIAGE: AlertTriage[] = [
+  { alert_id: 'a5', status: 'acknowledged', actor: 'risk-1', note: 'looking', at: T0 + 20 * MIN },
+  { alert_id: 'a6', status: 'acknowledged', actor: 'risk-1', note: '', at: T0 + 20 * MIN },
+  { alert_id: 'a6', status: 'resolved', actor: 'risk-2', note: 'terminal re-sent 7-9', at: T0 + 40 * MIN },
+];
+
+function txn(i: number, terminal: string, merchant: string, receivedMin: number, lagMs: number, over: Partial<Transaction> = {}): Transaction {
+  const received = T0 + receivedMin * MIN + i;
+  return {
+    event_id: `e-${terminal}-${i}`,
+    txn_id: `x-${terminal}-${i}`,
+    kind: 'SALE',
+    status: 'APPROVED',
+    terminal_id: terminal,
+    merchant_id: merchant,
+    card_token: `tok-${i % 7}`,
+    amount_minor: 1000 + i,
+    currency: 'EUR',
+    terminal_seq: i,
+    original_txn_id: null,
+    event_time: received - lagMs,
+    received_time: received,
+    ...over,
+  };
+}
+
+const TRANSACTIONS: Transaction[] = [
+  ...Array.from({ length: 30 }, (_, i) => txn(i, 't1', 'm1', i, 800 + 10 * i)),
+  ...Array.from({ length: 30 }, (_, i) => txn(i, 't2', 'm1', i, 1500, i % 10 === 0 ? { status: 'DECLINED' } : {})),
+  // t3 uploads a 20-minute-old backlog at minute 15.
+  ...Array.from({ length: 10 }, (_, i) => txn(i, 't3', 'm2', 15, 20 * MIN)),
+  txn(99, 't3', 'm2', 16, 500, { kind: 'REFUND', original_txn_id: 'x-unknown', amount_minor: 9900 }),
+];
+
+// ---------------------------------------------------------------------------------------------
+
+let t: TestClickHouse;
+
+async function write<Row extends object>(table: string, rows: Row[]): Promise<void> {
+  const w = createBatchWriter<Row>({ ch: t.ch, table, maxRows: 100_000, maxDelayMs: 60_000 });
+  for (const r of rows) await w.add(r);
+  await w.close();
+}
+
+beforeAll(async () => {
+  t = await createTestClickHouse({ migrate: true });
+  await write('transactions', TRANSACTIONS.map(toTransactionRow));
+  await write('alerts', ALERTS.map(toAlertRow));
+  await write('actions', ACTIONS.map(toActionRow));
+  await write('alert_triage', TRIAGE.map(toAlertTriageRow));
+});
+
+afterAll(async () => {
+  await t?.dispose();
+});
+
+interface JsonResult {
+  meta: Array<{ name: string; type: string }>;
+  data: Array<Record<string, unknown>>;
+  rows: number;
+}
+
+interface Range {
+  fromMs: number;
+  toMs: number;
+}
+
+/** Range that holds all fixture data: 3 h around it (query interval 60 s: panels' 1m minimum). */
+const RANGE_3H: Range = { fromMs: T0 - HOUR, toMs: T0 + 2 * HOUR };
+/** A week ending after the data (query interval 15 min): bucket arithmetic with wide buckets. */
+const RANGE_7D: Range = { fromMs: T0 + 2 * HOUR - 7 * 24 * HOUR, toMs: T0 + 2 * HOUR };
+
+function defaultVariables(d: Dashboard): VariableValues {
+  const values: VariableValues = {};
+  for (const v of d.templating.list) {
+    if (v.type === 'custom' && v.includeAll) values[v.name] = allValues(v);
+    else if (v.type === 'textbox') values[v.name] = [String(v.query ?? '')];
+    else throw new Error(`variable ${v.name} of type ${v.type}: add its default to the test`);
+  }
+  return values;
+}
+
+function panelSql(panel: Panel, target: Target, vars: VariableValues, range: Range): string {
+  const interpolated = interpolateVariables(target.rawSql ?? '', vars);
+  const expanded = expandMacros(interpolated, { ...range, intervalMs: queryIntervalMs(panel, range.toMs - range.fromMs) });
+  return rewriteDatabase(expanded, t.database);
+}
+
+async function run(panel: Panel, target: Target, vars: VariableValues, range: Range = RANGE_3H): Promise<JsonResult> {
+  const query = panelSql(panel, target, vars, range);
+  try {
+    const rs = await t.ch.client.query({ query, format: 'JSON' });
+    const r = await rs.json<Record<string, unknown>>();
+    return { meta: r.meta ?? [], data: r.data, rows: r.rows ?? r.data.length };
+  } catch (e) {
+    throw new Error(`panel "${panel.title}" failed: ${(e as Error).message}\n--- SQL sent ---\n${query}`);
+  }
+}
+
+const isNumeric = (type: string) => /^(Nullable\()?(U?Int\d+|Float\d+|Decimal)/.test(type);
+const isTime = (type: string) => /^(Nullable\()?DateTime/.test(type);
+const isString = (type: string) => /^(Nullable\()?(LowCardinality\()?(String|Enum)/.test(type);
+
+function regexFromGrafana(s: string): RegExp {
+  const m = /^\/(.*)\/([a-z]*)$/.exec(s);
+  return m ? new RegExp(m[1]!, m[2]) : new RegExp(`^${s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+}
+
+function organizeColumns(panel: Panel): { indexByName: Record<string, number>; renameByName: Record<string, string> } | undefined {
+  const o = panel.transformations?.find((tr) => tr.id === 'organize');
+  if (!o) return undefined;
+  return {
+    indexByName: (o.options['indexByName'] ?? {}) as Record<string, number>,
+    renameByName: (o.options['renameByName'] ?? {}) as Record<string, string>,
+  };
+}
+
+function checkShape(panel: Panel, target: Target, r: JsonResult): void {
+  const cols = r.meta.map((c) => c.name);
+  const where = `panel "${panel.title}" columns ${JSON.stringify(r.meta)}`;
+  const overrides = (panel.fieldConfig?.overrides ?? []).filter((o) => o.matcher.id === 'byName').map((o) => String(o.matcher.options));
+
+  if (target.format === SqlFormat.TimeSeries) {
+    expect(panel.type, where).toBe('timeseries');
+    expect(r.meta[0]?.name, `${where}: first column must be "time"`).toBe('time');
+    expect(isTime(r.meta[0]!.type), `${where}: time column must be DateTime`).toBe(true);
+    const rest = r.meta.slice(1);
+    const values = rest.filter((c) => isNumeric(c.type));
+    const labels = rest.filter((c) => !isNumeric(c.type));
+    expect(values.length, `${where}: needs a numeric value column`).toBeGreaterThan(0);
+    for (const l of labels) expect(isString(l.type), `${where}: ${l.name} is neither a value nor a string label`).toBe(true);
+    // Long format (with label columns) is pivoted by Grafana; fields then get generated names, so
+    // byName overrides only make sense on wide results.
+    if (labels.length === 0) for (const name of overrides) expect(cols, `${where}: override byName "${name}"`).toContain(name);
+    else expect(overrides, `${where}: byName overrides on a long-format series`).toEqual([]);
+    return;
+  }
+
+  expect(target.format, where).toBe(SqlFormat.Table);
+  if (panel.type === 'stat') {
+    const reduce = (panel.options?.['reduceOptions'] ?? {}) as { fields?: string };
+    expect(reduce.fields, `${where}: stat panels name their field`).toBeTruthy();
+    const re = regexFromGrafana(reduce.fields!);
+    const matched = r.meta.filter((c) => re.test(c.name));
+    expect(matched.length, `${where}: reduceOptions.fields ${reduce.fields} matches no column`).toBeGreaterThan(0);
+    for (const c of matched) expect(isNumeric(c.type), `${where}: ${c.name} is not numeric`).toBe(true);
+    return;
+  }
+  if (panel.type === 'table') {
+    const org = organizeColumns(panel);
+    expect(org, `${where}: tables list their columns in an organize transformation`).toBeDefined();
+    expect([...cols].sort(), `${where}: columns vs organize.indexByName`).toEqual(Object.keys(org!.indexByName).sort());
+    expect(Object.keys(org!.renameByName).sort(), `${where}: every column has a display name`).toEqual([...cols].sort());
+    const displayNames = Object.values(org!.renameByName);
+    for (const name of overrides) expect(displayNames, `${where}: override byName "${name}"`).toContain(name);
+    const sortBy = ((panel.options?.['sortBy'] ?? []) as Array<{ displayName: string }>).map((s) => s.displayName);
+    for (const name of sortBy) expect(displayNames, `${where}: sortBy "${name}"`).toContain(name);
+    return;
+  }
+  throw new Error(`${where}: panel type ${panel.type} not covered by this test`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const dashboards = loadDashboards();
+const withClickHouse = dashboards.filter(({ dashboard }) => queryPanels(dashboard).some((p) => p.datasource?.type === CLICKHOUSE_PLUGIN));
+
+describe('Grafana ClickHouse panels against the migrated schema', () => {
+  it('there are ClickHouse dashboards to check', () => {
+    expect(withClickHouse.map((d) => d.file)).toContain('tillwatch-fleet-overview.json');
+  });
+
+  for (const { file, dashboard } of withClickHouse) {
+    describe(file, () => {
+      const panels = queryPanels(dashboard).filter((p) => p.datasource?.type === CLICKHOUSE_PLUGIN);
+      for (const panel of panels) {
+        it(`"${panel.title}" runs and returns the columns the panel uses`, async () => {
+          const vars = defaultVariables(dashboard);
+          for (const target of panel.targets ?? []) {
+            const r = await run(panel, target, vars);
+            checkShape(panel, target, r);
+            expect(r.rows, `panel "${panel.title}" returned no rows for the fixture data`).toBeGreaterThan(0);
+            if (target.format === SqlFormat.TimeSeries) {
+              // Wide buckets too (a week: 15-minute interval).
+              const wide = await run(panel, target, vars, RANGE_7D);
+              checkShape(panel, target, wide);
+              expect(wide.rows).toBeGreaterThan(0);
+            }
+          }
+        });
+      }
+    });
+  }
+});
+
+describe('fleet overview values', () => {
+  const fleet = dashboards.find((d) => d.dashboard.uid === 'tillwatch-fleet')!.dashboard;
+  const panel = (title: string): Panel => {
+    const p = queryPanels(fleet).find((x) => x.title === title);
+    if (!p) throw new Error(`no panel "${title}"`);
+    return p;
+  };
+  const query = async (title: string, vars: Partial<VariableValues> = {}, range: Range = RANGE_3H) => {
+    const p = panel(title);
+    return run(p, p.targets![0]!, { ...defaultVariables(fleet), ...vars } as VariableValues, range);
+  };
+  const single = async (title: string, column: string, vars: Partial<VariableValues> = {}) => (await query(title, vars)).data[0]?.[column];
+
+  it('alert counts follow the rule, severity and merchant variables', async () => {
+    expect(await single('Alerts in range', 'alerts')).toBe(8);
+    expect(await single('Alerts in range', 'alerts', { rule: ['sequence_gap'] })).toBe(3);
+    expect(await single('Alerts in range', 'alerts', { severity: ['medium', 'critical'] })).toBe(3);
+    expect(await single('Alerts in range', 'alerts', { merchant: ['m2'] })).toBe(3);
+    expect(await single('Critical alerts in range', 'critical')).toBe(1);
+    expect(await single('Terminals alerting in range', 'terminals')).toBe(3);
+    expect(await single('Actions issued in range', 'actions')).toBe(4);
+  });
+
+  it('a merchant id with a quote is escaped, not injected', async () => {
+    expect(await single('Alerts in range', 'alerts', { merchant: ["m1' OR '1'='1"] })).toBe(0);
+  });
+
+  it('open sequence gaps exclude resolved ones and keep acknowledged ones', async () => {
+    expect(await single('Open sequence gaps', 'open_gaps')).toBe(2);
+    const table = await query('Open sequence gaps by terminal');
+    const rows = table.data.map((r) => [r['alert_id'], r['status'], r['missing_from'], r['missing_to'], r['missing_count']]);
+    expect(rows).toEqual([
+      ['a5', 'acknowledged', 100, 100, 1],
+      ['a4', 'open', 41, 43, 3],
+    ]);
+  });
+
+  it('alerts per minute add up to the alert count whatever the bucket width', async () => {
+    for (const range of [RANGE_3H, RANGE_7D]) {
+      const p = panel('Alerts per minute by rule and severity');
+      const r = await run(p, p.targets![0]!, defaultVariables(fleet), range);
+      const bucketMinutes = queryIntervalMs(p, range.toMs - range.fromMs) / MIN;
+      const total = r.data.reduce((s, row) => s + Number(row['alerts_per_minute']) * bucketMinutes, 0);
+      expect(total).toBeCloseTo(ALERTS.length, 6);
+    }
+  });
+
+  it('top terminals and merchants rank by alert count', async () => {
+    const terms = await query('Top terminals by alerts');
+    expect(terms.data[0]).toMatchObject({ terminal_id: 't1', merchant: 'm1', alerts: 3 });
+    const merchants = await query('Top merchants by alerts');
+    expect(merchants.data.map((r) => [r['merchant_id'], r['alerts'], r['terminals'], r['actions']])).toEqual([
+      ['m1', 5, 2, 2],
+      ['m2', 3, 1, 2],
+    ]);
+  });
+
+  it('sync lag percentiles see the 20-minute backlog', async () => {
+    const r = await query('Sync lag percentiles (received − event time)');
+    expect(Math.max(...r.data.map((row) => Number(row['max'])))).toBe(1200);
+    const lagging = await query('Most lagging terminals');
+    expect(lagging.data[0]).toMatchObject({ terminal_id: 't3', merchant_id: 'm2', max_lag_s: 1200, events: 11 });
+  });
+
+  it('refund anomalies list both refund rules with the amount behind them', async () => {
+    const r = await query('Latest refund anomalies');
+    expect(r.data.map((row) => [row['rule'], row['refund_minor'], row['excess_minor']])).toEqual([
+      ['refund_exceeds_sale', 4000, 2000],
+      ['refund_without_sale', 9900, 0],
+    ]);
+  });
+
+  it('freezes in force at the end of the range skip expired holds', async () => {
+    const r = await query('Freezes and holds in force at end of range');
+    expect(r.data.map((row) => [row['kind'], row['target_id']])).toEqual([['FREEZE_TERMINAL', 't1']]);
+  });
+});

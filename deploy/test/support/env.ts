@@ -1,0 +1,36 @@
+// The environment variables Tillwatch services read (packages/config and the services' main.ts).
+// Deploy files may set only these on Tillwatch containers: a misspelt name would be ignored
+// silently and the service would fall back to a default (often 127.0.0.1).
+export const DOCUMENTED_ENV = new Set([
+  'KAFKA_BROKERS',
+  'KAFKA_CLIENT_ID',
+  'KAFKA_SSL',
+  'KAFKA_SASL_MECHANISM',
+  'KAFKA_SASL_USERNAME',
+  'KAFKA_SASL_PASSWORD',
+  'TOPIC_PARTITIONS',
+  'TOPIC_REPLICATION_FACTOR',
+  'SCHEMA_REGISTRY_URL',
+  'SCHEMA_REGISTRY_USERNAME',
+  'SCHEMA_REGISTRY_PASSWORD',
+  'CLICKHOUSE_URL',
+  'CLICKHOUSE_DATABASE',
+  'CLICKHOUSE_USER',
+  'CLICKHOUSE_PASSWORD',
+  'CLICKHOUSE_PATH',
+  'HTTP_HOST',
+  'HTTP_PORT',
+  'LOG_LEVEL',
+  'TILLWATCH_RULES',
+  'DETECTOR_GROUP_ID',
+  'SINK_GROUP_ID',
+  'API_KEYS',
+]);
+
+/** The services and their default HTTP_PORT (metrics, /healthz, /readyz). */
+export const SERVICE_PORTS = { detector: 9464, sink: 9465, api: 8080 } as const;
+export type ServiceName = keyof typeof SERVICE_PORTS;
+export const SERVICES = Object.keys(SERVICE_PORTS) as ServiceName[];
+
+/** The one command line every image and manifest runs: node services/cli/bin/tillwatch.js <cmd>. */
+export const CLI = ['node', 'services/cli/bin/tillwatch.js'] as const;
