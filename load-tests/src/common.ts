@@ -1,0 +1,84 @@
+// Shared pieces of the load tests: run-scoped topics on the configured Kafka (the local stack by
+// default), fast event generation, percentile maths and result files.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { cpus, totalmem } from 'node:os';
+import type { Kafka } from 'kafkajs';
+import { AvroSchemas, valueSubject, type TopicRole, type Transaction } from '@tillwatch/schemas';
+import { createAvroSerde, provisionTopics, randomTopics, registerContracts, type RegistryClient } from '@tillwatch/stream';
+
+export const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
+
+export function writeResult(name: string, result: Record<string, unknown>): string {
+  mkdirSync(resultsDir, { recursive: true });
+  const path = join(resultsDir, `${name}.json`);
+  const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) };
+  writeFileSync(path, `${JSON.stringify({ name, at: new Date().toISOString(), machine, ...result }, null, 2)}\n`);
+  return path;
+}
+
+export async function scopedTopics(kafka: Kafka, registry: RegistryClient, partitions: number, prefix: string): Promise<Record<TopicRole, string>> {
+  const topics = randomTopics(prefix);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await provisionTopics(admin, { partitions, replicationFactor: 1, topicName: (r) => topics[r] });
+  } finally {
+    await admin.disconnect();
+  }
+  await registerContracts(registry, (r) => topics[r]);
+  return topics;
+}
+
+export async function dropTopics(kafka: Kafka, topics: Record<TopicRole, string>): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
+  await admin.disconnect();
+}
+
+/** Publishes pre-encoded events as fast as the producer allows (acks=all, batches of 2,000). */
+export async function publish(kafka: Kafka, registry: RegistryClient, topic: string, events: Transaction[]): Promise<{ ms: number }> {
+  const serde = createAvroSerde<Transaction>(registry, valueSubject(topic), AvroSchemas.transaction);
+  await serde.init();
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const t0 = performance.now();
+  const inFlight: Promise<unknown>[] = [];
+  for (let i = 0; i < events.length; i += 2000) {
+    const messages = events.slice(i, i + 2000).map((e) => ({ key: e.merchant_id, value: serde.encode(e) }));
+    inFlight.push(producer.send({ topic, acks: -1, messages }));
+    if (inFlight.length >= 4) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+  const ms = performance.now() - t0;
+  await producer.disconnect();
+  return { ms };
+}
+
+export function percentiles(values: number[], ps: number[]): Record<string, number> {
+  const sorted = Float64Array.from(values).sort();
+  const out: Record<string, number> = {};
+  for (const p of ps) {
+    const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+    out[`p${p}`] = sorted.length ? Math.round(sorted[idx]! * 10) / 10 : NaN;
+  }
+  return out;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function committedEnd(kafka: Kafka, groupId: string, topic: string): Promise<boolean> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
+    const c = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+    return ends.every((e) => BigInt(e.high) === 0n || (c.get(e.partition) ?? -1n) >= BigInt(e.high));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;

@@ -1,0 +1,88 @@
+// Load test (i): sustained events/s of one detector process through the real broker with all rules
+// on, measured in the same run as the raw consume rate of the same Kafka client on the same topic.
+//   npm run load:throughput -- [events=300000] [terminals=20000] [partitions=6]
+import { createDetector } from '@tillwatch/detector';
+import { defaultRulesConfig } from '@tillwatch/rules';
+import { createFleet } from '@tillwatch/simulator';
+import { randomId } from '@tillwatch/stream';
+import { testKafka } from '@tillwatch/stream/testing';
+import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
+import type { Transaction } from '@tillwatch/schemas';
+import { committedEnd, dropTopics, publish, scopedTopics, sleep, writeResult } from './common.js';
+
+const [eventsArg, terminalsArg, partitionsArg] = process.argv.slice(2);
+const N = Number(eventsArg ?? 300_000);
+const TERMINALS = Number(terminalsArg ?? 20_000);
+const PARTITIONS = Number(partitionsArg ?? 6);
+
+const { kafka, registry, logger } = testKafka('load-throughput');
+const topics = await scopedTopics(kafka, registry, PARTITIONS, randomId('load'));
+try {
+  const fleet = createFleet({ terminals: TERMINALS, cards: TERMINALS * 10, seed: 1, anomalyRate: 0.005 });
+  const events: Transaction[] = [];
+  let now = Date.UTC(2026, 0, 5, 9);
+  while (events.length < N) {
+    now += 2;
+    for (const e of fleet.next(now)) events.push(e);
+  }
+  console.error(`publishing ${events.length} events (${TERMINALS} terminals) to ${PARTITIONS} partitions...`);
+  const pub = await publish(kafka, registry, topics.transactions, events);
+  console.error(`published in ${(pub.ms / 1000).toFixed(1)} s`);
+
+  // Raw consume: the same kafkajs client and fetch settings, no decoding, no processing.
+  const raw = kafka.consumer({ groupId: randomId('raw'), maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTimeInMs: 100 });
+  let rawCount = 0;
+  let rawFirst = 0;
+  let rawLast = 0;
+  raw.on(raw.events.GROUP_JOIN, () => (rawFirst = performance.now()));
+  await raw.connect();
+  await raw.subscribe({ topic: topics.transactions, fromBeginning: true });
+  await raw.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      rawCount += batch.messages.length;
+      rawLast = performance.now();
+    },
+  });
+  while (rawCount < events.length) await sleep(20);
+  await raw.disconnect();
+  const rawRate = events.length / ((rawLast - rawFirst) / 1000);
+  console.error(`raw consume: ${Math.round(rawRate)} events/s`);
+
+  // The detector, all rules on, exactly-once transactions, changelog writes.
+  const metricsRegistry = createRegistry({ service: 'load-detector', defaultMetrics: false });
+  const metrics = createDetectorMetrics(metricsRegistry);
+  const groupId = randomId('det');
+  const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0 });
+  await detector.start();
+  // Timed from the moment the group is joined and every task restored, as the raw consumer is timed from its join.
+  while (!detector.ready()) await sleep(5);
+  const first = performance.now();
+  let lastLog = first;
+  while (!(await committedEnd(kafka, groupId, topics.transactions))) {
+    await sleep(50);
+    if (performance.now() - lastLog > 5000) {
+      lastLog = performance.now();
+      const c = (await metrics.consumed.get()).values.reduce((n, v) => n + v.value, 0);
+      console.error(`detector: ${c} consumed after ${((lastLog - first) / 1000).toFixed(0)} s`);
+    }
+  }
+  const detMs = performance.now() - first;
+  const alerts = (await metrics.ruleHits.get()).values.reduce((n, v) => n + v.value, 0);
+  await detector.stop();
+  const detRate = events.length / (detMs / 1000);
+  const result = {
+    events: events.length,
+    terminals: TERMINALS,
+    partitions: PARTITIONS,
+    rawConsumeEventsPerSec: Math.round(rawRate),
+    detectorEventsPerSec: Math.round(detRate),
+    ratio: Math.round((detRate / rawRate) * 1000) / 1000,
+    alerts,
+    targets: { detectorEventsPerSec: 50_000, ratio: 0.7 },
+  };
+  console.log(JSON.stringify(result, null, 2));
+  console.error(`written ${writeResult('throughput', result)}`);
+} finally {
+  await dropTopics(kafka, topics);
+}
