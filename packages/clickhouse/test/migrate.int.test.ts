@@ -12,6 +12,8 @@ const EXPECTED_TABLES = [
   'alert_status',
   'alert_triage',
   'alerts',
+  'alerts_by_detected',
+  'alerts_by_detected_mv',
   'alerts_per_minute',
   'alerts_per_minute_mv',
   'dead_letters',
@@ -50,7 +52,7 @@ describe('migrate (embedded chDB)', () => {
   it('applies every migration once; a rerun changes nothing', async () => {
     const t = await testDb();
     const first = await migrate(t.ch, { dir: clickhouseMigrationsDir });
-    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups']);
+    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths']);
     expect(first.skipped).toEqual([]);
 
     const tables = await schemaSnapshot(t);
@@ -86,7 +88,7 @@ describe('migrate (embedded chDB)', () => {
 
       const file = join(dir, '002_alerts.sql');
       await writeFile(file, (await readFile(file, 'utf8')).replace('INTERVAL 365 DAY', 'INTERVAL 30 DAY'));
-      await writeFile(join(dir, '006_extra.sql'), `CREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n`);
+      await writeFile(join(dir, '007_extra.sql'), `CREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n`);
 
       const run = migrate(t.ch, { dir });
       await expect(run).rejects.toBeInstanceOf(MigrationChecksumError);
@@ -105,10 +107,10 @@ describe('migrate (embedded chDB)', () => {
       await migrate(t.ch, { dir });
       const file = join(dir, '001_transactions.sql');
       await writeFile(file, (await readFile(file, 'utf8')).replace(/\n/g, '\r\n'));
-      await writeFile(join(dir, '006_extra.sql'), `-- a later migration\nCREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n`);
+      await writeFile(join(dir, '007_extra.sql'), `-- a later migration\nCREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n`);
       const result = await migrate(t.ch, { dir });
-      expect(result.applied).toEqual(['006_extra']);
-      expect(result.skipped).toHaveLength(5);
+      expect(result.applied).toEqual(['007_extra']);
+      expect(result.skipped).toHaveLength(6);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

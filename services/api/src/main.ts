@@ -1,0 +1,124 @@
+// The API as a process: parse env, connect ClickHouse, listen. `startApi` is the same without the
+// signal handling, for the lead's single-process `npm start`.
+import { pathToFileURL } from 'node:url';
+import { clickhouseConfig, serviceConfig, type Env } from '@tillwatch/config';
+import { createClickHouse, migrate, type ClickHouse } from '@tillwatch/clickhouse';
+import { clickhouseMigrationsDir } from '@tillwatch/schemas';
+import { createLogger, createRegistry, type Logger } from '@tillwatch/telemetry';
+import type { Registry } from 'prom-client';
+import { createApp, type ApiApp } from './app.js';
+import { createAuthenticator, generateDevKey } from './auth.js';
+import { apiConfig } from './config.js';
+import { createPollingAlertFeed, type AlertFeed } from './feed.js';
+
+export interface StartApiOptions {
+  /** Environment to read (HTTP_*, LOG_LEVEL, API_*, CLICKHOUSE_*). Default process.env. */
+  env?: Env;
+  /** A ClickHouse handle to share (one process owns an embedded path). If absent, one is created from CLICKHOUSE_* and migrated, and closed by close(). */
+  ch?: ClickHouse;
+  /** Live alert source for /stream/alerts (e.g. a Kafka consumer of pos.alerts.v1). Default: ClickHouse polling every API_FEED_POLL_MS. */
+  alertFeed?: AlertFeed;
+  logger?: Logger;
+  metricsRegistry?: Registry;
+  /** Override HTTP_HOST / HTTP_PORT (port 0 = random). */
+  host?: string;
+  port?: number;
+}
+
+export interface RunningApi {
+  /** http://host:port */
+  url: string;
+  /** Set when API_KEYS was unset outside production: a generated admin key to print once. */
+  devKey?: string;
+  app: ApiApp;
+  /** Stop listening (ends SSE streams), stop the polling feed, close the ClickHouse handle if startApi created it. */
+  close(): Promise<void>;
+}
+
+export async function startApi(options: StartApiOptions = {}): Promise<RunningApi> {
+  const env = options.env ?? process.env;
+  const svc = serviceConfig(env, { httpPort: 8080 });
+  const cfg = apiConfig(env);
+  const logger = options.logger ?? createLogger({ service: 'api', level: svc.logLevel });
+  const metricsRegistry = options.metricsRegistry ?? createRegistry({ service: 'api' });
+
+  const devEntry = cfg.apiKeys === undefined ? generateDevKey() : undefined;
+  const auth = createAuthenticator(cfg.apiKeys ?? [devEntry!]);
+
+  let ownCh: ClickHouse | undefined;
+  let ch = options.ch;
+  if (!ch) {
+    const c = clickhouseConfig(env);
+    ownCh = createClickHouse({ url: c.url, path: c.path, database: c.database, username: c.username, password: c.password });
+    ch = ownCh;
+    try {
+      await migrate(ch, { dir: clickhouseMigrationsDir });
+    } catch (e) {
+      await ownCh.close();
+      throw e;
+    }
+  }
+  const polling = options.alertFeed ? undefined : createPollingAlertFeed({ ch, intervalMs: cfg.feedPollMs, logger });
+  const alertFeed = options.alertFeed ?? polling!;
+
+  const app = createApp({
+    ch,
+    alertFeed,
+    auth,
+    logger,
+    metricsRegistry,
+    rateLimit: cfg.rateLimitMax === 0 ? false : { max: cfg.rateLimitMax, timeWindowMs: cfg.rateLimitWindowMs },
+    alertsCacheMs: cfg.alertsCacheMs,
+    alertsCacheStaleMs: cfg.alertsCacheStaleMs,
+    sseHeartbeatMs: cfg.sseHeartbeatMs,
+  });
+  const close = async () => {
+    await app.close();
+    await polling?.close();
+    await ownCh?.close();
+  };
+  try {
+    const host = options.host ?? svc.httpHost;
+    await app.listen({ host, port: options.port ?? svc.httpPort });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : (options.port ?? svc.httpPort);
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    logger.info({ url, keys: auth.principals.length, devKey: devEntry !== undefined }, 'alert API listening');
+    return { url, ...(devEntry ? { devKey: devEntry.key } : {}), app, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** `tillwatch api` / `tsx services/api/src/main.ts`: run until SIGTERM/SIGINT; resolves the exit code. */
+export async function runApiMain(env: Env = process.env): Promise<number> {
+  let api: RunningApi;
+  try {
+    api = await startApi({ env });
+  } catch (e) {
+    process.stderr.write(`tillwatch api: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+  process.stdout.write(`Tillwatch alert API: ${api.url}  (docs: ${api.url}/docs)\n`);
+  if (api.devKey) process.stdout.write(`Development admin key (API_KEYS unset): ${api.devKey}\n  curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts\n`);
+  return new Promise<number>((resolve) => {
+    const shutdown = () => {
+      process.off('SIGTERM', shutdown);
+      process.off('SIGINT', shutdown);
+      api.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          process.stderr.write(`tillwatch api: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void runApiMain().then((code) => process.exit(code));
+}

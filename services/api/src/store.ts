@@ -1,0 +1,382 @@
+// Every ClickHouse query of the API. Reads dedupe ReplacingMergeTree copies (FINAL for small keyed
+// reads, or dropping adjacent copies of the same sort key in alert lists), times are bound as epoch-ms Int64 parameters through
+// fromUnixTimestamp64Milli (same meaning on chDB and a server, see packages/clickhouse README).
+import {
+  ContractColumns,
+  fromActionRow,
+  fromAlertRow,
+  fromTransactionRow,
+  mapClickHouseError,
+  toAlertTriageRow,
+  type ActionRow,
+  type AlertRow,
+  type ClickHouse,
+  type TransactionRow,
+  type TriageStatus,
+} from '@tillwatch/clickhouse';
+import type { Action, Alert, Severity, Transaction } from '@tillwatch/schemas';
+import type { Cursor } from './cursor.js';
+import type { ApiMetrics } from './metrics.js';
+
+/** An alert as the API shows it: the contract plus its current triage state. */
+export interface AlertView extends Omit<Alert, 'details'> {
+  /** NaN in ClickHouse becomes null here (JSON has no NaN). */
+  details: Record<string, number | null>;
+  /** Latest triage status; 'open' when nobody triaged it yet. */
+  status: TriageStatus;
+  /** Who set the current status (API key name), null when open and never triaged. */
+  status_by: string | null;
+  /** When the current status was set (epoch ms), null when never triaged. */
+  status_at: number | null;
+}
+
+export interface AlertFilter {
+  rules?: string[];
+  severities?: Severity[];
+  statuses?: TriageStatus[];
+  terminals?: string[];
+  merchants?: string[];
+  /** detected_at >= fromMs */
+  fromMs?: number;
+  /** detected_at < toMs */
+  toMs?: number;
+}
+
+export interface AlertPage {
+  items: AlertView[];
+  next: Cursor | null;
+}
+
+export interface TriageEntry {
+  status: TriageStatus;
+  actor: string;
+  note: string;
+  /** epoch ms */
+  at: number;
+}
+
+export interface TerminalView {
+  terminal_id: string;
+  merchant_id: string;
+  /** Latest received_time of any of its transactions (epoch ms), null if none stored. */
+  last_seen: number | null;
+  /** event_time of that latest-received transaction. */
+  last_event_time: number | null;
+  /** Highest terminal_seq stored. */
+  last_seq: number | null;
+  /** Transactions stored for the terminal (distinct event_id). */
+  transactions: number;
+  sync_lag: {
+    /** received_time - event_time of the latest-received transaction (ms). */
+    last_ms: number | null;
+    /** Over the hour of arrivals ending at last_seen, from the terminal_sync_lag_minute rollup. */
+    window_minutes: number;
+    p50_ms: number | null;
+    p90_ms: number | null;
+    p99_ms: number | null;
+    max_ms: number | null;
+    events: number;
+  };
+  recent_transactions: Transaction[];
+  open_gaps: { alert_id: string; missing_from: number | null; missing_to: number | null; detected_at: number; summary: string }[];
+  open_alerts: AlertView[];
+}
+
+/** How list queries read alerts: depends on whether the optional 006 read-path migration is applied. */
+export interface ReadPaths {
+  /** `alerts_by_detected` (ORDER BY detected_at, alert_id) exists: global time-ordered pages read in order. */
+  timeTable: boolean;
+}
+
+export interface AlertStore {
+  readPaths(): Promise<ReadPaths>;
+  listAlerts(filter: AlertFilter, page: { limit: number; cursor?: Cursor | undefined }): Promise<AlertPage>;
+  getAlert(id: string): Promise<AlertView | undefined>;
+  evidence(alert: Pick<Alert, 'merchant_id' | 'event_ids'>): Promise<Transaction[]>;
+  actions(alert: Pick<Alert, 'merchant_id' | 'alert_id'>): Promise<Action[]>;
+  recordTriage(entry: TriageEntry & { alert_id: string }): Promise<void>;
+  history(alertId: string): Promise<TriageEntry[]>;
+  terminal(terminalId: string, options: { recent: number }): Promise<TerminalView | undefined>;
+  ping(): Promise<void>;
+}
+
+/** Name of the table added by schemas/clickhouse/006_alert_read_paths.sql. */
+export const TIME_TABLE = 'alerts_by_detected';
+
+type AlertRead = Omit<AlertRow, 'details'> & { details: Record<string, number | null> };
+type StatusRead = { alert_id: string; status: TriageStatus; actor: string; at_ms: number };
+
+const jsonDetails = (d: Record<string, number>): Record<string, number | null> => {
+  const out: Record<string, number | null> = {};
+  for (const [k, v] of Object.entries(d)) out[k] = Number.isFinite(v) ? v : null;
+  return out;
+};
+
+export function createAlertStore(deps: {
+  ch: ClickHouse;
+  metrics: ApiMetrics;
+  /** 'auto' (default): use alerts_by_detected when it exists. 'alerts': always read `alerts` (the standard schema's path). */
+  readPath?: 'auto' | 'alerts';
+}): AlertStore {
+  const { ch, metrics, readPath = 'auto' } = deps;
+  const ALERTS = ch.table('alerts');
+  const TIME = ch.table(TIME_TABLE);
+  const TRIAGE = ch.table('alert_triage');
+  const TXNS = ch.table('transactions');
+  const ACTIONS = ch.table('actions');
+  const LAG = ch.table('terminal_sync_lag_minute');
+
+  async function select<T>(name: string, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+    const end = metrics.queries.startTimer({ query: name });
+    try {
+      const rs = await ch.client.query({ query, query_params: params, format: 'JSONEachRow' });
+      return await rs.json<T>();
+    } catch (e) {
+      const mapped = mapClickHouseError(e);
+      metrics.queryErrors.inc({ query: name, kind: 'kind' in mapped ? String((mapped as { kind: unknown }).kind) : 'other' });
+      throw mapped;
+    } finally {
+      end();
+    }
+  }
+
+  // Detected once per store; a failure (ClickHouse down at start) is retried on the next call.
+  let paths: Promise<ReadPaths> | undefined;
+  const readPaths = (): Promise<ReadPaths> => {
+    if (readPath === 'alerts') return Promise.resolve({ timeTable: false });
+    paths ??= select<{ n: number }>('read_paths', 'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}', { db: ch.database, t: TIME_TABLE }).then(
+      (rows) => ({ timeTable: (rows[0]?.n ?? 0) > 0 }),
+      (e: unknown) => {
+        paths = undefined;
+        throw e;
+      },
+    );
+    return paths;
+  };
+
+  async function statuses(ids: string[]): Promise<Map<string, StatusRead>> {
+    if (ids.length === 0) return new Map();
+    const rows = await select<StatusRead>(
+      'triage_status',
+      `SELECT alert_id, argMax(status, at) AS status, argMax(actor, at) AS actor, toUnixTimestamp64Milli(max(at)) AS at_ms
+       FROM ${TRIAGE} WHERE alert_id IN {ids:Array(String)} GROUP BY alert_id`,
+      { ids },
+    );
+    return new Map(rows.map((r) => [r.alert_id, r]));
+  }
+
+  async function withStatus(rows: AlertRead[]): Promise<AlertView[]> {
+    const st = await statuses(rows.map((r) => r.alert_id));
+    return rows.map((r) => {
+      const a = fromAlertRow(r);
+      const s = st.get(a.alert_id);
+      return { ...a, details: jsonDetails(a.details), status: s?.status ?? 'open', status_by: s?.actor ?? null, status_at: s?.at_ms ?? null };
+    });
+  }
+
+  return {
+    readPaths,
+
+    async listAlerts(filter, { limit, cursor }) {
+      const { timeTable } = await readPaths();
+      const cond: string[] = [];
+      const params: Record<string, unknown> = {};
+      const pkFiltered = (filter.merchants?.length ?? 0) > 0 || (filter.terminals?.length ?? 0) > 0;
+      // Read path. Merchant/terminal filters: the alerts primary key (merchant_id, terminal_id, ...)
+      // narrows the read to those granules. Otherwise, with the 006 time-ordered table, ClickHouse
+      // reads (detected_at, alert_id) in reverse order and stops after the page; without it, the
+      // whole alerts table is sorted (slow at scale, see README).
+      const useTime = timeTable && !pkFiltered;
+      const table = useTime ? TIME : ALERTS;
+      if (filter.rules?.length) {
+        cond.push('rule IN {rules:Array(String)}');
+        params['rules'] = filter.rules;
+      }
+      if (filter.severities?.length) {
+        cond.push('severity IN {severities:Array(String)}');
+        params['severities'] = filter.severities;
+      }
+      if (filter.merchants?.length) {
+        cond.push('merchant_id IN {merchants:Array(String)}');
+        params['merchants'] = filter.merchants;
+      }
+      if (filter.terminals?.length) {
+        cond.push('terminal_id IN {terminals:Array(String)}');
+        params['terminals'] = filter.terminals;
+        // terminal_id is the 2nd key column: give the index the merchant(s) too (a terminal belongs
+        // to one merchant), found with a cheap scan of the LowCardinality terminal_id column.
+        if (!filter.merchants?.length) cond.push(`merchant_id IN (SELECT DISTINCT merchant_id FROM ${ALERTS} WHERE terminal_id IN {terminals:Array(String)})`);
+      }
+      if (filter.fromMs !== undefined) {
+        cond.push('detected_at >= fromUnixTimestamp64Milli({from:Int64})');
+        params['from'] = filter.fromMs;
+      }
+      if (filter.toMs !== undefined) {
+        cond.push('detected_at < fromUnixTimestamp64Milli({to:Int64})');
+        params['to'] = filter.toMs;
+      }
+      if (cursor) {
+        // (detected_at, alert_id) < (t, id), written so that the detected_at bound alone can prune.
+        cond.push('detected_at <= fromUnixTimestamp64Milli({ct:Int64}) AND (detected_at < fromUnixTimestamp64Milli({ct:Int64}) OR alert_id < {cid:String})');
+        params['ct'] = cursor.t;
+        params['cid'] = cursor.id;
+      }
+      if (filter.statuses?.length) {
+        // Current status = latest triage row; alerts without one are open.
+        const current = `SELECT alert_id FROM ${TRIAGE} GROUP BY alert_id HAVING argMax(status, at)`;
+        params['statuses'] = filter.statuses;
+        cond.push(filter.statuses.includes('open') ? `alert_id NOT IN (${current} NOT IN {statuses:Array(String)})` : `alert_id IN (${current} IN {statuses:Array(String)})`);
+      }
+      // Deduplication without FINAL: copies of an alert (replays into a ReplacingMergeTree not merged
+      // yet) share (detected_at, alert_id), the sort key of the page, so they come out adjacent and
+      // are dropped below (over-fetching a little to still fill the page). FINAL would merge the
+      // whole key range before the LIMIT applies (measured: 1.5-2x slower on 1M alerts).
+      const fetch = limit + 1 + Math.max(2, Math.ceil(limit / 10));
+      params['fetch'] = fetch;
+      const where = cond.length ? cond.join(' AND ') : '1';
+      // Unfiltered first pages: ClickHouse then reads every column of the newest granules of each
+      // part; bounding detected_at first (a scalar subquery reading only detected_at) halves that.
+      // With a filter the plain form is faster (measured), so it is used only here.
+      const bound = cond.length === 0 ? ` AND detected_at >= (SELECT min(d) FROM (SELECT detected_at AS d FROM ${table} ORDER BY detected_at DESC LIMIT {fetch:UInt32}))` : '';
+      const rows = await select<AlertRead>(
+        useTime ? 'list_alerts_time' : 'list_alerts',
+        `SELECT ${ContractColumns.alerts} FROM ${table} WHERE ${where}${bound} ORDER BY detected_at DESC, alert_id DESC LIMIT {fetch:UInt32}`,
+        params,
+      );
+      const seen = new Set<string>();
+      const unique: AlertRead[] = [];
+      for (const r of rows) {
+        if (seen.has(r.alert_id)) continue;
+        seen.add(r.alert_id);
+        unique.push(r);
+      }
+      const more = unique.length > limit || rows.length === fetch;
+      const pageRows = unique.slice(0, limit);
+      const items = await withStatus(pageRows);
+      const last = items[items.length - 1];
+      return { items, next: more && last ? { t: last.detected_at, id: last.alert_id } : null };
+    },
+
+    async getAlert(id) {
+      // alert_id is not a key column of `alerts`; with 006's bloom filter index this reads one
+      // granule, without it the alert_id column is scanned (LIMIT 1 stops at the first copy).
+      const rows = await select<AlertRead>('get_alert', `SELECT ${ContractColumns.alerts} FROM ${ALERTS} WHERE alert_id = {id:String} LIMIT 1`, { id });
+      if (rows.length === 0) return undefined;
+      return (await withStatus(rows))[0];
+    },
+
+    async evidence(alert) {
+      if (alert.event_ids.length === 0) return [];
+      // Evidence is always at the alert's merchant (duplicate_charge spans terminals of one merchant).
+      const rows = await select<TransactionRow>(
+        'evidence',
+        `SELECT ${ContractColumns.transactions} FROM ${TXNS} FINAL WHERE merchant_id = {m:String} AND event_id IN {ids:Array(String)} ORDER BY event_time, event_id`,
+        { m: alert.merchant_id, ids: alert.event_ids },
+      );
+      return rows.map(fromTransactionRow);
+    },
+
+    async actions(alert) {
+      const rows = await select<ActionRow>(
+        'alert_actions',
+        `SELECT ${ContractColumns.actions} FROM ${ACTIONS} FINAL WHERE merchant_id = {m:String} AND alert_id = {id:String} ORDER BY issued_at, action_id`,
+        { m: alert.merchant_id, id: alert.alert_id },
+      );
+      return rows.map(fromActionRow);
+    },
+
+    async recordTriage(entry) {
+      const end = metrics.queries.startTimer({ query: 'triage_insert' });
+      try {
+        await ch.client.insert({ table: TRIAGE, values: [toAlertTriageRow(entry)], format: 'JSONEachRow' });
+      } catch (e) {
+        metrics.queryErrors.inc({ query: 'triage_insert', kind: 'insert' });
+        throw mapClickHouseError(e);
+      } finally {
+        end();
+      }
+    },
+
+    async history(alertId) {
+      const rows = await select<Omit<TriageEntry, 'at'> & { at_ms: number }>(
+        'triage_history',
+        `SELECT status, actor, note, toUnixTimestamp64Milli(at) AS at_ms FROM ${TRIAGE} WHERE alert_id = {id:String} ORDER BY at, status`,
+        { id: alertId },
+      );
+      return rows.map(({ at_ms, ...r }) => ({ ...r, at: at_ms }));
+    },
+
+    async terminal(terminalId, { recent }) {
+      // A terminal belongs to one merchant: find it once, then every read uses the key prefix.
+      const owner = await select<{ merchant_id: string }>(
+        'terminal_owner',
+        `SELECT merchant_id FROM (SELECT merchant_id FROM ${TXNS} WHERE terminal_id = {t:String} LIMIT 1 UNION ALL SELECT merchant_id FROM ${ALERTS} WHERE terminal_id = {t:String} LIMIT 1) LIMIT 1`,
+        { t: terminalId },
+      );
+      const merchant = owner[0]?.merchant_id;
+      if (merchant === undefined) return undefined;
+      const key = { m: merchant, t: terminalId };
+      const [stats] = await select<{ n: number; last_seen: number | null; last_event_time: number | null; last_seq: number | null }>(
+        'terminal_stats',
+        `SELECT uniqExact(event_id) AS n,
+                if(n = 0, NULL, toUnixTimestamp64Milli(max(received_time))) AS last_seen,
+                if(n = 0, NULL, toUnixTimestamp64Milli(argMax(event_time, received_time))) AS last_event_time,
+                if(n = 0, NULL, max(terminal_seq)) AS last_seq
+         FROM ${TXNS} WHERE merchant_id = {m:String} AND terminal_id = {t:String}`,
+        key,
+      );
+      const recentRows = await select<TransactionRow>(
+        'terminal_recent',
+        `SELECT ${ContractColumns.transactions} FROM ${TXNS} FINAL WHERE merchant_id = {m:String} AND terminal_id = {t:String} ORDER BY received_time DESC, event_id DESC LIMIT {n:UInt32}`,
+        { ...key, n: recent },
+      );
+      const windowMinutes = 60;
+      let lag: { q: (number | null)[]; mx: number | null; events: number } | undefined;
+      if (stats?.last_seen != null) {
+        [lag] = await select<{ q: (number | null)[]; mx: number | null; events: number }>(
+          'terminal_lag',
+          `SELECT quantilesMerge(0.5, 0.9, 0.99)(lag_ms) AS q, max(max_lag_ms) AS mx, uniqExactMerge(events) AS events
+           FROM ${LAG} WHERE merchant_id = {m:String} AND terminal_id = {t:String}
+             AND minute > toStartOfMinute(fromUnixTimestamp64Milli({last:Int64})) - INTERVAL {w:UInt32} MINUTE`,
+          { ...key, last: stats.last_seen, w: windowMinutes },
+        );
+      }
+      const open = await this.listAlerts({ merchants: [merchant], terminals: [terminalId], statuses: ['open'] }, { limit: 50 });
+      const gaps = await this.listAlerts({ merchants: [merchant], terminals: [terminalId], statuses: ['open'], rules: ['sequence_gap'] }, { limit: 100 });
+      const recentTx = recentRows.map(fromTransactionRow);
+      const latest = recentTx[0];
+      const num = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : null);
+      const hasLag = (lag?.events ?? 0) > 0;
+      return {
+        terminal_id: terminalId,
+        merchant_id: merchant,
+        last_seen: stats?.last_seen ?? null,
+        last_event_time: stats?.last_event_time ?? null,
+        last_seq: stats?.last_seq ?? null,
+        transactions: stats?.n ?? 0,
+        sync_lag: {
+          last_ms: latest ? latest.received_time - latest.event_time : null,
+          window_minutes: windowMinutes,
+          p50_ms: hasLag ? num(lag?.q[0]) : null,
+          p90_ms: hasLag ? num(lag?.q[1]) : null,
+          p99_ms: hasLag ? num(lag?.q[2]) : null,
+          max_ms: hasLag ? num(lag?.mx) : null,
+          events: lag?.events ?? 0,
+        },
+        recent_transactions: recentTx,
+        open_gaps: gaps.items.map((a) => ({
+          alert_id: a.alert_id,
+          missing_from: a.details['missing_from'] ?? null,
+          missing_to: a.details['missing_to'] ?? null,
+          detected_at: a.detected_at,
+          summary: a.summary,
+        })),
+        open_alerts: open.items,
+      };
+    },
+
+    async ping() {
+      await ch.ping();
+    },
+  };
+}

@@ -1,0 +1,200 @@
+// GET /alerts, /alerts/:id, triage and history against embedded ClickHouse with data, on both read
+// paths: the standard schema (FINAL over `alerts`) and with the proposed 006 migration applied
+// (time-ordered `alerts_by_detected`).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
+import type { Alert } from '@tillwatch/schemas';
+import { auth, buildApp, byListOrder, insertAlerts, insertTransactions, makeAlerts, BASE } from './fixtures.js';
+import type { ApiApp } from '../src/app.js';
+import { createAlertStore, type AlertView } from '../src/store.js';
+import { createApiMetrics } from '../src/metrics.js';
+import { createRegistry } from '@tillwatch/telemetry';
+
+type Page = { items: AlertView[]; next_cursor: string | null };
+
+// Both read paths: the base alerts table, and alerts_by_detected (migration 006).
+for (const variant of ['base alerts table', 'with 006 read paths'] as const) {
+  describe(`alerts API (${variant})`, () => {
+    let t: TestClickHouse;
+    let app: ApiApp;
+    let alerts: Alert[];
+
+    beforeAll(async () => {
+      t = await createTestClickHouse({ migrate: true });
+      const readPath = variant === 'base alerts table' ? ('alerts' as const) : ('auto' as const);
+      const data = makeAlerts(90);
+      alerts = data.alerts;
+      // Two inserts (two parts), and replayed copies of 10 alerts in a third: reads must dedupe.
+      await insertAlerts(t.ch, alerts.slice(0, 50));
+      await insertAlerts(t.ch, alerts.slice(50));
+      await insertAlerts(t.ch, alerts.slice(20, 30));
+      await insertTransactions(t.ch, data.transactions.filter((tx) => tx.event_id !== alerts[0]!.event_ids[1]));
+      app = buildApp(t.ch, { alertReadPath: readPath }).app;
+      await app.ready();
+      // The variant really exercises the read path it names.
+      const store = createAlertStore({ ch: t.ch, readPath, metrics: createApiMetrics(createRegistry({ service: 'x', defaultMetrics: false })) });
+      expect((await store.readPaths()).timeTable).toBe(variant !== 'base alerts table');
+    });
+
+    afterAll(async () => {
+      await app?.close();
+      await t?.dispose();
+    });
+
+    const get = async (url: string, role: 'viewer' | 'analyst' | 'admin' = 'viewer') => app.inject({ method: 'GET', url, headers: auth(role) });
+
+    async function pageThrough(query: string, limit: number): Promise<{ ids: string[]; pages: number }> {
+      const ids: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const sep = query ? '&' : '';
+        const res = await get(`/alerts?${query}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(res.statusCode, res.body).toBe(200);
+        const body = res.json<Page>();
+        expect(body.items.length).toBeLessThanOrEqual(limit);
+        ids.push(...body.items.map((a) => a.alert_id));
+        cursor = body.next_cursor;
+        pages += 1;
+        expect(pages).toBeLessThan(200);
+      } while (cursor);
+      return { ids, pages };
+    }
+
+    it('lists newest first, deduplicated, with the contract fields and status open', async () => {
+      const res = await get('/alerts?limit=5');
+      expect(res.statusCode).toBe(200);
+      const body = res.json<Page>();
+      const expected = [...alerts].sort(byListOrder).slice(0, 5);
+      expect(body.items.map((a) => a.alert_id)).toEqual(expected.map((a) => a.alert_id));
+      expect(body.items[0]).toEqual({ ...expected[0], status: 'open', status_by: null, status_at: null });
+      expect(body.next_cursor).toEqual(expect.any(String));
+    });
+
+    it('pages through everything without duplicates or gaps (ties on detected_at included)', async () => {
+      for (const limit of [1, 7, 50, 500]) {
+        const { ids, pages } = await pageThrough('', limit);
+        expect(ids).toEqual([...alerts].sort(byListOrder).map((a) => a.alert_id));
+        expect(new Set(ids).size).toBe(alerts.length);
+        // At most one trailing empty page (when duplicates filled the over-fetch).
+        expect(pages).toBeGreaterThanOrEqual(Math.ceil(alerts.length / limit));
+        expect(pages).toBeLessThanOrEqual(Math.ceil(alerts.length / limit) + 1);
+      }
+    });
+
+    const filters: [string, (a: Alert) => boolean][] = [
+      ['rule=sync_lag', (a) => a.rule === 'sync_lag'],
+      ['rule=sync_lag&rule=duplicate_charge', (a) => a.rule === 'sync_lag' || a.rule === 'duplicate_charge'],
+      ['severity=critical', (a) => a.severity === 'critical'],
+      ['severity=critical&rule=sequence_gap', (a) => a.severity === 'critical' && a.rule === 'sequence_gap'],
+      ['terminal=T4', (a) => a.terminal_id === 'T4'],
+      ['merchant=M1', (a) => a.merchant_id === 'M1'],
+      ['merchant=M1&terminal=T4', (a) => a.merchant_id === 'M1' && a.terminal_id === 'T4'],
+      [`from=${new Date(BASE + 20 * 30_000).toISOString()}&to=${new Date(BASE + 60 * 30_000).toISOString()}`, (a) => a.detected_at >= BASE + 20 * 30_000 && a.detected_at < BASE + 60 * 30_000],
+      ['terminal=T2&severity=low&severity=medium', (a) => a.terminal_id === 'T2' && (a.severity === 'low' || a.severity === 'medium')],
+    ];
+    for (const [query, pred] of filters) {
+      it(`filters ${query} and pages through all matches`, async () => {
+        const { ids } = await pageThrough(query, 4);
+        const expected = alerts.filter(pred).sort(byListOrder).map((a) => a.alert_id);
+        expect(expected.length).toBeGreaterThan(0);
+        expect(ids).toEqual(expected);
+      });
+    }
+
+    it('is stable under inserts while paging: newer alerts do not shift pages, late old ones land in place', async () => {
+      const first = (await get('/alerts?rule=refund_exceeds_sale&limit=3')).json<Page>();
+      const seen = first.items.map((a) => a.alert_id);
+      const cursorAlert = first.items[2]!;
+      // One alert newer than everything, one older than the cursor (late data), same rule.
+      const extra = makeAlerts(2, 1000).alerts.map((a, i) => ({ ...a, rule: 'refund_exceeds_sale', detected_at: i === 0 ? BASE + 10_000_000 : cursorAlert.detected_at - 1 }));
+      await insertAlerts(t.ch, extra);
+      let cursor = first.next_cursor;
+      while (cursor) {
+        const page = (await get(`/alerts?rule=refund_exceeds_sale&limit=3&cursor=${cursor}`)).json<Page>();
+        seen.push(...page.items.map((a) => a.alert_id));
+        cursor = page.next_cursor;
+      }
+      const expected = [...alerts.filter((a) => a.rule === 'refund_exceeds_sale'), extra[1]!].sort(byListOrder).map((a) => a.alert_id);
+      expect(seen).toEqual(expected);
+      expect(seen).not.toContain(extra[0]!.alert_id);
+      // A fresh listing shows the new one first.
+      expect((await get('/alerts?rule=refund_exceeds_sale&limit=1')).json<Page>().items[0]!.alert_id).toBe(extra[0]!.alert_id);
+    });
+
+    it('GET /alerts/:id returns the alert with its evidence, and names evidence not stored', async () => {
+      const a = alerts[0]!;
+      const res = await get(`/alerts/${a.alert_id}`);
+      expect(res.statusCode, res.body).toBe(200);
+      const body = res.json<{ alert: AlertView; evidence: { event_id: string; card_token: string; merchant_id: string }[]; missing_evidence: string[]; actions: unknown[] }>();
+      expect(body.alert.alert_id).toBe(a.alert_id);
+      expect(body.evidence.map((e) => e.event_id)).toEqual([a.event_ids[0]]);
+      expect(body.evidence[0]!.merchant_id).toBe(a.merchant_id);
+      expect(body.missing_evidence).toEqual([a.event_ids[1]]);
+      expect(body.actions).toEqual([]);
+      const other = alerts[5]!;
+      const full = (await get(`/alerts/${other.alert_id}`)).json<{ evidence: { event_id: string }[]; missing_evidence: string[] }>();
+      expect(full.evidence.map((e) => e.event_id).sort()).toEqual([...other.event_ids].sort());
+      expect(full.missing_evidence).toEqual([]);
+    });
+
+    it('GET /alerts/:id answers 404 for an unknown alert', async () => {
+      const res = await get('/alerts/al-does-not-exist');
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toMatchObject({ statusCode: 404, code: 'NOT_FOUND', message: 'alert al-does-not-exist not found' });
+    });
+
+    it('triage: ack, resolve, false-positive with notes; the trail keeps who, when, what; current = latest', async () => {
+      let clock = BASE + 50_000_000;
+      const { app: triageApp } = buildApp(t.ch, { now: () => clock });
+      try {
+        const a = alerts[10]!;
+        const post = (action: string, note: string, role: 'analyst' | 'admin' = 'analyst') =>
+          triageApp.inject({ method: 'POST', url: `/alerts/${a.alert_id}/${action}`, headers: auth(role), payload: { note } });
+        const ack = await post('ack', 'looking into it');
+        expect(ack.statusCode, ack.body).toBe(200);
+        expect(ack.json()).toEqual({ alert_id: a.alert_id, previous_status: 'open', entry: { status: 'acknowledged', actor: 'ana', note: 'looking into it', at: clock } });
+        clock += 60_000;
+        expect((await post('false-positive', 'test card of the merchant', 'admin')).json()).toMatchObject({ previous_status: 'acknowledged', entry: { status: 'false_positive', actor: 'root' } });
+        clock += 60_000;
+        expect((await post('resolve', 'refund issued')).json()).toMatchObject({ previous_status: 'false_positive', entry: { status: 'resolved', actor: 'ana', at: clock } });
+
+        const hist = await triageApp.inject({ method: 'GET', url: `/alerts/${a.alert_id}/history`, headers: auth('viewer') });
+        expect(hist.statusCode).toBe(200);
+        expect(hist.json()).toEqual({
+          alert_id: a.alert_id,
+          status: 'resolved',
+          entries: [
+            { status: 'acknowledged', actor: 'ana', note: 'looking into it', at: clock - 120_000 },
+            { status: 'false_positive', actor: 'root', note: 'test card of the merchant', at: clock - 60_000 },
+            { status: 'resolved', actor: 'ana', note: 'refund issued', at: clock },
+          ],
+        });
+        const one = (await get(`/alerts/${a.alert_id}`)).json<{ alert: AlertView }>();
+        expect(one.alert).toMatchObject({ status: 'resolved', status_by: 'ana', status_at: clock });
+
+        // Status filters see it: resolved lists it, open does not.
+        const resolved = await pageThrough('status=resolved', 10);
+        expect(resolved.ids).toEqual([a.alert_id]);
+        const open = await pageThrough('status=open', 25);
+        expect(open.ids).not.toContain(a.alert_id);
+        expect(new Set(open.ids).size).toBe(open.ids.length);
+        for (const x of alerts) if (x.alert_id !== a.alert_id) expect(open.ids).toContain(x.alert_id);
+        const openOrResolved = await pageThrough('status=open&status=resolved&rule=' + a.rule, 3);
+        expect(openOrResolved.ids).toContain(a.alert_id);
+        const history404 = await triageApp.inject({ method: 'GET', url: '/alerts/al-nope/history', headers: auth('viewer') });
+        expect(history404.statusCode).toBe(404);
+        const triage404 = await triageApp.inject({ method: 'POST', url: '/alerts/al-nope/ack', headers: auth('analyst'), payload: { note: 'x' } });
+        expect(triage404.statusCode).toBe(404);
+      } finally {
+        await triageApp.close();
+      }
+    });
+
+    it('an alert never triaged has an empty trail and status open', async () => {
+      const a = alerts[11]!;
+      const res = await get(`/alerts/${a.alert_id}/history`);
+      expect(res.json()).toEqual({ alert_id: a.alert_id, status: 'open', entries: [] });
+    });
+  });
+}

@@ -1,0 +1,213 @@
+// Pure parts: PAN masking, cursors, API key parsing and checking, config, the page cache.
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '@tillwatch/config';
+import { luhnValid, maskDeep, maskPan } from '../src/mask.js';
+import { CursorError, decodeCursor, encodeCursor } from '../src/cursor.js';
+import { createAuthenticator, extractKey, generateDevKey, parseApiKeys, roleAllows } from '../src/auth.js';
+import { apiConfig } from '../src/config.js';
+import { createPageCache } from '../src/cache.js';
+
+describe('maskPan', () => {
+  it('masks Luhn-valid 13-19 digit numbers, plain or grouped, keeping the last four', () => {
+    expect(maskPan('4111111111111111')).toBe('[PAN ****1111]');
+    expect(maskPan('card 4111 1111 1111 1111 declined')).toBe('card [PAN ****1111] declined');
+    expect(maskPan('5500-0000-0000-0004')).toBe('[PAN ****0004]');
+    expect(maskPan('378282246310005')).toBe('[PAN ****0005]'); // 15-digit Amex
+    expect(maskPan('a=4111111111111111&b=5500000000000004')).toBe('a=[PAN ****1111]&b=[PAN ****0004]');
+  });
+  it('leaves tokens, ids, timestamps and Luhn-invalid numbers alone', () => {
+    for (const s of ['tok_5f3a9c0d1e2b', '4111111111111112', '1795635795410', '12345678-1234-1234-1234-123456789012', '123456789012', 'ev-06701d45105fce3b91b56f44', '41111111111111111111111']) {
+      expect(maskPan(s)).toBe(s);
+    }
+    // ...but a PAN glued into other text is still a PAN.
+    expect(maskPan('tok_4111111111111111x')).toBe('tok_[PAN ****1111]x');
+  });
+  it('luhn', () => {
+    expect(luhnValid('79927398713')).toBe(true);
+    expect(luhnValid('79927398710')).toBe(false);
+  });
+  it('maskDeep masks strings only and copies only what changed', () => {
+    const input = { a: 'x 4111111111111111', n: 4111111111111111, nested: [{ s: '5500000000000004' }, 'ok'], keep: { k: 'v' } };
+    const out = maskDeep(input);
+    expect(out).toEqual({ a: 'x [PAN ****1111]', n: 4111111111111111, nested: [{ s: '[PAN ****0004]' }, 'ok'], keep: { k: 'v' } });
+    expect(out.keep).toBe(input.keep);
+    expect(input.a).toBe('x 4111111111111111');
+  });
+});
+
+describe('cursor', () => {
+  it('round-trips and is opaque url-safe text', () => {
+    const c = { t: 1795635795410, id: 'al-abc' };
+    const s = encodeCursor(c);
+    expect(s).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(decodeCursor(s)).toEqual(c);
+  });
+  it('rejects anything else with a CursorError', () => {
+    for (const bad of ['', 'x', Buffer.from('[2,1,"a"]').toString('base64url'), Buffer.from('[1,"1","a"]').toString('base64url'), Buffer.from('[1,1,""]').toString('base64url'), Buffer.from('{}').toString('base64url')]) {
+      expect(() => decodeCursor(bad)).toThrow(CursorError);
+    }
+  });
+});
+
+describe('API keys', () => {
+  const k = (s: string) => s.padEnd(20, '0');
+  it('parses key:role:name entries', () => {
+    expect(parseApiKeys(` ${k('a')}:viewer:alice , ${k('b')}:admin:bob`)).toEqual([
+      { key: k('a'), role: 'viewer', name: 'alice' },
+      { key: k('b'), role: 'admin', name: 'bob' },
+    ]);
+  });
+  it('rejects bad entries naming the entry, never echoing the key', () => {
+    const cases: [string, RegExp][] = [
+      [`${k('a')}:superuser:alice`, /entry 1 \(<key redacted>:superuser:alice\) has unknown role "superuser"/],
+      ['short:viewer:alice', /entry 1 .* key that is too short/],
+      [`${k('a')}:viewer`, /does not have exactly three/],
+      [`${k('a')}:viewer:al ice`, /has an invalid name/],
+      [`${k('a')}:viewer:alice,${k('b')}:admin:alice`, /entry 2 .* repeats the name "alice"/],
+      [`${k('a')}:viewer:alice,${k('a')}:admin:bob`, /entry 2 .* repeats a key/],
+      [' , ', /API_KEYS: expected/],
+    ];
+    for (const [raw, msg] of cases) {
+      let err: unknown;
+      try {
+        parseApiKeys(raw);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, raw).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(msg);
+      expect((err as Error).message).not.toContain(k('a'));
+    }
+  });
+  it('authenticates by digest; roles are ordered viewer < analyst < admin', () => {
+    const auth = createAuthenticator(parseApiKeys(`${k('a')}:viewer:alice,${k('b')}:analyst:bob`));
+    expect(auth.authenticate(k('a'))).toEqual({ name: 'alice', role: 'viewer' });
+    expect(auth.authenticate(k('b'))).toEqual({ name: 'bob', role: 'analyst' });
+    expect(auth.authenticate(k('c'))).toBeUndefined();
+    expect(auth.authenticate('')).toBeUndefined();
+    expect(JSON.stringify(auth)).not.toContain(k('a'));
+    expect(roleAllows('viewer', 'viewer')).toBe(true);
+    expect(roleAllows('viewer', 'analyst')).toBe(false);
+    expect(roleAllows('analyst', 'analyst')).toBe(true);
+    expect(roleAllows('analyst', 'admin')).toBe(false);
+    expect(roleAllows('admin', 'analyst')).toBe(true);
+    expect(roleAllows('viewer', 'public')).toBe(true);
+  });
+  it('extracts the key from x-api-key or Authorization: Bearer', () => {
+    expect(extractKey({})).toEqual({ kind: 'missing' });
+    expect(extractKey({ 'x-api-key': 'abc' })).toEqual({ kind: 'key', value: 'abc' });
+    expect(extractKey({ authorization: 'Bearer abc' })).toEqual({ kind: 'key', value: 'abc' });
+    expect(extractKey({ authorization: 'bearer   abc' })).toEqual({ kind: 'key', value: 'abc' });
+    expect(extractKey({ authorization: 'Bearer abc', 'x-api-key': 'abc' })).toEqual({ kind: 'key', value: 'abc' });
+    expect(extractKey({ authorization: 'Basic abc' }).kind).toBe('malformed');
+    expect(extractKey({ authorization: 'Bearer abc', 'x-api-key': 'def' }).kind).toBe('malformed');
+    expect(extractKey({ 'x-api-key': ['a', 'b'] }).kind).toBe('malformed');
+  });
+  it('generates a random admin dev key', () => {
+    const a = generateDevKey();
+    expect(a).toMatchObject({ role: 'admin', name: 'dev' });
+    expect(a.key).toMatch(/^twdev_[A-Za-z0-9_-]{43}$/);
+    expect(generateDevKey().key).not.toBe(a.key);
+    expect(parseApiKeys(`${a.key}:admin:dev`)[0]!.key).toBe(a.key);
+  });
+});
+
+describe('apiConfig', () => {
+  it('defaults; API_KEYS unset is allowed outside production only', () => {
+    expect(apiConfig({})).toEqual({ apiKeys: undefined, production: false, rateLimitMax: 6000, rateLimitWindowMs: 60000, alertsCacheMs: 1000, alertsCacheStaleMs: 5000, feedPollMs: 1000, sseHeartbeatMs: 15000 });
+    expect(() => apiConfig({ NODE_ENV: 'production' })).toThrow(/API_KEYS: expected key:role:name entries \(mandatory in production/);
+    expect(() => apiConfig({ TILLWATCH_ENV: 'production' })).toThrow(ConfigError);
+    expect(apiConfig({ NODE_ENV: 'production', API_KEYS: 'k0123456789abcdef0:viewer:v' }).apiKeys).toHaveLength(1);
+  });
+  it('names the variable and the expectation', () => {
+    expect(() => apiConfig({ API_RATE_LIMIT_MAX: '-1' })).toThrow('API_RATE_LIMIT_MAX: expected an integer between 0 and 10000000, got "-1"');
+    expect(() => apiConfig({ API_ALERTS_CACHE_MS: 'soon' })).toThrow(/API_ALERTS_CACHE_MS: expected an integer/);
+  });
+});
+
+describe('page cache', () => {
+  it('coalesces concurrent identical loads, serves hits within the TTL, expires, invalidates', async () => {
+    let t = 0;
+    let loads = 0;
+    const cache = createPageCache<number>({ ttlMs: 100, now: () => t, random: () => 0.5 });
+    const load = () => new Promise<number>((r) => setTimeout(() => r(++loads), 5));
+    const a = cache.get('k', load);
+    const b = cache.get('k', load);
+    expect([a.result, b.result]).toEqual(['miss', 'coalesced']);
+    expect(await a.value).toBe(1);
+    expect(await b.value).toBe(1);
+    expect(cache.get('k', load).result).toBe('hit');
+    t = 100;
+    const c = cache.get('k', load);
+    expect(c.result).toBe('miss');
+    expect(await c.value).toBe(2);
+    cache.invalidate();
+    expect(cache.get('k', load).result).toBe('miss');
+  });
+  it('serves a stale page while one background load refreshes it; invalidation wins over a late refresh', async () => {
+    let t = 0;
+    let loads = 0;
+    let release: (() => void) | undefined;
+    const cache = createPageCache<number>({ ttlMs: 100, staleMs: 400, now: () => t, random: () => 0.5 });
+    const load = () => {
+      loads += 1;
+      const n = loads;
+      return new Promise<number>((r) => (release = () => r(n)));
+    };
+    const first = cache.get('k', load);
+    release!();
+    expect(await first.value).toBe(1);
+    t = 150;
+    const s1 = cache.get('k', load);
+    const s2 = cache.get('k', load);
+    expect([s1.result, s2.result]).toEqual(['stale', 'stale']);
+    expect(await s1.value).toBe(1);
+    expect(loads).toBe(2); // one refresh for both
+    release!();
+    await new Promise((r) => setTimeout(r, 0));
+    const fresh = cache.get('k', load);
+    expect(fresh.result).toBe('hit');
+    expect(await fresh.value).toBe(2);
+    // Too old: wait for a new load.
+    t = 1000;
+    expect(cache.get('k', load).result).toBe('miss');
+    release!();
+    await new Promise((r) => setTimeout(r, 0));
+    // A refresh that completes after invalidate() is not stored.
+    t = 1200;
+    expect(cache.get('k', load).result).toBe('stale');
+    cache.invalidate();
+    release!();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(cache.get('k', load).result).toBe('miss');
+  });
+
+  it('never caches a failure; ttl 0 disables', async () => {
+    const cache = createPageCache<number>({ ttlMs: 1000 });
+    const failing = cache.get('k', () => Promise.reject(new Error('down')));
+    await expect(failing.value).rejects.toThrow('down');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(cache.get('k', () => Promise.resolve(1)).result).toBe('miss');
+    const off = createPageCache<number>({ ttlMs: 0 });
+    expect(off.get('k', () => Promise.resolve(1)).result).toBe('miss');
+    expect(off.get('k', () => Promise.resolve(1)).result).toBe('miss');
+    expect(off.size).toBe(0);
+  });
+  it('jitters each entry\'s TTL by +-25% so pages loaded together refresh apart', async () => {
+    let t = 0;
+    const r = [0, 1];
+    const cache = createPageCache<number>({ ttlMs: 100, staleMs: 1000, now: () => t, random: () => r.shift() ?? 0.5 });
+    cache.get('a', () => Promise.resolve(1)); // ttl 75
+    cache.get('b', () => Promise.resolve(2)); // ttl 125
+    await new Promise((res) => setTimeout(res, 0));
+    t = 100;
+    expect(cache.get('a', () => Promise.resolve(1)).result).toBe('stale');
+    expect(cache.get('b', () => Promise.resolve(2)).result).toBe('hit');
+  });
+
+  it('is bounded', () => {
+    const cache = createPageCache<number>({ ttlMs: 1000, maxEntries: 3 });
+    for (let i = 0; i < 10; i++) cache.get(`k${i}`, () => Promise.resolve(i));
+    expect(cache.size).toBe(3);
+  });
+});
