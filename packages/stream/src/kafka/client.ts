@@ -10,9 +10,10 @@ const toPino: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
-// kafkajs logs routine group membership traffic (heartbeats answered "rebalancing" while a
-// member joins or leaves) at ERROR; those are normal during scaling and are logged at debug.
-const ROUTINE = /group is rebalancing|rejoin is needed|not the correct coordinator/i;
+// kafkajs logs routine traffic at ERROR: heartbeats answered "rebalancing" while a member joins or
+// leaves, and CONCURRENT_TRANSACTIONS while the broker still writes the previous transaction's
+// markers (retried at once). Those are normal and logged at debug.
+const ROUTINE = /group is rebalancing|rejoin is needed|not the correct coordinator|concurrent operation on the same transaction/i;
 
 export function kafkaLogCreator(logger: Logger): logCreator {
   return () => ({ level, log }) => {

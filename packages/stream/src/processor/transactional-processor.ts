@@ -169,6 +169,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       idempotent: true,
       maxInFlightRequests: 1,
       transactionTimeout: 60_000,
+      // CONCURRENT_TRANSACTIONS right after a commit clears within milliseconds (the broker is
+      // writing the previous transaction's markers): retry fast, as the Java client does.
+      retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: 12 },
     });
     const entry: TaskEntry = { partition, producer, task: undefined, ready: Promise.resolve(), lock: Promise.resolve(), lost: false, closed: false };
     return entry;

@@ -3,6 +3,7 @@
 // with live alerts and counters in the terminal. Ctrl-C stops everything cleanly.
 import { parseArgs } from 'node:util';
 import { serviceConfig } from '@tillwatch/config';
+import { createMemoryAlertFeed, startApi } from '@tillwatch/api';
 import { createDetector, loadRules } from '@tillwatch/detector';
 import { createSink } from '@tillwatch/sink';
 import { createFleet, createSimulator } from '@tillwatch/simulator';
@@ -45,9 +46,14 @@ export async function run(argv: string[]): Promise<number> {
   console.error(`provisioned: ${report.topicsCreated.length} topics created, ${Object.keys(report.subjects).length} schemas registered, ${report.migrationsApplied.length} migrations applied`);
 
   const live = createLiveConsole();
+  // The API's live stream is fed straight from the in-process detector's committed alerts.
+  const feed = createMemoryAlertFeed();
   const detectorProm = createRegistry({ service: 'detector' });
   const detectorMetrics = createDetectorMetrics(detectorProm);
-  const detector = createDetector({ topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog }, kafka: ctx.kafka, registry: ctx.registry, rules: loadRules(svc.rulesFile), metrics: detectorMetrics, logger: ctx.logger, onAlerts: (a) => live.alerts(a) });
+  const detector = createDetector({ topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog }, kafka: ctx.kafka, registry: ctx.registry, rules: loadRules(svc.rulesFile), metrics: detectorMetrics, logger: ctx.logger, onAlerts: (alerts) => {
+      live.alerts(alerts);
+      for (const a of alerts) feed.publish(a);
+    } });
   const sinkProm = createRegistry({ service: 'sink', defaultMetrics: false });
   const sink = createSink({ topics: ctx.topics, kafka: ctx.kafka, registry: ctx.registry, ch, metrics: createSinkMetrics(sinkProm), logger: ctx.logger });
   const ops = [
@@ -56,6 +62,10 @@ export async function run(argv: string[]): Promise<number> {
   ];
   for (const o of ops) console.error(`metrics: ${(await o.listen()).url}/metrics`);
   await Promise.all([detector.start(), sink.start()]);
+  // The API shares this process's ClickHouse handle: one process owns the embedded data path.
+  const api = await startApi({ env: { ...env, HTTP_PORT: env.HTTP_PORT ?? '8080' }, ch, alertFeed: feed, logger: ctx.logger });
+  console.error(`alert API: ${api.url}  (docs ${api.url}/docs)`);
+  if (api.devKey) console.error(`development API key (admin): ${api.devKey}   e.g. curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts`);
 
   let sim: ReturnType<typeof createSimulator> | undefined;
   let simProducer: ReturnType<typeof ctx.kafka.producer> | undefined;
@@ -96,6 +106,7 @@ export async function run(argv: string[]): Promise<number> {
   await simProducer?.disconnect();
   await detector.stop();
   await sink.stop();
+  await api.close();
   await ch.close();
   for (const o of ops) await o.close();
   if (startedStack && !values['keep-stack']) {
