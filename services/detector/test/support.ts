@@ -1,7 +1,7 @@
 // Shared support for the detector's integration tests: generated scenarios, their backtest,
 // run-scoped topics on the real broker and registry, and an alert reader (read_committed).
 import type { Kafka } from 'kafkajs';
-import { AvroSchemas, valueSubject, type Alert, type TopicRole, type Transaction } from '@tillwatch/schemas';
+import { AvroSchemas, valueSubject, type Alert, type Heartbeat, type TopicRole, type Transaction } from '@tillwatch/schemas';
 import { createRuleEngine, defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import { createFleet } from '@tillwatch/simulator';
 import { createAvroSerde, provisionTopics, randomTopics, registerContracts, type RegistryClient } from '@tillwatch/stream';
@@ -110,7 +110,7 @@ export function duplicates(alerts: Alert[]): string[] {
 
 /** Ends every partition's stream clock at `at` (see `tillwatch replay`): call after the input is processed. */
 export async function closeStreamTime(kafka: Kafka, registry: RegistryClient, topic: string, at: number): Promise<void> {
-  const serde = createAvroSerde<import('@tillwatch/schemas').Heartbeat>(registry, valueSubject(topic), AvroSchemas.heartbeat);
+  const serde = createAvroSerde<Heartbeat>(registry, valueSubject(topic), AvroSchemas.heartbeat);
   await serde.init();
   const admin = kafka.admin();
   await admin.connect();
