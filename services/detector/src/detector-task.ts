@@ -3,7 +3,7 @@
 // go to the changelog as JSON (internal format, versioned by the changelog topic name).
 import type { Action, Alert, Heartbeat, Transaction } from '@tillwatch/schemas';
 import type { DecodedRecord, OutputMessage, Task, TaskResult } from '@tillwatch/stream';
-import type { RuleEngine } from '@tillwatch/rules';
+import { createChangelogView, type ChangelogValue, type RuleEngine } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
 
 export const CLOCK_KEY = '__clock__';
@@ -32,6 +32,8 @@ export interface DetectorTaskOptions {
 
 export function createDetectorTask(o: DetectorTaskOptions): Task {
   const { engine, topics } = o;
+  // State changes are written as small entities (a terminal, a sale), not whole merchants.
+  const changelog = createChangelogView(engine);
   const partitionLabel = String(o.partition);
   // Live clock = latest received time + wall time elapsed since it arrived (DESIGN.md, "Time").
   let lastReceived = 0;
@@ -60,10 +62,11 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
 
   return {
     restore(entries) {
-      for (const [key, value] of entries) {
-        if (key === CLOCK_KEY) engine.setClock(Number(value.toString('utf8')));
-        else engine.restoreMerchant(key, JSON.parse(value.toString('utf8')) as Parameters<RuleEngine['restoreMerchant']>[1]);
-      }
+      const clock = entries.get(CLOCK_KEY);
+      if (clock) engine.setClock(Number(clock.toString('utf8')));
+      const entities: Array<[string, ChangelogValue]> = [];
+      for (const [key, value] of entries) if (key !== CLOCK_KEY) entities.push([key, JSON.parse(value.toString('utf8')) as ChangelogValue]);
+      changelog.restore(entities);
       lastReceived = engine.clock();
       wallAtLastReceived = Date.now();
       clockWritten = lastReceived;
@@ -106,7 +109,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       return toResult(out.alerts, out.actions);
     },
     takeChanges() {
-      const changes: Array<[string, Buffer | null]> = engine.takeDirty().map(([k, snap]) => [k, snap === null ? null : Buffer.from(JSON.stringify(snap))]);
+      const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : Buffer.from(JSON.stringify(v))]);
       const clock = engine.clock();
       if (clock !== clockWritten) {
         changes.push([CLOCK_KEY, Buffer.from(String(clock))]);

@@ -64,6 +64,9 @@ export interface TransactionalProcessor {
   assignedPartitions(): number[];
 }
 
+/** Well under the broker's default message.max.bytes (1 MiB) per partition batch. */
+const MAX_REQUEST_BYTES = 512 * 1024;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const kafkaType = (e: unknown): string => {
@@ -121,15 +124,26 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     const started = performance.now();
     const txn = await entry.producer.transaction();
     try {
-      if (messages.length > 0) {
-        const byTopic = new Map<string, { key: string | Buffer | null; value: Buffer | null; partition?: number }[]>();
-        for (const m of messages) {
-          let list = byTopic.get(m.topic);
-          if (!list) byTopic.set(m.topic, (list = []));
-          list.push(m.partition === undefined ? { key: m.key, value: m.value } : { key: m.key, value: m.value, partition: m.partition });
-        }
-        await txn.sendBatch({ topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })) });
+      // kafkajs puts a request's messages for one partition into one record batch, and the broker
+      // refuses batches above message.max.bytes (1 MiB by default): send in bounded requests, all
+      // inside the same transaction.
+      let byTopic = new Map<string, { key: string | Buffer | null; value: Buffer | null; partition?: number }[]>();
+      let bytes = 0;
+      const sendChunk = async () => {
+        if (byTopic.size === 0) return;
+        const topicMessages = [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs }));
+        byTopic = new Map();
+        bytes = 0;
+        await txn.sendBatch({ topicMessages });
+      };
+      for (const m of messages) {
+        let list = byTopic.get(m.topic);
+        if (!list) byTopic.set(m.topic, (list = []));
+        list.push(m.partition === undefined ? { key: m.key, value: m.value } : { key: m.key, value: m.value, partition: m.partition });
+        bytes += (m.value?.length ?? 0) + (typeof m.key === 'string' ? m.key.length : (m.key?.length ?? 0)) + 32;
+        if (bytes >= MAX_REQUEST_BYTES) await sendChunk();
       }
+      await sendChunk();
       if (offsets) {
         await txn.sendOffsets({ consumerGroupId: o.groupId, topics: [{ topic: offsets.topic, partitions: [{ partition: offsets.partition, offset: offsets.offset }] }] });
       }

@@ -1,0 +1,254 @@
+// `tillwatch backtest`: the file-reading shell around the pure backtest in src/backtest.ts.
+// Imported by the CLI as `@tillwatch/rules/backtest`. Lives outside src because it does I/O and
+// reads the wall clock (the engine never does).
+//
+// Input: JSON lines in the transaction contract, arrival order. Output: one alert per line (alert
+// contract), optionally one action per line, and a rejects file with every line that is not a valid
+// transaction ({line, reason, raw}); a bad line is never fatal and never silently dropped.
+import { isAscii } from 'node:buffer';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Transaction } from '@tillwatch/schemas';
+import { RULE_IDS, createBacktest, defaultRulesConfig, isRejected, loadRulesConfig, type BacktestSummary, type RulesConfig } from '../src/index.js';
+
+export interface RunBacktestOptions {
+  eventsPath: string;
+  outPath: string;
+  /** Rules file, YAML or JSON (by extension: .json is JSON, anything else YAML). Default rules when absent. */
+  configPath?: string;
+  /** Default `<outPath>.rejects.jsonl`. Always written (empty when nothing was rejected). */
+  rejectsPath?: string;
+  /** When set, the actions are written there, one per line. */
+  actionsPath?: string;
+  /** Progress bar on stderr; shown only when stderr is a TTY. */
+  progress?: boolean;
+  /** Informational lines (what is read and written). The summary is returned, not logged. */
+  log: (line: string) => void;
+}
+
+export interface BacktestRunSummary extends BacktestSummary {
+  eventsPath: string;
+  outPath: string;
+  rejectsPath: string;
+  actionsPath: string | null;
+  configPath: string | null;
+  bytesRead: number;
+  /** Peak resident set size of the process so far, bytes. */
+  peakRssBytes: number;
+}
+
+const CHUNK = 4 << 20;
+const GROUP = 256;
+const FLUSH_CHARS = 1 << 20;
+
+/** Buffers lines and writes them in large chunks, honouring back-pressure. */
+class LineWriter {
+  private readonly stream: WriteStream;
+  private parts: string[] = [];
+  private size = 0;
+  private failed: Error | null = null;
+
+  constructor(path: string) {
+    this.stream = createWriteStream(path, { highWaterMark: FLUSH_CHARS });
+    this.stream.on('error', (e) => {
+      this.failed = e;
+    });
+  }
+
+  add(line: string): void {
+    this.parts.push(line);
+    this.size += line.length + 1;
+  }
+
+  /** Called between input chunks: writes when enough is buffered. */
+  async maybeFlush(): Promise<void> {
+    if (this.size >= FLUSH_CHARS) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (this.parts.length === 0) return;
+    const text = this.parts.join('\n') + '\n';
+    this.parts = [];
+    this.size = 0;
+    if (!this.stream.write(text)) await new Promise<void>((resolve, reject) => {
+      this.stream.once('drain', resolve);
+      this.stream.once('error', reject);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await new Promise<void>((resolve, reject) => {
+      this.stream.once('error', reject);
+      this.stream.end(() => resolve());
+    });
+    if (this.failed) throw this.failed;
+  }
+}
+
+async function loadConfig(path: string | undefined): Promise<RulesConfig> {
+  if (path === undefined) return defaultRulesConfig();
+  const text = await readFile(path, 'utf8');
+  try {
+    return loadRulesConfig(text, extname(path).toLowerCase() === '.json' ? 'json' : 'yaml');
+  } catch (e) {
+    throw new Error(`invalid rules config ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Lines in the file, estimated from the first 256 KiB: sizes the engine once instead of growing it (capped). */
+async function estimateLines(fh: Awaited<ReturnType<typeof open>>, totalBytes: number): Promise<number> {
+  const probe = Buffer.allocUnsafe(Math.min(totalBytes, 256 << 10));
+  const { bytesRead } = await fh.read(probe, 0, probe.length, 0);
+  let lines = 0;
+  for (let i = probe.indexOf(10); i >= 0 && i < bytesRead; i = probe.indexOf(10, i + 1)) lines++;
+  if (lines === 0) return 0;
+  return Math.min(2_000_000, Math.ceil((totalBytes / bytesRead) * lines));
+}
+
+const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+function progressLine(bytes: number, total: number, lines: number, ms: number, alerts: number, width: number): string {
+  const frac = total > 0 ? Math.min(1, bytes / total) : 0;
+  const barW = Math.max(10, Math.min(40, width - 60));
+  const filled = Math.round(frac * barW);
+  const rate = ms > 0 ? (lines * 1000) / ms : 0;
+  return `\r  backtest [${'#'.repeat(filled)}${'-'.repeat(barW - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${fmtInt(lines)} lines  ${fmtInt(rate)} ev/s  ${fmtInt(alerts)} alerts\x1b[K`;
+}
+
+export async function runBacktest(o: RunBacktestOptions): Promise<BacktestRunSummary> {
+  const config = await loadConfig(o.configPath);
+  const rejectsPath = o.rejectsPath ?? `${o.outPath}.rejects.jsonl`;
+  const fh = await open(o.eventsPath, 'r');
+  const totalBytes = (await fh.stat()).size;
+  o.log(`backtest: ${o.eventsPath} (${(totalBytes / 1e6).toFixed(1)} MB) with ${o.configPath ?? 'the default rules'} -> ${o.outPath}`);
+  const tty = o.progress === true && process.stderr.isTTY === true;
+
+  const bt = createBacktest(config, { expectedSales: await estimateLines(fh, totalBytes) });
+  const out = new LineWriter(o.outPath);
+  const rejects = new LineWriter(rejectsPath);
+  const actions = o.actionsPath === undefined ? null : new LineWriter(o.actionsPath);
+  const t0 = performance.now();
+  let nextDraw = t0;
+  let buf = Buffer.allocUnsafe(CHUNK);
+  let carry = 0; // bytes of an unfinished line kept at the start of buf
+  let bytesRead = 0;
+  let lineNo = 0;
+  let alertsSoFar = 0;
+
+  // Lines are parsed and validated in groups, then the group goes through the engine: alternating
+  // JSON.parse (allocation-heavy) and the engine (random access into its state) per line thrashes the
+  // caches; grouping measured ~25% faster. Synchronous per line (no promise per event); the writers
+  // flush between chunks. Output order is input order.
+  const group: Transaction[] = [];
+  const runGroup = (): void => {
+    for (let i = 0; i < group.length; i++) {
+      const r = bt.apply(group[i]!);
+      if (r.alerts.length === 0) continue;
+      alertsSoFar += r.alerts.length;
+      for (const a of r.alerts) out.add(JSON.stringify(a));
+      if (actions !== null) for (const a of r.actions) actions.add(JSON.stringify(a));
+    }
+    group.length = 0;
+  };
+  const handle = (text: string): void => {
+    const r = bt.parse(text, ++lineNo);
+    if (r === null) return;
+    if (isRejected(r)) rejects.add(JSON.stringify(r));
+    else if (group.push(r) === GROUP) runGroup();
+  };
+
+  try {
+    for (;;) {
+      if (carry === buf.length) {
+        // One line longer than the buffer: grow it.
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, carry);
+        buf = bigger;
+      }
+      const { bytesRead: n } = await fh.read(buf, carry, buf.length - carry, null);
+      bytesRead += n;
+      const end = carry + n;
+      if (n === 0) {
+        if (end > 0) handle(buf.toString('utf8', 0, end)); // last line without a newline
+        runGroup();
+        break;
+      }
+      const lastNl = buf.lastIndexOf(10, end - 1);
+      if (lastNl < 0) {
+        carry = end;
+        continue;
+      }
+      // Decode whole lines at once (a newline byte never occurs inside a UTF-8 sequence) and split.
+      // Pure ASCII (the usual case) decodes identically and several times faster as latin1.
+      const text = isAscii(buf.subarray(0, lastNl)) ? buf.toString('latin1', 0, lastNl) : buf.toString('utf8', 0, lastNl);
+      let p = 0;
+      for (;;) {
+        const q = text.indexOf('\n', p);
+        if (q < 0) {
+          handle(text.slice(p));
+          break;
+        }
+        handle(text.slice(p, q));
+        p = q + 1;
+      }
+      carry = end - lastNl - 1;
+      buf.copy(buf, 0, lastNl + 1, end);
+      runGroup();
+      await out.maybeFlush();
+      await rejects.maybeFlush();
+      if (actions !== null) await actions.maybeFlush();
+      if (tty) {
+        const now = performance.now();
+        if (now >= nextDraw) {
+          nextDraw = now + 200;
+          process.stderr.write(progressLine(bytesRead, totalBytes, lineNo, now - t0, alertsSoFar, process.stderr.columns ?? 80));
+        }
+      }
+    }
+    await out.close();
+    await rejects.close();
+    if (actions !== null) await actions.close();
+  } finally {
+    await fh.close();
+    if (tty) process.stderr.write('\r\x1b[K');
+  }
+
+  const summary = bt.summary(performance.now() - t0);
+  return {
+    ...summary,
+    eventsPath: o.eventsPath,
+    outPath: o.outPath,
+    rejectsPath,
+    actionsPath: o.actionsPath ?? null,
+    configPath: o.configPath ?? null,
+    bytesRead,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
+}
+
+/** The human summary printed by `tillwatch backtest`. */
+export function formatSummary(s: BacktestRunSummary): string {
+  const w = 24;
+  const row = (label: string, value: string): string => `  ${label.padEnd(w)}${value}`;
+  const lines = [
+    `backtest ${s.eventsPath} -> ${s.outPath}${s.configPath ? ` (rules ${s.configPath})` : ''}`,
+    row('lines read', `${fmtInt(s.linesRead)}${s.blankLines > 0 ? ` (+${fmtInt(s.blankLines)} blank, skipped)` : ''}`),
+    row('events processed', fmtInt(s.eventsProcessed)),
+    row('rejected', `${fmtInt(s.rejected)}${s.rejected > 0 ? `  -> ${s.rejectsPath}` : ''}`),
+    row('alerts', fmtInt(s.alerts)),
+    ...RULE_IDS.map((r) => row(`  ${r}`, fmtInt(s.alertsByRule[r]))),
+    row('actions', `${fmtInt(s.actions)}${s.actionsPath ? `  -> ${s.actionsPath}` : ''}`),
+    ...Object.entries(s.actionsByKind).map(([k, n]) => row(`  ${k}`, fmtInt(n))),
+    row('time', `${(s.durationMs / 1000).toFixed(2)} s  (${fmtInt(s.eventsPerSecond)} events/s)`),
+    row(
+      'state at end',
+      `${fmtInt(s.state.merchants)} merchants, ${fmtInt(s.state.terminals)} terminals, ${fmtInt(s.state.sales)} sales, ${fmtInt(s.state.cards)} card keys, ${fmtInt(s.state.pendingGaps)} pending gaps`,
+    ),
+    row('peak memory', `${(s.peakRssBytes / 2 ** 20).toFixed(0)} MiB RSS`),
+  ];
+  return lines.join('\n');
+}

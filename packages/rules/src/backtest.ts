@@ -1,0 +1,169 @@
+// The pure part of `tillwatch backtest`: JSON lines in arrival order -> engine -> alerts, actions and
+// rejects. File reading, writing, timing and the progress bar live in scripts/backtest.ts.
+import { InvalidValueError, validateTransaction, type Action, type ActionKind, type Alert, type Transaction } from '@tillwatch/schemas';
+import { RULE_IDS, type RuleId, type RulesConfig } from './config.js';
+import { createRuleEngine } from './engine.js';
+import type { EngineOptions, EngineOutput, EngineStats, RuleEngine } from './types.js';
+
+/** A line that is not a valid transaction: never fatal, never silently dropped. */
+export interface RejectedLine {
+  /** 1-based line number in the input. */
+  line: number;
+  reason: string;
+  /** The line as read, with anything that looks like a card number (PAN) masked. */
+  raw: string;
+}
+
+export interface BacktestSummary {
+  /** Non-blank input lines. */
+  linesRead: number;
+  /** Empty or whitespace-only lines, skipped (counted, not rejected). */
+  blankLines: number;
+  eventsProcessed: number;
+  rejected: number;
+  alerts: number;
+  alertsByRule: Record<RuleId, number>;
+  actions: number;
+  actionsByKind: Partial<Record<ActionKind, number>>;
+  /** Engine clock at the end (latest received time). */
+  clock: number;
+  durationMs: number;
+  /** Non-blank lines per second of durationMs. */
+  eventsPerSecond: number;
+  state: EngineStats;
+}
+
+export interface Backtest {
+  readonly engine: RuleEngine;
+  /**
+   * Parses and validates one line (without its newline): the transaction, a reject, or null for a
+   * blank line. Counted in the summary.
+   */
+  parse(text: string, lineNo: number): Transaction | RejectedLine | null;
+  /** Runs a parsed transaction through the engine (in input order) and counts what fired. */
+  apply(t: Transaction): EngineOutput;
+  /** parse + apply for one line. */
+  line(text: string, lineNo: number): EngineOutput | RejectedLine;
+  summary(durationMs: number): BacktestSummary;
+}
+
+export const isRejected = (r: EngineOutput | Transaction | RejectedLine): r is RejectedLine => (r as RejectedLine).reason !== undefined;
+
+// Quoted 13-19 digit strings (optionally grouped by spaces or dashes), and bare numbers of 14-19
+// digits: epoch-ms timestamps are 13 digits and unquoted, so they survive.
+const QUOTED_PAN = /"(\d[\d -]{11,22}\d)"/g;
+const BARE_PAN = /(?<![\d.])\d{14,19}(?![\d.])/g;
+
+/** Masks card-number-like values in a raw line before it is written anywhere (a PAN is never stored). */
+export function redactPans(raw: string): string {
+  return raw
+    .replace(QUOTED_PAN, (all, digits: string) => {
+      const n = digits.replace(/[ -]/g, '').length;
+      return n >= 13 && n <= 19 && /^[\d -]+$/.test(digits) ? '"[PAN REDACTED]"' : all;
+    })
+    .replace(BARE_PAN, '[PAN REDACTED]');
+}
+
+const MAX_RAW = 4096;
+
+export function createBacktest(config: RulesConfig, options: EngineOptions = {}): Backtest {
+  const engine = createRuleEngine(config, options);
+  let linesRead = 0;
+  let blankLines = 0;
+  let processed = 0;
+  let rejected = 0;
+  let alerts = 0;
+  let actions = 0;
+  const alertsByRule = Object.fromEntries(RULE_IDS.map((r) => [r, 0])) as Record<RuleId, number>;
+  const actionsByKind: Partial<Record<ActionKind, number>> = {};
+
+  const reject = (lineNo: number, reason: string, text: string): RejectedLine => {
+    rejected++;
+    text = text.trimEnd();
+    const raw = redactPans(text.length > MAX_RAW ? `${text.slice(0, MAX_RAW)}...[truncated, ${text.length} chars]` : text);
+    return { line: lineNo, reason, raw };
+  };
+
+  const parse = (text: string, lineNo: number): Transaction | RejectedLine | null => {
+    // JSON.parse accepts surrounding whitespace (and a CR from CRLF files); only all-blank lines are skipped.
+    const c0 = text.charCodeAt(0);
+    if (text.length === 0 || ((c0 === 32 || c0 === 9 || c0 === 13) && text.trim().length === 0)) {
+      blankLines++;
+      return null;
+    }
+    linesRead++;
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      return reject(lineNo, `invalid JSON: ${(e as Error).message}`, text);
+    }
+    try {
+      const t = validateTransaction(v);
+      processed++;
+      return t;
+    } catch (e) {
+      if (e instanceof InvalidValueError) return reject(lineNo, `invalid transaction: ${e.message}`, text);
+      throw e;
+    }
+  };
+
+  const apply = (t: Transaction): EngineOutput => {
+    const out = engine.onTransaction(t);
+    if (out.alerts.length > 0) {
+      alerts += out.alerts.length;
+      for (const a of out.alerts) alertsByRule[a.rule as RuleId]++;
+      actions += out.actions.length;
+      for (const a of out.actions) actionsByKind[a.kind] = (actionsByKind[a.kind] ?? 0) + 1;
+    }
+    return out;
+  };
+
+  return {
+    engine,
+    parse,
+    apply,
+    line(text, lineNo) {
+      const r = parse(text, lineNo);
+      if (r === null) return EMPTY;
+      if (isRejected(r)) return r;
+      return apply(r);
+    },
+    summary(durationMs) {
+      return {
+        linesRead,
+        blankLines,
+        eventsProcessed: processed,
+        rejected,
+        alerts,
+        alertsByRule: { ...alertsByRule },
+        actions,
+        actionsByKind: { ...actionsByKind },
+        clock: engine.clock(),
+        durationMs,
+        eventsPerSecond: durationMs > 0 ? Math.round((linesRead * 1000) / durationMs) : 0,
+        state: engine.stats(),
+      };
+    },
+  };
+}
+
+const EMPTY: EngineOutput = Object.freeze({ alerts: Object.freeze([]) as unknown as Alert[], actions: Object.freeze([]) as unknown as Action[] });
+
+/** Runs a whole input held in memory (tests, small files): every alert, action and reject in order. */
+export function backtestLines(lines: Iterable<string>, config: RulesConfig): { alerts: Alert[]; actions: Action[]; rejects: RejectedLine[]; summary: BacktestSummary } {
+  const bt = createBacktest(config);
+  const alerts: Alert[] = [];
+  const actions: Action[] = [];
+  const rejects: RejectedLine[] = [];
+  let n = 0;
+  for (const l of lines) {
+    const r = bt.line(l, ++n);
+    if (isRejected(r)) rejects.push(r);
+    else if (r.alerts.length > 0) {
+      alerts.push(...r.alerts);
+      actions.push(...r.actions);
+    }
+  }
+  return { alerts, actions, rejects, summary: bt.summary(0) };
+}

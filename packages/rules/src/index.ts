@@ -1,0 +1,43 @@
+// @tillwatch/rules: the pure rule engine shared by the live detector and `tillwatch backtest`.
+export {
+  RULE_IDS,
+  RULE_VERSIONS,
+  ACTION_TARGETS,
+  RulesConfigError,
+  defaultRulesConfig,
+  loadRulesConfig,
+  parseRulesConfig,
+  resolveRules,
+  type RuleId,
+  type RulesConfig,
+  type RulesSection,
+  type RuleOverrides,
+  type RuleCommon,
+  type DuplicateChargeConfig,
+  type AbnormalAmountConfig,
+  type SyncLagConfig,
+  type SequenceGapConfig,
+  type RefundWithoutSaleConfig,
+  type RefundExceedsSaleConfig,
+  type EngineSettings,
+  type PolicyAction,
+  type ConfigIssue,
+  type ResolvedRules,
+} from './config.js';
+export { createRuleEngine } from './engine.js';
+export { alertId, actionId } from './ids.js';
+export { MedianSample } from './median.js';
+export { createBacktest, backtestLines, isRejected, redactPans, type Backtest, type BacktestSummary, type RejectedLine } from './backtest.js';
+export type {
+  EngineOptions,
+  EngineOutput,
+  EngineStats,
+  EngineSnapshot,
+  MerchantSnapshot,
+  TerminalSnapshot,
+  SaleSnapshot,
+  RefundSnapshot,
+  GapSnapshot,
+  RuleEngine,
+} from './types.js';
+export { createChangelogView, type ChangelogView, type ChangelogValue, type SaleEntry } from './changelog.js';

@@ -1,0 +1,339 @@
+// Compact storage for the engine's large state: sales kept for duplicate and refund matching.
+//
+// Why not objects in Maps: at fleet scale the state is ~1M sales, and a JS Map lookup on a fresh
+// string key walks bucket -> entry -> stored key string -> value, each a cache miss on a big heap
+// (measured ~0.5-0.8 us per random get on a 1M-entry working set). Here a sale is a row index into
+// typed columns, and the two indexes are open-addressing tables holding the 32-bit hash inline next
+// to the row, so a miss (the common case: a new txn, a card with no recent same-amount sale) costs
+// one cache line and a hit one more. The garbage collector sees a few large typed arrays and the
+// strings that must be kept (txn ids; event ids and cards only while a sale is a duplicate leg).
+
+/**
+ * FNV-1a over UTF-16 code units, then a murmur3 finaliser, cut to 30 bits. Fixed seed: table layout
+ * never affects results. 30 bits keep the value a small integer (Smi) in V8, so passing it between
+ * functions never allocates a boxed number.
+ */
+export function hashString(s: string, seed: number): number {
+  let h = (seed ^ 0x811c9dc5) | 0;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return fmix(h);
+}
+
+export function mixInt(h: number, v: number): number {
+  // v may exceed 32 bits (amounts are longs): fold the high part in.
+  const lo = v | 0;
+  const hi = (v / 4294967296) | 0;
+  h = Math.imul(h ^ lo, 0x9e3779b1);
+  h = Math.imul(h ^ hi, 0x85ebca77);
+  return fmix(h);
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h & 0x3fffffff;
+}
+
+/**
+ * Open-addressing hash index (linear probing, backward-shift deletion) from a 32-bit hash to a row.
+ * Slot i is slots[2i] = row + 1 (0 = empty) and slots[2i+1] = hash: one cache line answers a probe.
+ * Keys are verified by the caller against the row (the table only stores hash and row).
+ */
+export class RowIndex {
+  slots: Int32Array;
+  mask: number;
+  count = 0;
+
+  constructor(capacity = 1024) {
+    const cap = 1 << Math.ceil(Math.log2(Math.max(16, capacity)));
+    this.slots = new Int32Array(cap * 2);
+    this.mask = cap - 1;
+  }
+
+  /** Inserts (hash -> row); the caller has checked the key is absent. */
+  insert(hash: number, row: number): void {
+    if ((this.count + 1) * 2 > this.mask + 1) this.grow();
+    const sl = this.slots;
+    const mask = this.mask;
+    let i = hash & mask;
+    while (sl[i << 1] !== 0) i = (i + 1) & mask;
+    sl[i << 1] = row + 1;
+    sl[(i << 1) + 1] = hash;
+    this.count++;
+  }
+
+  /** Row stored at slot i. */
+  row(i: number): number {
+    return this.slots[i << 1]! - 1;
+  }
+
+  /** Slot holding exactly this row (found through its hash), or -1. */
+  slotOf(hash: number, row: number): number {
+    const sl = this.slots;
+    const mask = this.mask;
+    let i = hash & mask;
+    for (;;) {
+      const r = sl[i << 1]!;
+      if (r === 0) return -1;
+      if (r === row + 1) return i;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Replaces the row stored at a slot (same key). */
+  set(slot: number, row: number): void {
+    this.slots[slot << 1] = row + 1;
+  }
+
+  remove(hash: number, row: number): void {
+    const slot = this.slotOf(hash, row);
+    if (slot >= 0) this.removeAt(slot);
+  }
+
+  removeAt(slot: number): void {
+    const sl = this.slots;
+    const mask = this.mask;
+    let i = slot;
+    sl[i << 1] = 0;
+    this.count--;
+    // Backward shift: pull later entries of the probe run into the hole so lookups stay correct.
+    let j = (i + 1) & mask;
+    while (sl[j << 1] !== 0) {
+      const home = sl[(j << 1) + 1]! & mask;
+      // Move j into i unless its home lies cyclically in (i, j].
+      const inRange = i <= j ? home > i && home <= j : home > i || home <= j;
+      if (!inRange) {
+        sl[i << 1] = sl[j << 1]!;
+        sl[(i << 1) + 1] = sl[(j << 1) + 1]!;
+        sl[j << 1] = 0;
+        i = j;
+      }
+      j = (j + 1) & mask;
+    }
+  }
+
+  private grow(): void {
+    const old = this.slots;
+    const cap = (this.mask + 1) * 2;
+    const sl = (this.slots = new Int32Array(cap * 2));
+    const mask = (this.mask = cap - 1);
+    for (let k = 0; k < old.length; k += 2) {
+      const r = old[k]!;
+      if (r === 0) continue;
+      const h = old[k + 1]!;
+      let i = h & mask;
+      while (sl[i << 1] !== 0) i = (i + 1) & mask;
+      sl[i << 1] = r;
+      sl[(i << 1) + 1] = h;
+    }
+  }
+}
+
+/**
+ * Expiry wheel: rows filed by expiry bucket (callers pass `bucketOf(expiry)`, a small integer, so no
+ * boxed double crosses the call). Sweeping pops whole buckets whose time has passed, so physical
+ * expiry costs O(expired) and never blocks on an out-of-order entry. Entries carry the row's
+ * generation, so a row freed and reused meanwhile is not touched by a stale entry. A bucket is a list
+ * of fixed-size chunks recycled through a pool: filing an entry never copies or allocates in the
+ * steady state (growing JS arrays here was the engine's main source of garbage).
+ */
+export class ExpiryWheel {
+  private readonly buckets = new Map<number, WheelBucket>();
+  /** Lowest bucket that may still hold entries. */
+  private low = Infinity;
+  // Most additions go to the same bucket as the previous one.
+  private lastB = -1;
+  private last: WheelBucket | null = null;
+  private readonly pool: Int32Array[] = [];
+  size = 0;
+
+  constructor(private readonly bucketMs: number) {}
+
+  bucketOf(expiry: number): number {
+    return Math.floor(expiry / this.bucketMs);
+  }
+
+  add(b: number, row: number, gen: number): void {
+    let bucket = this.last;
+    if (b !== this.lastB || bucket === null) {
+      bucket = this.buckets.get(b) ?? null;
+      if (bucket === null) {
+        bucket = { chunks: [], fill: CHUNK };
+        this.buckets.set(b, bucket);
+      }
+      this.lastB = b;
+      this.last = bucket;
+    }
+    if (bucket.fill === CHUNK) {
+      bucket.chunks.push(this.pool.pop() ?? new Int32Array(CHUNK));
+      bucket.fill = 0;
+    }
+    const chunk = bucket.chunks[bucket.chunks.length - 1]!;
+    chunk[bucket.fill] = row;
+    chunk[bucket.fill + 1] = gen;
+    bucket.fill += 2;
+    if (b < this.low) this.low = b;
+    this.size++;
+  }
+
+  /**
+   * Calls visit(row, gen) for every entry in a bucket that ends at or before `now`. `touch(row)`, if
+   * given, is first called for all entries of a bucket: it should load what visit will need, so that
+   * the cache misses of many entries overlap instead of happening one after another.
+   */
+  sweep(now: number, visit: (row: number, gen: number) => void, touch?: (row: number) => void): void {
+    const last = Math.floor(now / this.bucketMs) - 1; // buckets entirely <= now
+    if (this.low > last) return;
+    if (last - this.low > this.buckets.size) {
+      // A big clock jump: visit the buckets that exist rather than every step.
+      const due = [...this.buckets.keys()].filter((b) => b <= last).sort((a, b) => a - b);
+      for (const b of due) this.popBucket(b, visit, touch);
+    } else {
+      for (let b = this.low; b <= last; b++) this.popBucket(b, visit, touch);
+    }
+    let low = Infinity;
+    if (this.buckets.size > 0) for (const b of this.buckets.keys()) if (b < low) low = b;
+    this.low = low;
+  }
+
+  private popBucket(b: number, visit: (row: number, gen: number) => void, touch?: (row: number) => void): void {
+    const bucket = this.buckets.get(b);
+    if (bucket === undefined) return;
+    if (touch !== undefined) {
+      for (let c = 0; c < bucket.chunks.length; c++) {
+        const chunk = bucket.chunks[c]!;
+        const end = c === bucket.chunks.length - 1 ? bucket.fill : CHUNK;
+        for (let i = 0; i < end; i += 2) touch(chunk[i]!);
+      }
+    }
+    this.buckets.delete(b);
+    if (b === this.lastB) {
+      this.lastB = -1;
+      this.last = null;
+    }
+    const chunks = bucket.chunks;
+    for (let c = 0; c < chunks.length; c++) {
+      const chunk = chunks[c]!;
+      const end = c === chunks.length - 1 ? bucket.fill : CHUNK;
+      this.size -= end >> 1;
+      for (let i = 0; i < end; i += 2) visit(chunk[i]!, chunk[i + 1]!);
+      this.pool.push(chunk);
+    }
+  }
+
+  clear(): void {
+    for (const b of this.buckets.values()) for (const c of b.chunks) this.pool.push(c);
+    this.buckets.clear();
+    this.lastB = -1;
+    this.last = null;
+    this.low = Infinity;
+    this.size = 0;
+  }
+}
+
+/** Entries per wheel chunk x 2 (row, generation). */
+const CHUNK = 2048;
+
+interface WheelBucket {
+  chunks: Int32Array[];
+  /** Ints used in the last chunk. */
+  fill: number;
+}
+
+// Row layout: one 64-byte cache line per sale, read through two views of one buffer.
+// Float64 slots (index row * 8 + k):
+export const F_ET = 0; // sale event_time
+export const F_DUP_EXP = 1; // duplicate-leg expiry (clock)
+export const F_REF_EXP = 2; // refund-matching expiry (clock)
+export const F_AMOUNT = 3; // sale amount_minor
+// Int32 slots (index row * 16 + k), in the second half of the line:
+export const I_MERCHANT = 8; // merchant tag
+export const I_FLAGS = 9;
+export const I_LEG_NEXT = 10; // next row in the duplicate chain, -1 = end
+export const I_GEN = 11; // bumped when the row is freed (stale expiry entries ignore it)
+export const I_TXN_HASH = 12;
+export const I_DUP_HASH = 13;
+export const I_PREV = 14; // merchant list
+export const I_NEXT = 15;
+
+/** Growable row store; rows are recycled through a free list and stamped with a generation. */
+export class SaleRows {
+  cap: number;
+  f: Float64Array;
+  i: Int32Array;
+  /** Rarely touched (refunds only): kept out of the hot line. */
+  refunded: Float64Array;
+  // String columns, preallocated with the rows (no per-row push).
+  txn: string[];
+  eventId: (string | null)[];
+  card: (string | null)[];
+  terminalId: (string | null)[];
+  currency: string[];
+  private readonly free: number[] = [];
+  private top = 0;
+  live = 0;
+
+  constructor(capacity = 1024) {
+    this.cap = capacity;
+    const buf = new ArrayBuffer(capacity * 64);
+    this.f = new Float64Array(buf);
+    this.i = new Int32Array(buf);
+    this.refunded = new Float64Array(capacity);
+    this.txn = new Array<string>(capacity).fill('');
+    this.eventId = new Array<string | null>(capacity).fill(null);
+    this.card = new Array<string | null>(capacity).fill(null);
+    this.terminalId = new Array<string | null>(capacity).fill(null);
+    this.currency = new Array<string>(capacity).fill('');
+  }
+
+  alloc(): number {
+    this.live++;
+    const f = this.free.pop();
+    if (f !== undefined) return f;
+    if (this.top === this.cap) this.grow();
+    return this.top++;
+  }
+
+  release(row: number): void {
+    this.live--;
+    const b = row * 16;
+    this.i[b + I_GEN] = (this.i[b + I_GEN]! + 1) | 0;
+    this.i[b + I_FLAGS] = 0;
+    this.txn[row] = '';
+    this.eventId[row] = null;
+    this.card[row] = null;
+    this.terminalId[row] = null;
+    this.currency[row] = '';
+    this.free.push(row);
+  }
+
+  private grow(): void {
+    const cap = this.cap * 2;
+    const buf = new ArrayBuffer(cap * 64);
+    const f = new Float64Array(buf);
+    f.set(this.f);
+    this.f = f;
+    this.i = new Int32Array(buf);
+    const r = new Float64Array(cap);
+    r.set(this.refunded);
+    this.refunded = r;
+    // Growing in place reallocates the backing store once (a memcpy), unlike copying element by element.
+    const extend = <T>(a: T[], fill: T): T[] => {
+      const n = a.length;
+      a.length = cap;
+      return a.fill(fill, n, cap);
+    };
+    this.txn = extend(this.txn, '');
+    this.eventId = extend(this.eventId, null);
+    this.card = extend(this.card, null);
+    this.terminalId = extend(this.terminalId, null);
+    this.currency = extend(this.currency, '');
+    this.cap = cap;
+  }
+}

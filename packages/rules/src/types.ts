@@ -1,0 +1,125 @@
+import type { Action, Alert, Transaction } from '@tillwatch/schemas';
+
+/** What one engine call produced. The shared empty result is frozen: do not mutate outputs. */
+export interface EngineOutput {
+  alerts: Alert[];
+  actions: Action[];
+}
+
+/** State size, physical (expired entries still waiting for the next sweep are counted). */
+export interface EngineStats {
+  /** Engine clock: latest received time seen or clock given, epoch ms (0 before anything arrived). */
+  clock: number;
+  merchants: number;
+  terminals: number;
+  /** Distinct (merchant, card) pairs holding duplicate-charge legs. */
+  cards: number;
+  /** Sales (and refund/void placeholders) matchable by refunds, across merchants. */
+  sales: number;
+  /** Sales still matchable as duplicate legs (within allowed lateness + window). */
+  duplicateLegs: number;
+  /** Sequence gaps waiting for their timeout. */
+  pendingGaps: number;
+  /** Terminals holding a median sample. */
+  samples: number;
+  /** Events processed by this engine instance (not restored). */
+  events: number;
+  /** Approved sales that arrived beyond the allowed lateness and so were not matched as duplicates (not restored). */
+  lateSales: number;
+}
+
+export interface GapSnapshot {
+  /** First and last missing seq when the gap opened. */
+  from: number;
+  to: number;
+  /** Still-missing ranges as [a0, b0, a1, b1, ...], inclusive. */
+  missing: number[];
+  due: number;
+  low_event_id: string;
+  low_event_time: number;
+  high_event_id: string;
+  high_event_time: number;
+}
+
+export interface TerminalSnapshot {
+  id: string;
+  last_received: number;
+  max_seq: number;
+  max_seq_event_id: string;
+  max_seq_event_time: number;
+  lag_episode: boolean;
+  sales_seen: number;
+  /** Recent approved sale amounts, oldest first. */
+  sample: number[];
+  gaps: GapSnapshot[];
+}
+
+export interface RefundSnapshot {
+  txn_id: string;
+  event_id: string;
+  terminal_id: string;
+  card_token: string;
+  amount: number;
+  event_time: number;
+}
+
+export interface SaleSnapshot {
+  txn_id: string;
+  /** Set while the sale is a duplicate leg; null once it only serves refund matching. */
+  event_id: string | null;
+  card_token: string | null;
+  terminal_id: string | null;
+  /** The sale itself has arrived (false: a placeholder made by an earlier refund or void). */
+  seen: boolean;
+  voided: boolean;
+  /** Still a duplicate-charge leg. */
+  dup: boolean;
+  amount: number;
+  currency: string;
+  event_time: number;
+  dup_expiry: number;
+  ref_expiry: number;
+  refunded: number;
+  refunds: RefundSnapshot[];
+}
+
+/** One merchant's state: plain JSON, written to the compacted changelog keyed by merchant_id. */
+export interface MerchantSnapshot {
+  v: 1;
+  /** Engine clock when taken; restoring raises the engine clock to at least this. */
+  clock: number;
+  terminals: TerminalSnapshot[];
+  sales: SaleSnapshot[];
+}
+
+export interface EngineSnapshot {
+  v: 1;
+  clock: number;
+  merchants: [merchantId: string, snapshot: MerchantSnapshot][];
+}
+
+export interface EngineOptions {
+  /**
+   * Sales the engine expects to hold at once (a capacity hint, not a limit): its buffers start at that
+   * size instead of growing from small. A backtest passes its input size.
+   */
+  expectedSales?: number;
+}
+
+export interface RuleEngine {
+  /** Advances the clock to max(clock, t.received_time) (firing due timers), then applies the event. */
+  onTransaction(t: Transaction): EngineOutput;
+  /** Raises the clock to nowMs if later and fires every timer due at or before it. */
+  advanceClock(nowMs: number): EngineOutput;
+  /** Merchants whose state changed since the last call; null = state fully expired (tombstone). */
+  takeDirty(): [merchantId: string, snapshot: MerchantSnapshot | null][];
+  /** Replaces one merchant's state (null removes it). Does not fire timers: the next call does. */
+  restoreMerchant(merchantId: string, snapshot: MerchantSnapshot | null): void;
+  snapshotAll(): EngineSnapshot;
+  /** Replaces the whole state. */
+  restoreAll(snapshot: EngineSnapshot): void;
+  clock(): number;
+  /** Raises the clock (never lowers it) without firing timers; the next call fires what is due. */
+  setClock(ms: number): void;
+  stats(): EngineStats;
+}

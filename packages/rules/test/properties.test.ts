@@ -1,0 +1,190 @@
+// Determinism and restorability, as properties over random streams and random split points.
+import type { Transaction } from '@tillwatch/schemas';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createChangelogView, createRuleEngine, type ChangelogValue, type EngineOutput, type MerchantSnapshot, type RuleEngine, type RulesConfig } from '../src/index.js';
+import { CONFIGS, denseStream } from './helpers/streams.js';
+
+/** Alerts and actions as two ordered streams (as the detector produces them to two topics). */
+interface Out {
+  alerts: string[];
+  actions: string[];
+}
+const newOut = (): Out => ({ alerts: [], actions: [] });
+const record = (out: Out, o: EngineOutput): void => {
+  for (const a of o.alerts) out.alerts.push(JSON.stringify(a));
+  for (const a of o.actions) out.actions.push(JSON.stringify(a));
+};
+
+function unsplit(config: RulesConfig, events: Transaction[]): Out {
+  const e = createRuleEngine(config);
+  const out = newOut();
+  for (const t of events) record(out, e.onTransaction(t));
+  return out;
+}
+
+/** JSON round trip, as through Kafka. */
+const viaJson = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
+
+const arb = fc.record({
+  seed: fc.integer({ min: 1, max: 1_000_000 }),
+  config: fc.integer({ min: 0, max: CONFIGS.length - 1 }),
+  gap: fc.constantFrom(2_000, 20_000, 120_000),
+  splits: fc.uniqueArray(fc.integer({ min: 0, max: 1199 }), { minLength: 1, maxLength: 4 }),
+});
+
+describe('engine properties', () => {
+  it('the same input gives byte-identical output', () => {
+    fc.assert(
+      fc.property(arb, ({ seed, config, gap }) => {
+        const events = denseStream(seed, 1200, gap);
+        expect(unsplit(CONFIGS[config]!, events)).toEqual(unsplit(CONFIGS[config]!, events));
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it('streams exercise every rule (sanity check of the generator)', () => {
+    const rules = new Set<string>();
+    for (const seed of [1, 2, 3]) for (const c of CONFIGS) for (const line of unsplit(c, denseStream(seed, 1200, 20_000)).alerts) rules.add(JSON.parse(line).rule as string);
+    expect([...rules].sort()).toEqual(['abnormal_amount', 'duplicate_charge', 'refund_exceeds_sale', 'refund_without_sale', 'sequence_gap', 'sync_lag']);
+  });
+
+  it('split anywhere, snapshotAll -> JSON -> restoreAll into a new engine: exactly the alerts and actions of the unsplit run', () => {
+    fc.assert(
+      fc.property(arb, ({ seed, config, gap, splits }) => {
+        const cfg = CONFIGS[config]!;
+        const events = denseStream(seed, 1200, gap);
+        const expected = unsplit(cfg, events);
+        const cut = new Set(splits);
+        const out = newOut();
+        let e: RuleEngine = createRuleEngine(cfg);
+        events.forEach((t, i) => {
+          if (cut.has(i)) {
+            const snap = viaJson(e.snapshotAll());
+            e = createRuleEngine(cfg);
+            e.restoreAll(snap);
+          }
+          record(out, e.onTransaction(t));
+        });
+        expect(out).toEqual(expected);
+      }),
+      { numRuns: 40 },
+    );
+  }, 60_000);
+
+  it('split anywhere, restored from the accumulated takeDirty changelog: exactly the same output', () => {
+    fc.assert(
+      fc.property(arb, fc.integer({ min: 1, max: 50 }), ({ seed, config, gap, splits }, every) => {
+        const cfg = CONFIGS[config]!;
+        const events = denseStream(seed, 1200, gap);
+        const expected = unsplit(cfg, events);
+        const cut = new Set(splits);
+        // The compacted changelog: latest value per key, tombstones delete.
+        const changelog = new Map<string, MerchantSnapshot>();
+        const flush = (e: RuleEngine): void => {
+          for (const [id, snap] of viaJson(e.takeDirty())) {
+            if (snap === null) changelog.delete(id);
+            else changelog.set(id, snap);
+          }
+        };
+        const out = newOut();
+        let e: RuleEngine = createRuleEngine(cfg);
+        events.forEach((t, i) => {
+          if (cut.has(i)) {
+            flush(e);
+            e = createRuleEngine(cfg);
+            for (const [id, snap] of changelog) e.restoreMerchant(id, snap);
+          }
+          record(out, e.onTransaction(t));
+          if (i % every === 0) flush(e); // batches of varying size
+        });
+        expect(out).toEqual(expected);
+      }),
+      { numRuns: 25 },
+    );
+  }, 60_000);
+
+  it('split anywhere, restored from the entity changelog (createChangelogView, as the detector writes it): exactly the same output', () => {
+    fc.assert(
+      fc.property(arb, fc.integer({ min: 1, max: 50 }), ({ seed, config, gap, splits }, every) => {
+        const cfg = CONFIGS[config]!;
+        const events = denseStream(seed, 1200, gap);
+        const expected = unsplit(cfg, events);
+        const cut = new Set(splits);
+        const topic = new Map<string, ChangelogValue>();
+        let clock = 0;
+        let e: RuleEngine = createRuleEngine(cfg);
+        let view = createChangelogView(e);
+        const flush = (): void => {
+          for (const [k, v] of viaJson(view.takeChanges())) {
+            if (v === null) topic.delete(k);
+            else topic.set(k, v);
+          }
+          clock = e.clock();
+        };
+        const out = newOut();
+        events.forEach((t, i) => {
+          if (cut.has(i)) {
+            flush();
+            e = createRuleEngine(cfg);
+            view = createChangelogView(e);
+            e.setClock(clock);
+            view.restore(topic);
+          }
+          record(out, e.onTransaction(t));
+          if (i % every === 0) flush();
+        });
+        expect(out).toEqual(expected);
+      }),
+      { numRuns: 25 },
+    );
+  }, 60_000);
+
+  it('advancing the clock more often (up to the next arrival) changes nothing', () => {
+    fc.assert(
+      fc.property(arb, fc.integer({ min: 1, max: 7 }), ({ seed, config, gap }, every) => {
+        const cfg = CONFIGS[config]!;
+        const events = denseStream(seed, 1200, gap);
+        const expected = unsplit(cfg, events);
+        const e = createRuleEngine(cfg);
+        const out = newOut();
+        events.forEach((t, i) => {
+          if (i % every === 0) {
+            record(out, e.advanceClock(e.clock()));
+            record(out, e.advanceClock(Math.floor((e.clock() + t.received_time) / 2)));
+            record(out, e.advanceClock(t.received_time));
+          }
+          record(out, e.onTransaction(t));
+        });
+        expect(out).toEqual(expected);
+      }),
+      { numRuns: 30 },
+    );
+  }, 60_000);
+
+  it('state stays bounded: with short horizons everything expires once the clock moves on', () => {
+    const cfg = CONFIGS[1]!;
+    const e = createRuleEngine(cfg);
+    const events = denseStream(5, 3000, 20_000);
+    let peakSales = 0;
+    for (const t of events) {
+      e.onTransaction(t);
+      peakSales = Math.max(peakSales, e.stats().sales);
+    }
+    // 3000 events over ~17 h, a 2 h refund lookback: far fewer sales held than seen.
+    expect(peakSales).toBeLessThan(1000);
+    e.takeDirty();
+    e.advanceClock(e.clock() + 4 * 3600_000);
+    e.advanceClock(e.clock() + 2 * 3600_000);
+    const s = e.stats();
+    expect(s).toMatchObject({ merchants: 0, terminals: 0, cards: 0, sales: 0, duplicateLegs: 0, pendingGaps: 0, samples: 0 });
+    const dirty = e.takeDirty();
+    // Every merchant that had state is now a tombstone.
+    expect(dirty.map(([id, snap]) => [id, snap]).sort()).toEqual([
+      ['M0000', null],
+      ['M0001', null],
+    ]);
+    expect(dirty.length).toBeGreaterThan(0);
+  });
+});

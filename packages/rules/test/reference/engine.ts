@@ -1,0 +1,1046 @@
+// REFERENCE MODEL, for differential tests only: the rules written the straightforward way (objects in
+// Maps, a naive median), without any of the engine's performance structures. The engine must produce
+// exactly its alerts and actions (test/differential.test.ts). Keep the two in step on any semantic change.
+import type { Action, Alert, Severity, Transaction } from '@tillwatch/schemas';
+import { ACTION_TARGETS, RULE_VERSIONS, resolveRules, type ResolvedRules, type RuleId, type RulesConfig } from '../../src/config.js';
+import { MinHeap } from '../../src/heap.js';
+import { actionId, alertId } from '../../src/ids.js';
+import { MedianSample } from './median.js';
+import { fmtDuration } from '../../src/format.js';
+import type {
+  EngineOutput,
+  EngineSnapshot,
+  EngineStats,
+  GapSnapshot,
+  MerchantSnapshot,
+  RuleEngine,
+  SaleSnapshot,
+  TerminalSnapshot,
+} from '../../src/types.js';
+
+const EMPTY_OUTPUT: EngineOutput = Object.freeze({
+  alerts: Object.freeze([]) as unknown as Alert[],
+  actions: Object.freeze([]) as unknown as Action[],
+});
+
+/** Physical sweeps of expired sales run at most this often (clock time); terminals less often. */
+const SWEEP_EVERY_MS = 5 * 60_000;
+const TERMINAL_SWEEP_EVERY_MS = 60 * 60_000;
+
+// SaleRec.flags
+const SEEN = 1; // the APPROVED SALE itself has arrived (else: placeholder made by a refund or void)
+const VOIDED = 2; // an APPROVED VOID/REVERSAL names it
+const IN_DUP = 4; // currently in its card's duplicate legs
+
+interface RefundRec {
+  txn: string;
+  eventId: string;
+  terminalId: string;
+  card: string;
+  amount: number;
+  et: number;
+}
+
+/** A sale known to a merchant, keyed by txn_id; also a duplicate leg while IN_DUP. */
+interface SaleRec {
+  txn: string;
+  eventId: string | null;
+  card: string | null;
+  terminalId: string | null;
+  flags: number;
+  amount: number;
+  currency: string;
+  et: number;
+  dupExpiry: number;
+  refExpiry: number;
+  refunded: number;
+  refunds: RefundRec[] | null;
+}
+
+interface Gap {
+  from: number;
+  to: number;
+  missing: number[];
+  due: number;
+  lowEventId: string;
+  lowEt: number;
+  highEventId: string;
+  highEt: number;
+  terminal: TerminalState;
+  done: boolean;
+}
+
+interface TerminalState {
+  id: string;
+  merchant: MerchantState;
+  rules: ResolvedRules;
+  lastRecv: number;
+  maxSeq: number;
+  maxSeqEventId: string;
+  maxSeqEt: number;
+  lagEpisode: boolean;
+  salesSeen: number;
+  sample: MedianSample | null;
+  gaps: Gap[] | null;
+}
+
+interface MerchantState {
+  id: string;
+  rules: ResolvedRules;
+  terminals: Map<string, TerminalState>;
+  /** card_token -> sales that are duplicate legs (small arrays). */
+  cards: Map<string, SaleRec[]>;
+  /** txn_id -> sale or placeholder, for refunds, voids and redelivery. */
+  txns: Map<string, SaleRec>;
+  /** Insertion-ordered expiry queues (roughly sorted by expiry; a late head only delays physical removal). */
+  dupQ: SaleRec[];
+  dupHead: number;
+  refQ: SaleRec[];
+  refHead: number;
+  dirty: boolean;
+  removed: boolean;
+  /** Last currency string seen, so equal codes share one string. */
+  currency: string;
+}
+
+const gapLess = (a: Gap, b: Gap): boolean => {
+  if (a.due !== b.due) return a.due < b.due;
+  const ta = a.terminal.id;
+  const tb = b.terminal.id;
+  if (ta !== tb) return ta < tb;
+  const ma = a.terminal.merchant.id;
+  const mb = b.terminal.merchant.id;
+  if (ma !== mb) return ma < mb;
+  return a.from < b.from;
+};
+
+const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
+
+export function createReferenceEngine(config: RulesConfig): RuleEngine {
+  return new Engine(config);
+}
+
+class Engine implements RuleEngine {
+  private clk = 0;
+  private readonly merchants = new Map<string, MerchantState>();
+  private dirtyList: MerchantState[] = [];
+  private readonly timers = new MinHeap<Gap>(gapLess);
+  private out: EngineOutput | null = null;
+  private nextSweepAt = 0;
+  private nextTerminalSweepAt = 0;
+  private readonly lateness: number;
+  private readonly lookback: number;
+  private readonly idleTtl: number;
+  private readonly hasTerminalOverrides: boolean;
+  private readonly dupOn: boolean;
+  // Physical counts for stats().
+  private nTerminals = 0;
+  private nCards = 0;
+  private nSales = 0;
+  private nDupLegs = 0;
+  private nGaps = 0;
+  private nSamples = 0;
+  private nEvents = 0;
+  private nLateSales = 0;
+
+  constructor(private readonly config: RulesConfig) {
+    this.lateness = config.engine.allowed_lateness;
+    this.lookback = config.engine.refund_lookback;
+    this.idleTtl = config.engine.terminal_idle_ttl;
+    this.hasTerminalOverrides = Object.keys(config.overrides.terminals).length > 0;
+    // Duplicate legs are only kept when some scope can fire the rule.
+    this.dupOn =
+      config.rules.duplicate_charge.enabled ||
+      Object.values(config.overrides.merchants).some((o) => o.duplicate_charge?.enabled === true) ||
+      Object.values(config.overrides.terminals).some((o) => o.duplicate_charge?.enabled === true);
+  }
+
+  // ---------------------------------------------------------------- clock and timers
+
+  clock(): number {
+    return this.clk;
+  }
+
+  setClock(ms: number): void {
+    if (!Number.isFinite(ms)) throw new TypeError(`setClock: expected epoch milliseconds, got ${ms}`);
+    if (ms > this.clk) this.clk = ms;
+  }
+
+  advanceClock(nowMs: number): EngineOutput {
+    if (!Number.isFinite(nowMs)) throw new TypeError(`advanceClock: expected epoch milliseconds, got ${nowMs}`);
+    if (nowMs > this.clk) this.clk = nowMs;
+    this.fireDue();
+    if (this.clk >= this.nextSweepAt) this.sweep();
+    return this.flush();
+  }
+
+  private flush(): EngineOutput {
+    const o = this.out;
+    if (o === null) return EMPTY_OUTPUT;
+    this.out = null;
+    return o;
+  }
+
+  private fireDue(): void {
+    const h = this.timers;
+    let g = h.peek();
+    while (g !== undefined && g.due <= this.clk) {
+      h.pop();
+      if (!g.done) this.fireGap(g);
+      g = h.peek();
+    }
+  }
+
+  // ---------------------------------------------------------------- events
+
+  onTransaction(t: Transaction): EngineOutput {
+    const recv = t.received_time;
+    if (recv > this.clk) this.clk = recv;
+    const top = this.timers.peek();
+    if (top !== undefined && top.due <= this.clk) this.fireDue();
+    if (this.clk >= this.nextSweepAt) this.sweep();
+    this.nEvents++;
+
+    const m = this.merchants.get(t.merchant_id) ?? this.newMerchant(t.merchant_id);
+    let term = m.terminals.get(t.terminal_id);
+    if (term === undefined || this.clk - term.lastRecv > this.idleTtl) term = this.newTerminal(m, t);
+    else {
+      if (recv > term.lastRecv) term.lastRecv = recv;
+      this.onSequence(term, t);
+    }
+    this.onLag(term, t);
+
+    if (t.status === 'APPROVED') {
+      const kind = t.kind;
+      if (kind === 'SALE') this.onSale(m, term, t);
+      else if (kind === 'REFUND') this.onRefund(m, term, t);
+      else this.onVoid(m, t); // REVERSAL, VOID
+    }
+    if (!m.dirty) {
+      m.dirty = true;
+      this.dirtyList.push(m);
+    }
+    // A gap created already due (its higher seq arrived long after the clock) fires now, not later.
+    const top2 = this.timers.peek();
+    if (top2 !== undefined && top2.due <= this.clk) this.fireDue();
+    return this.flush();
+  }
+
+  private newMerchant(id: string): MerchantState {
+    const m: MerchantState = {
+      id,
+      rules: resolveRules(this.config, id, null),
+      terminals: new Map(),
+      cards: new Map(),
+      txns: new Map(),
+      dupQ: [],
+      dupHead: 0,
+      refQ: [],
+      refHead: 0,
+      dirty: false,
+      removed: false,
+      currency: '',
+    };
+    this.merchants.set(id, m);
+    return m;
+  }
+
+  /** First event of a terminal (or first after it was forgotten for idleness). */
+  private newTerminal(m: MerchantState, t: Transaction): TerminalState {
+    const old = m.terminals.get(t.terminal_id);
+    if (old !== undefined) this.dropTerminal(old);
+    const term: TerminalState = {
+      id: t.terminal_id,
+      merchant: m,
+      rules: resolveRules(this.config, m.id, t.terminal_id),
+      lastRecv: t.received_time,
+      maxSeq: t.terminal_seq,
+      maxSeqEventId: t.event_id,
+      maxSeqEt: t.event_time,
+      lagEpisode: false,
+      salesSeen: 0,
+      sample: null,
+      gaps: null,
+    };
+    m.terminals.set(term.id, term);
+    this.nTerminals++;
+    return term;
+  }
+
+  private dropTerminal(term: TerminalState): void {
+    if (term.gaps !== null) {
+      for (const g of term.gaps) g.done = true;
+      this.nGaps -= term.gaps.length;
+    }
+    if (term.sample !== null) this.nSamples--;
+    this.nTerminals--;
+    term.merchant.terminals.delete(term.id);
+  }
+
+  private rulesFor(m: MerchantState, terminalId: string): ResolvedRules {
+    if (!this.hasTerminalOverrides) return m.rules;
+    return m.terminals.get(terminalId)?.rules ?? resolveRules(this.config, m.id, terminalId);
+  }
+
+  // ---------------------------------------------------------------- sequence_gap
+
+  private onSequence(term: TerminalState, t: Transaction): void {
+    const seq = t.terminal_seq;
+    const max = term.maxSeq;
+    if (seq === max + 1) {
+      term.maxSeq = seq;
+      term.maxSeqEventId = t.event_id;
+      term.maxSeqEt = t.event_time;
+    } else if (seq > max) {
+      if (term.rules.sequence_gap.enabled) {
+        const g: Gap = {
+          from: max + 1,
+          to: seq - 1,
+          missing: [max + 1, seq - 1],
+          due: t.received_time + term.rules.sequence_gap.timeout,
+          lowEventId: term.maxSeqEventId,
+          lowEt: term.maxSeqEt,
+          highEventId: t.event_id,
+          highEt: t.event_time,
+          terminal: term,
+          done: false,
+        };
+        (term.gaps ??= []).push(g);
+        this.timers.push(g);
+        this.nGaps++;
+      }
+      term.maxSeq = seq;
+      term.maxSeqEventId = t.event_id;
+      term.maxSeqEt = t.event_time;
+    } else if (term.gaps !== null) {
+      this.fillGap(term, seq);
+    }
+    // else: a seq at or below the highest with no open gap: a redelivery, or a counter reset; ignored.
+  }
+
+  private fillGap(term: TerminalState, seq: number): void {
+    const gaps = term.gaps!;
+    for (let gi = 0; gi < gaps.length; gi++) {
+      const g = gaps[gi]!;
+      const ms = g.missing;
+      for (let i = 0; i < ms.length; i += 2) {
+        const a = ms[i]!;
+        const b = ms[i + 1]!;
+        if (seq < a || seq > b) continue;
+        if (a === b) ms.splice(i, 2);
+        else if (seq === a) ms[i] = a + 1;
+        else if (seq === b) ms[i + 1] = b - 1;
+        else ms.splice(i, 2, a, seq - 1, seq + 1, b);
+        if (ms.length === 0) this.closeGap(term, gi);
+        return;
+      }
+    }
+  }
+
+  private closeGap(term: TerminalState, index: number): void {
+    const gaps = term.gaps!;
+    gaps[index]!.done = true;
+    gaps.splice(index, 1);
+    if (gaps.length === 0) term.gaps = null;
+    this.nGaps--;
+  }
+
+  private fireGap(g: Gap): void {
+    const term = g.terminal;
+    const gaps = term.gaps;
+    const idx = gaps === null ? -1 : gaps.indexOf(g);
+    if (idx < 0) return; // stale (terminal replaced)
+    this.closeGap(term, idx);
+    const m = term.merchant;
+    if (!m.dirty) {
+      m.dirty = true;
+      this.dirtyList.push(m);
+    }
+    const ms = g.missing;
+    const from = ms[0]!;
+    const to = ms[ms.length - 1]!;
+    let count = 0;
+    for (let i = 0; i < ms.length; i += 2) count += ms[i + 1]! - ms[i]! + 1;
+    const p = term.rules.sequence_gap;
+    const what = count === 1 ? `sequence number ${from}` : from === to - count + 1 ? `sequence numbers ${from}-${to} (${count})` : `${count} sequence numbers between ${from} and ${to}`;
+    this.emit(
+      'sequence_gap',
+      p.severity,
+      term.id,
+      m.id,
+      null,
+      [g.lowEventId, g.highEventId],
+      Math.min(g.lowEt, g.highEt),
+      Math.max(g.lowEt, g.highEt),
+      g.due,
+      `Terminal ${term.id} is still missing ${what} ${fmtDuration(p.timeout)} after seq ${g.to + 1} arrived.`,
+      { missing_from: from, missing_to: to, missing_count: count, low_seq: g.from - 1, high_seq: g.to + 1, timeout_ms: p.timeout },
+      null,
+    );
+  }
+
+  // ---------------------------------------------------------------- sync_lag
+
+  private onLag(term: TerminalState, t: Transaction): void {
+    const p = term.rules.sync_lag;
+    const lag = t.received_time - t.event_time;
+    if (lag <= p.threshold) {
+      term.lagEpisode = false;
+      return;
+    }
+    if (term.lagEpisode) return;
+    term.lagEpisode = true;
+    if (!p.enabled) return;
+    this.emit(
+      'sync_lag',
+      p.severity,
+      term.id,
+      term.merchant.id,
+      null,
+      [t.event_id],
+      t.event_time,
+      t.received_time,
+      t.received_time,
+      `Terminal ${term.id} uploaded transaction ${t.txn_id} ${fmtDuration(lag)} after it was made (threshold ${fmtDuration(p.threshold)}): start of a late-sync episode.`,
+      { lag_ms: lag, threshold_ms: p.threshold, terminal_seq: t.terminal_seq },
+      null,
+    );
+  }
+
+  // ---------------------------------------------------------------- sales: abnormal_amount, duplicate_charge
+
+  private onSale(m: MerchantState, term: TerminalState, t: Transaction): void {
+    let rec = m.txns.get(t.txn_id);
+    if (rec !== undefined && this.clk > rec.refExpiry) rec = undefined; // logically gone; replaced below
+    if (rec !== undefined && rec.flags & SEEN) return; // the same sale again (redelivery, status re-sent)
+    const amount = t.amount_minor;
+    const voided = rec !== undefined && (rec.flags & VOIDED) !== 0;
+
+    // abnormal_amount: judged against the sales before it, then added to the sample.
+    const pa = term.rules.abnormal_amount;
+    if (pa.enabled || term.sample !== null) {
+      let s = term.sample;
+      if (s === null) {
+        s = term.sample = new MedianSample(pa.sample_size);
+        this.nSamples++;
+      }
+      if (pa.enabled && !voided && term.salesSeen >= pa.min_sales) {
+        const median = s.median();
+        if (median > 0 && amount >= pa.ratio * median) this.fireAbnormal(m, term, t, median, s.size);
+      }
+      s.add(amount);
+    }
+    term.salesSeen++;
+
+    let cur = t.currency;
+    if (cur === m.currency) cur = m.currency;
+    else m.currency = cur;
+    const base = t.event_time < t.received_time ? t.event_time : t.received_time;
+    const window = m.rules.duplicate_charge.window;
+    let hadRefunds = false;
+    if (rec === undefined) {
+      const old = m.txns.get(t.txn_id);
+      if (old !== undefined) this.forgetSale(m, old);
+      rec = {
+        txn: t.txn_id,
+        eventId: t.event_id,
+        card: null,
+        terminalId: term.id,
+        flags: SEEN,
+        amount,
+        currency: cur,
+        et: t.event_time,
+        dupExpiry: base + this.lateness + window,
+        refExpiry: base + this.lookback,
+        refunded: 0,
+        refunds: null,
+      };
+      if (rec.refExpiry < this.clk) {
+        // Older than the refund lookback (so also beyond the allowed lateness): nothing to keep.
+        if (this.dupOn) this.nLateSales++;
+        return;
+      }
+      m.txns.set(rec.txn, rec);
+      m.refQ.push(rec);
+      this.nSales++;
+    } else {
+      // A placeholder made by an earlier refund or void: the sale arrived after them.
+      rec.flags |= SEEN;
+      rec.eventId = t.event_id;
+      rec.terminalId = term.id;
+      rec.amount = amount;
+      rec.currency = cur;
+      rec.et = t.event_time;
+      rec.dupExpiry = base + this.lateness + window;
+      if (base + this.lookback > rec.refExpiry) rec.refExpiry = base + this.lookback;
+      hadRefunds = rec.refunds !== null;
+    }
+
+    // duplicate_charge: both legs must be within the allowed lateness when they arrive.
+    if (this.dupOn && !voided) {
+      if (this.clk - t.event_time > this.lateness) this.nLateSales++;
+      else this.matchDuplicate(m, term, t, rec, window);
+    }
+    if (hadRefunds && !voided) this.checkRefundsOfLateSale(m, rec, t);
+  }
+
+  private fireAbnormal(m: MerchantState, term: TerminalState, t: Transaction, median: number, n: number): void {
+    const pa = term.rules.abnormal_amount;
+    const ratio = t.amount_minor / median;
+    this.emit(
+      'abnormal_amount',
+      pa.severity,
+      term.id,
+      m.id,
+      t.card_token,
+      [t.event_id],
+      t.event_time,
+      t.event_time,
+      t.received_time,
+      `Sale ${t.txn_id} of ${t.amount_minor} ${t.currency} (minor units) at terminal ${term.id} is ${ratio.toFixed(1)}x the terminal's median approved sale of ${median} over its last ${n} sales.`,
+      { amount_minor: t.amount_minor, median_minor: median, ratio: round4(ratio), threshold_ratio: pa.ratio, sample_size: n, sales_seen: term.salesSeen },
+      t.txn_id,
+    );
+  }
+
+  private matchDuplicate(m: MerchantState, term: TerminalState, t: Transaction, rec: SaleRec, window: number): void {
+    const card = t.card_token;
+    let legs = m.cards.get(card);
+    let best: SaleRec | null = null;
+    let bestGap = Infinity;
+    const amount = t.amount_minor;
+    const et = t.event_time;
+    const clk = this.clk;
+    if (legs !== undefined) {
+      for (let i = 0; i < legs.length; i++) {
+        const a = legs[i]!;
+        if (a.amount !== amount || a.flags & VOIDED || clk > a.dupExpiry || a.currency !== rec.currency || a.txn === rec.txn) continue;
+        const gap = a.et > et ? a.et - et : et - a.et;
+        if (gap > window) continue;
+        // Nearest leg wins; ties broken by content, never by arrival order.
+        if (gap < bestGap || (gap === bestGap && best !== null && (a.et < best.et || (a.et === best.et && a.eventId! < best.eventId!)))) {
+          best = a;
+          bestGap = gap;
+        }
+      }
+      rec.card = legs.length > 0 ? legs[0]!.card : card;
+      legs.push(rec);
+    } else {
+      legs = [rec];
+      m.cards.set(card, legs);
+      rec.card = card;
+      this.nCards++;
+    }
+    rec.flags |= IN_DUP;
+    m.dupQ.push(rec);
+    this.nDupLegs++;
+    if (best !== null) this.fireDuplicate(m, term, t, rec, best, bestGap, window);
+  }
+
+  private fireDuplicate(m: MerchantState, term: TerminalState, t: Transaction, b: SaleRec, a: SaleRec, gap: number, window: number): void {
+    const ra = this.rulesFor(m, a.terminalId!);
+    if (!term.rules.duplicate_charge.enabled || !ra.duplicate_charge.enabled) return;
+    // The alert belongs to the later leg (the retry), so it is the same whichever leg arrived first.
+    const bLater = b.et > a.et || (b.et === a.et && b.eventId! > a.eventId!);
+    const first = bLater ? a : b;
+    const second = bLater ? b : a;
+    const rules = second === b ? term.rules : ra;
+    this.emit(
+      'duplicate_charge',
+      rules.duplicate_charge.severity,
+      second.terminalId!,
+      m.id,
+      t.card_token,
+      [first.eventId!, second.eventId!],
+      first.et,
+      second.et,
+      t.received_time,
+      `Card ${t.card_token} was charged ${b.amount} ${b.currency} (minor units) twice at merchant ${m.id} within ${fmtDuration(gap)}: transaction ${first.txn} at terminal ${first.terminalId} and ${second.txn} at terminal ${second.terminalId}.`,
+      { amount_minor: b.amount, gap_ms: gap, window_ms: window, same_terminal: first.terminalId === second.terminalId ? 1 : 0 },
+      second.txn,
+    );
+  }
+
+  // ---------------------------------------------------------------- refunds and voids
+
+  private lookupTxn(m: MerchantState, txn: string): SaleRec | undefined {
+    const rec = m.txns.get(txn);
+    if (rec === undefined) return undefined;
+    if (this.clk > rec.refExpiry) {
+      this.forgetSale(m, rec);
+      return undefined;
+    }
+    return rec;
+  }
+
+  private placeholder(m: MerchantState, txn: string, t: Transaction, flags: number): SaleRec | null {
+    const base = t.event_time < t.received_time ? t.event_time : t.received_time;
+    const rec: SaleRec = {
+      txn,
+      eventId: null,
+      card: null,
+      terminalId: null,
+      flags,
+      amount: 0,
+      currency: '',
+      et: 0,
+      dupExpiry: 0,
+      refExpiry: base + this.lookback,
+      refunded: 0,
+      refunds: null,
+    };
+    if (rec.refExpiry < this.clk) return null;
+    m.txns.set(txn, rec);
+    m.refQ.push(rec);
+    this.nSales++;
+    return rec;
+  }
+
+  private onRefund(m: MerchantState, term: TerminalState, t: Transaction): void {
+    const orig = t.original_txn_id;
+    const pw = term.rules.refund_without_sale;
+    if (orig === null) {
+      if (pw.enabled) this.fireWithoutSale(m, term, t, 'names no original sale', { no_original_txn: 1 });
+      return;
+    }
+    let rec = this.lookupTxn(m, orig);
+    if (rec !== undefined && rec.refunds !== null) {
+      for (const r of rec.refunds) if (r.txn === t.txn_id) return; // the same refund again
+    }
+    rec ??= this.placeholder(m, orig, t, 0) ?? undefined;
+    const before = rec === undefined ? 0 : rec.refunded;
+    if (rec !== undefined) {
+      (rec.refunds ??= []).push({ txn: t.txn_id, eventId: t.event_id, terminalId: term.id, card: t.card_token, amount: t.amount_minor, et: t.event_time });
+      rec.refunded += t.amount_minor;
+    }
+    if (rec === undefined || !(rec.flags & SEEN)) {
+      if (pw.enabled) this.fireWithoutSale(m, term, t, `refers to sale ${orig}, which merchant ${m.id} has not seen within the ${fmtDuration(this.lookback)} lookback`, { sale_not_found: 1 });
+    } else if (rec.flags & VOIDED) {
+      if (pw.enabled) this.fireWithoutSale(m, term, t, `refers to sale ${orig}, which was voided or reversed`, { sale_voided: 1 });
+    } else if (rec.refunded > rec.amount) {
+      this.fireExceeds(m, term.rules, rec, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.event_time, before, t.received_time);
+    }
+  }
+
+  private fireWithoutSale(m: MerchantState, term: TerminalState, t: Transaction, why: string, flags: Record<string, number>): void {
+    const p = term.rules.refund_without_sale;
+    this.emit(
+      'refund_without_sale',
+      p.severity,
+      term.id,
+      m.id,
+      t.card_token,
+      [t.event_id],
+      t.event_time,
+      t.event_time,
+      t.received_time,
+      `Approved refund ${t.txn_id} of ${t.amount_minor} ${t.currency} (minor units) at terminal ${term.id} ${why}.`,
+      { amount_minor: t.amount_minor, lookback_ms: this.lookback, ...flags },
+      t.txn_id,
+    );
+  }
+
+  private fireExceeds(
+    m: MerchantState,
+    rules: ResolvedRules,
+    sale: SaleRec,
+    terminalId: string,
+    card: string,
+    refundTxn: string,
+    refundEventId: string,
+    refundAmount: number,
+    refundEt: number,
+    before: number,
+    detectedAt: number,
+  ): void {
+    const p = rules.refund_exceeds_sale;
+    if (!p.enabled) return;
+    const total = before + refundAmount;
+    this.emit(
+      'refund_exceeds_sale',
+      p.severity,
+      terminalId,
+      m.id,
+      card,
+      [refundEventId],
+      Math.min(sale.et, refundEt),
+      Math.max(sale.et, refundEt),
+      detectedAt,
+      `Approved refunds of sale ${sale.txn} add up to ${total} ${sale.currency} (minor units), more than the sale's ${sale.amount}; refund ${refundTxn} at terminal ${terminalId} crossed it.`,
+      { sale_amount_minor: sale.amount, refunded_total_minor: total, refunded_before_minor: before, refund_amount_minor: refundAmount, excess_minor: total - sale.amount },
+      refundTxn,
+    );
+  }
+
+  /** The sale arrived after refunds of it: each refund that took the running total above it fires now. */
+  private checkRefundsOfLateSale(m: MerchantState, rec: SaleRec, t: Transaction): void {
+    let total = 0;
+    for (const r of rec.refunds!) {
+      const before = total;
+      total += r.amount;
+      if (total > rec.amount) this.fireExceeds(m, this.rulesFor(m, r.terminalId), rec, r.terminalId, r.card, r.txn, r.eventId, r.amount, r.et, before, t.received_time);
+    }
+  }
+
+  private onVoid(m: MerchantState, t: Transaction): void {
+    const orig = t.original_txn_id;
+    if (orig === null) return;
+    const rec = this.lookupTxn(m, orig);
+    if (rec !== undefined) rec.flags |= VOIDED;
+    else this.placeholder(m, orig, t, VOIDED);
+  }
+
+  // ---------------------------------------------------------------- output
+
+  private emit(
+    rule: RuleId,
+    severity: Severity,
+    terminalId: string,
+    merchantId: string,
+    card: string | null,
+    evidence: string[],
+    windowStart: number,
+    windowEnd: number,
+    detectedAt: number,
+    summary: string,
+    details: Record<string, number>,
+    subjectTxn: string | null,
+  ): void {
+    const version = RULE_VERSIONS[rule];
+    const id = alertId(rule, version, evidence);
+    const alert: Alert = {
+      alert_id: id,
+      rule,
+      rule_version: version,
+      severity,
+      terminal_id: terminalId,
+      merchant_id: merchantId,
+      card_token: card,
+      event_ids: evidence,
+      window_start: windowStart,
+      window_end: windowEnd,
+      detected_at: detectedAt,
+      summary,
+      details,
+    };
+    const out = (this.out ??= { alerts: [], actions: [] });
+    out.alerts.push(alert);
+    for (const pa of this.config.policy[rule]) {
+      const target = ACTION_TARGETS[pa.kind];
+      const targetId =
+        target === 'TERMINAL' ? terminalId : target === 'CARD' ? card : target === 'TRANSACTION' ? subjectTxn : merchantId; // MERCHANT; ACQUIRER: the merchant's acquirer is not modelled
+      if (targetId === null) continue; // excluded by config validation; defensive
+      out.actions.push({
+        action_id: actionId(id, pa.kind),
+        kind: pa.kind,
+        target_type: target,
+        target_id: targetId,
+        merchant_id: merchantId,
+        terminal_id: terminalId,
+        alert_id: id,
+        rule,
+        reason: `${rule}@${version}: ${summary}`,
+        issued_at: detectedAt,
+        expires_at: pa.expires_after === null ? null : detectedAt + pa.expires_after,
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- expiry (physical, amortised)
+
+  private forgetSale(m: MerchantState, rec: SaleRec): void {
+    if (m.txns.get(rec.txn) === rec) {
+      m.txns.delete(rec.txn);
+      this.nSales--;
+    }
+    if (rec.flags & IN_DUP) this.dropLeg(m, rec);
+  }
+
+  private dropLeg(m: MerchantState, rec: SaleRec): void {
+    rec.flags &= ~IN_DUP;
+    this.nDupLegs--;
+    const card = rec.card!;
+    const legs = m.cards.get(card);
+    if (legs !== undefined) {
+      const i = legs.indexOf(rec);
+      if (i >= 0) legs.splice(i, 1);
+      if (legs.length === 0) {
+        m.cards.delete(card);
+        this.nCards--;
+      }
+    }
+    // Only refunds can still match it, and they need neither the sale's event id nor its card.
+    rec.eventId = null;
+    rec.card = null;
+  }
+
+  private sweep(): void {
+    const clk = this.clk;
+    this.nextSweepAt = clk + SWEEP_EVERY_MS;
+    const terminals = clk >= this.nextTerminalSweepAt;
+    if (terminals) this.nextTerminalSweepAt = clk + TERMINAL_SWEEP_EVERY_MS;
+    for (const m of this.merchants.values()) {
+      let changed = false;
+      const dq = m.dupQ;
+      let h = m.dupHead;
+      while (h < dq.length) {
+        const r = dq[h]!;
+        if (r.flags & IN_DUP) {
+          if (r.dupExpiry > clk) break;
+          this.dropLeg(m, r);
+          changed = true;
+        }
+        h++;
+      }
+      if (h !== m.dupHead) {
+        if (h === dq.length) {
+          m.dupQ = [];
+          h = 0;
+        } else if (h > 1024 && h * 2 > dq.length) {
+          m.dupQ = dq.slice(h);
+          h = 0;
+        }
+        m.dupHead = h;
+      }
+      const rq = m.refQ;
+      h = m.refHead;
+      while (h < rq.length) {
+        const r = rq[h]!;
+        if (r.refExpiry > clk && m.txns.get(r.txn) === r) break;
+        this.forgetSale(m, r);
+        changed = true;
+        h++;
+      }
+      if (h !== m.refHead) {
+        if (h === rq.length) {
+          m.refQ = [];
+          h = 0;
+        } else if (h > 1024 && h * 2 > rq.length) {
+          m.refQ = rq.slice(h);
+          h = 0;
+        }
+        m.refHead = h;
+      }
+      if (terminals) {
+        for (const term of m.terminals.values()) {
+          if (clk - term.lastRecv > this.idleTtl && term.gaps === null) {
+            this.dropTerminal(term);
+            changed = true;
+          }
+        }
+      }
+      if (changed) {
+        if (m.terminals.size === 0 && m.txns.size === 0 && m.cards.size === 0) {
+          this.merchants.delete(m.id);
+          m.removed = true;
+        }
+        if (!m.dirty) {
+          m.dirty = true;
+          this.dirtyList.push(m);
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  takeDirty(): [string, MerchantSnapshot | null][] {
+    const list = this.dirtyList;
+    this.dirtyList = [];
+    const out: [string, MerchantSnapshot | null][] = [];
+    for (const m of list) {
+      if (!m.dirty) continue; // replaced by restoreMerchant meanwhile
+      m.dirty = false;
+      if (m.removed) {
+        out.push([m.id, null]);
+        continue;
+      }
+      const snap = this.snapshotMerchant(m);
+      if (snap === null) this.removeMerchant(m);
+      out.push([m.id, snap]);
+    }
+    return out;
+  }
+
+  private removeMerchant(m: MerchantState): void {
+    for (const term of [...m.terminals.values()]) this.dropTerminal(term);
+    for (const rec of m.txns.values()) if (rec.flags & IN_DUP) this.nDupLegs--;
+    this.nSales -= m.txns.size;
+    this.nCards -= m.cards.size;
+    m.txns.clear();
+    m.cards.clear();
+    m.removed = true;
+    if (this.merchants.get(m.id) === m) this.merchants.delete(m.id);
+  }
+
+  /** The merchant's logically live state, or null when nothing is live. */
+  private snapshotMerchant(m: MerchantState): MerchantSnapshot | null {
+    const clk = this.clk;
+    const terminals: TerminalSnapshot[] = [];
+    for (const term of m.terminals.values()) {
+      if (clk - term.lastRecv > this.idleTtl && term.gaps === null) continue;
+      terminals.push({
+        id: term.id,
+        last_received: term.lastRecv,
+        max_seq: term.maxSeq,
+        max_seq_event_id: term.maxSeqEventId,
+        max_seq_event_time: term.maxSeqEt,
+        lag_episode: term.lagEpisode,
+        sales_seen: term.salesSeen,
+        sample: term.sample === null ? [] : term.sample.values(),
+        gaps: (term.gaps ?? []).map(
+          (g): GapSnapshot => ({
+            from: g.from,
+            to: g.to,
+            missing: [...g.missing],
+            due: g.due,
+            low_event_id: g.lowEventId,
+            low_event_time: g.lowEt,
+            high_event_id: g.highEventId,
+            high_event_time: g.highEt,
+          }),
+        ),
+      });
+    }
+    const sales: SaleSnapshot[] = [];
+    for (const r of m.txns.values()) {
+      if (clk > r.refExpiry) continue;
+      const dup = (r.flags & IN_DUP) !== 0 && clk <= r.dupExpiry;
+      sales.push({
+        txn_id: r.txn,
+        event_id: dup ? r.eventId : null,
+        card_token: dup ? r.card : null,
+        terminal_id: r.terminalId,
+        seen: (r.flags & SEEN) !== 0,
+        voided: (r.flags & VOIDED) !== 0,
+        dup,
+        amount: r.amount,
+        currency: r.currency,
+        event_time: r.et,
+        dup_expiry: r.dupExpiry,
+        ref_expiry: r.refExpiry,
+        refunded: r.refunded,
+        refunds: (r.refunds ?? []).map((x) => ({ txn_id: x.txn, event_id: x.eventId, terminal_id: x.terminalId, card_token: x.card, amount: x.amount, event_time: x.et })),
+      });
+    }
+    if (terminals.length === 0 && sales.length === 0) return null;
+    return { v: 1, clock: clk, terminals, sales };
+  }
+
+  snapshotAll(): EngineSnapshot {
+    const merchants: [string, MerchantSnapshot][] = [];
+    for (const m of this.merchants.values()) {
+      const s = this.snapshotMerchant(m);
+      if (s !== null) merchants.push([m.id, s]);
+    }
+    return { v: 1, clock: this.clk, merchants };
+  }
+
+  restoreAll(snapshot: EngineSnapshot): void {
+    for (const m of [...this.merchants.values()]) this.removeMerchant(m);
+    this.dirtyList = [];
+    this.timers.removeWhere(() => true);
+    this.setClock(snapshot.clock);
+    for (const [id, s] of snapshot.merchants) this.restoreMerchant(id, s);
+  }
+
+  restoreMerchant(merchantId: string, snap: MerchantSnapshot | null): void {
+    const existing = this.merchants.get(merchantId);
+    if (existing !== undefined) {
+      this.removeMerchant(existing);
+      existing.dirty = false; // the restored state is what the changelog holds: no tombstone for the old one
+      this.timers.removeWhere((g) => g.done);
+    }
+    if (snap === null) return;
+    if (snap.v !== 1) throw new TypeError(`restoreMerchant(${merchantId}): unknown snapshot version ${String(snap.v)}`);
+    this.setClock(snap.clock);
+    const m = this.newMerchant(merchantId);
+    for (const ts of snap.terminals) {
+      const term: TerminalState = {
+        id: ts.id,
+        merchant: m,
+        rules: resolveRules(this.config, merchantId, ts.id),
+        lastRecv: ts.last_received,
+        maxSeq: ts.max_seq,
+        maxSeqEventId: ts.max_seq_event_id,
+        maxSeqEt: ts.max_seq_event_time,
+        lagEpisode: ts.lag_episode,
+        salesSeen: ts.sales_seen,
+        sample: null,
+        gaps: null,
+      };
+      if (ts.sample.length > 0 || term.rules.abnormal_amount.enabled) {
+        const cap = term.rules.abnormal_amount.sample_size;
+        term.sample = new MedianSample(cap);
+        // A smaller configured sample keeps the most recent values.
+        for (const v of ts.sample.slice(Math.max(0, ts.sample.length - cap))) term.sample.add(v);
+        this.nSamples++;
+      }
+      if (ts.gaps.length > 0) {
+        term.gaps = ts.gaps.map((g) => ({
+          from: g.from,
+          to: g.to,
+          missing: [...g.missing],
+          due: g.due,
+          lowEventId: g.low_event_id,
+          lowEt: g.low_event_time,
+          highEventId: g.high_event_id,
+          highEt: g.high_event_time,
+          terminal: term,
+          done: false,
+        }));
+        for (const g of term.gaps) this.timers.push(g);
+        this.nGaps += term.gaps.length;
+      }
+      m.terminals.set(term.id, term);
+      this.nTerminals++;
+    }
+    const dups: SaleRec[] = [];
+    const refs: SaleRec[] = [];
+    for (const s of snap.sales) {
+      const rec: SaleRec = {
+        txn: s.txn_id,
+        eventId: s.event_id,
+        card: s.card_token,
+        terminalId: s.terminal_id,
+        flags: (s.seen ? SEEN : 0) | (s.voided ? VOIDED : 0) | (s.dup ? IN_DUP : 0),
+        amount: s.amount,
+        currency: s.currency,
+        et: s.event_time,
+        dupExpiry: s.dup_expiry,
+        refExpiry: s.ref_expiry,
+        refunded: s.refunded,
+        refunds: s.refunds.length === 0 ? null : s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, et: x.event_time })),
+      };
+      m.txns.set(rec.txn, rec);
+      refs.push(rec);
+      this.nSales++;
+      if (s.dup && s.card_token !== null) {
+        const legs = m.cards.get(s.card_token);
+        if (legs === undefined) {
+          m.cards.set(s.card_token, [rec]);
+          this.nCards++;
+        } else legs.push(rec);
+        dups.push(rec);
+        this.nDupLegs++;
+      } else rec.flags &= ~IN_DUP;
+    }
+    m.dupQ = dups.sort((a, b) => a.dupExpiry - b.dupExpiry);
+    m.refQ = refs.sort((a, b) => a.refExpiry - b.refExpiry);
+  }
+
+  stats(): EngineStats {
+    return {
+      clock: this.clk,
+      merchants: this.merchants.size,
+      terminals: this.nTerminals,
+      cards: this.nCards,
+      sales: this.nSales,
+      duplicateLegs: this.nDupLegs,
+      pendingGaps: this.nGaps,
+      samples: this.nSamples,
+      events: this.nEvents,
+      lateSales: this.nLateSales,
+    };
+  }
+}

@@ -1,0 +1,322 @@
+// Golden scenarios: each builds its input with the scenario builder and declares which alerts it must
+// produce (rule + evidence, and where it matters the detection time or details). `generate.ts` writes
+// <name>/events.jsonl and <name>/expected.jsonl from these and refuses if the engine disagrees with the
+// declaration; golden.test.ts checks the files byte for byte and the declarations again.
+import type { Transaction } from '@tillwatch/schemas';
+import type { RuleId } from '../../src/index.js';
+import { HOUR, MIN, SEC, T0, type Scenario } from '../helpers/builder.js';
+
+export interface Expectation {
+  rule: RuleId;
+  evidence: Transaction[];
+  /** ms after T0 */
+  detectedAt?: number;
+  details?: Record<string, number | undefined>;
+  terminal?: string;
+}
+
+export interface ScenarioDef {
+  name: string;
+  about: string;
+  /** Rules config (raw, as in a rules file); defaults when absent. */
+  config?: unknown;
+  build(s: Scenario): Expectation[];
+}
+
+const cards = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `tok_${prefix}${String(i).padStart(3, '0')}`);
+
+export const scenarios: ScenarioDef[] = [
+  // ------------------------------------------------------------------ duplicate_charge
+  {
+    name: 'duplicate_charge_basic',
+    about: 'Same card, merchant and amount 3 min apart at two tills fires once; other card, other amount, two hours later and another merchant do not.',
+    build(s) {
+      const a = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 1250 });
+      s.sale({ at: 1 * MIN, terminal: 'T1', card: 'tok_b', amount: 1250 });
+      s.sale({ at: 2 * MIN, terminal: 'T1', card: 'tok_a', amount: 990 });
+      const b = s.sale({ at: 3 * MIN, terminal: 'T2', card: 'tok_a', amount: 1250 });
+      s.sale({ at: 3 * MIN + 30 * SEC, merchant: 'M2', terminal: 'T9', card: 'tok_a', amount: 1250 });
+      s.sale({ at: 2 * HOUR + 3 * MIN, terminal: 'T1', card: 'tok_a', amount: 1250 });
+      return [{ rule: 'duplicate_charge', evidence: [a, b], terminal: 'T2', detectedAt: 3 * MIN + 1500, details: { amount_minor: 1250, gap_ms: 3 * MIN, window_ms: 10 * MIN, same_terminal: 0 } }];
+    },
+  },
+  {
+    name: 'duplicate_charge_late_first_leg',
+    about: 'The first leg sits 5 h in an offline terminal queue and arrives after the retry: the duplicate still fires (and the lag episode is reported once).',
+    build(s) {
+      const retry = s.sale({ at: 64 * MIN, terminal: 'T1', card: 'tok_a', amount: 4590 });
+      s.sale({ at: 2 * HOUR, terminal: 'T1', card: 'tok_c', amount: 800 });
+      s.sale({ at: 4 * HOUR, terminal: 'T1', card: 'tok_d', amount: 1200 });
+      // T2 reconnects at 06:00 after T0 and uploads its queue.
+      const first = s.sale({ at: 60 * MIN, recvAt: 6 * HOUR + 10 * SEC, terminal: 'T2', card: 'tok_a', amount: 4590 });
+      s.sale({ at: 61 * MIN, recvAt: 6 * HOUR + 11 * SEC, terminal: 'T2', card: 'tok_e', amount: 2100 });
+      s.sale({ at: 6 * HOUR + 1 * MIN, terminal: 'T2', card: 'tok_f', amount: 990 });
+      return [
+        { rule: 'sync_lag', evidence: [first], detectedAt: 6 * HOUR + 10 * SEC, details: { lag_ms: 5 * HOUR + 10 * SEC, threshold_ms: 15 * MIN, terminal_seq: 1 } },
+        { rule: 'duplicate_charge', evidence: [first, retry], terminal: 'T1', detectedAt: 6 * HOUR + 10 * SEC, details: { amount_minor: 4590, gap_ms: 4 * MIN, window_ms: 10 * MIN, same_terminal: 0 } },
+      ];
+    },
+  },
+  {
+    name: 'duplicate_charge_normal_retries',
+    about: 'Declined then approved; timeout, reversal, retry; approved, voided, charged again; the same event delivered twice: none is a duplicate.',
+    build(s) {
+      s.sale({ at: 0, card: 'tok_a', amount: 2500, status: 'DECLINED' });
+      s.sale({ at: 40 * SEC, card: 'tok_a', amount: 2500 });
+      const x = s.sale({ at: 5 * MIN, card: 'tok_b', amount: 3000, status: 'TIMEOUT' });
+      s.void({ at: 5 * MIN + 20 * SEC, kind: 'REVERSAL', of: x.txn_id, card: 'tok_b', amount: 3000 });
+      s.sale({ at: 6 * MIN, card: 'tok_b', amount: 3000 });
+      const y = s.sale({ at: 10 * MIN, card: 'tok_c', amount: 1800 });
+      s.void({ at: 11 * MIN, of: y.txn_id, card: 'tok_c', amount: 1800 });
+      s.sale({ at: 12 * MIN, card: 'tok_c', amount: 1800 });
+      const z = s.sale({ at: 20 * MIN, card: 'tok_d', amount: 700 });
+      s.again(z);
+      return [];
+    },
+  },
+  {
+    name: 'duplicate_charge_timeout_then_approved',
+    about: 'The terminal showed TIMEOUT, the cashier retried, and the host later reports the first attempt APPROVED: the customer paid twice.',
+    build(s) {
+      const x = s.sale({ at: 0, card: 'tok_a', amount: 5600, status: 'TIMEOUT', txn: 'tx-first' });
+      const y = s.sale({ at: 45 * SEC, card: 'tok_a', amount: 5600, txn: 'tx-retry' });
+      const xa = s.sale({ at: 0, recvAt: 3 * MIN, card: 'tok_a', amount: 5600, status: 'APPROVED', txn: x.txn_id, seq: x.terminal_seq });
+      return [{ rule: 'duplicate_charge', evidence: [xa, y], terminal: 'T1', detectedAt: 3 * MIN, details: { amount_minor: 5600, gap_ms: 45 * SEC, window_ms: 10 * MIN, same_terminal: 1 } }];
+    },
+  },
+  {
+    name: 'duplicate_charge_window_edge',
+    about: 'Legs exactly 10 min apart fire; 10 min + 1 ms apart do not.',
+    build(s) {
+      const a = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 500 });
+      s.sale({ at: 0, terminal: 'T2', card: 'tok_b', amount: 600 });
+      const b = s.sale({ at: 10 * MIN, terminal: 'T1', card: 'tok_a', amount: 500 });
+      s.sale({ at: 10 * MIN + 1, terminal: 'T2', card: 'tok_b', amount: 600 });
+      return [{ rule: 'duplicate_charge', evidence: [a, b], details: { amount_minor: 500, gap_ms: 10 * MIN, window_ms: 10 * MIN, same_terminal: 1 } }];
+    },
+  },
+  {
+    name: 'duplicate_charge_triple',
+    about: 'Three charges: one alert per extra charge, each paired with its nearest earlier leg; never two alerts for one pair.',
+    build(s) {
+      const a = s.sale({ at: 0, card: 'tok_a', amount: 1999 });
+      const b = s.sale({ at: 2 * MIN, card: 'tok_a', amount: 1999 });
+      const c = s.sale({ at: 4 * MIN, card: 'tok_a', amount: 1999 });
+      return [
+        { rule: 'duplicate_charge', evidence: [a, b] },
+        { rule: 'duplicate_charge', evidence: [b, c] },
+      ];
+    },
+  },
+  {
+    name: 'duplicate_charge_beyond_lateness',
+    about: 'Both legs arrive 30 h late, beyond the 24 h allowed lateness: not matched as duplicates (documented); the lag episode is reported.',
+    build(s) {
+      s.sale({ at: 0, terminal: 'T1', card: 'tok_x', amount: 100 });
+      s.sale({ at: 30 * HOUR, terminal: 'T1', card: 'tok_y', amount: 100 });
+      const a = s.sale({ at: 10 * MIN, recvAt: 30 * HOUR + 10 * MIN, terminal: 'T2', card: 'tok_a', amount: 3333 });
+      s.sale({ at: 12 * MIN, recvAt: 30 * HOUR + 10 * MIN + 100, terminal: 'T2', card: 'tok_a', amount: 3333 });
+      return [{ rule: 'sync_lag', evidence: [a] }];
+    },
+  },
+  // ------------------------------------------------------------------ abnormal_amount
+  {
+    name: 'abnormal_amount_warmup',
+    about: 'A 20x sale after 19 approved sales is not judged (warm-up); the next one, after 20, fires.',
+    build(s) {
+      const cs = cards('w', 19);
+      cs.forEach((card, i) => s.sale({ at: i * MIN, card, amount: 1000 }));
+      s.sale({ at: 30 * MIN, card: 'tok_big1', amount: 20_000 });
+      const b = s.sale({ at: 31 * MIN, card: 'tok_big2', amount: 20_000 });
+      return [{ rule: 'abnormal_amount', evidence: [b], details: { amount_minor: 20_000, median_minor: 1000, ratio: 20, threshold_ratio: 10, sample_size: 20, sales_seen: 20 } }];
+    },
+  },
+  {
+    name: 'abnormal_amount_threshold',
+    about: 'Exactly 10x the median fires, one unit less does not; ordinary variation up to 3x and a declined big sale never fire.',
+    build(s) {
+      cards('t', 25).forEach((card, i) => s.sale({ at: i * MIN, terminal: 'T1', card, amount: 1000 }));
+      s.sale({ at: 30 * MIN, terminal: 'T1', card: 'tok_under', amount: 9999 });
+      s.sale({ at: 31 * MIN, terminal: 'T1', card: 'tok_declined', amount: 500_000, status: 'DECLINED' });
+      const at = s.sale({ at: 32 * MIN, terminal: 'T1', card: 'tok_at', amount: 10_000 });
+      const amounts = [400, 1000, 1500, 3000, 700, 2500, 1200, 333, 2999, 1000];
+      cards('v', 60).forEach((card, i) => s.sale({ at: i * MIN, terminal: 'T2', card, amount: amounts[i % amounts.length]! }));
+      return [{ rule: 'abnormal_amount', evidence: [at], details: { amount_minor: 10_000, median_minor: 1000, ratio: 10, threshold_ratio: 10, sample_size: 26, sales_seen: 26 } }];
+    },
+  },
+  // ------------------------------------------------------------------ sync_lag
+  {
+    name: 'sync_lag_burst',
+    about: 'A 200-transaction offline burst is one alert; an on-time event ends the episode and a later outage is a second alert; lag exactly at 15 min does not fire, 1 ms more does.',
+    build(s) {
+      const burst: Transaction[] = [];
+      for (let k = 0; k < 200; k++) {
+        burst.push(s.sale({ at: 60 * MIN + k * 72 * SEC, recvAt: 5 * HOUR + k * 50, terminal: 'T1', card: `tok_b${k}`, amount: 800 + ((k * 37) % 1200) }));
+      }
+      s.sale({ at: 5 * HOUR + 5 * MIN, terminal: 'T1', card: 'tok_online', amount: 1500 });
+      const second: Transaction[] = [];
+      for (let k = 0; k < 10; k++) second.push(s.sale({ at: 6 * HOUR + k * MIN, recvAt: 6 * HOUR + 30 * MIN + k * 100, terminal: 'T1', card: `tok_c${k}`, amount: 1000 + k }));
+      s.sale({ at: 7 * HOUR, lag: 15 * MIN, terminal: 'T2', card: 'tok_edge1', amount: 1000 });
+      const over = s.sale({ at: 7 * HOUR, lag: 15 * MIN + 1, terminal: 'T3', card: 'tok_edge2', amount: 1000 });
+      return [
+        { rule: 'sync_lag', evidence: [burst[0]!], detectedAt: 5 * HOUR, details: { lag_ms: 4 * HOUR, threshold_ms: 15 * MIN, terminal_seq: 1 } },
+        { rule: 'sync_lag', evidence: [second[0]!], detectedAt: 6 * HOUR + 30 * MIN },
+        { rule: 'sync_lag', evidence: [over], details: { lag_ms: 15 * MIN + 1, threshold_ms: 15 * MIN, terminal_seq: 1 } },
+      ];
+    },
+  },
+  // ------------------------------------------------------------------ sequence_gap
+  {
+    name: 'sequence_gap_filled_late',
+    about: 'A sequence number that arrives 5 minutes late fills its gap: no alert, even after the timeout has passed.',
+    build(s) {
+      s.sale({ at: 0, card: 'tok_1', seq: 1 });
+      s.sale({ at: 1 * MIN, card: 'tok_2', seq: 2 });
+      s.sale({ at: 3 * MIN, card: 'tok_4', seq: 4 });
+      s.sale({ at: 4 * MIN, card: 'tok_5', seq: 5 });
+      s.sale({ at: 2 * MIN, recvAt: 8 * MIN, card: 'tok_3', seq: 3 });
+      for (let k = 6; k <= 20; k++) s.sale({ at: (k - 1) * 10 * MIN, card: `tok_${k}`, seq: k });
+      return [];
+    },
+  },
+  {
+    name: 'sequence_gap_fires',
+    about: 'Missing sequence numbers fire 30 min (received time) after the higher one arrived, detected_at = that due time; simultaneous gaps fire in (due, terminal) order.',
+    build(s) {
+      s.sale({ at: 0, terminal: 'T2', card: 'tok_a1', seq: 1 });
+      s.sale({ at: 0, terminal: 'T10', card: 'tok_b1', seq: 1 });
+      s.sale({ at: 1 * MIN, terminal: 'T2', card: 'tok_a2', seq: 2 });
+      const low10 = s.sale({ at: 1 * MIN, terminal: 'T10', card: 'tok_b2', seq: 2 });
+      const low2 = s.sale({ at: 2 * MIN, terminal: 'T2', card: 'tok_a3', seq: 3 });
+      const high2 = s.sale({ at: 5 * MIN, recvAt: 5 * MIN + 2 * SEC, terminal: 'T2', card: 'tok_a6', seq: 6 });
+      const high10 = s.sale({ at: 5 * MIN, recvAt: 5 * MIN + 2 * SEC, terminal: 'T10', card: 'tok_b9', seq: 9 });
+      for (let k = 1; k <= 12; k++) s.sale({ at: 5 * MIN + k * 10 * MIN, terminal: 'T2', card: `tok_c${k}`, seq: 6 + k });
+      const due = 35 * MIN + 2 * SEC;
+      return [
+        { rule: 'sequence_gap', evidence: [low10, high10], terminal: 'T10', detectedAt: due, details: { missing_from: 3, missing_to: 8, missing_count: 6, low_seq: 2, high_seq: 9, timeout_ms: 30 * MIN } },
+        { rule: 'sequence_gap', evidence: [low2, high2], terminal: 'T2', detectedAt: due, details: { missing_from: 4, missing_to: 5, missing_count: 2, low_seq: 3, high_seq: 6, timeout_ms: 30 * MIN } },
+      ];
+    },
+  },
+  {
+    name: 'sequence_gap_end_of_input',
+    about: 'A gap whose timeout has not passed when the input ends is not reported (the backtest clock stops at the last received time).',
+    build(s) {
+      for (let k = 1; k <= 5; k++) s.sale({ at: k * MIN, card: `tok_${k}`, seq: k });
+      s.sale({ at: 10 * MIN, card: 'tok_8', seq: 8 });
+      s.sale({ at: 39 * MIN, card: 'tok_9', seq: 9 });
+      return [];
+    },
+  },
+  {
+    name: 'sequence_gap_exactly_due',
+    about: 'A missing seq arriving exactly at the due time is too late (the gap fires first); 1 ms earlier it fills the gap.',
+    build(s) {
+      const low = s.sale({ at: 0, terminal: 'T1', card: 'tok_a1', seq: 1 });
+      const high = s.sale({ at: 2 * MIN, recvAt: 2 * MIN, terminal: 'T1', card: 'tok_a3', seq: 3 });
+      s.sale({ at: 1 * MIN, recvAt: 1 * MIN, terminal: 'T2', card: 'tok_b1', seq: 1 });
+      s.sale({ at: 2 * MIN, recvAt: 2 * MIN, terminal: 'T2', card: 'tok_b3', seq: 3 });
+      s.sale({ at: 2 * MIN, recvAt: 32 * MIN - 1, terminal: 'T2', card: 'tok_b2', seq: 2 });
+      s.sale({ at: 1 * MIN, recvAt: 32 * MIN, terminal: 'T1', card: 'tok_a2', seq: 2 });
+      return [
+        { rule: 'sync_lag', evidence: [s.events[4]!] },
+        { rule: 'sequence_gap', evidence: [low, high], terminal: 'T1', detectedAt: 32 * MIN, details: { missing_from: 2, missing_to: 2, missing_count: 1, low_seq: 1, high_seq: 3, timeout_ms: 30 * MIN } },
+        { rule: 'sync_lag', evidence: [s.events[5]!] },
+      ];
+    },
+  },
+  {
+    name: 'sequence_gap_partial_fill',
+    about: 'Gap 3..6, seq 4 arrives: one alert for the original gap with the still-missing range and count.',
+    build(s) {
+      s.sale({ at: 0, card: 'tok_1', seq: 1 });
+      const low = s.sale({ at: 1 * MIN, card: 'tok_2', seq: 2 });
+      const high = s.sale({ at: 2 * MIN, card: 'tok_7', seq: 7 });
+      s.sale({ at: 1 * MIN, recvAt: 4 * MIN, card: 'tok_4', seq: 4 });
+      for (let k = 8; k <= 12; k++) s.sale({ at: (k - 6) * 10 * MIN, card: `tok_${k}`, seq: k });
+      return [{ rule: 'sequence_gap', evidence: [low, high], detectedAt: 32 * MIN + 1500, details: { missing_from: 3, missing_to: 6, missing_count: 3, low_seq: 2, high_seq: 7, timeout_ms: 30 * MIN } }];
+    },
+  },
+  // ------------------------------------------------------------------ refunds
+  {
+    name: 'refund_without_sale',
+    about: 'A refund at another till of the same merchant is normal; refunds naming no sale, an unknown sale, another merchant\'s sale, a voided sale, or arriving before their sale fire.',
+    build(s) {
+      const s1 = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 5000 });
+      s.refund({ at: 10 * MIN, terminal: 'T2', card: 'tok_a', amount: 2000, of: s1.txn_id });
+      const noOrig = s.refund({ at: 11 * MIN, terminal: 'T1', card: 'tok_b', amount: 700, of: null });
+      const unknown = s.refund({ at: 12 * MIN, terminal: 'T1', card: 'tok_c', amount: 900, of: 'tx-unknown' });
+      s.refund({ at: 12 * MIN + 30 * SEC, terminal: 'T1', card: 'tok_c', amount: 900, of: 'tx-unknown-2', status: 'DECLINED' });
+      const s2 = s.sale({ at: 13 * MIN, merchant: 'M2', terminal: 'T5', card: 'tok_d', amount: 1500 });
+      const other = s.refund({ at: 14 * MIN, terminal: 'T1', card: 'tok_d', amount: 1500, of: s2.txn_id });
+      const s3 = s.sale({ at: 15 * MIN, terminal: 'T1', card: 'tok_e', amount: 2500 });
+      s.void({ at: 16 * MIN, terminal: 'T1', card: 'tok_e', amount: 2500, of: s3.txn_id });
+      const voided = s.refund({ at: 17 * MIN, terminal: 'T2', card: 'tok_e', amount: 2500, of: s3.txn_id });
+      // T3 was offline: its sale reaches the platform after the refund made at T2.
+      const early = s.refund({ at: 20 * MIN, terminal: 'T2', card: 'tok_f', amount: 1000, of: 'tx-offline-sale' });
+      s.sale({ at: 18 * MIN, recvAt: 25 * MIN, terminal: 'T3', card: 'tok_f', amount: 1000, txn: 'tx-offline-sale' });
+      return [
+        { rule: 'refund_without_sale', evidence: [noOrig], details: { amount_minor: 700, lookback_ms: 7 * 24 * HOUR, no_original_txn: 1 } },
+        { rule: 'refund_without_sale', evidence: [unknown], details: { amount_minor: 900, lookback_ms: 7 * 24 * HOUR, sale_not_found: 1 } },
+        { rule: 'refund_without_sale', evidence: [other], details: { amount_minor: 1500, lookback_ms: 7 * 24 * HOUR, sale_not_found: 1 } },
+        { rule: 'refund_without_sale', evidence: [voided], details: { amount_minor: 2500, lookback_ms: 7 * 24 * HOUR, sale_voided: 1 } },
+        { rule: 'refund_without_sale', evidence: [early], terminal: 'T2' },
+      ];
+    },
+  },
+  {
+    name: 'refund_exceeds_sale',
+    about: 'Partial refunds across tills adding up to the sale are fine; the refund that crosses it fires (and so does each one after); a redelivered refund is counted once; a sale arriving after refunds that exceed it fires then.',
+    build(s) {
+      const s1 = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 10_000 });
+      s.refund({ at: 5 * MIN, terminal: 'T1', card: 'tok_a', amount: 4000, of: s1.txn_id });
+      s.refund({ at: 6 * MIN, terminal: 'T2', card: 'tok_a', amount: 6000, of: s1.txn_id });
+      const cross = s.refund({ at: 7 * MIN, terminal: 'T3', card: 'tok_a', amount: 1, of: s1.txn_id });
+      const after = s.refund({ at: 8 * MIN, terminal: 'T1', card: 'tok_a', amount: 500, of: s1.txn_id });
+      const s2 = s.sale({ at: 10 * MIN, terminal: 'T1', card: 'tok_b', amount: 3000 });
+      const r2 = s.refund({ at: 11 * MIN, terminal: 'T1', card: 'tok_b', amount: 2000, of: s2.txn_id });
+      s.again(r2);
+      const s3 = s.sale({ at: 12 * MIN, terminal: 'T1', card: 'tok_c', amount: 2000 });
+      const over = s.refund({ at: 13 * MIN, terminal: 'T2', card: 'tok_c', amount: 2500, of: s3.txn_id });
+      const r5a = s.refund({ at: 20 * MIN, terminal: 'T2', card: 'tok_d', amount: 3000, of: 'tx-late' });
+      const r5b = s.refund({ at: 21 * MIN, terminal: 'T2', card: 'tok_d', amount: 3000, of: 'tx-late' });
+      s.sale({ at: 15 * MIN, recvAt: 22 * MIN, terminal: 'T4', card: 'tok_d', amount: 5000, txn: 'tx-late' });
+      return [
+        { rule: 'refund_exceeds_sale', evidence: [cross], terminal: 'T3', details: { sale_amount_minor: 10_000, refunded_total_minor: 10_001, refunded_before_minor: 10_000, refund_amount_minor: 1, excess_minor: 1 } },
+        { rule: 'refund_exceeds_sale', evidence: [after], details: { sale_amount_minor: 10_000, refunded_total_minor: 10_501, refunded_before_minor: 10_001, refund_amount_minor: 500, excess_minor: 501 } },
+        { rule: 'refund_exceeds_sale', evidence: [over], details: { sale_amount_minor: 2000, refunded_total_minor: 2500, refunded_before_minor: 0, refund_amount_minor: 2500, excess_minor: 500 } },
+        { rule: 'refund_without_sale', evidence: [r5a] },
+        { rule: 'refund_without_sale', evidence: [r5b] },
+        { rule: 'refund_exceeds_sale', evidence: [r5b], terminal: 'T2', detectedAt: 22 * MIN, details: { sale_amount_minor: 5000, refunded_total_minor: 6000, refunded_before_minor: 3000, refund_amount_minor: 3000, excess_minor: 1000 } },
+      ];
+    },
+  },
+  // ------------------------------------------------------------------ configuration
+  {
+    name: 'config_overrides',
+    about: 'Per-merchant and per-terminal overrides: M2 tolerates 20x, terminal T9 has sequence_gap disabled, sync_lag is off for M3, and a rule can be disabled globally.',
+    config: {
+      rules: { refund_without_sale: { enabled: false } },
+      overrides: {
+        merchants: { M2: { abnormal_amount: { ratio: 20, min_sales: 5 } }, M3: { sync_lag: { enabled: false } } },
+        terminals: { T9: { sequence_gap: { enabled: false }, abnormal_amount: { min_sales: 5, severity: 'high' } } },
+      },
+    },
+    build(s) {
+      cards('m2', 5).forEach((card, i) => s.sale({ at: i * MIN, merchant: 'M2', terminal: 'T5', card, amount: 1000 }));
+      s.sale({ at: 6 * MIN, merchant: 'M2', terminal: 'T5', card: 'tok_m2_15x', amount: 15_000 });
+      const m2big = s.sale({ at: 7 * MIN, merchant: 'M2', terminal: 'T5', card: 'tok_m2_25x', amount: 25_000 });
+      cards('t9', 5).forEach((card, i) => s.sale({ at: i * MIN, merchant: 'M1', terminal: 'T9', card, amount: 1000, seq: i * 2 + 1 }));
+      const t9big = s.sale({ at: 6 * MIN, merchant: 'M1', terminal: 'T9', card: 'tok_t9_15x', amount: 15_000, seq: 20 });
+      s.sale({ at: 8 * MIN, lag: 2 * HOUR, merchant: 'M3', terminal: 'T7', card: 'tok_m3', amount: 1000 });
+      s.refund({ at: 2 * HOUR + 9 * MIN, merchant: 'M1', terminal: 'T9', card: 'tok_x', amount: 1000, of: null, seq: 21 });
+      s.sale({ at: 3 * HOUR, merchant: 'M1', terminal: 'T9', card: 'tok_late', amount: 1000, seq: 22 });
+      return [
+        { rule: 'abnormal_amount', evidence: [m2big], details: { amount_minor: 25_000, median_minor: 1000, ratio: 25, threshold_ratio: 20, sample_size: 6, sales_seen: 6 } },
+        { rule: 'abnormal_amount', evidence: [t9big], terminal: 'T9' },
+      ];
+    },
+  },
+];
+
+export const at = (ms: number): number => T0 + ms;
