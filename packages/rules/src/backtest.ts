@@ -40,6 +40,11 @@ export interface Backtest {
    * blank line. Counted in the summary.
    */
   parse(text: string, lineNo: number): Transaction | RejectedLine | null;
+  /**
+   * Validates a value already decoded from a line (the byte-level fast path): the transaction or a
+   * reject. `raw` gives the line text, only needed for a reject.
+   */
+  validate(value: unknown, lineNo: number, raw: () => string): Transaction | RejectedLine;
   /** Runs a parsed transaction through the engine (in input order) and counts what fired. */
   apply(t: Transaction): EngineOutput;
   /** parse + apply for one line. */
@@ -84,6 +89,17 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
     return { line: lineNo, reason, raw };
   };
 
+  const validate = (v: unknown, lineNo: number, raw: () => string): Transaction | RejectedLine => {
+    try {
+      const t = validateTransaction(v);
+      processed++;
+      return t;
+    } catch (e) {
+      if (e instanceof InvalidValueError) return reject(lineNo, `invalid transaction: ${e.message}`, raw());
+      throw e;
+    }
+  };
+
   const parse = (text: string, lineNo: number): Transaction | RejectedLine | null => {
     // JSON.parse accepts surrounding whitespace (and a CR from CRLF files); only all-blank lines are skipped.
     const c0 = text.charCodeAt(0);
@@ -98,14 +114,7 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
     } catch (e) {
       return reject(lineNo, `invalid JSON: ${(e as Error).message}`, text);
     }
-    try {
-      const t = validateTransaction(v);
-      processed++;
-      return t;
-    } catch (e) {
-      if (e instanceof InvalidValueError) return reject(lineNo, `invalid transaction: ${e.message}`, text);
-      throw e;
-    }
+    return validate(v, lineNo, () => text);
   };
 
   const apply = (t: Transaction): EngineOutput => {
@@ -122,6 +131,10 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
   return {
     engine,
     parse,
+    validate(v, lineNo, raw) {
+      linesRead++;
+      return validate(v, lineNo, raw);
+    },
     apply,
     line(text, lineNo) {
       const r = parse(text, lineNo);

@@ -34,6 +34,7 @@ import {
 } from './store.js';
 import type {
   EngineOptions,
+  EntityChange,
   EngineOutput,
   EngineSnapshot,
   EngineStats,
@@ -57,6 +58,7 @@ const TERMINAL_SWEEP_EVERY_MS = 60 * 60_000;
 const SEEN = 1; // the APPROVED SALE itself has arrived (else: a placeholder made by a refund or void)
 const VOIDED = 2; // an APPROVED VOID/REVERSAL names it
 const IN_DUP = 4; // currently a duplicate-charge leg
+const E_DIRTY = 8; // changed since the last takeChangedEntities (not part of snapshots)
 
 const TXN_SEED = 0x1b873593;
 const TERMINAL_SEED = 0x27d4eb2f;
@@ -88,8 +90,10 @@ interface Gap {
 interface TerminalState extends SampleState {
   id: string;
   merchant: MerchantState;
-  /** Position in the engine's terminal index. */
+  /** Position in the engine's terminal index; -1 once dropped. */
   slot: number;
+  /** Changed since the last takeChangedEntities. */
+  eDirty: boolean;
   hash: number;
   rules: ResolvedRules;
   lastRecv: number;
@@ -174,6 +178,12 @@ class Engine implements RuleEngine {
   private touched: MerchantState[] = [];
   /** Sink for the early probe loads (kept so the compiler cannot drop them). */
   private prefetch = 0;
+  // Entity-level change tracking (takeChangedEntities), on from its first call.
+  private trackEntities = false;
+  private restoring = false;
+  private dirtyTerms: TerminalState[] = [];
+  private dirtyRows: number[] = [];
+  private tombstones: EntityChange[] = [];
   // Counts for stats().
   private nTerminals = 0;
   private nDupLegs = 0;
@@ -283,6 +293,7 @@ class Engine implements RuleEngine {
       else if (t.kind !== 'SALE') this.onVoid(m, t); // REVERSAL, VOID
     }
     this.markDirty(m);
+    this.markTerminal(term);
     // A gap created already due (its higher seq arrived long after the clock) fires now, not later.
     const top2 = this.timers.peek();
     if (top2 !== undefined && top2.due <= this.clk) this.fireDue();
@@ -344,6 +355,7 @@ class Engine implements RuleEngine {
       id: t.terminal_id,
       merchant: m,
       slot: -1,
+      eDirty: false,
       hash: 0,
       rules: resolveRules(this.config, m.id, t.terminal_id),
       lastRecv: t.received_time,
@@ -379,6 +391,8 @@ class Engine implements RuleEngine {
     this.termIdx.remove(term.hash, term.slot);
     this.termBySlot[term.slot] = undefined;
     this.termFree.push(term.slot);
+    term.slot = -1;
+    if (this.trackEntities && !this.restoring) this.tombstones.push({ merchant: term.merchant.id, kind: 'terminal', id: term.id, value: null });
   }
 
   private slab(capacity: number): SampleSlab {
@@ -464,6 +478,7 @@ class Engine implements RuleEngine {
       return;
     }
     this.closeGap(term, idx);
+    this.markTerminal(term);
     const m = term.merchant;
     if (!m.dirty) {
       m.dirty = true;
@@ -567,12 +582,14 @@ class Engine implements RuleEngine {
     m.rows++;
     this.txnIdx.insert(h, row);
     this.refWheel.add(refBucket, row, c.i[row * 16 + I_GEN]!);
+    if (!this.restoring) this.markRow(row);
     return row;
   }
 
   private freeRow(row: number): void {
     const c = this.cols;
     const m = this.merchantByIdx[c.i[row * 16 + I_MERCHANT]!]!;
+    if (this.trackEntities && !this.restoring) this.tombstones.push({ merchant: m.id, kind: 'sale', id: c.txn[row]!, value: null });
     if (c.i[row * 16 + I_FLAGS]! & IN_DUP) this.dropLeg(row);
     this.txnIdx.remove(c.i[row * 16 + I_TXN_HASH]!, row);
     const prev = c.i[row * 16 + I_PREV]!;
@@ -676,6 +693,7 @@ class Engine implements RuleEngine {
         this.refWheel.add(this.refWheel.bucketOf(refExp), row, c.i[row * 16 + I_GEN]!);
       }
       hadRefunds = this.refunds.has(row);
+      this.markRow(row);
     }
     c.eventId[row] = t.event_id;
     c.terminalId[row] = term.id;
@@ -812,6 +830,7 @@ class Engine implements RuleEngine {
       if (list === undefined) this.refunds.set(row, (list = []));
       list.push({ txn: t.txn_id, eventId: t.event_id, terminalId: term.id, card: t.card_token, amount: t.amount_minor, et: t.event_time });
       c.refunded[row] = before + t.amount_minor;
+      this.markRow(row);
     }
     const flags = row >= 0 ? c.i[row * 16 + I_FLAGS]! : 0;
     if (!(flags & SEEN)) {
@@ -892,7 +911,10 @@ class Engine implements RuleEngine {
     if (orig === null) return;
     const h = hashString(orig, TXN_SEED);
     const row = this.findTxn(m, orig, h);
-    if (row >= 0) this.cols.i[row * 16 + I_FLAGS] = this.cols.i[row * 16 + I_FLAGS]! | VOIDED;
+    if (row >= 0) {
+      this.cols.i[row * 16 + I_FLAGS] = this.cols.i[row * 16 + I_FLAGS]! | VOIDED;
+      this.markRow(row);
+    }
     else this.placeholder(m, orig, h, t, VOIDED);
   }
 
@@ -1035,59 +1057,112 @@ class Engine implements RuleEngine {
   }
 
   /** The merchant's logically live state, or null when nothing is live. */
+  private terminalLive(term: TerminalState): boolean {
+    return !(this.clk - term.lastRecv > this.idleTtl && term.gaps === null);
+  }
+
+  private terminalSnapshot(term: TerminalState): TerminalSnapshot {
+    return {
+      id: term.id,
+      last_received: term.lastRecv,
+      max_seq: term.maxSeq,
+      max_seq_event_id: term.maxSeqEventId,
+      max_seq_event_time: term.maxSeqEt,
+      lag_episode: term.lagEpisode,
+      sales_seen: term.salesSeen,
+      sample: sampleValues(term),
+      gaps: (term.gaps ?? []).map(
+        (g): GapSnapshot => ({
+          from: g.from,
+          to: g.to,
+          missing: [...g.missing],
+          due: g.due,
+          low_event_id: g.lowEventId,
+          low_event_time: g.lowEt,
+          high_event_id: g.highEventId,
+          high_event_time: g.highEt,
+        }),
+      ),
+    };
+  }
+
+  private saleSnapshot(r: number): SaleSnapshot {
+    const c = this.cols;
+    const f = c.i[r * 16 + I_FLAGS]!;
+    const dup = (f & IN_DUP) !== 0 && this.clk <= c.f[r * 8 + F_DUP_EXP]!;
+    return {
+      txn_id: c.txn[r]!,
+      event_id: dup ? c.eventId[r]! : null,
+      card_token: dup ? c.card[r]! : null,
+      terminal_id: c.terminalId[r]!,
+      seen: (f & SEEN) !== 0,
+      voided: (f & VOIDED) !== 0,
+      dup,
+      amount: c.f[r * 8 + F_AMOUNT]!,
+      currency: c.currency[r]!,
+      event_time: c.f[r * 8 + F_ET]!,
+      dup_expiry: c.f[r * 8 + F_DUP_EXP]!,
+      ref_expiry: c.f[r * 8 + F_REF_EXP]!,
+      refunded: c.refunded[r]!,
+      refunds: (this.refunds.get(r) ?? []).map((x) => ({ txn_id: x.txn, event_id: x.eventId, terminal_id: x.terminalId, card_token: x.card, amount: x.amount, event_time: x.et })),
+    };
+  }
+
+  /** The merchant's logically live state, or null when nothing is live. */
   private snapshotMerchant(m: MerchantState): MerchantSnapshot | null {
     const clk = this.clk;
     const terminals: TerminalSnapshot[] = [];
-    for (const term of m.terminals.values()) {
-      if (clk - term.lastRecv > this.idleTtl && term.gaps === null) continue;
-      terminals.push({
-        id: term.id,
-        last_received: term.lastRecv,
-        max_seq: term.maxSeq,
-        max_seq_event_id: term.maxSeqEventId,
-        max_seq_event_time: term.maxSeqEt,
-        lag_episode: term.lagEpisode,
-        sales_seen: term.salesSeen,
-        sample: sampleValues(term),
-        gaps: (term.gaps ?? []).map(
-          (g): GapSnapshot => ({
-            from: g.from,
-            to: g.to,
-            missing: [...g.missing],
-            due: g.due,
-            low_event_id: g.lowEventId,
-            low_event_time: g.lowEt,
-            high_event_id: g.highEventId,
-            high_event_time: g.highEt,
-          }),
-        ),
-      });
-    }
+    for (const term of m.terminals.values()) if (this.terminalLive(term)) terminals.push(this.terminalSnapshot(term));
     const c = this.cols;
     const sales: SaleSnapshot[] = [];
-    for (let r = m.head; r >= 0; r = c.i[r * 16 + I_NEXT]!) {
-      if (clk > c.f[r * 8 + F_REF_EXP]!) continue;
-      const f = c.i[r * 16 + I_FLAGS]!;
-      const dup = (f & IN_DUP) !== 0 && clk <= c.f[r * 8 + F_DUP_EXP]!;
-      sales.push({
-        txn_id: c.txn[r]!,
-        event_id: dup ? c.eventId[r]! : null,
-        card_token: dup ? c.card[r]! : null,
-        terminal_id: c.terminalId[r]!,
-        seen: (f & SEEN) !== 0,
-        voided: (f & VOIDED) !== 0,
-        dup,
-        amount: c.f[r * 8 + F_AMOUNT]!,
-        currency: c.currency[r]!,
-        event_time: c.f[r * 8 + F_ET]!,
-        dup_expiry: c.f[r * 8 + F_DUP_EXP]!,
-        ref_expiry: c.f[r * 8 + F_REF_EXP]!,
-        refunded: c.refunded[r]!,
-        refunds: (this.refunds.get(r) ?? []).map((x) => ({ txn_id: x.txn, event_id: x.eventId, terminal_id: x.terminalId, card_token: x.card, amount: x.amount, event_time: x.et })),
-      });
-    }
+    for (let r = m.head; r >= 0; r = c.i[r * 16 + I_NEXT]!) if (clk <= c.f[r * 8 + F_REF_EXP]!) sales.push(this.saleSnapshot(r));
     if (terminals.length === 0 && sales.length === 0) return null;
     return { v: 1, clock: clk, terminals, sales };
+  }
+
+  // ---------------------------------------------------------------- entity-level changes
+
+  takeChangedEntities(): EntityChange[] {
+    if (!this.trackEntities) {
+      this.trackEntities = true;
+      return [];
+    }
+    const out: EntityChange[] = this.tombstones;
+    this.tombstones = [];
+    const terms = this.dirtyTerms;
+    this.dirtyTerms = [];
+    for (const term of terms) {
+      term.eDirty = false;
+      // A dropped or logically expired terminal is tombstoned when it is physically removed.
+      if (term.slot >= 0 && this.terminalLive(term)) out.push({ merchant: term.merchant.id, kind: 'terminal', id: term.id, value: this.terminalSnapshot(term) });
+    }
+    const rows = this.dirtyRows;
+    this.dirtyRows = [];
+    const c = this.cols;
+    for (let k = 0; k < rows.length; k += 2) {
+      const r = rows[k]!;
+      if (c.i[r * 16 + I_GEN] !== rows[k + 1]) continue; // freed since (its tombstone is in out)
+      c.i[r * 16 + I_FLAGS] = c.i[r * 16 + I_FLAGS]! & ~E_DIRTY;
+      if (this.clk > c.f[r * 8 + F_REF_EXP]!) continue;
+      out.push({ merchant: this.merchantByIdx[c.i[r * 16 + I_MERCHANT]!]!.id, kind: 'sale', id: c.txn[r]!, value: this.saleSnapshot(r) });
+    }
+    return out;
+  }
+
+  private markTerminal(term: TerminalState): void {
+    if (this.trackEntities && !term.eDirty) {
+      term.eDirty = true;
+      this.dirtyTerms.push(term);
+    }
+  }
+
+  private markRow(row: number): void {
+    if (!this.trackEntities) return;
+    const c = this.cols;
+    const f = c.i[row * 16 + I_FLAGS]!;
+    if (f & E_DIRTY) return;
+    c.i[row * 16 + I_FLAGS] = f | E_DIRTY;
+    this.dirtyRows.push(row, c.i[row * 16 + I_GEN]!);
   }
 
   snapshotAll(): EngineSnapshot {
@@ -1100,6 +1175,7 @@ class Engine implements RuleEngine {
   }
 
   restoreAll(snapshot: EngineSnapshot): void {
+    this.restoring = true;
     for (const m of [...this.merchants.values()]) {
       this.removeMerchant(m);
       m.dirty = false;
@@ -1107,10 +1183,22 @@ class Engine implements RuleEngine {
     this.dirtyList = [];
     this.timers.clear();
     this.setClock(snapshot.clock);
+    this.restoring = false;
     for (const [id, s] of snapshot.merchants) this.restoreMerchant(id, s);
   }
 
   restoreMerchant(merchantId: string, snap: MerchantSnapshot | null): void {
+    // Restored state is what the changelog already holds: no tombstones for what it replaces, and
+    // nothing restored counts as changed.
+    this.restoring = true;
+    try {
+      this.restoreMerchantState(merchantId, snap);
+    } finally {
+      this.restoring = false;
+    }
+  }
+
+  private restoreMerchantState(merchantId: string, snap: MerchantSnapshot | null): void {
     const existing = this.merchants.get(merchantId);
     if (existing !== undefined) {
       this.removeMerchant(existing);
@@ -1125,6 +1213,7 @@ class Engine implements RuleEngine {
         id: ts.id,
         merchant: m,
         slot: -1,
+        eDirty: false,
         hash: 0,
         rules: resolveRules(this.config, merchantId, ts.id),
         lastRecv: ts.last_received,

@@ -27,9 +27,11 @@ export {
 export { createRuleEngine } from './engine.js';
 export { alertId, actionId } from './ids.js';
 export { MedianSample } from './median.js';
+export { createLineParser, type ParsedLine } from './jsonl.js';
 export { createBacktest, backtestLines, isRejected, redactPans, type Backtest, type BacktestSummary, type RejectedLine } from './backtest.js';
 export type {
   EngineOptions,
+  EntityChange,
   EngineOutput,
   EngineStats,
   EngineSnapshot,

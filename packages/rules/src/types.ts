@@ -106,6 +106,15 @@ export interface EngineOptions {
   expectedSales?: number;
 }
 
+/** One entity of the engine's state that changed: a terminal (id = terminal_id) or a sale (id = txn_id). */
+export interface EntityChange {
+  merchant: string;
+  kind: 'terminal' | 'sale';
+  id: string;
+  /** Its current state; null = removed (write a tombstone). */
+  value: TerminalSnapshot | SaleSnapshot | null;
+}
+
 export interface RuleEngine {
   /** Advances the clock to max(clock, t.received_time) (firing due timers), then applies the event. */
   onTransaction(t: Transaction): EngineOutput;
@@ -113,6 +122,12 @@ export interface RuleEngine {
   advanceClock(nowMs: number): EngineOutput;
   /** Merchants whose state changed since the last call; null = state fully expired (tombstone). */
   takeDirty(): [merchantId: string, snapshot: MerchantSnapshot | null][];
+  /**
+   * Terminals and sales changed since the last call, and those removed (value null): an O(changes)
+   * feed for an entity-level changelog. Tracking starts at the first call (which returns nothing).
+   * Restoring the entities (grouped per merchant, through restoreMerchant) gives back the state.
+   */
+  takeChangedEntities(): EntityChange[];
   /** Replaces one merchant's state (null removes it). Does not fire timers: the next call does. */
   restoreMerchant(merchantId: string, snapshot: MerchantSnapshot | null): void;
   snapshotAll(): EngineSnapshot;

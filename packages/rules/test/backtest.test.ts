@@ -22,6 +22,7 @@ describe('runBacktest', () => {
     const a = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 4200 });
     s.sale({ at: 2 * MIN, terminal: 'T2', card: 'tok_a', amount: 4200 });
     s.sale({ at: 3 * MIN, lag: 2 * HOUR, terminal: 'T3', card: 'tok_b' });
+    s.sale({ at: 4 * MIN, lag: 3 * HOUR, merchant: 'Café Ünïcode', terminal: 'T-é', card: 'tok_c' }); // not ASCII: the JSON.parse path
     const good = s.lines();
     const pan = JSON.stringify({ ...s.events[0], event_id: 'x', card_token: '4111111111111111' });
     const lines = [
@@ -34,6 +35,7 @@ describe('runBacktest', () => {
       pan,
       '[1,2,3]',
       good[2] + '\r',
+      ` ${good[3]}`,
     ];
     const events = join(dir, 'events.jsonl');
     writeFileSync(events, lines.join('\n')); // no trailing newline: the last line still counts
@@ -42,13 +44,14 @@ describe('runBacktest', () => {
     const logs: string[] = [];
     const summary = await runBacktest({ eventsPath: events, outPath: out, actionsPath: actions, progress: true, log: (l) => logs.push(l) });
 
-    expect(summary).toMatchObject({ linesRead: 7, blankLines: 2, eventsProcessed: 3, rejected: 4, alerts: 2, actions: 3, rejectsPath: `${out}.rejects.jsonl` });
-    expect(summary.alertsByRule).toMatchObject({ duplicate_charge: 1, sync_lag: 1, abnormal_amount: 0 });
-    expect(summary.actionsByKind).toEqual({ REVIEW_REFUND: 1, NOTIFY_MERCHANT: 2 });
+    expect(summary).toMatchObject({ linesRead: 8, blankLines: 2, eventsProcessed: 4, rejected: 4, alerts: 3, actions: 4, rejectsPath: `${out}.rejects.jsonl` });
+    expect(summary.alertsByRule).toMatchObject({ duplicate_charge: 1, sync_lag: 2, abnormal_amount: 0 });
+    expect(summary.actionsByKind).toEqual({ REVIEW_REFUND: 1, NOTIFY_MERCHANT: 3 });
     expect(logs[0]).toMatch(/^backtest: .*events\.jsonl .* with the default rules -> .*alerts\.jsonl$/);
 
-    expect(readJsonl(out).map((x) => x.rule)).toEqual(['duplicate_charge', 'sync_lag']);
-    expect(readJsonl(actions)).toHaveLength(3);
+    expect(readJsonl(out).map((x) => x.rule)).toEqual(['duplicate_charge', 'sync_lag', 'sync_lag']);
+    expect(readJsonl(out)[2]).toMatchObject({ merchant_id: 'Café Ünïcode', terminal_id: 'T-é' });
+    expect(readJsonl(actions)).toHaveLength(4);
 
     const rejects = readJsonl(summary.rejectsPath);
     expect(rejects.map((r) => r.line)).toEqual([2, 5, 7, 8]);
@@ -62,7 +65,7 @@ describe('runBacktest', () => {
     expect(rejects[3]!.reason).toBe('invalid transaction: (record): expected an object');
 
     const text = formatSummary(summary);
-    expect(text).toMatch(/lines read\s+7 \(\+2 blank, skipped\)/);
+    expect(text).toMatch(/lines read\s+8 \(\+2 blank, skipped\)/);
     expect(text).toMatch(/rejected\s+4 {2}-> .*rejects\.jsonl/);
     expect(text).toMatch(/duplicate_charge\s+1/);
     expect(text).toMatch(/events\/s/);

@@ -1,6 +1,6 @@
 // The engine API the live detector relies on: outputs, actions, clock, snapshots, stats.
 import { describe, expect, it } from 'vitest';
-import { alertId, createRuleEngine, defaultRulesConfig, parseRulesConfig, type EngineOutput, type RuleEngine } from '../src/index.js';
+import { alertId, createChangelogView, createRuleEngine, defaultRulesConfig, parseRulesConfig, type EngineOutput, type RuleEngine } from '../src/index.js';
 import { HOUR, MIN, SEC, Scenario, T0 } from './helpers/builder.js';
 
 const run = (e: RuleEngine, s: Scenario): EngineOutput => {
@@ -179,5 +179,58 @@ describe('state, snapshots and changelog', () => {
     expect(ok.alerts).toHaveLength(0);
     const late = e.onTransaction(s.refund({ at: 7 * 24 * HOUR + MIN, card: 'tok_a', amount: 100, of: sale.txn_id }));
     expect(late.alerts.map((a) => [a.rule, a.details.sale_not_found])).toEqual([['refund_without_sale', 1]]);
+  });
+
+  it('tracks changed entities (terminals, sales) and tombstones removed ones, O(changes) per call', () => {
+    const e = createRuleEngine(defaultRulesConfig());
+    expect(e.takeChangedEntities()).toEqual([]); // starts tracking
+    const s = new Scenario();
+    const sale = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 900 });
+    e.onTransaction(sale);
+    e.onTransaction(s.sale({ at: MIN, terminal: 'T2', card: 'tok_b', amount: 500 }));
+    const first = e.takeChangedEntities();
+    expect(first.map((c) => [c.kind, c.id])).toEqual([
+      ['terminal', 'T1'],
+      ['terminal', 'T2'],
+      ['sale', sale.txn_id],
+      ['sale', 'tx-0002'],
+    ]);
+    expect(e.takeChangedEntities()).toEqual([]);
+    e.onTransaction(s.refund({ at: 2 * MIN, terminal: 'T2', card: 'tok_a', amount: 100, of: sale.txn_id }));
+    const second = e.takeChangedEntities();
+    expect(second.map((c) => [c.kind, c.id])).toEqual([
+      ['terminal', 'T2'],
+      ['sale', sale.txn_id],
+    ]);
+    expect(second[1]!.value).toMatchObject({ refunded: 100, refunds: [{ amount: 100 }] });
+    // Everything expires: tombstones for every entity.
+    e.advanceClock(T0 + 40 * 24 * HOUR);
+    expect(
+      e
+        .takeChangedEntities()
+        .map((c) => [c.kind, c.id, c.value])
+        .sort(),
+    ).toEqual([
+      ['sale', sale.txn_id, null],
+      ['sale', 'tx-0002', null],
+      ['terminal', 'T1', null],
+      ['terminal', 'T2', null],
+    ]);
+  });
+
+  it('the changelog view writes keyed entities and restores them', () => {
+    const a = createRuleEngine(defaultRulesConfig());
+    const view = createChangelogView(a);
+    const s = new Scenario();
+    a.onTransaction(s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 900 }));
+    const changes = view.takeChanges();
+    expect(changes.map(([k]) => k)).toEqual(['M1\u001ft\u001fT1', 'M1\u001fs\u001ftx-0001']);
+    const b = createRuleEngine(defaultRulesConfig());
+    const viewB = createChangelogView(b);
+    b.setClock(a.clock());
+    viewB.restore(changes.map(([k, v]) => [k, v!]));
+    expect(viewB.takeChanges()).toEqual([]); // restored state is not a change
+    const dup = b.onTransaction(s.sale({ at: MIN, terminal: 'T2', card: 'tok_a', amount: 900 }));
+    expect(dup.alerts.map((x) => x.rule)).toEqual(['duplicate_charge']);
   });
 });

@@ -1029,6 +1029,10 @@ class Engine implements RuleEngine {
     m.refQ = refs.sort((a, b) => a.refExpiry - b.refExpiry);
   }
 
+  takeChangedEntities(): never {
+    throw new Error('the reference model has no entity-level changelog');
+  }
+
   stats(): EngineStats {
     return {
       clock: this.clk,
