@@ -35,6 +35,8 @@ export interface TransactionalProcessorOptions {
   logger: Logger;
   /** Wall-clock tick for quiet-partition timers; 0 disables. */
   tickIntervalMs?: number;
+  /** Partitions processed at the same time (each in its own transaction). */
+  concurrency?: number;
   /** kafkajs fetch long-poll when a partition is empty. */
   maxWaitTimeInMs?: number;
   sessionTimeoutMs?: number;
@@ -369,7 +371,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       });
       await consumer.connect();
       for (const i of o.inputs) await consumer.subscribe({ topic: i.topic, fromBeginning: true });
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
+      // Tasks are independent (own state, own transactional producer, a lock per task), so their
+      // batches run concurrently: one partition's transaction round trips do not delay the others.
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: o.concurrency ?? 8, eachBatch });
       if ((o.tickIntervalMs ?? 1000) > 0) {
         let ticking = false;
         tickTimer = setInterval(() => {
