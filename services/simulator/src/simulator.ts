@@ -55,6 +55,7 @@ export function createSimulator(o: SimulatorOptions): Simulator {
     if (o.maxEvents !== undefined && sent >= o.maxEvents) {
       void inFlight.then(() => resolveDone());
       if (timer) clearInterval(timer);
+      if (hbTimer) clearInterval(hbTimer);
     }
   };
 
