@@ -48,13 +48,13 @@ describe('splitStatements', () => {
     expect(() => splitStatements('SELECT 1 /* oops')).toThrow(/unterminated/);
   });
 
-  it('splits every shipped migration into CREATE statements', () => {
+  it('splits every shipped migration into DDL and backfill statements', () => {
     const files = readdirSync(clickhouseMigrationsDir).filter((f) => f.endsWith('.sql'));
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) {
       const statements = splitStatements(readFileSync(join(clickhouseMigrationsDir, f), 'utf8'));
       expect(statements.length, f).toBeGreaterThan(0);
-      for (const s of statements) expect(s, f).toMatch(/^(--[^\n]*\n\s*)*CREATE /);
+      for (const s of statements) expect(s, f).toMatch(/^(--[^\n]*\n\s*)*(CREATE|ALTER|INSERT) /);
     }
   });
 });
