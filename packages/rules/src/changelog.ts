@@ -57,7 +57,7 @@ export function createChangelogView(engine: RuleEngine): ChangelogView {
       for (const [key, value] of entries) {
         const a = key.indexOf(US);
         const kind = key.charAt(a + 1);
-        if (a < 0 || key.charAt(a + 2) !== US || (kind !== 't' && kind !== 's')) throw new TypeError(`unknown changelog key ${JSON.stringify(key)}`);
+        if (a < 0 || key.charAt(a + 2) !== US || (kind !== 't' && kind !== 's')) throw new TypeError(`unknown changelog key ${JSON.stringify(key)}: the changelog holds state in a format this version does not know (written by another version?); restoring from it would give wrong results. Locally: tillwatch stack down --wipe; in production: a new changelog topic and group`);
         const merchant = key.slice(0, a);
         let m = byMerchant.get(merchant);
         if (!m) byMerchant.set(merchant, (m = { terminals: [], sales: [] }));

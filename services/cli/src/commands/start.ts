@@ -20,7 +20,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      terminals: { type: 'string', default: '2000' },
+      terminals: { type: 'string', default: '500' },
       rate: { type: 'string', default: '200' },
       'anomaly-rate': { type: 'string', default: '0.01' },
       'no-simulator': { type: 'boolean', default: false },
@@ -50,7 +50,13 @@ export async function run(argv: string[]): Promise<number> {
   const feed = createMemoryAlertFeed();
   const detectorProm = createRegistry({ service: 'detector' });
   const detectorMetrics = createDetectorMetrics(detectorProm);
-  const detector = createDetector({ topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog }, kafka: ctx.kafka, registry: ctx.registry, rules: loadRules(svc.rulesFile), metrics: detectorMetrics, logger: ctx.logger, onAlerts: (alerts) => {
+  let fatal: Error | undefined;
+  let stopNow: (() => void) | undefined;
+  const detector = createDetector({ onFatal: (e) => {
+      fatal = e;
+      console.error(`\ntillwatch start: the detector cannot continue: ${e.message}`);
+      stopNow?.();
+    }, topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog }, kafka: ctx.kafka, registry: ctx.registry, rules: loadRules(svc.rulesFile), metrics: detectorMetrics, logger: ctx.logger, onAlerts: (alerts) => {
       live.alerts(alerts);
       for (const a of alerts) feed.publish(a);
     } });
@@ -96,6 +102,8 @@ export async function run(argv: string[]): Promise<number> {
   }, 5000);
 
   await new Promise<void>((resolve) => {
+    stopNow = resolve;
+    if (fatal) resolve();
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
     if (values.seconds) setTimeout(resolve, Number(values.seconds) * 1000);
@@ -113,5 +121,5 @@ export async function run(argv: string[]): Promise<number> {
     await stack.down();
     console.error('local stack stopped (use --keep-stack to leave it running)');
   }
-  return 0;
+  return fatal ? 1 : 0;
 }
