@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import type { Kafka } from 'kafkajs';
 import { AvroSchemas, valueSubject, type TopicRole, type Transaction } from '@tillwatch/schemas';
-import { createAvroSerde, provisionTopics, randomTopics, registerContracts, type RegistryClient } from '@tillwatch/stream';
+import { createAvroSerde, groupCaughtUp, provisionScopedTopics, type RegistryClient } from '@tillwatch/stream';
 
 export const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
 
@@ -19,16 +19,7 @@ export function writeResult(name: string, result: Record<string, unknown>): stri
 }
 
 export async function scopedTopics(kafka: Kafka, registry: RegistryClient, partitions: number, prefix: string): Promise<Record<TopicRole, string>> {
-  const topics = randomTopics(prefix);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await provisionTopics(admin, { partitions, replicationFactor: 1, topicName: (r) => topics[r] });
-  } finally {
-    await admin.disconnect();
-  }
-  await registerContracts(registry, (r) => topics[r]);
-  return topics;
+  return provisionScopedTopics(kafka, registry, partitions, prefix);
 }
 
 export async function dropTopics(kafka: Kafka, topics: Record<TopicRole, string>): Promise<void> {
@@ -73,9 +64,7 @@ export async function committedEnd(kafka: Kafka, groupId: string, topic: string)
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
-    const c = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-    return ends.every((e) => BigInt(e.high) === 0n || (c.get(e.partition) ?? -1n) >= BigInt(e.high));
+    return await groupCaughtUp(admin, groupId, topic);
   } finally {
     await admin.disconnect();
   }

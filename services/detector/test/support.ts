@@ -4,7 +4,7 @@ import type { Kafka } from 'kafkajs';
 import { AvroSchemas, valueSubject, type Alert, type Heartbeat, type TopicRole, type Transaction } from '@tillwatch/schemas';
 import { createRuleEngine, defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import { createFleet } from '@tillwatch/simulator';
-import { createAvroSerde, provisionTopics, randomTopics, registerContracts, type RegistryClient } from '@tillwatch/stream';
+import { createAvroSerde, groupCaughtUp, provisionScopedTopics, type RegistryClient } from '@tillwatch/stream';
 
 export const T0 = Date.UTC(2026, 0, 5, 9, 0, 0);
 
@@ -27,18 +27,8 @@ export function backtest(events: Transaction[], rules: RulesConfig = defaultRule
   return alerts;
 }
 
-export async function setupTopics(kafka: Kafka, registry: RegistryClient, partitions = 3, prefix?: string): Promise<Record<TopicRole, string>> {
-  const topics = randomTopics(prefix);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await provisionTopics(admin, { partitions, replicationFactor: 1, topicName: (r) => topics[r] });
-  } finally {
-    await admin.disconnect();
-  }
-  await registerContracts(registry, (r) => topics[r]);
-  return topics;
-}
+export const setupTopics = (kafka: Kafka, registry: RegistryClient, partitions = 3, prefix?: string): Promise<Record<TopicRole, string>> =>
+  provisionScopedTopics(kafka, registry, partitions, prefix);
 
 export async function deleteTopics(kafka: Kafka, topics: Record<TopicRole, string>): Promise<void> {
   const admin = kafka.admin();
@@ -67,10 +57,8 @@ export async function waitCommitted(kafka: Kafka, groupId: string, topic: string
   const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
-      const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
-      const c = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-      if (ends.every((e) => BigInt(e.high) === 0n || (c.get(e.partition) ?? -1n) >= BigInt(e.high))) return;
-      if (Date.now() > deadline) throw new Error(`group ${groupId} did not reach the end of ${topic}: ${JSON.stringify({ ends, committed })}`);
+      if (await groupCaughtUp(admin, groupId, topic)) return;
+      if (Date.now() > deadline) throw new Error(`group ${groupId} did not reach the end of ${topic}: ${JSON.stringify(await admin.fetchOffsets({ groupId, topics: [topic] }))}`);
       await sleep(200);
     }
   } finally {

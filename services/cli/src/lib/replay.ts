@@ -8,7 +8,7 @@ import { AvroSchemas, valueSubject, type Alert, type Heartbeat, type TopicRole }
 import { createDetector } from '@tillwatch/detector';
 import type { RulesConfig } from '@tillwatch/rules';
 
-import { createAvroSerde, randomId, randomTopics } from '@tillwatch/stream';
+import { createAvroSerde, groupCaughtUp, randomId, randomTopics } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Context } from './context.js';
 import { provisionKafka } from './provision.js';
@@ -50,9 +50,7 @@ export function sortAlerts(alerts: Alert[]): Alert[] {
 
 async function waitCaughtUp(admin: Admin, groupId: string, topic: string, deadline: number): Promise<void> {
   for (;;) {
-    const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
-    const c = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-    if (ends.every((e) => BigInt(e.high) === 0n || (c.get(e.partition) ?? -1n) >= BigInt(e.high))) return;
+    if (await groupCaughtUp(admin, groupId, topic)) return;
     if (Date.now() > deadline) throw new Error(`detector group ${groupId} did not catch up with ${topic} in time`);
     await sleep(200);
   }
