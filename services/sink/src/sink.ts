@@ -202,6 +202,10 @@ export function createSink(o: SinkOptions): Sink {
     async stop() {
       stopping = true;
       if (timer) clearInterval(timer);
+      // Stop fetching, then write and commit while still a group member (after stop() kafkajs has
+      // no group to commit to); a batch still in flight is written and deduplicated on replay.
+      consumer?.pause([...routes.keys()].map((topic) => ({ topic })));
+      await flushAll();
       await consumer?.stop();
       await flushAll();
       await consumer?.disconnect();

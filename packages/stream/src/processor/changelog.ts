@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { Logger } from '@tillwatch/telemetry';
+import { RetriableError } from '../errors.js';
 
 export const MARKER_KEY = '__restore_marker__';
 
@@ -46,7 +47,7 @@ export async function restoreChangelog(o: RestoreOptions): Promise<Map<number, R
     fail = rej;
   });
   const timer = setTimeout(
-    () => fail(new Error(`changelog restore of ${o.topic} partitions [${[...pending].join(',')}] did not reach its marker within ${o.timeoutMs ?? 120_000} ms`)),
+    () => fail(new RetriableError(`changelog restore of ${o.topic} partitions [${[...pending].join(',')}] did not reach its marker within ${o.timeoutMs ?? 120_000} ms`)),
     o.timeoutMs ?? 120_000,
   );
   try {

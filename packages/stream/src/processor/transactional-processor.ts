@@ -7,7 +7,7 @@
 // kafkajs does not implement KIP-447 (group-generation fencing via TxnOffsetCommit v3), which is
 // why the transactional id is per task rather than per process.
 import { randomUUID } from 'node:crypto';
-import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { Logger, StreamMetrics } from '@tillwatch/telemetry';
 import type { DeadLetter } from '@tillwatch/schemas';
 import { isPoison, FatalError, RetriableError, type PoisonRecordError } from '../errors.js';
@@ -55,6 +55,12 @@ interface TaskEntry {
   lock: Promise<unknown>;
   lost: boolean;
   closed: boolean;
+  /** The first restore attempt finished (successfully or not). */
+  settled?: boolean;
+  /** A transaction of this producer failed: it must be replaced before the next one (kafkajs does not recover a producer stuck in COMMITTING/ABORTING). */
+  broken: boolean;
+  /** Committed offset per input topic, read after fencing: records below it are already in the restored state. */
+  committed: Map<string, bigint>;
 }
 
 export interface TransactionalProcessor {
@@ -104,6 +110,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   const tasks = new Map<number, TaskEntry>();
   const inputs = new Map(o.inputs.map((i) => [i.topic, i]));
   let consumer: Consumer | undefined;
+  let admin: Admin | undefined;
   let tickTimer: NodeJS.Timeout | undefined;
   let joined = false;
   let stopping = false;
@@ -152,6 +159,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       await txn.commit();
     } catch (e) {
       await txn.abort().catch(() => undefined);
+      entry.broken = true;
       throw e;
     }
     o.metrics.txnLatency?.observe((performance.now() - started) / 1000);
@@ -160,11 +168,32 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   /** Fences the previous owner, commits a marker, reads the committed changelog up to it. */
   async function restore(entries: TaskEntry[]): Promise<void> {
     if (entries.length === 0) return;
+    for (const e of entries) {
+      if (e.broken) {
+        // A new producer with the same transactional.id: its InitProducerId completes or aborts
+        // whatever the old one left open.
+        await e.producer.disconnect().catch(() => undefined);
+        e.producer = newProducer(e.partition);
+        e.broken = false;
+      }
+      await e.producer.connect();
+    }
     const markers = new Map<number, string>();
     for (const e of entries) {
       const nonce = randomUUID();
       await commit(e, [{ topic: o.changelogTopic, key: MARKER_KEY, value: Buffer.from(nonce), partition: e.partition }]);
       markers.set(e.partition, nonce);
+    }
+    // The markers fenced every earlier owner, so the group's committed offsets are now final: the
+    // restored state includes exactly the records below them. Batches already fetched (or
+    // re-delivered after a failure whose commit did land) skip those records.
+    const committed = await admin!.fetchOffsets({ groupId: o.groupId, topics: o.inputs.map((i) => i.topic) });
+    for (const e of entries) {
+      e.committed = new Map();
+      for (const t of committed) {
+        const p = t.partitions.find((x) => x.partition === e.partition);
+        if (p && BigInt(p.offset) >= 0n) e.committed.set(t.topic, BigInt(p.offset));
+      }
     }
     const started = performance.now();
     const results = await restoreChangelog({ kafka: o.kafka, topic: o.changelogTopic, markers, groupPrefix: o.groupId, logger: o.logger });
@@ -179,8 +208,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     o.metrics.restoreSeconds?.observe((performance.now() - started) / 1000);
   }
 
-  function newEntry(partition: number): TaskEntry {
-    const producer = o.kafka.producer({
+  const newProducer = (partition: number): Producer =>
+    o.kafka.producer({
       transactionalId: `${o.transactionalIdPrefix}.${partition}`,
       idempotent: true,
       maxInFlightRequests: 1,
@@ -189,8 +218,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       // writing the previous transaction's markers): retry fast, as the Java client does.
       retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: 12 },
     });
-    const entry: TaskEntry = { partition, producer, task: undefined, ready: Promise.resolve(), lock: Promise.resolve(), lost: false, closed: false };
-    return entry;
+
+  function newEntry(partition: number): TaskEntry {
+    return { partition, producer: newProducer(partition), task: undefined, ready: Promise.resolve(), lock: Promise.resolve(), lost: false, closed: false, broken: false, committed: new Map() };
   }
 
   async function closeEntry(entry: TaskEntry): Promise<void> {
@@ -203,11 +233,11 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   async function onAssignment(assignment: Record<string, number[]>): Promise<void> {
     const wanted = new Set<number>();
     for (const [topic, ps] of Object.entries(assignment)) if (inputs.has(topic)) for (const p of ps) wanted.add(p);
+    const revoked: TaskEntry[] = [];
     for (const [p, entry] of tasks) {
-      if (!wanted.has(p) || entry.lost) {
+      if (!wanted.has(p) || entry.lost || (entry.task === undefined && entry.settled)) {
         tasks.delete(p);
-        await closeEntry(entry);
-        o.logger.info({ partition: p }, 'task revoked');
+        revoked.push(entry);
       }
     }
     const fresh: TaskEntry[] = [];
@@ -217,11 +247,15 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       tasks.set(p, entry);
       fresh.push(entry);
     }
+    // Revoked tasks close in the background, after the new ones are registered: batches of newly
+    // assigned partitions may arrive right after the join.
+    for (const entry of revoked) {
+      void closeEntry(entry).then(() => o.logger.info({ partition: entry.partition }, 'task revoked'));
+    }
     if (fresh.length === 0) return;
-    const ready = (async () => {
-      await Promise.all(fresh.map((e) => e.producer.connect()));
-      await restoreWithRetry(fresh);
-    })();
+    const ready = restoreWithRetry(fresh).finally(() => {
+      for (const e of fresh) e.settled = true;
+    });
     for (const e of fresh) e.ready = ready;
     ready.catch((e: unknown) => o.logger.error({ err: e }, 'restore failed'));
   }
@@ -234,7 +268,11 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         return;
       } catch (e) {
         const kind = classifyError(e);
-        if (kind === 'fenced') throw new FatalError(`producer fenced during restore: another instance owns these partitions`, { cause: e });
+        if (kind === 'fenced') {
+          // Another instance owns these partitions now: drop them; the next assignment decides.
+          for (const x of entries) x.lost = true;
+          return;
+        }
         if (kind === 'fatal') {
           fatal(e as Error);
           throw e;
@@ -268,8 +306,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     if (batch.messages.length === 0) return;
     const entry = tasks.get(batch.partition);
     if (!entry) throw new Error(`batch for unassigned partition ${batch.topic}-${batch.partition}`);
-    await entry.ready;
-    if (!entry.task || entry.closed) return;
+    await entry.ready.catch(() => undefined);
     const input = inputs.get(batch.topic)!;
     const last = batch.messages[batch.messages.length - 1]!.offset;
     o.metrics.consumed.inc({ topic: batch.topic }, batch.messages.length);
@@ -277,12 +314,24 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
 
     await withLock(entry, async () => {
       for (let attempt = 0; ; attempt++) {
-        if (entry.closed || !isRunning() || isStale()) return;
+        if (entry.closed || entry.lost || !isRunning() || isStale()) return;
+        // A task without state (its restore failed, or a tick failed): rebuild it before anything else.
+        if (!entry.task) {
+          await restoreWithRetry([entry]);
+          if (!entry.task) return;
+        }
+        // Records below the committed offset are already in the restored state.
+        const from = entry.committed.get(batch.topic) ?? -1n;
+        const messages = from < 0n ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
+        if (messages.length === 0) {
+          resolveOffset(last);
+          return;
+        }
         try {
-          if (input.prefetch) await input.prefetch(batch.messages.map((m) => m.value));
+          if (input.prefetch) await input.prefetch(messages.map((m) => m.value));
           const records: DecodedRecord[] = [];
           const dead: OutputMessage[] = [];
-          for (const m of batch.messages) {
+          for (const m of messages) {
             try {
               records.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: input.decode(m.value) });
             } catch (e) {
@@ -292,14 +341,15 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           }
           const result = entry.task!.process(batch.topic, records, now());
           const changes = entry.task!.takeChanges().map(([key, value]): OutputMessage => ({ topic: o.changelogTopic, key, value, partition: batch.partition }));
-          const messages = dead.length + changes.length === 0 ? result.messages : [...result.messages, ...dead, ...changes];
-          await commit(entry, messages, { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
+          const out = dead.length + changes.length === 0 ? result.messages : [...result.messages, ...dead, ...changes];
+          await commit(entry, out, { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
+          entry.committed.set(batch.topic, BigInt(last) + 1n);
           resolveOffset(last);
           o.metrics.decoded.inc({ topic: batch.topic }, records.length);
           o.metrics.consumerLag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
           o.metrics.batchLatency.observe({ stage: 'process' }, (performance.now() - started) / 1000);
           result.committed?.();
-          o.onCommitted?.(batch.partition, messages);
+          o.onCommitted?.(batch.partition, out);
           return;
         } catch (e) {
           const kind = classifyError(e);
@@ -310,6 +360,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           if (kind === 'fatal') {
             // Nothing was committed for this batch: the offsets stay where they were.
             entry.closed = true;
+            entry.task = undefined;
             fatal(new FatalError(`partition ${batch.partition} of ${batch.topic} cannot be processed: ${(e as Error).message}`, { cause: e }));
             return;
           }
@@ -356,6 +407,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
 
   return {
     async start() {
+      admin = o.kafka.admin();
+      await admin.connect();
       consumer = o.kafka.consumer({
         groupId: o.groupId,
         readUncommitted: false,
@@ -368,6 +421,12 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         joined = true;
         void onAssignment(e.payload.memberAssignment).catch((err: unknown) => o.logger.error({ err }, 'assignment handling failed'));
+      });
+      // kafkajs restarts its consumer after retriable crashes; after any other it stays down, and
+      // a detector that consumes nothing must not look healthy.
+      consumer.on(consumer.events.CRASH, (e) => {
+        joined = false;
+        if (!e.payload.restart && !stopping) fatal(new FatalError(`Kafka consumer crashed and will not restart: ${e.payload.error.message}`, { cause: e.payload.error }));
       });
       await consumer.connect();
       for (const i of o.inputs) await consumer.subscribe({ topic: i.topic, fromBeginning: true });
@@ -390,6 +449,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       await consumer?.disconnect();
       await Promise.all([...tasks.values()].map(closeEntry));
       tasks.clear();
+      await admin?.disconnect();
     },
     ready: () => joined && [...tasks.values()].every((t) => t.task !== undefined),
     assignedPartitions: () => [...tasks.keys()].sort((a, b) => a - b),

@@ -8,6 +8,7 @@ import { UndecodableRecordError, UnknownSchemaIdError, InvalidRecordError } from
 import type { RegistryClient } from './client.js';
 
 const MAGIC = 0;
+const UNKNOWN_RETRY_MS = 30_000;
 
 export interface AvroSerde<T> {
   /** Registers the reader schema under the subject (idempotent) and learns its id for encoding. */
@@ -33,20 +34,34 @@ export function createAvroSerde<T>(registry: RegistryClient, subject: string, re
   // id -> decoder (identity when the writer schema equals ours), or the poison error for that id.
   const decoders = new Map<number, ((body: Buffer) => T) | UnknownSchemaIdError | InvalidRecordError>();
   decoders.set(-1, new InvalidRecordError('not initialised'));
+  const unknownSince = new Map<number, number>();
 
   const learn = async (id: number): Promise<void> => {
-    if (decoders.has(id)) return;
+    const known = decoders.get(id);
+    // An id the registry did not know is asked again after a while: a producer may have raced a
+    // registry replica. Until then its records are poison.
+    if (known !== undefined && !(known instanceof UnknownSchemaIdError && Date.now() - (unknownSince.get(id) ?? 0) > UNKNOWN_RETRY_MS)) return;
     let writerSchema: object;
     try {
       writerSchema = await registry.getSchemaById(id);
     } catch (e) {
       if (e instanceof UnknownSchemaIdError) {
         decoders.set(id, e);
+        unknownSince.set(id, Date.now());
         return;
       }
       throw e; // retriable: registry down
     }
-    const writer = avro.Type.forSchema(writerSchema as avro.Schema);
+    unknownSince.delete(id);
+    let writer: avro.Type;
+    try {
+      writer = avro.Type.forSchema(writerSchema as avro.Schema);
+    } catch (cause) {
+      // The id names something that is not an Avro schema we can parse (registries share ids
+      // across artifact types): its records are poison, not a reason to stop.
+      decoders.set(id, new InvalidRecordError(`schema id ${id} is not a readable Avro schema: ${(cause as Error).message}`, { cause }));
+      return;
+    }
     if (writer.fingerprint('sha256').toString('hex') === readerFingerprint) {
       decoders.set(id, (body) => reader.fromBuffer(body) as T);
       return;
@@ -81,7 +96,7 @@ export function createAvroSerde<T>(registry: RegistryClient, subject: string, re
       for (const b of buffers) {
         if (!b) continue;
         const id = schemaIdOf(b);
-        if (id !== undefined && !decoders.has(id)) ids.add(id);
+        if (id !== undefined && (!decoders.has(id) || decoders.get(id) instanceof UnknownSchemaIdError)) ids.add(id);
       }
       await Promise.all([...ids].map(learn));
     },

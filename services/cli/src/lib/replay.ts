@@ -87,6 +87,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   await admin.connect();
   const groupId = o.external ? (ctx.env.DETECTOR_GROUP_ID || 'tillwatch-detector') : `tillwatch-${runId}`;
   let detector: ReturnType<typeof createDetector> | undefined;
+  let reader: ReturnType<typeof ctx.kafka.consumer> | undefined;
   const readerGroup = `tillwatch-${runId}-reader`;
   try {
     await provisionKafka(ctx, (role) => topics[role]);
@@ -130,6 +131,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     const consumer = ctx.kafka.consumer({ groupId: readerGroup, readUncommitted: false, maxWaitTimeInMs: 100 });
     const alerts: Alert[] = [];
     let lastActivity = Date.now();
+    reader = consumer;
     await consumer.connect();
     await consumer.subscribe({ topic: topics.alerts, fromBeginning: true });
     if (startOffsets) {
@@ -148,6 +150,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
         }
       },
     });
+    // run() resolves once the group is joined: idleness counts from there, not from connect.
+    lastActivity = Date.now();
     const idle = o.idleMs ?? 2000;
     while (Date.now() - lastActivity < idle) {
       if (Date.now() > deadline) throw new Error('timed out reading alerts');
@@ -156,6 +160,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     await consumer.disconnect();
     return { alerts: sortAlerts(alerts), published: sent, invalid, topics, elapsedMs: Date.now() - started };
   } finally {
+    await reader?.disconnect().catch(() => undefined);
     await detector?.stop().catch(() => undefined);
     if (!o.external && !o.keepTopics) {
       await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
