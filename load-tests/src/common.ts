@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import type { Kafka } from 'kafkajs';
-import { AvroSchemas, valueSubject, type TopicRole, type Transaction } from '@tillwatch/schemas';
-import { createAvroSerde, groupCaughtUp, provisionScopedTopics, type RegistryClient } from '@tillwatch/stream';
+import { AvroSchemas, valueSubject, type Transaction } from '@tillwatch/schemas';
+import { createAvroSerde, groupCaughtUp, type RegistryClient } from '@tillwatch/stream';
 
 export const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
 
@@ -16,17 +16,6 @@ export function writeResult(name: string, result: Record<string, unknown>): stri
   const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) };
   writeFileSync(path, `${JSON.stringify({ name, at: new Date().toISOString(), machine, ...result }, null, 2)}\n`);
   return path;
-}
-
-export async function scopedTopics(kafka: Kafka, registry: RegistryClient, partitions: number, prefix: string): Promise<Record<TopicRole, string>> {
-  return provisionScopedTopics(kafka, registry, partitions, prefix);
-}
-
-export async function dropTopics(kafka: Kafka, topics: Record<TopicRole, string>): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
-  await admin.disconnect();
 }
 
 /** Publishes pre-encoded events as fast as the producer allows (acks=all, batches of 2,000). */

@@ -7,10 +7,10 @@ import { createDetector } from '@tillwatch/detector';
 import { defaultRulesConfig } from '@tillwatch/rules';
 import { createFleet, createSimulator } from '@tillwatch/simulator';
 import { AvroSchemas, valueSubject, type Alert, type Heartbeat, type Transaction } from '@tillwatch/schemas';
-import { createAvroSerde, randomId } from '@tillwatch/stream';
+import { createAvroSerde, deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
-import { dropTopics, percentiles, scopedTopics, sleep, writeResult } from './common.js';
+import { percentiles, sleep, writeResult } from './common.js';
 
 const [rateArg, secondsArg, terminalsArg] = process.argv.slice(2);
 const RATE = Number(rateArg ?? 5000);
@@ -18,7 +18,7 @@ const SECONDS = Number(secondsArg ?? 60);
 const TERMINALS = Number(terminalsArg ?? 20_000);
 
 const { kafka, registry, logger } = testKafka('load-latency');
-const topics = await scopedTopics(kafka, registry, 6, randomId('lat'));
+const topics = await provisionScopedTopics(kafka, registry, 6, randomId('lat'));
 try {
   const metricsRegistry = createRegistry({ service: 'load-detector', defaultMetrics: false });
   const groupId = randomId('det');
@@ -82,5 +82,5 @@ try {
   console.log(JSON.stringify(result, null, 2));
   console.error(`written ${writeResult('latency', result)}`);
 } finally {
-  await dropTopics(kafka, topics);
+  await deleteScopedTopics(kafka, topics);
 }

@@ -5,10 +5,10 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createFleet } from '@tillwatch/simulator';
-import { randomId } from '@tillwatch/stream';
+import { deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import type { Transaction } from '@tillwatch/schemas';
-import { committedEnd, dropTopics, mib, publish, scopedTopics, sleep, writeResult } from './common.js';
+import { committedEnd, mib, publish, sleep, writeResult } from './common.js';
 
 const [terminalsArg, cardsArg, eventsArg] = process.argv.slice(2);
 const TERMINALS = Number(terminalsArg ?? 100_000);
@@ -18,7 +18,7 @@ const cli = fileURLToPath(new URL('../../services/cli/bin/tillwatch.js', import.
 
 const { kafka, registry } = testKafka('load-memory');
 const prefix = randomId('mem');
-const topics = await scopedTopics(kafka, registry, 6, prefix);
+const topics = await provisionScopedTopics(kafka, registry, 6, prefix);
 try {
   const fleet = createFleet({ terminals: TERMINALS, cards: CARDS, seed: 9, anomalyRate: 0.002 });
   const events: Transaction[] = [];
@@ -62,5 +62,5 @@ try {
   console.log(JSON.stringify(result, null, 2));
   console.error(`written ${writeResult('memory', result)}`);
 } finally {
-  await dropTopics(kafka, topics);
+  await deleteScopedTopics(kafka, topics);
 }

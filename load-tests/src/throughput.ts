@@ -4,11 +4,11 @@
 import { createDetector } from '@tillwatch/detector';
 import { defaultRulesConfig } from '@tillwatch/rules';
 import { createFleet } from '@tillwatch/simulator';
-import { randomId } from '@tillwatch/stream';
+import { deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Transaction } from '@tillwatch/schemas';
-import { committedEnd, dropTopics, publish, scopedTopics, sleep, writeResult } from './common.js';
+import { committedEnd, publish, sleep, writeResult } from './common.js';
 
 const [eventsArg, terminalsArg, partitionsArg] = process.argv.slice(2);
 const N = Number(eventsArg ?? 300_000);
@@ -16,7 +16,7 @@ const TERMINALS = Number(terminalsArg ?? 20_000);
 const PARTITIONS = Number(partitionsArg ?? 6);
 
 const { kafka, registry, logger } = testKafka('load-throughput');
-const topics = await scopedTopics(kafka, registry, PARTITIONS, randomId('load'));
+const topics = await provisionScopedTopics(kafka, registry, PARTITIONS, randomId('load'));
 try {
   const fleet = createFleet({ terminals: TERMINALS, cards: TERMINALS * 10, seed: 1, anomalyRate: 0.005 });
   const events: Transaction[] = [];
@@ -84,5 +84,5 @@ try {
   console.log(JSON.stringify(result, null, 2));
   console.error(`written ${writeResult('throughput', result)}`);
 } finally {
-  await dropTopics(kafka, topics);
+  await deleteScopedTopics(kafka, topics);
 }

@@ -31,3 +31,25 @@ export async function groupCaughtUp(admin: Admin, groupId: string, topic: string
   const c = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
   return ends.every((e) => BigInt(e.high) === 0n || (c.get(e.partition) ?? -1n) >= BigInt(e.high));
 }
+
+/** Deletes the given topics; missing ones are ignored (cleanup of tests, load tests, replays). */
+export async function deleteScopedTopics(kafka: Kafka, topics: Record<string, string>): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Polls until the group's committed offsets reach the end of the topic, or throws after timeoutMs. */
+export async function waitGroupCaughtUp(admin: Admin, groupId: string, topic: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await groupCaughtUp(admin, groupId, topic))) {
+    if (Date.now() > deadline) {
+      throw new Error(`group ${groupId} did not reach the end of ${topic} within ${timeoutMs} ms (committed: ${JSON.stringify(await admin.fetchOffsets({ groupId, topics: [topic] }))})`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -18,6 +18,9 @@ export interface DetectorTopics {
 
 const NOTIFY_KINDS = new Set<Action['kind']>(['NOTIFY_MERCHANT', 'NOTIFY_ACQUIRER']);
 
+/** Notify kinds go to pos.actions.notify.v1; freeze, hold and review kinds to pos.actions.freeze.v1. */
+export const isNotifyAction = (a: Action): boolean => NOTIFY_KINDS.has(a.kind);
+
 export interface DetectorTaskOptions {
   partition: number;
   engine: RuleEngine;
@@ -45,7 +48,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
     if (alerts.length === 0 && actions.length === 0) return { messages: [] };
     const messages: OutputMessage[] = [];
     for (const a of alerts) messages.push({ topic: topics.alerts, key: a.merchant_id, value: o.encodeAlert(a) });
-    for (const a of actions) messages.push({ topic: NOTIFY_KINDS.has(a.kind) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
+    for (const a of actions) messages.push({ topic: isNotifyAction(a) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
     return {
       messages,
       committed: () => {

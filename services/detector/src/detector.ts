@@ -6,7 +6,7 @@ import { AvroSchemas, Topics, validateTransaction, valueSubject, InvalidValueErr
 import { createRuleEngine, type RulesConfig } from '@tillwatch/rules';
 import { createAvroSerde, createTransactionalProcessor, InvalidRecordError, type RegistryClient, type TransactionalProcessor, type InputTopic } from '@tillwatch/stream';
 import type { DetectorMetrics, Logger } from '@tillwatch/telemetry';
-import { createDetectorTask, type DetectorTopics } from './detector-task.js';
+import { createDetectorTask, isNotifyAction, type DetectorTopics } from './detector-task.js';
 
 export interface DetectorOptions {
   kafka: Kafka;
@@ -99,7 +99,7 @@ export function createDetector(o: DetectorOptions): Detector {
             engine: createRuleEngine(o.rules),
             topics,
             encodeAlert: (a) => alertSerde.encode(a),
-            encodeAction: (a) => (a.kind === 'NOTIFY_MERCHANT' || a.kind === 'NOTIFY_ACQUIRER' ? notifySerde : freezeSerde).encode(a),
+            encodeAction: (a) => (isNotifyAction(a) ? notifySerde : freezeSerde).encode(a),
             metrics: o.metrics,
             wallClockTimers: o.wallClockTimers ?? true,
             ...(o.onAlerts ? { onAlerts: o.onAlerts } : {}),

@@ -1,10 +1,10 @@
 // Shared support for the detector's integration tests: generated scenarios, their backtest,
 // run-scoped topics on the real broker and registry, and an alert reader (read_committed).
 import type { Kafka } from 'kafkajs';
-import { AvroSchemas, valueSubject, type Alert, type Heartbeat, type TopicRole, type Transaction } from '@tillwatch/schemas';
+import { AvroSchemas, valueSubject, type Alert, type TopicRole, type Transaction } from '@tillwatch/schemas';
 import { createRuleEngine, defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import { createFleet } from '@tillwatch/simulator';
-import { createAvroSerde, groupCaughtUp, provisionScopedTopics, type RegistryClient } from '@tillwatch/stream';
+import { createAvroSerde, deleteScopedTopics, provisionScopedTopics, waitGroupCaughtUp, type RegistryClient } from '@tillwatch/stream';
 
 export const T0 = Date.UTC(2026, 0, 5, 9, 0, 0);
 
@@ -30,12 +30,7 @@ export function backtest(events: Transaction[], rules: RulesConfig = defaultRule
 export const setupTopics = (kafka: Kafka, registry: RegistryClient, partitions = 3, prefix?: string): Promise<Record<TopicRole, string>> =>
   provisionScopedTopics(kafka, registry, partitions, prefix);
 
-export async function deleteTopics(kafka: Kafka, topics: Record<TopicRole, string>): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
-  await admin.disconnect();
-}
+export const deleteTopics = deleteScopedTopics;
 
 export async function produceEvents(kafka: Kafka, registry: RegistryClient, topic: string, events: Transaction[], schema: object = AvroSchemas.transaction): Promise<void> {
   const serde = createAvroSerde<Transaction>(registry, valueSubject(topic), schema);
@@ -54,13 +49,8 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function waitCommitted(kafka: Kafka, groupId: string, topic: string, timeoutMs = 120_000): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
-  const deadline = Date.now() + timeoutMs;
   try {
-    for (;;) {
-      if (await groupCaughtUp(admin, groupId, topic)) return;
-      if (Date.now() > deadline) throw new Error(`group ${groupId} did not reach the end of ${topic}: ${JSON.stringify(await admin.fetchOffsets({ groupId, topics: [topic] }))}`);
-      await sleep(200);
-    }
+    await waitGroupCaughtUp(admin, groupId, topic, timeoutMs);
   } finally {
     await admin.disconnect();
   }
@@ -96,17 +86,4 @@ export function duplicates(alerts: Alert[]): string[] {
   return [...seen].filter(([, n]) => n > 1).map(([id]) => id);
 }
 
-/** Ends every partition's stream clock at `at` (see `tillwatch replay`): call after the input is processed. */
-export async function closeStreamTime(kafka: Kafka, registry: RegistryClient, topic: string, at: number): Promise<void> {
-  const serde = createAvroSerde<Heartbeat>(registry, valueSubject(topic), AvroSchemas.heartbeat);
-  await serde.init();
-  const admin = kafka.admin();
-  await admin.connect();
-  const partitions = (await admin.fetchTopicOffsets(topic)).map((p) => p.partition);
-  await admin.disconnect();
-  const producer = kafka.producer();
-  await producer.connect();
-  const value = serde.encode({ terminal_id: '__stream_clock__', merchant_id: '__stream_clock__', last_seq: 0, queue_depth: 0, event_time: at, received_time: at });
-  await producer.send({ topic, messages: partitions.map((partition) => ({ key: 'x', value, partition })) });
-  await producer.disconnect();
-}
+export { closeStreamTime } from '@tillwatch/detector';

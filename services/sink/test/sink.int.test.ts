@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { AvroSchemas, valueSubject, type Alert, type TopicRole } from '@tillwatch/schemas';
 import { ClickHouseUnavailableError, type ClickHouse } from '@tillwatch/clickhouse';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
-import { createAvroSerde, provisionTopics, randomId, randomTopics, registerContracts } from '@tillwatch/stream';
+import { createAvroSerde, deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
 import { createSink } from '@tillwatch/sink';
@@ -14,12 +14,7 @@ const { kafka, registry, logger } = testKafka('sink-it');
 let topics: Record<TopicRole, string> | undefined;
 let db: TestClickHouse | undefined;
 afterAll(async () => {
-  if (topics) {
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
-    await admin.disconnect();
-  }
+  if (topics) await deleteScopedTopics(kafka, topics);
   await db?.dispose();
 });
 
@@ -52,12 +47,7 @@ const alert = (i: number): Alert => ({
 
 describe('sink', () => {
   it('backs off while ClickHouse is unavailable and catches up without loss or doubles', async () => {
-    topics = randomTopics();
-    const admin = kafka.admin();
-    await admin.connect();
-    await provisionTopics(admin, { partitions: 2, replicationFactor: 1, topicName: (r) => topics![r] });
-    await admin.disconnect();
-    await registerContracts(registry, (r) => topics![r]);
+    topics = await provisionScopedTopics(kafka, registry, 2);
     db = await createTestClickHouse({ migrate: true });
 
     const serde = createAvroSerde<Alert>(registry, valueSubject(topics.alerts), AvroSchemas.alert);

@@ -1,9 +1,7 @@
 // tillwatch simulate --terminals N --rate R [--seconds S] [--seed X] [--anomaly-rate P]
 import { parseArgs } from 'node:util';
-import { AvroSchemas, valueSubject, type Heartbeat, type Transaction } from '@tillwatch/schemas';
-import { createAvroSerde } from '@tillwatch/stream';
-import { createFleet, createSimulator } from '@tillwatch/simulator';
 import { createContext } from '../lib/context.js';
+import { startSimulator } from '../lib/simulator.js';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -27,32 +25,22 @@ export async function run(argv: string[]): Promise<number> {
     return n;
   };
   const ctx = createContext(process.env, 'simulator');
-  const txnSerde = createAvroSerde<Transaction>(ctx.registry, valueSubject(ctx.topics.transactions), AvroSchemas.transaction);
-  const hbSerde = createAvroSerde<Heartbeat>(ctx.registry, valueSubject(ctx.topics.heartbeats), AvroSchemas.heartbeat);
-  await Promise.all([txnSerde.init(), hbSerde.init()]);
-  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  const fleet = createFleet({ terminals: num('terminals', values.terminals, 1), seed: num('seed', values.seed, 0), anomalyRate: num('anomaly-rate', values['anomaly-rate'], 0) });
   const rate = num('rate', values.rate, 1);
-  const sim = createSimulator({
-    producer,
-    fleet,
+  const { sim, fleet, stop: stopSim } = await startSimulator(ctx, {
+    terminals: num('terminals', values.terminals, 1),
+    seed: num('seed', values.seed, 0),
+    anomalyRate: num('anomaly-rate', values['anomaly-rate'], 0),
     rate,
-    encodeTransaction: (t) => txnSerde.encode(t),
-    encodeHeartbeat: (h) => hbSerde.encode(h),
-    topics: { transactions: ctx.topics.transactions, heartbeats: ctx.topics.heartbeats },
-    logger: ctx.logger,
     ...(values.seconds ? { maxEvents: Math.round(num('seconds', values.seconds, 1) * rate) } : {}),
   });
   console.error(`simulating ${fleet.terminalCount} terminals at ${rate} events/s (Ctrl-C to stop)`);
-  sim.start();
   const report = setInterval(() => console.error(`sent ${sim.sent()} events; injected ${JSON.stringify(fleet.stats)}`), 5000);
   const stop = () => void sim.stop();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   await sim.done();
   clearInterval(report);
-  await producer.disconnect();
+  await stopSim();
   console.log(`sent ${sim.sent()} events; injected ${JSON.stringify(fleet.stats)}`);
   return 0;
 }

@@ -6,14 +6,12 @@ import { serviceConfig } from '@tillwatch/config';
 import { createMemoryAlertFeed, startApi } from '@tillwatch/api';
 import { createDetector, loadRules } from '@tillwatch/detector';
 import { createSink } from '@tillwatch/sink';
-import { createFleet, createSimulator } from '@tillwatch/simulator';
-import { AvroSchemas, valueSubject, type Heartbeat, type Transaction } from '@tillwatch/schemas';
-import { createAvroSerde } from '@tillwatch/stream';
 import { createDetectorMetrics, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
 import { createContext } from '../lib/context.js';
 import { openClickHouse } from '../lib/clickhouse.js';
 import { createLiveConsole } from '../lib/live-console.js';
 import { provisionAll } from '../lib/provision.js';
+import { startSimulator, type RunningSimulator } from '../lib/simulator.js';
 import { clickhouseStatusLine, formatStatus, localStack, usesLocalStack } from '../lib/stack.js';
 
 export async function run(argv: string[]): Promise<number> {
@@ -73,32 +71,15 @@ export async function run(argv: string[]): Promise<number> {
   console.error(`alert API: ${api.url}  (docs ${api.url}/docs)`);
   if (api.devKey) console.error(`development API key (admin): ${api.devKey}   e.g. curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts`);
 
-  let sim: ReturnType<typeof createSimulator> | undefined;
-  let simProducer: ReturnType<typeof ctx.kafka.producer> | undefined;
-  let fleet: ReturnType<typeof createFleet> | undefined;
+  let simulator: RunningSimulator | undefined;
   if (!values['no-simulator']) {
-    const txnSerde = createAvroSerde<Transaction>(ctx.registry, valueSubject(ctx.topics.transactions), AvroSchemas.transaction);
-    const hbSerde = createAvroSerde<Heartbeat>(ctx.registry, valueSubject(ctx.topics.heartbeats), AvroSchemas.heartbeat);
-    await Promise.all([txnSerde.init(), hbSerde.init()]);
-    simProducer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await simProducer.connect();
-    fleet = createFleet({ terminals: Number(values.terminals), seed: Date.now() % 1e9, anomalyRate: Number(values['anomaly-rate']) });
-    sim = createSimulator({
-      producer: simProducer,
-      fleet,
-      rate: Number(values.rate),
-      encodeTransaction: (t) => txnSerde.encode(t),
-      encodeHeartbeat: (h) => hbSerde.encode(h),
-      topics: { transactions: ctx.topics.transactions, heartbeats: ctx.topics.heartbeats },
-      logger: ctx.logger,
-    });
-    sim.start();
-    console.error(`simulator: ${fleet.terminalCount} terminals at ${values.rate} events/s with injected anomalies`);
+    simulator = await startSimulator(ctx, { terminals: Number(values.terminals), seed: Date.now() % 1e9, anomalyRate: Number(values['anomaly-rate']), rate: Number(values.rate) });
+    console.error(`simulator: ${simulator.fleet.terminalCount} terminals at ${values.rate} events/s with injected anomalies`);
   }
   console.error('live alerts (Ctrl-C to stop):');
 
   const counterTimer = setInterval(() => {
-    live.counters({ sent: sim?.sent() ?? 0, partitions: detector.assignedPartitions().length, sink_pending: sink.pending() });
+    live.counters({ sent: simulator?.sim.sent() ?? 0, partitions: detector.assignedPartitions().length, sink_pending: sink.pending() });
   }, 5000);
 
   await new Promise<void>((resolve) => {
@@ -110,8 +91,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   console.error('\nstopping: simulator, detector (commits its batch), sink (flushes), ClickHouse...');
   clearInterval(counterTimer);
-  await sim?.stop();
-  await simProducer?.disconnect();
+  await simulator?.stop();
   await detector.stop();
   await sink.stop();
   await api.close();

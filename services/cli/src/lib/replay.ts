@@ -3,12 +3,11 @@
 // back from the alert topic (read_committed) until the stream is idle, and return them.
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import type { Admin } from 'kafkajs';
-import { AvroSchemas, valueSubject, type Alert, type Heartbeat, type TopicRole } from '@tillwatch/schemas';
-import { createDetector } from '@tillwatch/detector';
+import { AvroSchemas, valueSubject, type Alert, type TopicRole } from '@tillwatch/schemas';
+import { closeStreamTime, createDetector } from '@tillwatch/detector';
 import type { RulesConfig } from '@tillwatch/rules';
 
-import { createAvroSerde, groupCaughtUp, randomId, randomTopics } from '@tillwatch/stream';
+import { createAvroSerde, deleteScopedTopics, randomId, randomTopics, waitGroupCaughtUp } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Context } from './context.js';
 import { provisionKafka } from './provision.js';
@@ -46,34 +45,6 @@ export function alertJson(a: Alert): string {
 
 export function sortAlerts(alerts: Alert[]): Alert[] {
   return [...alerts].sort((a, b) => a.detected_at - b.detected_at || (a.alert_id < b.alert_id ? -1 : a.alert_id > b.alert_id ? 1 : 0));
-}
-
-async function waitCaughtUp(admin: Admin, groupId: string, topic: string, deadline: number): Promise<void> {
-  for (;;) {
-    if (await groupCaughtUp(admin, groupId, topic)) return;
-    if (Date.now() > deadline) throw new Error(`detector group ${groupId} did not catch up with ${topic} in time`);
-    await sleep(200);
-  }
-}
-
-/**
- * A backtest's clock is the whole file's received time; a detector's is per partition. Ending
- * every partition with a heartbeat at the file's last received time gives each partition's
- * clock the same end as the backtest's, so timers due by then fire in both (as heartbeats keep
- * quiet partitions' clocks moving in production).
- */
-async function closeStreamTime(ctx: Context, admin: Admin, heartbeatTopic: string, at: number): Promise<void> {
-  const serde = createAvroSerde<Heartbeat>(ctx.registry, valueSubject(heartbeatTopic), AvroSchemas.heartbeat);
-  await serde.init();
-  const partitions = (await admin.fetchTopicOffsets(heartbeatTopic)).map((p) => p.partition);
-  const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  try {
-    const value = serde.encode({ terminal_id: '__stream_clock__', merchant_id: '__stream_clock__', last_seq: 0, queue_depth: 0, event_time: at, received_time: at });
-    await producer.send({ topic: heartbeatTopic, messages: partitions.map((partition) => ({ key: '__stream_clock__', value, partition })) });
-  } finally {
-    await producer.disconnect();
-  }
 }
 
 export async function replay(o: ReplayOptions): Promise<ReplayResult> {
@@ -118,12 +89,11 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
 
     const { sent, invalid, maxReceivedTime } = await publishFile(ctx, o.eventsPath, topics.transactions);
     log(`published ${sent} events to ${topics.transactions}${invalid.length ? ` (${invalid.length} invalid lines not sent)` : ''}`);
-    await waitCaughtUp(admin, groupId, topics.transactions, deadline);
-    // Only after every transaction is processed: a heartbeat processed earlier would move a
-    // partition's clock past timers that a later transaction of the file could still cancel.
+    await waitGroupCaughtUp(admin, groupId, topics.transactions, deadline - Date.now());
+    // End every partition's clock at the file's last received time, as the backtest's clock ends.
     if (!o.external && maxReceivedTime > 0) {
-      await closeStreamTime(ctx, admin, topics.heartbeats, maxReceivedTime);
-      await waitCaughtUp(admin, groupId, topics.heartbeats, deadline);
+      await closeStreamTime(ctx.kafka, ctx.registry, topics.heartbeats, maxReceivedTime);
+      await waitGroupCaughtUp(admin, groupId, topics.heartbeats, deadline - Date.now());
     }
     log('detector caught up; reading alerts');
 
@@ -163,7 +133,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     await reader?.disconnect().catch(() => undefined);
     await detector?.stop().catch(() => undefined);
     if (!o.external && !o.keepTopics) {
-      await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
+      await deleteScopedTopics(ctx.kafka, topics);
       await admin.deleteGroups([groupId, readerGroup]).catch(() => undefined);
       for (const t of Object.values(topics)) await fetch(`${ctx.registry.url}/subjects/${encodeURIComponent(valueSubject(t))}`, { method: 'DELETE' }).catch(() => undefined);
     } else {
