@@ -37,11 +37,9 @@ export interface Sink {
   ready(): boolean;
   /** Rows buffered and not yet written. */
   pending(): number;
-  /** Resolves once nothing is buffered and every consumed offset is committed (tests, replay). */
-  drained(): Promise<void>;
 }
 
-type Route = { table: string; serde: AvroSerde<unknown>; toRow: (v: unknown, source: { topic: string; partition: number; offset: string }) => object };
+type Route = { table: string; serde: AvroSerde<unknown>; toRow: (v: unknown) => object };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -155,10 +153,9 @@ export function createSink(o: SinkOptions): Sink {
     const w = writer(route.table);
     let decoded = 0;
     for (const m of batch.messages) {
-      const source = { topic: batch.topic, partition: batch.partition, offset: m.offset };
       let row: object;
       try {
-        row = route.toRow(route.serde.decode(m.value), source);
+        row = route.toRow(route.serde.decode(m.value));
       } catch (e) {
         if (!isPoison(e) && !(e instanceof Error && e.name === 'InvalidValueError')) throw e;
         // The detector reads the same transactions and sends poison to the DLQ (which this sink
@@ -212,8 +209,5 @@ export function createSink(o: SinkOptions): Sink {
     },
     ready: () => joined,
     pending: () => buffered,
-    async drained() {
-      while (buffered > 0 || pendingOffsets.size > 0) await flushAll();
-    },
   };
 }

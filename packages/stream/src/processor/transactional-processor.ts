@@ -40,8 +40,6 @@ export interface TransactionalProcessorOptions {
   /** kafkajs fetch long-poll when a partition is empty. */
   maxWaitTimeInMs?: number;
   sessionTimeoutMs?: number;
-  /** Called with every committed batch's size (tests, live console). */
-  onCommitted?: (partition: number, messages: OutputMessage[]) => void;
   /** An error no retry can cure: the process should stop and exit non-zero (default: log it). */
   onFatal?: (error: Error) => void;
   now?: () => number;
@@ -349,7 +347,6 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           o.metrics.consumerLag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
           o.metrics.batchLatency.observe({ stage: 'process' }, (performance.now() - started) / 1000);
           result.committed?.();
-          o.onCommitted?.(batch.partition, out);
           return;
         } catch (e) {
           const kind = classifyError(e);
@@ -392,7 +389,6 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         try {
           await commit(entry, messages);
           result.committed?.();
-          o.onCommitted?.(entry.partition, messages);
         } catch (e) {
           o.logger.warn({ err: e, partition: entry.partition }, 'tick transaction failed; restoring task');
           entry.task = undefined;
