@@ -24,6 +24,7 @@ export const KNOWN_METRICS: Readonly<Record<string, MetricType>> = {
   tillwatch_clickhouse_rows_written_total: 'counter',
   tillwatch_clickhouse_insert_seconds: 'histogram',
   tillwatch_clickhouse_insert_errors_total: 'counter',
+  tillwatch_sink_rows_dead_lettered_total: 'counter',
 };
 
 /** Labels each metric carries besides the default `service` (and Prometheus' job/instance). */
@@ -41,6 +42,7 @@ export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   tillwatch_clickhouse_rows_written_total: ['table'],
   tillwatch_clickhouse_insert_seconds: ['table'],
   tillwatch_clickhouse_insert_errors_total: ['table'],
+  tillwatch_sink_rows_dead_lettered_total: ['table', 'reason_class'],
 };
 
 const HISTOGRAM_SERIES = ['_bucket', '_sum', '_count'] as const;

@@ -41,6 +41,18 @@ export class ClickHouseQueryError extends ClickHouseLayerError {
   }
 }
 
+/**
+ * ClickHouse rejected the DATA of an insert, not the statement or the server's state: a value that
+ * does not parse into or fit its column (an Enum8 symbol the table does not know, a malformed
+ * DateTime, a string in a number column, a CHECK constraint). Retrying the same rows fails again
+ * forever; other rows of the same batch may be fine. A subclass of ClickHouseQueryError (it is
+ * fatal for the statement as sent), so callers that only know that class keep working; the batch
+ * writer uses it to isolate the offending rows (see writer.ts `onRejected`).
+ */
+export class ClickHouseDataError extends ClickHouseQueryError {
+  override name = 'ClickHouseDataError';
+}
+
 /** Invalid options (no url and no path, bad database name, ...). */
 export class ClickHouseConfigError extends ClickHouseLayerError {
   override name = 'ClickHouseConfigError';
@@ -89,6 +101,7 @@ const RETRIABLE_SERVER_CODES = new Map<number, string>([
   [159, 'TIMEOUT_EXCEEDED'],
   [164, 'READONLY'], // replica temporarily read-only
   [202, 'TOO_MANY_SIMULTANEOUS_QUERIES'],
+  [203, 'NO_FREE_CONNECTION'],
   [209, 'SOCKET_TIMEOUT'],
   [210, 'NETWORK_ERROR'],
   [236, 'ABORTED'],
@@ -99,8 +112,62 @@ const RETRIABLE_SERVER_CODES = new Map<number, string>([
   [319, 'UNKNOWN_STATUS_OF_INSERT'],
   [425, 'SYSTEM_ERROR'],
   [439, 'CANNOT_SCHEDULE_TASK'],
+  [745, 'SERVER_OVERLOADED'],
   [999, 'KEEPER_EXCEPTION'],
 ]);
+
+// Server error codes that reject a VALUE of the inserted data (src/Common/ErrorCodes.cpp). The core is
+// ClickHouse's own list of row-level parse errors, `isParseError()` in src/Formats/ParseError.cpp
+// (the errors `input_format_allow_errors_num` may skip row by row); to it are added the errors of a
+// value that parsed but does not fit or convert (TYPE_MISMATCH, CANNOT_CONVERT_TYPE,
+// VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE, CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN, DECIMAL_OVERFLOW,
+// CANNOT_PARSE_TEXT) and a violated CHECK constraint. Left out on purpose although isParseError()
+// lists it: 33 CANNOT_READ_ALL_DATA, which over HTTP also means a request body cut short by the
+// network, so it stays a plain (non-data) query error. Statement errors (UNKNOWN_TABLE,
+// NO_SUCH_COLUMN_IN_TABLE, SYNTAX_ERROR, ...) are not here: no row of the batch is at fault.
+const DATA_REJECTION_CODES = new Map<number, string>([
+  [6, 'CANNOT_PARSE_TEXT'],
+  [25, 'CANNOT_PARSE_ESCAPE_SEQUENCE'],
+  [26, 'CANNOT_PARSE_QUOTED_STRING'],
+  [27, 'CANNOT_PARSE_INPUT_ASSERTION_FAILED'],
+  [38, 'CANNOT_PARSE_DATE'],
+  [41, 'CANNOT_PARSE_DATETIME'],
+  [53, 'TYPE_MISMATCH'],
+  [69, 'ARGUMENT_OUT_OF_BOUND'], // Decimal values (ParseError.cpp)
+  [70, 'CANNOT_CONVERT_TYPE'],
+  [72, 'CANNOT_PARSE_NUMBER'],
+  [117, 'INCORRECT_DATA'],
+  [130, 'CANNOT_READ_ARRAY_FROM_TEXT'],
+  [131, 'TOO_LARGE_STRING_SIZE'],
+  [321, 'VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE'],
+  [349, 'CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN'],
+  [376, 'CANNOT_PARSE_UUID'],
+  [407, 'DECIMAL_OVERFLOW'],
+  [441, 'CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING'],
+  [467, 'CANNOT_PARSE_BOOL'],
+  [469, 'VIOLATED_CONSTRAINT'],
+  [563, 'CANNOT_READ_MAP_FROM_TEXT'],
+  [632, 'UNEXPECTED_DATA_AFTER_PARSED_VALUE'],
+  [675, 'CANNOT_PARSE_IPV4'],
+  [676, 'CANNOT_PARSE_IPV6'],
+  [691, 'UNKNOWN_ELEMENT_OF_ENUM'],
+]);
+
+/** How an error from ClickHouse should be handled by a writer. */
+export type ClickHouseErrorClass = 'retriable' | 'data' | 'fatal';
+
+/**
+ * retriable: back off and retry the same batch (ClickHouse unreachable or overloaded).
+ * data: ClickHouse rejected values of the batch; find and set aside the offending rows.
+ * fatal: the statement, schema or configuration is wrong; no row is at fault.
+ * Anything not from ClickHouse (a bug) is fatal.
+ */
+export function classifyClickHouseError(e: unknown): ClickHouseErrorClass {
+  const mapped = mapClickHouseError(e);
+  if (mapped instanceof ClickHouseUnavailableError) return 'retriable';
+  if (mapped instanceof ClickHouseDataError) return 'data';
+  return 'fatal';
+}
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -149,9 +216,10 @@ export function mapClickHouseError(e: unknown): Error {
   // A ClickHouse server/engine error: `Code: N. DB::Exception: ... (TYPE)` parsed into code + type.
   if (code !== undefined && /^\d+$/.test(code) && (err?.name === 'ClickHouseError' || typeof err?.type === 'string')) {
     const numeric = Number(code);
-    const type = typeof err?.type === 'string' ? err.type : RETRIABLE_SERVER_CODES.get(numeric);
+    const type = typeof err?.type === 'string' ? err.type : (RETRIABLE_SERVER_CODES.get(numeric) ?? DATA_REJECTION_CODES.get(numeric));
     const text = `ClickHouse error ${numeric}${type ? ` (${type})` : ''}: ${message}`;
     if (RETRIABLE_SERVER_CODES.has(numeric)) return new ClickHouseUnavailableError(text, { cause: e, code });
+    if (DATA_REJECTION_CODES.has(numeric)) return new ClickHouseDataError(text, { code: numeric, ...(type ? { type } : {}), cause: e });
     return new ClickHouseQueryError(text, { code: numeric, ...(type ? { type } : {}), cause: e });
   }
   if (code !== undefined && NETWORK_CODES.has(code)) {

@@ -1,6 +1,6 @@
 export { createClickHouse, type ClickHouse, type ClickHouseOptions } from './factory.js';
 export { migrate, loadMigrations, migrationChecksum, type MigrateOptions, type MigrateResult, type MigrationFile } from './migrate.js';
-export { createBatchWriter, contentToken, type BatchWriter, type BatchWriterOptions, type FlushInfo, type FlushOptions } from './writer.js';
+export { createBatchWriter, contentToken, type BatchWriter, type BatchWriterOptions, type FlushInfo, type FlushOptions, type RejectedRow } from './writer.js';
 export {
   toTransactionRow,
   toAlertRow,
@@ -15,6 +15,7 @@ export {
   fromDateTime64,
   ContractColumns,
   TriageStatusValues,
+  RowValueError,
   type TransactionRow,
   type AlertRow,
   type ActionRow,
@@ -27,11 +28,14 @@ export {
   ClickHouseLayerError,
   ClickHouseUnavailableError,
   ClickHouseQueryError,
+  ClickHouseDataError,
   ClickHouseConfigError,
   EmbeddedPathConflictError,
   MigrationChecksumError,
   MigrationFileError,
   mapClickHouseError,
+  classifyClickHouseError,
+  type ClickHouseErrorClass,
 } from './errors.js';
 export { splitStatements, quoteIdentifier, qualifiedName, renderMigrationSql } from './sql.js';
 export { openEmbeddedPaths } from './embedded.js';

@@ -12,10 +12,20 @@ import type { Action, Alert, DeadLetter, Transaction } from '@tillwatch/schemas'
 const MIN_MS = Date.UTC(1900, 0, 1);
 const MAX_MS = Date.UTC(2299, 11, 31, 23, 59, 59, 999);
 
+/**
+ * A contract value that its column cannot hold, found before anything is sent (a time outside
+ * DateTime64's range, which ClickHouse would not reject but silently clamp or misread). The row
+ * can never be written as it is: writers treat it like a row ClickHouse rejected. A RangeError, so
+ * callers that check for that keep working.
+ */
+export class RowValueError extends RangeError {
+  override name = 'RowValueError';
+}
+
 /** epoch ms -> 'YYYY-MM-DD hh:mm:ss.sss' (UTC), the literal every ClickHouse parser reads the same way. */
 export function toDateTime64(ms: number): string {
-  if (!Number.isFinite(ms)) throw new RangeError(`not a finite epoch-ms time: ${ms}`);
-  if (ms < MIN_MS || ms > MAX_MS) throw new RangeError(`epoch ms ${ms} is outside DateTime64 range (1900..2299)`);
+  if (!Number.isFinite(ms)) throw new RowValueError(`not a finite epoch-ms time: ${ms}`);
+  if (ms < MIN_MS || ms > MAX_MS) throw new RowValueError(`epoch ms ${ms} is outside DateTime64 range (1900..2299)`);
   const iso = new Date(Math.trunc(ms)).toISOString(); // 2023-11-14T22:13:20.123Z
   return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
 }

@@ -3,17 +3,27 @@
 import { createHash } from 'node:crypto';
 import type { ClickHouseSettings } from '@clickhouse/client';
 import type { ClickHouse } from './factory.js';
-import { mapClickHouseError } from './errors.js';
+import { ClickHouseDataError, mapClickHouseError } from './errors.js';
 
 export interface FlushInfo {
   table: string;
+  /** Rows written (a rejected row is not counted; see `rejected`). */
   rows: number;
   durationMs: number;
   /** The insert_deduplication_token sent with the batch. */
   token: string;
+  /** Rows ClickHouse rejected and that were handed to onRejected. */
+  rejected: number;
 }
 
-export interface BatchWriterOptions {
+/** A row ClickHouse refused on its own (bisected down to one row), with what it was added with. */
+export interface RejectedRow<Row, Meta> {
+  row: Row;
+  meta: Meta | undefined;
+  error: ClickHouseDataError;
+}
+
+export interface BatchWriterOptions<Row = object, Meta = undefined> {
   ch: Pick<ClickHouse, 'client' | 'table'>;
   /** Unqualified table name in ch's database, e.g. 'alerts'. */
   table: string;
@@ -26,6 +36,16 @@ export interface BatchWriterOptions {
   onError?: (error: Error, pendingRows: number) => void;
   /** Extra settings for the INSERT. */
   settings?: ClickHouseSettings;
+  /**
+   * Without it, a batch ClickHouse rejects for its data (ClickHouseDataError) stays buffered and
+   * the flush rejects, like any other failure. With it, the writer bisects the batch — inserts each
+   * half, recursing into the halves that are rejected — until every row is either written or
+   * rejected on its own, then hands the rejected rows here. Only when this resolves is the batch
+   * done; if it throws, the batch stays sealed and the next flush repeats the bisection (halves
+   * already written carry the same derived tokens and are dropped as duplicates by ClickHouse).
+   * It must make each rejected row durable elsewhere (a dead-letter topic), never drop it.
+   */
+  onRejected?: (rejected: RejectedRow<Row, Meta>[], table: string) => Promise<void>;
 }
 
 export interface FlushOptions {
@@ -38,12 +58,13 @@ export interface FlushOptions {
   batchId?: string;
 }
 
-export interface BatchWriter<Row> {
+export interface BatchWriter<Row, Meta = undefined> {
   /**
    * Buffer a row. When the buffer reaches maxRows this awaits a flush and rejects if it fails;
    * the row is buffered even then — back off and call flush() again, do not add() it twice.
+   * `meta` travels with the row and is never sent (e.g. its Kafka coordinates, for onRejected).
    */
-  add(row: Row): Promise<void>;
+  add(row: Row, meta?: Meta): Promise<void>;
   /** Insert everything buffered (retrying earlier failed batches first, with their original token). */
   flush(options?: FlushOptions): Promise<void>;
   /** Stop the timer and flush. Rejects (rows kept) if the flush fails; may be called again. */
@@ -52,22 +73,27 @@ export interface BatchWriter<Row> {
   readonly pending: number;
 }
 
-interface SealedBatch<Row> {
-  rows: Row[];
+interface Entry<Row, Meta> {
+  row: Row;
+  meta: Meta | undefined;
+}
+
+interface SealedBatch<Row, Meta> {
+  entries: Entry<Row, Meta>[];
   token: string;
 }
 
-export function createBatchWriter<Row extends object>(options: BatchWriterOptions): BatchWriter<Row> {
-  const { ch, table, maxRows, maxDelayMs, onFlush, onError, settings } = options;
+export function createBatchWriter<Row extends object, Meta = undefined>(options: BatchWriterOptions<Row, Meta>): BatchWriter<Row, Meta> {
+  const { ch, table, maxRows, maxDelayMs, onFlush, onError, settings, onRejected } = options;
   if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
   if (!Number.isFinite(maxDelayMs) || maxDelayMs < 0) throw new RangeError(`maxDelayMs must be >= 0, got ${maxDelayMs}`);
   const qualified = ch.table(table);
 
-  let buffer: Row[] = [];
+  let buffer: Entry<Row, Meta>[] = [];
   // Batches that were sealed but not yet confirmed. A failed batch is retried as it was (same rows,
   // same token) before anything newer, so an insert that did land although we saw an error (timeout
   // after commit) is recognised by ClickHouse as the same block and not written twice.
-  const sealed: SealedBatch<Row>[] = [];
+  const sealed: SealedBatch<Row, Meta>[] = [];
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   // Flushes run one at a time, in order.
@@ -75,29 +101,64 @@ export function createBatchWriter<Row extends object>(options: BatchWriterOption
 
   const seal = (batchId: string | undefined) => {
     if (buffer.length === 0) return;
-    const rows = buffer;
+    const entries = buffer;
     buffer = [];
-    sealed.push({ rows, token: batchId ?? contentToken(table, rows) });
+    sealed.push({ entries, token: batchId ?? contentToken(table, entries.map((e) => e.row)) });
+  };
+
+  const insert = async (rows: Row[], token: string) => {
+    try {
+      await ch.client.insert({
+        table: qualified,
+        values: rows,
+        format: 'JSONEachRow',
+        // Always sent, also when the caller gave no batch id: the embedded connection would
+        // otherwise be the one place where an unrelated earlier token could apply (see embedded.ts).
+        clickhouse_settings: { ...settings, insert_deduplication_token: token },
+      });
+    } catch (e) {
+      throw mapClickHouseError(e);
+    }
+  };
+
+  /**
+   * Inserts entries[from, to) under `token`; on a data rejection, splits the range in two and
+   * recurses, each half under a token derived from the batch token and its index range. The tokens
+   * are a function of the sealed batch only, so a retry of the same batch after a failure half-way
+   * (ClickHouse went away during the bisection) re-sends the halves that already landed with the
+   * same tokens, and ClickHouse drops them as duplicates. ClickHouse's "(at row N)" in the message
+   * is not used to jump to the row: with parallel parsing N can be relative to a chunk.
+   * Returns rows written; rejected single rows are pushed to `rejected`.
+   */
+  const insertOrBisect = async (batch: SealedBatch<Row, Meta>, from: number, to: number, token: string, rejected: RejectedRow<Row, Meta>[]): Promise<number> => {
+    const entries = batch.entries.slice(from, to);
+    try {
+      await insert(entries.map((e) => e.row), token);
+      return entries.length;
+    } catch (e) {
+      if (!onRejected || !(e instanceof ClickHouseDataError)) throw e;
+      if (entries.length === 1) {
+        const only = entries[0] as Entry<Row, Meta>;
+        rejected.push({ row: only.row, meta: only.meta, error: e });
+        return 0;
+      }
+      const mid = from + Math.ceil((to - from) / 2);
+      const left = await insertOrBisect(batch, from, mid, `${batch.token}#${from}-${mid}`, rejected);
+      const right = await insertOrBisect(batch, mid, to, `${batch.token}#${mid}-${to}`, rejected);
+      return left + right;
+    }
   };
 
   const insertSealed = async () => {
     while (sealed.length > 0) {
-      const batch = sealed[0] as SealedBatch<Row>;
+      const batch = sealed[0] as SealedBatch<Row, Meta>;
       const started = performance.now();
-      try {
-        await ch.client.insert({
-          table: qualified,
-          values: batch.rows,
-          format: 'JSONEachRow',
-          // Always sent, also when the caller gave no batch id: the embedded connection would
-          // otherwise be the one place where an unrelated earlier token could apply (see embedded.ts).
-          clickhouse_settings: { ...settings, insert_deduplication_token: batch.token },
-        });
-      } catch (e) {
-        throw mapClickHouseError(e);
-      }
+      const rejected: RejectedRow<Row, Meta>[] = [];
+      const written = await insertOrBisect(batch, 0, batch.entries.length, batch.token, rejected);
+      // The rejected rows must be safe elsewhere before the batch counts as done (no loss).
+      if (rejected.length > 0) await onRejected?.(rejected, table);
       sealed.shift();
-      onFlush?.({ table, rows: batch.rows.length, durationMs: performance.now() - started, token: batch.token });
+      onFlush?.({ table, rows: written, durationMs: performance.now() - started, token: batch.token, rejected: rejected.length });
     }
   };
 
@@ -120,7 +181,7 @@ export function createBatchWriter<Row extends object>(options: BatchWriterOption
     timer.unref();
   };
 
-  const pendingCount = () => buffer.length + sealed.reduce((n, b) => n + b.rows.length, 0);
+  const pendingCount = () => buffer.length + sealed.reduce((n, b) => n + b.entries.length, 0);
 
   const flush = (flushOptions?: FlushOptions): Promise<void> => {
     const run = async () => {
@@ -138,9 +199,9 @@ export function createBatchWriter<Row extends object>(options: BatchWriterOption
   };
 
   return {
-    async add(row: Row) {
+    async add(row: Row, meta?: Meta) {
       if (closed) throw new Error(`batch writer for ${table} is closed`);
-      buffer.push(row);
+      buffer.push({ row, meta });
       if (buffer.length >= maxRows) {
         await flush();
         return;

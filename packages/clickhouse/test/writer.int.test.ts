@@ -161,4 +161,21 @@ describe('batch writer on embedded chDB', () => {
     expect(err).toBeInstanceOf(ClickHouseQueryError);
     expect(w.pending).toBe(1);
   });
+
+  it('with onRejected, the real engine refuses only the bad rows: the rest is written once, the bad ones handed over', async () => {
+    const rejected: { id: unknown; meta: number | undefined; type: string | undefined }[] = [];
+    const w = createBatchWriter<Record<string, unknown>, number>({
+      ch: t.ch, table: 'alerts', maxRows: 1000, maxDelayMs: 60_000,
+      onRejected: async (r) => void rejected.push(...r.map((x) => ({ id: x.row['alert_id'], meta: x.meta, type: x.error.type }))),
+    });
+    for (let i = 0; i < 20; i++) {
+      const row = toAlertRow(alert({ alert_id: `bis-${i}` }));
+      await w.add(i === 7 || i === 13 ? { ...row, severity: 'apocalyptic' } : row, i);
+    }
+    await w.flush();
+    expect(rejected).toEqual([{ id: 'bis-7', meta: 7, type: 'UNKNOWN_ELEMENT_OF_ENUM' }, { id: 'bis-13', meta: 13, type: 'UNKNOWN_ELEMENT_OF_ENUM' }]);
+    // Plain count(), not FINAL: a rejected block left nothing behind and no row was written twice.
+    expect(await count(`SELECT count() AS n FROM ${t.ch.table('alerts')} WHERE startsWith(alert_id, 'bis-')`)).toBe(18);
+    expect(w.pending).toBe(0);
+  });
 });

@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './dead-letter.js';
 export * from './registry/client.js';
 export * from './registry/avro-serde.js';
 export * from './kafka/client.js';

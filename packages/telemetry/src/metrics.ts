@@ -51,6 +51,9 @@ export function createSinkMetrics(registry: Registry) {
     rowsWritten: new Counter({ name: 'tillwatch_clickhouse_rows_written_total', help: 'Rows inserted into ClickHouse', labelNames: ['table'] as const, registers: [registry] }),
     insertLatency: new Histogram({ name: 'tillwatch_clickhouse_insert_seconds', help: 'ClickHouse insert latency', labelNames: ['table'] as const, buckets: LATENCY_BUCKETS, registers: [registry] }),
     insertErrors: new Counter({ name: 'tillwatch_clickhouse_insert_errors_total', help: 'Failed ClickHouse inserts (retried)', labelNames: ['table'] as const, registers: [registry] }),
+    // reason_class: the ClickHouse error name (UNKNOWN_ELEMENT_OF_ENUM, CANNOT_PARSE_DATETIME, ...)
+    // or VALUE_OUT_OF_COLUMN_RANGE for a value the row mapper refused; a small, fixed set.
+    rowsDeadLettered: new Counter({ name: 'tillwatch_sink_rows_dead_lettered_total', help: 'Rows the sink could not write because ClickHouse (or the row mapper) rejected their values; sent to the dead-letter topic', labelNames: ['table', 'reason_class'] as const, registers: [registry] }),
   };
 }
 export type SinkMetrics = ReturnType<typeof createSinkMetrics>;

@@ -1,11 +1,12 @@
 // The sink: Kafka (read_committed) → ClickHouse, in size- and time-bounded batches, committing
-// consumed offsets only after every row up to them is written. Replays are harmless: tables are
+// consumed offsets only after every row up to them is written — or, for a row whose values
+// ClickHouse rejects, sent to the dead-letter topic. Replays are harmless: tables are
 // ReplacingMergeTree keyed by the contract's ids and each batch carries an insert deduplication
 // token, so at-least-once delivery becomes effectively-once rows.
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { AvroSchemas, Topics, validateTransaction, valueSubject, type Action, type Alert, type DeadLetter, type Transaction } from '@tillwatch/schemas';
-import { createBatchWriter, toActionRow, toAlertRow, toDeadLetterRow, toTransactionRow, type BatchWriter, type ClickHouse } from '@tillwatch/clickhouse';
-import { createAvroSerde, isPoison, type AvroSerde, type RegistryClient } from '@tillwatch/stream';
+import { createBatchWriter, RowValueError, toActionRow, toAlertRow, toDeadLetterRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
+import { createAvroSerde, deadLetterMessage, isPoison, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import type { Logger, SinkMetrics } from '@tillwatch/telemetry';
 
 export interface SinkTopics {
@@ -41,6 +42,32 @@ export interface Sink {
 
 type Route = { table: string; serde: AvroSerde<unknown>; toRow: (v: unknown) => object };
 
+/** Stage of the dead letters for rows that could not be written (ClickHouse or the row mapper refused a value). */
+export const SINK_WRITE_STAGE = 'sink.write';
+/** error_class of a row ClickHouse rejected for its data (ClickHouseDataError); the reason carries code and message. */
+export const CLICKHOUSE_REJECTED = 'ClickHouseRejected';
+/** error_class of a row whose value its column cannot hold, refused by the row mapper before the insert (RowValueError). */
+export const VALUE_OUT_OF_COLUMN_RANGE = 'ValueOutOfColumnRange';
+
+/** A row that cannot be written, with what the dead letter and the metric say about it. */
+export interface UnwritableRow {
+  source: DeadLetterSource;
+  table: string;
+  errorClass: string;
+  /** Metric label: the ClickHouse error name, or VALUE_OUT_OF_COLUMN_RANGE. */
+  reasonClass: string;
+  reason: string;
+}
+
+/** What the writer's bisection found, as unwritable rows (pure; the sink sends them). */
+export function unwritableRows(rejected: readonly RejectedRow<object, DeadLetterSource>[], table: string): UnwritableRow[] {
+  return rejected.map((r) => {
+    // Every row the sink buffers carries its source; a row without one is a bug, not data.
+    if (!r.meta) throw new Error(`rejected ${table} row has no source coordinates`);
+    return { source: r.meta, table, errorClass: CLICKHOUSE_REJECTED, reasonClass: r.error.type ?? `CODE_${r.error.code}`, reason: r.error.message };
+  });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createSink(o: SinkOptions): Sink {
@@ -55,14 +82,47 @@ export function createSink(o: SinkOptions): Sink {
   const maxRows = o.maxRows ?? 5000;
   const maxDelayMs = o.maxDelayMs ?? 1000;
   const serde = <T>(topic: string, schema: object) => createAvroSerde<T>(o.registry, valueSubject(topic), schema) as AvroSerde<unknown>;
+  // Decodes the DLQ topic (stored in dead_letters) and encodes the sink's own dead letters.
+  const dlqSerde = createAvroSerde<DeadLetter>(o.registry, valueSubject(topics.dlq), AvroSchemas.deadLetter);
 
-  const writers = new Map<string, BatchWriter<object>>();
-  const writer = (table: string): BatchWriter<object> => {
+  let producer: Producer | undefined;
+
+  /**
+   * Makes unwritable rows durable on the DLQ topic (acks=all) — the same dead-letter records the
+   * detector publishes — before their offsets may be committed. A row read FROM the DLQ topic is
+   * not sent back to it (that would loop): it already is a dead letter, and stays on that topic.
+   * Throws if Kafka does not take them; the caller backs off and tries again (duplicates collapse
+   * in dead_letters, keyed by source coordinates and stage).
+   */
+  const sendDeadLetters = async (rows: readonly UnwritableRow[]): Promise<void> => {
+    const failedAt = Date.now();
+    const messages: OutputMessage[] = [];
+    for (const r of rows) {
+      const failure: DeadLetterFailure = { errorClass: r.errorClass, reason: r.reason, stage: SINK_WRITE_STAGE };
+      if (r.source.topic === topics.dlq) {
+        o.logger.error({ table: r.table, partition: r.source.partition, offset: r.source.offset, reason: r.reason }, 'dead letter cannot be stored in ClickHouse; it stays on the DLQ topic only');
+        continue;
+      }
+      messages.push(deadLetterMessage(topics.dlq, (d) => dlqSerde.encode(d), r.source, failure, failedAt));
+    }
+    if (messages.length > 0) {
+      if (!producer) throw new Error('sink producer not connected');
+      await producer.send({ topic: topics.dlq, acks: -1, messages: messages.map((m) => ({ key: m.key, value: m.value })) });
+    }
+    for (const r of rows) {
+      o.metrics.rowsDeadLettered.inc({ table: r.table, reason_class: r.reasonClass });
+      if (r.source.topic !== topics.dlq) o.metrics.dlq.inc({ topic: r.source.topic, error_class: r.errorClass });
+      o.logger.warn({ table: r.table, topic: r.source.topic, partition: r.source.partition, offset: r.source.offset, error_class: r.errorClass, reason: r.reason }, 'row rejected; sent to the DLQ');
+    }
+  };
+
+  const writers = new Map<string, BatchWriter<object, DeadLetterSource>>();
+  const writer = (table: string): BatchWriter<object, DeadLetterSource> => {
     let w = writers.get(table);
     if (!w) {
       // Flushing is driven here (offsets are committed after all tables flush), so the writer's own
       // triggers are set out of reach.
-      w = createBatchWriter<object>({
+      w = createBatchWriter<object, DeadLetterSource>({
         ch: o.ch,
         table,
         maxRows: Number.MAX_SAFE_INTEGER,
@@ -71,6 +131,9 @@ export function createSink(o: SinkOptions): Sink {
           o.metrics.rowsWritten.inc({ table: i.table }, i.rows);
           o.metrics.insertLatency.observe({ table: i.table }, i.durationMs / 1000);
         },
+        // ClickHouse refused values of the batch: the writer has written every other row and hands
+        // over the ones rejected on their own; the batch is done once they are on the DLQ topic.
+        onRejected: (rejected, t) => sendDeadLetters(unwritableRows(rejected, t)),
       });
       writers.set(table, w);
     }
@@ -82,7 +145,7 @@ export function createSink(o: SinkOptions): Sink {
     [topics.alerts, { table: 'alerts', serde: serde<Alert>(topics.alerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.freezeActions, { table: 'actions', serde: serde<Action>(topics.freezeActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
     [topics.notifyActions, { table: 'actions', serde: serde<Action>(topics.notifyActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
-    [topics.dlq, { table: 'dead_letters', serde: serde<DeadLetter>(topics.dlq, AvroSchemas.deadLetter), toRow: (v) => toDeadLetterRow(v as DeadLetter) }],
+    [topics.dlq, { table: 'dead_letters', serde: dlqSerde as AvroSerde<unknown>, toRow: (v) => toDeadLetterRow(v as DeadLetter) }],
   ]);
 
   let consumer: Consumer | undefined;
@@ -90,6 +153,8 @@ export function createSink(o: SinkOptions): Sink {
   let joined = false;
   let buffered = 0;
   const pendingOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
+  // Rows the row mapper refused (RowValueError): sent to the DLQ by the next flush, before its commit.
+  const pendingDeadLetters: UnwritableRow[] = [];
   let flushing: Promise<void> = Promise.resolve();
   let heartbeat: (() => Promise<void>) | undefined;
   let stopping = false;
@@ -98,11 +163,17 @@ export function createSink(o: SinkOptions): Sink {
   const flushAll = (): Promise<void> => {
     const run = flushing.then(async () => {
       if (buffered === 0 && pendingOffsets.size === 0) return;
+      // Taken together: every row and dead letter of these offsets was buffered before this point.
       const offsets = [...pendingOffsets.values()];
       const rows = buffered;
+      const deadLetters = pendingDeadLetters.splice(0);
       for (let attempt = 0; ; attempt++) {
         try {
           for (const w of writers.values()) await w.flush();
+          if (deadLetters.length > 0) {
+            await sendDeadLetters(deadLetters);
+            deadLetters.length = 0;
+          }
           break;
         } catch (e) {
           const wait = Math.min(30_000, 200 * 2 ** attempt);
@@ -153,10 +224,18 @@ export function createSink(o: SinkOptions): Sink {
     const w = writer(route.table);
     let decoded = 0;
     for (const m of batch.messages) {
+      const source: DeadLetterSource = { topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key ?? null, value: m.value ?? null };
       let row: object;
       try {
         row = route.toRow(route.serde.decode(m.value));
       } catch (e) {
+        if (e instanceof RowValueError) {
+          // A value its column cannot hold (e.g. a time outside DateTime64): valid to the contract,
+          // so the detector does not dead-letter it; the sink does, or the partition would stall.
+          pendingDeadLetters.push({ source, table: route.table, errorClass: VALUE_OUT_OF_COLUMN_RANGE, reasonClass: 'VALUE_OUT_OF_COLUMN_RANGE', reason: e.message });
+          buffered++;
+          continue;
+        }
         if (!isPoison(e) && !(e instanceof Error && e.name === 'InvalidValueError')) throw e;
         // The detector reads the same transactions and sends poison to the DLQ (which this sink
         // stores); for our own output topics a poison record is stored here as a dead letter.
@@ -166,12 +245,12 @@ export function createSink(o: SinkOptions): Sink {
           o.logger.warn({ topic: batch.topic, partition: batch.partition, offset: m.offset, reason }, 'invalid transaction skipped by the sink (the detector dead-letters it)');
           continue;
         }
-        row = toDeadLetterRow({ reason, error_class: (e as { errorClass?: string }).errorClass ?? 'InvalidValue', stage: 'sink.decode', source_topic: batch.topic, source_partition: batch.partition, source_offset: Number(m.offset), key: m.key ?? null, value: m.value ?? null, failed_at: Date.now() });
-        await writer('dead_letters').add(row);
+        row = toDeadLetterRow(toDeadLetter(source, { reason, errorClass: (e as { errorClass?: string }).errorClass ?? 'InvalidValue', stage: 'sink.decode' }, Date.now()));
+        await writer('dead_letters').add(row, source);
         buffered++;
         continue;
       }
-      await w.add(row);
+      await w.add(row, source);
       buffered++;
       decoded++;
     }
@@ -187,6 +266,8 @@ export function createSink(o: SinkOptions): Sink {
   return {
     async start() {
       await Promise.all([...routes.values()].map((r) => r.serde.init()));
+      producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      await producer.connect();
       consumer = o.kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 250, sessionTimeout: 30_000 });
       consumer.on(consumer.events.GROUP_JOIN, () => (joined = true));
       await consumer.connect();
@@ -206,6 +287,7 @@ export function createSink(o: SinkOptions): Sink {
       await consumer?.stop();
       await flushAll();
       await consumer?.disconnect();
+      await producer?.disconnect();
     },
     ready: () => joined,
     pending: () => buffered,

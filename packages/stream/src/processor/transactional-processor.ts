@@ -11,6 +11,7 @@ import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs
 import type { Logger, StreamMetrics } from '@tillwatch/telemetry';
 import type { DeadLetter } from '@tillwatch/schemas';
 import { isPoison, FatalError, RetriableError, type PoisonRecordError } from '../errors.js';
+import { deadLetterMessage } from '../dead-letter.js';
 import { CoPartitionedAssigner } from './copartitioned-assigner.js';
 import { MARKER_KEY, restoreChangelog } from './changelog.js';
 import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
@@ -284,19 +285,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   }
 
   function deadLetter(msg: EachBatchPayload['batch']['messages'][number], topic: string, partition: number, err: PoisonRecordError): OutputMessage {
-    const d: DeadLetter = {
-      reason: err.message,
-      error_class: err.errorClass,
-      stage: `${o.groupId}.decode`,
-      source_topic: topic,
-      source_partition: partition,
-      source_offset: Number(msg.offset),
-      key: msg.key ?? null,
-      value: msg.value ?? null,
-      failed_at: now(),
-    };
     o.metrics.dlq.inc({ topic, error_class: err.errorClass });
-    return { topic: o.dlqTopic, key: `${topic}/${partition}/${msg.offset}`, value: o.encodeDeadLetter(d) };
+    const source = { topic, partition, offset: msg.offset, key: msg.key ?? null, value: msg.value ?? null };
+    return deadLetterMessage(o.dlqTopic, (d) => o.encodeDeadLetter(d), source, { errorClass: err.errorClass, reason: err.message, stage: `${o.groupId}.decode` }, now());
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
