@@ -52,7 +52,7 @@ describe('migrate (embedded chDB)', () => {
   it('applies every migration once; a rerun changes nothing', async () => {
     const t = await testDb();
     const first = await migrate(t.ch, { dir: clickhouseMigrationsDir });
-    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths']);
+    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at']);
     expect(first.skipped).toEqual([]);
 
     const tables = await schemaSnapshot(t);
@@ -88,12 +88,12 @@ describe('migrate (embedded chDB)', () => {
 
       const file = join(dir, '002_alerts.sql');
       await writeFile(file, (await readFile(file, 'utf8')).replace('INTERVAL 365 DAY', 'INTERVAL 30 DAY'));
-      await writeFile(join(dir, '007_extra.sql'), `CREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n`);
+      await writeFile(join(dir, '099_extra.sql'), `CREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n`);
 
       const run = migrate(t.ch, { dir });
       await expect(run).rejects.toBeInstanceOf(MigrationChecksumError);
       await expect(run).rejects.toMatchObject({ version: 2, migration: '002_alerts' });
-      expect(await schemaSnapshot(t)).toEqual(before); // 006 was not applied either
+      expect(await schemaSnapshot(t)).toEqual(before); // 099_extra was not applied either
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -107,10 +107,10 @@ describe('migrate (embedded chDB)', () => {
       await migrate(t.ch, { dir });
       const file = join(dir, '001_transactions.sql');
       await writeFile(file, (await readFile(file, 'utf8')).replace(/\n/g, '\r\n'));
-      await writeFile(join(dir, '007_extra.sql'), `-- a later migration\nCREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n`);
+      await writeFile(join(dir, '099_extra.sql'), `-- a later migration\nCREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n`);
       const result = await migrate(t.ch, { dir });
-      expect(result.applied).toEqual(['007_extra']);
-      expect(result.skipped).toHaveLength(6);
+      expect(result.applied).toEqual(['099_extra']);
+      expect(result.skipped).toHaveLength(7);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

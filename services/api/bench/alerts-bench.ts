@@ -27,6 +27,8 @@ import { clickhouseMigrationsDir } from '@tillwatch/schemas';
 import { createApp } from '../src/app.js';
 import { createAuthenticator } from '../src/auth.js';
 import { createMemoryAlertFeed } from '../src/feed.js';
+import { createApiMetrics } from '../src/metrics.js';
+import { createAlertReadModel } from '../src/read-model/read-model.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..', '..');
@@ -296,27 +298,45 @@ const counts = {
 };
 console.log('data:', counts);
 
+const MB = 1024 * 1024;
 const scenarios = [
-  { name: 'A: hot views only (console polling), 006 + page cache', alertReadPath: 'auto' as const, cacheMs: 1000, drill: 0 },
-  { name: 'B: 5% drill-down, 006 + page cache', alertReadPath: 'auto' as const, cacheMs: 1000, drill: 0.05 },
-  { name: 'C: 20% drill-down, 006 + page cache', alertReadPath: 'auto' as const, cacheMs: 1000, drill: 0.2 },
-  { name: 'D: 20% drill-down, 006, NO page cache (every request queries ClickHouse)', alertReadPath: 'auto' as const, cacheMs: 0, drill: 0.2 },
-  { name: 'E: 5% drill-down, standard schema only (no 006) + page cache', alertReadPath: 'alerts' as const, cacheMs: 1000, drill: 0.05 },
+  { name: 'A: hot views only (console polling), read model + page cache', readModel: true, rowMb: 256, cacheMs: 1000, drill: 0 },
+  { name: 'B: 5% drill-down, read model + page cache', readModel: true, rowMb: 256, cacheMs: 1000, drill: 0.05 },
+  { name: 'C: 20% drill-down, read model + page cache', readModel: true, rowMb: 256, cacheMs: 1000, drill: 0.2 },
+  { name: 'D: 20% drill-down, read model, NO page cache', readModel: true, rowMb: 256, cacheMs: 0, drill: 0.2 },
+  { name: 'E: 20% drill-down, read model with a 16 MiB row arena (~8% of the rows; misses read ClickHouse) + page cache', readModel: true, rowMb: 16, cacheMs: 1000, drill: 0.2 },
+  { name: 'F: 5% drill-down, ClickHouse only (no read model), 006 + page cache', readModel: false, rowMb: 0, cacheMs: 1000, drill: 0.05 },
 ].filter((s) => !only || s.name.includes(only));
 
 const results: unknown[] = [];
 for (const s of scenarios) {
   const registry = createRegistry({ service: 'api-bench', defaultMetrics: false });
+  const logger = createLogger({ service: 'api-bench', level: 'warn' });
+  const heap0 = process.memoryUsage();
+  const readModel = s.readModel
+    ? createAlertReadModel({ ch: db, metrics: createApiMetrics(registry), logger, maxAlerts: 2_000_000, rowBytes: s.rowMb * MB, pollMs: 1000 })
+    : undefined;
+  await readModel?.start();
+  // Drop load garbage so the figures below are what the model holds.
+  (globalThis as { gc?: () => void }).gc?.();
+  const mem = process.memoryUsage();
+  const model = readModel?.stats();
+  if (model) {
+    console.log(
+      `\nread model: ${model.alerts.toLocaleString()} alerts loaded in ${((model.loadMs ?? 0) / 1000).toFixed(1)} s; index ~${Math.round(model.indexBytes / MB)} MiB, rows ${Math.round(model.rowBytesUsed / MB)}/${Math.round(model.rowBytes / MB)} MiB; ` +
+        `process RSS ${Math.round(mem.rss / MB)} MiB (+${Math.round((mem.rss - heap0.rss) / MB)}), heap ${Math.round(mem.heapUsed / MB)} MiB (+${Math.round((mem.heapUsed - heap0.heapUsed) / MB)}), external+arrays ${Math.round((mem.external + mem.arrayBuffers) / MB)} MiB`,
+    );
+  }
   const app = createApp({
     ch: db,
     alertFeed: createMemoryAlertFeed(),
     auth: createAuthenticator([{ key: KEY, role: 'viewer', name: 'bench' }]),
-    logger: createLogger({ service: 'api-bench', level: 'warn' }),
+    logger,
     metricsRegistry: registry,
     // One key at 500 req/s is far above the production default (6000/min): off for the bench.
     rateLimit: false,
     alertsCacheMs: s.cacheMs,
-    alertReadPath: s.alertReadPath,
+    ...(readModel ? { readModel } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
@@ -356,15 +376,20 @@ for (const s of scenarios) {
   for (const q of Object.values(queryMs)) q.meanMs = r2(q.count ? q.meanMs / q.count : 0);
   const eventLoopDelayMs = { p50: r2(loop.percentile(50) / 1e6), p99: r2(loop.percentile(99) / 1e6), max: r2(loop.max / 1e6) };
   const machineLoad1m = [r2(load0), r2(loadavg()[0]!)];
+  const reads: Record<string, number> = {};
+  for (const m of (await registry.getSingleMetric('tillwatch_api_alert_reads_total')!.get()).values) reads[`${String(m.labels['source'])}/${String(m.labels['reason'])}`] = m.value;
+  const rowFetches = (await registry.getSingleMetric('tillwatch_api_read_model_row_fetches_total')!.get()).values[0]?.value ?? 0;
   await app.close();
+  await readModel?.close();
   const throughput = r2((r.completed / r.elapsedMs) * 1000);
   const ok = r.statuses['200'] ?? 0;
   console.log(`\n${s.name}\n  offered ${rate} req/s for ${durationS} s: ${r.completed}/${r.sent} answered (${ok} x 200, errors ${r.errors}), throughput ${throughput} req/s`);
   console.log(`  latency from scheduled send: p50 ${r.latencyMs.p50} ms, p90 ${r.latencyMs.p90} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, max ${r.latencyMs.max} ms`);
   console.log(`  API event-loop delay p50 ${eventLoopDelayMs.p50} ms, p99 ${eventLoopDelayMs.p99} ms, max ${eventLoopDelayMs.max} ms; machine load (1 min) before/after ${machineLoad1m.join(' / ')}`);
   console.log(`  ClickHouse queries (count, mean ms, incl. warm-up and cursor setup): ${Object.entries(queryMs).map(([k, v]) => `${k} ${v.count} x ${v.meanMs}`).join(', ')}`);
+  console.log(`  reads (incl. warm-up): ${JSON.stringify(reads)}, rows read from ClickHouse for pages: ${rowFetches}`);
   console.log(`  page cache: ${JSON.stringify(r.cache)}   target p99 <= 50 ms: ${r.latencyMs.p99 <= 50 && r.errors === 0 && ok === r.sent ? 'MET' : 'NOT MET'}`);
-  results.push({ scenario: s.name, readPath: s.alertReadPath, pageCacheMs: s.cacheMs, drillDownShare: drill, offeredRate: rate, durationS, throughput, ...r, eventLoopDelayMs, machineLoad1m, clickhouseQueries: queryMs });
+  results.push({ scenario: s.name, readModel: model ? { ...model, rssMiB: Math.round(mem.rss / MB), heapUsedMiB: Math.round(mem.heapUsed / MB) } : null, pageCacheMs: s.cacheMs, reads, rowFetches, drillDownShare: drill, offeredRate: rate, durationS, throughput, ...r, eventLoopDelayMs, machineLoad1m, clickhouseQueries: queryMs });
 }
 await db.close();
 
@@ -378,6 +403,7 @@ await writeFile(
       at: new Date().toISOString(),
       machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
       clickhouse: 'embedded chDB (in the API process, one query at a time)',
+      note: 'read model: services/api/src/read-model (index + row arena in the API process, fed from ClickHouse)',
       data: { ...counts, merchants: MERCHANTS, terminals: TERMINALS, days: DAYS },
       results,
     },

@@ -16,7 +16,9 @@ import type { AlertFeed } from './feed.js';
 import { maskDeep, maskPan } from './mask.js';
 import { createApiMetrics } from './metrics.js';
 import { componentSchemas, routeSchemas } from './schemas.js';
-import { createAlertStore, type AlertFilter, type AlertView } from './store.js';
+import { toAlertView, type AlertView } from './alert-view.js';
+import type { AlertReadModel } from './read-model/read-model.js';
+import { createAlertStore, type AlertFilter } from './store.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -52,6 +54,8 @@ export interface CreateAppOptions {
   sseMaxBufferBytes?: number;
   /** How GET /alerts reads: 'auto' uses the 006 time-ordered table when present (default). */
   alertReadPath?: 'auto' | 'alerts';
+  /** In-memory alert read model (started by the caller): GET /alerts and /alerts/:id from memory where it can. */
+  readModel?: AlertReadModel;
   /** Wall clock for triage timestamps (tests pin it). */
   now?: () => number;
 }
@@ -121,7 +125,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
   const { ch, alertFeed, auth, metricsRegistry, now = Date.now } = options;
   const metrics = createApiMetrics(metricsRegistry);
   const ajvFactory = AjvCompiler();
-  const store = createAlertStore({ ch, metrics, ...(options.alertReadPath ? { readPath: options.alertReadPath } : {}) });
+  const store = createAlertStore({ ch, metrics, ...(options.alertReadPath ? { readPath: options.alertReadPath } : {}), ...(options.readModel ? { readModel: options.readModel } : {}) });
   const cache = createPageCache<string>({ ttlMs: options.alertsCacheMs ?? 1000, staleMs: options.alertsCacheStaleMs ?? 5000 });
   const heartbeatMs = options.sseHeartbeatMs ?? 15_000;
   const sseMaxBuffer = options.sseMaxBufferBytes ?? 1024 * 1024;
@@ -421,7 +425,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
     };
     const unsubscribe = alertFeed.subscribe((alert) => {
       if (!match(alert)) return;
-      const view: AlertView = { ...maskDeep(alert), details: Object.fromEntries(Object.entries(alert.details).map(([k, v]) => [k, Number.isFinite(v) ? v : null])), status: 'open', status_by: null, status_at: null };
+      const view = toAlertView(maskDeep(alert), undefined);
       // One data line: JSON.stringify never emits a raw newline.
       send(`id: ${view.alert_id}\nevent: alert\ndata: ${JSON.stringify(view)}\n\n`);
       metrics.sseEvents.inc();

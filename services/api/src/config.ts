@@ -20,6 +20,10 @@ export interface ApiConfig {
   feedPollMs: number;
   /** Interval of SSE keep-alive comments. */
   sseHeartbeatMs: number;
+  /** Alerts the in-memory read model holds (the newest); 0 turns it off (every read queries ClickHouse). */
+  readModelMaxAlerts: number;
+  /** Bytes of the read model's row arena. */
+  readModelRowBytes: number;
 }
 
 export function apiConfig(env: Env = process.env): ApiConfig {
@@ -31,6 +35,8 @@ export function apiConfig(env: Env = process.env): ApiConfig {
       alertsCacheStaleMs: { env: 'API_ALERTS_CACHE_STALE_MS', field: int(0, 600_000), default: 5000 },
       feedPollMs: { env: 'API_FEED_POLL_MS', field: int(100, 60_000), default: 1000 },
       sseHeartbeatMs: { env: 'API_SSE_HEARTBEAT_MS', field: int(1000, 300_000), default: 15_000 },
+      readModelMaxAlerts: { env: 'API_READ_MODEL_MAX_ALERTS', field: int(0, 200_000_000), default: 2_000_000 },
+      readModelRowsMb: { env: 'API_READ_MODEL_ROWS_MB', field: int(1, 1_048_576), default: 256 },
       nodeEnv: { env: 'NODE_ENV', field: oneOf(['development', 'production', 'test'] as const), default: 'development' },
       tillwatchEnv: { env: 'TILLWATCH_ENV', field: oneOf(['development', 'production', 'test'] as const), optional: true },
     },
@@ -51,5 +57,7 @@ export function apiConfig(env: Env = process.env): ApiConfig {
     alertsCacheStaleMs: parsed.alertsCacheStaleMs,
     feedPollMs: parsed.feedPollMs,
     sseHeartbeatMs: parsed.sseHeartbeatMs,
+    readModelMaxAlerts: parsed.readModelMaxAlerts,
+    readModelRowBytes: parsed.readModelRowsMb * 1024 * 1024,
   };
 }

@@ -10,6 +10,8 @@ import { createApp, type ApiApp } from './app.js';
 import { createAuthenticator, generateDevKey } from './auth.js';
 import { apiConfig } from './config.js';
 import { createPollingAlertFeed, type AlertFeed } from './feed.js';
+import { createApiMetrics } from './metrics.js';
+import { createAlertReadModel } from './read-model/read-model.js';
 
 export interface StartApiOptions {
   /** Environment to read (HTTP_*, LOG_LEVEL, API_*, CLICKHOUSE_*). Default process.env. */
@@ -31,7 +33,7 @@ export interface RunningApi {
   /** Set when API_KEYS was unset outside production: a generated admin key to print once. */
   devKey?: string;
   app: ApiApp;
-  /** Stop listening (ends SSE streams), stop the polling feed, close the ClickHouse handle if startApi created it. */
+  /** Stop listening (ends SSE streams), stop the read model and the polling feed, close the ClickHouse handle if startApi created it. */
   close(): Promise<void>;
 }
 
@@ -61,8 +63,16 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
   const polling = options.alertFeed ? undefined : createPollingAlertFeed({ ch, intervalMs: cfg.feedPollMs, logger });
   const alertFeed = options.alertFeed ?? polling!;
 
+  const readModel =
+    cfg.readModelMaxAlerts > 0
+      ? createAlertReadModel({ ch, metrics: createApiMetrics(metricsRegistry), logger, maxAlerts: cfg.readModelMaxAlerts, rowBytes: cfg.readModelRowBytes, pollMs: cfg.feedPollMs })
+      : undefined;
+  // Loads in the background: until it is ready, reads go to ClickHouse.
+  void readModel?.start();
+
   const app = createApp({
     ch,
+    ...(readModel ? { readModel } : {}),
     alertFeed,
     auth,
     logger,
@@ -74,6 +84,7 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
   });
   const close = async () => {
     await app.close();
+    await readModel?.close();
     await polling?.close();
     await ownCh?.close();
   };

@@ -16,6 +16,14 @@ export function createApiMetrics(registry: Registry) {
     sseClients: reuse('tillwatch_api_sse_clients', () => new Gauge({ name: 'tillwatch_api_sse_clients', help: 'Open /stream/alerts connections', registers: [registry] })),
     sseEvents: reuse('tillwatch_api_sse_events_total', () => new Counter({ name: 'tillwatch_api_sse_events_total', help: 'Alert events written to SSE clients', registers: [registry] })),
     sseDisconnects: reuse('tillwatch_api_sse_disconnects_total', () => new Counter({ name: 'tillwatch_api_sse_disconnects_total', help: 'SSE connections ended, by reason', labelNames: ['reason'] as const, registers: [registry] })),
+    alertReads: reuse('tillwatch_api_alert_reads_total', () => new Counter({ name: 'tillwatch_api_alert_reads_total', help: 'Alert list and lookup reads by where they were answered (memory = read model, clickhouse) and why', labelNames: ['source', 'reason'] as const, registers: [registry] })),
+    readModelReady: reuse('tillwatch_api_read_model_ready', () => new Gauge({ name: 'tillwatch_api_read_model_ready', help: '1 when the in-memory alert read model is loaded and serving', registers: [registry] })),
+    readModelAlerts: reuse('tillwatch_api_read_model_alerts', () => new Gauge({ name: 'tillwatch_api_read_model_alerts', help: 'Alerts held by the read model index', registers: [registry] })),
+    readModelBytes: reuse('tillwatch_api_read_model_bytes', () => new Gauge({ name: 'tillwatch_api_read_model_bytes', help: 'Memory of the read model: index (estimate) and rows (arena bytes in use)', labelNames: ['part'] as const, registers: [registry] })),
+    readModelHorizon: reuse('tillwatch_api_read_model_horizon_timestamp_seconds', () => new Gauge({ name: 'tillwatch_api_read_model_horizon_timestamp_seconds', help: 'The read model holds every alert detected since this time (0: all alerts); older reads go to ClickHouse', registers: [registry] })),
+    readModelLastPoll: reuse('tillwatch_api_read_model_last_poll_timestamp_seconds', () => new Gauge({ name: 'tillwatch_api_read_model_last_poll_timestamp_seconds', help: 'Wall time of the last successful poll of new alerts and triage rows', registers: [registry] })),
+    readModelLoad: reuse('tillwatch_api_read_model_load_seconds', () => new Gauge({ name: 'tillwatch_api_read_model_load_seconds', help: 'Duration of the last initial load of the read model', registers: [registry] })),
+    readModelRowFetches: reuse('tillwatch_api_read_model_row_fetches_total', () => new Counter({ name: 'tillwatch_api_read_model_row_fetches_total', help: 'Alert rows a page needed that were no longer in the row arena (read from ClickHouse)', registers: [registry] })),
   };
 }
 export type ApiMetrics = ReturnType<typeof createApiMetrics>;

@@ -15,20 +15,13 @@ import {
   type TriageStatus,
 } from '@tillwatch/clickhouse';
 import type { Action, Alert, Severity, Transaction } from '@tillwatch/schemas';
+import { TIME_TABLE, toAlertView, type AlertView } from './alert-view.js';
 import type { Cursor } from './cursor.js';
+import { createSelect } from './query.js';
 import type { ApiMetrics } from './metrics.js';
+import type { AlertReadModel } from './read-model/read-model.js';
 
-/** An alert as the API shows it: the contract plus its current triage state. */
-export interface AlertView extends Omit<Alert, 'details'> {
-  /** NaN in ClickHouse becomes null here (JSON has no NaN). */
-  details: Record<string, number | null>;
-  /** Latest triage status; 'open' when nobody triaged it yet. */
-  status: TriageStatus;
-  /** Who set the current status (API key name), null when open and never triaged. */
-  status_by: string | null;
-  /** When the current status was set (epoch ms), null when never triaged. */
-  status_at: number | null;
-}
+export { TIME_TABLE, type AlertView } from './alert-view.js';
 
 export interface AlertFilter {
   rules?: string[];
@@ -100,25 +93,18 @@ export interface AlertStore {
   ping(): Promise<void>;
 }
 
-/** Name of the table added by schemas/clickhouse/006_alert_read_paths.sql. */
-export const TIME_TABLE = 'alerts_by_detected';
-
 type AlertRead = Omit<AlertRow, 'details'> & { details: Record<string, number | null> };
 type StatusRead = { alert_id: string; status: TriageStatus; actor: string; at_ms: number };
-
-const jsonDetails = (d: Record<string, number>): Record<string, number | null> => {
-  const out: Record<string, number | null> = {};
-  for (const [k, v] of Object.entries(d)) out[k] = Number.isFinite(v) ? v : null;
-  return out;
-};
 
 export function createAlertStore(deps: {
   ch: ClickHouse;
   metrics: ApiMetrics;
   /** 'auto' (default): use alerts_by_detected when it exists. 'alerts': always read `alerts` (the standard schema's path). */
   readPath?: 'auto' | 'alerts';
+  /** In-memory read model: answers list and lookup reads it holds completely; the rest read ClickHouse. */
+  readModel?: AlertReadModel;
 }): AlertStore {
-  const { ch, metrics, readPath = 'auto' } = deps;
+  const { ch, metrics, readPath = 'auto', readModel } = deps;
   const ALERTS = ch.table('alerts');
   const TIME = ch.table(TIME_TABLE);
   const TRIAGE = ch.table('alert_triage');
@@ -126,19 +112,7 @@ export function createAlertStore(deps: {
   const ACTIONS = ch.table('actions');
   const LAG = ch.table('terminal_sync_lag_minute');
 
-  async function select<T>(name: string, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-    const end = metrics.queries.startTimer({ query: name });
-    try {
-      const rs = await ch.client.query({ query, query_params: params, format: 'JSONEachRow' });
-      return await rs.json<T>();
-    } catch (e) {
-      const mapped = mapClickHouseError(e);
-      metrics.queryErrors.inc({ query: name, kind: 'kind' in mapped ? String((mapped as { kind: unknown }).kind) : 'other' });
-      throw mapped;
-    } finally {
-      end();
-    }
-  }
+  const select = createSelect(ch, metrics);
 
   // Detected once per store; a failure (ClickHouse down at start) is retried on the next call.
   let paths: Promise<ReadPaths> | undefined;
@@ -158,8 +132,8 @@ export function createAlertStore(deps: {
     if (ids.length === 0) return new Map();
     const rows = await select<StatusRead>(
       'triage_status',
-      `SELECT alert_id, argMax(status, at) AS status, argMax(actor, at) AS actor, toUnixTimestamp64Milli(max(at)) AS at_ms
-       FROM ${TRIAGE} WHERE alert_id IN {ids:Array(String)} GROUP BY alert_id`,
+      `SELECT alert_id, argMax(tr.status, (tr.at, tr.status)) AS status, argMax(tr.actor, (tr.at, tr.status)) AS actor, toUnixTimestamp64Milli(max(tr.at)) AS at_ms
+       FROM ${TRIAGE} AS tr WHERE alert_id IN {ids:Array(String)} GROUP BY alert_id`,
       { ids },
     );
     return new Map(rows.map((r) => [r.alert_id, r]));
@@ -168,9 +142,8 @@ export function createAlertStore(deps: {
   async function withStatus(rows: AlertRead[]): Promise<AlertView[]> {
     const st = await statuses(rows.map((r) => r.alert_id));
     return rows.map((r) => {
-      const a = fromAlertRow(r);
-      const s = st.get(a.alert_id);
-      return { ...a, details: jsonDetails(a.details), status: s?.status ?? 'open', status_by: s?.actor ?? null, status_at: s?.at_ms ?? null };
+      const s = st.get(r.alert_id);
+      return toAlertView(fromAlertRow(r), s ? { status: s.status, actor: s.actor, at: s.at_ms } : undefined);
     });
   }
 
@@ -178,6 +151,10 @@ export function createAlertStore(deps: {
     readPaths,
 
     async listAlerts(filter, { limit, cursor }) {
+      if (readModel) {
+        const page = await readModel.list(filter, { limit, cursor });
+        if (page) return page;
+      }
       const { timeTable } = await readPaths();
       const cond: string[] = [];
       const params: Record<string, unknown> = {};
@@ -223,7 +200,7 @@ export function createAlertStore(deps: {
       }
       if (filter.statuses?.length) {
         // Current status = latest triage row; alerts without one are open.
-        const current = `SELECT alert_id FROM ${TRIAGE} GROUP BY alert_id HAVING argMax(status, at)`;
+        const current = `SELECT alert_id FROM ${TRIAGE} GROUP BY alert_id HAVING argMax(status, (at, status))`;
         params['statuses'] = filter.statuses;
         cond.push(filter.statuses.includes('open') ? `alert_id NOT IN (${current} NOT IN {statuses:Array(String)})` : `alert_id IN (${current} IN {statuses:Array(String)})`);
       }
@@ -258,6 +235,10 @@ export function createAlertStore(deps: {
     },
 
     async getAlert(id) {
+      if (readModel) {
+        const view = await readModel.get(id);
+        if (view) return view;
+      }
       // alert_id is not a key column of `alerts`; with 006's bloom filter index this reads one
       // granule, without it the alert_id column is scanned (LIMIT 1 stops at the first copy).
       const rows = await select<AlertRead>('get_alert', `SELECT ${ContractColumns.alerts} FROM ${ALERTS} WHERE alert_id = {id:String} LIMIT 1`, { id });
@@ -289,6 +270,7 @@ export function createAlertStore(deps: {
       const end = metrics.queries.startTimer({ query: 'triage_insert' });
       try {
         await ch.client.insert({ table: TRIAGE, values: [toAlertTriageRow(entry)], format: 'JSONEachRow' });
+        readModel?.noteTriage(entry.alert_id, { status: entry.status, actor: entry.actor, at: entry.at });
       } catch (e) {
         metrics.queryErrors.inc({ query: 'triage_insert', kind: 'insert' });
         throw mapClickHouseError(e);

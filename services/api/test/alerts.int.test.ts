@@ -1,6 +1,6 @@
-// GET /alerts, /alerts/:id, triage and history against embedded ClickHouse with data, on both read
-// paths: the standard schema (FINAL over `alerts`) and with the proposed 006 migration applied
-// (time-ordered `alerts_by_detected`).
+// GET /alerts, /alerts/:id, triage and history against embedded ClickHouse with data, on every read
+// path: the standard schema (FINAL over `alerts`), the 006 time-ordered `alerts_by_detected`, and
+// the in-memory read model (loaded from ClickHouse, then following it by polls).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
 import type { Alert } from '@tillwatch/schemas';
@@ -8,16 +8,20 @@ import { auth, buildApp, byListOrder, insertAlerts, insertTransactions, makeAler
 import type { ApiApp } from '../src/app.js';
 import { createAlertStore, type AlertView } from '../src/store.js';
 import { createApiMetrics } from '../src/metrics.js';
+import { createAlertReadModel, type AlertReadModel } from '../src/read-model/read-model.js';
 import { createRegistry } from '@tillwatch/telemetry';
 
 type Page = { items: AlertView[]; next_cursor: string | null };
 
-// Both read paths: the base alerts table, and alerts_by_detected (migration 006).
-for (const variant of ['base alerts table', 'with 006 read paths'] as const) {
+for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory read model'] as const) {
   describe(`alerts API (${variant})`, () => {
     let t: TestClickHouse;
     let app: ApiApp;
     let alerts: Alert[];
+    let readModel: AlertReadModel | undefined;
+    const registry = createRegistry({ service: 'api-test', defaultMetrics: false });
+    /** Let the read model see what another writer stored (a no-op for the ClickHouse paths). */
+    const sync = async () => readModel?.refresh();
 
     beforeAll(async () => {
       t = await createTestClickHouse({ migrate: true });
@@ -29,7 +33,12 @@ for (const variant of ['base alerts table', 'with 006 read paths'] as const) {
       await insertAlerts(t.ch, alerts.slice(50));
       await insertAlerts(t.ch, alerts.slice(20, 30));
       await insertTransactions(t.ch, data.transactions.filter((tx) => tx.event_id !== alerts[0]!.event_ids[1]));
-      app = buildApp(t.ch, { alertReadPath: readPath }).app;
+      if (variant === 'in-memory read model') {
+        readModel = createAlertReadModel({ ch: t.ch, metrics: createApiMetrics(registry), maxAlerts: 1000, rowBytes: 1 << 20, pollMs: 60_000 });
+        await readModel.start();
+        expect(readModel.stats()).toMatchObject({ state: 'ready', alerts: 90, horizon: null });
+      }
+      app = buildApp(t.ch, { alertReadPath: readPath, metricsRegistry: registry, ...(readModel ? { readModel } : {}) }).app;
       await app.ready();
       // The variant really exercises the read path it names.
       const store = createAlertStore({ ch: t.ch, readPath, metrics: createApiMetrics(createRegistry({ service: 'x', defaultMetrics: false })) });
@@ -38,6 +47,13 @@ for (const variant of ['base alerts table', 'with 006 read paths'] as const) {
 
     afterAll(async () => {
       await app?.close();
+      if (readModel) {
+        // The variant really answered from memory.
+        const reads = (await registry.getSingleMetric('tillwatch_api_alert_reads_total')!.get()).values;
+        expect(reads.find((v) => v.labels['source'] === 'memory' && v.labels['reason'] === 'list')?.value ?? 0).toBeGreaterThan(20);
+        expect(reads.find((v) => v.labels['source'] === 'clickhouse')).toBeUndefined();
+        await readModel.close();
+      }
       await t?.dispose();
     });
 
@@ -109,6 +125,7 @@ for (const variant of ['base alerts table', 'with 006 read paths'] as const) {
       // One alert newer than everything, one older than the cursor (late data), same rule.
       const extra = makeAlerts(2, 1000).alerts.map((a, i) => ({ ...a, rule: 'refund_exceeds_sale', detected_at: i === 0 ? BASE + 10_000_000 : cursorAlert.detected_at - 1 }));
       await insertAlerts(t.ch, extra);
+      await sync();
       let cursor = first.next_cursor;
       while (cursor) {
         const page = (await get(`/alerts?rule=refund_exceeds_sale&limit=3&cursor=${cursor}`)).json<Page>();
@@ -159,6 +176,8 @@ for (const variant of ['base alerts table', 'with 006 read paths'] as const) {
         clock += 60_000;
         expect((await post('resolve', 'refund issued')).json()).toMatchObject({ previous_status: 'false_positive', entry: { status: 'resolved', actor: 'ana', at: clock } });
 
+        // Triaged through another API instance: this one's read model learns it from ClickHouse.
+        await sync();
         const hist = await triageApp.inject({ method: 'GET', url: `/alerts/${a.alert_id}/history`, headers: auth('viewer') });
         expect(hist.statusCode).toBe(200);
         expect(hist.json()).toEqual({

@@ -114,7 +114,8 @@ describe('API keys', () => {
 
 describe('apiConfig', () => {
   it('defaults; API_KEYS unset is allowed outside production only', () => {
-    expect(apiConfig({})).toEqual({ apiKeys: undefined, production: false, rateLimitMax: 6000, rateLimitWindowMs: 60000, alertsCacheMs: 1000, alertsCacheStaleMs: 5000, feedPollMs: 1000, sseHeartbeatMs: 15000 });
+    expect(apiConfig({})).toEqual({ apiKeys: undefined, production: false, rateLimitMax: 6000, rateLimitWindowMs: 60000, alertsCacheMs: 1000, alertsCacheStaleMs: 5000, feedPollMs: 1000, sseHeartbeatMs: 15000, readModelMaxAlerts: 2_000_000, readModelRowBytes: 256 * 1024 * 1024 });
+    expect(apiConfig({ API_READ_MODEL_MAX_ALERTS: '0', API_READ_MODEL_ROWS_MB: '16' })).toMatchObject({ readModelMaxAlerts: 0, readModelRowBytes: 16 * 1024 * 1024 });
     expect(() => apiConfig({ NODE_ENV: 'production' })).toThrow(/API_KEYS: expected key:role:name entries \(mandatory in production/);
     expect(() => apiConfig({ TILLWATCH_ENV: 'production' })).toThrow(ConfigError);
     expect(apiConfig({ NODE_ENV: 'production', API_KEYS: 'k0123456789abcdef0:viewer:v' }).apiKeys).toHaveLength(1);
@@ -122,6 +123,7 @@ describe('apiConfig', () => {
   it('names the variable and the expectation', () => {
     expect(() => apiConfig({ API_RATE_LIMIT_MAX: '-1' })).toThrow('API_RATE_LIMIT_MAX: expected an integer between 0 and 10000000, got "-1"');
     expect(() => apiConfig({ API_ALERTS_CACHE_MS: 'soon' })).toThrow(/API_ALERTS_CACHE_MS: expected an integer/);
+    expect(() => apiConfig({ API_READ_MODEL_ROWS_MB: '0' })).toThrow(/API_READ_MODEL_ROWS_MB: expected an integer between 1 and/);
   });
 });
 
