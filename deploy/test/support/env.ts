@@ -25,6 +25,10 @@ export const DOCUMENTED_ENV = new Set([
   'DETECTOR_GROUP_ID',
   'SINK_GROUP_ID',
   'API_KEYS',
+  'API_READ_MODEL_MAX_ALERTS',
+  'API_READ_MODEL_ROWS_MB',
+  // Node's own: heap bound, set next to a container memory limit.
+  'NODE_OPTIONS',
 ]);
 
 /** The services and their default HTTP_PORT (metrics, /healthz, /readyz). */

@@ -154,7 +154,7 @@ if (process.argv.includes('--worker')) {
 
 function spawnWorker(input: WorkerInput): Promise<WorkerResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--worker'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...process.execArgv.filter((a) => !/^--(trace-gc|cpu-prof)/.test(a)), fileURLToPath(import.meta.url), '--worker'], { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.on('error', reject);

@@ -10,6 +10,10 @@
 // wrong page, only a slower one.
 //
 // Positions (slots) are stable until the next trim; callers must not keep them across an await.
+//
+// Nearly everything lives outside the JS heap (typed arrays, one Buffer of id bytes, an open-
+// addressing hash table): a million alerts are a few dozen objects for the garbage collector, not
+// millions of strings and map entries whose marking pauses request handling.
 import type { Severity } from '@tillwatch/schemas';
 import type { TriageStatus } from '@tillwatch/clickhouse';
 import type { Cursor } from '../cursor.js';
@@ -62,7 +66,7 @@ export interface AlertIndex {
 export const STATUS_ORDER: readonly TriageStatus[] = ['open', 'acknowledged', 'resolved', 'false_positive'];
 const SEVERITIES: readonly Severity[] = ['low', 'medium', 'high', 'critical'];
 
-/** String-keyed dictionary: value -> small integer code. */
+/** String-keyed dictionary: value -> small integer code (few distinct values: rules, terminals, merchants). */
 class Dict {
   readonly codes = new Map<string, number>();
   readonly names: string[] = [];
@@ -77,9 +81,139 @@ class Dict {
   }
 }
 
+/** A growable list of positions in a typed array. */
+class PosList {
+  a = new Int32Array(4);
+  n = 0;
+  insert(at: number, v: number) {
+    if (this.n === this.a.length) {
+      const b = new Int32Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    if (at < this.n) this.a.copyWithin(at + 1, at, this.n);
+    this.a[at] = v;
+    this.n += 1;
+  }
+}
+
 export interface AlertIndexOptions {
   /** Keep at most this many alerts; past it (+10%) the oldest are trimmed and the horizon moves up. */
   maxAlerts: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** FNV-1a over bytes [s, e). */
+function hashBytes(b: Buffer, s: number, e: number): number {
+  let h = 0x811c9dc5;
+  for (let i = s; i < e; i++) {
+    h ^= b[i]!;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** The columns of one generation of the index (a trim builds a new one). */
+class Store {
+  capacity: number;
+  size = 0;
+  t: Float64Array;
+  rule: Uint16Array;
+  sev: Uint8Array;
+  term: Uint32Array;
+  merch: Uint32Array;
+  status: Uint8Array;
+  rowOff: Float64Array;
+  /** Positions sorted ascending by (t, id). */
+  order: Int32Array;
+  /** id of position p = idBytes[idStart[p], idStart[p + 1]) (UTF-8); positions are appended in order. */
+  idBytes: Buffer;
+  idStart: Float64Array;
+  idHash: Uint32Array;
+  /** Open addressing: position + 1, 0 = empty. */
+  table: Int32Array;
+  byTerm: PosList[] = [];
+  byMerch: PosList[] = [];
+
+  constructor(capacity: number, idBytes: number) {
+    this.capacity = capacity;
+    this.t = new Float64Array(capacity);
+    this.rule = new Uint16Array(capacity);
+    this.sev = new Uint8Array(capacity);
+    this.term = new Uint32Array(capacity);
+    this.merch = new Uint32Array(capacity);
+    this.status = new Uint8Array(capacity);
+    this.rowOff = new Float64Array(capacity);
+    this.order = new Int32Array(capacity);
+    this.idStart = new Float64Array(capacity + 1);
+    this.idHash = new Uint32Array(capacity);
+    this.idBytes = Buffer.allocUnsafeSlow(Math.max(1024, idBytes));
+    this.table = new Int32Array(capacity * 2);
+  }
+
+  grow(min: number) {
+    if (min <= this.capacity) return;
+    let next = this.capacity;
+    while (next < min) next *= 2;
+    const n = this.size;
+    const re = <A extends Float64Array | Uint16Array | Uint8Array | Uint32Array | Int32Array>(a: A, make: new (k: number) => A, k = next): A => {
+      const b = new make(k);
+      b.set(a.subarray(0, Math.min(a.length, k)));
+      return b;
+    };
+    this.t = re(this.t, Float64Array);
+    this.rule = re(this.rule, Uint16Array);
+    this.sev = re(this.sev, Uint8Array);
+    this.term = re(this.term, Uint32Array);
+    this.merch = re(this.merch, Uint32Array);
+    this.status = re(this.status, Uint8Array);
+    this.rowOff = re(this.rowOff, Float64Array);
+    this.order = re(this.order, Int32Array);
+    this.idStart = re(this.idStart, Float64Array, next + 1);
+    this.idHash = re(this.idHash, Uint32Array);
+    this.capacity = next;
+    // Rehash into a table twice the capacity (load factor <= 0.5).
+    this.table = new Int32Array(next * 2);
+    for (let p = 0; p < n; p++) this.place(p);
+  }
+
+  /** Append id bytes for the next position (this.size). */
+  putId(id: string) {
+    const len = Buffer.byteLength(id, 'utf8');
+    const start = this.idStart[this.size]!;
+    if (start + len > this.idBytes.length) {
+      const b = Buffer.allocUnsafeSlow(Math.max(this.idBytes.length * 2, start + len));
+      this.idBytes.copy(b, 0, 0, start);
+      this.idBytes = b;
+    }
+    this.idBytes.write(id, start, len, 'utf8');
+    this.idStart[this.size + 1] = start + len;
+    this.idHash[this.size] = hashBytes(this.idBytes, start, start + len);
+  }
+
+  place(p: number) {
+    const mask = this.table.length - 1;
+    let slot = this.idHash[p]! & mask;
+    while (this.table[slot] !== 0) slot = (slot + 1) & mask;
+    this.table[slot] = p + 1;
+  }
+
+  /** Position of the id whose UTF-8 bytes are key[0, len), or -1. */
+  find(key: Buffer, len: number): number {
+    const h = hashBytes(key, 0, len);
+    const mask = this.table.length - 1;
+    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+      const v = this.table[slot]!;
+      if (v === 0) return -1;
+      const p = v - 1;
+      if (this.idHash[p] === h && this.idBytes.compare(key, 0, len, this.idStart[p], this.idStart[p + 1]) === 0) return p;
+    }
+  }
+
+  id(p: number): string {
+    return this.idBytes.toString('utf8', this.idStart[p], this.idStart[p + 1]);
+  }
 }
 
 export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
@@ -89,53 +223,32 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
   const terminals = new Dict();
   const merchants = new Dict();
   const triaged = new Map<string, TriageState>();
-
-  let capacity = 1024;
-  let size = 0;
-  let ids: string[] = [];
-  let t = new Float64Array(capacity);
-  let rule = new Uint16Array(capacity);
-  let sev = new Uint8Array(capacity);
-  let term = new Uint32Array(capacity);
-  let merch = new Uint32Array(capacity);
-  let status = new Uint8Array(capacity);
-  let rowOff = new Float64Array(capacity);
-  let byId = new Map<string, number>();
-  /** Positions sorted ascending by (t, id). */
-  let order = new Int32Array(capacity);
-  let byTerm: number[][] = [];
-  let byMerch: number[][] = [];
+  let st = new Store(1024, 32 * 1024);
   let horizon = Number.NEGATIVE_INFINITY;
+  let scratch = Buffer.allocUnsafe(256);
 
-  const grow = (min: number) => {
-    if (min <= capacity) return;
-    let next = capacity;
-    while (next < min) next *= 2;
-    const re = <A extends Float64Array | Uint16Array | Uint8Array | Uint32Array | Int32Array>(a: A, make: new (n: number) => A): A => {
-      const b = new make(next);
-      b.set(a.subarray(0, size));
-      return b;
-    };
-    t = re(t, Float64Array);
-    rule = re(rule, Uint16Array);
-    sev = re(sev, Uint8Array);
-    term = re(term, Uint32Array);
-    merch = re(merch, Uint32Array);
-    status = re(status, Uint8Array);
-    rowOff = re(rowOff, Float64Array);
-    order = re(order, Int32Array);
-    capacity = next;
+  /** UTF-8 of `s` in a scratch buffer (valid until the next call); returns the length. */
+  const encode = (s: string): number => {
+    const len = Buffer.byteLength(s, 'utf8');
+    if (len > scratch.length) scratch = Buffer.allocUnsafe(len * 2);
+    return scratch.write(s, 0, len, 'utf8');
   };
+  const find = (id: string): number => st.find(scratch, encode(id));
 
-  /** key(p) compared to (kt, kid): negative, 0, positive. Ids compare as ClickHouse compares String bytes for ASCII ids. */
-  const cmp = (p: number, kt: number, kid: string): number => {
-    const pt = t[p]!;
+  /** key(p) compared to (kt, kid): negative, 0, positive. Ids compare as bytes, as ClickHouse compares Strings. */
+  const cmp = (p: number, kt: number, kid: Buffer): number => {
+    const pt = st.t[p]!;
     if (pt !== kt) return pt < kt ? -1 : 1;
-    const pid = ids[p]!;
-    return pid < kid ? -1 : pid > kid ? 1 : 0;
+    return st.idBytes.compare(kid, 0, kid.length, st.idStart[p], st.idStart[p + 1]);
+  };
+  const cmpPos = (p: number, q: number): number => {
+    const pt = st.t[p]!;
+    const qt = st.t[q]!;
+    if (pt !== qt) return pt < qt ? -1 : 1;
+    return st.idBytes.compare(st.idBytes, st.idStart[q], st.idStart[q + 1], st.idStart[p], st.idStart[p + 1]);
   };
   /** First index i in list[0..len) with key(list[i]) >= (kt, kid). */
-  const lowerBound = (list: ArrayLike<number>, len: number, kt: number, kid: string): number => {
+  const lowerBound = (list: Int32Array, len: number, kt: number, kid: Buffer): number => {
     let lo = 0;
     let hi = len;
     while (lo < hi) {
@@ -145,79 +258,86 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
     }
     return lo;
   };
-  const insertSorted = (list: number[], p: number) => {
-    const n = list.length;
-    if (n === 0 || cmp(list[n - 1]!, t[p]!, ids[p]!) < 0) list.push(p);
-    else list.splice(lowerBound(list, n, t[p]!, ids[p]!), 0, p);
+  /** Index at which position p belongs in list[0..len) (after every smaller key). */
+  const insertionPoint = (list: Int32Array, len: number, p: number): number => {
+    if (len === 0 || cmpPos(list[len - 1]!, p) < 0) return len;
+    let lo = 0;
+    let hi = len;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cmpPos(list[mid]!, p) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   };
 
   const statusCode = (s: TriageStatus) => STATUS_ORDER.indexOf(s);
   const newer = (a: TriageState, b: TriageState | undefined) => b === undefined || a.at > b.at || (a.at === b.at && statusCode(a.status) > statusCode(b.status));
 
+  /** Append position data to `into` (ordered inserts go to the end of every list). */
+  function append(into: Store, a: { id: string; t: number; rule: number; sev: number; term: number; merch: number; status: number; rowOff: number }): number {
+    into.grow(into.size + 1);
+    const p = into.size;
+    into.putId(a.id);
+    into.t[p] = a.t;
+    into.rule[p] = a.rule;
+    into.sev[p] = a.sev;
+    into.term[p] = a.term;
+    into.merch[p] = a.merch;
+    into.status[p] = a.status;
+    into.rowOff[p] = a.rowOff;
+    into.size += 1;
+    into.place(p);
+    return p;
+  }
+
   function trim() {
     // Keep the newest maxAlerts; everything from the cut's detected_at + 1 ms on is still complete.
-    const drop = size - maxAlerts;
+    const drop = st.size - maxAlerts;
     if (drop <= 0) return;
-    const cutT = t[order[drop - 1]!]!;
-    const keep = order.slice(drop, size);
-    const old = { ids, t, rule, sev, term, merch, status, rowOff };
-    ids = [];
-    t = new Float64Array(capacity);
-    rule = new Uint16Array(capacity);
-    sev = new Uint8Array(capacity);
-    term = new Uint32Array(capacity);
-    merch = new Uint32Array(capacity);
-    status = new Uint8Array(capacity);
-    rowOff = new Float64Array(capacity);
-    order = new Int32Array(capacity);
-    byId = new Map();
-    byTerm = [];
-    byMerch = [];
-    size = 0;
-    for (const p of keep) {
-      const q = size++;
-      ids.push(old.ids[p]!);
-      t[q] = old.t[p]!;
-      rule[q] = old.rule[p]!;
-      sev[q] = old.sev[p]!;
-      term[q] = old.term[p]!;
-      merch[q] = old.merch[p]!;
-      status[q] = old.status[p]!;
-      rowOff[q] = old.rowOff[p]!;
-      order[q] = q;
-      byId.set(ids[q]!, q);
-      (byTerm[term[q]!] ??= []).push(q);
-      (byMerch[merch[q]!] ??= []).push(q);
+    const old = st;
+    const cutT = old.t[old.order[drop - 1]!]!;
+    const next = new Store(old.capacity, old.idBytes.length);
+    for (let i = drop; i < old.size; i++) {
+      const p = old.order[i]!;
+      const q = append(next, { id: old.id(p), t: old.t[p]!, rule: old.rule[p]!, sev: old.sev[p]!, term: old.term[p]!, merch: old.merch[p]!, status: old.status[p]!, rowOff: old.rowOff[p]! });
+      // Taken in key order: every list is appended to in order.
+      next.order[q] = q;
+      const tl = (next.byTerm[next.term[q]!] ??= new PosList());
+      tl.insert(tl.n, q);
+      const ml = (next.byMerch[next.merch[q]!] ??= new PosList());
+      ml.insert(ml.n, q);
     }
+    st = next;
     horizon = Math.max(horizon, cutT + 1);
   }
 
   function list(filter: AlertFilter, cursor: Cursor | undefined, limit: number): IndexPage | undefined {
+    const { t, rule, sev, status, merch } = st;
     // Candidate lists: the smallest structure that holds every match.
-    let lists: ArrayLike<number>[];
-    let lens: number[];
+    const lists: Int32Array[] = [];
+    const lens: number[] = [];
+    const take = (l: PosList | undefined) => {
+      if (l && !lists.includes(l.a)) {
+        lists.push(l.a);
+        lens.push(l.n);
+      }
+    };
     let merchantMask: Set<number> | undefined;
     if (filter.terminals?.length) {
-      lists = filter.terminals.map((x) => {
+      for (const x of filter.terminals) {
         const c = terminals.codes.get(x);
-        return c === undefined ? [] : (byTerm[c] ?? []);
-      });
+        take(c === undefined ? undefined : st.byTerm[c]);
+      }
       if (filter.merchants?.length) merchantMask = new Set(filter.merchants.map((m) => merchants.codes.get(m) ?? -1));
     } else if (filter.merchants?.length) {
-      lists = filter.merchants.map((x) => {
+      for (const x of filter.merchants) {
         const c = merchants.codes.get(x);
-        return c === undefined ? [] : (byMerch[c] ?? []);
-      });
+        take(c === undefined ? undefined : st.byMerch[c]);
+      }
     } else {
-      lists = [order];
-    }
-    lens = lists.map((l) => (l === order ? size : l.length));
-    // Dedupe repeated filter values (terminal=T1&terminal=T1): the same list twice would repeat rows.
-    if (lists.length > 1) {
-      const seen = new Set<ArrayLike<number>>();
-      const keep = lists.map((l) => (seen.has(l) ? false : (seen.add(l), true)));
-      lists = lists.filter((_, i) => keep[i]);
-      lens = lens.filter((_, i) => keep[i]);
+      lists.push(st.order);
+      lens.push(st.size);
     }
     let ruleMask: Uint8Array | undefined;
     if (filter.rules?.length) {
@@ -234,10 +354,11 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
     const fromMs = filter.fromMs ?? Number.NEGATIVE_INFINITY;
 
     // Start of the descending scan in each list: below the cursor and below `to`.
+    const cursorId = cursor ? Buffer.from(cursor.id, 'utf8') : EMPTY;
     const pos = lists.map((l, i) => {
       let end = lens[i]!;
-      if (cursor) end = Math.min(end, lowerBound(l, end, cursor.t, cursor.id));
-      if (filter.toMs !== undefined) end = Math.min(end, lowerBound(l, end, filter.toMs, ''));
+      if (cursor) end = Math.min(end, lowerBound(l, end, cursor.t, cursorId));
+      if (filter.toMs !== undefined) end = Math.min(end, lowerBound(l, end, filter.toMs, EMPTY));
       return end - 1;
     });
 
@@ -245,15 +366,20 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
     for (;;) {
       // Next candidate: the largest key among the lists' heads.
       let best = -1;
+      let bestP = -1;
       for (let i = 0; i < lists.length; i++) {
         const j = pos[i]!;
         if (j < 0) continue;
-        if (best < 0 || cmp(lists[i]![j]!, t[lists[best]![pos[best]!]!]!, ids[lists[best]![pos[best]!]!]!) > 0) best = i;
+        const p = lists[i]![j]!;
+        if (best < 0 || cmpPos(p, bestP) > 0) {
+          best = i;
+          bestP = p;
+        }
       }
       // Exhausted: exact if nothing older than the horizon could match (everything, or `from` above it).
       if (best < 0) return fromMs >= horizon ? { positions: out, more: false } : undefined;
-      const p = lists[best]![pos[best]!]!;
       pos[best]! -= 1;
+      const p = bestP;
       const pt = t[p]!;
       if (pt < fromMs) return { positions: out, more: false };
       if (pt < horizon) return undefined;
@@ -268,56 +394,60 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
 
   return {
     add(a) {
-      if (a.detected_at < horizon || byId.has(a.alert_id)) return undefined;
-      grow(size + 1);
-      const p = size++;
-      ids.push(a.alert_id);
-      t[p] = a.detected_at;
-      rule[p] = rules.code(a.rule);
-      sev[p] = SEVERITIES.indexOf(a.severity) + 1;
-      term[p] = terminals.code(a.terminal_id);
-      merch[p] = merchants.code(a.merchant_id);
+      if (a.detected_at < horizon || find(a.alert_id) >= 0) return undefined;
       const tri = triaged.get(a.alert_id);
-      status[p] = tri ? statusCode(tri.status) : 0;
-      rowOff[p] = -1;
-      byId.set(a.alert_id, p);
-      // Global order: append in the common case (alerts arrive roughly in detected order).
-      const n = p;
-      if (n === 0 || cmp(order[n - 1]!, a.detected_at, a.alert_id) < 0) order[n] = p;
-      else {
-        const at = lowerBound(order, n, a.detected_at, a.alert_id);
-        order.copyWithin(at + 1, at, n);
-        order[at] = p;
+      const p = append(st, {
+        id: a.alert_id,
+        t: a.detected_at,
+        rule: rules.code(a.rule),
+        sev: SEVERITIES.indexOf(a.severity) + 1,
+        term: terminals.code(a.terminal_id),
+        merch: merchants.code(a.merchant_id),
+        status: tri ? statusCode(tri.status) : 0,
+        rowOff: -1,
+      });
+      // Global order: an append in the common case (alerts arrive roughly in detected order).
+      const at = insertionPoint(st.order, p, p);
+      if (at < p) st.order.copyWithin(at + 1, at, p);
+      st.order[at] = p;
+      for (const [lists, code] of [
+        [st.byTerm, st.term[p]!],
+        [st.byMerch, st.merch[p]!],
+      ] as const) {
+        const l = (lists[code] ??= new PosList());
+        l.insert(insertionPoint(l.a, l.n, p), p);
       }
-      insertSorted((byTerm[term[p]!] ??= []), p);
-      insertSorted((byMerch[merch[p]!] ??= []), p);
-      if (size > maxAlerts + Math.max(1, Math.floor(maxAlerts / 10))) {
+      if (st.size > maxAlerts + Math.max(1, Math.floor(maxAlerts / 10))) {
         trim();
-        return byId.get(a.alert_id);
+        const q = find(a.alert_id);
+        return q >= 0 ? q : undefined;
       }
       return p;
     },
-    position: (id) => byId.get(id),
+    position(id) {
+      const p = find(id);
+      return p >= 0 ? p : undefined;
+    },
     get(p) {
-      if (p < 0 || p >= size) throw new RangeError(`no alert at position ${p}`);
+      if (p < 0 || p >= st.size) throw new RangeError(`no alert at position ${p}`);
       return {
-        alert_id: ids[p]!,
-        rule: rules.names[rule[p]!]!,
-        severity: SEVERITIES[sev[p]! - 1]!,
-        terminal_id: terminals.names[term[p]!]!,
-        merchant_id: merchants.names[merch[p]!]!,
-        detected_at: t[p]!,
+        alert_id: st.id(p),
+        rule: rules.names[st.rule[p]!]!,
+        severity: SEVERITIES[st.sev[p]! - 1]!,
+        terminal_id: terminals.names[st.term[p]!]!,
+        merchant_id: merchants.names[st.merch[p]!]!,
+        detected_at: st.t[p]!,
       };
     },
-    rowOffset: (p) => rowOff[p]!,
+    rowOffset: (p) => st.rowOff[p]!,
     setRowOffset(p, off) {
-      rowOff[p] = off;
+      st.rowOff[p] = off;
     },
     triage(id, entry) {
       if (!newer(entry, triaged.get(id))) return;
       triaged.set(id, entry);
-      const p = byId.get(id);
-      if (p !== undefined) status[p] = statusCode(entry.status);
+      const p = find(id);
+      if (p >= 0) st.status[p] = statusCode(entry.status);
     },
     triageOf: (id) => triaged.get(id),
     list,
@@ -328,11 +458,11 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
       horizon = h;
     },
     get size() {
-      return size;
+      return st.size;
     },
     approxBytes() {
-      // 8+2+1+4+4+1+8+4 bytes of columns per slot, ~56 per id string, ~40 per map entry, 2 x 8 in lists.
-      return capacity * 32 + size * (56 + 40 + 16) + triaged.size * 120;
+      // Columns 8+2+1+4+4+1+8+4 (+8 id start, +4 hash) per slot, 2 x 4 per hash slot, id bytes, 2 x 4 in lists (x ~1.5 slack).
+      return st.capacity * (44 + 8) + st.idBytes.length + st.size * 12 + triaged.size * 120;
     },
   };
 }
