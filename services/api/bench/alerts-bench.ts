@@ -1,14 +1,16 @@
 // GET /alerts benchmark (prints figures; not a test).
 //
-//   npx tsx services/api/bench/alerts-bench.ts [--rate 500] [--duration 20] [--reload] [--only name] [--drill 0.05] [--out file.json]
+//   npm run bench:api -- [--rate 500] [--duration 20] [--reload] [--only name] [--drill 0.05] [--out file.json]
+//   (= node --expose-gc --import tsx services/api/bench/alerts-bench.ts; --expose-gc lets it report
+//   the read model's memory after a full GC)
 //
 // 1. Loads 1,000,000 alerts into embedded ClickHouse at .cache/api-bench (generated in bulk with
 //    INSERT ... SELECT FROM numbers(); kept between runs, --reload regenerates), plus replayed
 //    copies of 1% of them (ReplacingMergeTree duplicates the reads must hide) and triage rows for 2%.
-//    The proposed read-path migration (schemas/clickhouse/006_alert_read_paths.sql) is applied on top of the
-//    standard schema.
-// 2. Starts the API on 127.0.0.1 (random port) in this process: the API and chDB share it, as in
-//    `npm start`.
+//    All migrations apply, 006 (time-ordered alerts_by_detected) and 007 included.
+// 2. Per scenario: builds the in-memory read model (services/api/src/read-model) from ClickHouse
+//    when the scenario uses it, and starts the API on 127.0.0.1 (random port) in this process: the
+//    API and chDB share it, as in `npm start`.
 // 3. A separate load-generator process sends GET /alerts with a mix of filters at a FIXED rate
 //    (open loop: requests leave on schedule whether or not earlier ones finished, and latency is
 //    measured from the scheduled send time, so a stall is not hidden by coordinated omission),
@@ -309,6 +311,7 @@ const scenarios = [
 ].filter((s) => !only || s.name.includes(only));
 
 const results: unknown[] = [];
+let memReported = false;
 for (const s of scenarios) {
   const registry = createRegistry({ service: 'api-bench', defaultMetrics: false });
   const logger = createLogger({ service: 'api-bench', level: 'warn' });
@@ -322,10 +325,13 @@ for (const s of scenarios) {
   const mem = process.memoryUsage();
   const model = readModel?.stats();
   if (model) {
-    console.log(
-      `\nread model: ${model.alerts.toLocaleString()} alerts loaded in ${((model.loadMs ?? 0) / 1000).toFixed(1)} s; index ~${Math.round(model.indexBytes / MB)} MiB, rows ${Math.round(model.rowBytesUsed / MB)}/${Math.round(model.rowBytes / MB)} MiB; ` +
-        `process RSS ${Math.round(mem.rss / MB)} MiB (+${Math.round((mem.rss - heap0.rss) / MB)}), heap ${Math.round(mem.heapUsed / MB)} MiB (+${Math.round((mem.heapUsed - heap0.heapUsed) / MB)}), external+arrays ${Math.round((mem.external + mem.arrayBuffers) / MB)} MiB`,
-    );
+    // Process figures only for the first model: later ones also count what earlier scenarios freed
+    // but the allocator has not returned yet.
+    const proc = memReported
+      ? ''
+      : `; process RSS ${Math.round(mem.rss / MB)} MiB (+${Math.round((mem.rss - heap0.rss) / MB)} with the model and the load's ClickHouse caches), JS heap ${Math.round(mem.heapUsed / MB)} MiB (+${Math.round((mem.heapUsed - heap0.heapUsed) / MB)})`;
+    memReported = true;
+    console.log(`\nread model: ${model.alerts.toLocaleString()} alerts loaded in ${((model.loadMs ?? 0) / 1000).toFixed(1)} s; index ~${Math.round(model.indexBytes / MB)} MiB, rows ${Math.round(model.rowBytesUsed / MB)}/${Math.round(model.rowBytes / MB)} MiB${proc}`);
   }
   const app = createApp({
     ch: db,
@@ -399,7 +405,7 @@ await writeFile(
   JSON.stringify(
     {
       benchmark: 'api GET /alerts',
-      command: `npx tsx services/api/bench/alerts-bench.ts --rate ${rate} --duration ${durationS}${only ? ` --only '${only}'` : ''}`,
+      command: `npm run bench:api -- --rate ${rate} --duration ${durationS}${only ? ` --only '${only}'` : ''}`,
       at: new Date().toISOString(),
       machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
       clickhouse: 'embedded chDB (in the API process, one query at a time)',
