@@ -6,6 +6,20 @@
 // transactional.id, which fences the previous owner (zombie) and aborts its open transaction.
 // kafkajs does not implement KIP-447 (group-generation fencing via TxnOffsetCommit v3), which is
 // why the transactional id is per task rather than per process.
+//
+// Liveness during restores: kafkajs heartbeats only from its fetch loop (after each batch, or
+// after a fetch that returned nothing; there is no background heartbeat thread as in the Java
+// client since KIP-62). A batch that waited inside eachBatch for a long changelog restore would
+// stop the heartbeats, the member's session would expire, the group would rebalance, and the
+// next owner would start the same long restore again: a livelock for large state. So, as Kafka
+// Streams does, the input partitions of a task without state are paused (consumer.pause) until
+// its restore ends: the fetch loop keeps running for the other partitions and heartbeats after
+// every empty fetch. The few waits left inside eachBatch (a batch fetched before the pause, a
+// failed batch backing off and rebuilding its task) heartbeat explicitly through the payload's
+// heartbeat(); an error there (REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION)
+// ends the wait so kafkajs rejoins at once. A restore survives a rebalance that leaves its
+// partitions here, is aborted when they move, and every task is rebuilt when the member id
+// changed (the session expired: another member may have owned the partitions in between).
 import { randomUUID } from 'node:crypto';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { Logger, StreamMetrics } from '@tillwatch/telemetry';
@@ -13,7 +27,7 @@ import type { DeadLetter } from '@tillwatch/schemas';
 import { isPoison, FatalError, RetriableError, type PoisonRecordError } from '../errors.js';
 import { deadLetterMessage } from '../dead-letter.js';
 import { CoPartitionedAssigner } from './copartitioned-assigner.js';
-import { MARKER_KEY, restoreChangelog } from './changelog.js';
+import { MARKER_KEY, RestoreAbortedError, restoreChangelog } from './changelog.js';
 import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
 
 export interface ProcessorMetrics extends StreamMetrics {
@@ -40,17 +54,30 @@ export interface TransactionalProcessorOptions {
   concurrency?: number;
   /** kafkajs fetch long-poll when a partition is empty. */
   maxWaitTimeInMs?: number;
+  /** Group session timeout (default 30 s); the broker bounds it by group.min/max.session.timeout.ms. */
   sessionTimeoutMs?: number;
+  /** Changelog restore: progress log interval (default 5 s). */
+  restoreProgressIntervalMs?: number;
+  /** Test seam: awaited for every changelog record a restore applies (tests slow restores with it). Unset in production. */
+  onRestoreRecord?: (partition: number, records: number) => void | Promise<void>;
   /** An error no retry can cure: the process should stop and exit non-zero (default: log it). */
   onFatal?: (error: Error) => void;
   now?: () => number;
+}
+
+/** One restore of one or more tasks (their changelog partitions are read by one restore consumer). */
+interface RestoreRun {
+  entries: TaskEntry[];
+  abort: AbortController;
+  done: Promise<void>;
 }
 
 interface TaskEntry {
   partition: number;
   producer: Producer;
   task: Task | undefined;
-  ready: Promise<void>;
+  /** The restore in flight for this task; its input partitions stay paused until it ends. */
+  restoring: RestoreRun | undefined;
   lock: Promise<unknown>;
   lost: boolean;
   closed: boolean;
@@ -74,7 +101,42 @@ export interface TransactionalProcessor {
 /** Well under the broker's default message.max.bytes (1 MiB) per partition batch. */
 const MAX_REQUEST_BYTES = 512 * 1024;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves after ms, or at once when the signal aborts. */
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** How often a wait inside eachBatch asks for a heartbeat; kafkajs sends at most one per heartbeatInterval. */
+const KEEPALIVE_CHECK_MS = 1_000;
+
+/**
+ * Awaits work while keeping the group membership alive through the eachBatch payload's
+ * heartbeat(). A heartbeat error (the group is rebalancing, or this member is no longer known)
+ * rejects at once: the caller leaves eachBatch so kafkajs rejoins within the rebalance timeout;
+ * the work itself goes on (a restore is kept or aborted by the next assignment).
+ */
+async function whileHeartbeating<T>(work: Promise<T>, heartbeat: () => Promise<void>): Promise<T> {
+  work.catch(() => undefined);
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const tick = new Promise<'tick'>((resolve) => (timer = setTimeout(() => resolve('tick'), KEEPALIVE_CHECK_MS)));
+    try {
+      const r = await Promise.race([work.then((value) => ({ value })), tick]);
+      if (r !== 'tick') return r.value;
+    } finally {
+      clearTimeout(timer);
+    }
+    await heartbeat();
+  }
+}
 
 const kafkaType = (e: unknown): string => {
   const x = e as { type?: string; originalError?: { type?: string } } | undefined;
@@ -113,6 +175,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   let tickTimer: NodeJS.Timeout | undefined;
   let joined = false;
   let stopping = false;
+  let memberId: string | undefined;
+  let joins = 0;
 
   let fatalSeen = false;
   const fatal = (e: Error) => {
@@ -165,7 +229,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   }
 
   /** Fences the previous owner, commits a marker, reads the committed changelog up to it. */
-  async function restore(entries: TaskEntry[]): Promise<void> {
+  async function restore(entries: TaskEntry[], signal: AbortSignal): Promise<void> {
     if (entries.length === 0) return;
     for (const e of entries) {
       if (e.broken) {
@@ -194,17 +258,71 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         if (p && BigInt(p.offset) >= 0n) e.committed.set(t.topic, BigInt(p.offset));
       }
     }
-    const started = performance.now();
-    const results = await restoreChangelog({ kafka: o.kafka, topic: o.changelogTopic, markers, groupPrefix: o.groupId, logger: o.logger });
+    o.logger.info({ partitions: entries.map((e) => e.partition) }, 'restoring tasks from changelog');
+    const results = await restoreChangelog({
+      kafka: o.kafka,
+      topic: o.changelogTopic,
+      markers,
+      groupPrefix: o.groupId,
+      logger: o.logger,
+      signal,
+      // Counted as read, so a long restore shows its progress in the metric too.
+      onRecords: (n) => o.metrics.restoreRecords?.inc(n),
+      ...(o.restoreProgressIntervalMs !== undefined ? { progressIntervalMs: o.restoreProgressIntervalMs } : {}),
+      ...(o.onRestoreRecord ? { onRecord: o.onRestoreRecord } : {}),
+    });
     for (const e of entries) {
+      // Revoked while a restore shared with other tasks went on: nothing to build.
+      if (e.closed || e.lost) continue;
       const r = results.get(e.partition)!;
       const task = o.createTask(e.partition);
       task.restore(r.entries);
       e.task = task;
-      o.metrics.restoreRecords?.inc(r.records);
+      o.metrics.restoreSeconds?.observe(r.ms / 1000);
       o.logger.info({ partition: e.partition, keys: r.entries.size, records: r.records, bytes: r.bytes, ms: Math.round(r.ms) }, 'task restored from changelog');
     }
-    o.metrics.restoreSeconds?.observe((performance.now() - started) / 1000);
+  }
+
+  /** Pauses (or resumes) fetching of the tasks' partitions of every input topic. */
+  function setPaused(entries: TaskEntry[], paused: boolean): void {
+    if (!consumer || entries.length === 0) return;
+    const partitions = entries.map((e) => e.partition);
+    const topicPartitions = o.inputs.map((i) => ({ topic: i.topic, partitions }));
+    try {
+      if (paused) consumer.pause(topicPartitions);
+      else consumer.resume(topicPartitions);
+    } catch (e) {
+      o.logger.warn({ err: e, partitions, paused }, 'could not change paused partitions');
+    }
+  }
+
+  /**
+   * Restores the tasks that have no state and no restore in flight, with their input partitions
+   * paused until they have state; resolves when every given task's restore has ended.
+   */
+  function ensureRestored(entries: TaskEntry[]): Promise<void> {
+    const todo = entries.filter((e) => !e.task && !e.restoring && !e.closed && !e.lost);
+    if (todo.length > 0) {
+      const run: RestoreRun = { entries: todo, abort: new AbortController(), done: Promise.resolve() };
+      setPaused(todo, true);
+      for (const e of todo) e.restoring = run;
+      run.done = restoreWithRetry(todo, run.abort.signal).finally(() => {
+        for (const e of todo) {
+          if (e.restoring === run) e.restoring = undefined;
+          e.settled = true;
+          // A newer entry for the same partition manages its own pause.
+          if (e.task && !e.closed && !e.lost && tasks.get(e.partition) === e) setPaused([e], false);
+        }
+      });
+      run.done.catch((err: unknown) => o.logger.error({ err }, 'restore failed'));
+    }
+    return Promise.all(entries.map((e) => e.restoring?.done)).then(() => undefined);
+  }
+
+  /** Stops a restore once none of its tasks is still wanted here. */
+  function cancelRestore(entry: TaskEntry): void {
+    const run = entry.restoring;
+    if (run && run.entries.every((e) => e.closed || e.lost)) run.abort.abort();
   }
 
   const newProducer = (partition: number): Producer =>
@@ -219,22 +337,26 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     });
 
   function newEntry(partition: number): TaskEntry {
-    return { partition, producer: newProducer(partition), task: undefined, ready: Promise.resolve(), lock: Promise.resolve(), lost: false, closed: false, broken: false, committed: new Map() };
+    return { partition, producer: newProducer(partition), task: undefined, restoring: undefined, lock: Promise.resolve(), lost: false, closed: false, broken: false, committed: new Map() };
   }
 
   async function closeEntry(entry: TaskEntry): Promise<void> {
     entry.closed = true;
+    cancelRestore(entry);
     await withLock(entry, async () => {
       await entry.producer.disconnect().catch(() => undefined);
     });
   }
 
-  async function onAssignment(assignment: Record<string, number[]>): Promise<void> {
+  /** membershipLost: this member joined under a new member id (its session expired, or the consumer restarted). */
+  function onAssignment(assignment: Record<string, number[]>, membershipLost: boolean): void {
     const wanted = new Set<number>();
     for (const [topic, ps] of Object.entries(assignment)) if (inputs.has(topic)) for (const p of ps) wanted.add(p);
     const revoked: TaskEntry[] = [];
+    if (membershipLost && tasks.size > 0) o.logger.warn({ partitions: [...tasks.keys()] }, 'rejoined under a new member id: other members may have owned these tasks meanwhile; rebuilding every task');
     for (const [p, entry] of tasks) {
-      if (!wanted.has(p) || entry.lost || (entry.task === undefined && entry.settled)) {
+      if (membershipLost) entry.lost = true;
+      if (!wanted.has(p) || entry.lost || (entry.task === undefined && entry.settled && !entry.restoring)) {
         tasks.delete(p);
         revoked.push(entry);
       }
@@ -251,21 +373,21 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     for (const entry of revoked) {
       void closeEntry(entry).then(() => o.logger.info({ partition: entry.partition }, 'task revoked'));
     }
-    if (fresh.length === 0) return;
-    const ready = restoreWithRetry(fresh).finally(() => {
-      for (const e of fresh) e.settled = true;
-    });
-    for (const e of fresh) e.ready = ready;
-    ready.catch((e: unknown) => o.logger.error({ err: e }, 'restore failed'));
+    // Kept tasks still restoring stay paused (a consumer restarted by kafkajs starts unpaused).
+    setPaused([...tasks.values()].filter((e) => e.restoring), true);
+    if (fresh.length > 0) void ensureRestored(fresh).catch(() => undefined);
   }
 
-  async function restoreWithRetry(entries: TaskEntry[]): Promise<void> {
+  async function restoreWithRetry(entries: TaskEntry[], signal: AbortSignal): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      if (stopping || entries.every((e) => e.closed)) return;
+      const live = entries.filter((e) => !e.closed && !e.lost);
+      if (stopping || signal.aborted || live.length === 0) return;
       try {
-        await restore(entries.filter((e) => !e.closed));
+        await restore(live, signal);
         return;
       } catch (e) {
+        // Revoked (or stopping) while restoring: not a failure.
+        if (signal.aborted || e instanceof RestoreAbortedError) return;
         const kind = classifyError(e);
         if (kind === 'fenced') {
           // Another instance owns these partitions now: drop them; the next assignment decides.
@@ -279,7 +401,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         const wait = Math.min(30_000, 250 * 2 ** attempt);
         o.logger.warn({ err: e, attempt, wait }, 'restore failed; retrying');
         o.metrics.retries.inc({ stage: 'restore', error_class: (e as Error).name });
-        await sleep(wait);
+        await sleep(wait, signal);
       }
     }
   }
@@ -295,7 +417,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     if (batch.messages.length === 0) return;
     const entry = tasks.get(batch.partition);
     if (!entry) throw new Error(`batch for unassigned partition ${batch.topic}-${batch.partition}`);
-    await entry.ready.catch(() => undefined);
+    // A task without state has its partitions paused, so this is rare (a batch fetched before
+    // the pause): wait for the restore, heartbeating.
+    if (!entry.task) await whileHeartbeating(ensureRestored([entry]).catch(() => undefined), heartbeat);
     const input = inputs.get(batch.topic)!;
     const last = batch.messages[batch.messages.length - 1]!.offset;
     o.metrics.consumed.inc({ topic: batch.topic }, batch.messages.length);
@@ -304,9 +428,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     await withLock(entry, async () => {
       for (let attempt = 0; ; attempt++) {
         if (entry.closed || entry.lost || !isRunning() || isStale()) return;
-        // A task without state (its restore failed, or a tick failed): rebuild it before anything else.
+        // A task without state (its restore failed, or a batch or a tick failed): rebuild it before anything else.
         if (!entry.task) {
-          await restoreWithRetry([entry]);
+          await whileHeartbeating(ensureRestored([entry]).catch(() => undefined), heartbeat);
           if (!entry.task) return;
         }
         // Records below the committed offset are already in the restored state.
@@ -358,10 +482,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           o.logger.warn({ err: e, partition: batch.partition, attempt, wait }, 'batch failed; restoring task and retrying');
           o.metrics.retries.inc({ stage: 'process', error_class: (e as Error).name });
           entry.task = undefined;
-          await sleep(wait);
-          await heartbeat().catch(() => undefined);
-          await restoreWithRetry([entry]);
-          if (!entry.task) return;
+          await whileHeartbeating(sleep(wait), heartbeat);
+          // The next attempt rebuilds the task first (partitions paused meanwhile).
         }
       }
     });
@@ -386,7 +508,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           const kind = classifyError(e);
           if (kind === 'fenced') entry.lost = true;
           else if (kind === 'fatal') fatal(e as Error);
-          else await restoreWithRetry([entry]);
+          // Rebuilt in the background, partitions paused: a batch of this task waits for it heartbeating.
+          else void ensureRestored([entry]).catch(() => undefined);
         }
       }).catch((e: unknown) => o.logger.error({ err: e }, 'tick failed'));
     }
@@ -396,19 +519,32 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     async start() {
       admin = o.kafka.admin();
       await admin.connect();
+      const sessionTimeout = o.sessionTimeoutMs ?? 30_000;
       consumer = o.kafka.consumer({
         groupId: o.groupId,
         readUncommitted: false,
         partitionAssigners: [CoPartitionedAssigner],
-        sessionTimeout: o.sessionTimeoutMs ?? 30_000,
-        heartbeatInterval: 3_000,
+        sessionTimeout,
+        // About a third of the session, as kafkajs and the Java client recommend.
+        heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeout / 3)),
         maxWaitTimeInMs: o.maxWaitTimeInMs ?? 100,
         maxBytesPerPartition: 4 * 1024 * 1024,
       });
+      // Called synchronously by kafkajs after SyncGroup, before its fetch loop starts: the pause of
+      // restoring partitions is in place before the first fetch.
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         joined = true;
-        void onAssignment(e.payload.memberAssignment).catch((err: unknown) => o.logger.error({ err }, 'assignment handling failed'));
+        joins++;
+        const previous = memberId;
+        memberId = e.payload.memberId;
+        o.logger.info({ groupId: o.groupId, memberId, joins, assignment: e.payload.memberAssignment }, 'joined consumer group');
+        try {
+          onAssignment(e.payload.memberAssignment, previous !== undefined && previous !== memberId);
+        } catch (err) {
+          o.logger.error({ err }, 'assignment handling failed');
+        }
       });
+      consumer.on(consumer.events.REBALANCING, (e) => o.logger.info({ groupId: e.payload.groupId, memberId: e.payload.memberId }, 'consumer group rebalancing'));
       // kafkajs restarts its consumer after retriable crashes; after any other it stays down, and
       // a detector that consumes nothing must not look healthy.
       consumer.on(consumer.events.CRASH, (e) => {
@@ -432,6 +568,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     async stop() {
       stopping = true;
       if (tickTimer) clearInterval(tickTimer);
+      // A batch waiting for a restore must not hold up the leave.
+      for (const e of tasks.values()) e.restoring?.abort.abort();
       // kafkajs finishes the batch in flight (our transaction commits or aborts) before leaving.
       await consumer?.disconnect();
       await Promise.all([...tasks.values()].map(closeEntry));
