@@ -1,2 +1,3 @@
 export * from './sink.js';
+export * from './flush.js';
 export * from './main.js';

@@ -14,6 +14,10 @@ export async function runSinkMain(env: Env = process.env): Promise<number> {
   await migrate(ch, { dir: clickhouseMigrationsDir });
   const promRegistry = createRegistry({ service: 'sink' });
   const kcfg = kafkaConfig(env);
+  // As the detector: a FatalError (here ClickHouse refusing the statement, e.g. a missing table)
+  // stops the sink, prints one line and exits 1; the sink has already logged it with the details.
+  let fatal: Error | undefined;
+  let failWith: ((e: Error) => void) | undefined;
   const sink = createSink({
     kafka: createKafka({ config: kcfg, logger, clientId: 'tillwatch-sink' }),
     topics: topicNames(kcfg.topicPrefix),
@@ -22,21 +26,36 @@ export async function runSinkMain(env: Env = process.env): Promise<number> {
     metrics: createSinkMetrics(promRegistry),
     logger,
     groupId: env.SINK_GROUP_ID || 'tillwatch-sink',
+    onFatal: (e) => {
+      fatal ??= e;
+      failWith?.(e);
+    },
   });
   const ops = createOpsServer({ registry: promRegistry, ready: () => sink.ready(), host: svc.httpHost, port: svc.httpPort });
   await ops.listen();
   await sink.start();
   return new Promise<number>((resolve) => {
-    const shutdown = () =>
+    let settled = false;
+    // Leaves the group and closes what keeps the process alive, then resolves with `code`.
+    const finish = (code: number) => {
+      if (settled) return;
+      settled = true;
       void sink
         .stop()
         .then(() => ch.close())
         .then(() => ops.close())
-        .then(() => resolve(0), (err: unknown) => {
+        .then(() => resolve(code), (err: unknown) => {
           logger.error({ err }, 'sink stop failed');
           resolve(1);
         });
+    };
+    failWith = (e) => {
+      console.error(`tillwatch sink: fatal: ${e.message}`);
+      finish(1);
+    };
+    const shutdown = () => finish(fatal ? 1 : 0);
     process.once('SIGTERM', shutdown);
     process.once('SIGINT', shutdown);
+    if (fatal) failWith(fatal);
   });
 }

@@ -2,12 +2,15 @@
 // consumed offsets only after every row up to them is written — or, for a row whose values
 // ClickHouse rejects, sent to the dead-letter topic. Replays are harmless: tables are
 // ReplacingMergeTree keyed by the contract's ids and each batch carries an insert deduplication
-// token, so at-least-once delivery becomes effectively-once rows.
+// token, so at-least-once delivery becomes effectively-once rows. A statement ClickHouse will not
+// run at all (unknown table, auth, ...) stops the sink after a few attempts, offsets uncommitted
+// (flush.ts).
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { AvroSchemas, Topics, validateTransaction, valueSubject, type Action, type Alert, type DeadLetter, type Transaction } from '@tillwatch/schemas';
 import { createBatchWriter, RowValueError, toActionRow, toAlertRow, toDeadLetterRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
-import { createAvroSerde, deadLetterMessage, isPoison, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
+import { createAvroSerde, deadLetterMessage, FatalError, isPoison, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import type { Logger, SinkMetrics } from '@tillwatch/telemetry';
+import { DEFAULT_FLUSH_RETRY, FatalWriteError, flushWithRetry } from './flush.js';
 
 export interface SinkTopics {
   transactions: string;
@@ -29,12 +32,27 @@ export interface SinkOptions {
   maxRows?: number;
   /** Flush at least this often while rows are buffered. */
   maxDelayMs?: number;
+  /**
+   * Attempts a flush gets while ClickHouse rejects the statement itself (unknown table, missing
+   * column, authentication, syntax) before the sink gives up; see DEFAULT_FLUSH_RETRY.
+   */
+  fatalAttempts?: number;
+  /**
+   * Called once when the sink cannot continue (a FatalWriteError, already logged). The sink has
+   * stopped fetching and committed nothing for the rows it could not write; the owner calls stop()
+   * and exits non-zero, as for the detector's onFatal.
+   */
+  onFatal?: (error: FatalError) => void;
 }
 
 export interface Sink {
   start(): Promise<void>;
-  /** Flushes what is buffered, commits, leaves the group. */
+  /**
+   * Flushes what is buffered, commits, leaves the group. After a fatal error it only leaves the
+   * group: nothing more is written or committed. Idempotent.
+   */
   stop(): Promise<void>;
+  /** Member of the group and not failed. */
   ready(): boolean;
   /** Rows buffered and not yet written. */
   pending(): number;
@@ -81,6 +99,7 @@ export function createSink(o: SinkOptions): Sink {
   const groupId = o.groupId ?? 'tillwatch-sink';
   const maxRows = o.maxRows ?? 5000;
   const maxDelayMs = o.maxDelayMs ?? 1000;
+  const retryPolicy = { ...DEFAULT_FLUSH_RETRY, ...(o.fatalAttempts !== undefined ? { fatalAttempts: o.fatalAttempts } : {}) };
   const serde = <T>(topic: string, schema: object) => createAvroSerde<T>(o.registry, valueSubject(topic), schema) as AvroSerde<unknown>;
   // Decodes the DLQ topic (stored in dead_letters) and encodes the sink's own dead letters.
   const dlqSerde = createAvroSerde<DeadLetter>(o.registry, valueSubject(topics.dlq), AvroSchemas.deadLetter);
@@ -159,30 +178,63 @@ export function createSink(o: SinkOptions): Sink {
   let heartbeat: (() => Promise<void>) | undefined;
   let stopping = false;
 
-  /** Writes everything buffered (retrying with backoff, never dropping), then commits offsets. */
+  // Set once ClickHouse refused a statement for good (FatalWriteError): nothing more is written or committed.
+  let fatal: FatalError | undefined;
+
+  const failed = (e: FatalWriteError) => {
+    if (fatal) return;
+    fatal = e;
+    joined = false;
+    if (timer) clearInterval(timer);
+    // Stop fetching: nothing fetched from here on could be written either.
+    try {
+      consumer?.pause([...routes.keys()].map((topic) => ({ topic })));
+    } catch {
+      // not running (yet): nothing to pause
+    }
+    o.logger.fatal({ err: e.cause, table: e.table, clickhouse_code: e.code, clickhouse_error: e.type, attempts: e.attempts, rows: buffered }, e.message);
+    o.onFatal?.(e);
+  };
+
+  /**
+   * Writes everything buffered (retrying with backoff, never dropping), then commits offsets.
+   * Rejects only with the FatalWriteError that stopped the sink; then nothing is committed.
+   */
   const flushAll = (): Promise<void> => {
     const run = flushing.then(async () => {
+      if (fatal) throw fatal;
       if (buffered === 0 && pendingOffsets.size === 0) return;
       // Taken together: every row and dead letter of these offsets was buffered before this point.
       const offsets = [...pendingOffsets.values()];
       const rows = buffered;
       const deadLetters = pendingDeadLetters.splice(0);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          for (const w of writers.values()) await w.flush();
-          if (deadLetters.length > 0) {
-            await sendDeadLetters(deadLetters);
-            deadLetters.length = 0;
-          }
-          break;
-        } catch (e) {
-          const wait = Math.min(30_000, 200 * 2 ** attempt);
-          o.metrics.insertErrors.inc({ table: 'any' });
-          o.metrics.retries.inc({ stage: 'sink.write', error_class: (e as Error).name });
-          o.logger.warn({ err: (e as Error).message, attempt, wait, rows }, 'ClickHouse write failed; backing off (offsets kept)');
-          await sleep(wait);
-          await heartbeat?.().catch(() => undefined);
-        }
+      try {
+        await flushWithRetry({
+          writers,
+          qualify: (t) => o.ch.table(t),
+          policy: retryPolicy,
+          afterWrites: async () => {
+            if (deadLetters.length > 0) {
+              await sendDeadLetters(deadLetters);
+              deadLetters.length = 0;
+            }
+          },
+          wait: async (ms) => {
+            await sleep(ms);
+            await heartbeat?.().catch(() => undefined);
+          },
+          onFailure: (f) => {
+            o.metrics.insertErrors.inc({ table: f.table ?? 'any' });
+            if (f.waitMs === undefined) return; // giving up: failed() logs it
+            o.metrics.retries.inc({ stage: 'sink.write', error_class: f.error.name });
+            const msg = f.kind === 'fatal' ? 'ClickHouse rejected the statement; retrying a few times before stopping (offsets kept)' : 'ClickHouse write failed; backing off (offsets kept)';
+            o.logger.warn({ err: f.error.message, table: f.table, attempt: f.attempt, wait: f.waitMs, rows }, msg);
+          },
+        });
+      } catch (e) {
+        // Offsets stay uncommitted: Kafka keeps the unwritten rows for the next run.
+        if (e instanceof FatalWriteError) failed(e);
+        throw e;
       }
       buffered = Math.max(0, buffered - rows);
       if (offsets.length > 0 && consumer) {
@@ -204,6 +256,7 @@ export function createSink(o: SinkOptions): Sink {
   };
 
   async function eachBatch({ batch, resolveOffset, heartbeat: hb }: EachBatchPayload): Promise<void> {
+    if (fatal) return; // fetched before the pause took effect: left for the next run
     heartbeat = hb;
     const route = routes.get(batch.topic);
     if (!route || batch.messages.length === 0) return;
@@ -259,9 +312,42 @@ export function createSink(o: SinkOptions): Sink {
     pendingOffsets.set(`${batch.topic}:${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
     resolveOffset(last);
     o.metrics.consumerLag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
-    if (buffered >= maxRows) await flushAll(); // backpressure: fetching waits while ClickHouse is down
+    if (buffered >= maxRows) {
+      // Backpressure: fetching waits while ClickHouse is down.
+      try {
+        await flushAll();
+      } catch (e) {
+        // Already reported (failed()); returning rather than throwing keeps kafkajs from
+        // restarting the consumer. autoCommit is off, so nothing of this batch is committed.
+        if (e instanceof FatalError) return;
+        throw e;
+      }
+    }
     o.metrics.batchLatency.observe({ stage: 'sink' }, (performance.now() - started) / 1000);
   }
+
+  /** Flushes unless the sink has failed; a fatal error during the flush is reported, not thrown. */
+  const flushUnlessFailed = async (): Promise<void> => {
+    if (fatal) return;
+    await flushAll().catch((e: unknown) => {
+      if (!(e instanceof FatalError)) throw e;
+    });
+  };
+
+  let stopped: Promise<void> | undefined;
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    if (timer) clearInterval(timer);
+    // Stop fetching, then write and commit while still a group member (after stop() kafkajs has
+    // no group to commit to); a batch still in flight is written and deduplicated on replay.
+    // After a fatal error nothing is flushed or committed: the group keeps the last commit.
+    consumer?.pause([...routes.keys()].map((topic) => ({ topic })));
+    await flushUnlessFailed();
+    await consumer?.stop();
+    await flushUnlessFailed();
+    await consumer?.disconnect();
+    await producer?.disconnect();
+  };
 
   return {
     async start() {
@@ -269,27 +355,18 @@ export function createSink(o: SinkOptions): Sink {
       producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
       await producer.connect();
       consumer = o.kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 250, sessionTimeout: 30_000 });
-      consumer.on(consumer.events.GROUP_JOIN, () => (joined = true));
+      consumer.on(consumer.events.GROUP_JOIN, () => (joined = !fatal));
       await consumer.connect();
       for (const t of routes.keys()) await consumer.subscribe({ topic: t, fromBeginning: true });
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
       timer = setInterval(() => {
-        if (!stopping) void flushAll().catch((e: unknown) => o.logger.error({ err: e }, 'flush failed'));
+        if (!stopping && !fatal) void flushAll().catch((e: unknown) => {
+          if (!(e instanceof FatalError)) o.logger.error({ err: e }, 'flush failed');
+        });
       }, maxDelayMs);
     },
-    async stop() {
-      stopping = true;
-      if (timer) clearInterval(timer);
-      // Stop fetching, then write and commit while still a group member (after stop() kafkajs has
-      // no group to commit to); a batch still in flight is written and deduplicated on replay.
-      consumer?.pause([...routes.keys()].map((topic) => ({ topic })));
-      await flushAll();
-      await consumer?.stop();
-      await flushAll();
-      await consumer?.disconnect();
-      await producer?.disconnect();
-    },
-    ready: () => joined,
+    stop: () => (stopped ??= stop()),
+    ready: () => joined && !fatal,
     pending: () => buffered,
   };
 }

@@ -50,16 +50,18 @@ export async function run(argv: string[]): Promise<number> {
   const detectorMetrics = createDetectorMetrics(detectorProm);
   let fatal: Error | undefined;
   let stopNow: (() => void) | undefined;
-  const detector = createDetector({ onFatal: (e) => {
-      fatal = e;
-      console.error(`\ntillwatch start: the detector cannot continue: ${e.message}`);
-      stopNow?.();
-    }, topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog }, kafka: ctx.kafka, registry: ctx.registry, rules: loadRules(svc.rulesFile), metrics: detectorMetrics, logger: ctx.logger, onAlerts: (alerts) => {
+  // A fatal error in either service stops the whole pipeline with exit 1 and its message.
+  const onFatal = (service: string) => (e: Error) => {
+    fatal ??= e;
+    console.error(`\ntillwatch start: the ${service} cannot continue: ${e.message}`);
+    stopNow?.();
+  };
+  const detector = createDetector({ onFatal: onFatal('detector'), topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog }, kafka: ctx.kafka, registry: ctx.registry, rules: loadRules(svc.rulesFile), metrics: detectorMetrics, logger: ctx.logger, onAlerts: (alerts) => {
       live.alerts(alerts);
       for (const a of alerts) feed.publish(a);
     } });
   const sinkProm = createRegistry({ service: 'sink', defaultMetrics: false });
-  const sink = createSink({ topics: ctx.topics, kafka: ctx.kafka, registry: ctx.registry, ch, metrics: createSinkMetrics(sinkProm), logger: ctx.logger });
+  const sink = createSink({ onFatal: onFatal('sink'), topics: ctx.topics, kafka: ctx.kafka, registry: ctx.registry, ch, metrics: createSinkMetrics(sinkProm), logger: ctx.logger });
   const ops = [
     createOpsServer({ registry: detectorProm, ready: () => detector.ready(), host: '127.0.0.1', port: 9464 }),
     createOpsServer({ registry: sinkProm, ready: () => sink.ready(), host: '127.0.0.1', port: 9465 }),
@@ -82,13 +84,16 @@ export async function run(argv: string[]): Promise<number> {
     live.counters({ sent: simulator?.sim.sent() ?? 0, partitions: detector.assignedPartitions().length, sink_pending: sink.pending() });
   }, 5000);
 
+  let runFor: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve) => {
     stopNow = resolve;
     if (fatal) resolve();
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
-    if (values.seconds) setTimeout(resolve, Number(values.seconds) * 1000);
+    if (values.seconds) runFor = setTimeout(resolve, Number(values.seconds) * 1000);
   });
+  // Stopped early (fatal error, signal): a pending --seconds timer would keep the process alive.
+  clearTimeout(runFor);
   console.error('\nstopping: simulator, detector (commits its batch), sink (flushes), ClickHouse...');
   clearInterval(counterTimer);
   await simulator?.stop();
