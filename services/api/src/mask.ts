@@ -2,13 +2,19 @@
 // even if one was stored by mistake (a gateway putting a PAN into card_token or a summary). Every
 // JSON response, every SSE event and every log line goes through here.
 //
-// What counts as a PAN: 13-19 digits, optionally grouped by single spaces or dashes, that pass the
-// Luhn check (ISO/IEC 7812). Luhn keeps false positives down and leaves format-preserving tokens
-// alone (tokenisation schemes deliberately emit Luhn-invalid numbers so they cannot be mistaken
-// for PANs). Only STRING values are scanned: epoch-ms numbers have 13 digits too.
+// What counts as a PAN: 13-19 digits that pass the Luhn check (ISO/IEC 7812), written either as one
+// run of digits (found anywhere, even glued to letters: `tok_4111111111111111`) or in the groupings
+// cards are printed with, separated by single spaces or dashes (4-4-4-4, 4-4-4-n and 4-4-4-4-n up
+// to 19 digits, 4-6-5 and 4-6-4), standing on their own. Grouped digits inside a longer token are not a PAN: a
+// UUID such as `b6ddba8d-a341-4808-8973-281f4352d513` holds `341-4808-8973-281`, 14 digits that can
+// pass Luhn, and masking it would corrupt an event id. Luhn keeps false positives down and leaves
+// format-preserving tokens alone (tokenisation schemes deliberately emit Luhn-invalid numbers so
+// they cannot be mistaken for PANs). Only STRING values are scanned: epoch-ms numbers have 13
+// digits too.
 
-// A digit run not glued to other digits (or to a digit group continuing it).
-const CANDIDATE = /(?<!\d)(?<!\d[ -])\d(?:[ -]?\d){12,18}(?!\d)(?![ -]\d)/g;
+const CONTIGUOUS = String.raw`(?<!\d)\d{13,19}(?!\d)`;
+const GROUPED = String.raw`(?<![0-9A-Za-z_-])(?:\d{4}([ -])\d{4}\1\d{4}\1(?:\d{4}\1\d{1,3}|\d{1,7})|\d{4}([ -])\d{6}\2\d{4,5})(?![0-9A-Za-z_-])`;
+const CANDIDATE = new RegExp(`${CONTIGUOUS}|${GROUPED}`, 'g');
 
 export function luhnValid(digits: string): boolean {
   let sum = 0;

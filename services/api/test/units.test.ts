@@ -21,6 +21,13 @@ describe('maskPan', () => {
     }
     // ...but a PAN glued into other text is still a PAN.
     expect(maskPan('tok_4111111111111111x')).toBe('tok_[PAN ****1111]x');
+    // Grouped digits inside a longer token are not: UUIDs whose digit fragments pass Luhn stay intact.
+    for (const s of ['b6ddba8d-a341-4808-8973-281f4352d513', 'ev-a4111-1111-1111-1111', 'x4111 1111 1111 1111']) expect(maskPan(s)).toBe(s);
+    expect(luhnValid('34148088973281')).toBe(true);
+    // Amex and Diners groupings, and a 19-digit 4-4-4-7.
+    expect(maskPan('amex 3782-822463-10005 ok')).toBe('amex [PAN ****0005] ok');
+    expect(maskPan('(3056 930902 5904)')).toBe('([PAN ****5904])');
+    expect(maskPan('6304 0000 0000 0000 018')).toBe('[PAN ****0018]');
   });
   it('luhn', () => {
     expect(luhnValid('79927398713')).toBe(true);

@@ -3,13 +3,11 @@
 // with live alerts and counters in the terminal. Ctrl-C stops everything cleanly.
 import { parseArgs } from 'node:util';
 import { serviceConfig } from '@tillwatch/config';
-import { createMemoryAlertFeed, startApi } from '@tillwatch/api';
-import { createDetector, loadRules } from '@tillwatch/detector';
-import { createSink } from '@tillwatch/sink';
-import { createDetectorMetrics, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
+import { loadRules } from '@tillwatch/detector';
 import { createContext } from '../lib/context.js';
 import { openClickHouse } from '../lib/clickhouse.js';
 import { createLiveConsole } from '../lib/live-console.js';
+import { startPipeline } from '../lib/pipeline.js';
 import { provisionAll } from '../lib/provision.js';
 import { startSimulator, type RunningSimulator } from '../lib/simulator.js';
 import { clickhouseStatusLine, formatStatus, localStack, usesLocalStack } from '../lib/stack.js';
@@ -44,32 +42,24 @@ export async function run(argv: string[]): Promise<number> {
   console.error(`provisioned: ${report.topicsCreated.length} topics created, ${Object.keys(report.subjects).length} schemas registered, ${report.migrationsApplied.length} migrations applied`);
 
   const live = createLiveConsole();
-  // The API's live stream is fed straight from the in-process detector's committed alerts.
-  const feed = createMemoryAlertFeed();
-  const detectorProm = createRegistry({ service: 'detector' });
-  const detectorMetrics = createDetectorMetrics(detectorProm);
   let fatal: Error | undefined;
   let stopNow: (() => void) | undefined;
-  // A fatal error in either service stops the whole pipeline with exit 1 and its message.
-  const onFatal = (service: string) => (e: Error) => {
-    fatal ??= e;
-    console.error(`\ntillwatch start: the ${service} cannot continue: ${e.message}`);
-    stopNow?.();
-  };
-  const detector = createDetector({ onFatal: onFatal('detector'), topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog }, kafka: ctx.kafka, registry: ctx.registry, rules: loadRules(svc.rulesFile), metrics: detectorMetrics, logger: ctx.logger, onAlerts: (alerts) => {
-      live.alerts(alerts);
-      for (const a of alerts) feed.publish(a);
-    } });
-  const sinkProm = createRegistry({ service: 'sink', defaultMetrics: false });
-  const sink = createSink({ onFatal: onFatal('sink'), topics: ctx.topics, kafka: ctx.kafka, registry: ctx.registry, ch, metrics: createSinkMetrics(sinkProm), logger: ctx.logger });
-  const ops = [
-    createOpsServer({ registry: detectorProm, ready: () => detector.ready(), host: '127.0.0.1', port: 9464 }),
-    createOpsServer({ registry: sinkProm, ready: () => sink.ready(), host: '127.0.0.1', port: 9465 }),
-  ];
-  for (const o of ops) console.error(`metrics: ${(await o.listen()).url}/metrics`);
-  await Promise.all([detector.start(), sink.start()]);
-  // The API shares this process's ClickHouse handle: one process owns the embedded data path.
-  const api = await startApi({ env: { ...env, HTTP_PORT: env.HTTP_PORT ?? '8080' }, ch, alertFeed: feed, logger: ctx.logger });
+  const pipeline = await startPipeline({
+    ctx,
+    ch,
+    rules: loadRules(svc.rulesFile),
+    api: { port: Number(env.HTTP_PORT ?? 8080) },
+    opsPorts: { detector: 9464, sink: 9465 },
+    onAlerts: (alerts) => live.alerts(alerts),
+    // A fatal error in either service stops the whole pipeline with exit 1 and its message.
+    onFatal: (service, e) => {
+      fatal ??= e;
+      console.error(`\ntillwatch start: the ${service} cannot continue: ${e.message}`);
+      stopNow?.();
+    },
+  });
+  const { detector, sink, api } = pipeline;
+  for (const url of Object.values(pipeline.opsUrls)) console.error(`metrics: ${url}/metrics`);
   console.error(`alert API: ${api.url}  (docs ${api.url}/docs)`);
   if (api.devKey) console.error(`development API key (admin): ${api.devKey}   e.g. curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts`);
 
@@ -97,11 +87,8 @@ export async function run(argv: string[]): Promise<number> {
   console.error('\nstopping: simulator, detector (commits its batch), sink (flushes), ClickHouse...');
   clearInterval(counterTimer);
   await simulator?.stop();
-  await detector.stop();
-  await sink.stop();
-  await api.close();
+  await pipeline.stop();
   await ch.close();
-  for (const o of ops) await o.close();
   if (startedStack && !values['keep-stack']) {
     await stack.down();
     console.error('local stack stopped (use --keep-stack to leave it running)');

@@ -1,0 +1,87 @@
+// The pipeline `npm start` runs in one process: detector and sink on the context's topics, their
+// ops endpoints (/metrics /healthz /readyz), and the alert API sharing the process's ClickHouse
+// handle (one process owns an embedded data path), its live stream fed by the detector's committed
+// alerts. Built and started here; the start command adds the stack, provisioning, the simulator
+// and the console, and the end-to-end test drives it through the API.
+import { createMemoryAlertFeed, startApi, type RunningApi } from '@tillwatch/api';
+import type { ClickHouse } from '@tillwatch/clickhouse';
+import { createDetector, type Detector } from '@tillwatch/detector';
+import type { RulesConfig } from '@tillwatch/rules';
+import type { Alert } from '@tillwatch/schemas';
+import { createSink, type Sink } from '@tillwatch/sink';
+import { createDetectorMetrics, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
+import type { Context } from './context.js';
+
+export interface PipelineOptions {
+  ctx: Context;
+  ch: ClickHouse;
+  rules: RulesConfig;
+  /** Where the API listens (port 0 = any free port). */
+  api: { host?: string; port: number };
+  /** Ops endpoints of the detector and the sink on 127.0.0.1 (0 = any free port). */
+  opsPorts: { detector: number; sink: number };
+  /** The detector's alerts, once committed. */
+  onAlerts?: (alerts: Alert[]) => void;
+  /** An error no retry cures in the detector or the sink: the owner should stop and exit non-zero. */
+  onFatal: (service: 'detector' | 'sink', error: Error) => void;
+}
+
+export interface RunningPipeline {
+  detector: Detector;
+  sink: Sink;
+  api: RunningApi;
+  opsUrls: { detector: string; sink: string };
+  /** Detector (commits its batch), sink (flushes), API, ops endpoints. The ClickHouse handle stays open (the caller owns it). */
+  stop(): Promise<void>;
+}
+
+export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline> {
+  const { ctx, ch } = o;
+  const feed = createMemoryAlertFeed();
+  const detectorProm = createRegistry({ service: 'detector' });
+  const detector = createDetector({
+    kafka: ctx.kafka,
+    registry: ctx.registry,
+    rules: o.rules,
+    metrics: createDetectorMetrics(detectorProm),
+    logger: ctx.logger,
+    groupId: ctx.env['DETECTOR_GROUP_ID'] || 'tillwatch-detector',
+    topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog },
+    onFatal: (e) => o.onFatal('detector', e),
+    onAlerts: (alerts) => {
+      o.onAlerts?.(alerts);
+      for (const a of alerts) feed.publish(a);
+    },
+  });
+  const sinkProm = createRegistry({ service: 'sink', defaultMetrics: false });
+  const sink = createSink({
+    kafka: ctx.kafka,
+    registry: ctx.registry,
+    ch,
+    topics: ctx.topics,
+    metrics: createSinkMetrics(sinkProm),
+    logger: ctx.logger,
+    groupId: ctx.env['SINK_GROUP_ID'] || 'tillwatch-sink',
+    onFatal: (e) => o.onFatal('sink', e),
+  });
+  const ops = {
+    detector: createOpsServer({ registry: detectorProm, ready: () => detector.ready(), host: '127.0.0.1', port: o.opsPorts.detector }),
+    sink: createOpsServer({ registry: sinkProm, ready: () => sink.ready(), host: '127.0.0.1', port: o.opsPorts.sink }),
+  };
+  const opsUrls = { detector: (await ops.detector.listen()).url, sink: (await ops.sink.listen()).url };
+  await Promise.all([detector.start(), sink.start()]);
+  const api = await startApi({ env: ctx.env, ch, alertFeed: feed, logger: ctx.logger, ...(o.api.host ? { host: o.api.host } : {}), port: o.api.port });
+  return {
+    detector,
+    sink,
+    api,
+    opsUrls,
+    async stop() {
+      await detector.stop();
+      await sink.stop();
+      await api.close();
+      await ops.detector.close();
+      await ops.sink.close();
+    },
+  };
+}
