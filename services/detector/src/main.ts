@@ -46,7 +46,12 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
     failWith = (e) => {
       logger.fatal({ err: e }, 'detector cannot continue');
       console.error(`tillwatch detector: fatal: ${e.message}`);
-      void detector.stop().finally(() => resolve(1));
+      // The ops server too: left open it keeps the process alive (and /healthz green) after a fatal error.
+      void detector
+        .stop()
+        .catch((err: unknown) => logger.error({ err }, 'detector stop failed'))
+        .then(() => ops.close())
+        .finally(() => resolve(1));
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
