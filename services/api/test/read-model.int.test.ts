@@ -214,6 +214,25 @@ describe('alert read model', () => {
     }
   });
 
+  it('stops answering when its polls have not succeeded for too long, and answers again after one does', async () => {
+    const registry = createRegistry({ service: 'rm-stale', defaultMetrics: false });
+    const metrics = createApiMetrics(registry);
+    let clock = Date.now();
+    const model = createAlertReadModel({ ch: t.ch, metrics, maxAlerts: 100_000, rowBytes: 8 << 20, pollMs: 3_600_000, maxStalenessMs: 10_000, now: () => clock });
+    models.push(model);
+    await model.start();
+    const viaModel = createAlertStore({ ch: t.ch, metrics, readModel: model });
+    expect(await model.list({}, { limit: 3 })).toBeDefined();
+    clock += 11_000; // no poll succeeded for 11 s
+    expect(await model.list({}, { limit: 3 })).toBeUndefined();
+    expect(await model.get(alerts[0]!.alert_id)).toBeUndefined();
+    // The store still answers, from ClickHouse.
+    expect((await viaModel.listAlerts({}, { limit: 3 })).items).toHaveLength(3);
+    expect((await reads(registry))['clickhouse/read_model_stale']).toBe(2);
+    await model.refresh();
+    expect(await model.list({}, { limit: 3 })).toBeDefined();
+  });
+
   it('the tail reads a burst larger than one query in keyset pages, each alert once', async () => {
     const tail = createAlertTail({ ch: t.ch, batchSize: 10, maxPages: 100 });
     await tail.start();

@@ -44,6 +44,13 @@ export interface AlertReadModelOptions {
   retryMs?: number;
   /** Look-back of the triage poll for rows that became visible late. Default 5 s. */
   overlapMs?: number;
+  /**
+   * Past this long without a successful poll the model stops answering (reads go to ClickHouse,
+   * which answers fresh or 503) instead of serving an ever older picture. Default 30 s.
+   */
+  maxStalenessMs?: number;
+  /** Wall clock (tests). */
+  now?: () => number;
   /** Injected for tests; default: ClickHouse queries. */
   source?: ReadModelSource;
 }
@@ -68,7 +75,7 @@ export interface AlertReadModel {
 }
 
 export function createAlertReadModel(options: AlertReadModelOptions): AlertReadModel {
-  const { ch, metrics, logger, maxAlerts, rowBytes, pollMs, loadPageSize = 20_000, retryMs = 5000, overlapMs = 5000 } = options;
+  const { ch, metrics, logger, maxAlerts, rowBytes, pollMs, loadPageSize = 20_000, retryMs = 5000, overlapMs = 5000, maxStalenessMs = 30_000, now = Date.now } = options;
   const source = options.source ?? createReadModelSource(ch, metrics);
   const codec = createAlertCodec();
   const tail = createAlertTail({ ch, overlapMs });
@@ -77,6 +84,8 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
   let state: ReadModelState = 'idle';
   let triageWatermark = 0;
   let loadMs: number | null = null;
+  /** Wall time up to which the model is known to be current: the load's start, then each successful poll's. */
+  let currentAt = 0;
   let timer: NodeJS.Timeout | undefined;
   let polling: Promise<void> | undefined;
   let started: Promise<void> | undefined;
@@ -110,6 +119,7 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
     tail.reset();
     // Order matters: pin the tails first, so whatever is stored while the load runs is either in a
     // load page or returned by the first poll (both, sometimes: the index drops the copy).
+    const loadStarted = now();
     triageWatermark = await tail.start();
     for (const r of await source.triageState()) applyTriage(r);
     const cut = await source.keyAt(maxAlerts - 1);
@@ -130,13 +140,16 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
     }
     loadMs = performance.now() - t0;
     metrics.readModelLoad.set(loadMs / 1000);
+    currentAt = loadStarted;
   }
 
   async function pollOnce(): Promise<void> {
+    const started = now();
     const alerts = await tail.poll();
     for (const a of alerts) add(a);
     for (const r of await source.triageSince(triageWatermark - overlapMs)) applyTriage(r);
-    metrics.readModelLastPoll.set(Date.now() / 1000);
+    currentAt = started;
+    metrics.readModelLastPoll.set(started / 1000);
     publishGauges();
   }
 
@@ -188,6 +201,8 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
     schedule();
   }
 
+  const stale = () => now() - currentAt > maxStalenessMs;
+
   /** Rows of these positions: from the arena, or (gone from it) from ClickHouse and stored again. */
   async function views(positions: number[]): Promise<AlertView[] | undefined> {
     const out: (AlertView | undefined)[] = new Array<AlertView | undefined>(positions.length);
@@ -230,6 +245,10 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
         metrics.alertReads.inc({ source: 'clickhouse', reason: 'read_model_loading' });
         return undefined;
       }
+      if (stale()) {
+        metrics.alertReads.inc({ source: 'clickhouse', reason: 'read_model_stale' });
+        return undefined;
+      }
       const page = index.list(filter, cursor, limit);
       if (!page) {
         metrics.alertReads.inc({ source: 'clickhouse', reason: 'beyond_horizon' });
@@ -245,7 +264,7 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
       return { items, next: page.more && last ? { t: last.detected_at, id: last.alert_id } : null };
     },
     async get(alertId) {
-      if (state !== 'ready') return undefined;
+      if (state !== 'ready' || stale()) return undefined;
       const p = index.position(alertId);
       if (p === undefined) return undefined;
       const one = await views([p]);
