@@ -43,6 +43,12 @@ export interface SinkOptions {
    * and exits non-zero, as for the detector's onFatal.
    */
   onFatal?: (error: FatalError) => void;
+  /**
+   * How long stop() keeps trying to write what is buffered while ClickHouse is unavailable before it
+   * leaves without writing it (offsets of those rows stay uncommitted: the next owner reads them
+   * again). Default 20 s, inside a 30 s termination grace period.
+   */
+  stopTimeoutMs?: number;
 }
 
 export interface Sink {
@@ -86,7 +92,23 @@ export function unwritableRows(rejected: readonly RejectedRow<object, DeadLetter
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves after ms, or at once when the signal aborts. */
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** stop() gave up writing what was buffered (ClickHouse stayed unavailable past stopTimeoutMs). */
+class FlushAbandoned extends Error {
+  override name = 'FlushAbandoned';
+}
 
 export function createSink(o: SinkOptions): Sink {
   const topics: SinkTopics = {
@@ -99,6 +121,7 @@ export function createSink(o: SinkOptions): Sink {
   const groupId = o.groupId ?? 'tillwatch-sink';
   const maxRows = o.maxRows ?? 5000;
   const maxDelayMs = o.maxDelayMs ?? 1000;
+  const stopTimeoutMs = o.stopTimeoutMs ?? 20_000;
   const retryPolicy = { ...DEFAULT_FLUSH_RETRY, ...(o.fatalAttempts !== undefined ? { fatalAttempts: o.fatalAttempts } : {}) };
   const serde = <T>(topic: string, schema: object) => createAvroSerde<T>(o.registry, valueSubject(topic), schema) as AvroSerde<unknown>;
   // Decodes the DLQ topic (stored in dead_letters) and encodes the sink's own dead letters.
@@ -180,6 +203,8 @@ export function createSink(o: SinkOptions): Sink {
 
   // Set once ClickHouse refused a statement for good (FatalWriteError): nothing more is written or committed.
   let fatal: FatalError | undefined;
+  // Aborted when stop() runs out of time: flush retries end, nothing more is committed.
+  const abandon = new AbortController();
 
   const failed = (e: FatalWriteError) => {
     if (fatal) return;
@@ -220,7 +245,9 @@ export function createSink(o: SinkOptions): Sink {
             }
           },
           wait: async (ms) => {
-            await sleep(ms);
+            if (abandon.signal.aborted) throw new FlushAbandoned('stopping: gave up writing the buffered rows');
+            await sleep(ms, abandon.signal);
+            if (abandon.signal.aborted) throw new FlushAbandoned('stopping: gave up writing the buffered rows');
             await heartbeat?.().catch(() => undefined);
           },
           onFailure: (f) => {
@@ -319,7 +346,7 @@ export function createSink(o: SinkOptions): Sink {
       } catch (e) {
         // Already reported (failed()); returning rather than throwing keeps kafkajs from
         // restarting the consumer. autoCommit is off, so nothing of this batch is committed.
-        if (e instanceof FatalError) return;
+        if (e instanceof FatalError || e instanceof FlushAbandoned) return;
         throw e;
       }
     }
@@ -328,9 +355,9 @@ export function createSink(o: SinkOptions): Sink {
 
   /** Flushes unless the sink has failed; a fatal error during the flush is reported, not thrown. */
   const flushUnlessFailed = async (): Promise<void> => {
-    if (fatal) return;
+    if (fatal || abandon.signal.aborted) return;
     await flushAll().catch((e: unknown) => {
-      if (!(e instanceof FatalError)) throw e;
+      if (!(e instanceof FatalError) && !(e instanceof FlushAbandoned)) throw e;
     });
   };
 
@@ -342,9 +369,21 @@ export function createSink(o: SinkOptions): Sink {
     // no group to commit to); a batch still in flight is written and deduplicated on replay.
     // After a fatal error nothing is flushed or committed: the group keeps the last commit.
     consumer?.pause([...routes.keys()].map((topic) => ({ topic })));
-    await flushUnlessFailed();
-    await consumer?.stop();
-    await flushUnlessFailed();
+    // Bounded: while ClickHouse is down the flush would back off forever, and an orchestrator would
+    // kill the process mid-way anyway. Past the deadline the buffered rows are left unwritten and
+    // their offsets uncommitted (no loss: the next owner of the partitions reads them again).
+    const deadline = setTimeout(() => {
+      o.logger.warn({ rows: buffered, stopTimeoutMs }, 'stopping without writing the buffered rows: ClickHouse still unavailable; their offsets are not committed and the next run reads them again');
+      abandon.abort();
+    }, stopTimeoutMs);
+    deadline.unref();
+    try {
+      await flushUnlessFailed();
+      await consumer?.stop();
+      await flushUnlessFailed();
+    } finally {
+      clearTimeout(deadline);
+    }
     await consumer?.disconnect();
     await producer?.disconnect();
   };
@@ -361,7 +400,7 @@ export function createSink(o: SinkOptions): Sink {
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
       timer = setInterval(() => {
         if (!stopping && !fatal) void flushAll().catch((e: unknown) => {
-          if (!(e instanceof FatalError)) o.logger.error({ err: e }, 'flush failed');
+          if (!(e instanceof FatalError) && !(e instanceof FlushAbandoned)) o.logger.error({ err: e }, 'flush failed');
         });
       }, maxDelayMs);
     },

@@ -12,9 +12,11 @@ import { createSink } from '@tillwatch/sink';
 
 const { kafka, registry, logger } = testKafka('sink-it');
 let topics: Record<TopicRole, string> | undefined;
+let topics2: Record<TopicRole, string> | undefined;
 let db: TestClickHouse | undefined;
 afterAll(async () => {
   if (topics) await deleteScopedTopics(kafka, topics);
+  if (topics2) await deleteScopedTopics(kafka, topics2);
   await db?.dispose();
 });
 
@@ -85,5 +87,46 @@ describe('sink', () => {
     const m = await promRegistry.metrics();
     expect(m).toMatch(/tillwatch_retriable_errors_total\{stage="sink.write"/);
     expect(m).toMatch(/tillwatch_clickhouse_rows_written_total\{table="alerts"/);
+  });
+  it('stop() during a ClickHouse outage gives up after stopTimeoutMs without committing; the next run writes every row once', async () => {
+    topics2 = await provisionScopedTopics(kafka, registry, 2);
+    db ??= await createTestClickHouse({ migrate: true });
+    const ch = db.ch;
+    const serde = createAvroSerde<Alert>(registry, valueSubject(topics2.alerts), AvroSchemas.alert);
+    await serde.init();
+    const producer = kafka.producer();
+    await producer.connect();
+    const batch = Array.from({ length: 400 }, (_, i) => ({ ...alert(100_000 + i), alert_id: `stop-${i}` }));
+    await producer.send({ topic: topics2.alerts, messages: batch.map((a) => ({ key: a.merchant_id, value: serde.encode(a) })) });
+    await producer.disconnect();
+    const groupId = randomId('g-sink-stop');
+    const state = { down: true, failures: 0 };
+    const first = createSink({ kafka, registry, ch: flaky(ch, state), metrics: createSinkMetrics(createRegistry({ service: 'sink-stop', defaultMetrics: false })), logger, groupId, topics: topics2, maxRows: 100_000, maxDelayMs: 200, stopTimeoutMs: 3000 });
+    await first.start();
+    for (let i = 0; i < 100 && (first.pending() < batch.length || state.failures === 0); i++) await sleep(100);
+    expect(first.pending()).toBe(batch.length);
+    expect(state.failures).toBeGreaterThan(0);
+    const t0 = Date.now();
+    await first.stop();
+    // Bounded (3 s budget, plus leaving the group), where it used to back off for as long as ClickHouse stayed down.
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    const admin = kafka.admin();
+    await admin.connect();
+    const committed = await admin.fetchOffsets({ groupId, topics: [topics2.alerts] });
+    await admin.disconnect();
+    for (const t of committed) for (const p of t.partitions) expect(Number(p.offset)).toBeLessThanOrEqual(0);
+
+    // ClickHouse back: a new run of the same group reads the rows again and writes each once.
+    const second = createSink({ kafka, registry, ch, metrics: createSinkMetrics(createRegistry({ service: 'sink-stop2', defaultMetrics: false })), logger, groupId, topics: topics2, maxRows: 1000, maxDelayMs: 200 });
+    await second.start();
+    const count = async () => {
+      const rs = await ch.client.query({ query: `SELECT count() AS n, uniqExact(alert_id) AS u FROM ${ch.table('alerts')} WHERE alert_id LIKE 'stop-%'`, format: 'JSONEachRow' });
+      return ((await rs.json()) as { n: string | number; u: string | number }[])[0]!;
+    };
+    for (let i = 0; i < 150 && Number((await count()).u) < batch.length; i++) await sleep(200);
+    await second.stop();
+    const c = await count();
+    expect(Number(c.u)).toBe(batch.length);
+    expect(Number(c.n)).toBe(batch.length);
   });
 });
