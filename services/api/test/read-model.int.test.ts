@@ -233,6 +233,40 @@ describe('alert read model', () => {
     expect(await model.list({}, { limit: 3 })).toBeDefined();
   });
 
+  it('the tail loses nothing when a query fails half-way through a poll', async () => {
+    let queries = 0;
+    let failAt = -1;
+    const client = new Proxy(t.ch.client, {
+      get(target, prop, receiver) {
+        if (prop === 'query')
+          return (...args: unknown[]) => {
+            if (++queries === failAt) return Promise.reject(new Error('injected: connection reset'));
+            return (target.query as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          };
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    const tail = createAlertTail({ ch: { ...t.ch, client, table: (n: string) => t.ch.table(n) }, batchSize: 2, maxPages: 100 });
+    await tail.start();
+    const some = makeRandomAlerts(5, 21, 'half');
+    await insertAlerts(t.ch, some);
+    // The poll's first page is read, its second query fails: the poll fails as a whole.
+    failAt = queries + 2;
+    await expect(tail.poll()).rejects.toThrow(/injected/);
+    const got = await tail.poll();
+    expect(got.map((a) => a.alert_id).sort()).toEqual(some.map((a) => a.alert_id).sort());
+  });
+
+  it('the tail gets through a burst larger than maxPages x batchSize at one ingested_at, over several polls', async () => {
+    const tail = createAlertTail({ ch: t.ch, batchSize: 2, maxPages: 2 });
+    await tail.start();
+    const burst = makeRandomAlerts(9, 23, 'wide');
+    await insertAlerts(t.ch, burst); // one insert: one ingested_at
+    const seen: string[] = [];
+    for (let i = 0; i < 5; i++) seen.push(...(await tail.poll()).map((a) => a.alert_id));
+    expect(seen.sort()).toEqual(burst.map((a) => a.alert_id).sort());
+  });
+
   it('the tail reads a burst larger than one query in keyset pages, each alert once', async () => {
     const tail = createAlertTail({ ch: t.ch, batchSize: 10, maxPages: 100 });
     await tail.start();

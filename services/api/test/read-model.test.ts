@@ -267,6 +267,25 @@ describe('alert index', () => {
     expect(index.list({}, undefined, 1)).toBeUndefined();
   });
 
+  it('a re-fired alert (a later copy) stays listed when a trim drops its first copy', () => {
+    const index = createAlertIndex({ maxAlerts: 2 });
+    const at = (id: string, t: number): IndexedAlert => ({ alert_id: id, rule: 'r', severity: 'low', terminal_id: 'T', merchant_id: 'M', detected_at: t });
+    index.add(at('x', 100));
+    index.add(at('y', 150));
+    expect(index.add(at('x', 300))).toBeUndefined(); // the later copy is not listed while the first is
+    expect(index.add(at('x', 100))).toBeUndefined(); // a replay changes nothing
+    index.add(at('z', 200));
+    index.add(at('w', 250)); // 4 > 2 + 10%: trims x@100 and y@150
+    expect(index.horizon).toBe(151);
+    const page = index.list({ fromMs: 151 }, undefined, 10)!;
+    expect(page.positions.map((p) => [index.get(p).alert_id, index.get(p).detected_at])).toEqual([
+      ['x', 300],
+      ['w', 250],
+      ['z', 200],
+    ]);
+    expect(index.position('x')).toBeDefined();
+  });
+
   it('keeps the triage of alerts it trimmed or has not seen yet', () => {
     const index = createAlertIndex({ maxAlerts: 5 });
     const entry: TriageState = { status: 'resolved', actor: 'ana', at: 5 };

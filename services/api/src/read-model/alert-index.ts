@@ -223,6 +223,8 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
   const terminals = new Dict();
   const merchants = new Dict();
   const triaged = new Map<string, TriageState>();
+  /** alert_id -> the latest detected_at of a later copy than the one indexed (live re-fires; rare). */
+  const refires = new Map<string, number>();
   let st = new Store(1024, 32 * 1024);
   let horizon = Number.NEGATIVE_INFINITY;
   let scratch = Buffer.allocUnsafe(256);
@@ -291,6 +293,25 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
     return p;
   }
 
+  type Entry = Parameters<typeof append>[1];
+
+  /** Insert into the current store at its place in every sorted structure. */
+  function insertEntry(e: Entry): number {
+    const p = append(st, e);
+    // Global order: an append in the common case (alerts arrive roughly in detected order).
+    const at = insertionPoint(st.order, p, p);
+    if (at < p) st.order.copyWithin(at + 1, at, p);
+    st.order[at] = p;
+    for (const [lists, code] of [
+      [st.byTerm, st.term[p]!],
+      [st.byMerch, st.merch[p]!],
+    ] as const) {
+      const l = (lists[code] ??= new PosList());
+      l.insert(insertionPoint(l.a, l.n, p), p);
+    }
+    return p;
+  }
+
   function trim() {
     // Keep the newest maxAlerts; everything from the cut's detected_at + 1 ms on is still complete.
     const drop = st.size - maxAlerts;
@@ -310,6 +331,16 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
     }
     st = next;
     horizon = Math.max(horizon, cutT + 1);
+    // A dropped alert whose later copy (a live re-fire with a later detected_at) is above the new
+    // horizon must stay listed: it comes back at that copy's place.
+    for (let i = 0; i < drop; i++) {
+      const p = old.order[i]!;
+      const id = old.id(p);
+      const later = refires.get(id);
+      if (later === undefined) continue;
+      refires.delete(id);
+      if (later >= horizon) insertEntry({ id, t: later, rule: old.rule[p]!, sev: old.sev[p]!, term: old.term[p]!, merch: old.merch[p]!, status: old.status[p]!, rowOff: old.rowOff[p]! });
+    }
   }
 
   function list(filter: AlertFilter, cursor: Cursor | undefined, limit: number): IndexPage | undefined {
@@ -394,9 +425,16 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
 
   return {
     add(a) {
-      if (a.detected_at < horizon || find(a.alert_id) >= 0) return undefined;
+      if (a.detected_at < horizon) return undefined;
+      const existing = find(a.alert_id);
+      if (existing >= 0) {
+        // Another copy: a replay (same detected_at) changes nothing; a re-fire keeps the earliest
+        // listed and remembers the latest, in case a trim drops the earliest.
+        if (a.detected_at > st.t[existing]!) refires.set(a.alert_id, Math.max(a.detected_at, refires.get(a.alert_id) ?? a.detected_at));
+        return undefined;
+      }
       const tri = triaged.get(a.alert_id);
-      const p = append(st, {
+      const p = insertEntry({
         id: a.alert_id,
         t: a.detected_at,
         rule: rules.code(a.rule),
@@ -406,17 +444,6 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
         status: tri ? statusCode(tri.status) : 0,
         rowOff: -1,
       });
-      // Global order: an append in the common case (alerts arrive roughly in detected order).
-      const at = insertionPoint(st.order, p, p);
-      if (at < p) st.order.copyWithin(at + 1, at, p);
-      st.order[at] = p;
-      for (const [lists, code] of [
-        [st.byTerm, st.term[p]!],
-        [st.byMerch, st.merch[p]!],
-      ] as const) {
-        const l = (lists[code] ??= new PosList());
-        l.insert(insertionPoint(l.a, l.n, p), p);
-      }
       if (st.size > maxAlerts + Math.max(1, Math.floor(maxAlerts / 10))) {
         trim();
         const q = find(a.alert_id);

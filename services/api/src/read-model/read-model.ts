@@ -78,7 +78,9 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
   const { ch, metrics, logger, maxAlerts, rowBytes, pollMs, loadPageSize = 20_000, retryMs = 5000, overlapMs = 5000, maxStalenessMs = 30_000, now = Date.now } = options;
   const source = options.source ?? createReadModelSource(ch, metrics);
   const codec = createAlertCodec();
-  const tail = createAlertTail({ ch, overlapMs });
+  // Every copy (re-fires carry another detected_at; the index sorts them out), and a first poll that
+  // looks back past the load's start: an insert visible only after its load page was read is not lost.
+  const tail = createAlertTail({ ch, overlapMs, rememberIds: 0, lookBackMs: overlapMs });
   let index: AlertIndex = createAlertIndex({ maxAlerts });
   let arena: RowArena = createRowArena(rowBytes);
   let state: ReadModelState = 'idle';
@@ -206,14 +208,14 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
   /** Rows of these positions: from the arena, or (gone from it) from ClickHouse and stored again. */
   async function views(positions: number[]): Promise<AlertView[] | undefined> {
     const out: (AlertView | undefined)[] = new Array<AlertView | undefined>(positions.length);
-    const missing: { at: number; key: AlertKey & { merchant: string } }[] = [];
+    const missing: { at: number; head: ReturnType<AlertIndex['get']>; key: AlertKey & { merchant: string } }[] = [];
     for (let i = 0; i < positions.length; i++) {
       const p = positions[i]!;
       const head = index.get(p);
       const off = index.rowOffset(p);
       const bytes = off >= 0 ? arena.read(off) : undefined;
       if (bytes) out[i] = toAlertView({ ...head, ...codec.decode(bytes) }, index.triageOf(head.alert_id));
-      else missing.push({ at: i, key: { t: head.detected_at, id: head.alert_id, merchant: head.merchant_id } });
+      else missing.push({ at: i, head, key: { t: head.detected_at, id: head.alert_id, merchant: head.merchant_id } });
     }
     if (missing.length) {
       metrics.readModelRowFetches.inc(missing.length);
@@ -223,7 +225,9 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
         const row = rows.get(m.key.id);
         // Gone from ClickHouse too (TTL): let the ClickHouse path answer the whole page.
         if (!row) return undefined;
-        out[m.at] = toAlertView(row, index.triageOf(row.alert_id));
+        // Any copy gives the evidence fields; the sort key (detected_at) and the other indexed columns
+        // are the index's, so the item sits where it was sorted and the cursor built from it holds.
+        out[m.at] = toAlertView({ ...row, ...m.head }, index.triageOf(row.alert_id));
         // Positions may have moved during the await (a trim): look the alert up again.
         const p = index.position(row.alert_id);
         if (p !== undefined) storeRow(p, row);
@@ -275,7 +279,10 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
       index.triage(alertId, entry);
     },
     async refresh() {
-      if (state === 'ready') await poll();
+      if (state !== 'ready') return;
+      // A poll already running may have started before the caller's write: run one more after it.
+      await polling;
+      await poll();
     },
     stats() {
       return {
