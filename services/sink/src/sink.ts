@@ -8,7 +8,7 @@
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { AvroSchemas, Topics, validateTransaction, valueSubject, type Action, type Alert, type DeadLetter, type Transaction } from '@tillwatch/schemas';
 import { createBatchWriter, RowValueError, toActionRow, toAlertRow, toDeadLetterRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
-import { createAvroSerde, deadLetterMessage, FatalError, isPoison, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
+import { createAvroSerde, deadLetterMessage, FatalError, isPoison, sleep, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import type { Logger, SinkMetrics } from '@tillwatch/telemetry';
 import { DEFAULT_FLUSH_RETRY, FatalWriteError, flushWithRetry } from './flush.js';
 
@@ -91,19 +91,6 @@ export function unwritableRows(rejected: readonly RejectedRow<object, DeadLetter
     return { source: r.meta, table, errorClass: CLICKHOUSE_REJECTED, reasonClass: r.error.type ?? `CODE_${r.error.code}`, reason: r.error.message };
   });
 }
-
-/** Resolves after ms, or at once when the signal aborts. */
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 /** stop() gave up writing what was buffered (ClickHouse stayed unavailable past stopTimeoutMs). */
 class FlushAbandoned extends Error {

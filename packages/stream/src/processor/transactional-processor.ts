@@ -26,6 +26,7 @@ import type { Logger, StreamMetrics } from '@tillwatch/telemetry';
 import type { DeadLetter } from '@tillwatch/schemas';
 import { isPoison, FatalError, RetriableError, type PoisonRecordError } from '../errors.js';
 import { deadLetterMessage } from '../dead-letter.js';
+import { sleep } from '../sleep.js';
 import { CoPartitionedAssigner } from './copartitioned-assigner.js';
 import { MARKER_KEY, RestoreAbortedError, restoreChangelog } from './changelog.js';
 import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
@@ -100,19 +101,6 @@ export interface TransactionalProcessor {
 
 /** Well under the broker's default message.max.bytes (1 MiB) per partition batch. */
 const MAX_REQUEST_BYTES = 512 * 1024;
-
-/** Resolves after ms, or at once when the signal aborts. */
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 /** How often a wait inside eachBatch asks for a heartbeat; kafkajs sends at most one per heartbeatInterval. */
 const KEEPALIVE_CHECK_MS = 1_000;

@@ -7,7 +7,7 @@ import { AvroSchemas, valueSubject, type Alert, type TopicRole } from '@tillwatc
 import { closeStreamTime, createDetector } from '@tillwatch/detector';
 import type { RulesConfig } from '@tillwatch/rules';
 
-import { createAvroSerde, deleteScopedTopics, randomId, randomTopics, waitGroupCaughtUp } from '@tillwatch/stream';
+import { createAvroSerde, deleteScopedTopics, randomId, randomTopics, sleep, waitGroupCaughtUp } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Context } from './context.js';
 import { provisionKafka } from './provision.js';
@@ -35,7 +35,6 @@ export interface ReplayResult {
   elapsedMs: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Alerts as JSON lines in the contract's field order (the backtest's format). */
 export function alertJson(a: Alert): string {
