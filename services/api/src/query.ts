@@ -1,6 +1,7 @@
 // Every ClickHouse read of the API goes through one function: timed by query name, errors mapped
 // to the ClickHouse package's classes (a 503 for an unreachable store) and counted.
 import { mapClickHouseError, type ClickHouse } from '@tillwatch/clickhouse';
+import { TIME_TABLE } from './alert-view.js';
 import type { ApiMetrics } from './metrics.js';
 
 export type Select = <T>(name: string, query: string, params?: Record<string, unknown>) => Promise<T[]>;
@@ -18,5 +19,23 @@ export function createSelect(ch: ClickHouse, metrics: ApiMetrics): Select {
     } finally {
       end();
     }
+  };
+}
+
+/**
+ * Whether migration 006's time-ordered `alerts_by_detected` exists. Asked once and remembered; a
+ * failure (ClickHouse down at start) is not remembered, the next call asks again.
+ */
+export function timeTableDetector(ch: ClickHouse, select: Select): () => Promise<boolean> {
+  let known: Promise<boolean> | undefined;
+  return () => {
+    known ??= select<{ n: number | string }>('read_paths', 'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}', { db: ch.database, t: TIME_TABLE }).then(
+      (rows) => Number(rows[0]?.n ?? 0) > 0,
+      (e: unknown) => {
+        known = undefined;
+        throw e;
+      },
+    );
+    return known;
   };
 }

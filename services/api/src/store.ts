@@ -17,7 +17,7 @@ import {
 import type { Action, Alert, Severity, Transaction } from '@tillwatch/schemas';
 import { TIME_TABLE, toAlertView, type AlertView } from './alert-view.js';
 import type { Cursor } from './cursor.js';
-import { createSelect } from './query.js';
+import { createSelect, timeTableDetector } from './query.js';
 import type { ApiMetrics } from './metrics.js';
 import type { AlertReadModel } from './read-model/read-model.js';
 
@@ -114,19 +114,8 @@ export function createAlertStore(deps: {
 
   const select = createSelect(ch, metrics);
 
-  // Detected once per store; a failure (ClickHouse down at start) is retried on the next call.
-  let paths: Promise<ReadPaths> | undefined;
-  const readPaths = (): Promise<ReadPaths> => {
-    if (readPath === 'alerts') return Promise.resolve({ timeTable: false });
-    paths ??= select<{ n: number }>('read_paths', 'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}', { db: ch.database, t: TIME_TABLE }).then(
-      (rows) => ({ timeTable: (rows[0]?.n ?? 0) > 0 }),
-      (e: unknown) => {
-        paths = undefined;
-        throw e;
-      },
-    );
-    return paths;
-  };
+  const hasTimeTable = timeTableDetector(ch, select);
+  const readPaths = async (): Promise<ReadPaths> => ({ timeTable: readPath !== 'alerts' && (await hasTimeTable()) });
 
   async function statuses(ids: string[]): Promise<Map<string, StatusRead>> {
     if (ids.length === 0) return new Map();

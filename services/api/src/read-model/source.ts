@@ -4,7 +4,7 @@ import { ContractColumns, fromAlertRow, type AlertRow, type ClickHouse, type Tri
 import type { Alert } from '@tillwatch/schemas';
 import { TIME_TABLE } from '../alert-view.js';
 import type { ApiMetrics } from '../metrics.js';
-import { createSelect } from '../query.js';
+import { createSelect, timeTableDetector } from '../query.js';
 
 export interface AlertKey {
   /** detected_at, epoch ms */
@@ -42,22 +42,12 @@ export function createReadModelSource(ch: ClickHouse, metrics: ApiMetrics): Read
   const ALERTS = ch.table('alerts');
   const TIME = ch.table(TIME_TABLE);
   const TRIAGE = ch.table('alert_triage');
-  let table: Promise<string> | undefined;
 
   const select = createSelect(ch, metrics);
 
-  const timeTable = async () => Number((await select<{ n: number }>('read_paths', 'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}', { db: ch.database, t: TIME_TABLE }))[0]?.n ?? 0) > 0;
+  const timeTable = timeTableDetector(ch, select);
   /** Time-ordered table when there is one (reads in order), else `alerts` (sorts: slow at scale, still correct). */
-  const ordered = () => {
-    table ??= timeTable().then(
-      (yes) => (yes ? TIME : ALERTS),
-      (e: unknown) => {
-        table = undefined;
-        throw e;
-      },
-    );
-    return table;
-  };
+  const ordered = async () => ((await timeTable()) ? TIME : ALERTS);
   const triageRead = (r: { alert_id: string; status: TriageStatus; actor: string; at_ms: number | string; ing_ms: number | string }): TriageRead => ({
     alert_id: r.alert_id,
     status: r.status,
