@@ -36,8 +36,18 @@ let base = '';
 let tmp = '';
 const pageErrors: string[] = [];
 
+// No Chromium: skipped with a message on a developer's machine, a failure in CI (env CI set), where
+// .ci/run installs it (services/api/console/test/ensure-chromium.sh), as the promtool tests do.
+const hasChromium = existsSync(CHROMIUM);
+const inCI = ['', '0', 'false'].includes((process.env['CI'] ?? '').toLowerCase()) === false;
+if (!hasChromium && !inCI) console.warn(`[console.int.test.ts] SKIPPING the browser test: ${CHROMIUM} is missing (bash services/api/console/test/ensure-chromium.sh installs it)`);
+const describeBrowser = hasChromium || inCI ? describe : describe.skip;
+
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run services/api/console/test/ensure-chromium.sh (apt-get install chromium)`);
+  if (!hasChromium) {
+    if (inCI) throw new Error(`${CHROMIUM} is missing: run services/api/console/test/ensure-chromium.sh (apt-get install chromium)`);
+    return;
+  }
   const id = randomId();
   const env = {
     ...process.env,
@@ -127,7 +137,7 @@ async function produce(events: Transaction[]): Promise<void> {
   expect(r.invalid).toEqual([]);
 }
 
-describe('the console in Chromium against the npm start pipeline', () => {
+describeBrowser('the console in Chromium against the npm start pipeline', () => {
   it('signs in, shows live alerts, filters, opens, acknowledges; a viewer cannot triage; markup stays text', async () => {
     // Static files are public, with a CSP that allows no inline script.
     const res = await fetch(`${base}/console/`);
@@ -247,6 +257,28 @@ describe('the console in Chromium against the npm start pipeline', () => {
     expect(chainText.indexOf('sale-9')).toBeLessThan(chainText.indexOf('ref-9a'));
     expect(chainText.indexOf('ref-9a')).toBeLessThan(chainText.indexOf('ref-9b'));
     expect(chainText).toContain('Refunded so far: EUR 60.00 of EUR 50.00');
+
+    // The terminal page and the merchant page: health, sync lag over time, gaps, alerts, transactions.
+    await a.page.goto(`${base}/console/terminals/T-c1`);
+    await a.page.getByRole('heading', { name: 'Terminal T-c1' }).waitFor();
+    const health = (await a.page.locator('section', { has: a.page.getByRole('heading', { name: 'Health' }) }).textContent()) ?? '';
+    expect(health).toContain('M-console');
+    expect(health).toMatch(/Last sequence number\s*3/);
+    await a.page.getByRole('img', { name: /Sync lag of terminal T-c1/ }).waitFor();
+    const txns = (await a.page.locator('section', { has: a.page.getByRole('heading', { name: 'Recent transactions' }) }).textContent()) ?? '';
+    for (const id of ['dup-1', 'sale-9', 'ref-9a']) expect(txns).toContain(id);
+    await a.page.getByRole('heading', { name: 'Open gaps' }).waitFor();
+    await a.page.screenshot({ path: join(SHOTS, 'console-terminal-1280.png'), fullPage: true });
+    await a.page.getByRole('link', { name: 'M-console' }).first().click();
+    await a.page.getByRole('heading', { name: 'Merchant M-console' }).waitFor();
+    const terminals = (await a.page.locator('section', { has: a.page.getByRole('heading', { name: 'Terminals' }) }).textContent()) ?? '';
+    expect(terminals).toContain('T-c1');
+    expect(terminals).toContain('T-c2');
+    const recentAlerts = (await a.page.locator('section', { has: a.page.getByRole('heading', { name: 'Recent alerts' }) }).textContent()) ?? '';
+    expect(recentAlerts).toContain('duplicate_charge');
+    expect(recentAlerts).toContain('refund_exceeds_sale');
+    await a.page.getByRole('img', { name: /Sync lag of merchant M-console/ }).waitFor();
+    await a.page.screenshot({ path: join(SHOTS, 'console-merchant-1280.png'), fullPage: true });
 
     // Phone width: the queue and the alert page.
     const p = await open(PHONE);

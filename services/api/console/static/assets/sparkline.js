@@ -12,7 +12,8 @@ export function lagSparkline(series, o) {
   const height = o.height ?? 64;
   const pts = series.points;
   if (pts.length === 0) return h('p', { class: 'muted' }, `${o.label}: no arrivals in the last ${series.window_minutes} min of the terminal's time.`);
-  const maxLag = Math.max(1, ...pts.map((p) => p.max_ms ?? 0));
+  // The scale starts at one minute: a steady 2 s lag is a line near the bottom, not a full-height one.
+  const maxLag = Math.max(60_000, ...pts.map((p) => p.max_ms ?? 0));
   const t0 = pts[0]?.minute ?? 0;
   const t1 = Math.max(t0 + 60_000, pts[pts.length - 1]?.minute ?? 0);
   const x = (/** @type {number} */ t) => 4 + ((t - t0) / (t1 - t0)) * (width - 8);
@@ -34,6 +35,6 @@ export function lagSparkline(series, o) {
       single ? svg('circle', { cx: x(t0), cy: y(pts[0]?.p90_ms ?? 0), r: 3, class: 'spark-p90-dot' }) : svg('polyline', { points: line((p) => p.max_ms), class: 'spark-max' }),
       single ? null : svg('polyline', { points: line((p) => p.p90_ms), class: 'spark-p90' }),
     ),
-    h('figcaption', null, h('span', { class: 'legend-p90' }, 'p90'), ' / ', h('span', { class: 'legend-max' }, 'max'), ` per minute; peak ${formatDuration(maxLag)}. `, `${formatShortTime(t0)} – ${formatShortTime(t1)} UTC`),
+    h('figcaption', null, h('span', { class: 'legend-p90' }, 'p90'), ' / ', h('span', { class: 'legend-max' }, 'max'), ` per minute; top of the scale ${formatDuration(maxLag)}. `, `${formatShortTime(t0)} – ${formatShortTime(t1)} UTC`),
   );
 }

@@ -30,8 +30,20 @@ export function alertView(ctx, o) {
       const retry = h('button', { type: 'button', onclick: () => void load() }, 'Try again');
       const status = e && typeof e === 'object' && 'status' in e ? e.status : 0;
       // A live alert reaches the browser (from the detector) before the sink has stored it.
-      if (status === 404 && ++attempts <= 15) {
-        replace(ctx.main, h('h1', null, 'Alert'), h('p', { class: 'muted', role: 'status' }, 'Waiting for the alert to be stored…'));
+      if (status === 404 && ++attempts <= 30) {
+        // Meanwhile, what the live feed said about it (if this tab saw it arrive).
+        const live = ctx.recent.get(o.id);
+        replace(
+          ctx.main,
+          live
+            ? [
+                h('h1', null, h('span', { class: 'rule' }, `${live.rule}@${live.rule_version}`), ' ', severityBadge(live.severity), ' ', statusBadge(live.status)),
+                h('p', { class: 'summary-text' }, live.summary),
+                dl([['Detected', timeEl(live.detected_at)], ['Merchant', merchantLink(live.merchant_id)], ['Terminal', terminalLink(live.terminal_id)]]),
+              ]
+            : h('h1', null, 'Alert'),
+          h('p', { class: 'muted', role: 'status' }, 'Waiting for the alert and its evidence to be stored (the sink writes in batches)…'),
+        );
         window.setTimeout(() => void (ctx.signal.aborted ? undefined : load()), 1000);
         return;
       }

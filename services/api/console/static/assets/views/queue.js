@@ -116,7 +116,10 @@ export function queueView(ctx, o) {
   );
   const keys = h('p', { id: 'queue-keys', class: 'muted keys' }, 'Keys: ', h('kbd', null, 'j'), ' / ', h('kbd', null, 'k'), ' next / previous, ', h('kbd', null, 'Enter'), ' open', triage ? [', ', h('kbd', null, 'a'), ' acknowledge, ', h('kbd', null, 'r'), ' resolve, ', h('kbd', null, 'f'), ' false positive'] : null, '.');
 
-  replace(ctx.main, h('h1', null, 'Alert queue'), form, bar, keys, status, h('div', { class: 'table-wrap' }, table), empty, more);
+  // On a phone the filters fold away (a summary says which are set); on a desktop they stay open.
+  const active = [...filters.rule, ...filters.severity, ...filters.merchant, ...filters.terminal, filters.from ? 'from' : '', filters.to ? 'to' : ''].filter(Boolean).length;
+  const folding = h('details', { class: 'filter-box', open: window.matchMedia('(min-width: 721px)').matches || active > 0 }, h('summary', null, `Filters${active ? ` (${active} set)` : ''} · status: ${filters.status.length ? filters.status.join(', ').replace(/_/g, ' ') : 'any'}`), form);
+  replace(ctx.main, h('h1', null, 'Alert queue'), folding, bar, keys, status, h('div', { class: 'table-wrap' }, table), empty, more);
 
   function updateArrivals() {
     replace(arrivalsText, arrivals === 0 ? 'No new alerts since you opened this view.' : `${arrivals} new ${arrivals === 1 ? 'alert' : 'alerts'} since you opened this view`);
