@@ -106,7 +106,7 @@ async function open(viewport: { width: number; height: number }): Promise<{ cont
   return { context, page, dialogs };
 }
 
-/** Transactions that make known alerts: a duplicate charge across two terminals, a refund over its sale, and a refund without sale at a merchant whose id is markup. */
+/** Transactions (made just now, so their alerts are the newest in the queue) that make known alerts: a duplicate charge across two terminals, a refund over its sale, and a refund without sale at a merchant whose id is markup. */
 function craftedEvents(now: number): Transaction[] {
   const t = (over: Partial<Transaction> & Pick<Transaction, 'txn_id' | 'terminal_id' | 'terminal_seq' | 'event_time'>): Transaction => ({
     event_id: `ev-${over.txn_id}`,
@@ -121,12 +121,12 @@ function craftedEvents(now: number): Transaction[] {
     ...over,
   });
   return [
-    t({ txn_id: 'dup-1', terminal_id: 'T-c1', terminal_seq: 1, event_time: now - 180_000 }),
-    t({ txn_id: 'dup-2', terminal_id: 'T-c2', terminal_seq: 1, event_time: now - 60_000 }),
-    t({ txn_id: 'sale-9', terminal_id: 'T-c1', terminal_seq: 2, event_time: now - 50_000, card_token: 'tok_console_card_2', amount_minor: 5000 }),
-    t({ txn_id: 'ref-9a', kind: 'REFUND', original_txn_id: 'sale-9', terminal_id: 'T-c1', terminal_seq: 3, event_time: now - 40_000, card_token: 'tok_console_card_2', amount_minor: 3000 }),
-    t({ txn_id: 'ref-9b', kind: 'REFUND', original_txn_id: 'sale-9', terminal_id: 'T-c2', terminal_seq: 2, event_time: now - 30_000, card_token: 'tok_console_card_2', amount_minor: 3000 }),
-    t({ txn_id: 'ref-x', kind: 'REFUND', original_txn_id: 'no-such-sale', merchant_id: XSS, terminal_id: 'T-xss', terminal_seq: 1, event_time: now - 20_000, card_token: 'tok_console_card_3', amount_minor: 1999 }),
+    t({ txn_id: 'dup-1', terminal_id: 'T-c1', terminal_seq: 1, event_time: now - 125_000 }),
+    t({ txn_id: 'dup-2', terminal_id: 'T-c2', terminal_seq: 1, event_time: now - 5_000 }),
+    t({ txn_id: 'sale-9', terminal_id: 'T-c1', terminal_seq: 2, event_time: now - 4_000, card_token: 'tok_console_card_2', amount_minor: 5000 }),
+    t({ txn_id: 'ref-9a', kind: 'REFUND', original_txn_id: 'sale-9', terminal_id: 'T-c1', terminal_seq: 3, event_time: now - 3_000, card_token: 'tok_console_card_2', amount_minor: 3000 }),
+    t({ txn_id: 'ref-9b', kind: 'REFUND', original_txn_id: 'sale-9', terminal_id: 'T-c2', terminal_seq: 2, event_time: now - 2_000, card_token: 'tok_console_card_2', amount_minor: 3000 }),
+    t({ txn_id: 'ref-x', kind: 'REFUND', original_txn_id: 'no-such-sale', merchant_id: XSS, terminal_id: 'T-xss', terminal_seq: 1, event_time: now - 1_000, card_token: 'tok_console_card_3', amount_minor: 1999 }),
   ];
 }
 

@@ -6,6 +6,9 @@ import { TRIAGE, alertHref, canTriage, errorBox, merchantLink, severityBadge, sh
 
 const MAX_ROWS = 500;
 
+/** The API's list order: detected_at, then alert_id, descending. */
+const byListOrder = (/** @type {import('../types.js').Alert} */ a, /** @type {import('../types.js').Alert} */ b) => b.detected_at - a.detected_at || (a.alert_id < b.alert_id ? 1 : a.alert_id > b.alert_id ? -1 : 0);
+
 /**
  * @param {import('../ui.js').ViewContext} ctx
  * @param {{ search: string, navigate: (url: string) => void }} o
@@ -203,7 +206,7 @@ export function queueView(ctx, o) {
       // Alerts this tab saw live that the store may not have yet, where the page would hold them.
       const oldest = page.next_cursor === null ? -Infinity : (page.items[page.items.length - 1]?.detected_at ?? Infinity);
       merge([...ctx.recent.values()].filter((a) => a.detected_at >= oldest && matchesFilters(a, filters)));
-      items.sort((a, b) => b.detected_at - a.detected_at || (a.alert_id < b.alert_id ? 1 : -1));
+      items.sort(byListOrder);
       nextCursor = page.next_cursor;
       loaded = true;
       selected ??= items[0]?.alert_id ?? null;
@@ -223,6 +226,7 @@ export function queueView(ctx, o) {
       /** @type {import('../types.js').AlertPage} */
       const page = await ctx.api.get(`/alerts?${filtersToApiQuery(filters, { cursor: nextCursor })}`, ctx.signal);
       merge(page.items);
+      items.sort(byListOrder);
       nextCursor = page.next_cursor;
     } catch (e) {
       replace(status, errorBox(e));
@@ -245,7 +249,9 @@ export function queueView(ctx, o) {
       return;
     }
     if (!matchesFilters(a, filters) || items.some((x) => x.alert_id === a.alert_id)) return;
-    items.unshift(a);
+    // In list order (newest detected_at first, as the API lists): a late alert lands where it belongs.
+    const at = items.findIndex((x) => x.detected_at < a.detected_at || (x.detected_at === a.detected_at && x.alert_id < a.alert_id));
+    items.splice(at < 0 ? items.length : at, 0, a);
     if (items.length > MAX_ROWS) items.length = MAX_ROWS;
     fresh.add(a.alert_id);
     arrivals++;
