@@ -161,6 +161,11 @@ describeBrowser('the console in Chromium against the npm start pipeline', () => 
     expect(await a.page.evaluate("sessionStorage.getItem('tillwatch.apiKey')")).toBe(ANALYST);
     expect(await a.context.cookies()).toEqual([]);
     await a.page.locator('#conn.conn-live').waitFor();
+    // Accessibility basics: every control has a label; the first focusable element is the skip link;
+    // after a navigation the focus is on the main content, so Tab continues from there.
+    expect(await a.page.evaluate("[...document.querySelectorAll('input, select, textarea')].filter((e) => e.labels.length === 0).map((e) => e.id)")).toEqual([]);
+    expect(await a.page.evaluate(`document.querySelector('a[href], button, input, select, textarea, summary, [tabindex]:not([tabindex="-1"])').textContent`)).toBe('Skip to content');
+    expect(await a.page.evaluate('document.activeElement.id')).toBe('main');
 
     // Live: produce now; the detector's alerts reach the open page without a reload.
     await produce(craftedEvents(Date.now()));

@@ -325,7 +325,10 @@ export function queueView(ctx, o) {
         if (next) select(next.alert_id, true);
         return true;
       }
-      if (ev.key === 'Enter' && i >= 0 && !(document.activeElement instanceof HTMLAnchorElement)) {
+      // Enter opens the selected alert only when nothing else has the focus (a focused row link
+      // opens itself; a focused button or summary keeps its own meaning).
+      const idle = document.activeElement === null || document.activeElement === document.body || document.activeElement === ctx.main;
+      if (ev.key === 'Enter' && i >= 0 && idle) {
         o.navigate(alertHref(/** @type {string} */ (selected)));
         return true;
       }
