@@ -14,6 +14,18 @@ export default tseslint.config(
     },
   },
   {
+    // The console's browser code (plain ES modules, typed by JSDoc and checked by tsc with checkJs
+    // and the DOM lib, which also catches undefined names). Pages are built from elements and text
+    // nodes only: an HTML string could turn a field from the stream into markup.
+    files: ['services/api/console/static/**/*.js'],
+    rules: {
+      'no-undef': 'off',
+      'no-restricted-properties': ['error', ...['innerHTML', 'outerHTML', 'insertAdjacentHTML', 'write', 'writeln', 'createContextualFragment', 'setHTMLUnsafe'].map((property) => ({ property, message: 'Build DOM nodes with dom.js (text only).' }))],
+      'no-eval': 'error',
+      'no-implied-eval': 'error',
+    },
+  },
+  {
     files: ['packages/rules/src/**/*.ts'],
     rules: {
       // The rule engine is pure: no I/O, no clock. Enforced here, not just documented.

