@@ -64,6 +64,8 @@ const ruleTests = readYaml<RulesTestFile>(RULES_TEST);
 const promtool = findPromtool();
 if (!promtool && !isCI()) console.warn(`[deploy/test/prometheus.test.ts] SKIPPING promtool checks: ${MISSING_PROMTOOL}`);
 const withPromtool = promtool || isCI() ? it : it.skip;
+// promtool runs as a child process; on a loaded machine one run takes seconds.
+const PROMTOOL_TIMEOUT = { timeout: 60_000 };
 
 function promtoolOk(args: string[]): string {
   if (!promtool) throw new Error(`${MISSING_PROMTOOL} (CI is set, so this fails instead of skipping)`);
@@ -73,11 +75,11 @@ function promtoolOk(args: string[]): string {
 }
 
 describe('promtool', () => {
-  withPromtool('check config: prometheus.yml and prometheus.compose.yml (and the rule file they load)', () => {
+  withPromtool('check config: prometheus.yml and prometheus.compose.yml (and the rule file they load)', PROMTOOL_TIMEOUT, () => {
     for (const file of ['prometheus.yml', 'prometheus.compose.yml']) expect(promtoolOk(['check', 'config', file])).toMatch(/SUCCESS: \d+ rules found/);
   });
 
-  withPromtool('check config: prometheus.k8s.yml, where the promtool build has Kubernetes discovery', () => {
+  withPromtool('check config: prometheus.k8s.yml, where the promtool build has Kubernetes discovery', PROMTOOL_TIMEOUT, () => {
     if (!promtool) throw new Error(MISSING_PROMTOOL);
     const r = runPromtool(promtool, ['check', 'config', 'prometheus.k8s.yml'], prometheusDir);
     // Debian's prometheus package is built without Kubernetes service discovery; such a promtool
@@ -89,11 +91,11 @@ describe('promtool', () => {
     expect(r.code, r.output).toBe(0);
   });
 
-  withPromtool('check rules', () => {
+  withPromtool('check rules', PROMTOOL_TIMEOUT, () => {
     expect(promtoolOk(['check', 'rules', RULES])).toMatch(new RegExp(`SUCCESS: ${alerts.length} rules found`));
   });
 
-  withPromtool('test rules: every unit test in rules/tillwatch.rules.test.yml passes', () => {
+  withPromtool('test rules: every unit test in rules/tillwatch.rules.test.yml passes', PROMTOOL_TIMEOUT, () => {
     expect(promtoolOk(['test', 'rules', RULES_TEST])).toMatch(/SUCCESS/);
   });
 });
