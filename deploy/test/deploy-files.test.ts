@@ -136,8 +136,8 @@ const ignoredBy = (patterns: string[], file: string): boolean => patterns.some((
 describe('Dockerfile', () => {
   const targets = ['detector', 'sink', 'api', 'simulate'] as const;
 
-  it('every stage is built from node:20-slim or from another stage', () => {
-    for (const s of dockerfile.stages) expect(stageByName.has(s.base) || s.base === 'node:20-slim', `${s.name} FROM ${s.base}`).toBe(true);
+  it('every stage is built from node:24-slim (the current LTS) or from another stage', () => {
+    for (const s of dockerfile.stages) expect(stageByName.has(s.base) || s.base === 'node:24-slim', `${s.name} FROM ${s.base}`).toBe(true);
     expect(dockerfile.stages.filter((s) => !stageByName.has(s.base)).map((s) => s.name)).toEqual(['build', 'runtime']);
   });
 
@@ -187,6 +187,18 @@ describe('Dockerfile', () => {
     // npm ci runs before the sources are copied (layer caching), and the sources come after it.
     const idx = (pred: (i: Instruction) => boolean) => build.instructions.findIndex(pred);
     expect(idx((i) => i.keyword === 'RUN' && i.args.includes('npm ci'))).toBeLessThan(idx((i) => i.keyword === 'COPY' && i.args === '. .'));
+  });
+
+  it('the image\'s Node line is one package.json "engines" declares; Node 20 (EOL) is not the image', () => {
+    const engines = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    const lines = engines.split('||').map((r) => Number(/\^(\d+)\./.exec(r.trim())?.[1]));
+    expect(lines).toEqual(expect.arrayContaining([22, 24]));
+    const imageMajor = Number(/^node:(\d+)-/.exec(dockerfile.args['NODE_IMAGE'] ?? '')?.[1]);
+    expect(lines).toContain(imageMajor);
+    expect(imageMajor).toBe(Math.max(...lines));
+    // The CI runs the unit suite on the other LTS lines.
+    expect(readFileSync(path.join(repoRoot, '.ci', 'run'), 'utf8')).toMatch(/\.ci\/unit-on-lts/);
+    expect(readFileSync(path.join(repoRoot, '.ci', 'unit-on-lts'), 'utf8')).toMatch(/majors=\(22 24\)/);
   });
 
   it('tsx, needed at run time, is a production dependency (so --omit=dev keeps it)', () => {
