@@ -83,9 +83,9 @@ async function produce(topic: string, n: number): Promise<void> {
   await producer.disconnect();
 }
 
-/** The consumer-lag gauge as {partition: value} for one topic. */
-async function lagOf(registry: Registry, topic: string): Promise<Record<string, number>> {
-  const values = (await registry.getSingleMetric('tillwatch_consumer_lag_records')!.get()).values;
+/** A per-partition gauge (default: the consumer lag) as {partition: value} for one topic. */
+async function lagOf(registry: Registry, topic: string, metric = 'tillwatch_consumer_lag_records'): Promise<Record<string, number>> {
+  const values = (await registry.getSingleMetric(metric)!.get()).values;
   return Object.fromEntries(values.filter((v) => v.labels['topic'] === topic).map((v) => [String(v.labels['partition']), v.value]));
 }
 const total = (lag: Record<string, number>) => Object.values(lag).reduce((s, v) => s + v, 0);
@@ -127,12 +127,15 @@ describe('consumer lag on a timer (real broker)', () => {
       // Nothing commits meanwhile: only the timer sees this.
       await waitFor('lag still growing', () => lagOf(m.registry, topics.input), (l) => total(l) >= 120);
       expect(total(await lagOf(m.registry, topics.input))).toBe(120);
+      // The committed offsets do not move while stalled: 20 records committed before, on both partitions.
+      expect(total(await lagOf(m.registry, topics.input, 'tillwatch_consumer_committed_offset'))).toBe(20);
       // The failed batches aborted their transactions (a retriable error).
       await waitFor('aborted transactions', () => counter(m.registry, 'tillwatch_kafka_transactions_aborted_total'), (c) => (c['retriable'] ?? 0) > 0, 60_000);
 
       stalled = false;
       await waitGroupCaughtUp(admin, groupId, topics.input, 60_000);
       await waitFor('lag after recovering', () => lagOf(m.registry, topics.input), (l) => total(l) === 0);
+      await waitFor('committed offsets after recovering', () => lagOf(m.registry, topics.input, 'tillwatch_consumer_committed_offset'), (l) => total(l) === 140);
       // Each retry after an aborted transaction starts with a new producer (same transactional.id).
       expect((await counter(m.registry, 'tillwatch_kafka_producer_replacements_total'))['']).toBeGreaterThan(0);
     } finally {

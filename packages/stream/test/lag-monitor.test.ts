@@ -36,9 +36,11 @@ describe('createConsumerLagMonitor', () => {
     };
     let owned = new Map([['t', [0, 1, 2]]]);
     const gauge = fakeGauge();
-    const m = createConsumerLagMonitor({ admin: admin as never, groupId: 'g', owned: () => owned, gauge, logger });
+    const committedGauge = fakeGauge();
+    const m = createConsumerLagMonitor({ admin: admin as never, groupId: 'g', owned: () => owned, gauge, committedGauge, logger });
     await m.poll();
     expect(Object.fromEntries(gauge.values)).toEqual({ 't/0': 20, 't/1': 50, 't/2': 0 });
+    expect(Object.fromEntries(committedGauge.values)).toEqual({ 't/0': 100, 't/1': 0, 't/2': 7 });
 
     // More input, no commit: the lag grows without any batch.
     end.t = [170, 50, 7];
@@ -49,6 +51,7 @@ describe('createConsumerLagMonitor', () => {
     owned = new Map([['t', [0]]]);
     m.refresh();
     expect([...gauge.values.keys()]).toEqual(['t/0']);
+    expect([...committedGauge.values.keys()]).toEqual(['t/0']);
     await m.poll();
     expect([...gauge.values.keys()]).toEqual(['t/0']);
   });

@@ -27,6 +27,7 @@ export function createStreamMetrics(registry: Registry) {
     // Measured every 10 s from the group's committed offsets against the partitions' end offsets
     // (packages/stream lag-monitor.ts), for the partitions this instance owns.
     consumerLag: new Gauge({ name: 'tillwatch_consumer_lag_records', help: "End offset minus the group's committed offset, per owned partition (polled every 10 s)", labelNames: ['topic', 'partition'] as const, registers: [registry] }),
+    committedOffset: new Gauge({ name: 'tillwatch_consumer_committed_offset', help: "The group's committed offset per owned partition (polled with the lag): flat while records wait = stalled", labelNames: ['topic', 'partition'] as const, registers: [registry] }),
     retries: new Counter({ name: 'tillwatch_retriable_errors_total', help: 'Retriable errors (backed off, offsets kept)', labelNames: ['stage', 'error_class'] as const, registers: [registry] }),
   };
 }

@@ -183,7 +183,7 @@ export function createSink(o: SinkOptions): Sink {
   // Consumer lag on a timer (committed vs end offsets of the partitions assigned here), not per batch.
   let admin: Admin | undefined;
   let assigned = new Map<string, number[]>();
-  const lag = createConsumerLagMonitor({ admin: { fetchOffsets: (r) => admin!.fetchOffsets(r), fetchTopicOffsets: (t) => admin!.fetchTopicOffsets(t) }, groupId, owned: () => assigned, gauge: o.metrics.consumerLag, logger: o.logger });
+  const lag = createConsumerLagMonitor({ admin: { fetchOffsets: (r) => admin!.fetchOffsets(r), fetchTopicOffsets: (t) => admin!.fetchTopicOffsets(t) }, groupId, owned: () => assigned, gauge: o.metrics.consumerLag, committedGauge: o.metrics.committedOffset, logger: o.logger });
   let buffered = 0;
   const pendingOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
   // Rows the row mapper refused (RowValueError): sent to the DLQ by the next flush, before its commit.

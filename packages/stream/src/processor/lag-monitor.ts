@@ -29,6 +29,8 @@ export interface ConsumerLagMonitorOptions {
   /** The partitions this process owns now, per topic. */
   owned(): ReadonlyMap<string, readonly number[]>;
   gauge: LagGauge;
+  /** The group's committed offset per owned partition (same labels): its not moving is a stall. */
+  committedGauge?: LagGauge;
   logger: Logger;
   /** Poll interval (default 10 s). */
   intervalMs?: number;
@@ -76,6 +78,7 @@ export function createConsumerLagMonitor(o: ConsumerLagMonitorOptions): Consumer
     for (const [k, labels] of shown) {
       if (keep.has(k)) continue;
       o.gauge.remove(labels);
+      o.committedGauge?.remove(labels);
       shown.delete(k);
     }
   }
@@ -99,7 +102,10 @@ export function createConsumerLagMonitor(o: ConsumerLagMonitorOptions): Consumer
           const k = key(topic, p.partition);
           if (!now.has(k)) continue;
           const labels = { topic, partition: String(p.partition) };
-          o.gauge.set(labels, partitionLag(BigInt(p.high), BigInt(p.low), committedBy.get(k)));
+          const committedAt = committedBy.get(k);
+          o.gauge.set(labels, partitionLag(BigInt(p.high), BigInt(p.low), committedAt));
+          // Nothing committed yet: the consumer starts at the start of the log.
+          o.committedGauge?.set(labels, Number(committedAt !== undefined && committedAt >= 0n ? committedAt : BigInt(p.low)));
           shown.set(k, labels);
         }
       }

@@ -519,6 +519,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         groupId: o.groupId,
         owned: () => new Map(o.inputs.map((i) => [i.topic, [...tasks.keys()]])),
         gauge: o.metrics.consumerLag,
+        committedGauge: o.metrics.committedOffset,
         logger: o.logger,
         ...(o.lagIntervalMs !== undefined ? { intervalMs: o.lagIntervalMs } : {}),
       });
