@@ -1,7 +1,7 @@
-/* global process, console, fetch, AbortSignal -- Node 20 globals */
+/* global process, console, fetch, AbortSignal -- Node globals */
 // Docker HEALTHCHECK for the service images (deploy/docker/Dockerfile): GET /healthz on this
 // container's own HTTP_PORT; exit 0 on 2xx, 1 otherwise. Node rather than curl/wget, which
-// node:20-slim does not ship. Liveness only: /readyz is for orchestrators that route traffic.
+// node:24-slim does not ship. Liveness only: /readyz is for orchestrators that route traffic.
 const port = process.env.HTTP_PORT;
 if (!port) {
   console.error('healthcheck: HTTP_PORT is not set');

@@ -11,7 +11,10 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { clickhouseConfig, kafkaConfig, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
+import { apiConfig } from '@tillwatch/api';
 import { CLI, DOCUMENTED_ENV, SERVICE_PORTS, SERVICES, type ServiceName } from './support/env.js';
+import { decodeK8s } from './support/k8s-schema.js';
 import { deployDir, dockerDir, k8sDir, repoRoot } from './support/paths.js';
 
 // =============================================================================================
@@ -133,8 +136,8 @@ const ignoredBy = (patterns: string[], file: string): boolean => patterns.some((
 describe('Dockerfile', () => {
   const targets = ['detector', 'sink', 'api', 'simulate'] as const;
 
-  it('every stage is built from node:20-slim or from another stage', () => {
-    for (const s of dockerfile.stages) expect(stageByName.has(s.base) || s.base === 'node:20-slim', `${s.name} FROM ${s.base}`).toBe(true);
+  it('every stage is built from node:24-slim (the current LTS) or from another stage', () => {
+    for (const s of dockerfile.stages) expect(stageByName.has(s.base) || s.base === 'node:24-slim', `${s.name} FROM ${s.base}`).toBe(true);
     expect(dockerfile.stages.filter((s) => !stageByName.has(s.base)).map((s) => s.name)).toEqual(['build', 'runtime']);
   });
 
@@ -184,6 +187,18 @@ describe('Dockerfile', () => {
     // npm ci runs before the sources are copied (layer caching), and the sources come after it.
     const idx = (pred: (i: Instruction) => boolean) => build.instructions.findIndex(pred);
     expect(idx((i) => i.keyword === 'RUN' && i.args.includes('npm ci'))).toBeLessThan(idx((i) => i.keyword === 'COPY' && i.args === '. .'));
+  });
+
+  it('the image\'s Node line is one package.json "engines" declares; Node 20 (EOL) is not the image', () => {
+    const engines = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    const lines = engines.split('||').map((r) => Number(/\^(\d+)\./.exec(r.trim())?.[1]));
+    expect(lines).toEqual(expect.arrayContaining([22, 24]));
+    const imageMajor = Number(/^node:(\d+)-/.exec(dockerfile.args['NODE_IMAGE'] ?? '')?.[1]);
+    expect(lines).toContain(imageMajor);
+    expect(imageMajor).toBe(Math.max(...lines));
+    // The CI runs the unit suite on the other LTS lines.
+    expect(readFileSync(path.join(repoRoot, '.ci', 'run'), 'utf8')).toMatch(/\.ci\/unit-on-lts/);
+    expect(readFileSync(path.join(repoRoot, '.ci', 'unit-on-lts'), 'utf8')).toMatch(/majors=\(22 24\)/);
   });
 
   it('tsx, needed at run time, is a production dependency (so --omit=dev keeps it)', () => {
@@ -262,6 +277,7 @@ interface ComposeService {
   ports?: string[];
   expose?: string[];
   profiles?: string[];
+  mem_limit?: string;
 }
 const compose = parse(readFileSync(path.join(deployDir, 'compose.yaml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService>; volumes?: Record<string, unknown> };
 const envObject = (s: ComposeService): Record<string, string> =>
@@ -339,6 +355,82 @@ describe('compose.yaml', () => {
     const promArgs = (compose.services['prometheus']!.command as string[]).find((a) => a.startsWith('--config.file='))!;
     expect(existsSync(path.join(deployDir, 'prometheus', path.basename(promArgs.split('=')[1]!)))).toBe(true);
   });
+
+  it('every container has a memory limit; a bounded Node heap fits inside it', () => {
+    for (const [name, s] of Object.entries(compose.services)) {
+      expect(s.mem_limit, `${name} mem_limit`).toMatch(/^\d+[mg]$/);
+      const heap = /--max-old-space-size=(\d+)/.exec(envObject(s)['NODE_OPTIONS'] ?? '')?.[1];
+      if (heap) expect(Number(heap) * 2 ** 20, `${name}: heap vs mem_limit`).toBeLessThan(bytes(s.mem_limit!));
+    }
+  });
+
+  it('every default in the Tillwatch services passes the services\' own configuration parsing', () => {
+    for (const [name, s] of tillwatchServices) {
+      const env = Object.fromEntries(Object.entries(envObject(s)).map(([k, v]) => [k, composeDefault(v)]));
+      const command = (s.command as string[])[2]!;
+      expect(() => validateServiceEnv(command, env), `compose ${name} (tillwatch ${command})`).not.toThrow();
+    }
+    // The api parses its keys (today's default "dev-key" was refused: the container exited at start).
+    const apiEnv = Object.fromEntries(Object.entries(envObject(compose.services['api']!)).map(([k, v]) => [k, composeDefault(v)]));
+    expect(apiConfig(apiEnv).apiKeys?.length).toBeGreaterThan(0);
+  });
+});
+
+/** What compose substitutes with nothing set in the shell: ${X:-default} / ${X-default} -> default, ${X} -> '', $$ -> $. */
+function composeDefault(v: string): string {
+  return v.replace(/\$\$|\$\{(\w+)(?::?-([^}]*))?\}/g, (m, _name: string | undefined, def: string | undefined) => (m === '$$' ? '$' : (def ?? '')));
+}
+
+function bytes(q: string): number {
+  const m = /^(\d+)(m|g|Mi|Gi)$/.exec(q);
+  if (!m) throw new Error(`cannot read memory quantity ${q}`);
+  return Number(m[1]) * (m[2]!.startsWith('g') || m[2] === 'Gi' ? 2 ** 30 : 2 ** 20);
+}
+
+/**
+ * The configuration parsing each CLI command does at start (services' main.ts): a value these
+ * refuse would stop the container with a configuration error. Throws the services' own ConfigError.
+ */
+function validateServiceEnv(command: string, env: Env): void {
+  switch (command) {
+    case 'detector':
+      serviceConfig(env, { httpPort: SERVICE_PORTS.detector });
+      kafkaConfig(env);
+      registryConfig(env);
+      return;
+    case 'sink':
+      serviceConfig(env, { httpPort: SERVICE_PORTS.sink });
+      kafkaConfig(env);
+      registryConfig(env);
+      clickhouseConfig(env);
+      return;
+    case 'api':
+      serviceConfig(env, { httpPort: SERVICE_PORTS.api });
+      clickhouseConfig(env);
+      apiConfig(env);
+      return;
+    case 'provision':
+      kafkaConfig(env);
+      registryConfig(env);
+      clickhouseConfig(env);
+      return;
+    case 'simulate':
+      kafkaConfig(env);
+      registryConfig(env);
+      return;
+    default:
+      throw new Error(`no configuration check for command ${command}`);
+  }
+}
+
+describe('configuration checks themselves', () => {
+  it('refuse what the services refuse (so a passing deploy-file check means something)', () => {
+    expect(() => validateServiceEnv('api', { API_KEYS: 'dev-key' })).toThrow(/API_KEYS/);
+    expect(() => validateServiceEnv('sink', { KAFKA_BROKERS: 'kafka' })).toThrow(/KAFKA_BROKERS/);
+    expect(() => validateServiceEnv('detector', { HTTP_PORT: 'eighty' })).toThrow(/HTTP_PORT/);
+    expect(composeDefault('${TILLWATCH_API_KEYS:-a:b:c}')).toBe('a:b:c');
+    expect(composeDefault('${X}')).toBe('');
+  });
 });
 
 // =============================================================================================
@@ -360,7 +452,7 @@ interface K8sContainer {
 }
 interface PodTemplate {
   metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
-  spec: { containers: K8sContainer[]; securityContext?: { runAsNonRoot?: boolean }; volumes?: Array<{ name: string }> };
+  spec: { containers: K8sContainer[]; securityContext?: { runAsNonRoot?: boolean }; volumes?: Array<{ name: string }>; automountServiceAccountToken?: boolean };
 }
 interface K8sObject {
   apiVersion: string;
@@ -373,7 +465,25 @@ interface K8sObject {
     selector?: { matchLabels?: Record<string, string> } | Record<string, string>;
     template?: PodTemplate;
     ports?: Array<{ name: string; port: number; targetPort: string | number }>;
+    minAvailable?: number | string;
+    maxUnavailable?: number | string;
+    scaleTargetRef?: { apiVersion: string; kind: string; name: string };
+    minReplicas?: number;
+    maxReplicas?: number;
+    podSelector?: { matchLabels?: Record<string, string> };
+    policyTypes?: string[];
+    ingress?: NetworkPolicyRule[];
+    egress?: NetworkPolicyRule[];
   };
+}
+interface NetworkPolicyPeer {
+  namespaceSelector?: { matchLabels?: Record<string, string> };
+  podSelector?: { matchLabels?: Record<string, string> };
+}
+interface NetworkPolicyRule {
+  from?: NetworkPolicyPeer[];
+  to?: NetworkPolicyPeer[];
+  ports?: Array<{ protocol?: string; port?: number | string }>;
 }
 
 const k8sFiles = readdirSync(k8sDir).filter((f) => f.endsWith('.yaml')).sort();
@@ -382,9 +492,11 @@ const k8sObjects: Array<K8sObject & { file: string }> = k8sFiles
   .flatMap((f) =>
     parseAllDocuments(readFileSync(path.join(k8sDir, f), 'utf8')).map((d) => {
       if (d.errors.length > 0) throw new Error(`${f}: ${d.errors.map((e) => e.message).join('; ')}`);
+      if (d.warnings.length > 0) throw new Error(`${f}: ${d.warnings.map((e) => e.message).join('; ')}`);
       return { ...(d.toJS() as K8sObject), file: f };
     }),
   );
+const kustomization = parse(readFileSync(path.join(k8sDir, 'kustomization.yaml'), 'utf8')) as { images: Array<{ name: string; newTag: string }> };
 const ofKind = (kind: string) => k8sObjects.filter((o) => o.kind === kind);
 const deployment = (svc: ServiceName) => ofKind('Deployment').find((d) => d.metadata.name === `tillwatch-${svc}`)!;
 const configMap = (name: string) => ofKind('ConfigMap').find((c) => c.metadata.name === name);
@@ -404,7 +516,7 @@ function containerEnv(c: K8sContainer): Map<string, string> {
 
 describe('k8s manifests', () => {
   it('the kustomization lists every manifest file, and every object is namespaced in tillwatch', () => {
-    const kust = parse(readFileSync(path.join(k8sDir, 'kustomization.yaml'), 'utf8')) as { namespace: string; resources: string[]; images: Array<{ name: string }> };
+    const kust = parse(readFileSync(path.join(k8sDir, 'kustomization.yaml'), 'utf8')) as { namespace: string; resources: string[]; images: Array<{ name: string; newTag: string }> };
     expect([...kust.resources].sort()).toEqual(k8sFiles.filter((f) => f !== 'kustomization.yaml'));
     expect(kust.namespace).toBe('tillwatch');
     for (const o of k8sObjects) {
@@ -412,8 +524,14 @@ describe('k8s manifests', () => {
       if (o.kind !== 'Namespace') expect(o.metadata.namespace, `${o.file} ${o.kind}/${o.metadata.name}`).toBe('tillwatch');
     }
     expect(ofKind('Namespace').map((n) => n.metadata.name)).toEqual(['tillwatch']);
-    const images = ofKind('Deployment').flatMap((d) => d.spec!.template!.spec.containers.map((c) => c.image));
-    for (const img of images) expect(kust.images.map((i) => i.name), `image ${img} has a tag in kustomization.yaml`).toContain(img);
+    const images = k8sObjects.filter((o) => o.spec?.template).flatMap((d) => d.spec!.template!.spec.containers.map((c) => c.image));
+    for (const img of images) {
+      // Pinned in the base manifest (without kustomize, an untagged image pulls :latest) and the
+      // same tag as kustomization.yaml sets.
+      const [name, tag] = img.split(':');
+      expect(tag, `image ${img} is pinned`).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(kust.images.find((i) => i.name === name)?.newTag, `image ${img} vs kustomization.yaml`).toBe(tag);
+    }
   });
 
   it('a Deployment and a Service per service; Services select their Deployment and name a real port', () => {
@@ -438,7 +556,8 @@ describe('k8s manifests', () => {
       expect(tpl.spec.securityContext?.runAsNonRoot, svc).toBe(true);
       const [c, ...others] = tpl.spec.containers;
       expect(others, svc).toEqual([]);
-      expect(c!.image, svc).toBe(`tillwatch/${svc}`);
+      expect(c!.image, svc).toBe(`tillwatch/${svc}:${kustomization.images.find((i) => i.name === `tillwatch/${svc}`)?.newTag}`);
+      expect(tpl.spec.automountServiceAccountToken, `${svc}: no service-account token`).toBe(false);
       expect(c!.command, svc).toEqual([...CLI, svc]);
       const port = c!.ports?.find((p) => p.name === 'http');
       expect(port?.containerPort, svc).toBe(SERVICE_PORTS[svc]);
@@ -483,13 +602,110 @@ describe('k8s manifests', () => {
     const partitions = Number(configMap('tillwatch-config')?.data?.['TOPIC_PARTITIONS']);
     expect(partitions).toBeGreaterThan(0);
     expect(deployment('detector').spec!.replicas!).toBeLessThanOrEqual(partitions);
-    expect(ofKind('PodDisruptionBudget').map((p) => p.metadata.name)).toEqual(['tillwatch-detector']);
+    expect(ofKind('PodDisruptionBudget').map((p) => p.metadata.name).sort()).toEqual(['tillwatch-api', 'tillwatch-detector']);
+  });
+
+  it('the 2-replica api keeps a pod through voluntary disruptions and scales on CPU', () => {
+    const api = deployment('api');
+    const pdb = ofKind('PodDisruptionBudget').find((p) => p.metadata.name === 'tillwatch-api')!;
+    const labels = api.spec!.template!.metadata.labels;
+    for (const [k, v] of Object.entries((pdb.spec!.selector as { matchLabels: Record<string, string> }).matchLabels)) expect(labels[k]).toBe(v);
+    expect(api.spec!.replicas).toBe(2);
+    // minAvailable below the replica count: a drain can still evict one pod at a time.
+    expect(Number(pdb.spec!.minAvailable)).toBeGreaterThanOrEqual(1);
+    expect(Number(pdb.spec!.minAvailable)).toBeLessThan(api.spec!.replicas!);
+    const hpas = ofKind('HorizontalPodAutoscaler');
+    expect(hpas.map((h) => h.spec!.scaleTargetRef)).toEqual([{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'tillwatch-api' }]);
+    expect(hpas[0]!.spec!.minReplicas).toBe(api.spec!.replicas);
+    expect(hpas[0]!.spec!.maxReplicas!).toBeGreaterThan(hpas[0]!.spec!.minReplicas!);
+    // Utilisation targets need a CPU request.
+    expect(api.spec!.template!.spec.containers[0]!.resources?.requests?.['cpu']).toBeTruthy();
+  });
+
+  it('network policies: default deny, ingress only to the api (and metrics from monitoring), egress only to what each workload uses', () => {
+    const policies = ofKind('NetworkPolicy');
+    const deny = policies.find((p) => Object.keys(p.spec!.podSelector ?? {}).length === 0 || Object.keys(p.spec!.podSelector?.matchLabels ?? {}).length === 0);
+    expect(deny?.spec).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+    const cfg = configMap('tillwatch-config')!.data!;
+    const portOf = (u: string) => Number(/:(\d+)(?:\/|$)/.exec(u)?.[1]);
+    const kafkaPort = portOf(cfg['KAFKA_BROKERS']!.split(',')[0]!);
+    const registryPort = portOf(cfg['SCHEMA_REGISTRY_URL']!);
+    const clickhousePort = portOf(cfg['CLICKHOUSE_URL']!);
+    const nsOf = (u: string) => /^(?:https?:\/\/)?[\w-]+\.([\w-]+)\.svc/.exec(u)?.[1];
+    const wanted = {
+      api: { ingressFromAnywhere: true, egress: { kafka: false, registry: false, clickhouse: true } },
+      detector: { ingressFromAnywhere: false, egress: { kafka: true, registry: true, clickhouse: false } },
+      sink: { ingressFromAnywhere: false, egress: { kafka: true, registry: true, clickhouse: true } },
+      provision: { ingressFromAnywhere: false, egress: { kafka: true, registry: true, clickhouse: true } },
+    } as const;
+    const workloads = k8sObjects.filter((o) => o.spec?.template);
+    expect(workloads.length).toBe(Object.keys(wanted).length);
+    for (const w of workloads) {
+      const labels = w.spec!.template!.metadata.labels;
+      const key = labels['app.kubernetes.io/name']!.replace(/^tillwatch-/, '') as keyof typeof wanted;
+      const mine = policies.filter((p) => p !== deny && Object.entries(p.spec!.podSelector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v));
+      expect(mine.length, `${key}: one NetworkPolicy`).toBe(1);
+      const p = mine[0]!.spec!;
+      expect(p.policyTypes).toEqual(['Ingress', 'Egress']);
+      const ingress = p.ingress ?? [];
+      const port = w.spec!.template!.spec.containers[0]!.ports?.find((x) => x.name === 'http')?.containerPort;
+      if (wanted[key].ingressFromAnywhere) {
+        expect(ingress, key).toEqual([{ ports: [{ protocol: 'TCP', port }] }]);
+      } else {
+        // Only Prometheus (namespace monitoring) on the metrics port, if the workload has one.
+        for (const r of ingress) {
+          expect(r.from, `${key}: ingress from`).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+          expect(r.ports, key).toEqual([{ protocol: 'TCP', port }]);
+        }
+      }
+      const egress = p.egress ?? [];
+      const to = (ns: string | undefined, ports: number[]) =>
+        egress.some((r) => r.to?.some((peer) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === ns) && ports.every((x) => r.ports?.some((rp) => rp.port === x)));
+      expect(to('kube-system', [53]), `${key}: DNS`).toBe(true);
+      expect(egress.find((r) => r.to?.some((peer) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'kube-system'))?.ports?.map((x) => x.protocol).sort()).toEqual(['TCP', 'UDP']);
+      expect(to(nsOf(cfg['KAFKA_BROKERS']!), [kafkaPort]), `${key}: Kafka`).toBe(wanted[key].egress.kafka);
+      expect(to(nsOf(cfg['SCHEMA_REGISTRY_URL']!), [registryPort]), `${key}: registry`).toBe(wanted[key].egress.registry);
+      expect(to(nsOf(cfg['CLICKHOUSE_URL']!), [clickhousePort]), `${key}: ClickHouse`).toBe(wanted[key].egress.clickhouse);
+      // Nothing else: every egress rule names a peer (no allow-all) and is one of the above.
+      for (const r of egress) expect(r.to?.length, `${key}: egress rule without a peer allows everything`).toBeGreaterThan(0);
+      expect(egress.length, key).toBe(1 + Object.values(wanted[key].egress).filter(Boolean).length);
+    }
+  });
+
+  it('every object decodes strictly: known kind and apiVersion, no unknown or mistyped field', () => {
+    for (const o of k8sObjects) {
+      const { file, ...obj } = o;
+      expect(decodeK8s(obj), `${file} ${o.kind}/${o.metadata.name}`).toEqual([]);
+    }
+  });
+
+  it('the strict decoder rejects misspelt and mistyped fields', () => {
+    const d = deployment('api');
+    const { file: _file, ...obj } = d;
+    const broken = structuredClone(obj) as unknown as { spec: { replicas: unknown; template: { spec: Record<string, unknown> & { containers: Array<Record<string, unknown>> } } } };
+    broken.spec.replicas = '2';
+    broken.spec.template.spec['automountServiceAccountTokens'] = false;
+    broken.spec.template.spec.containers[0]!['livenesProbe'] = {};
+    expect(decodeK8s(broken).sort()).toEqual([
+      'spec.replicas: expected number, got string',
+      'spec.template.spec.automountServiceAccountTokens: unknown field',
+      'spec.template.spec.containers[0].livenesProbe: unknown field',
+    ]);
+    expect(decodeK8s({ apiVersion: 'v1', kind: 'Widget', metadata: { name: 'x' } })).toEqual(['kind Widget (v1) is not one this decoder knows']);
+  });
+
+  it('every ConfigMap/Secret value a container gets passes the services\' own configuration parsing', () => {
+    for (const o of k8sObjects.filter((x) => x.spec?.template)) {
+      const c = o.spec!.template!.spec.containers[0]!;
+      const command = c.command![2]!;
+      expect(() => validateServiceEnv(command, Object.fromEntries(containerEnv(c))), `${o.kind}/${o.metadata.name}`).not.toThrow();
+    }
   });
 
   it('secrets are placeholders, never real credentials', () => {
     for (const s of ofKind('Secret')) {
       expect(s.data, `${s.metadata.name}: use stringData placeholders`).toBeUndefined();
-      for (const [k, v] of Object.entries(s.stringData ?? {})) if (/PASSWORD|KEYS/.test(k)) expect(v, `${s.metadata.name}.${k}`).toBe('CHANGE_ME');
+      for (const [k, v] of Object.entries(s.stringData ?? {})) if (/PASSWORD|KEYS/.test(k)) expect(v, `${s.metadata.name}.${k}`).toMatch(/^CHANGE[_-]ME\b/);
     }
   });
 });

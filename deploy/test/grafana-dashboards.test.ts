@@ -8,8 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { RULE_IDS } from '@tillwatch/rules';
 import { createDetectorMetrics, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
+import { createApiMetrics } from '@tillwatch/api';
 import {
   CLICKHOUSE_PLUGIN,
+  SAFE_SQL_FORMAT,
   SqlFormat,
   allValues,
   expandMacros,
@@ -19,10 +21,11 @@ import {
   queryPanels,
   rewriteDatabase,
   tablesIn,
+  variableRefs,
   variablesIn,
   type Panel,
 } from './support/grafana.js';
-import { KNOWN_METRICS, METRIC_LABELS, metricNamesIn, unknownSeries, type MetricType } from './support/metrics.js';
+import { ALL_METRIC_LABELS, API_METRICS, KNOWN_METRICS, metricNamesIn, unknownSeries, type MetricType } from './support/metrics.js';
 import { deployDir, grafanaDir, migrationsDir } from './support/paths.js';
 
 interface DatasourceProvisioning {
@@ -79,8 +82,10 @@ describe('Grafana provisioning', () => {
 describe('dashboards', () => {
   const uids = new Set(datasources.map((d) => d.uid));
 
-  it('two dashboards with unique uids: fleet overview and pipeline health', () => {
-    expect(dashboards.map((d) => d.dashboard.uid).sort()).toEqual(['tillwatch-fleet', 'tillwatch-pipeline']);
+  it('fleet overview, pipeline health and triage (others may be added), with unique uids', () => {
+    const all = dashboards.map((d) => d.dashboard.uid);
+    expect(all).toEqual(expect.arrayContaining(['tillwatch-fleet', 'tillwatch-pipeline', 'tillwatch-triage']));
+    expect(new Set(all).size).toBe(all.length);
   });
 
   for (const { file, dashboard } of dashboards) {
@@ -136,7 +141,20 @@ describe('ClickHouse panels (static)', () => {
         expect(tables.length, `${where} reads no tillwatch.<table>`).toBeGreaterThan(0);
         for (const table of tables) expect(migratedTables.has(table), `${where}: table ${table} is not created by schemas/clickhouse`).toBe(true);
         // Every FROM/JOIN names a qualified table or a subquery, never an unqualified one.
-        for (const m of (t.rawSql ?? '').matchAll(/\b(?:FROM|JOIN)\s+([^\s(]+)/gi)) expect(m[1], `${where}: FROM/JOIN ${m[1]}`).toMatch(/^tillwatch\.\w+$/);
+        // (trim(BOTH '...' FROM x) is a function and ARRAY JOIN unnests a column: neither names a table.)
+        const sql = (t.rawSql ?? '').replace(/\btrim\(\s*(?:BOTH|LEADING|TRAILING)\s+'[^']*'\s+FROM\b/gi, 'trim(');
+        for (const m of sql.matchAll(/\b(?:FROM|(?<!\bARRAY\s+)JOIN)\s+([^\s(]+)/gi)) expect(m[1], `${where}: FROM/JOIN ${m[1]}`).toMatch(/^tillwatch\.\w+$/);
+      }
+  });
+
+  it('variables reach SQL only percent-encoded inside a quoted literal ClickHouse decodes (no quote or backslash can break out)', () => {
+    for (const p of chPanels)
+      for (const t of p.targets ?? []) {
+        const sql = t.rawSql ?? '';
+        for (const [name, format] of variableRefs(sql)) expect(format, `panel "${p.title}": $${name} must use :${SAFE_SQL_FORMAT}`).toBe(SAFE_SQL_FORMAT);
+        const refs = variableRefs(sql).length;
+        const wrapped = [...sql.matchAll(/decodeURLComponent\('\$\{\w+:percentencode\}'\)/g)].length;
+        expect(wrapped, `panel "${p.title}": every variable inside decodeURLComponent('...')`).toBe(refs);
       }
   });
 
@@ -149,9 +167,11 @@ describe('ClickHouse panels (static)', () => {
   });
 
   it('the rule variable offers exactly the rule ids of @tillwatch/rules', () => {
+    for (const { dashboard } of dashboards) {
+      const rule = dashboard.templating.list.find((v) => v.name === 'rule');
+      if (rule) expect(allValues(rule).sort(), dashboard.uid).toEqual([...RULE_IDS].sort());
+    }
     const fleet = dashboards.find((d) => d.dashboard.uid === 'tillwatch-fleet')!.dashboard;
-    const rule = fleet.templating.list.find((v) => v.name === 'rule')!;
-    expect(allValues(rule).sort()).toEqual([...RULE_IDS].sort());
     const severity = fleet.templating.list.find((v) => v.name === 'severity')!;
     expect(allValues(severity)).toEqual(['low', 'medium', 'high', 'critical']);
   });
@@ -183,7 +203,12 @@ describe('plugin macro expansion (grafana-clickhouse-datasource pkg/macros seman
 
   it('interpolates variables with explicit formats only', () => {
     expect(interpolateVariables("rule IN (${rule:singlequote})", { rule: ['a', "b'c"] })).toBe("rule IN ('a','b\\'c')");
-    expect(interpolateVariables("m = ${merchant:sqlstring}", { merchant: ["o'hara"] })).toBe("m = 'o''hara'");
+    expect(interpolateVariables("m = ${merchant:sqlstring}", { merchant: "o'hara" })).toBe("m = 'o''hara'");
+    // Grafana's quoting formats leave a backslash alone: a trailing one escapes the closing quote.
+    expect(interpolateVariables('m = ${merchant:sqlstring}', { merchant: 'm1\\' })).toBe("m = 'm1\\'");
+    // percentencode: only [A-Za-z0-9._~%-]; a multi-value variable is the encoded glob {a,b}.
+    expect(interpolateVariables("m = '${merchant:percentencode}'", { merchant: "m1\\' OR 1=1 (*)!" })).toBe("m = 'm1%5C%27%20OR%201%3D1%20%28%2A%29%21'");
+    expect(interpolateVariables("r = '${rule:percentencode}'", { rule: ['a', 'b_c'] })).toBe("r = '%7Ba%2Cb_c%7D'");
     expect(() => interpolateVariables('rule IN (${rule})', { rule: ['a'] })).toThrow(/no format/);
     expect(() => interpolateVariables('x = ${nope:singlequote}', {})).toThrow(/undefined dashboard variable/);
   });
@@ -210,10 +235,17 @@ describe('Prometheus panels', () => {
     expect(Object.fromEntries([...registered].sort())).toEqual(Object.fromEntries(Object.entries(KNOWN_METRICS).sort()));
   });
 
+  it('the documented api metric list is what the api registers', async () => {
+    const api = createRegistry({ service: 'api', defaultMetrics: false });
+    createApiMetrics(api);
+    const registered = Object.fromEntries((await api.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]).sort());
+    expect(registered).toEqual(Object.fromEntries(Object.entries(API_METRICS).sort()));
+  });
+
   it('every expression uses only metrics the services export, with their real labels', async () => {
     // Process metrics (collectDefaultMetrics with prefix tillwatch_) come from prom-client itself.
     const withDefaults = createRegistry({ service: 'x' });
-    const known: Record<string, MetricType> = { ...KNOWN_METRICS };
+    const known: Record<string, MetricType> = { ...KNOWN_METRICS, ...API_METRICS };
     for (const m of await withDefaults.getMetricsAsJSON()) known[m.name] = String(m.type) as MetricType;
 
     expect(promPanels.length).toBeGreaterThanOrEqual(15);
@@ -228,7 +260,7 @@ describe('Prometheus panels', () => {
           used.add(n.replace(/_(bucket|sum|count)$/, ''));
         }
         // Labels in by (...) must exist on a metric the expression reads.
-        const available = new Set(['service', 'job', 'instance', ...names.flatMap((n) => [...(METRIC_LABELS[n.replace(/_(bucket|sum|count)$/, '')] ?? []), ...(n.endsWith('_bucket') ? ['le'] : [])])]);
+        const available = new Set(['service', 'job', 'instance', ...names.flatMap((n) => [...(ALL_METRIC_LABELS[n.replace(/_(bucket|sum|count)$/, '')] ?? []), ...(n.endsWith('_bucket') ? ['le'] : [])])]);
         for (const m of expr.matchAll(/\bby\s*\(([^)]*)\)/g))
           for (const label of m[1]!.split(',').map((s) => s.trim()).filter(Boolean)) expect(available.has(label), `panel "${p.title}": by (${label}) in ${expr}`).toBe(true);
       }

@@ -12,12 +12,13 @@
 // and for several panels, the values (open gaps exclude resolved ones, filters by rule/merchant
 // work, alerts-per-minute normalisation adds up whatever the bucket width, ...).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Action, Alert, Transaction } from '@tillwatch/schemas';
+import type { Action, Alert, DeadLetter, Transaction } from '@tillwatch/schemas';
 import {
   createBatchWriter,
   toActionRow,
   toAlertRow,
   toAlertTriageRow,
+  toDeadLetterRow,
   toTransactionRow,
   type AlertTriage,
 } from '@tillwatch/clickhouse';
@@ -46,7 +47,7 @@ const HOUR = 3_600_000;
 const MIN = 60_000;
 const T0 = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
 
-function alert(id: string, rule: string, severity: Alert['severity'], merchant: string, terminal: string, detectedMin: number, details: Record<string, number> = {}): Alert {
+function alert(id: string, rule: string, severity: Alert['severity'], merchant: string, terminal: string, detectedMin: number, details: Record<string, number> = {}, evidence: string[] = [`ev-${id}`]): Alert {
   const detected = T0 + detectedMin * MIN;
   return {
     alert_id: id,
@@ -56,7 +57,7 @@ function alert(id: string, rule: string, severity: Alert['severity'], merchant: 
     terminal_id: terminal,
     merchant_id: merchant,
     card_token: null,
-    event_ids: [`ev-${id}`],
+    event_ids: evidence,
     window_start: detected - 10 * MIN,
     window_end: detected - MIN,
     detected_at: detected,
@@ -66,15 +67,16 @@ function alert(id: string, rule: string, severity: Alert['severity'], merchant: 
 }
 
 const ALERTS: Alert[] = [
-  alert('a1', 'duplicate_charge', 'high', 'm1', 't1', 5, { amount_minor: 1250, gap_ms: 180_000 }),
+  // Evidence of the money alerts points at fixture transactions (the triage dashboard's money at risk).
+  alert('a1', 'duplicate_charge', 'high', 'm1', 't1', 5, { amount_minor: 1250, gap_ms: 180_000 }, ['e-t1-3', 'e-t1-4']),
   alert('a2', 'abnormal_amount', 'medium', 'm1', 't2', 6, { ratio: 14.2 }),
   alert('a3', 'sync_lag', 'medium', 'm2', 't3', 7, { lag_ms: 1_200_000 }),
   // Three sequence gaps: a4 never triaged (open), a5 acknowledged (still open), a6 resolved.
   alert('a4', 'sequence_gap', 'high', 'm2', 't3', 8, { missing_from: 41, missing_to: 43, missing_count: 3 }),
   alert('a5', 'sequence_gap', 'high', 'm1', 't1', 9, { missing_from: 100, missing_to: 100, missing_count: 1 }),
   alert('a6', 'sequence_gap', 'high', 'm1', 't2', 10, { missing_from: 7, missing_to: 9, missing_count: 3 }),
-  alert('a7', 'refund_without_sale', 'critical', 'm2', 't3', 11, { amount_minor: 9900, sale_not_found: 1 }),
-  alert('a8', 'refund_exceeds_sale', 'high', 'm1', 't1', 12, { sale_amount_minor: 5000, refunded_total_minor: 7000, refund_amount_minor: 4000, excess_minor: 2000 }),
+  alert('a7', 'refund_without_sale', 'critical', 'm2', 't3', 11, { amount_minor: 9900, sale_not_found: 1 }, ['e-t3-99']),
+  alert('a8', 'refund_exceeds_sale', 'high', 'm1', 't1', 12, { sale_amount_minor: 5000, refunded_total_minor: 7000, refund_amount_minor: 4000, excess_minor: 2000 }, ['e-t2-5']),
 ];
 
 function action(id: string, kind: Action['kind'], target: Action['target_type'], a: Alert, expiresAfterMin: number | null): Action {
@@ -105,6 +107,7 @@ const TRIAGE: AlertTriage[] = [
   { alert_id: 'a5', status: 'acknowledged', actor: 'risk-1', note: 'looking', at: T0 + 20 * MIN },
   { alert_id: 'a6', status: 'acknowledged', actor: 'risk-1', note: '', at: T0 + 20 * MIN },
   { alert_id: 'a6', status: 'resolved', actor: 'risk-2', note: 'terminal re-sent 7-9', at: T0 + 40 * MIN },
+  { alert_id: 'a2', status: 'false_positive', actor: 'risk-1', note: 'catering order', at: T0 + 30 * MIN },
 ];
 
 function txn(i: number, terminal: string, merchant: string, receivedMin: number, lagMs: number, over: Partial<Transaction> = {}): Transaction {
@@ -129,10 +132,20 @@ function txn(i: number, terminal: string, merchant: string, receivedMin: number,
 
 const TRANSACTIONS: Transaction[] = [
   ...Array.from({ length: 30 }, (_, i) => txn(i, 't1', 'm1', i, 800 + 10 * i)),
-  ...Array.from({ length: 30 }, (_, i) => txn(i, 't2', 'm1', i, 1500, i % 10 === 0 ? { status: 'DECLINED' } : {})),
+  ...Array.from({ length: 30 }, (_, i) => txn(i, 't2', 'm1', i, 1500, i % 10 === 0 ? { status: 'DECLINED' } : i === 5 ? { currency: 'GBP' } : {})),
   // t3 uploads a 20-minute-old backlog at minute 15.
   ...Array.from({ length: 10 }, (_, i) => txn(i, 't3', 'm2', 15, 20 * MIN)),
   txn(99, 't3', 'm2', 16, 500, { kind: 'REFUND', original_txn_id: 'x-unknown', amount_minor: 9900 }),
+];
+
+function deadLetter(errorClass: string, stage: string, topic: string, offset: number, failedMin: number, reason: string): DeadLetter {
+  return { reason, error_class: errorClass, stage, source_topic: topic, source_partition: 0, source_offset: offset, key: Buffer.from('m1'), value: Buffer.from([0, 1, 2]), failed_at: T0 + failedMin * MIN };
+}
+
+const DEAD_LETTERS: DeadLetter[] = [
+  deadLetter('UndecodableRecord', 'detector.decode', 'pos.transactions.v1', 10, 3, 'magic byte 0x7b is not 0'),
+  deadLetter('UndecodableRecord', 'detector.decode', 'pos.transactions.v1', 11, 4, 'unknown schema id 99'),
+  deadLetter('ValueOutOfColumnRange', 'sink.write', 'pos.alerts.v1', 7, 6, 'detected_at 3000-01-01 is outside DateTime64'),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -151,6 +164,7 @@ beforeAll(async () => {
   await write('alerts', ALERTS.map(toAlertRow));
   await write('actions', ACTIONS.map(toActionRow));
   await write('alert_triage', TRIAGE.map(toAlertTriageRow));
+  await write('dead_letters', DEAD_LETTERS.map(toDeadLetterRow));
 });
 
 afterAll(async () => {
@@ -177,7 +191,7 @@ function defaultVariables(d: Dashboard): VariableValues {
   const values: VariableValues = {};
   for (const v of d.templating.list) {
     if (v.type === 'custom' && v.includeAll) values[v.name] = allValues(v);
-    else if (v.type === 'textbox') values[v.name] = [String(v.query ?? '')];
+    else if (v.type === 'textbox') values[v.name] = String(v.query ?? '');
     else throw new Error(`variable ${v.name} of type ${v.type}: add its default to the test`);
   }
   return values;
@@ -296,6 +310,32 @@ describe('Grafana ClickHouse panels against the migrated schema', () => {
   }
 });
 
+// Values a user can type or put in a URL (var-merchant=...): quotes, a trailing backslash, comment
+// and statement tricks, a comma and braces (the glob separators of a multi-value variable), UTF-8.
+const HOSTILE = ['m1\\', "m1'", "m1' OR '1'='1", "\\' OR 1=1 --", 'a,b', '{m1}', '%27', 'caf\u00e9 \u6771\u4eac', "'; DROP TABLE alerts; --"];
+
+describe('template variables with hostile values (every ClickHouse panel)', () => {
+  for (const { file, dashboard } of withClickHouse) {
+    const panels = queryPanels(dashboard).filter((p) => p.datasource?.type === CLICKHOUSE_PLUGIN);
+    it(`${file}: every panel runs with each value in every variable, and matches nothing`, async () => {
+      const defaults = defaultVariables(dashboard);
+      for (const value of HOSTILE) {
+        for (const name of Object.keys(defaults)) {
+          const vars = { ...defaults, [name]: Array.isArray(defaults[name]) ? [value] : value };
+          for (const panel of panels)
+            for (const target of panel.targets ?? []) {
+              if (!(target.rawSql ?? '').includes(`\${${name}:`)) continue;
+              const r = await run(panel, target, vars);
+              // Filtered panels return no row, or only zeros: no fixture id equals these values.
+              const numbers = r.data.flatMap((row) => r.meta.filter((c) => /Int|Float|Decimal/.test(c.type)).map((c) => Number(row[c.name] ?? 0)));
+              expect(numbers.every((n) => n === 0), `panel "${panel.title}" with ${name}=${JSON.stringify(value)} matched rows: ${JSON.stringify(r.data).slice(0, 300)}`).toBe(true);
+            }
+        }
+      }
+    });
+  }
+});
+
 describe('fleet overview values', () => {
   const fleet = dashboards.find((d) => d.dashboard.uid === 'tillwatch-fleet')!.dashboard;
   const panel = (title: string): Panel => {
@@ -313,14 +353,20 @@ describe('fleet overview values', () => {
     expect(await single('Alerts in range', 'alerts')).toBe(8);
     expect(await single('Alerts in range', 'alerts', { rule: ['sequence_gap'] })).toBe(3);
     expect(await single('Alerts in range', 'alerts', { severity: ['medium', 'critical'] })).toBe(3);
-    expect(await single('Alerts in range', 'alerts', { merchant: ['m2'] })).toBe(3);
+    expect(await single('Alerts in range', 'alerts', { merchant: 'm2' })).toBe(3);
     expect(await single('Critical alerts in range', 'critical')).toBe(1);
     expect(await single('Terminals alerting in range', 'terminals')).toBe(3);
     expect(await single('Actions issued in range', 'actions')).toBe(4);
   });
 
-  it('a merchant id with a quote is escaped, not injected', async () => {
-    expect(await single('Alerts in range', 'alerts', { merchant: ["m1' OR '1'='1"] })).toBe(0);
+  it('a merchant id with a quote or a backslash is data: it neither breaks the query nor injects into it', async () => {
+    expect(await single('Alerts in range', 'alerts', { merchant: "m1' OR '1'='1" })).toBe(0);
+    expect(await single('Alerts in range', 'alerts', { merchant: 'm1\\' })).toBe(0);
+    expect(await single('Alerts in range', 'alerts', { merchant: "m1\\' OR 1=1 OR '" })).toBe(0);
+    expect(await single('Alerts in range', 'alerts', { rule: ["sequence_gap') OR ('1'='1", 'x\\'] })).toBe(0);
+    // The same ids, exact: a percent-encoded value decodes back to what was typed.
+    expect(await single('Alerts in range', 'alerts', { merchant: 'm1' })).toBe(5);
+    expect(await single('Alerts in range', 'alerts', { rule: ['sequence_gap'] })).toBe(3);
   });
 
   it('open sequence gaps exclude resolved ones and keep acknowledged ones', async () => {
@@ -371,5 +417,71 @@ describe('fleet overview values', () => {
   it('freezes in force at the end of the range skip expired holds', async () => {
     const r = await query('Freezes and holds in force at end of range');
     expect(r.data.map((row) => [row['kind'], row['target_id']])).toEqual([['FREEZE_TERMINAL', 't1']]);
+  });
+});
+
+describe('triage dashboard values', () => {
+  const triage = dashboards.find((d) => d.dashboard.uid === 'tillwatch-triage')!.dashboard;
+  const query = async (title: string, vars: Partial<VariableValues> = {}, range: Range = RANGE_3H) => {
+    const p = queryPanels(triage).find((x) => x.title === title);
+    if (!p) throw new Error(`no panel "${title}"`);
+    return run(p, p.targets![0]!, { ...defaultVariables(triage), ...vars } as VariableValues, range);
+  };
+
+  it('backlog: open and acknowledged per rule, and the age of the oldest open alert at the end of the range', async () => {
+    // a5 acknowledged, a6 resolved, a2 false positive; the other five never triaged.
+    expect((await query('Backlog')).data[0]).toMatchObject({ open: 5, acknowledged: 1 });
+    const byRule = (await query('Backlog by rule')).data.map((r) => [r['rule'], r['open'], r['acknowledged']]);
+    expect(byRule).toEqual([
+      ['sequence_gap', 1, 1],
+      ['duplicate_charge', 1, 0],
+      ['refund_exceeds_sale', 1, 0],
+      ['refund_without_sale', 1, 0],
+      ['sync_lag', 1, 0],
+    ]);
+    // a1, detected at T0+5 min; the range ends at T0+2 h.
+    expect((await query('Oldest open alert')).data[0]?.['oldest_open_age_s']).toBe(2 * 3600 - 5 * 60);
+    expect((await query('Backlog', { merchant: 'm2' })).data[0]).toMatchObject({ open: 3, acknowledged: 0 });
+    expect((await query('Backlog', { rule: ['abnormal_amount'] })).data[0]).toMatchObject({ open: 0, acknowledged: 0 });
+  });
+
+  it('false-positive rate per rule = false positives / closed alerts; nothing closed -> no rate', async () => {
+    const rows = (await query('False-positive rate by rule')).data;
+    const byRule = Object.fromEntries(rows.map((r) => [r['rule'], [r['alerts'], r['closed'], r['false_positives'], r['false_positive_rate']]]));
+    expect(byRule['abnormal_amount']).toEqual([1, 1, 1, 1]);
+    expect(byRule['sequence_gap']).toEqual([3, 1, 0, 0]);
+    expect(byRule['duplicate_charge']).toEqual([1, 0, 0, null]);
+    expect(rows[0]?.['rule']).toBe('abnormal_amount');
+  });
+
+  it('money at risk per currency sums the largest evidence transaction of each open money alert', async () => {
+    const rows = (await query('Money at risk per currency (open alerts)')).data.map((r) => [r['currency'], r['open_alerts'], r['at_risk_minor'], r['largest_minor'], r['rules']]);
+    // EUR: a1 (duplicate pair 1003/1004 -> 1004) + a7 (refund 9900); GBP: a8 (1005). a2 is a false positive.
+    expect(rows).toEqual([
+      ['EUR', 2, 1004 + 9900, 9900, 'duplicate_charge, refund_without_sale'],
+      ['GBP', 1, 1005, 1005, 'refund_exceeds_sale'],
+    ]);
+    const m2 = (await query('Money at risk per currency (open alerts)', { merchant: 'm2' })).data.map((r) => [r['currency'], r['at_risk_minor']]);
+    expect(m2).toEqual([['EUR', 9900]]);
+    const largest = (await query('Largest open alerts by amount')).data.map((r) => [r['alert_id'], r['amount_minor']]);
+    expect(largest).toEqual([
+      ['a7', 9900],
+      ['a8', 1005],
+      ['a1', 1004],
+    ]);
+  });
+
+  it('dead letters: counted by reason class and stage, with the latest first', async () => {
+    const byReason = (await query('Dead letters by reason')).data.map((r) => [r['error_class'], r['stage'], r['dead_letters'], r['latest_reason']]);
+    expect(byReason).toEqual([
+      ['UndecodableRecord', 'detector.decode', 2, 'unknown schema id 99'],
+      ['ValueOutOfColumnRange', 'sink.write', 1, 'detected_at 3000-01-01 is outside DateTime64'],
+    ]);
+    const latest = (await query('Latest dead letters')).data.map((r) => [r['error_class'], r['source_offset']]);
+    expect(latest).toEqual([
+      ['ValueOutOfColumnRange', 7],
+      ['UndecodableRecord', 11],
+      ['UndecodableRecord', 10],
+    ]);
   });
 });

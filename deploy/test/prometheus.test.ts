@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { createRegistry } from '@tillwatch/telemetry';
-import { KNOWN_METRICS, METRIC_LABELS, metricNamesIn, unknownSeries, type MetricType } from './support/metrics.js';
+import { ALL_METRIC_LABELS, API_METRICS, KNOWN_METRICS, metricNamesIn, unknownSeries, type MetricType } from './support/metrics.js';
 import { deployDir, k8sDir, prometheusDir } from './support/paths.js';
 import { MISSING_PROMTOOL, findPromtool, isCI, runPromtool } from './support/promtool.js';
 import { SERVICE_PORTS, SERVICES } from './support/env.js';
@@ -64,6 +64,8 @@ const ruleTests = readYaml<RulesTestFile>(RULES_TEST);
 const promtool = findPromtool();
 if (!promtool && !isCI()) console.warn(`[deploy/test/prometheus.test.ts] SKIPPING promtool checks: ${MISSING_PROMTOOL}`);
 const withPromtool = promtool || isCI() ? it : it.skip;
+// promtool runs as a child process; on a loaded machine one run takes seconds.
+const PROMTOOL_TIMEOUT = { timeout: 60_000 };
 
 function promtoolOk(args: string[]): string {
   if (!promtool) throw new Error(`${MISSING_PROMTOOL} (CI is set, so this fails instead of skipping)`);
@@ -73,11 +75,11 @@ function promtoolOk(args: string[]): string {
 }
 
 describe('promtool', () => {
-  withPromtool('check config: prometheus.yml and prometheus.compose.yml (and the rule file they load)', () => {
+  withPromtool('check config: prometheus.yml and prometheus.compose.yml (and the rule file they load)', PROMTOOL_TIMEOUT, () => {
     for (const file of ['prometheus.yml', 'prometheus.compose.yml']) expect(promtoolOk(['check', 'config', file])).toMatch(/SUCCESS: \d+ rules found/);
   });
 
-  withPromtool('check config: prometheus.k8s.yml, where the promtool build has Kubernetes discovery', () => {
+  withPromtool('check config: prometheus.k8s.yml, where the promtool build has Kubernetes discovery', PROMTOOL_TIMEOUT, () => {
     if (!promtool) throw new Error(MISSING_PROMTOOL);
     const r = runPromtool(promtool, ['check', 'config', 'prometheus.k8s.yml'], prometheusDir);
     // Debian's prometheus package is built without Kubernetes service discovery; such a promtool
@@ -89,11 +91,11 @@ describe('promtool', () => {
     expect(r.code, r.output).toBe(0);
   });
 
-  withPromtool('check rules', () => {
+  withPromtool('check rules', PROMTOOL_TIMEOUT, () => {
     expect(promtoolOk(['check', 'rules', RULES])).toMatch(new RegExp(`SUCCESS: ${alerts.length} rules found`));
   });
 
-  withPromtool('test rules: every unit test in rules/tillwatch.rules.test.yml passes', () => {
+  withPromtool('test rules: every unit test in rules/tillwatch.rules.test.yml passes', PROMTOOL_TIMEOUT, () => {
     expect(promtoolOk(['test', 'rules', RULES_TEST])).toMatch(/SUCCESS/);
   });
 });
@@ -112,6 +114,15 @@ describe('alerting rules', () => {
         'TillwatchServiceDown',
         'TillwatchSinkInsertErrors',
         'TillwatchSinkLagging',
+        // Issue 13: metrics that tell the truth.
+        'TillwatchConsumerStalled',
+        'TillwatchDeadLettersPerMinute',
+        'TillwatchSinkRowsDeadLettered',
+        'TillwatchRetriableErrorsClimbing',
+        'TillwatchEventTimeLagHigh',
+        'TillwatchTransactionAborts',
+        'TillwatchApi5xxRate',
+        'TillwatchApiReadModelStale',
       ].sort(),
     );
   });
@@ -149,14 +160,17 @@ describe('alerting rules', () => {
   });
 
   it('expressions use only metrics the services export, with their real labels', async () => {
-    const known: Record<string, MetricType> = { ...KNOWN_METRICS };
+    const known: Record<string, MetricType> = { ...KNOWN_METRICS, ...API_METRICS };
     for (const m of await createRegistry({ service: 'x' }).getMetricsAsJSON()) known[m.name] = String(m.type) as MetricType;
     for (const a of alerts) {
       const names = metricNamesIn(a.expr);
       for (const n of names) expect(unknownSeries(n, known), `${a.alert}: ${a.expr}`).toBeUndefined();
-      const available = new Set(['service', 'job', 'instance', ...names.flatMap((n) => [...(METRIC_LABELS[n.replace(/_(bucket|sum|count)$/, '')] ?? []), ...(n.endsWith('_bucket') ? ['le'] : [])])]);
+      const available = new Set(['service', 'job', 'instance', ...names.flatMap((n) => [...(ALL_METRIC_LABELS[n.replace(/_(bucket|sum|count)$/, '')] ?? []), ...(n.endsWith('_bucket') ? ['le'] : [])])]);
       for (const m of a.expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g))
         for (const label of m[1]!.split(',').map((s) => s.trim()).filter(Boolean)) expect(available.has(label), `${a.alert}: by (${label})`).toBe(true);
+      // Label matchers name labels the metric has.
+      for (const m of a.expr.matchAll(/\{([^}]*)\}/g))
+        for (const label of [...m[1]!.matchAll(/(\w+)\s*(?:=~|!~|!=|=)/g)].map((x) => x[1]!)) expect(available.has(label), `${a.alert}: {${label}=...}`).toBe(true);
       // service="..." selectors name a real service.
       for (const m of a.expr.matchAll(/service="(\w+)"/g)) expect(SERVICES as string[], a.alert).toContain(m[1]);
     }

@@ -112,18 +112,32 @@ export const SqlFormat = { TimeSeries: 0, Table: 1 } as const;
 // ---------------------------------------------------------------------------------------------
 // 1. Template variables (what Grafana's TemplateSrv does before the datasource sees the query).
 
-/** The formats the dashboards use. A variable without a format is rejected: for a multi-value or
- * free-text variable the default rendering is ambiguous in SQL, so the panels always say which. */
-const FORMATS: Record<string, (values: string[]) => string> = {
-  // 'a','b' — quotes escaped with a backslash (Grafana's singlequote format).
-  singlequote: (vs) => vs.map((v) => `'${v.replaceAll("'", "\\'")}'`).join(','),
-  // 'a','b' — quotes doubled (Grafana's sqlstring format).
-  sqlstring: (vs) => vs.map((v) => `'${v.replaceAll("'", "''")}'`).join(','),
-  csv: (vs) => vs.join(','),
-  raw: (vs) => vs.join(','),
+/**
+ * Grafana's variable formats (grafana/scenes formatRegistry.ts), for a single value (a string: a
+ * textbox, or a variable without multi) and for several (an array: a multi-value variable, even
+ * with one value selected or "All"). A variable without a format is rejected: the panels always say.
+ *
+ * None of Grafana's quoting formats is safe in ClickHouse SQL: `singlequote` escapes ' as \' and
+ * `sqlstring` doubles it, but neither escapes a backslash, and ClickHouse reads a backslash in a
+ * string literal as an escape: a value ending in \ swallows the closing quote (a syntax error at
+ * best, an injection at worst). So the dashboards only use `percentencode` (RFC 3986: the output
+ * is [A-Za-z0-9._~%-] only, and a multi-value variable becomes the percent-encoded glob "{a,b}")
+ * inside a quoted literal decoded by ClickHouse's decodeURLComponent; the tests check that.
+ */
+export type VariableValue = string | string[];
+const encodeStrict = (v: string) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+const FORMATS: Record<string, (value: VariableValue) => string> = {
+  singlequote: (v) => (Array.isArray(v) ? v : [v]).map((x) => `'${x.replaceAll("'", "\\'")}'`).join(','),
+  sqlstring: (v) => (Array.isArray(v) ? v : [v]).map((x) => `'${x.replace(/'|"/g, (m) => (m === "'" ? "''" : '\\"'))}'`).join(','),
+  percentencode: (v) => (Array.isArray(v) ? encodeStrict(`{${v.join(',')}}`) : encodeStrict(v)),
+  csv: (v) => (Array.isArray(v) ? v.join(',') : v),
+  raw: (v) => String(v),
 };
 
-export type VariableValues = Record<string, string[]>;
+/** The only variable format the ClickHouse panels may use (see FORMATS). */
+export const SAFE_SQL_FORMAT = 'percentencode';
+
+export type VariableValues = Record<string, VariableValue>;
 
 /**
  * The values of a variable set to "All": Grafana sends every option (a custom all value, which
@@ -135,14 +149,19 @@ export function allValues(v: TemplateVariable): string[] {
   return (v.options ?? []).map((o) => o.value).filter((x) => x !== '$__all');
 }
 
+/** Variable references with their format: [name, format | undefined]. */
+export function variableRefs(text: string): Array<[string, string | undefined]> {
+  return [...text.matchAll(/\$\{(\w+)(?::(\w+))?\}|\[\[(\w+)(?::(\w+))?\]\]|\$(?!__)([A-Za-z]\w*)/g)].map((m) => [(m[1] ?? m[3] ?? m[5])!, m[2] ?? m[4]]);
+}
+
 export function interpolateVariables(sql: string, values: VariableValues): string {
   // ${name}, ${name:format}, $name, [[name]] / [[name:format]] (Grafana's three syntaxes).
   return sql.replace(/\$\{(\w+)(?::(\w+))?\}|\[\[(\w+)(?::(\w+))?\]\]|\$(?!__)([A-Za-z]\w*)/g, (m, n1, f1, n2, f2, n3) => {
     const name = (n1 ?? n2 ?? n3) as string;
     const format = (f1 ?? f2) as string | undefined;
     const vs = values[name];
-    if (!vs) throw new Error(`undefined dashboard variable ${m}`);
-    if (!format) throw new Error(`variable ${m} has no format: use \${${name}:singlequote} or \${${name}:sqlstring}`);
+    if (vs === undefined) throw new Error(`undefined dashboard variable ${m}`);
+    if (!format) throw new Error(`variable ${m} has no format: use \${${name}:${SAFE_SQL_FORMAT}}`);
     const fmt = FORMATS[format];
     if (!fmt) throw new Error(`variable format "${format}" in ${m} is not implemented by this test`);
     return fmt(vs);

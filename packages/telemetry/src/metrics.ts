@@ -24,7 +24,10 @@ export function createStreamMetrics(registry: Registry) {
     decoded: new Counter({ name: 'tillwatch_records_decoded_total', help: 'Records decoded and validated', labelNames: ['topic'] as const, registers: [registry] }),
     dlq: new Counter({ name: 'tillwatch_dlq_records_total', help: 'Records sent to the dead-letter topic', labelNames: ['topic', 'error_class'] as const, registers: [registry] }),
     batchLatency: new Histogram({ name: 'tillwatch_batch_duration_seconds', help: 'Time to process one consumed batch end to end', labelNames: ['stage'] as const, buckets: LATENCY_BUCKETS, registers: [registry] }),
-    consumerLag: new Gauge({ name: 'tillwatch_consumer_lag_records', help: 'High watermark minus committed position', labelNames: ['topic', 'partition'] as const, registers: [registry] }),
+    // Measured every 10 s from the group's committed offsets against the partitions' end offsets
+    // (packages/stream lag-monitor.ts), for the partitions this instance owns.
+    consumerLag: new Gauge({ name: 'tillwatch_consumer_lag_records', help: "End offset minus the group's committed offset, per owned partition (polled every 10 s)", labelNames: ['topic', 'partition'] as const, registers: [registry] }),
+    committedOffset: new Gauge({ name: 'tillwatch_consumer_committed_offset', help: "The group's committed offset per owned partition (polled with the lag): flat while records wait = stalled", labelNames: ['topic', 'partition'] as const, registers: [registry] }),
     retries: new Counter({ name: 'tillwatch_retriable_errors_total', help: 'Retriable errors (backed off, offsets kept)', labelNames: ['stage', 'error_class'] as const, registers: [registry] }),
   };
 }
@@ -36,6 +39,10 @@ export function createDetectorMetrics(registry: Registry) {
     ruleHits: new Counter({ name: 'tillwatch_rule_hits_total', help: 'Alerts fired by rule', labelNames: ['rule', 'severity'] as const, registers: [registry] }),
     actions: new Counter({ name: 'tillwatch_actions_total', help: 'Actions issued by kind', labelNames: ['kind'] as const, registers: [registry] }),
     txnLatency: new Histogram({ name: 'tillwatch_kafka_transaction_duration_seconds', help: 'Kafka transaction begin to commit', buckets: LATENCY_BUCKETS, registers: [registry] }),
+    // reason_class: fenced (a newer owner took the task), retriable (broker or network trouble,
+    // retried with the offsets kept) or fatal (the process stops); a fixed set.
+    txnAborts: new Counter({ name: 'tillwatch_kafka_transactions_aborted_total', help: 'Kafka transactions aborted, by reason class', labelNames: ['reason_class'] as const, registers: [registry] }),
+    producerReplacements: new Counter({ name: 'tillwatch_kafka_producer_replacements_total', help: 'Transactional producers replaced after a failed transaction (same transactional.id: fences and aborts the old one)', registers: [registry] }),
     decisionLatency: new Histogram({ name: 'tillwatch_event_to_decision_seconds', help: 'Wall time from received_time to the committed alert', buckets: LATENCY_BUCKETS, registers: [registry] }),
     eventTimeLag: new Gauge({ name: 'tillwatch_event_time_lag_seconds', help: 'Stream clock minus the latest event_time processed', labelNames: ['partition'] as const, registers: [registry] }),
     restoreSeconds: new Histogram({ name: 'tillwatch_changelog_restore_seconds', help: 'Time to restore a partition from the changelog', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60], registers: [registry] }),

@@ -7,3 +7,4 @@ export { maskPan, maskDeep, luhnValid } from './mask.js';
 export { encodeCursor, decodeCursor, CursorError, type Cursor } from './cursor.js';
 export { createAlertStore, TIME_TABLE, type AlertStore, type AlertView, type AlertFilter, type AlertPage, type TerminalView, type TriageEntry, type ReadPaths } from './store.js';
 export { createAlertReadModel, type AlertReadModel, type AlertReadModelOptions, type ReadModelState } from './read-model/read-model.js';
+export { createApiMetrics, type ApiMetrics } from './metrics.js';

@@ -5,10 +5,10 @@
 // token, so at-least-once delivery becomes effectively-once rows. A statement ClickHouse will not
 // run at all (unknown table, auth, ...) stops the sink after a few attempts, offsets uncommitted
 // (flush.ts).
-import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { AvroSchemas, Topics, validateTransaction, valueSubject, type Action, type Alert, type DeadLetter, type Transaction } from '@tillwatch/schemas';
 import { createBatchWriter, RowValueError, toActionRow, toAlertRow, toDeadLetterRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
-import { createAvroSerde, deadLetterMessage, FatalError, isPoison, sleep, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
+import { createAvroSerde, createConsumerLagMonitor, deadLetterMessage, FatalError, isPoison, sleep, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import type { Logger, SinkMetrics } from '@tillwatch/telemetry';
 import { DEFAULT_FLUSH_RETRY, FatalWriteError, flushWithRetry } from './flush.js';
 
@@ -180,6 +180,10 @@ export function createSink(o: SinkOptions): Sink {
   let consumer: Consumer | undefined;
   let timer: NodeJS.Timeout | undefined;
   let joined = false;
+  // Consumer lag on a timer (committed vs end offsets of the partitions assigned here), not per batch.
+  let admin: Admin | undefined;
+  let assigned = new Map<string, number[]>();
+  const lag = createConsumerLagMonitor({ admin: { fetchOffsets: (r) => admin!.fetchOffsets(r), fetchTopicOffsets: (t) => admin!.fetchTopicOffsets(t) }, groupId, owned: () => assigned, gauge: o.metrics.consumerLag, committedGauge: o.metrics.committedOffset, logger: o.logger });
   let buffered = 0;
   const pendingOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
   // Rows the row mapper refused (RowValueError): sent to the DLQ by the next flush, before its commit.
@@ -325,7 +329,6 @@ export function createSink(o: SinkOptions): Sink {
     const last = batch.messages[batch.messages.length - 1]!.offset;
     pendingOffsets.set(`${batch.topic}:${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
     resolveOffset(last);
-    o.metrics.consumerLag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
     if (buffered >= maxRows) {
       // Backpressure: fetching waits while ClickHouse is down.
       try {
@@ -373,6 +376,8 @@ export function createSink(o: SinkOptions): Sink {
     }
     await consumer?.disconnect();
     await producer?.disconnect();
+    await lag.stop();
+    await admin?.disconnect();
   };
 
   return {
@@ -381,10 +386,17 @@ export function createSink(o: SinkOptions): Sink {
       producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
       await producer.connect();
       consumer = o.kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 250, sessionTimeout: 30_000 });
-      consumer.on(consumer.events.GROUP_JOIN, () => (joined = !fatal));
+      admin = o.kafka.admin();
+      await admin.connect();
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        joined = !fatal;
+        assigned = new Map(Object.entries(e.payload.memberAssignment).filter(([t]) => routes.has(t)));
+        lag.refresh();
+      });
       await consumer.connect();
       for (const t of routes.keys()) await consumer.subscribe({ topic: t, fromBeginning: true });
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+      lag.start();
       timer = setInterval(() => {
         if (!stopping && !fatal) void flushAll().catch((e: unknown) => {
           if (!(e instanceof FatalError) && !(e instanceof FlushAbandoned)) o.logger.error({ err: e }, 'flush failed');

@@ -28,6 +28,7 @@ import { isPoison, FatalError, RetriableError, type PoisonRecordError } from '..
 import { deadLetterMessage } from '../dead-letter.js';
 import { sleep } from '../sleep.js';
 import { CoPartitionedAssigner } from './copartitioned-assigner.js';
+import { createConsumerLagMonitor, type ConsumerLagMonitor } from './lag-monitor.js';
 import { MARKER_KEY, RestoreAbortedError, restoreChangelog } from './changelog.js';
 import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
 
@@ -35,6 +36,8 @@ export interface ProcessorMetrics extends StreamMetrics {
   txnLatency?: { observe(v: number): void };
   restoreSeconds?: { observe(v: number): void };
   restoreRecords?: { inc(v?: number): void };
+  txnAborts?: { inc(labels: { reason_class: string }): void };
+  producerReplacements?: { inc(): void };
 }
 
 export interface TransactionalProcessorOptions {
@@ -57,6 +60,8 @@ export interface TransactionalProcessorOptions {
   maxWaitTimeInMs?: number;
   /** Group session timeout (default 30 s); the broker bounds it by group.min/max.session.timeout.ms. */
   sessionTimeoutMs?: number;
+  /** Consumer lag poll interval (default 10 s, see lag-monitor.ts). */
+  lagIntervalMs?: number;
   /** Changelog restore: progress log interval (default 5 s). */
   restoreProgressIntervalMs?: number;
   /** Test seam: awaited for every changelog record a restore applies (tests slow restores with it). Unset in production. */
@@ -161,6 +166,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   let consumer: Consumer | undefined;
   let admin: Admin | undefined;
   let tickTimer: NodeJS.Timeout | undefined;
+  let lag: ConsumerLagMonitor | undefined;
   let joined = false;
   let stopping = false;
   let memberId: string | undefined;
@@ -210,6 +216,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       await txn.commit();
     } catch (e) {
       await txn.abort().catch(() => undefined);
+      o.metrics.txnAborts?.inc({ reason_class: classifyError(e) });
       entry.broken = true;
       throw e;
     }
@@ -226,6 +233,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         await e.producer.disconnect().catch(() => undefined);
         e.producer = newProducer(e.partition);
         e.broken = false;
+        o.metrics.producerReplacements?.inc();
       }
       await e.producer.connect();
     }
@@ -447,7 +455,6 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           entry.committed.set(batch.topic, BigInt(last) + 1n);
           resolveOffset(last);
           o.metrics.decoded.inc({ topic: batch.topic }, records.length);
-          o.metrics.consumerLag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
           o.metrics.batchLatency.observe({ stage: 'process' }, (performance.now() - started) / 1000);
           result.committed?.();
           return;
@@ -507,6 +514,15 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     async start() {
       admin = o.kafka.admin();
       await admin.connect();
+      lag = createConsumerLagMonitor({
+        admin,
+        groupId: o.groupId,
+        owned: () => new Map(o.inputs.map((i) => [i.topic, [...tasks.keys()]])),
+        gauge: o.metrics.consumerLag,
+        committedGauge: o.metrics.committedOffset,
+        logger: o.logger,
+        ...(o.lagIntervalMs !== undefined ? { intervalMs: o.lagIntervalMs } : {}),
+      });
       const sessionTimeout = o.sessionTimeoutMs ?? 30_000;
       consumer = o.kafka.consumer({
         groupId: o.groupId,
@@ -528,6 +544,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         o.logger.info({ groupId: o.groupId, memberId, joins, assignment: e.payload.memberAssignment }, 'joined consumer group');
         try {
           onAssignment(e.payload.memberAssignment, previous !== undefined && previous !== memberId);
+          lag?.refresh();
         } catch (err) {
           o.logger.error({ err }, 'assignment handling failed');
         }
@@ -544,6 +561,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       // Tasks are independent (own state, own transactional producer, a lock per task), so their
       // batches run concurrently: one partition's transaction round trips do not delay the others.
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: o.concurrency ?? 8, eachBatch });
+      lag.start();
       if ((o.tickIntervalMs ?? 1000) > 0) {
         let ticking = false;
         tickTimer = setInterval(() => {
@@ -562,6 +580,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       await consumer?.disconnect();
       await Promise.all([...tasks.values()].map(closeEntry));
       tasks.clear();
+      await lag?.stop();
       await admin?.disconnect();
     },
     ready: () => joined && [...tasks.values()].every((t) => t.task !== undefined),
