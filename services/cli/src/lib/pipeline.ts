@@ -68,9 +68,23 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     detector: createOpsServer({ registry: detectorProm, ready: () => detector.ready(), host: '127.0.0.1', port: o.opsPorts.detector }),
     sink: createOpsServer({ registry: sinkProm, ready: () => sink.ready(), host: '127.0.0.1', port: o.opsPorts.sink }),
   };
-  const opsUrls = { detector: (await ops.detector.listen()).url, sink: (await ops.sink.listen()).url };
-  await Promise.all([detector.start(), sink.start()]);
-  const api = await startApi({ env: ctx.env, ch, alertFeed: feed, logger: ctx.logger, ...(o.api.host ? { host: o.api.host } : {}), port: o.api.port, ...(o.opsPorts.api !== undefined ? { opsPort: o.opsPorts.api } : {}) });
+  // A step that fails stops what the steps before it started: the caller gets the error and no
+  // half-started pipeline keeping the process alive.
+  const undo: (() => Promise<void>)[] = [];
+  let api: RunningApi;
+  let opsUrls: { detector: string; sink: string };
+  try {
+    opsUrls = { detector: (await ops.detector.listen()).url, sink: '' };
+    undo.push(() => ops.detector.close());
+    opsUrls.sink = (await ops.sink.listen()).url;
+    undo.push(() => ops.sink.close());
+    undo.push(() => detector.stop(), () => sink.stop());
+    await Promise.all([detector.start(), sink.start()]);
+    api = await startApi({ env: ctx.env, ch, alertFeed: feed, logger: ctx.logger, ...(o.api.host ? { host: o.api.host } : {}), port: o.api.port, ...(o.opsPorts.api !== undefined ? { opsPort: o.opsPorts.api } : {}) });
+  } catch (e) {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+    throw e;
+  }
   return {
     detector,
     sink,
