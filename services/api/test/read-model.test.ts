@@ -197,7 +197,7 @@ describe('alert index', () => {
         expect(all).toEqual(reference(alerts, status, f, undefined, 1e9).page.map((a) => a.alert_id));
       }
     }
-  });
+  }, 60_000);
 
   it('a later triage wins; ties on time go to the later status in enum order; stale entries are ignored', () => {
     const index = createAlertIndex({ maxAlerts: 10 });
