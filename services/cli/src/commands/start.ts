@@ -51,6 +51,7 @@ export async function run(argv: string[], deps: StartDeps = {}): Promise<number>
   // still stop what was started so far (Node's default would exit and leave the JVMs running).
   let stopSignal: string | undefined;
   let wake: (() => void) | undefined;
+  let lease: StackLease | undefined;
   const onSignal = (signal: string) => {
     if (stopSignal) {
       console.error(`\n${signal} again: exiting now${lease?.started.length ? ` (leaving ${lease.started.join(', ')} running: npx tillwatch stack down)` : ''}`);
@@ -67,7 +68,6 @@ export async function run(argv: string[], deps: StartDeps = {}): Promise<number>
     if (stopSignal) throw new StopRequested(stopSignal);
   };
 
-  let lease: StackLease | undefined;
   let ch: ReturnType<typeof openClickHouse> | undefined;
   let pipeline: Awaited<ReturnType<typeof startPipeline>> | undefined;
   let simulator: RunningSimulator | undefined;
