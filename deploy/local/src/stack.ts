@@ -25,6 +25,8 @@ export interface UpResult {
 export interface DownOptions {
   /** Also delete .stack/data/kafka and .stack/data/registry: the next `up()` starts empty. */
   wipeData?: boolean;
+  /** Stop only these components (default: every one), e.g. the ones a command started itself. */
+  only?: readonly Component['name'][];
 }
 
 export interface StackStatus {
@@ -97,15 +99,16 @@ export function createLocalStack(options: LocalStackOptions): LocalStack {
 
     down: (opts?: DownOptions) =>
       withLock(config.paths.lock, LOCK_WAIT_MS, async () => {
-        const results = await Promise.allSettled(components.map((c) => c.stop()));
+        const targets = opts?.only ? components.filter((c) => opts.only!.includes(c.name)) : components;
+        const results = await Promise.allSettled(targets.map((c) => c.stop()));
         const failure = results.find((r) => r.status === 'rejected');
         if (failure?.status === 'rejected') throw failure.reason;
         const out = {} as Record<Component['name'], StopResult>;
-        components.forEach((c, i) => {
+        targets.forEach((c, i) => {
           const r = results[i];
           if (r?.status === 'fulfilled') out[c.name] = r.value;
         });
-        if (opts?.wipeData) {
+        if (opts?.wipeData && !opts.only) {
           // Only our components' folders: others (e.g. an embedded ClickHouse path) may live beside them.
           for (const dir of [kafkaPaths(config).dataDir, registryPaths(config).dataDir]) {
             log('info', `deleting ${dir}`);

@@ -1,5 +1,6 @@
 // createApp builds the fastify instance (routes, auth, validation, docs, rate limit, masking)
 // without listening; main.ts connects and listens. Tests drive it through app.inject().
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -15,7 +16,7 @@ import { CursorError, decodeCursor, encodeCursor } from './cursor.js';
 import type { AlertFeed } from './feed.js';
 import { maskDeep, maskPan } from './mask.js';
 import { createApiMetrics } from './metrics.js';
-import { componentSchemas, routeSchemas } from './schemas.js';
+import { addLinksAndDescriptions, componentSchemas, routeSchemas } from './schemas.js';
 import { toAlertView, type AlertView } from './alert-view.js';
 import type { AlertReadModel } from './read-model/read-model.js';
 import { createAlertStore, type AlertFilter } from './store.js';
@@ -59,6 +60,8 @@ export interface CreateAppOptions {
   readModel?: AlertReadModel;
   /** Wall clock for triage timestamps (tests pin it). */
   now?: () => number;
+  /** `servers` of the OpenAPI document. Default: the document's own origin (a relative URL). */
+  publicUrl?: string;
 }
 
 export interface RouteInfo {
@@ -73,11 +76,22 @@ type AjvOptions = Parameters<ReturnType<typeof AjvCompiler>>[1];
 
 const DEFAULT_RATE_LIMIT: RateLimitOptions = { max: 6000, timeWindowMs: 60_000 };
 
-const TRIAGE_ACTIONS: { path: string; status: TriageStatus; summary: string }[] = [
-  { path: 'ack', status: 'acknowledged', summary: 'Acknowledge an alert (analyst): someone is looking at it' },
-  { path: 'resolve', status: 'resolved', summary: 'Resolve an alert (analyst): handled' },
-  { path: 'false-positive', status: 'false_positive', summary: 'Mark an alert a false positive (analyst)' },
+const TRIAGE_ACTIONS: { path: string; status: TriageStatus; operationId: string; summary: string }[] = [
+  { path: 'ack', status: 'acknowledged', operationId: 'acknowledgeAlert', summary: 'Acknowledge an alert (analyst): someone is looking at it' },
+  { path: 'resolve', status: 'resolved', operationId: 'resolveAlert', summary: 'Resolve an alert (analyst): handled' },
+  { path: 'false-positive', status: 'false_positive', operationId: 'markAlertFalsePositive', summary: 'Mark an alert a false positive (analyst)' },
 ];
+
+/**
+ * Longest path parameter the router accepts. Far above every id's maxLength (128), so a long id
+ * reaches validation and gets the documented 400 instead of find-my-way's default 414 at 100
+ * characters; node:http itself refuses request heads over 16 KiB (431) before fastify sees them.
+ */
+const MAX_PARAM_LENGTH = 16_384;
+
+/** A route pattern (`/alerts/:id/history`, `/docs/*`) as a matcher of concrete paths. */
+const patternRegExp = (url: string): RegExp =>
+  new RegExp(`^${url.split(/(:[A-Za-z0-9_]+|\*)/).map((part) => (part === '*' ? '.*' : part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('')}$`);
 
 /** A PAN-like number in a triage note is refused (not just masked): it would be stored otherwise. */
 const containsPan = (s: string): boolean => maskPan(s) !== s;
@@ -114,6 +128,10 @@ function formatValidation(errors: readonly { keyword: string; instancePath: stri
       message = `${path} must be a ${String(e.params['format'])}${e.params['format'] === 'date-time' ? ' (RFC 3339, e.g. 2024-05-01T12:00:00Z)' : ''}`;
       break;
     case 'pattern':
+      if (path === 'querystring.cursor') {
+        message = 'querystring.cursor is not a valid cursor: pass next_cursor from a previous page unchanged';
+        break;
+      }
       message = `${path} has characters that are not allowed (expected pattern ${String(e.params['pattern'])})`;
       break;
     default:
@@ -170,6 +188,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
     // Close idle keep-alive sockets on close(); SSE streams are ended in preClose below.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
   }) as unknown as ApiApp;
 
   const routeTable: RouteInfo[] = [];
@@ -189,8 +208,13 @@ export function createApp(options: CreateAppOptions): ApiApp {
   // Authentication (401) and authorisation (403) before anything else; unknown URLs need a key too,
   // so the route table cannot be probed anonymously.
   app.addHook('onRequest', async (req, reply) => {
-    const access: Access = req.is404 ? 'viewer' : (req.routeOptions.config.access ?? 'admin');
-    if (access === 'public') return;
+    // No route: an unknown path needs a key (the route table cannot be probed anonymously), and so
+    // does an unknown method on a path, unless the path is public (405 then, whatever the role).
+    const known = req.is404 ? methodsAt(req.url) : undefined;
+    const access: Access = req.is404 ? (known?.access === 'public' ? 'public' : 'viewer') : (req.routeOptions.config.access ?? 'admin');
+    // Answered here, before body parsing: a QUERY or POST to a path that does not take it must get
+    // its 404/405, not a 400/415 about its body.
+    if (access === 'public') return req.is404 ? noRoute(req, reply, known) : undefined;
     const presented = extractKey(req.headers);
     const deny = (status: 401 | 403, reason: string, message: string) => {
       metrics.authFailures.inc({ reason });
@@ -203,6 +227,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
     if (!principal) return deny(401, 'invalid', 'invalid API key');
     if (!roleAllows(principal.role, access)) return deny(403, 'forbidden', `role ${principal.role} may not ${req.method} ${req.routeOptions.url ?? req.url}: requires ${access}`);
     req.principal = principal;
+    if (req.is404) return noRoute(req, reply, known);
   });
 
   // Defence in depth for card data: every JSON body leaves with PAN-like strings masked.
@@ -217,7 +242,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
       return reply.code(400).send({ statusCode: 400, code: 'FST_ERR_VALIDATION', error: 'Bad Request', message: err.message });
     }
     if (err instanceof HttpError) {
-      return reply.code(err.statusCode).send({ statusCode: err.statusCode, code: err.code, error: err.statusCode === 404 ? 'Not Found' : 'Bad Request', message: err.message });
+      return reply.code(err.statusCode).send({ statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode] ?? 'Error', message: err.message });
     }
     if (err instanceof CursorError) {
       return reply.code(400).send({ statusCode: 400, code: 'INVALID_CURSOR', error: 'Bad Request', message: err.message });
@@ -228,14 +253,37 @@ export function createApp(options: CreateAppOptions): ApiApp {
     }
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status < 500) {
-      return reply.code(status).send({ statusCode: status, code: err.code ?? 'CLIENT_ERROR', error: status === 429 ? 'Too Many Requests' : 'Bad Request', message: maskPan(err.message) });
+      return reply.code(status).send({ statusCode: status, code: err.code ?? 'CLIENT_ERROR', error: STATUS_CODES[status] ?? 'Error', message: maskPan(err.message) });
     }
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ statusCode: 500, code: 'INTERNAL', error: 'Internal Server Error', message: 'internal error (logged with the request id)' });
   });
 
+  // Routes by path, for 405 + Allow (RFC 9110 §15.5.6) on a known path called with another method.
+  let matchers: { re: RegExp; method: string; access: Access }[] | undefined;
+  function methodsAt(url: string): { allow: string[]; access: Access } | undefined {
+    matchers ??= routeTable.map((r) => ({ re: patternRegExp(r.url), method: r.method, access: r.access }));
+    const path = url.split('?')[0] ?? '';
+    const hits = matchers.filter((m) => m.re.test(path));
+    if (hits.length === 0) return undefined;
+    const allow = new Set(hits.map((h) => h.method));
+    // fastify answers HEAD for every GET route (exposeHeadRoutes).
+    if (allow.has('GET')) allow.add('HEAD');
+    const rank: Access[] = ['public', 'viewer', 'analyst', 'admin'];
+    const access = hits.map((h) => h.access).reduce((a, b) => (rank.indexOf(a) <= rank.indexOf(b) ? a : b));
+    return { allow: [...allow].sort(), access };
+  }
+
+  function noRoute(req: FastifyRequest, reply: FastifyReply, known = methodsAt(req.url)) {
+    const path = maskPan(req.url.split('?')[0] ?? '');
+    if (known) {
+      return reply.code(405).header('allow', known.allow.join(', ')).send({ statusCode: 405, code: 'METHOD_NOT_ALLOWED', error: 'Method Not Allowed', message: `${req.method} is not allowed on ${path}; allowed: ${known.allow.join(', ')}` });
+    }
+    return reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `no route ${req.method} ${path}` });
+  }
+
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `no route ${req.method} ${maskPan(req.url.split('?')[0] ?? '')}` });
+    void noRoute(req, reply);
   });
 
   for (const s of componentSchemas) app.addSchema(s);
@@ -246,8 +294,11 @@ export function createApp(options: CreateAppOptions): ApiApp {
       info: {
         title: 'Tillwatch alert API',
         version: '1',
+        // The repository is a private package (package.json "private": true, no licence granted).
+        license: { name: 'UNLICENSED (proprietary; not for redistribution)', url: 'https://docs.npmjs.com/cli/v10/configuring-npm/package-json#license' },
         description: 'Alerts, triage, terminals and a live alert stream for risk teams. Authenticate with `x-api-key: <key>` or `Authorization: Bearer <key>`. Roles: viewer (read), analyst (read + triage), admin (everything).',
       },
+      servers: [{ url: options.publicUrl ?? '/', description: options.publicUrl ? 'This API' : 'This API (the origin that served this document)' }],
       components: {
         securitySchemes: {
           apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
@@ -264,6 +315,8 @@ export function createApp(options: CreateAppOptions): ApiApp {
     },
     // Component schemas keep their $id as name (Alert, Transaction, ...) instead of def-N.
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json['$id'] === 'string' ? json['$id'] : `def-${i}`) },
+    // Response descriptions per status, and OpenAPI links (alert list -> triage and history).
+    transformObject: (documentObject) => addLinksAndDescriptions((documentObject as { openapiObject: Parameters<typeof addLinksAndDescriptions>[0] }).openapiObject) as never,
   });
 
   if (options.rateLimit !== false) {
@@ -298,11 +351,6 @@ export function createApp(options: CreateAppOptions): ApiApp {
       }
     });
 
-    api.get('/metrics', { config: { access: 'public' }, schema: routeSchemas.metrics }, async (_req, reply) => {
-      const body = await metricsRegistry.metrics();
-      return reply.type(metricsRegistry.contentType).send(body);
-    });
-
     api.get('/whoami', { config: { access: 'viewer' }, schema: routeSchemas.whoami }, async (req) => req.principal as Principal);
 
     api.get('/admin/keys', { config: { access: 'admin' }, schema: routeSchemas.adminKeys }, async () => ({ keys: auth.principals.map((p) => ({ name: p.name, role: p.role })) }));
@@ -318,8 +366,12 @@ export function createApp(options: CreateAppOptions): ApiApp {
         ...(q.from !== undefined ? { fromMs: Date.parse(q.from) } : {}),
         ...(q.to !== undefined ? { toMs: Date.parse(q.to) } : {}),
       };
+      // from is inclusive and to exclusive: to <= from is a valid, empty range (the schema cannot
+      // state a relation between two parameters, so the API does not refuse one).
       if (filter.fromMs !== undefined && filter.toMs !== undefined && filter.fromMs >= filter.toMs) {
-        throw new HttpError(400, 'FST_ERR_VALIDATION', 'querystring.from must be earlier than querystring.to');
+        if (q.cursor !== undefined) decodeCursor(q.cursor);
+        metrics.cache.inc({ result: 'miss' });
+        return reply.header('x-cache', 'miss').send({ items: [], next_cursor: null });
       }
       const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
       const limit = q.limit ?? 50;
@@ -351,7 +403,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
     for (const action of TRIAGE_ACTIONS) {
       api.post<{ Params: { id: string }; Body: { note: string } }>(
         `/alerts/:id/${action.path}`,
-        { config: { access: 'analyst' }, schema: routeSchemas.triage(action.summary) },
+        { config: { access: 'analyst' }, schema: routeSchemas.triage(action.operationId, action.summary) },
         async (req) => {
           if (containsPan(req.body.note)) {
             throw new HttpError(400, 'FST_ERR_VALIDATION', 'body.note looks like it contains a card number (PAN); refer to the card by its token');

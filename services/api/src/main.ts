@@ -4,11 +4,11 @@ import { pathToFileURL } from 'node:url';
 import { clickhouseConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { createClickHouse, migrate, type ClickHouse } from '@tillwatch/clickhouse';
 import { clickhouseMigrationsDir } from '@tillwatch/schemas';
-import { createLogger, createRegistry, type Logger } from '@tillwatch/telemetry';
+import { createLogger, createOpsServer, createRegistry, type Logger } from '@tillwatch/telemetry';
 import type { Registry } from 'prom-client';
 import { createApp, type ApiApp } from './app.js';
 import { createAuthenticator, generateDevKey } from './auth.js';
-import { apiConfig } from './config.js';
+import { apiConfig, readModelEnabled } from './config.js';
 import { createPollingAlertFeed, type AlertFeed } from './feed.js';
 import { createApiMetrics } from './metrics.js';
 import { createAlertReadModel } from './read-model/read-model.js';
@@ -25,11 +25,15 @@ export interface StartApiOptions {
   /** Override HTTP_HOST / HTTP_PORT (port 0 = random). */
   host?: string;
   port?: number;
+  /** Override API_OPS_PORT, where /metrics is served (0 = random). */
+  opsPort?: number;
 }
 
 export interface RunningApi {
   /** http://host:port */
   url: string;
+  /** http://host:opsPort: /metrics, /healthz, /readyz (not on the public API port). */
+  opsUrl: string;
   /** Set when API_KEYS was unset outside production: a generated admin key to print once. */
   devKey?: string;
   app: ApiApp;
@@ -63,8 +67,10 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
   const polling = options.alertFeed ? undefined : createPollingAlertFeed({ ch, intervalMs: cfg.feedPollMs, logger });
   const alertFeed = options.alertFeed ?? polling!;
 
+  // Over a ClickHouse server the read model is opt-in (API_READ_MODEL=on): it exists because
+  // embedded chDB answers one query at a time.
   const readModel =
-    cfg.readModelMaxAlerts > 0
+    readModelEnabled(cfg, ch.kind)
       ? createAlertReadModel({ ch, metrics: createApiMetrics(metricsRegistry), logger, maxAlerts: cfg.readModelMaxAlerts, rowBytes: cfg.readModelRowBytes, pollMs: cfg.feedPollMs })
       : undefined;
   // Loads in the background: until it is ready, reads go to ClickHouse.
@@ -82,7 +88,14 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
     alertsCacheStaleMs: cfg.alertsCacheStaleMs,
     sseHeartbeatMs: cfg.sseHeartbeatMs,
   });
+  let ready = false;
+  // Prometheus scrapes this port; the public API port serves no /metrics (internal detail, and free
+  // of the API's authentication and rate limit).
+  const ops = createOpsServer({ registry: metricsRegistry, ready: () => ready, host: options.host ?? svc.httpHost, port: options.opsPort ?? cfg.opsPort });
+  let opsListening = false;
   const close = async () => {
+    ready = false;
+    if (opsListening) await ops.close();
     await app.close();
     await readModel?.close();
     await polling?.close();
@@ -94,8 +107,11 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : (options.port ?? svc.httpPort);
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    logger.info({ url, keys: auth.principals.length, devKey: devEntry !== undefined }, 'alert API listening');
-    return { url, ...(devEntry ? { devKey: devEntry.key } : {}), app, close };
+    const opsUrl = (await ops.listen()).url;
+    opsListening = true;
+    ready = true;
+    logger.info({ url, opsUrl, keys: auth.principals.length, devKey: devEntry !== undefined, readModel: readModel !== undefined }, 'alert API listening');
+    return { url, opsUrl, ...(devEntry ? { devKey: devEntry.key } : {}), app, close };
   } catch (e) {
     await close();
     throw e;
@@ -111,7 +127,7 @@ export async function runApiMain(env: Env = process.env): Promise<number> {
     process.stderr.write(`tillwatch api: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
-  process.stdout.write(`Tillwatch alert API: ${api.url}  (docs: ${api.url}/docs)\n`);
+  process.stdout.write(`Tillwatch alert API: ${api.url}  (docs: ${api.url}/docs, metrics: ${api.opsUrl}/metrics)\n`);
   if (api.devKey) process.stdout.write(`Development admin key (API_KEYS unset): ${api.devKey}\n  curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts\n`);
   return new Promise<number>((resolve) => {
     const shutdown = () => {

@@ -4,8 +4,19 @@
 import { SeverityValues, TxnKindValues, TxnStatusValues, ActionKindValues, TargetTypeValues } from '@tillwatch/schemas';
 import { TriageStatusValues } from '@tillwatch/clickhouse';
 import { Roles } from './auth.js';
+import { CURSOR_PATTERN } from './cursor.js';
 
 const id = (description: string) => ({ type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:@-]+$', description }) as const;
+
+/**
+ * Ids the OpenAPI document gives as examples. The fuzzing harness (fuzz/) seeds an alert and a
+ * terminal with exactly these ids, so generated requests reach the real lookups, not only 404s.
+ */
+export const EXAMPLES = {
+  alertId: 'al-7d2f0c9e4b1a6e3d5c8f',
+  terminalId: 'T-0042',
+  merchantId: 'M-007',
+} as const;
 const epochMs = (description: string) => ({ type: 'integer', description: `${description} (epoch milliseconds, UTC)` }) as const;
 const nullable = <T extends object>(s: T) => ({ ...s, nullable: true }) as const;
 const list = <T extends object>(items: T, description: string) => ({ type: 'array', items, minItems: 1, maxItems: 50, description }) as const;
@@ -104,12 +115,20 @@ export const componentSchemas = [
 
 const ref = (name: string) => ({ $ref: `${name}#` }) as const;
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ref('Error')]));
-/** Error answers every authenticated route can give. */
+/**
+ * Error answers every authenticated route can give: 400 (validation, unknown parameter), 401, 403
+ * (documented on every route although a viewer route cannot refuse any role), 429 (rate limit),
+ * 500, 503 (ClickHouse unavailable, or the server closing). Ids add 404; bodies add 413 and 415.
+ */
 const authErrors = [400, 401, 403, 429, 500, 503];
+/** What a public ops route can answer besides 200: unknown query parameter, a bug, closing. */
+const opsErrors = [400, 500, 503];
+/** No query parameters: an unknown one is a 400, as everywhere else. */
+const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
 
 export const alertIdParams = {
   type: 'object',
-  properties: { id: id('alert_id') },
+  properties: { id: { ...id('alert_id'), examples: [EXAMPLES.alertId] } },
   required: ['id'],
   additionalProperties: false,
 } as const;
@@ -124,9 +143,9 @@ export const listAlertsQuery = {
     terminal: list(id('terminal_id'), 'Terminal id(s)'),
     merchant: list(id('merchant_id'), 'Merchant id(s)'),
     from: { type: 'string', format: 'date-time', description: 'detected_at >= from (RFC 3339, e.g. 2024-05-01T12:00:00Z)' },
-    to: { type: 'string', format: 'date-time', description: 'detected_at < to (RFC 3339)' },
+    to: { type: 'string', format: 'date-time', description: 'detected_at < to (RFC 3339). A range with to <= from is empty (200, no items)' },
     limit: { type: 'integer', minimum: 1, maximum: 500, default: 50, description: 'Page size' },
-    cursor: { type: 'string', minLength: 1, maxLength: 400, pattern: '^[A-Za-z0-9_-]+$', description: 'next_cursor of the previous page (opaque)' },
+    cursor: { type: 'string', minLength: 3, maxLength: 360, pattern: CURSOR_PATTERN, description: 'next_cursor of the previous page (treat as opaque)' },
   },
 } as const;
 
@@ -152,7 +171,7 @@ export const triageBody = {
 
 export const terminalParams = {
   type: 'object',
-  properties: { id: id('terminal_id') },
+  properties: { id: { ...id('terminal_id'), examples: [EXAMPLES.terminalId] } },
   required: ['id'],
   additionalProperties: false,
 } as const;
@@ -167,6 +186,7 @@ const security: { [label: string]: string[] }[] = [{ apiKey: [] }, { bearer: [] 
 
 export const routeSchemas = {
   listAlerts: {
+    operationId: 'listAlerts',
     tags: ['alerts'],
     summary: 'List alerts, newest first (detected_at, alert_id descending), with filters and cursor pagination',
     security,
@@ -184,6 +204,7 @@ export const routeSchemas = {
     },
   },
   getAlert: {
+    operationId: 'getAlert',
     tags: ['alerts'],
     summary: 'One alert with its evidence transactions and the actions issued for it',
     security,
@@ -203,6 +224,7 @@ export const routeSchemas = {
     },
   },
   history: {
+    operationId: 'getAlertHistory',
     tags: ['triage'],
     summary: 'Triage audit trail of an alert (oldest first) and its current status',
     security,
@@ -220,7 +242,8 @@ export const routeSchemas = {
       ...errors(...authErrors, 404),
     },
   },
-  triage: (summary: string) => ({
+  triage: (operationId: string, summary: string) => ({
+    operationId,
     tags: ['triage'],
     summary,
     security,
@@ -236,10 +259,11 @@ export const routeSchemas = {
         },
         required: ['alert_id', 'previous_status', 'entry'],
       },
-      ...errors(...authErrors, 404),
+      ...errors(...authErrors, 404, 413, 415),
     },
   }),
   terminal: {
+    operationId: 'getTerminal',
     tags: ['terminals'],
     summary: 'A terminal: recent transactions, last seen, sync lag, open sequence gaps and open alerts',
     security,
@@ -291,6 +315,7 @@ export const routeSchemas = {
     },
   },
   stream: {
+    operationId: 'streamAlerts',
     tags: ['alerts'],
     summary: 'Live alerts as server-sent events (event: alert, data: Alert JSON); optional filters',
     description: 'text/event-stream. Each alert is sent as `id: <alert_id>`, `event: alert`, `data: <Alert JSON>`; a comment line is sent every heartbeat interval. Alerts carry status "open" (they are new).',
@@ -298,50 +323,112 @@ export const routeSchemas = {
     querystring: streamQuery,
     response: {
       200: { description: 'Server-sent events', content: { 'text/event-stream': { schema: { type: 'string', description: 'id: <alert_id>\\nevent: alert\\ndata: <Alert JSON>\\n\\n per alert; ": ping" comments' } } } },
-      ...errors(400, 401, 429),
+      ...errors(...authErrors),
     },
   },
   whoami: {
+    operationId: 'whoami',
     tags: ['auth'],
     summary: 'The caller: API key name and role',
     security,
+    querystring: noQuery,
     response: {
       200: { type: 'object', properties: { name: { type: 'string' }, role: { type: 'string', enum: [...Roles] } }, required: ['name', 'role'] },
-      ...errors(401, 429),
+      ...errors(...authErrors),
     },
   },
   adminKeys: {
+    operationId: 'listApiKeys',
     tags: ['auth'],
     summary: 'Configured API key names and roles (never the keys); admin only',
     security,
+    querystring: noQuery,
     response: {
       200: {
         type: 'object',
         properties: { keys: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, role: { type: 'string', enum: [...Roles] } }, required: ['name', 'role'] } } },
         required: ['keys'],
       },
-      ...errors(401, 403, 429),
+      ...errors(...authErrors),
     },
   },
   healthz: {
+    operationId: 'getHealth',
     tags: ['ops'],
     summary: 'Liveness: the process answers',
     security: [] as { [label: string]: string[] }[],
-    response: { 200: { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] } },
+    querystring: noQuery,
+    response: { 200: { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] }, ...errors(...opsErrors) },
   },
   readyz: {
+    operationId: 'getReadiness',
     tags: ['ops'],
     summary: 'Readiness: ClickHouse answers a ping',
     security: [] as { [label: string]: string[] }[],
+    querystring: noQuery,
     response: {
       200: { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] },
-      503: { type: 'object', properties: { status: { type: 'string' }, reason: { type: 'string' } }, required: ['status', 'reason'] },
+      ...errors(400, 500),
+      503: {
+        description: 'Not ready (ClickHouse does not answer), or the server is closing',
+        type: 'object',
+        // {status, reason} from the probe; fastify's own closing answer is {statusCode, error, message}.
+        properties: { status: { type: 'string' }, reason: { type: 'string' }, statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
+      },
     },
   },
-  metrics: {
-    tags: ['ops'],
-    summary: 'Prometheus metrics (text exposition format)',
-    security: [] as { [label: string]: string[] }[],
-    response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
-  },
 } as const;
+
+const STATUS_DESCRIPTIONS: Record<string, string> = {
+  '200': 'OK',
+  '400': 'Invalid input: the message names the field and what was expected (unknown parameters are errors)',
+  '401': 'Missing, malformed or unknown API key (www-authenticate: Bearer)',
+  '403': "The key's role may not call this operation",
+  '404': 'Not found',
+  '413': 'Body larger than 1 MiB',
+  '415': 'Body is not application/json',
+  '429': 'Rate limit of this API key exceeded (retry-after header)',
+  '500': 'Internal error (details only in the log)',
+  '503': 'ClickHouse unavailable (retry-after header), or the server is closing',
+};
+
+const at = (pointer: string) => `$response.body#${pointer}`;
+/** Links to the operations on one alert, from a response that names it at `idPointer`. */
+const alertLinks = (idPointer: string, ops: string[]) =>
+  Object.fromEntries(ops.map((op) => [op, { operationId: op, parameters: { id: at(idPointer) }, description: `${op} of this alert` }]));
+const TRIAGE_OPS = ['acknowledgeAlert', 'resolveAlert', 'markAlertFalsePositive'];
+
+interface OpenApiDoc {
+  paths?: Record<string, Record<string, { operationId?: string; responses?: Record<string, { description?: string; links?: unknown }> }>>;
+}
+
+/**
+ * Post-processing of the generated OpenAPI document: a description per error status instead of
+ * "Default Response", and OpenAPI links (3.0 §4.7.20) so that clients and stateful testers
+ * (Schemathesis) can follow list -> alert -> acknowledge -> history -> resolve with real ids.
+ */
+export function addLinksAndDescriptions<T extends OpenApiDoc>(doc: T): T {
+  const links: Record<string, Record<string, unknown>> = {
+    listAlerts: {
+      ...alertLinks('/items/0/alert_id', ['getAlert', 'getAlertHistory', ...TRIAGE_OPS]),
+      getTerminal: { operationId: 'getTerminal', parameters: { id: at('/items/0/terminal_id') }, description: 'The terminal of the first alert' },
+    },
+    getAlert: {
+      ...alertLinks('/alert/alert_id', ['getAlertHistory', ...TRIAGE_OPS]),
+      getTerminal: { operationId: 'getTerminal', parameters: { id: at('/alert/terminal_id') }, description: "The alert's terminal" },
+    },
+    getAlertHistory: alertLinks('/alert_id', TRIAGE_OPS),
+    ...Object.fromEntries(TRIAGE_OPS.map((op) => [op, alertLinks('/alert_id', ['getAlertHistory', 'getAlert', ...TRIAGE_OPS.filter((o) => o !== op)])])),
+  };
+  for (const item of Object.values(doc.paths ?? {})) {
+    for (const op of Object.values(item)) {
+      for (const [status, response] of Object.entries(op.responses ?? {})) {
+        if (response.description === undefined || response.description === 'Default Response') response.description = STATUS_DESCRIPTIONS[status] ?? 'Response';
+      }
+      const l = op.operationId === undefined ? undefined : links[op.operationId];
+      const ok = op.responses?.['200'];
+      if (l && ok) ok.links = l;
+    }
+  }
+  return doc;
+}

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
 import { createClickHouse } from '@tillwatch/clickhouse';
+import { createRegistry } from '@tillwatch/telemetry';
 import { auth, buildApp, insertAlerts, KEYS, makeAlerts } from './fixtures.js';
 import type { ApiApp } from '../src/app.js';
 import { roleAllows, type Role } from '../src/auth.js';
@@ -46,14 +47,13 @@ describe('authentication and roles over the route table', () => {
       'GET /admin/keys admin',
       'GET /healthz public',
       'GET /readyz public',
-      'GET /metrics public',
       'GET /openapi.json public',
       'GET /docs public',
     ]) {
       expect(table).toContain(expected);
     }
     // Nothing is public by accident: only ops and documentation routes.
-    for (const r of app.routeTable.filter((x) => x.access === 'public')) expect(r.url).toMatch(/^\/(healthz|readyz|metrics|openapi\.json|docs|console)/);
+    for (const r of app.routeTable.filter((x) => x.access === 'public')) expect(r.url).toMatch(/^\/(healthz|readyz|openapi\.json|docs|console)/);
   });
 
   it('answers 401 without a key, with a wrong key and with malformed credentials, on every protected route', async () => {
@@ -123,9 +123,8 @@ describe('validation: 400 naming the field and what was expected', () => {
     ['GET', '/alerts?status=closed', 'querystring.status[0] must be one of: open, acknowledged, resolved, false_positive'],
     ['GET', '/alerts?severty=high', "querystring has unknown parameter 'severty'"],
     ['GET', '/alerts?from=yesterday', 'querystring.from must be a date-time (RFC 3339, e.g. 2024-05-01T12:00:00Z)'],
-    ['GET', '/alerts?from=2024-05-02T00:00:00Z&to=2024-05-01T00:00:00Z', 'querystring.from must be earlier than querystring.to'],
     ['GET', '/alerts?cursor=bm90LWEtY3Vyc29y', 'querystring.cursor is not a valid cursor: pass next_cursor from a previous page unchanged'],
-    ['GET', '/alerts?cursor=a%20b', 'querystring.cursor has characters that are not allowed (expected pattern ^[A-Za-z0-9_-]+$)'],
+    ['GET', '/alerts?cursor=a%20b', 'querystring.cursor is not a valid cursor: pass next_cursor from a previous page unchanged'],
     ['GET', '/alerts?rule=Sync%20Lag', 'querystring.rule[0] has characters that are not allowed (expected pattern ^[a-z0-9_]+$)'],
     ['GET', '/alerts/bad%20id', 'params.id has characters that are not allowed (expected pattern ^[A-Za-z0-9._:@-]+$)'],
     ['GET', '/terminals/T1?recent=1000', 'querystring.recent must be <= 500'],
@@ -184,7 +183,8 @@ describe('rate limiting (per API key)', () => {
 
 describe('GET /alerts page cache', () => {
   it('serves repeated pages from the cache and drops it on a triage write', async () => {
-    const { app: cached } = buildApp(t.ch, { alertsCacheMs: 60_000 });
+    const registry = createRegistry({ service: 'api-test', defaultMetrics: false });
+    const { app: cached } = buildApp(t.ch, { alertsCacheMs: 60_000, metricsRegistry: registry });
     try {
       const get = () => cached.inject({ method: 'GET', url: '/alerts?status=open&limit=100', headers: auth('viewer') });
       const first = await get();
@@ -198,8 +198,7 @@ describe('GET /alerts page cache', () => {
       const third = await get();
       expect(third.headers['x-cache']).toBe('miss');
       expect(third.json().items.map((a: { alert_id: string }) => a.alert_id)).not.toContain(target);
-      const metrics = await cached.inject({ method: 'GET', url: '/metrics' });
-      expect(metrics.body).toMatch(/tillwatch_api_alerts_cache_total\{[^}]*result="hit"[^}]*\} 1/);
+      expect(await registry.metrics()).toMatch(/tillwatch_api_alerts_cache_total\{[^}]*result="hit"[^}]*\} 1/);
     } finally {
       await cached.close();
     }
@@ -226,14 +225,21 @@ describe('ops routes', () => {
     }
   });
 
-  it('/metrics exposes the API metrics', async () => {
-    await app.inject({ method: 'GET', url: '/alerts', headers: auth('viewer') });
-    const res = await app.inject({ method: 'GET', url: '/metrics' });
-    expect(res.statusCode).toBe(200);
-    expect(res.headers['content-type']).toContain('text/plain');
-    expect(res.body).toContain('tillwatch_api_request_duration_seconds_bucket');
-    expect(res.body).toMatch(/tillwatch_api_clickhouse_query_seconds_bucket\{[^}]*query="list_alerts(_time)?"/);
-    expect(res.body).toContain('tillwatch_api_auth_failures_total{reason="missing"');
+  it('the API metrics are recorded in its registry; the API port serves no /metrics (see contract.int.test.ts: ops port)', async () => {
+    const registry = createRegistry({ service: 'api-test', defaultMetrics: false });
+    const { app: measured } = buildApp(t.ch, { metricsRegistry: registry });
+    try {
+      await measured.inject({ method: 'GET', url: '/alerts', headers: auth('viewer') });
+      await measured.inject({ method: 'GET', url: '/alerts' });
+      const body = await registry.metrics();
+      expect(body).toContain('tillwatch_api_request_duration_seconds_bucket');
+      expect(body).toMatch(/tillwatch_api_clickhouse_query_seconds_bucket\{[^}]*query="list_alerts(_time)?"/);
+      expect(body).toContain('tillwatch_api_auth_failures_total{reason="missing"');
+      expect((await measured.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+      expect((await measured.inject({ method: 'GET', url: '/metrics', headers: auth('admin') })).statusCode).toBe(404);
+    } finally {
+      await measured.close();
+    }
   });
 
   it('/openapi.json documents every API route with parameters and security; /docs serves the UI', async () => {
@@ -243,7 +249,7 @@ describe('ops routes', () => {
     expect(doc.openapi).toBe('3.0.3');
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiKey', 'bearer']);
     expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Alert', 'Transaction', 'Action', 'TriageEntry', 'Error']));
-    for (const p of ['/alerts', '/alerts/{id}', '/alerts/{id}/history', '/alerts/{id}/ack', '/alerts/{id}/resolve', '/alerts/{id}/false-positive', '/terminals/{id}', '/stream/alerts', '/healthz', '/readyz', '/metrics']) {
+    for (const p of ['/alerts', '/alerts/{id}', '/alerts/{id}/history', '/alerts/{id}/ack', '/alerts/{id}/resolve', '/alerts/{id}/false-positive', '/terminals/{id}', '/stream/alerts', '/healthz', '/readyz']) {
       expect(doc.paths, p).toHaveProperty([p]);
     }
     const list = doc.paths['/alerts']!['get']!;

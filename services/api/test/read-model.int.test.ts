@@ -126,7 +126,9 @@ describe('alert read model', () => {
   const setup = async (opts: { maxAlerts?: number; rowBytes?: number } = {}) => {
     const registry = createRegistry({ service: 'rm-test', defaultMetrics: false });
     const metrics = createApiMetrics(registry);
-    const model = createAlertReadModel({ ch: t.ch, metrics, maxAlerts: opts.maxAlerts ?? 100_000, rowBytes: opts.rowBytes ?? 8 << 20, pollMs: 60_000, loadPageSize: 400 });
+    // No timed polls here, so no staleness limit either: on a loaded machine a comparison can take
+    // longer than the default 30 s, and the model would step aside half-way (tested on its own below).
+    const model = createAlertReadModel({ ch: t.ch, metrics, maxAlerts: opts.maxAlerts ?? 100_000, rowBytes: opts.rowBytes ?? 8 << 20, pollMs: 60_000, loadPageSize: 400, maxStalenessMs: 3_600_000 });
     models.push(model);
     await model.start();
     return { model, registry, viaModel: createAlertStore({ ch: t.ch, metrics, readModel: model }), viaClickHouse: createAlertStore({ ch: t.ch, metrics: createApiMetrics(createRegistry({ service: 'ch', defaultMetrics: false })) }) };

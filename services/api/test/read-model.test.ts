@@ -5,7 +5,7 @@ import type { TriageStatus } from '@tillwatch/clickhouse';
 import type { Alert, Severity } from '@tillwatch/schemas';
 import { createRowArena } from '../src/read-model/row-arena.js';
 import { createAlertCodec } from '../src/read-model/alert-codec.js';
-import { createAlertIndex, type IndexedAlert, type TriageState } from '../src/read-model/alert-index.js';
+import { createAlertIndex, indexBudgetBytes, type IndexedAlert, type TriageState } from '../src/read-model/alert-index.js';
 import type { AlertFilter } from '../src/store.js';
 import type { Cursor } from '../src/cursor.js';
 
@@ -197,7 +197,7 @@ describe('alert index', () => {
         expect(all).toEqual(reference(alerts, status, f, undefined, 1e9).page.map((a) => a.alert_id));
       }
     }
-  });
+  }, 60_000);
 
   it('a later triage wins; ties on time go to the later status in enum order; stale entries are ignored', () => {
     const index = createAlertIndex({ maxAlerts: 10 });
@@ -286,11 +286,50 @@ describe('alert index', () => {
     expect(index.position('x')).toBeDefined();
   });
 
-  it('keeps the triage of alerts it trimmed or has not seen yet', () => {
+  it('keeps the triage of alerts it has not seen yet, for when they arrive', () => {
     const index = createAlertIndex({ maxAlerts: 5 });
     const entry: TriageState = { status: 'resolved', actor: 'ana', at: 5 };
     index.triage('later', entry);
     index.add({ alert_id: 'later', rule: 'r', severity: 'low', terminal_id: 'T', merchant_id: 'M', detected_at: 1 });
     expect(index.list({ statuses: ['resolved'] }, undefined, 10)?.positions.map((p) => index.get(p).alert_id)).toEqual(['later']);
+  });
+
+  it('memory stays within its budget: trims drop the triage, re-fire marks and dictionary entries of the alerts they drop; pending triage is bounded', () => {
+    const r = rng(7);
+    const maxAlerts = 200;
+    const index = createAlertIndex({ maxAlerts, maxPendingTriage: 50 });
+    let t = 1_000_000;
+    for (let i = 0; i < 20_000; i++) {
+      t += 1000;
+      // A churning fleet: every alert at a new terminal and merchant.
+      const a = { alert_id: `al-${i}`, rule: `rule_${i % 7}`, severity: SEV[i % 4]!, terminal_id: `T${i}`, merchant_id: `M${i}`, detected_at: t };
+      index.add(a);
+      // Analysts triage what they see, re-fires happen, and triage rows for alerts never indexed here arrive.
+      index.triage(a.alert_id, { status: STATUSES[1 + (i % 3)]!, actor: 'ana', at: t + 1 });
+      if (i % 5 === 0) index.add({ ...a, detected_at: t + 500 });
+      index.triage(`elsewhere-${i}`, { status: 'resolved', actor: 'bob', at: t });
+      if (r() < 0.01) index.triage(`al-${Math.floor(r() * i)}`, { status: 'false_positive', actor: 'cy', at: t + 2 });
+    }
+    const c = index.counts();
+    expect(c.alerts).toBeLessThanOrEqual(Math.floor(maxAlerts * 1.1) + 1);
+    expect(c.alerts).toBeGreaterThanOrEqual(maxAlerts);
+    expect(c.triaged).toBeLessThanOrEqual(c.alerts);
+    expect(c.refires).toBeLessThanOrEqual(c.alerts);
+    expect(c.pending).toBeLessThanOrEqual(50);
+    expect(c.terminals).toBeLessThanOrEqual(c.alerts);
+    expect(c.merchants).toBeLessThanOrEqual(c.alerts);
+    expect(c.rules).toBe(7);
+    expect(index.approxBytes()).toBeLessThanOrEqual(indexBudgetBytes(maxAlerts, 50));
+    // Still exact after all the trims and recoding: the newest alert, its terminal, its triage.
+    const newest = index.list({}, undefined, 1)!;
+    const head = index.get(newest.positions[0]!);
+    expect(head.alert_id).toBe('al-19999');
+    // (From the horizon on: the index holds everything since, so a short list is exact.)
+    const since = { fromMs: index.horizon };
+    expect(index.list({ terminals: ['T19999'], ...since }, undefined, 5)?.positions.map((p) => index.get(p).alert_id)).toEqual(['al-19999']);
+    expect(index.list({ merchants: ['M19990'], ...since }, undefined, 5)?.positions.map((p) => index.get(p).alert_id)).toEqual(['al-19990']);
+    expect(index.triageOf('al-19999')?.status).toBe(STATUSES[1 + (19999 % 3)]);
+    // A terminal trimmed away is unknown: beyond the horizon, ClickHouse answers (undefined).
+    expect(index.list({ terminals: ['T5'] }, undefined, 5)).toBeUndefined();
   });
 });

@@ -2,9 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@tillwatch/config';
 import { luhnValid, maskDeep, maskPan } from '../src/mask.js';
-import { CursorError, decodeCursor, encodeCursor } from '../src/cursor.js';
+import { CURSOR_PATTERN, CursorError, decodeCursor, encodeCursor } from '../src/cursor.js';
 import { createAuthenticator, extractKey, generateDevKey, parseApiKeys, roleAllows } from '../src/auth.js';
-import { apiConfig } from '../src/config.js';
+import { apiConfig, readModelEnabled } from '../src/config.js';
 import { createPageCache } from '../src/cache.js';
 
 describe('maskPan', () => {
@@ -46,11 +46,20 @@ describe('cursor', () => {
   it('round-trips and is opaque url-safe text', () => {
     const c = { t: 1795635795410, id: 'al-abc' };
     const s = encodeCursor(c);
-    expect(s).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(s).toMatch(new RegExp(CURSOR_PATTERN));
     expect(decodeCursor(s)).toEqual(c);
+    const odd = { t: 0, id: 'ü/?&=' };
+    expect(decodeCursor(encodeCursor(odd))).toEqual(odd);
+  });
+  it('decodes every string its schema pattern accepts (a schema-valid cursor is never refused)', () => {
+    for (const ok of ['0.A', '007.x', 'zzzzzzzzzz.' + 'A'.repeat(344), 'mj0v5k2q.__--']) {
+      const c = decodeCursor(ok);
+      expect(Number.isSafeInteger(c.t)).toBe(true);
+      expect(typeof c.id).toBe('string');
+    }
   });
   it('rejects anything else with a CursorError', () => {
-    for (const bad of ['', 'x', Buffer.from('[2,1,"a"]').toString('base64url'), Buffer.from('[1,"1","a"]').toString('base64url'), Buffer.from('[1,1,""]').toString('base64url'), Buffer.from('{}').toString('base64url')]) {
+    for (const bad of ['', 'x', '1', '1.', '.a', '-1.a', '1.a=', 'A.a', '12345678901.a', Buffer.from('[1,1,"a"]').toString('base64url')]) {
       expect(() => decodeCursor(bad)).toThrow(CursorError);
     }
   });
@@ -121,7 +130,7 @@ describe('API keys', () => {
 
 describe('apiConfig', () => {
   it('defaults; API_KEYS unset is allowed outside production only', () => {
-    expect(apiConfig({})).toEqual({ apiKeys: undefined, production: false, rateLimitMax: 6000, rateLimitWindowMs: 60000, alertsCacheMs: 1000, alertsCacheStaleMs: 5000, feedPollMs: 1000, sseHeartbeatMs: 15000, readModelMaxAlerts: 2_000_000, readModelRowBytes: 256 * 1024 * 1024 });
+    expect(apiConfig({})).toEqual({ apiKeys: undefined, production: false, rateLimitMax: 6000, rateLimitWindowMs: 60000, alertsCacheMs: 1000, alertsCacheStaleMs: 5000, feedPollMs: 1000, sseHeartbeatMs: 15000, readModel: 'auto', readModelMaxAlerts: 2_000_000, readModelRowBytes: 256 * 1024 * 1024, opsPort: 9466 });
     expect(apiConfig({ API_READ_MODEL_MAX_ALERTS: '0', API_READ_MODEL_ROWS_MB: '16' })).toMatchObject({ readModelMaxAlerts: 0, readModelRowBytes: 16 * 1024 * 1024 });
     expect(() => apiConfig({ NODE_ENV: 'production' })).toThrow(/API_KEYS: expected key:role:name entries \(mandatory in production/);
     expect(() => apiConfig({ TILLWATCH_ENV: 'production' })).toThrow(ConfigError);
@@ -131,6 +140,16 @@ describe('apiConfig', () => {
     expect(() => apiConfig({ API_RATE_LIMIT_MAX: '-1' })).toThrow('API_RATE_LIMIT_MAX: expected an integer between 0 and 10000000, got "-1"');
     expect(() => apiConfig({ API_ALERTS_CACHE_MS: 'soon' })).toThrow(/API_ALERTS_CACHE_MS: expected an integer/);
     expect(() => apiConfig({ API_READ_MODEL_ROWS_MB: '0' })).toThrow(/API_READ_MODEL_ROWS_MB: expected an integer between 1 and/);
+    expect(() => apiConfig({ API_READ_MODEL: 'yes' })).toThrow(/API_READ_MODEL: expected/);
+    expect(() => apiConfig({ API_OPS_PORT: '70000' })).toThrow(/API_OPS_PORT: expected/);
+  });
+  it('read model: on by default over embedded chDB, opt-in (API_READ_MODEL=on) over a ClickHouse server', () => {
+    const cfg = (env: Record<string, string>) => apiConfig(env);
+    expect(readModelEnabled(cfg({}), 'embedded')).toBe(true);
+    expect(readModelEnabled(cfg({}), 'http')).toBe(false);
+    expect(readModelEnabled(cfg({ API_READ_MODEL: 'on' }), 'http')).toBe(true);
+    expect(readModelEnabled(cfg({ API_READ_MODEL: 'off' }), 'embedded')).toBe(false);
+    expect(readModelEnabled(cfg({ API_READ_MODEL: 'on', API_READ_MODEL_MAX_ALERTS: '0' }), 'http')).toBe(false);
   });
 });
 

@@ -99,7 +99,7 @@ describe('npm start pipeline through the alert API', () => {
       ch: db.ch,
       rules: defaultRulesConfig(),
       api: { host: '127.0.0.1', port: 0 },
-      opsPorts: { detector: 0, sink: 0 },
+      opsPorts: { detector: 0, sink: 0, api: 0 },
       onAlerts: (alerts) => detected.push(...alerts),
       onFatal: (_service, e) => fatal.push(e),
     });
@@ -139,7 +139,9 @@ describe('npm start pipeline through the alert API', () => {
       const expected = want.get(a.alert_id)!;
       expect(alert).toEqual({ ...expected, details: Object.fromEntries(Object.entries(expected.details).map(([k, v]) => [k, Number.isFinite(v) ? v : null])) });
     }
-    const metrics = await (await fetch(`${base}/metrics`)).text();
+    // /metrics is on the API's ops port, not on the public API port.
+    expect((await fetch(`${base}/metrics`, { headers: { 'x-api-key': 'none' } })).status).not.toBe(200);
+    const metrics = await (await fetch(`${pipeline.opsUrls.api}/metrics`)).text();
     expect(metrics).toMatch(/tillwatch_api_read_model_ready\{[^}]*\} 1/);
     expect(metrics).toMatch(/tillwatch_api_alert_reads_total\{source="memory",reason="list"/);
 

@@ -61,7 +61,27 @@ export interface AlertIndex {
   readonly size: number;
   /** Approximate bytes held (typed arrays, ids, lists, maps), for the metrics. */
   approxBytes(): number;
+  /** What the index holds, for the memory budget (README: "Memory budget"). */
+  counts(): { alerts: number; triaged: number; pending: number; refires: number; terminals: number; merchants: number; rules: number };
 }
+
+/**
+ * Memory budget of the index, enforced by construction: at most maxAlerts + 10% alerts (then a
+ * trim drops the oldest), the triage states, re-fire marks and terminal/merchant/rule dictionaries
+ * of those alerts only (a trim drops the rest), plus at most `maxPendingTriage` triage states of
+ * alerts not indexed yet (oldest forgotten first). Per alert: 52 B of columns and hash table,
+ * 12 B of lists, its id bytes, ~120 B if triaged, ~100 B per distinct terminal or merchant.
+ */
+export function indexBudgetBytes(maxAlerts: number, maxPendingTriage = defaultPendingTriage(maxAlerts), idBytes = 40): number {
+  const slots = Math.ceil(maxAlerts * 1.1) + 1;
+  // Typed arrays double when they grow: budget the next power of two of slots.
+  const capacity = 2 ** Math.ceil(Math.log2(Math.max(1024, slots)));
+  // Id bytes: one buffer, 32 KiB at least, doubling when full.
+  return capacity * (44 + 8) + Math.max(32 * 1024, 2 * slots * idBytes) + slots * 12 + slots * 120 + maxPendingTriage * 120 + 2 * slots * 100;
+}
+
+/** Triage states kept for alerts not indexed yet (a triage that arrives before its alert). */
+export const defaultPendingTriage = (maxAlerts: number) => Math.min(maxAlerts, 10_000);
 
 export const STATUS_ORDER: readonly TriageStatus[] = ['open', 'acknowledged', 'resolved', 'false_positive'];
 const SEVERITIES: readonly Severity[] = ['low', 'medium', 'high', 'critical'];
@@ -100,6 +120,8 @@ class PosList {
 export interface AlertIndexOptions {
   /** Keep at most this many alerts; past it (+10%) the oldest are trimmed and the horizon moves up. */
   maxAlerts: number;
+  /** Triage states of alerts not indexed (yet) kept at most; the oldest are forgotten. Default min(maxAlerts, 10,000). */
+  maxPendingTriage?: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -217,12 +239,15 @@ class Store {
 }
 
 export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
-  const { maxAlerts } = options;
+  const { maxAlerts, maxPendingTriage = defaultPendingTriage(maxAlerts) } = options;
   if (!Number.isSafeInteger(maxAlerts) || maxAlerts < 1) throw new RangeError(`maxAlerts must be a positive integer, got ${maxAlerts}`);
-  const rules = new Dict();
-  const terminals = new Dict();
-  const merchants = new Dict();
+  let rules = new Dict();
+  let terminals = new Dict();
+  let merchants = new Dict();
+  /** Latest triage of indexed alerts (dropped with them at a trim). */
   const triaged = new Map<string, TriageState>();
+  /** Latest triage of alerts not indexed: bounded, oldest first out; moved to `triaged` when the alert arrives. */
+  const pending = new Map<string, TriageState>();
   /** alert_id -> the latest detected_at of a later copy than the one indexed (live re-fires; rare). */
   const refires = new Map<string, number>();
   let st = new Store(1024, 32 * 1024);
@@ -319,9 +344,16 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
     const old = st;
     const cutT = old.t[old.order[drop - 1]!]!;
     const next = new Store(old.capacity, old.idBytes.length);
+    // New dictionaries with the values still indexed: a fleet's churn of terminals and merchants
+    // must not grow them forever.
+    const [oldRules, oldTerminals, oldMerchants] = [rules, terminals, merchants];
+    rules = new Dict();
+    terminals = new Dict();
+    merchants = new Dict();
+    const recode = (p: number) => ({ rule: rules.code(oldRules.names[old.rule[p]!]!), term: terminals.code(oldTerminals.names[old.term[p]!]!), merch: merchants.code(oldMerchants.names[old.merch[p]!]!) });
     for (let i = drop; i < old.size; i++) {
       const p = old.order[i]!;
-      const q = append(next, { id: old.id(p), t: old.t[p]!, rule: old.rule[p]!, sev: old.sev[p]!, term: old.term[p]!, merch: old.merch[p]!, status: old.status[p]!, rowOff: old.rowOff[p]! });
+      const q = append(next, { id: old.id(p), t: old.t[p]!, ...recode(p), sev: old.sev[p]!, status: old.status[p]!, rowOff: old.rowOff[p]! });
       // Taken in key order: every list is appended to in order.
       next.order[q] = q;
       const tl = (next.byTerm[next.term[q]!] ??= new PosList());
@@ -337,9 +369,10 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
       const p = old.order[i]!;
       const id = old.id(p);
       const later = refires.get(id);
-      if (later === undefined) continue;
       refires.delete(id);
-      if (later >= horizon) insertEntry({ id, t: later, rule: old.rule[p]!, sev: old.sev[p]!, term: old.term[p]!, merch: old.merch[p]!, status: old.status[p]!, rowOff: old.rowOff[p]! });
+      if (later !== undefined && later >= horizon) insertEntry({ id, t: later, ...recode(p), sev: old.sev[p]!, status: old.status[p]!, rowOff: old.rowOff[p]! });
+      // Gone from the index: its triage state goes too (reads of it go to ClickHouse).
+      else triaged.delete(id);
     }
   }
 
@@ -433,7 +466,11 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
         if (a.detected_at > st.t[existing]!) refires.set(a.alert_id, Math.max(a.detected_at, refires.get(a.alert_id) ?? a.detected_at));
         return undefined;
       }
-      const tri = triaged.get(a.alert_id);
+      const tri = pending.get(a.alert_id);
+      if (tri) {
+        pending.delete(a.alert_id);
+        triaged.set(a.alert_id, tri);
+      }
       const p = insertEntry({
         id: a.alert_id,
         t: a.detected_at,
@@ -471,12 +508,24 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
       st.rowOff[p] = off;
     },
     triage(id, entry) {
-      if (!newer(entry, triaged.get(id))) return;
-      triaged.set(id, entry);
       const p = find(id);
-      if (p >= 0) st.status[p] = statusCode(entry.status);
+      if (p >= 0) {
+        if (!newer(entry, triaged.get(id))) return;
+        triaged.set(id, entry);
+        st.status[p] = statusCode(entry.status);
+        return;
+      }
+      if (!newer(entry, pending.get(id))) return;
+      pending.delete(id);
+      pending.set(id, entry);
+      // Bounded: the oldest entries (insertion order) go first.
+      for (const k of pending.keys()) {
+        if (pending.size <= maxPendingTriage) break;
+        pending.delete(k);
+      }
     },
-    triageOf: (id) => triaged.get(id),
+    triageOf: (id) => triaged.get(id) ?? pending.get(id),
+    counts: () => ({ alerts: st.size, triaged: triaged.size, pending: pending.size, refires: refires.size, terminals: terminals.names.length, merchants: merchants.names.length, rules: rules.names.length }),
     list,
     get horizon() {
       return horizon;
@@ -489,7 +538,7 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
     },
     approxBytes() {
       // Columns 8+2+1+4+4+1+8+4 (+8 id start, +4 hash) per slot, 2 x 4 per hash slot, id bytes, 2 x 4 in lists (x ~1.5 slack).
-      return st.capacity * (44 + 8) + st.idBytes.length + st.size * 12 + triaged.size * 120;
+      return st.capacity * (44 + 8) + st.idBytes.length + st.size * 12 + (triaged.size + pending.size) * 120 + (terminals.names.length + merchants.names.length) * 100;
     },
   };
 }

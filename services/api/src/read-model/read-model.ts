@@ -23,7 +23,7 @@ import type { Cursor } from '../cursor.js';
 import type { ApiMetrics } from '../metrics.js';
 import type { AlertFilter, AlertPage } from '../store.js';
 import { createAlertCodec } from './alert-codec.js';
-import { createAlertIndex, type AlertIndex, type TriageState } from './alert-index.js';
+import { createAlertIndex, indexBudgetBytes, type AlertIndex, type TriageState } from './alert-index.js';
 import { createAlertTail } from './alert-tail.js';
 import { createRowArena, type RowArena } from './row-arena.js';
 import { createReadModelSource, type AlertKey, type ReadModelSource } from './source.js';
@@ -70,7 +70,7 @@ export interface AlertReadModel {
   /** Poll new alerts and triage rows now (tests, and after a write that must show at once). */
   refresh(): Promise<void>;
   /** Counters for logs and the bench. */
-  stats(): { state: ReadModelState; alerts: number; horizon: number | null; indexBytes: number; rowBytesUsed: number; rowBytes: number; loadMs: number | null };
+  stats(): { state: ReadModelState; alerts: number; horizon: number | null; indexBytes: number; rowBytesUsed: number; rowBytes: number; budgetBytes: number; loadMs: number | null };
   close(): Promise<void>;
 }
 
@@ -82,6 +82,8 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
   // looks back past the load's start: an insert visible only after its load page was read is not lost.
   const tail = createAlertTail({ ch, overlapMs, rememberIds: 0, lookBackMs: overlapMs });
   let index: AlertIndex = createAlertIndex({ maxAlerts });
+  /** What the model may hold: the index's bound for maxAlerts (ids of ~40 B) plus the row arena, a fixed allocation. */
+  const budgetBytes = indexBudgetBytes(maxAlerts) + rowBytes;
   let arena: RowArena = createRowArena(rowBytes);
   let state: ReadModelState = 'idle';
   let triageWatermark = 0;
@@ -112,6 +114,7 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
     metrics.readModelBytes.set({ part: 'index' }, index.approxBytes());
     metrics.readModelBytes.set({ part: 'rows' }, Math.min(arena.head, arena.capacity));
     metrics.readModelHorizon.set(Number.isFinite(index.horizon) ? index.horizon / 1000 : 0);
+    metrics.readModelBytes.set({ part: 'budget' }, budgetBytes);
   };
 
   async function loadOnce(): Promise<void> {
@@ -123,7 +126,7 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
     // load page or returned by the first poll (both, sometimes: the index drops the copy).
     const loadStarted = now();
     triageWatermark = await tail.start();
-    for (const r of await source.triageState()) applyTriage(r);
+    const triage = await source.triageState();
     const cut = await source.keyAt(maxAlerts - 1);
     // Everything with detected_at > cut.t gets loaded; alerts at cut.t itself only partly.
     index.horizon = cut ? cut.t + 1 : Number.NEGATIVE_INFINITY;
@@ -140,6 +143,11 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
       if (rows.length < loadPageSize || !last) break;
       bound = { after: { t: last.detected_at, id: last.alert_id } };
     }
+    // Triage after the alerts: states of indexed alerts are kept with them; the rest (alerts past the
+    // horizon, or stored during the load and due in the first poll) are pending, a bounded set
+    // where the oldest go first, so apply them oldest first.
+    triage.sort((a, b) => a.at - b.at);
+    for (const r of triage) applyTriage(r);
     loadMs = performance.now() - t0;
     metrics.readModelLoad.set(loadMs / 1000);
     currentAt = loadStarted;
@@ -197,7 +205,7 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
     state = 'ready';
     metrics.readModelReady.set(1);
     publishGauges();
-    logger?.info({ alerts: index.size, horizon: Number.isFinite(index.horizon) ? new Date(index.horizon).toISOString() : 'all', loadMs: Math.round(loadMs ?? 0) }, 'alert read model loaded');
+    logger?.info({ budgetMiB: Math.round(budgetBytes / 2 ** 20), alerts: index.size, horizon: Number.isFinite(index.horizon) ? new Date(index.horizon).toISOString() : 'all', loadMs: Math.round(loadMs ?? 0) }, 'alert read model loaded');
     // Catch up with what was stored during the load before the first interval.
     await poll();
     schedule();
@@ -292,6 +300,7 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
         indexBytes: index.approxBytes(),
         rowBytesUsed: Math.min(arena.head, arena.capacity),
         rowBytes: arena.capacity,
+        budgetBytes,
         loadMs,
       };
     },

@@ -1,8 +1,11 @@
 // `npm start` / `tillwatch start`: the whole pipeline on the local stack in one command —
 // stack, provisioning, detector, sink (embedded ClickHouse), API, and the simulator feeding it —
-// with live alerts and counters in the terminal. Ctrl-C stops everything cleanly.
+// with live alerts and counters in the terminal. On exit (Ctrl-C/SIGTERM, a fatal error, the end of
+// `--seconds N`) it stops what it started, and only that: stack components that were already
+// running (another command's) are left running, and it says which.
 import { parseArgs } from 'node:util';
-import { serviceConfig } from '@tillwatch/config';
+import { serviceConfig, type Env } from '@tillwatch/config';
+import type { LocalStack } from '@tillwatch/local-stack';
 import { loadRules } from '@tillwatch/detector';
 import { createContext } from '../lib/context.js';
 import { openClickHouse } from '../lib/clickhouse.js';
@@ -10,9 +13,25 @@ import { createLiveConsole } from '../lib/live-console.js';
 import { startPipeline } from '../lib/pipeline.js';
 import { provisionAll } from '../lib/provision.js';
 import { startSimulator, type RunningSimulator } from '../lib/simulator.js';
-import { clickhouseStatusLine, formatStatus, localStack, usesLocalStack } from '../lib/stack.js';
+import { acquireLocalStack, clickhouseStatusLine, formatStatus, localStack, usesLocalStack, type StackLease } from '../lib/stack.js';
 
-export async function run(argv: string[]): Promise<number> {
+/** What a test injects; `npm start` uses the defaults. */
+export interface StartDeps {
+  /** Default process.env. */
+  env?: Env;
+  /** The local stack to use (default: the repository's, when no KAFKA_BROKERS / SCHEMA_REGISTRY_URL is set). */
+  stack?: LocalStack;
+  /** Ops ports of the detector, the sink and the API's /metrics (default 9464, 9465, API_OPS_PORT). */
+  opsPorts?: { detector: number; sink: number; api?: number };
+}
+
+class StopRequested extends Error {
+  constructor(readonly signal: string) {
+    super(`stopped by ${signal} while starting`);
+  }
+}
+
+export async function run(argv: string[], deps: StartDeps = {}): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -24,76 +43,129 @@ export async function run(argv: string[]): Promise<number> {
       seconds: { type: 'string' },
     },
   });
-  const env = process.env;
+  const env = deps.env ?? process.env;
   const svc = serviceConfig(env, { httpPort: 8080 });
-  const startedStack = usesLocalStack(env);
-  const stack = localStack();
-  if (startedStack) {
-    console.error('starting the local stack (first run fetches Kafka and Apicurio from Maven Central)...');
-    const up = await stack.up();
-    console.error(formatStatus(await stack.status()));
-    console.error(`stack ready in ${(up.elapsedMs / 1000).toFixed(1)} s`);
-  }
-  console.error(await clickhouseStatusLine(env));
+  const stack = deps.stack ?? (usesLocalStack(env) ? localStack() : undefined);
 
-  const ctx = createContext({ ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' }, 'start');
-  const ch = openClickHouse(env);
-  const report = await provisionAll(ctx, ch);
-  console.error(`provisioned: ${report.topicsCreated.length} topics created, ${Object.keys(report.subjects).length} schemas registered, ${report.migrationsApplied.length} migrations applied`);
+  // Signals are ours from the first moment: a Ctrl-C while the stack or the services start must
+  // still stop what was started so far (Node's default would exit and leave the JVMs running).
+  let stopSignal: string | undefined;
+  let wake: (() => void) | undefined;
+  let lease: StackLease | undefined;
+  const onSignal = (signal: string) => {
+    if (stopSignal) {
+      console.error(`\n${signal} again: exiting now${lease?.started.length ? ` (leaving ${lease.started.join(', ')} running: npx tillwatch stack down)` : ''}`);
+      process.exit(130);
+    }
+    stopSignal = signal;
+    wake?.();
+  };
+  const sigint = () => onSignal('SIGINT');
+  const sigterm = () => onSignal('SIGTERM');
+  process.on('SIGINT', sigint);
+  process.on('SIGTERM', sigterm);
+  const checkpoint = () => {
+    if (stopSignal) throw new StopRequested(stopSignal);
+  };
 
-  const live = createLiveConsole();
-  let fatal: Error | undefined;
-  let stopNow: (() => void) | undefined;
-  const pipeline = await startPipeline({
-    ctx,
-    ch,
-    rules: loadRules(svc.rulesFile),
-    api: { port: Number(env.HTTP_PORT ?? 8080) },
-    opsPorts: { detector: 9464, sink: 9465 },
-    onAlerts: (alerts) => live.alerts(alerts),
-    // A fatal error in either service stops the whole pipeline with exit 1 and its message.
-    onFatal: (service, e) => {
-      fatal ??= e;
-      console.error(`\ntillwatch start: the ${service} cannot continue: ${e.message}`);
-      stopNow?.();
-    },
-  });
-  const { detector, sink, api } = pipeline;
-  for (const url of Object.values(pipeline.opsUrls)) console.error(`metrics: ${url}/metrics`);
-  console.error(`alert API: ${api.url}  (docs ${api.url}/docs)`);
-  // The key rides in the fragment, which the browser never sends; the page stores it and erases it.
-  console.error(`console:   ${api.url}/console/${api.devKey ? `#key=${encodeURIComponent(api.devKey)}  (signs in with the development key)` : '  (sign in with an API key)'}`);
-  if (api.devKey) console.error(`development API key (admin): ${api.devKey}   e.g. curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts`);
-
+  let ch: ReturnType<typeof openClickHouse> | undefined;
+  let pipeline: Awaited<ReturnType<typeof startPipeline>> | undefined;
   let simulator: RunningSimulator | undefined;
-  if (!values['no-simulator']) {
-    simulator = await startSimulator(ctx, { terminals: Number(values.terminals), seed: Date.now() % 1e9, anomalyRate: Number(values['anomaly-rate']), rate: Number(values.rate) });
-    console.error(`simulator: ${simulator.fleet.terminalCount} terminals at ${values.rate} events/s with injected anomalies`);
-  }
-  console.error('live alerts (Ctrl-C to stop):');
-
-  const counterTimer = setInterval(() => {
-    live.counters({ sent: simulator?.sim.sent() ?? 0, partitions: detector.assignedPartitions().length, sink_pending: sink.pending() });
-  }, 5000);
-
+  let counterTimer: NodeJS.Timeout | undefined;
   let runFor: NodeJS.Timeout | undefined;
-  await new Promise<void>((resolve) => {
-    stopNow = resolve;
-    if (fatal) resolve();
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-    if (values.seconds) runFor = setTimeout(resolve, Number(values.seconds) * 1000);
-  });
-  // Stopped early (fatal error, signal): a pending --seconds timer would keep the process alive.
-  clearTimeout(runFor);
-  console.error('\nstopping: simulator, detector (commits its batch), sink (flushes), ClickHouse...');
-  clearInterval(counterTimer);
-  await simulator?.stop();
-  await pipeline.stop();
-  await ch.close();
-  if (startedStack && !values['keep-stack']) {
-    await stack.down();
-    console.error('local stack stopped (use --keep-stack to leave it running)');
+  let fatal: Error | undefined;
+  let thrown: unknown;
+  try {
+    let ctxEnv: Env = env;
+    if (stack) {
+      console.error('starting the local stack (first run fetches Kafka and Apicurio from Maven Central)...');
+      lease = await acquireLocalStack(stack);
+      console.error(formatStatus(await stack.status()));
+      console.error(`local stack: ${lease.describe()}`);
+      // The services talk to the stack this command manages.
+      ctxEnv = { ...env, KAFKA_BROKERS: `127.0.0.1:${stack.config.kafka.port}`, SCHEMA_REGISTRY_URL: `http://127.0.0.1:${stack.config.registry.port}/apis/ccompat/v7` };
+      checkpoint();
+    }
+    console.error(await clickhouseStatusLine(env));
+
+    const ctx = createContext({ ...ctxEnv, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' }, 'start');
+    ch = openClickHouse(env);
+    const report = await provisionAll(ctx, ch);
+    console.error(`provisioned: ${report.topicsCreated.length} topics created, ${Object.keys(report.subjects).length} schemas registered, ${report.migrationsApplied.length} migrations applied`);
+    checkpoint();
+
+    const live = createLiveConsole();
+    pipeline = await startPipeline({
+      ctx,
+      ch,
+      rules: loadRules(svc.rulesFile),
+      api: { port: Number(env.HTTP_PORT ?? 8080) },
+      opsPorts: deps.opsPorts ?? { detector: 9464, sink: 9465 },
+      onAlerts: (alerts) => live.alerts(alerts),
+      // A fatal error in either service stops the whole pipeline with exit 1 and its message.
+      onFatal: (service, e) => {
+        fatal ??= e;
+        console.error(`\ntillwatch start: the ${service} cannot continue: ${e.message}`);
+        wake?.();
+      },
+    });
+    const { detector, sink, api } = pipeline;
+    for (const url of Object.values(pipeline.opsUrls)) console.error(`metrics: ${url}/metrics`);
+    console.error(`alert API: ${api.url}  (docs ${api.url}/docs)`);
+    // The key rides in the fragment, which the browser never sends; the page stores it and erases it.
+    console.error(`console:   ${api.url}/console/${api.devKey ? `#key=${encodeURIComponent(api.devKey)}  (signs in with the development key)` : '  (sign in with an API key)'}`);
+    if (api.devKey) console.error(`development API key (admin): ${api.devKey}   e.g. curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts`);
+    checkpoint();
+
+    if (!values['no-simulator']) {
+      simulator = await startSimulator(ctx, { terminals: Number(values.terminals), seed: Date.now() % 1e9, anomalyRate: Number(values['anomaly-rate']), rate: Number(values.rate) });
+      console.error(`simulator: ${simulator.fleet.terminalCount} terminals at ${values.rate} events/s with injected anomalies`);
+    }
+    console.error('live alerts (Ctrl-C to stop):');
+
+    const sim = simulator;
+    counterTimer = setInterval(() => {
+      live.counters({ sent: sim?.sim.sent() ?? 0, partitions: detector.assignedPartitions().length, sink_pending: sink.pending() });
+    }, 5000);
+
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      if (fatal || stopSignal) resolve();
+      if (values.seconds) runFor = setTimeout(resolve, Number(values.seconds) * 1000);
+    });
+  } catch (e) {
+    // Thrown again after the clean-up below (the CLI prints it and exits 1); a stop request is not an error.
+    if (!(e instanceof StopRequested)) thrown = e;
+  } finally {
+    // Every way out comes through here: signal, fatal error (at start or while running), --seconds.
+    clearTimeout(runFor);
+    clearInterval(counterTimer);
+    console.error(`\nstopping${stopSignal ? ` (${stopSignal})` : ''}: what this command started...`);
+    const steps: [string, (() => Promise<void>) | undefined][] = [
+      ['simulator', simulator ? () => simulator!.stop() : undefined],
+      ['pipeline (detector commits its batch, sink flushes, API)', pipeline ? () => pipeline!.stop() : undefined],
+      ['ClickHouse', ch ? () => ch!.close() : undefined],
+    ];
+    for (const [what, stop] of steps) {
+      if (!stop) continue;
+      try {
+        await stop();
+      } catch (e) {
+        fatal ??= e instanceof Error ? e : new Error(String(e));
+        console.error(`stopping the ${what} failed: ${(e as Error).message}`);
+      }
+    }
+    if (lease) {
+      try {
+        console.error(await lease.release({ keep: values['keep-stack'] }));
+      } catch (e) {
+        fatal ??= e instanceof Error ? e : new Error(String(e));
+        console.error(`local stack: stopping failed: ${(e as Error).message}`);
+      }
+    }
+    process.off('SIGINT', sigint);
+    process.off('SIGTERM', sigterm);
   }
+  if (thrown !== undefined) throw thrown;
   return fatal ? 1 : 0;
 }

@@ -18,8 +18,8 @@ export interface PipelineOptions {
   rules: RulesConfig;
   /** Where the API listens (port 0 = any free port). */
   api: { host?: string; port: number };
-  /** Ops endpoints of the detector and the sink on 127.0.0.1 (0 = any free port). */
-  opsPorts: { detector: number; sink: number };
+  /** Ops endpoints of the detector and the sink on 127.0.0.1, and the API's /metrics port (default API_OPS_PORT) (0 = any free port). */
+  opsPorts: { detector: number; sink: number; api?: number };
   /** The detector's alerts, once committed. */
   onAlerts?: (alerts: Alert[]) => void;
   /** An error no retry cures in the detector or the sink: the owner should stop and exit non-zero. */
@@ -30,7 +30,7 @@ export interface RunningPipeline {
   detector: Detector;
   sink: Sink;
   api: RunningApi;
-  opsUrls: { detector: string; sink: string };
+  opsUrls: { detector: string; sink: string; api: string };
   /** Detector (commits its batch), sink (flushes), API, ops endpoints. The ClickHouse handle stays open (the caller owns it). */
   stop(): Promise<void>;
 }
@@ -68,14 +68,28 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     detector: createOpsServer({ registry: detectorProm, ready: () => detector.ready(), host: '127.0.0.1', port: o.opsPorts.detector }),
     sink: createOpsServer({ registry: sinkProm, ready: () => sink.ready(), host: '127.0.0.1', port: o.opsPorts.sink }),
   };
-  const opsUrls = { detector: (await ops.detector.listen()).url, sink: (await ops.sink.listen()).url };
-  await Promise.all([detector.start(), sink.start()]);
-  const api = await startApi({ env: ctx.env, ch, alertFeed: feed, logger: ctx.logger, ...(o.api.host ? { host: o.api.host } : {}), port: o.api.port });
+  // A step that fails stops what the steps before it started: the caller gets the error and no
+  // half-started pipeline keeping the process alive.
+  const undo: (() => Promise<void>)[] = [];
+  let api: RunningApi;
+  let opsUrls: { detector: string; sink: string };
+  try {
+    opsUrls = { detector: (await ops.detector.listen()).url, sink: '' };
+    undo.push(() => ops.detector.close());
+    opsUrls.sink = (await ops.sink.listen()).url;
+    undo.push(() => ops.sink.close());
+    undo.push(() => detector.stop(), () => sink.stop());
+    await Promise.all([detector.start(), sink.start()]);
+    api = await startApi({ env: ctx.env, ch, alertFeed: feed, logger: ctx.logger, ...(o.api.host ? { host: o.api.host } : {}), port: o.api.port, ...(o.opsPorts.api !== undefined ? { opsPort: o.opsPorts.api } : {}) });
+  } catch (e) {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+    throw e;
+  }
   return {
     detector,
     sink,
     api,
-    opsUrls,
+    opsUrls: { ...opsUrls, api: api.opsUrl },
     async stop() {
       await detector.stop();
       await sink.stop();

@@ -2,7 +2,7 @@
 // (in the process that runs the sink/API) or a server from CLICKHOUSE_URL.
 import { clickhouseConfig, type Env } from '@tillwatch/config';
 import { createClickHouse } from '@tillwatch/clickhouse';
-import { createLocalStack, formatStatus, type LocalStack } from '@tillwatch/local-stack';
+import { createLocalStack, formatStatus, type ComponentName, type LocalStack } from '@tillwatch/local-stack';
 import { repoRoot } from './paths.js';
 
 export function localStack(verbose = Boolean(process.env.TILLWATCH_DEBUG)): LocalStack {
@@ -39,6 +39,69 @@ export async function clickhouseStatusLine(env: Env = process.env): Promise<stri
   } finally {
     await ch.close();
   }
+}
+
+/**
+ * The local stack as one command uses it: it owns (and stops on exit) only the components it
+ * started itself; components that were already running (another `npm start`, `tillwatch stack up`,
+ * CI) are left running, whatever way the command ends.
+ */
+export interface StackLease {
+  /** Started by this command: stopped by release(). */
+  readonly started: readonly ComponentName[];
+  /** Running before this command: never stopped by it. */
+  readonly alreadyRunning: readonly ComponentName[];
+  /** One line saying what was started and what was found running. */
+  describe(): string;
+  /** Stop what this command started (unless `keep`); resolves one line saying what was stopped and what is left running. Idempotent. */
+  release(options?: { keep?: boolean }): Promise<string>;
+}
+
+const list = (names: readonly string[]) => names.join(', ');
+
+export async function acquireLocalStack(stack: LocalStack): Promise<StackLease> {
+  // What runs before: if up() fails half-way (one component started, the other not), whatever is
+  // running afterwards and was not before is ours to stop.
+  const before = new Set((await stack.status()).components.filter((c) => c.state !== 'stopped').map((c) => c.name));
+  let started: ComponentName[];
+  let alreadyRunning: ComponentName[];
+  try {
+    const up = await stack.up();
+    const entries = Object.entries(up.components) as [ComponentName, string][];
+    started = entries.filter(([, r]) => r === 'started').map(([n]) => n);
+    alreadyRunning = entries.filter(([, r]) => r === 'already-running').map(([n]) => n);
+  } catch (e) {
+    const now = (await stack.status()).components.filter((c) => c.state !== 'stopped').map((c) => c.name);
+    const ours = now.filter((n) => !before.has(n));
+    if (ours.length) {
+      await stack.down({ only: ours });
+      console.error(`local stack: start failed; stopped ${list(ours)} (started by this command)${before.size ? `, left ${list([...before])} running (already running before)` : ''}`);
+    }
+    throw e;
+  }
+  let released: Promise<string> | undefined;
+  return {
+    started,
+    alreadyRunning,
+    describe: () =>
+      [started.length ? `started ${list(started)} (stopped on exit)` : '', alreadyRunning.length ? `${list(alreadyRunning)} already running (left running on exit)` : '']
+        .filter(Boolean)
+        .join('; '),
+    release(options = {}) {
+      released ??= (async () => {
+        const parts: string[] = [];
+        if (started.length && !options.keep) {
+          await stack.down({ only: started });
+          parts.push(`stopped ${list(started)} (started by this command)`);
+        } else if (started.length) {
+          parts.push(`left ${list(started)} running (--keep-stack; stop with: npx tillwatch stack down)`);
+        }
+        if (alreadyRunning.length) parts.push(`left ${list(alreadyRunning)} running (already running before this command)`);
+        return `local stack: ${parts.join('; ')}`;
+      })();
+      return released;
+    },
+  };
 }
 
 export { formatStatus };
