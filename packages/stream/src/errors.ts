@@ -65,3 +65,26 @@ export class SchemaIncompatibleError extends FatalError {
 
 export const isRetriable = (e: unknown): e is RetriableError => e instanceof RetriableError;
 export const isPoison = (e: unknown): e is PoisonRecordError => e instanceof PoisonRecordError;
+
+/** The command that starts Kafka and the registry on this machine (the local stack). */
+export const LOCAL_STACK_HINT = 'npx tillwatch stack up';
+
+/**
+ * A dependency (Kafka, the schema registry, ClickHouse) cannot be reached at all. Fatal for a
+ * command or a starting service: its message is the one line a user reads, naming the dependency,
+ * its address and how to start it locally.
+ */
+export class DependencyUnavailableError extends FatalError {
+  override name = 'DependencyUnavailableError';
+  constructor(readonly dependency: 'Kafka' | 'schema registry' | 'ClickHouse', readonly address: string, detail: string, readonly hint: string, options?: { cause?: unknown }) {
+    super(`${dependency} is unreachable at ${address} (${detail}); start it locally with \`${hint}\``, options);
+  }
+}
+
+/** A topic the command needs was never created. */
+export class TopicMissingError extends FatalError {
+  override name = 'TopicMissingError';
+  constructor(readonly topic: string, brokers: string) {
+    super(`topic ${topic} does not exist on Kafka at ${brokers}; create the topics with \`npx tillwatch provision\``);
+  }
+}
