@@ -66,8 +66,8 @@ export class SchemaIncompatibleError extends FatalError {
 export const isRetriable = (e: unknown): e is RetriableError => e instanceof RetriableError;
 export const isPoison = (e: unknown): e is PoisonRecordError => e instanceof PoisonRecordError;
 
-/** The command that starts Kafka and the registry on this machine (the local stack). */
-export const LOCAL_STACK_HINT = 'npx tillwatch stack up';
+/** How to start Kafka and the registry on this machine (the local stack). */
+export const LOCAL_STACK_HINT = 'start it locally with `npx tillwatch stack up`';
 
 /**
  * A dependency (Kafka, the schema registry, ClickHouse) cannot be reached at all. Fatal for a
@@ -77,7 +77,7 @@ export const LOCAL_STACK_HINT = 'npx tillwatch stack up';
 export class DependencyUnavailableError extends FatalError {
   override name = 'DependencyUnavailableError';
   constructor(readonly dependency: 'Kafka' | 'schema registry' | 'ClickHouse', readonly address: string, detail: string, readonly hint: string, options?: { cause?: unknown }) {
-    super(`${dependency} is unreachable at ${address} (${detail}); start it locally with \`${hint}\``, options);
+    super(`${dependency} is unreachable at ${address} (${detail}); ${hint}`, options);
   }
 }
 

@@ -13,3 +13,4 @@ export * from './processor/transactional-processor.js';
 export * from './scoped-topics.js';
 export * from './sleep.js';
 export * from './reachability.js';
+export * from './lifecycle.js';
