@@ -22,12 +22,22 @@ export class FatalError extends TillwatchError {
   readonly kind = 'fatal' as const;
 }
 
+/**
+ * Where a poison record was refused, the second half of the DLQ `stage` (`detector.decode`,
+ * `detector.validate`, as schemas/clickhouse/004_dead_letters.sql documents): decode = the bytes are
+ * not a record of the contract (not Avro, unknown schema id); validate = a record whose values
+ * break the contract (negative amount, PAN-like token, times out of bounds, clock skew).
+ */
+export type PoisonStage = 'decode' | 'validate';
+
 export class PoisonRecordError extends TillwatchError {
   override name = 'PoisonRecordError';
   readonly kind = 'poison' as const;
+  readonly stage: PoisonStage;
   /** Short stable class for the DLQ record and the metric label. */
-  constructor(readonly errorClass: string, message: string, options?: { cause?: unknown }) {
+  constructor(readonly errorClass: string, message: string, options?: { cause?: unknown; stage?: PoisonStage }) {
     super(message, options);
+    this.stage = options?.stage ?? 'decode';
   }
 }
 
@@ -45,10 +55,11 @@ export class UnknownSchemaIdError extends PoisonRecordError {
   }
 }
 
+/** A record the consumer cannot use: error class InvalidValue unless given (e.g. ClockSkew). */
 export class InvalidRecordError extends PoisonRecordError {
   override name = 'InvalidRecordError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('InvalidValue', message, options);
+  constructor(message: string, options?: { cause?: unknown; errorClass?: string; stage?: PoisonStage }) {
+    super(options?.errorClass ?? 'InvalidValue', message, options);
   }
 }
 

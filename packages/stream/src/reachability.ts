@@ -68,17 +68,15 @@ export async function checkStreamDependencies(o: { brokers: readonly string[]; r
 
 /** The most specific reason in an error chain: `connect ECONNREFUSED 127.0.0.1:1` rather than `fetch failed`. */
 export function reasonOf(e: unknown): string {
+  let best: string | undefined;
   let cur: unknown = e;
-  for (let depth = 0; depth < 5 && cur; depth++) {
+  for (let depth = 0; depth < 8 && cur; depth++) {
     const x = cur as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown[] };
-    if (typeof x.code === 'string' && /^E[A-Z]+$/.test(x.code)) return typeof x.message === 'string' && x.message.includes(x.code) ? x.message : x.code;
+    // The deepest error with a system code (ECONNREFUSED, ENOTFOUND, ...) is the socket's own words.
+    if (typeof x.code === 'string' && /^E[A-Z]+$/.test(x.code)) best = typeof x.message === 'string' && x.message.includes(x.code) ? x.message : x.code;
     // AggregateError (happy-eyeballs connects to several addresses): the first one's reason.
-    if (Array.isArray(x.errors) && x.errors.length > 0) {
-      cur = x.errors[0];
-      continue;
-    }
-    if (x.cause === undefined) break;
-    cur = x.cause;
+    cur = Array.isArray(x.errors) && x.errors.length > 0 ? x.errors[0] : x.cause;
+    if (best === undefined && cur === undefined && typeof x.message === 'string') best = x.message;
   }
-  return e instanceof Error ? e.message : String(e);
+  return best ?? (e instanceof Error ? e.message : String(e));
 }

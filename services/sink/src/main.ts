@@ -1,4 +1,7 @@
 // `tillwatch sink`: the sink as a production process, configured by environment variables.
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { loadRulesConfig } from '@tillwatch/rules';
 import { clickhouseConfig, kafkaConfig, parseAll, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { createClickHouse, migrate, type ClickHouse } from '@tillwatch/clickhouse';
 import { clickhouseMigrationsDir, topicNames } from '@tillwatch/schemas';
@@ -32,7 +35,10 @@ export async function runSinkMain(env: Env = process.env): Promise<number> {
   const ch = createClickHouse({ url: chCfg.url, path: chCfg.path, database: chCfg.database, username: chCfg.username, password: chCfg.password });
   // As the detector: a FatalError (here ClickHouse refusing the statement, e.g. a missing table)
   // stops the sink, prints one line and exits 1; the sink has already logged it with the details.
+  // Validation bound shared with the detector (TILLWATCH_RULES, engine.max_clock_skew).
+  const maxClockSkewMs = svc.rulesFile ? loadRulesConfig(readFileSync(svc.rulesFile, 'utf8'), extname(svc.rulesFile) === '.json' ? 'json' : 'yaml').engine.max_clock_skew : undefined;
   const sink = createSink({
+    ...(maxClockSkewMs !== undefined ? { maxClockSkewMs } : {}),
     kafka: createKafka({ config: kcfg, logger, clientId: 'tillwatch-sink' }),
     topics: topicNames(kcfg.topicPrefix),
     registry,
