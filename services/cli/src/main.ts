@@ -102,10 +102,16 @@ function printFatal(err: unknown, io: Io): void {
 export const EXIT_GRACE_MS = 1_000;
 
 /**
- * The process entry: runs the command, then makes sure the process ends. A command that returned
- * has finished its work; a socket a client library left open (seen: a kafkajs connection after a
- * broker restart) must not keep it alive, so after a short grace the process exits with the code.
+ * Ends the process with `code` once the command returned. A command that returned has finished its
+ * work; a socket a client library left open (seen: a kafkajs connection after a broker restart)
+ * must not keep the process alive, so after a short grace (for stdout to drain) it exits anyway.
  */
+export function exitWhenDone(code: number, graceMs = EXIT_GRACE_MS): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), graceMs).unref();
+}
+
+/** The process entry (bin/tillwatch.js). */
 export async function runMain(argv: string[]): Promise<void> {
   let code: number;
   try {
@@ -114,6 +120,5 @@ export async function runMain(argv: string[]): Promise<void> {
     printFatal(err, stdio);
     code = 1;
   }
-  process.exitCode = code;
-  setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
+  exitWhenDone(code);
 }
