@@ -38,7 +38,7 @@ export interface ServiceLifecycle {
 }
 
 export function createServiceLifecycle(o: ServiceLifecycleOptions): ServiceLifecycle {
-  const print = o.print ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const print = o.print ?? ((line: string) => console.error(line));
   const signals = o.signals ?? process;
   let dying = false;
   let pendingFatal: Error | undefined;
