@@ -19,6 +19,12 @@ export interface ServiceLifecycleOptions {
   signals?: Pick<NodeJS.Process, 'once' | 'off'>;
 }
 
+/**
+ * After a fatal error the stop only tidies up (leave the group, close clients): the work cannot go
+ * on anyway. It gets at most this long, so a fatal error ends the process within 10 s.
+ */
+export const FATAL_STOP_TIMEOUT_MS = 8_000;
+
 export interface ServiceHooks {
   /** Connects and starts the work; a rejection is a fatal start-up error. */
   start(): Promise<void>;
@@ -60,11 +66,12 @@ export function createServiceLifecycle(o: ServiceLifecycleOptions): ServiceLifec
           finishing = true;
           signals.off('SIGTERM', onSignal);
           signals.off('SIGINT', onSignal);
+          const timeoutMs = code === 0 ? o.shutdownTimeoutMs : Math.min(o.shutdownTimeoutMs, FATAL_STOP_TIMEOUT_MS);
           const deadline = setTimeout(() => {
-            o.logger.error({ timeoutMs: o.shutdownTimeoutMs }, 'stop did not finish in time: exiting anyway');
-            print(`tillwatch ${o.service}: stop did not finish within ${o.shutdownTimeoutMs / 1000} s (SHUTDOWN_TIMEOUT_MS); exiting with work left`);
+            o.logger.error({ timeoutMs }, 'stop did not finish in time: exiting anyway');
+            print(`tillwatch ${o.service}: stop did not finish within ${timeoutMs / 1000} s${code === 0 ? ' (SHUTDOWN_TIMEOUT_MS)' : ''}; exiting with work left`);
             resolve(code === 0 ? 1 : code);
-          }, o.shutdownTimeoutMs);
+          }, timeoutMs);
           void (async () => {
             let result = code;
             try {

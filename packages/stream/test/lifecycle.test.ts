@@ -1,6 +1,6 @@
 // /healthz reports unhealthy from the moment the process decided to die, while its stop still runs.
-import { describe, expect, it } from 'vitest';
-import { createServiceLifecycle } from '@tillwatch/stream';
+import { describe, expect, it, vi } from 'vitest';
+import { FATAL_STOP_TIMEOUT_MS, createServiceLifecycle } from '@tillwatch/stream';
 import { createLogger, createOpsServer, createRegistry } from '@tillwatch/telemetry';
 
 const logger = createLogger({ service: 'test', level: 'silent' });
@@ -33,5 +33,27 @@ describe('service lifecycle', () => {
     expect(stops).toBe(1);
     expect(life.healthy()).toBe(false);
     expect(printed).toEqual(['tillwatch svc: fatal: schema registry is unreachable at http://x']);
+  });
+});
+
+describe('service lifecycle deadlines', () => {
+  it('after a fatal error a stop that hangs is abandoned within FATAL_STOP_TIMEOUT_MS even when SHUTDOWN_TIMEOUT_MS is longer', async () => {
+    vi.useFakeTimers();
+    try {
+      const printed: string[] = [];
+      const life = createServiceLifecycle({ service: 'svc', logger, shutdownTimeoutMs: 60_000, print: (l) => printed.push(l), signals });
+      let code: number | undefined;
+      void life.run({ start: async () => undefined, stop: () => new Promise<void>(() => undefined) }).then((c) => (code = c));
+      await vi.advanceTimersByTimeAsync(0);
+      life.fail(new Error('boom'));
+      await vi.advanceTimersByTimeAsync(FATAL_STOP_TIMEOUT_MS - 1);
+      expect(code).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1);
+      expect(code).toBe(1);
+      expect(printed).toEqual(['tillwatch svc: fatal: boom', `tillwatch svc: stop did not finish within ${FATAL_STOP_TIMEOUT_MS / 1000} s; exiting with work left`]);
+      expect(FATAL_STOP_TIMEOUT_MS).toBeLessThan(10_000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

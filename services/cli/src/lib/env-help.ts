@@ -13,7 +13,7 @@ export const CLICKHOUSE_ENV = [
 export const SERVICE_ENV = [
   '  HTTP_HOST, HTTP_PORT   where /metrics /healthz /readyz listen',
   '  LOG_LEVEL              trace | debug | info | warn | error | fatal | silent (default info)',
-  '  SHUTDOWN_TIMEOUT_MS    a stop taking longer is abandoned, exit 1 (default 20000)',
+  '  SHUTDOWN_TIMEOUT_MS    a stop taking longer is abandoned, exit 1 (default 25000; after a fatal error 8000 at most)',
 ];
 export const DEPENDENCY_NOTE = 'A dependency that cannot be reached is reported in one line within seconds (which one, its address, how to start it).';
 
