@@ -1,7 +1,7 @@
 // `npm start` / `tillwatch start`: the whole pipeline on the local stack in one command —
 // stack, provisioning, detector, sink (embedded ClickHouse), API, and the simulator feeding it —
 // with live alerts and counters in the terminal. Ctrl-C stops everything cleanly.
-import { clickhouseConfig, serviceConfig } from '@tillwatch/config';
+import { clickhouseConfig, kafkaConfig, parseAll, registryConfig, serviceConfig } from '@tillwatch/config';
 import { loadRules } from '@tillwatch/detector';
 import { numberOption, parseCommand, type CommandSpec } from '../lib/args.js';
 import { checkReachable, createContext } from '../lib/context.js';
@@ -38,7 +38,8 @@ export async function run(argv: string[]): Promise<number> {
   const anomalyRate = numberOption(spec, 'anomaly-rate', values['anomaly-rate'], { min: 0 });
   const seconds = values.seconds !== undefined ? numberOption(spec, 'seconds', values.seconds, { min: 1 }) : undefined;
   const env = process.env;
-  const svc = serviceConfig(env, { httpPort: 8080 });
+  // Every wrong variable at once, before the stack is started.
+  const { svc } = parseAll({ svc: (e) => serviceConfig(e, { httpPort: 8080 }), kafka: kafkaConfig, registry: registryConfig, clickhouse: clickhouseConfig }, env);
   const startedStack = usesLocalStack(env);
   const stack = localStack();
   if (startedStack) {
