@@ -50,6 +50,18 @@ const CURRENCY = /^[A-Z]{3}$/;
 const PAN_LIKE = /^\d{13,19}$/;
 const show = (v: unknown): string => JSON.stringify(v) ?? 'undefined';
 const iso = (ms: number): string => new Date(ms).toISOString();
+const STRING_FIELDS = ['event_id', 'txn_id', 'terminal_id', 'merchant_id', 'card_token', 'currency'] as const;
+
+function add(issues: ValidationIssue[] | undefined, field: string, problem: string, errorClass: ValidationIssue['errorClass'] = 'InvalidValue'): ValidationIssue[] {
+  const list = issues ?? [];
+  list.push({ field, problem, errorClass });
+  return list;
+}
+
+function timeProblem(t: unknown): string {
+  if (!isInt(t) || t <= 0) return `expected epoch milliseconds (integer), got ${show(t)}`;
+  return `${t} (${iso(t)}) is outside ${iso(MIN_EPOCH_MS).slice(0, 10)} .. ${iso(MAX_EPOCH_MS).slice(0, 10)}`;
+}
 
 function formatDuration(ms: number): string {
   const unit = ms >= 3_600_000 ? [3_600_000, 'h'] as const : ms >= 60_000 ? [60_000, 'min'] as const : [1000, 's'] as const;
@@ -62,36 +74,35 @@ function formatDuration(ms: number): string {
  * one InvalidValueError naming every failing field. Times are bounded: 2000 <= t < 2200, and
  * event_time at most `maxClockSkewMs` after received_time (ClockSkew).
  */
-export function validateTransaction(v: unknown, o: ValidateOptions = {}): Transaction {
+export function validateTransaction(v: unknown, o?: ValidateOptions): Transaction {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidValueError('(record)', 'expected an object');
   const r = v as Record<string, unknown>;
-  const issues: ValidationIssue[] = [];
-  const bad = (field: string, problem: string, errorClass: ValidationIssue['errorClass'] = 'InvalidValue') => issues.push({ field, problem, errorClass });
-  for (const f of ['event_id', 'txn_id', 'terminal_id', 'merchant_id', 'card_token', 'currency'] as const) {
-    if (!nonEmpty(r[f])) bad(f, `expected a non-empty string, got ${show(r[f])}`);
+  // Hot path (backtest, detector): no allocation unless something is wrong.
+  let issues: ValidationIssue[] | undefined;
+  for (let i = 0; i < STRING_FIELDS.length; i++) {
+    const f = STRING_FIELDS[i]!;
+    if (!nonEmpty(r[f])) issues = add(issues, f, `expected a non-empty string, got ${show(r[f])}`);
   }
-  if (!(TxnKindValues as readonly unknown[]).includes(r.kind)) bad('kind', `expected one of ${TxnKindValues.join(', ')}, got ${show(r.kind)}`);
-  if (!(TxnStatusValues as readonly unknown[]).includes(r.status)) bad('status', `expected one of ${TxnStatusValues.join(', ')}, got ${show(r.status)}`);
-  if (!isInt(r.amount_minor) || r.amount_minor < 0) bad('amount_minor', `expected a non-negative integer, got ${show(r.amount_minor)}`);
-  if (nonEmpty(r.currency) && !CURRENCY.test(r.currency)) bad('currency', `expected an ISO 4217 code like EUR, got ${show(r.currency)}`);
-  if (nonEmpty(r.card_token) && PAN_LIKE.test(r.card_token)) bad('card_token', 'looks like a raw card number (PAN); only tokens are accepted');
-  if (!isInt(r.terminal_seq) || r.terminal_seq < 0) bad('terminal_seq', `expected a non-negative integer, got ${show(r.terminal_seq)}`);
-  let timesOk = true;
-  for (const f of ['event_time', 'received_time'] as const) {
-    const t = r[f];
-    if (!isInt(t) || t <= 0) bad(f, `expected epoch milliseconds (integer), got ${show(t)}`);
-    else if (t < MIN_EPOCH_MS || t >= MAX_EPOCH_MS) bad(f, `${t} (${iso(t)}) is outside ${iso(MIN_EPOCH_MS).slice(0, 10)} .. ${iso(MAX_EPOCH_MS).slice(0, 10)}`);
-    else continue;
-    timesOk = false;
-  }
-  if (timesOk) {
-    const maxSkew = o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
-    const ahead = (r.event_time as number) - (r.received_time as number);
-    if (ahead > maxSkew) bad('event_time', `${iso(r.event_time as number)} is ${formatDuration(ahead)} after received_time ${iso(r.received_time as number)} (max clock skew ${formatDuration(maxSkew)})`, 'ClockSkew');
+  if (!(TxnKindValues as readonly unknown[]).includes(r.kind)) issues = add(issues, 'kind', `expected one of ${TxnKindValues.join(', ')}, got ${show(r.kind)}`);
+  if (!(TxnStatusValues as readonly unknown[]).includes(r.status)) issues = add(issues, 'status', `expected one of ${TxnStatusValues.join(', ')}, got ${show(r.status)}`);
+  if (!isInt(r.amount_minor) || r.amount_minor < 0) issues = add(issues, 'amount_minor', `expected a non-negative integer, got ${show(r.amount_minor)}`);
+  if (nonEmpty(r.currency) && !CURRENCY.test(r.currency)) issues = add(issues, 'currency', `expected an ISO 4217 code like EUR, got ${show(r.currency)}`);
+  if (nonEmpty(r.card_token) && PAN_LIKE.test(r.card_token)) issues = add(issues, 'card_token', 'looks like a raw card number (PAN); only tokens are accepted');
+  if (!isInt(r.terminal_seq) || r.terminal_seq < 0) issues = add(issues, 'terminal_seq', `expected a non-negative integer, got ${show(r.terminal_seq)}`);
+  const et = r.event_time;
+  const rt = r.received_time;
+  const etOk = isInt(et) && et >= MIN_EPOCH_MS && et < MAX_EPOCH_MS;
+  const rtOk = isInt(rt) && rt >= MIN_EPOCH_MS && rt < MAX_EPOCH_MS;
+  if (!etOk) issues = add(issues, 'event_time', timeProblem(et));
+  if (!rtOk) issues = add(issues, 'received_time', timeProblem(rt));
+  if (etOk && rtOk) {
+    const maxSkew = o?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    const ahead = et - rt;
+    if (ahead > maxSkew) issues = add(issues, 'event_time', `${iso(et)} is ${formatDuration(ahead)} after received_time ${iso(rt)} (max clock skew ${formatDuration(maxSkew)})`, 'ClockSkew');
   }
   const orig = r.original_txn_id ?? null;
-  if (orig !== null && !nonEmpty(orig)) bad('original_txn_id', 'expected null or a non-empty string');
-  if (issues.length > 0) throw new InvalidValueError(issues);
+  if (orig !== null && !nonEmpty(orig)) issues = add(issues, 'original_txn_id', 'expected null or a non-empty string');
+  if (issues !== undefined) throw new InvalidValueError(issues);
   // A REFUND without original_txn_id is valid input: refund_without_sale judges it, not the decoder.
   return {
     event_id: r.event_id as string,
