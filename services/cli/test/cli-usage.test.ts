@@ -61,6 +61,26 @@ describe('tillwatch usage', () => {
   }, 60_000);
 });
 
+describe('tillwatch stack status --json', () => {
+  it('prints one JSON object for scripts: healthy, every component, ClickHouse', async () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, 'log').mockImplementation((t: unknown) => void lines.push(String(t)));
+    let code: number;
+    try {
+      code = await main(['stack', 'status', '--json'], io().io);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines).toHaveLength(1);
+    const s = JSON.parse(lines[0]!) as { healthy: boolean; components: { name: string; state: string }[]; clickhouse: { kind: string; state: string } };
+    expect(code).toBe(s.healthy ? 0 : 3);
+    expect(s.components.map((c) => c.name)).toEqual(expect.arrayContaining(['kafka', 'registry']));
+    for (const c of s.components) expect(['running', 'stopped', 'unhealthy']).toContain(c.state);
+    expect(s.clickhouse).toMatchObject({ kind: expect.stringMatching(/^(embedded|server)$/), state: expect.any(String) });
+    expect(await main(['stack', 'up', '--json'], io().io)).toBe(2);
+  }, 60_000);
+});
+
 describe('tillwatch backtest', () => {
   const received = Date.UTC(2026, 5, 1, 12);
   const line = (patch: object) =>
