@@ -2,41 +2,107 @@
 // the backtest rejects is exactly the record the detector sends to the DLQ.
 import { TxnKindValues, TxnStatusValues, type Transaction } from './generated.js';
 
+/** One problem with one field. ClockSkew: the event claims to be from the future of its arrival. */
+export interface ValidationIssue {
+  field: string;
+  problem: string;
+  errorClass: 'InvalidValue' | 'ClockSkew';
+}
+
+/**
+ * A value that breaks the contract. Names EVERY failing field (`issues`), not only the first.
+ * `errorClass` is the DLQ's error_class: ClockSkew when clock skew is the only problem, otherwise
+ * InvalidValue.
+ */
 export class InvalidValueError extends Error {
   override readonly name = 'InvalidValueError';
-  constructor(readonly field: string, message: string) {
-    super(`${field}: ${message}`);
+  readonly issues: ValidationIssue[];
+  constructor(fieldOrIssues: string | ValidationIssue[], message?: string) {
+    const issues = typeof fieldOrIssues === 'string' ? [{ field: fieldOrIssues, problem: message ?? 'invalid', errorClass: 'InvalidValue' as const }] : fieldOrIssues;
+    super(issues.map((i) => `${i.field}: ${i.problem}`).join('; '));
+    this.issues = issues;
+  }
+  /** The first failing field. */
+  get field(): string {
+    return this.issues[0]?.field ?? '(record)';
+  }
+  get errorClass(): 'InvalidValue' | 'ClockSkew' {
+    return this.issues.every((i) => i.errorClass === 'ClockSkew') ? 'ClockSkew' : 'InvalidValue';
   }
 }
+
+export interface ValidateOptions {
+  /** An event_time more than this after its received_time is clock skew (ms). Default DEFAULT_MAX_CLOCK_SKEW_MS. */
+  maxClockSkewMs?: number;
+}
+
+/** 1 hour: a till's clock may run a little ahead of the platform's, not a day. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 60 * 60 * 1000;
+/** Times before 2000-01-01 are no POS transaction of this platform (a zero, a seconds-not-millis value, a dead RTC battery). */
+export const MIN_EPOCH_MS = Date.UTC(2000, 0, 1);
+/** Times from 2200 on are absurd (and near the end of ClickHouse's DateTime64 range, 2299). */
+export const MAX_EPOCH_MS = Date.UTC(2200, 0, 1);
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 const CURRENCY = /^[A-Z]{3}$/;
 // A card token must not look like a PAN (13-19 digits): a raw card number is never accepted.
 const PAN_LIKE = /^\d{13,19}$/;
+const show = (v: unknown): string => JSON.stringify(v) ?? 'undefined';
+const iso = (ms: number): string => new Date(ms).toISOString();
+const STRING_FIELDS = ['event_id', 'txn_id', 'terminal_id', 'merchant_id', 'card_token', 'currency'] as const;
+
+function add(issues: ValidationIssue[] | undefined, field: string, problem: string, errorClass: ValidationIssue['errorClass'] = 'InvalidValue'): ValidationIssue[] {
+  const list = issues ?? [];
+  list.push({ field, problem, errorClass });
+  return list;
+}
+
+function timeProblem(t: unknown): string {
+  if (!isInt(t) || t <= 0) return `expected epoch milliseconds (integer), got ${show(t)}`;
+  return `${t} (${iso(t)}) is outside ${iso(MIN_EPOCH_MS).slice(0, 10)} .. ${iso(MAX_EPOCH_MS).slice(0, 10)}`;
+}
+
+function formatDuration(ms: number): string {
+  const unit = ms >= 3_600_000 ? [3_600_000, 'h'] as const : ms >= 60_000 ? [60_000, 'min'] as const : [1000, 's'] as const;
+  return `${Number((ms / unit[0]).toFixed(2))} ${unit[1]}`;
+}
 
 /**
  * Checks a decoded value (from Avro or JSON lines) against the transaction contract and returns
  * it typed. Unknown fields are ignored (forward-compatible readers); missing or wrong ones throw
- * InvalidValueError naming the field.
+ * one InvalidValueError naming every failing field. Times are bounded: 2000 <= t < 2200, and
+ * event_time at most `maxClockSkewMs` after received_time (ClockSkew).
  */
-export function validateTransaction(v: unknown): Transaction {
+export function validateTransaction(v: unknown, o?: ValidateOptions): Transaction {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidValueError('(record)', 'expected an object');
   const r = v as Record<string, unknown>;
-  for (const f of ['event_id', 'txn_id', 'terminal_id', 'merchant_id', 'card_token', 'currency'] as const) {
-    if (!nonEmpty(r[f])) throw new InvalidValueError(f, `expected a non-empty string, got ${JSON.stringify(r[f]) ?? 'undefined'}`);
+  // Hot path (backtest, detector): no allocation unless something is wrong.
+  let issues: ValidationIssue[] | undefined;
+  for (let i = 0; i < STRING_FIELDS.length; i++) {
+    const f = STRING_FIELDS[i]!;
+    if (!nonEmpty(r[f])) issues = add(issues, f, `expected a non-empty string, got ${show(r[f])}`);
   }
-  if (!(TxnKindValues as readonly unknown[]).includes(r.kind)) throw new InvalidValueError('kind', `expected one of ${TxnKindValues.join(', ')}, got ${JSON.stringify(r.kind) ?? 'undefined'}`);
-  if (!(TxnStatusValues as readonly unknown[]).includes(r.status)) throw new InvalidValueError('status', `expected one of ${TxnStatusValues.join(', ')}, got ${JSON.stringify(r.status) ?? 'undefined'}`);
-  if (!isInt(r.amount_minor) || r.amount_minor < 0) throw new InvalidValueError('amount_minor', `expected a non-negative integer, got ${JSON.stringify(r.amount_minor) ?? 'undefined'}`);
-  if (!CURRENCY.test(r.currency as string)) throw new InvalidValueError('currency', `expected an ISO 4217 code like EUR, got ${JSON.stringify(r.currency)}`);
-  if (PAN_LIKE.test(r.card_token as string)) throw new InvalidValueError('card_token', 'looks like a raw card number (PAN); only tokens are accepted');
-  if (!isInt(r.terminal_seq) || r.terminal_seq < 0) throw new InvalidValueError('terminal_seq', `expected a non-negative integer, got ${JSON.stringify(r.terminal_seq) ?? 'undefined'}`);
-  for (const f of ['event_time', 'received_time'] as const) {
-    if (!isInt(r[f]) || (r[f] as number) <= 0) throw new InvalidValueError(f, `expected epoch milliseconds (integer), got ${JSON.stringify(r[f]) ?? 'undefined'}`);
+  if (!(TxnKindValues as readonly unknown[]).includes(r.kind)) issues = add(issues, 'kind', `expected one of ${TxnKindValues.join(', ')}, got ${show(r.kind)}`);
+  if (!(TxnStatusValues as readonly unknown[]).includes(r.status)) issues = add(issues, 'status', `expected one of ${TxnStatusValues.join(', ')}, got ${show(r.status)}`);
+  if (!isInt(r.amount_minor) || r.amount_minor < 0) issues = add(issues, 'amount_minor', `expected a non-negative integer, got ${show(r.amount_minor)}`);
+  if (nonEmpty(r.currency) && !CURRENCY.test(r.currency)) issues = add(issues, 'currency', `expected an ISO 4217 code like EUR, got ${show(r.currency)}`);
+  if (nonEmpty(r.card_token) && PAN_LIKE.test(r.card_token)) issues = add(issues, 'card_token', 'looks like a raw card number (PAN); only tokens are accepted');
+  if (!isInt(r.terminal_seq) || r.terminal_seq < 0) issues = add(issues, 'terminal_seq', `expected a non-negative integer, got ${show(r.terminal_seq)}`);
+  const et = r.event_time;
+  const rt = r.received_time;
+  const etOk = isInt(et) && et >= MIN_EPOCH_MS && et < MAX_EPOCH_MS;
+  const rtOk = isInt(rt) && rt >= MIN_EPOCH_MS && rt < MAX_EPOCH_MS;
+  if (!etOk) issues = add(issues, 'event_time', timeProblem(et));
+  if (!rtOk) issues = add(issues, 'received_time', timeProblem(rt));
+  if (etOk && rtOk) {
+    const maxSkew = o?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    const ahead = et - rt;
+    if (ahead > maxSkew) issues = add(issues, 'event_time', `${iso(et)} is ${formatDuration(ahead)} after received_time ${iso(rt)} (max clock skew ${formatDuration(maxSkew)})`, 'ClockSkew');
   }
   const orig = r.original_txn_id ?? null;
-  if (orig !== null && !nonEmpty(orig)) throw new InvalidValueError('original_txn_id', 'expected null or a non-empty string');
+  if (orig !== null && !nonEmpty(orig)) issues = add(issues, 'original_txn_id', 'expected null or a non-empty string');
+  if (issues !== undefined) throw new InvalidValueError(issues);
   // A REFUND without original_txn_id is valid input: refund_without_sale judges it, not the decoder.
   return {
     event_id: r.event_id as string,
@@ -46,9 +112,9 @@ export function validateTransaction(v: unknown): Transaction {
     terminal_id: r.terminal_id as string,
     merchant_id: r.merchant_id as string,
     card_token: r.card_token as string,
-    amount_minor: r.amount_minor,
+    amount_minor: r.amount_minor as number,
     currency: r.currency as string,
-    terminal_seq: r.terminal_seq,
+    terminal_seq: r.terminal_seq as number,
     original_txn_id: orig as string | null,
     event_time: r.event_time as number,
     received_time: r.received_time as number,

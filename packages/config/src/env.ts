@@ -105,3 +105,29 @@ export function parseEnv<S extends Spec>(spec: S, env: Env): Out<S> {
   if (errors.length > 1) throw new ConfigErrors(errors);
   return out as Out<S>;
 }
+
+type Parsers = Record<string, (env: Env) => unknown>;
+
+/**
+ * Runs several groups' parsers (kafkaConfig, registryConfig, ...) and reports the wrong variables of
+ * ALL groups at once: one start-up shows every mistake, instead of one group's per run.
+ */
+export function parseAll<P extends Parsers>(parsers: P, env: Env): { [K in keyof P]: ReturnType<P[K]> } {
+  const out: Record<string, unknown> = {};
+  const errors: ConfigError[] = [];
+  for (const [key, parse] of Object.entries(parsers)) {
+    try {
+      out[key] = parse(env);
+    } catch (e) {
+      if (e instanceof ConfigErrors) errors.push(...e.errors);
+      else if (e instanceof ConfigError) errors.push(e);
+      else throw e;
+    }
+  }
+  // The same variable read by two groups (e.g. HTTP_PORT) is reported once.
+  const seen = new Set<string>();
+  const unique = errors.filter((e) => (seen.has(e.variable) ? false : (seen.add(e.variable), true)));
+  if (unique.length === 1) throw unique[0]!;
+  if (unique.length > 1) throw new ConfigErrors(unique);
+  return out as { [K in keyof P]: ReturnType<P[K]> };
+}

@@ -57,6 +57,8 @@ export function serviceConfig(env: Env = process.env, defaults: { httpPort: numb
       httpPort: { env: 'HTTP_PORT', field: port(), default: defaults.httpPort },
       logLevel: { env: 'LOG_LEVEL', field: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const), default: 'info' },
       rulesFile: { env: 'TILLWATCH_RULES', field: str('a path to a rules file (.yaml or .json)'), optional: true },
+      /** How long a stop (SIGTERM, fatal error) may take before the process exits anyway, non-zero. */
+      shutdownTimeoutMs: { env: 'SHUTDOWN_TIMEOUT_MS', field: int(100, 600_000), default: 25_000 },
     },
     env,
   );

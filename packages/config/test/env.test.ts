@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ConfigErrors, clickhouseConfig, kafkaConfig, registryConfig } from '@tillwatch/config';
+import { ConfigError, ConfigErrors, clickhouseConfig, kafkaConfig, parseAll, registryConfig, serviceConfig } from '@tillwatch/config';
 
 describe('environment configuration', () => {
   it('uses local-stack defaults when nothing is set', () => {
@@ -30,5 +30,24 @@ describe('environment configuration', () => {
       expect(e).toBeInstanceOf(ConfigErrors);
       expect((e as ConfigErrors).errors.map((x) => x.variable)).toEqual(['KAFKA_BROKERS', 'TOPIC_PARTITIONS']);
     }
+  });
+});
+
+describe('parseAll', () => {
+  it('reports the wrong variables of every group in one error', () => {
+    const env = { KAFKA_BROKERS: 'nohost', SCHEMA_REGISTRY_URL: 'ftp://x', CLICKHOUSE_DATABASE: 'drop table', HTTP_PORT: 'eighty' };
+    try {
+      parseAll({ kafka: kafkaConfig, registry: registryConfig, clickhouse: clickhouseConfig, service: (e) => serviceConfig(e, { httpPort: 1 }) }, env);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigErrors);
+      expect((e as ConfigErrors).errors.map((x) => x.variable)).toEqual(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_DATABASE', 'HTTP_PORT']);
+    }
+  });
+
+  it('returns every group when all are valid', () => {
+    const r = parseAll({ kafka: kafkaConfig, registry: registryConfig }, { KAFKA_BROKERS: 'b:1' });
+    expect(r.kafka.brokers).toEqual(['b:1']);
+    expect(r.registry.url).toBe('http://127.0.0.1:8081/apis/ccompat/v7');
   });
 });

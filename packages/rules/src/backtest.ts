@@ -73,6 +73,8 @@ const MAX_RAW = 4096;
 
 export function createBacktest(config: RulesConfig, options: EngineOptions = {}): Backtest {
   const engine = createRuleEngine(config, options);
+  // The detector validates with the same bound (schemas/src/validate.ts, shared).
+  const validateOptions = { maxClockSkewMs: config.engine.max_clock_skew };
   let linesRead = 0;
   let blankLines = 0;
   let processed = 0;
@@ -91,11 +93,12 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
 
   const validate = (v: unknown, lineNo: number, raw: () => string): Transaction | RejectedLine => {
     try {
-      const t = validateTransaction(v);
+      const t = validateTransaction(v, validateOptions);
       processed++;
       return t;
     } catch (e) {
-      if (e instanceof InvalidValueError) return reject(lineNo, `invalid transaction: ${e.message}`, raw());
+      // The detector dead-letters the same records with error_class e.errorClass.
+      if (e instanceof InvalidValueError) return reject(lineNo, `${e.errorClass === 'ClockSkew' ? 'ClockSkew' : 'invalid transaction'}: ${e.message}`, raw());
       throw e;
     }
   };

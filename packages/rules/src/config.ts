@@ -61,6 +61,8 @@ export interface EngineSettings {
   refund_lookback: number;
   /** A terminal silent (received time) this long is forgotten: median sample, sequence and lag state, ms. */
   terminal_idle_ttl: number;
+  /** An event_time more than this after its received_time is rejected as ClockSkew (detector DLQ, backtest rejects), ms. */
+  max_clock_skew: number;
 }
 
 export interface PolicyAction {
@@ -84,7 +86,7 @@ const DAY = 24 * HOUR;
 export function defaultRulesConfig(): RulesConfig {
   return {
     version: 1,
-    engine: { allowed_lateness: 24 * HOUR, refund_lookback: 7 * DAY, terminal_idle_ttl: 30 * DAY },
+    engine: { allowed_lateness: 24 * HOUR, refund_lookback: 7 * DAY, terminal_idle_ttl: 30 * DAY, max_clock_skew: HOUR },
     rules: {
       duplicate_charge: { enabled: true, severity: 'high', window: 10 * MIN },
       abnormal_amount: { enabled: true, severity: 'medium', ratio: 10, min_sales: 20, sample_size: 101 },

@@ -31,7 +31,7 @@ describe('rules config', () => {
     expect(c.rules.abnormal_amount).toMatchObject({ ratio: 10, min_sales: 20, sample_size: 101 });
     expect(c.rules.sync_lag.threshold).toBe(15 * 60_000);
     expect(c.rules.sequence_gap.timeout).toBe(30 * 60_000);
-    expect(c.engine).toEqual({ allowed_lateness: 24 * 3600_000, refund_lookback: 7 * 24 * 3600_000, terminal_idle_ttl: 30 * 24 * 3600_000 });
+    expect(c.engine).toEqual({ allowed_lateness: 24 * 3600_000, refund_lookback: 7 * 24 * 3600_000, terminal_idle_ttl: 30 * 24 * 3600_000, max_clock_skew: 3600_000 });
     expect(c.policy.duplicate_charge.map((a) => a.kind)).toEqual(['REVIEW_REFUND', 'NOTIFY_MERCHANT']);
     expect(c.policy.refund_exceeds_sale).toEqual([
       { kind: 'FREEZE_TERMINAL', expires_after: 24 * 3600_000 },

@@ -20,7 +20,7 @@ export interface DeadLetterFailure {
   errorClass: string;
   /** Human-readable cause. */
   reason: string;
-  /** e.g. `<group>.decode`, `sink.decode`, `sink.write`. */
+  /** `detector.decode`, `detector.validate`, `sink.decode`, `sink.write` (004_dead_letters.sql). */
   stage: string;
 }
 

@@ -13,3 +13,5 @@ export * from './processor/transactional-processor.js';
 export * from './processor/lag-monitor.js';
 export * from './scoped-topics.js';
 export * from './sleep.js';
+export * from './reachability.js';
+export * from './lifecycle.js';

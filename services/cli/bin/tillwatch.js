@@ -4,4 +4,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../src/main.ts');
+const { runMain } = await import('../src/main.ts');
+await runMain(globalThis.process.argv.slice(2));

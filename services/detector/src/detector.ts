@@ -49,6 +49,7 @@ export function createDetector(o: DetectorOptions): Detector {
   const notifySerde = createAvroSerde<Action>(o.registry, valueSubject(topics.notifyActions), AvroSchemas.action);
   const dlqSerde = createAvroSerde<DeadLetter>(o.registry, valueSubject(topics.dlq), AvroSchemas.deadLetter);
 
+  const validateOptions = { maxClockSkewMs: o.rules.engine.max_clock_skew };
   const inputs: InputTopic[] = [
     {
       topic: topics.transactions,
@@ -57,9 +58,11 @@ export function createDetector(o: DetectorOptions): Detector {
         const raw = txnSerde.decode(value);
         try {
           // Avro guarantees shape; the contract adds rules Avro cannot (non-negative amount, ISO currency, no PAN).
-          return validateTransaction(raw);
+          // Times bounded too: before 2000 or from 2200 on (InvalidValue), or more than the rules'
+          // engine.max_clock_skew after received_time (ClockSkew). The backtest rejects the same.
+          return validateTransaction(raw, validateOptions);
         } catch (e) {
-          if (e instanceof InvalidValueError) throw new InvalidRecordError(e.message, { cause: e });
+          if (e instanceof InvalidValueError) throw new InvalidRecordError(e.message, { cause: e, errorClass: e.errorClass, stage: 'validate' });
           throw e;
         }
       },
@@ -69,7 +72,7 @@ export function createDetector(o: DetectorOptions): Detector {
       prefetch: (values) => hbSerde.prefetch(values.filter((v): v is Buffer => v !== null)),
       decode: (value) => {
         const h = hbSerde.decode(value);
-        if (!h.terminal_id || !h.merchant_id) throw new InvalidRecordError('heartbeat without terminal_id or merchant_id');
+        if (!h.terminal_id || !h.merchant_id) throw new InvalidRecordError('heartbeat without terminal_id or merchant_id', { stage: 'validate' });
         return h;
       },
     },

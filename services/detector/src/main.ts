@@ -1,12 +1,14 @@
 // `tillwatch detector`: the detector as a production process, configured by environment variables.
 // Connects, listens on /metrics /healthz /readyz, and on SIGTERM/SIGINT finishes the batch in
-// flight, commits, leaves the group and exits 0.
+// flight, commits, leaves the group and exits 0. A fatal error (at start: Kafka or the registry
+// unreachable; at run time: onFatal) prints one line, turns /healthz 503 and exits 1; a stop that
+// outlasts SHUTDOWN_TIMEOUT_MS is abandoned with exit 1 (createServiceLifecycle in @tillwatch/stream).
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { bool, kafkaConfig, parseEnv, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
+import { bool, kafkaConfig, parseAll, parseEnv, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { topicNames } from '@tillwatch/schemas';
 import { defaultRulesConfig, loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
-import { createKafka, createRegistryClient } from '@tillwatch/stream';
+import { checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle } from '@tillwatch/stream';
 import { createDetectorMetrics, createLogger, createOpsServer, createRegistry } from '@tillwatch/telemetry';
 import { createDetector } from './detector.js';
 
@@ -17,43 +19,38 @@ export function loadRules(path: string | undefined): RulesConfig {
 }
 
 export async function runDetectorMain(env: Env = process.env): Promise<number> {
-  const svc = serviceConfig(env, { httpPort: 9464 });
+  // Every wrong variable of every group in one error, before anything is opened.
+  const cfg = parseAll(
+    {
+      svc: (e) => serviceConfig(e, { httpPort: 9464 }),
+      kafka: kafkaConfig,
+      registry: registryConfig,
+      own: (e) => parseEnv({ wallClockTimers: { env: 'DETECTOR_WALL_CLOCK_TIMERS', field: bool(), default: true } }, e),
+    },
+    env,
+  );
+  const { svc, kafka: kcfg } = cfg;
   const logger = createLogger({ service: 'detector', level: svc.logLevel });
-  const kcfg = kafkaConfig(env);
-  const own = parseEnv({ wallClockTimers: { env: 'DETECTOR_WALL_CLOCK_TIMERS', field: bool(), default: true } }, env);
+  const rules = loadRules(svc.rulesFile);
   const kafka = createKafka({ config: kcfg, logger, clientId: 'tillwatch-detector' });
   const names = topicNames(kcfg.topicPrefix);
-  const registry = createRegistryClient(registryConfig(env));
+  const registry = createRegistryClient(cfg.registry);
   const promRegistry = createRegistry({ service: 'detector' });
   const metrics = createDetectorMetrics(promRegistry);
-  let failWith: ((e: Error) => void) | undefined;
-  const detector = createDetector({ onFatal: (e) => failWith?.(e), kafka, registry, rules: loadRules(svc.rulesFile), metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: own.wallClockTimers });
-  const ops = createOpsServer({ registry: promRegistry, ready: () => ({ ready: detector.ready(), detail: { partitions: detector.assignedPartitions() } }), host: svc.httpHost, port: svc.httpPort });
+  const life = createServiceLifecycle({ service: 'detector', logger, shutdownTimeoutMs: svc.shutdownTimeoutMs });
+  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers });
+  // /healthz turns 503 the moment a fatal error is seen, while the stop is still running.
+  const ops = createOpsServer({ registry: promRegistry, healthy: life.healthy, ready: () => ({ ready: detector.ready(), detail: { partitions: detector.assignedPartitions() } }), host: svc.httpHost, port: svc.httpPort });
   const { url } = await ops.listen();
   logger.info({ metrics: `${url}/metrics` }, 'detector ops endpoints listening');
-  await detector.start();
-  return new Promise<number>((resolve) => {
-    const shutdown = (signal: string) => {
-      logger.info({ signal }, 'stopping detector: finishing the batch in flight');
-      void detector
-        .stop()
-        .then(() => ops.close())
-        .then(() => resolve(0), (err: unknown) => {
-          logger.error({ err }, 'detector stop failed');
-          resolve(1);
-        });
-    };
-    failWith = (e) => {
-      logger.fatal({ err: e }, 'detector cannot continue');
-      console.error(`tillwatch detector: fatal: ${e.message}`);
-      // The ops server too: left open it keeps the process alive (and /healthz green) after a fatal error.
-      void detector
-        .stop()
-        .catch((err: unknown) => logger.error({ err }, 'detector stop failed'))
-        .then(() => ops.close())
-        .finally(() => resolve(1));
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+  return life.run({
+    async start() {
+      // An absent Kafka or registry is one line within seconds, not kafkajs retrying for half a minute.
+      await checkStreamDependencies({ brokers: kcfg.brokers, registry });
+      await detector.start();
+    },
+    stop: () => detector.stop(),
+    // The ops server too: left open it keeps the process alive (and /healthz answering) after a stop.
+    close: () => ops.close(),
   });
 }

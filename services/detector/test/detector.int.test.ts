@@ -70,7 +70,11 @@ describe('detector on the real stack', () => {
     const good = events[0]!;
     const producer = kafka.producer();
     await producer.connect();
-    const negative = serde.encode({ ...good, event_id: 'neg', amount_minor: -5 });
+    // Two bad fields in one record: the reason names both.
+    const negative = serde.encode({ ...good, event_id: 'neg', amount_minor: -5, currency: 'eur' });
+    // Times: an event from the future of its arrival (2100) is clock skew; the year 3000 is absurd.
+    const skewed = serde.encode({ ...good, event_id: 'skew', event_time: Date.UTC(2100, 0, 1) });
+    const year3000 = serde.encode({ ...good, event_id: 'y3000', event_time: Date.UTC(3000, 0, 1) });
     const unknownId = Buffer.from(serde.encode(good));
     unknownId.writeUInt32BE(987654, 1);
     const truncated = serde.encode(good).subarray(0, 9);
@@ -81,6 +85,8 @@ describe('detector on the real stack', () => {
       { key: 'M-poison', value: unknownId },
       { key: 'M-poison', value: truncated },
       { key: 'M-poison', value: missingTerminal },
+      { key: 'M-poison', value: skewed },
+      { key: 'M-poison', value: year3000 },
     ];
     await producer.send({ topic: topics.transactions, messages: poison });
     await producer.disconnect();
@@ -93,13 +99,18 @@ describe('detector on the real stack', () => {
     const dead = await readAll<DeadLetter>(kafka, registry, topics.dlq, AvroSchemas.deadLetter);
     expect(dead).toHaveLength(poison.length);
     const byClass = dead.map((x) => x.error_class).sort();
-    expect(byClass).toEqual(['InvalidValue', 'InvalidValue', 'UndecodableRecord', 'UndecodableRecord', 'UnknownSchemaId']);
+    expect(byClass).toEqual(['ClockSkew', 'InvalidValue', 'InvalidValue', 'InvalidValue', 'UndecodableRecord', 'UndecodableRecord', 'UnknownSchemaId']);
+    // Stages as schemas/clickhouse/004_dead_letters.sql documents them: bytes that are no record are
+    // refused at decode, records breaking the contract at validate.
+    for (const x of dead) expect(x.stage).toBe(['UndecodableRecord', 'UnknownSchemaId'].includes(x.error_class) ? 'detector.decode' : 'detector.validate');
     for (const x of dead) {
       expect(x.source_topic).toBe(topics.transactions);
       expect(x.reason.length).toBeGreaterThan(5);
       expect(x.value).not.toBeNull();
     }
-    expect(dead.find((x) => x.reason.includes('amount_minor'))).toBeDefined();
+    expect(dead.find((x) => x.reason.includes('amount_minor') && x.reason.includes('currency'))).toBeDefined();
+    expect(dead.find((x) => x.error_class === 'ClockSkew')!.reason).toMatch(/^event_time: 2100-01-01T00:00:00.000Z is .* after received_time/);
+    expect(dead.filter((x) => x.reason.includes('outside 2000-01-01 .. 2200-01-01'))).toHaveLength(1);
     expect(dead.find((x) => x.reason.includes('terminal_id'))).toBeDefined();
     // The raw bytes travel with the reason, byte for byte.
     expect(dead.some((x) => x.value!.equals(Buffer.from('not avro at all')))).toBe(true);

@@ -1,61 +1,75 @@
 // `tillwatch sink`: the sink as a production process, configured by environment variables.
-import { clickhouseConfig, kafkaConfig, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
-import { createClickHouse, migrate } from '@tillwatch/clickhouse';
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { loadRulesConfig } from '@tillwatch/rules';
+import { clickhouseConfig, kafkaConfig, parseAll, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
+import { createClickHouse, migrate, type ClickHouse } from '@tillwatch/clickhouse';
 import { clickhouseMigrationsDir, topicNames } from '@tillwatch/schemas';
-import { createKafka, createRegistryClient } from '@tillwatch/stream';
+import { DependencyUnavailableError, PROBE_TIMEOUT_MS, checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle, reasonOf } from '@tillwatch/stream';
 import { createLogger, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
 import { createSink } from './sink.js';
 
+/** How to get a ClickHouse on this machine: the embedded engine needs no server. */
+export const CLICKHOUSE_HINT = 'unset CLICKHOUSE_URL to use the embedded engine (no server), or start that server';
+
+/** ClickHouse answers within the timeout, or one DependencyUnavailableError line. */
+export async function checkClickHouseReachable(ch: ClickHouse, address: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([ch.ping(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)))]);
+  } catch (e) {
+    throw new DependencyUnavailableError('ClickHouse', address, reasonOf(e), CLICKHOUSE_HINT, { cause: e });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function runSinkMain(env: Env = process.env): Promise<number> {
-  const svc = serviceConfig(env, { httpPort: 9465 });
-  const chCfg = clickhouseConfig(env);
+  // Every wrong variable of every group in one error, before anything is opened.
+  const cfg = parseAll({ svc: (e) => serviceConfig(e, { httpPort: 9465 }), clickhouse: clickhouseConfig, kafka: kafkaConfig, registry: registryConfig }, env);
+  const { svc, clickhouse: chCfg, kafka: kcfg } = cfg;
   const logger = createLogger({ service: 'sink', level: svc.logLevel });
-  const ch = createClickHouse({ url: chCfg.url, path: chCfg.path, database: chCfg.database, username: chCfg.username, password: chCfg.password });
-  await migrate(ch, { dir: clickhouseMigrationsDir });
+  const registry = createRegistryClient(cfg.registry);
   const promRegistry = createRegistry({ service: 'sink' });
-  const kcfg = kafkaConfig(env);
+  const life = createServiceLifecycle({ service: 'sink', logger, shutdownTimeoutMs: svc.shutdownTimeoutMs });
+  const ch = createClickHouse({ url: chCfg.url, path: chCfg.path, database: chCfg.database, username: chCfg.username, password: chCfg.password });
   // As the detector: a FatalError (here ClickHouse refusing the statement, e.g. a missing table)
   // stops the sink, prints one line and exits 1; the sink has already logged it with the details.
-  let fatal: Error | undefined;
-  let failWith: ((e: Error) => void) | undefined;
+  // Validation bound shared with the detector (TILLWATCH_RULES, engine.max_clock_skew).
+  const maxClockSkewMs = svc.rulesFile ? loadRulesConfig(readFileSync(svc.rulesFile, 'utf8'), extname(svc.rulesFile) === '.json' ? 'json' : 'yaml').engine.max_clock_skew : undefined;
   const sink = createSink({
+    ...(maxClockSkewMs !== undefined ? { maxClockSkewMs } : {}),
     kafka: createKafka({ config: kcfg, logger, clientId: 'tillwatch-sink' }),
     topics: topicNames(kcfg.topicPrefix),
-    registry: createRegistryClient(registryConfig(env)),
+    registry,
     ch,
     metrics: createSinkMetrics(promRegistry),
     logger,
     groupId: env.SINK_GROUP_ID || 'tillwatch-sink',
-    onFatal: (e) => {
-      fatal ??= e;
-      failWith?.(e);
-    },
+    onFatal: (e) => life.fail(e),
   });
-  const ops = createOpsServer({ registry: promRegistry, ready: () => sink.ready(), host: svc.httpHost, port: svc.httpPort });
-  await ops.listen();
-  await sink.start();
-  return new Promise<number>((resolve) => {
-    let settled = false;
-    // Leaves the group and closes what keeps the process alive, then resolves with `code`.
-    const finish = (code: number) => {
-      if (settled) return;
-      settled = true;
-      void sink
-        .stop()
-        .then(() => ch.close())
-        .then(() => ops.close())
-        .then(() => resolve(code), (err: unknown) => {
-          logger.error({ err }, 'sink stop failed');
-          resolve(1);
-        });
-    };
-    failWith = (e) => {
-      console.error(`tillwatch sink: fatal: ${e.message}`);
-      finish(1);
-    };
-    const shutdown = () => finish(fatal ? 1 : 0);
-    process.once('SIGTERM', shutdown);
-    process.once('SIGINT', shutdown);
-    if (fatal) failWith(fatal);
+  // /healthz turns 503 the moment a fatal error is seen, while the stop is still running.
+  const ops = createOpsServer({ registry: promRegistry, healthy: life.healthy, ready: () => sink.ready(), host: svc.httpHost, port: svc.httpPort });
+  try {
+    await ops.listen();
+  } catch (e) {
+    await ch.close();
+    throw e;
+  }
+  return life.run({
+    async start() {
+      // Absent dependencies are one line within seconds each, all probed before anything retries.
+      await Promise.all([
+        chCfg.url ? checkClickHouseReachable(ch, chCfg.url) : Promise.resolve(),
+        checkStreamDependencies({ brokers: kcfg.brokers, registry }),
+      ]);
+      await migrate(ch, { dir: clickhouseMigrationsDir });
+      await sink.start();
+    },
+    stop: () => sink.stop(),
+    close: async () => {
+      await ch.close();
+      await ops.close();
+    },
   });
 }

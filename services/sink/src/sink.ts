@@ -6,7 +6,7 @@
 // run at all (unknown table, auth, ...) stops the sink after a few attempts, offsets uncommitted
 // (flush.ts).
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
-import { AvroSchemas, Topics, validateTransaction, valueSubject, type Action, type Alert, type DeadLetter, type Transaction } from '@tillwatch/schemas';
+import { AvroSchemas, DEFAULT_MAX_CLOCK_SKEW_MS, Topics, validateTransaction, valueSubject, type Action, type Alert, type DeadLetter, type Transaction } from '@tillwatch/schemas';
 import { createBatchWriter, RowValueError, toActionRow, toAlertRow, toDeadLetterRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
 import { createAvroSerde, createConsumerLagMonitor, deadLetterMessage, FatalError, isPoison, sleep, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import type { Logger, SinkMetrics } from '@tillwatch/telemetry';
@@ -28,6 +28,11 @@ export interface SinkOptions {
   logger: Logger;
   groupId?: string;
   topics?: Partial<SinkTopics>;
+  /**
+   * The detector's engine.max_clock_skew (rules file): the sink skips exactly the transactions the
+   * detector dead-letters, so it must validate with the same bound. Default 1 h, as the rules.
+   */
+  maxClockSkewMs?: number;
   /** Flush when this many rows are buffered across tables. */
   maxRows?: number;
   /** Flush at least this often while rows are buffered. */
@@ -170,7 +175,7 @@ export function createSink(o: SinkOptions): Sink {
   };
 
   const routes = new Map<string, Route>([
-    [topics.transactions, { table: 'transactions', serde: serde<Transaction>(topics.transactions, AvroSchemas.transaction), toRow: (v) => toTransactionRow(validateTransaction(v)) }],
+    [topics.transactions, { table: 'transactions', serde: serde<Transaction>(topics.transactions, AvroSchemas.transaction), toRow: (v) => toTransactionRow(validateTransaction(v, { maxClockSkewMs: o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS })) }],
     [topics.alerts, { table: 'alerts', serde: serde<Alert>(topics.alerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.freezeActions, { table: 'actions', serde: serde<Action>(topics.freezeActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
     [topics.notifyActions, { table: 'actions', serde: serde<Action>(topics.notifyActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],

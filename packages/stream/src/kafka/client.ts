@@ -1,5 +1,5 @@
 // kafkajs client factory from the environment configuration, logging through pino.
-import { Kafka, logLevel, type KafkaConfig as KafkaJsConfig, type logCreator, type SASLOptions } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type KafkaConfig as KafkaJsConfig, type logCreator, type ProducerConfig, type SASLOptions } from 'kafkajs';
 import type { KafkaConfig } from '@tillwatch/config';
 import type { Logger } from '@tillwatch/telemetry';
 
@@ -15,11 +15,49 @@ const toPino: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 // markers (retried at once). Those are normal and logged at debug.
 const ROUTINE = /group is rebalancing|rejoin is needed|not the correct coordinator|concurrent operation on the same transaction/i;
 
-export function kafkaLogCreator(logger: Logger): logCreator {
-  return () => ({ level, log }) => {
-    const { message, ...extra } = log;
-    const routine = ROUTINE.test(String(extra.error ?? '')) || ROUTINE.test(message);
-    logger[routine ? 'debug' : (toPino[level] ?? 'info')]({ kafkajs: log.namespace ?? extra.logger, ...extra }, message);
+// Warnings no user can act on, logged at debug:
+// - "Limiting retries for the idempotent producer may invalidate EoS guarantees" (kafkajs warns for
+//   every idempotent producer whose retries are below Number.MAX_SAFE_INTEGER). Safe here:
+//   * the processor's transactional producers: a send that runs out of retries fails its
+//     transaction, and every failed transaction is aborted (commit() in
+//     processor/transactional-processor.ts calls txn.abort() on any error) and the producer is
+//     replaced before the next one (a new InitProducerId bumps the epoch and resets the sequence
+//     numbers, KIP-98). read_committed readers never see an aborted transaction's records, so no
+//     duplicate and no gap becomes visible; the batch is re-processed from the committed offsets;
+//   * the plain idempotent producers (`tillwatch produce`, the simulator): a send that runs out of
+//     retries rejects, and the command fails with that error instead of silently re-sending.
+//   Retrying forever instead would hang a command on a broker that is gone.
+// - the v2 partitioner notice: every producer gets the partitioner explicitly (createKafka below).
+const UNACTIONABLE = /^Limiting retries for the idempotent producer may invalidate EoS guarantees|^KafkaJS v2\.0\.0 switched default partitioner/;
+
+/** The same kafkajs line (level, namespace, message, error) is logged once per window; repeats are counted. */
+export const KAFKA_LOG_DEDUPE_MS = 30_000;
+
+export function kafkaLogCreator(logger: Logger, now: () => number = Date.now): logCreator {
+  const seen = new Map<string, { at: number; repeats: number }>();
+  return () => ({ namespace, level, log }) => {
+    // kafkajs adds its own timestamp and logger name: pino has both already.
+    const { message, timestamp: _timestamp, logger: _logger, ...extra } = log;
+    const source = namespace || 'kafkajs';
+    const routine = ROUTINE.test(String(extra.error ?? '')) || ROUTINE.test(message) || UNACTIONABLE.test(message);
+    const pinoLevel = routine ? 'debug' : (toPino[level] ?? 'info');
+    if (pinoLevel === 'debug' || pinoLevel === 'info') {
+      logger[pinoLevel]({ kafkajs: source, ...extra }, message);
+      return;
+    }
+    // A broker that is down makes kafkajs log the same connection error for every retry of every
+    // client: one line per window, with the number of repeats it stood for.
+    const key = `${level}|${source}|${message}|${String(extra.error ?? '')}|${String(extra.broker ?? '')}`;
+    const t = now();
+    const s = seen.get(key);
+    if (s && t - s.at < KAFKA_LOG_DEDUPE_MS) {
+      s.repeats++;
+      return;
+    }
+    const repeated = s?.repeats ?? 0;
+    seen.set(key, { at: t, repeats: 0 });
+    if (seen.size > 1000) for (const [k, v] of seen) if (t - v.at >= KAFKA_LOG_DEDUPE_MS) seen.delete(k);
+    logger[pinoLevel]({ kafkajs: source, ...extra, ...(repeated > 0 ? { repeated } : {}) }, message);
   };
 }
 
@@ -46,5 +84,10 @@ export function createKafka({ config, logger, clientId }: CreateKafkaOptions): K
     logCreator: kafkaLogCreator(logger),
     retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 10_000 },
   };
-  return new Kafka(kc);
+  const kafka = new Kafka(kc);
+  // The partitioner chosen explicitly (kafkajs 2's default, the Java client's murmur2 on the key, so
+  // keys land where Java producers put them): without it kafkajs prints its v2 migration notice.
+  const producer = kafka.producer.bind(kafka);
+  kafka.producer = (config?: ProducerConfig) => producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
+  return kafka;
 }

@@ -47,6 +47,8 @@ export interface TransactionalProcessorOptions {
   inputs: InputTopic[];
   changelogTopic: string;
   dlqTopic: string;
+  /** Dead letters' stage is `<prefix>.decode` or `<prefix>.validate` (004_dead_letters.sql); default `detector`. */
+  deadLetterStagePrefix?: string;
   /** Encodes a dead letter for the DLQ topic (Avro through the registry). */
   encodeDeadLetter(d: DeadLetter): Buffer;
   createTask(partition: number): Task;
@@ -405,7 +407,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   function deadLetter(msg: EachBatchPayload['batch']['messages'][number], topic: string, partition: number, err: PoisonRecordError): OutputMessage {
     o.metrics.dlq.inc({ topic, error_class: err.errorClass });
     const source = { topic, partition, offset: msg.offset, key: msg.key ?? null, value: msg.value ?? null };
-    return deadLetterMessage(o.dlqTopic, (d) => o.encodeDeadLetter(d), source, { errorClass: err.errorClass, reason: err.message, stage: `${o.groupId}.decode` }, now());
+    return deadLetterMessage(o.dlqTopic, (d) => o.encodeDeadLetter(d), source, { errorClass: err.errorClass, reason: err.message, stage: `${o.deadLetterStagePrefix ?? 'detector'}.${err.stage}` }, now());
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {

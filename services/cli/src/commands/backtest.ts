@@ -1,33 +1,43 @@
-// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE]
-// The same pure rule engine as the live detector, clocked by the stream's received times.
-import { parseArgs } from 'node:util';
+// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE] [--max-rejects N] [--json]
+// The same pure rule engine as the live detector, clocked by the stream's received times, and the
+// same validation (a line the backtest rejects is a record the detector dead-letters).
 import { formatSummary, runBacktest } from '@tillwatch/rules/backtest';
+import { numberOption, parseCommand, type CommandSpec } from '../lib/args.js';
+import { assertReadableFile } from '../lib/jsonl.js';
+
+export const spec = {
+  name: 'backtest',
+  summary: 'Runs the rule engine over a JSON-lines file of transactions (arrival order) and writes the alerts it fires, one JSON line each. No Kafka, no ClickHouse.',
+  options: {
+    events: { type: 'string', value: 'FILE', required: true, description: 'JSON-lines file of transactions' },
+    out: { type: 'string', value: 'FILE', required: true, description: 'where the alerts are written' },
+    config: { type: 'string', value: 'rules.yaml', description: 'rules file, YAML or JSON (default: the built-in rules); engine.max_clock_skew bounds event times' },
+    rejects: { type: 'string', value: 'FILE', description: 'where rejected lines go with their reason ({line, reason, raw}) (default OUT.rejects.jsonl)' },
+    'max-rejects': { type: 'string', value: 'N', description: 'exit 1 when more than N lines are rejected (default: unlimited)' },
+    json: { type: 'boolean', description: 'print the summary as one JSON object on stdout (for scripts)' },
+    'no-progress': { type: 'boolean', description: 'no progress bar on stderr (shown only on a terminal anyway)' },
+  },
+  notes: ['Exit: 0 done; 1 more rejected lines than --max-rejects, or a failure; 2 wrong command line.'],
+} satisfies CommandSpec;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      events: { type: 'string' },
-      out: { type: 'string' },
-      config: { type: 'string' },
-      rejects: { type: 'string' },
-      'no-progress': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
-  if (values.help || !values.events || !values.out) {
-    console.error('usage: tillwatch backtest --events FILE --out FILE [--config rules.yaml] [--rejects FILE] [--no-progress]');
-    return values.help ? 0 : 2;
-  }
+  const { values } = parseCommand(spec, argv);
+  const maxRejects = values['max-rejects'] !== undefined ? numberOption(spec, 'max-rejects', values['max-rejects'], { min: 0, integer: true }) : Infinity;
+  await assertReadableFile(values.events);
   const summary = await runBacktest({
     eventsPath: values.events,
     outPath: values.out,
     configPath: values.config,
     rejectsPath: values.rejects,
-    progress: !values['no-progress'] && process.stderr.isTTY === true,
+    progress: !values['no-progress'] && !values.json && process.stderr.isTTY === true,
     log: (line: string) => console.error(line),
   });
-  console.log(formatSummary(summary));
+  const tooMany = summary.rejected > maxRejects;
+  if (values.json) console.log(JSON.stringify({ ...summary, maxRejects: Number.isFinite(maxRejects) ? maxRejects : null, ok: !tooMany }));
+  else console.log(formatSummary(summary));
+  if (tooMany) {
+    console.error(`tillwatch backtest: ${summary.rejected} lines rejected, more than --max-rejects ${maxRejects} (see ${summary.rejectsPath})`);
+    return 1;
+  }
   return 0;
 }

@@ -1,3 +1,23 @@
-import { runDetectorMain } from '@tillwatch/detector';
+// tillwatch detector: the detector service, configured by environment variables.
+import { parseCommand, type CommandSpec } from '../lib/args.js';
+import { KAFKA_ENV, SERVICE_ENV, envNotes } from '../lib/env-help.js';
 
-export const run = (_argv: string[]): Promise<number> => runDetectorMain(process.env);
+export const spec = {
+  name: 'detector',
+  summary: 'Runs the detector: consumes transactions and heartbeats, runs the rules, publishes alerts, actions and dead letters exactly once. /metrics /healthz /readyz on HTTP_PORT (default 9464).',
+  options: {},
+  notes: [
+    ...envNotes(KAFKA_ENV, SERVICE_ENV, [
+      '  DETECTOR_GROUP_ID      consumer group (default tillwatch-detector)',
+      '  TILLWATCH_RULES        rules file, YAML or JSON (default: the built-in rules)',
+      '  DETECTOR_WALL_CLOCK_TIMERS   quiet partitions\' clocks follow wall time (default true)',
+    ]),
+    'Exit: 0 after SIGTERM/SIGINT (batch in flight committed); 1 on a fatal error (at start: Kafka or the registry unreachable; /healthz answers 503 from that moment) or a stop past SHUTDOWN_TIMEOUT_MS.',
+  ],
+} satisfies CommandSpec;
+
+export async function run(argv: string[]): Promise<number> {
+  parseCommand(spec, argv);
+  const { runDetectorMain } = await import('@tillwatch/detector');
+  return runDetectorMain(process.env);
+}

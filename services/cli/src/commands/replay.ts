@@ -1,27 +1,30 @@
 // tillwatch replay --events FILE --out FILE [--config rules.yaml] [--external-detector]
-import { parseArgs } from 'node:util';
 import { loadRules } from '@tillwatch/detector';
-import { createContext } from '../lib/context.js';
+import { numberOption, parseCommand, type CommandSpec } from '../lib/args.js';
+import { checkReachable, createContext } from '../lib/context.js';
+import { KAFKA_ENV, envNotes } from '../lib/env-help.js';
+import { assertReadableFile } from '../lib/jsonl.js';
 import { replay, writeAlertsJsonl } from '../lib/replay.js';
 import { formatStatus, localStack, usesLocalStack } from '../lib/stack.js';
 
+export const spec = {
+  name: 'replay',
+  summary: 'End-to-end check: publishes a JSON-lines file to run-scoped topics, lets a detector (in this process, or --external-detector) process it, reads the alerts back and writes them as JSON lines.',
+  options: {
+    events: { type: 'string', value: 'FILE', required: true, description: 'JSON-lines file of transactions' },
+    out: { type: 'string', value: 'FILE', required: true, description: 'where the alerts are written, one JSON line each' },
+    config: { type: 'string', value: 'rules.yaml', description: 'rules file, YAML or JSON (default TILLWATCH_RULES, else the built-in rules)' },
+    'external-detector': { type: 'boolean', description: 'publish to the standard topics and collect the alerts of the detector already running' },
+    'idle-ms': { type: 'string', value: 'MS', default: '2000', description: 'stop reading once no alert arrived for this long after the detector caught up' },
+    'keep-topics': { type: 'boolean', description: 'keep the run-scoped topics and group afterwards (for inspection)' },
+  },
+  notes: [...envNotes(KAFKA_ENV), 'With neither KAFKA_BROKERS nor SCHEMA_REGISTRY_URL set, the local stack is started when it is not running.'],
+} satisfies CommandSpec;
+
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      events: { type: 'string' },
-      out: { type: 'string' },
-      config: { type: 'string' },
-      'external-detector': { type: 'boolean', default: false },
-      'idle-ms': { type: 'string', default: '2000' },
-      'keep-topics': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help || !values.events || !values.out) {
-    console.error('usage: tillwatch replay --events FILE --out FILE [--config rules.yaml] [--external-detector] [--idle-ms 2000] [--keep-topics]');
-    return values.help ? 0 : 2;
-  }
+  const { values } = parseCommand(spec, argv);
+  const idleMs = numberOption(spec, 'idle-ms', values['idle-ms']!, { min: 0, integer: true });
+  await assertReadableFile(values.events!);
   if (usesLocalStack()) {
     const stack = localStack();
     const s = await stack.status();
@@ -32,8 +35,9 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   const ctx = createContext(process.env, 'replay');
-  const r = await replay({ ctx, eventsPath: values.events, rules: loadRules(values.config ?? process.env.TILLWATCH_RULES), external: values['external-detector'], idleMs: Number(values['idle-ms']), keepTopics: values['keep-topics'], log: (l) => console.error(l) });
-  await writeAlertsJsonl(values.out, r.alerts);
+  await checkReachable(ctx);
+  const r = await replay({ ctx, eventsPath: values.events!, rules: loadRules(values.config ?? process.env.TILLWATCH_RULES), external: values['external-detector'], idleMs, keepTopics: values['keep-topics'], log: (l) => console.error(l) });
+  await writeAlertsJsonl(values.out!, r.alerts);
   const byRule = new Map<string, number>();
   for (const a of r.alerts) byRule.set(a.rule, (byRule.get(a.rule) ?? 0) + 1);
   console.log(`replayed ${r.published} events in ${(r.elapsedMs / 1000).toFixed(1)} s: ${r.alerts.length} alerts ${JSON.stringify(Object.fromEntries(byRule))} -> ${values.out}`);

@@ -3,11 +3,12 @@
 // with live alerts and counters in the terminal. On exit (Ctrl-C/SIGTERM, a fatal error, the end of
 // `--seconds N`) it stops what it started, and only that: stack components that were already
 // running (another command's) are left running, and it says which.
-import { parseArgs } from 'node:util';
-import { serviceConfig, type Env } from '@tillwatch/config';
+import { clickhouseConfig, kafkaConfig, parseAll, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import type { LocalStack } from '@tillwatch/local-stack';
 import { loadRules } from '@tillwatch/detector';
-import { createContext } from '../lib/context.js';
+import { numberOption, parseCommand, type CommandSpec } from '../lib/args.js';
+import { checkReachable, createContext } from '../lib/context.js';
+import { CLICKHOUSE_ENV, KAFKA_ENV, envNotes } from '../lib/env-help.js';
 import { openClickHouse } from '../lib/clickhouse.js';
 import { createLiveConsole } from '../lib/live-console.js';
 import { startPipeline } from '../lib/pipeline.js';
@@ -25,6 +26,24 @@ export interface StartDeps {
   opsPorts?: { detector: number; sink: number; api?: number };
 }
 
+export const spec = {
+  name: 'start',
+  summary: 'Runs the whole pipeline on the local stack in one process: starts the stack (unless KAFKA_BROKERS / SCHEMA_REGISTRY_URL point elsewhere), provisions, runs detector, sink (embedded ClickHouse unless CLICKHOUSE_URL), the API and the simulator, and prints live alerts. On exit (Ctrl-C, a fatal error, --seconds) it stops what it started, and only that.',
+  options: {
+    terminals: { type: 'string', value: 'N', default: '500', description: 'terminals the simulator drives' },
+    rate: { type: 'string', value: 'EVENTS_PER_S', default: '200', description: 'simulated transactions per second' },
+    'anomaly-rate': { type: 'string', value: 'P', default: '0.01', description: 'share of simulated transactions that start an injected anomaly (0..1)' },
+    'no-simulator': { type: 'boolean', description: 'run the pipeline without simulated traffic (feed it with `tillwatch produce`)' },
+    'keep-stack': { type: 'boolean', description: 'leave the stack components this command started running on exit (components that were already running are never stopped)' },
+    seconds: { type: 'string', value: 'S', description: 'stop by itself after S seconds (default: until Ctrl-C)' },
+  },
+  notes: envNotes(KAFKA_ENV, CLICKHOUSE_ENV, [
+    '  HTTP_PORT              the API\'s port (default 8080); detector and sink metrics on 9464 and 9465',
+    '  TILLWATCH_RULES        rules file, YAML or JSON (default: the built-in rules)',
+    '  LOG_LEVEL              log level of the services (default warn)',
+  ]),
+} satisfies CommandSpec;
+
 class StopRequested extends Error {
   constructor(readonly signal: string) {
     super(`stopped by ${signal} while starting`);
@@ -32,19 +51,14 @@ class StopRequested extends Error {
 }
 
 export async function run(argv: string[], deps: StartDeps = {}): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      terminals: { type: 'string', default: '500' },
-      rate: { type: 'string', default: '200' },
-      'anomaly-rate': { type: 'string', default: '0.01' },
-      'no-simulator': { type: 'boolean', default: false },
-      'keep-stack': { type: 'boolean', default: false },
-      seconds: { type: 'string' },
-    },
-  });
+  const { values } = parseCommand(spec, argv);
+  const terminals = numberOption(spec, 'terminals', values.terminals, { min: 1, integer: true });
+  const rate = numberOption(spec, 'rate', values.rate, { min: 1 });
+  const anomalyRate = numberOption(spec, 'anomaly-rate', values['anomaly-rate'], { min: 0 });
+  const seconds = values.seconds !== undefined ? numberOption(spec, 'seconds', values.seconds, { min: 1 }) : undefined;
   const env = deps.env ?? process.env;
-  const svc = serviceConfig(env, { httpPort: 8080 });
+  // Every wrong variable at once, before the stack is started.
+  const { svc } = parseAll({ svc: (e) => serviceConfig(e, { httpPort: 8080 }), kafka: kafkaConfig, registry: registryConfig, clickhouse: clickhouseConfig }, env);
   const stack = deps.stack ?? (usesLocalStack(env) ? localStack() : undefined);
 
   // Signals are ours from the first moment: a Ctrl-C while the stack or the services start must
@@ -90,6 +104,7 @@ export async function run(argv: string[], deps: StartDeps = {}): Promise<number>
 
     const ctx = createContext({ ...ctxEnv, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' }, 'start');
     ch = openClickHouse(env);
+    await checkReachable(ctx, { clickhouse: { ch, url: clickhouseConfig(env).url } });
     const report = await provisionAll(ctx, ch);
     console.error(`provisioned: ${report.topicsCreated.length} topics created, ${Object.keys(report.subjects).length} schemas registered, ${report.migrationsApplied.length} migrations applied`);
     checkpoint();
@@ -118,7 +133,7 @@ export async function run(argv: string[], deps: StartDeps = {}): Promise<number>
     checkpoint();
 
     if (!values['no-simulator']) {
-      simulator = await startSimulator(ctx, { terminals: Number(values.terminals), seed: Date.now() % 1e9, anomalyRate: Number(values['anomaly-rate']), rate: Number(values.rate) });
+      simulator = await startSimulator(ctx, { terminals, seed: Date.now() % 1e9, anomalyRate, rate });
       console.error(`simulator: ${simulator.fleet.terminalCount} terminals at ${values.rate} events/s with injected anomalies`);
     }
     console.error('live alerts (Ctrl-C to stop):');
@@ -131,7 +146,7 @@ export async function run(argv: string[], deps: StartDeps = {}): Promise<number>
     await new Promise<void>((resolve) => {
       wake = resolve;
       if (fatal || stopSignal) resolve();
-      if (values.seconds) runFor = setTimeout(resolve, Number(values.seconds) * 1000);
+      if (seconds !== undefined) runFor = setTimeout(resolve, seconds * 1000);
     });
   } catch (e) {
     // Thrown again after the clean-up below (the CLI prints it and exits 1); a stop request is not an error.

@@ -62,6 +62,8 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     metrics: createSinkMetrics(sinkProm),
     logger: ctx.logger,
     groupId: ctx.env['SINK_GROUP_ID'] || 'tillwatch-sink',
+    // Skips exactly what the detector dead-letters (same clock-skew bound).
+    maxClockSkewMs: o.rules.engine.max_clock_skew,
     onFatal: (e) => o.onFatal('sink', e),
   });
   const ops = {

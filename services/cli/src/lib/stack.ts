@@ -19,14 +19,24 @@ export function usesLocalStack(env: Env = process.env): boolean {
   return !env.KAFKA_BROKERS && !env.SCHEMA_REGISTRY_URL;
 }
 
-export async function clickhouseStatusLine(env: Env = process.env): Promise<string> {
+export interface ClickHouseStatus {
+  kind: 'server' | 'embedded';
+  /** Server URL, or the embedded data path. */
+  address: string;
+  database: string;
+  version: string | null;
+  state: 'running' | 'unreachable' | 'in-process';
+  detail?: string;
+}
+
+export async function clickhouseStatus(env: Env = process.env): Promise<ClickHouseStatus> {
   const c = clickhouseConfig(env);
   if (c.url) {
     const ch = createClickHouse({ url: c.url, database: c.database, username: c.username, password: c.password });
     try {
-      return `clickhouse  server ${await ch.version()}  ${c.url}  database ${c.database}  running`;
+      return { kind: 'server', address: c.url, database: c.database, version: await ch.version(), state: 'running' };
     } catch (e) {
-      return `clickhouse  server ${c.url}  unreachable: ${(e as Error).message}`;
+      return { kind: 'server', address: c.url, database: c.database, version: null, state: 'unreachable', detail: (e as Error).message };
     } finally {
       await ch.close();
     }
@@ -35,7 +45,7 @@ export async function clickhouseStatusLine(env: Env = process.env): Promise<stri
   // whichever process runs the pipeline, and must never be opened by two processes.
   const ch = createClickHouse({ path: ':memory:', database: c.database });
   try {
-    return `clickhouse  embedded chDB ${await ch.version()}  path ${c.path}  database ${c.database}  (in-process, no port)`;
+    return { kind: 'embedded', address: c.path, database: c.database, version: await ch.version(), state: 'in-process' };
   } finally {
     await ch.close();
   }
@@ -102,6 +112,17 @@ export async function acquireLocalStack(stack: LocalStack): Promise<StackLease> 
       return released;
     },
   };
+}
+
+export function formatClickHouseStatus(s: ClickHouseStatus): string {
+  if (s.kind === 'server') {
+    return s.state === 'running' ? `clickhouse  server ${s.version}  ${s.address}  database ${s.database}  running` : `clickhouse  server ${s.address}  unreachable: ${s.detail}`;
+  }
+  return `clickhouse  embedded chDB ${s.version}  path ${s.address}  database ${s.database}  (in-process, no port)`;
+}
+
+export async function clickhouseStatusLine(env: Env = process.env): Promise<string> {
+  return formatClickHouseStatus(await clickhouseStatus(env));
 }
 
 export { formatStatus };
