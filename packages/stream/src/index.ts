@@ -1,4 +1,3 @@
-// First: replaces kafkajs internals before kafkajs itself loads (kafka/kafkajs-patches.ts).
 export * from './kafka/kafkajs-patches.js';
 export * from './errors.js';
 export * from './dead-letter.js';
