@@ -11,3 +11,4 @@ export * from './processor/copartitioned-assigner.js';
 export * from './processor/transactional-processor.js';
 export * from './scoped-topics.js';
 export * from './sleep.js';
+export * from './processor/changelog-codec.js';
