@@ -14,6 +14,27 @@ const grouping = require('kafkajs/src/producer/groupMessagesPerPartition.js') as
 // The checksum of every record batch kafkajs writes (src/protocol/recordBatch/v0/index.js).
 const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number;
 
+interface Encoder {
+  writeVarLong(v: number): Encoder;
+  writeVarInt(v: number): Encoder;
+  writeVarIntBytes(b: Buffer): Encoder;
+  writeInt32(v: number): Encoder;
+  buffer: Buffer;
+}
+const EncoderClass = require('kafkajs/src/protocol/encoder.js') as new () => Encoder;
+
+/** Kafka's record varints (zigzag then base-128, least significant group first), from the protocol guide, in BigInt. */
+function varlongReference(v: number): Buffer {
+  let z = BigInt.asUintN(64, (BigInt(v) << 1n) ^ (BigInt(v) >> 63n));
+  const out: number[] = [];
+  while (z >= 0x80n) {
+    out.push(Number(z & 0x7fn) | 0x80);
+    z >>= 7n;
+  }
+  out.push(Number(z));
+  return Buffer.from(out);
+}
+
 /** CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bit by bit, straight from its definition. */
 function crc32cReference(buf: Buffer): number {
   let crc = 0xffffffff;
@@ -60,6 +81,21 @@ describe('kafkajs install-time patch', () => {
     const big = Buffer.from(Array.from({ length: 4096 }, rand));
     for (let len = 0; len <= 70; len++) for (const off of [0, 1, 3, 5]) expect(crc32C(big.subarray(off, off + len))).toBe(crc32cReference(big.subarray(off, off + len)));
     expect(crc32C(big)).toBe(crc32cReference(big));
+  });
+
+  it('encodes record varints as the Kafka protocol defines them, and only the bytes it wrote', () => {
+    let seed = 11;
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const values = [0, 1, -1, 63, 64, -64, -65, 2 ** 30 - 1, -(2 ** 30), 2 ** 30, -(2 ** 30) - 1, 2 ** 31 - 1, -(2 ** 31), 1_767_603_600_123, -1_767_603_600_123, Number.MAX_SAFE_INTEGER];
+    for (let i = 0; i < 2000; i++) values.push(Math.floor((rand() - 0.5) * 2 ** (1 + Math.floor(rand() * 52))));
+    for (const v of values) {
+      expect(new EncoderClass().writeVarLong(v).buffer).toEqual(varlongReference(v));
+      if (Math.abs(v) < 2 ** 31) expect(new EncoderClass().writeVarInt(v).buffer).toEqual(varlongReference(v));
+    }
+    // A record-like sequence growing past the initial buffer: exactly the bytes written, in order.
+    const payload = Buffer.from(Array.from({ length: 700 }, (_, i) => i % 251));
+    const out = new EncoderClass().writeVarInt(payload.length).writeVarIntBytes(payload).writeInt32(7).buffer;
+    expect(out).toEqual(Buffer.concat([varlongReference(payload.length), varlongReference(payload.length), payload, Buffer.from([0, 0, 0, 7])]));
   });
 
   it('refuses an unpatched or other kafkajs at start-up with a clear fatal error', () => {

@@ -3,7 +3,9 @@
 // `npm ci` alone applies it; `--error-on-fail` fails the install when the patch no longer applies).
 // The patch replaces the producer's O(n^2) per-partition grouping with a one-pass equivalent
 // (src/producer/groupMessagesPerPartition.js) and the byte-wise CRC-32C of every record batch with
-// slicing-by-8 (src/protocol/recordBatch/crc32C/crc32C.js); the patch says why, with figures.
+// slicing-by-8 (src/protocol/recordBatch/crc32C/crc32C.js), and makes the protocol encoder
+// allocate less per record (src/protocol/encoder.js: pooled buffers, varints written in place);
+// the patch says why, with figures.
 //
 // A kafkajs that is not the pinned version or lacks the patch (installed with --ignore-scripts,
 // upgraded without refreshing the patch) would run correctly but several times slower on large
@@ -16,6 +18,7 @@ export const KAFKAJS_VERSION = '2.2.4';
 export const KAFKAJS_PATCHES: Record<string, string> = {
   'kafkajs/src/producer/groupMessagesPerPartition.js': 'groupMessagesPerPartition@1',
   'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js': 'crc32C@1',
+  'kafkajs/src/protocol/encoder.js': 'encoder@1',
 };
 const MARK = Symbol.for('tillwatch.kafkajs.patch');
 
