@@ -72,7 +72,7 @@ describe('kafkajs install-time patch', () => {
       expect(seen.sort((a, b) => a - b)).toEqual(messages.map((m) => m.i));
     }
     expect(grouping({ topic: 't', partitionMetadata: [], messages: [{}], partitioner: () => 0 })).toEqual({});
-  });
+  }, 30_000);
 
   it('checksums record batches as CRC-32C defines it, at every length and alignment', () => {
     expect(crc32C(Buffer.from('123456789'))).toBe(0xe3069283); // the standard check value (RFC 3720, B.4)
@@ -96,7 +96,7 @@ describe('kafkajs install-time patch', () => {
     const payload = Buffer.from(Array.from({ length: 700 }, (_, i) => i % 251));
     const out = new EncoderClass().writeVarInt(payload.length).writeVarIntBytes(payload).writeInt32(7).buffer;
     expect(out).toEqual(Buffer.concat([varlongReference(payload.length), varlongReference(payload.length), payload, Buffer.from([0, 0, 0, 7])]));
-  });
+  }, 30_000);
 
   it('refuses an unpatched or other kafkajs at start-up with a clear fatal error', () => {
     const real = installedKafkajs();
