@@ -1,4 +1,3 @@
-// First: replaces kafkajs internals before kafkajs itself loads (kafka/kafkajs-patches.ts).
 export * from './kafka/kafkajs-patches.js';
 export * from './errors.js';
 export * from './dead-letter.js';
@@ -15,3 +14,4 @@ export * from './scoped-topics.js';
 export * from './sleep.js';
 export * from './reachability.js';
 export * from './lifecycle.js';
+export * from './processor/changelog-codec.js';

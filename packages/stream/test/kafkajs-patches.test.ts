@@ -1,41 +1,111 @@
-// The kafkajs replacements: same answers as the code they replace, and really in use once
-// @tillwatch/stream is imported (kafkajs resolves them from the module cache).
-import { execFileSync } from 'node:child_process';
+// The installed kafkajs is the pinned version with the install-time patch applied (patch-package,
+// root postinstall), its producer's grouping behaves as kafkajs's contract requires, and a kafkajs
+// without the patch is refused at start-up with a clear error.
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { groupMessagesPerPartition, kafkajsPatchesActive } from '../src/kafka/kafkajs-patches.js';
+import { assertKafkajsPatched, installedKafkajs, kafkajsPatchProblem, KAFKAJS_VERSION } from '../src/kafka/kafkajs-patches.js';
+import { createKafka } from '../src/kafka/client.js';
+import { FatalError } from '../src/errors.js';
 
-/** kafkajs 2.2.4's grouping, as it behaves: a reduce that copies the partition's array per message. */
-const reference = ({ topic, partitionMetadata, messages, partitioner }: Parameters<typeof groupMessagesPerPartition>[0]) => {
-  if (partitionMetadata.length === 0) return {};
-  return messages.reduce<Record<number, unknown[]>>((result, message) => {
-    const partition = partitioner({ topic, partitionMetadata, message });
-    const current = result[partition] ?? [];
-    return Object.assign(result, { [partition]: [...current, message] });
-  }, {});
-};
+type Grouping = (o: { topic: string; partitionMetadata: unknown[]; messages: unknown[]; partitioner: (a: { message: unknown }) => number }) => Record<number, unknown[]>;
+const require = createRequire(import.meta.url);
+// The module kafkajs's producer loads (src/producer/createTopicData/sendMessages require it by this path).
+const grouping = require('kafkajs/src/producer/groupMessagesPerPartition.js') as Grouping;
+// The checksum of every record batch kafkajs writes (src/protocol/recordBatch/v0/index.js).
+const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number;
 
-describe('kafkajs patches', () => {
-  it('groups messages per partition exactly as kafkajs does: same partitions, same order', () => {
+interface Encoder {
+  writeVarLong(v: number): Encoder;
+  writeVarInt(v: number): Encoder;
+  writeVarIntBytes(b: Buffer): Encoder;
+  writeInt32(v: number): Encoder;
+  buffer: Buffer;
+}
+const EncoderClass = require('kafkajs/src/protocol/encoder.js') as new () => Encoder;
+
+/** Kafka's record varints (zigzag then base-128, least significant group first), from the protocol guide, in BigInt. */
+function varlongReference(v: number): Buffer {
+  let z = BigInt.asUintN(64, (BigInt(v) << 1n) ^ (BigInt(v) >> 63n));
+  const out: number[] = [];
+  while (z >= 0x80n) {
+    out.push(Number(z & 0x7fn) | 0x80);
+    z >>= 7n;
+  }
+  out.push(Number(z));
+  return Buffer.from(out);
+}
+
+/** CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bit by bit, straight from its definition. */
+function crc32cReference(buf: Buffer): number {
+  let crc = 0xffffffff;
+  for (const byte of buf) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+describe('kafkajs install-time patch', () => {
+  it('is applied to the pinned kafkajs version', () => {
+    expect(installedKafkajs().version).toBe(KAFKAJS_VERSION);
+    expect(kafkajsPatchProblem()).toBeUndefined();
+    expect(() => assertKafkajsPatched()).not.toThrow();
+  });
+
+  it('groups messages per partition with every message once, in send order', () => {
     let seed = 3;
     const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let round = 0; round < 50; round++) {
       const partitions = 1 + Math.floor(rand() * 8);
       const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({ partitionId: i, leader: 0 }));
-      const messages = Array.from({ length: Math.floor(rand() * 300) }, (_, i) => ({ key: `k${i}`, value: Buffer.from(String(i)), partition: Math.floor(rand() * partitions) }));
-      const partitioner = ({ message }: { message: unknown }) => (message as { partition: number }).partition;
-      const input = { topic: 't', partitionMetadata, messages, partitioner };
-      expect(groupMessagesPerPartition(input)).toEqual(reference(input));
+      const messages = Array.from({ length: Math.floor(rand() * 300) }, (_, i) => ({ i, partition: Math.floor(rand() * partitions) }));
+      const out = grouping({ topic: 't', partitionMetadata, messages, partitioner: ({ message }) => (message as { partition: number }).partition });
+      const seen: number[] = [];
+      for (const [p, list] of Object.entries(out)) {
+        const ids = (list as Array<{ i: number; partition: number }>).map((m) => {
+          expect(m.partition).toBe(Number(p));
+          return m.i;
+        });
+        expect(ids).toEqual([...ids].sort((a, b) => a - b));
+        seen.push(...ids);
+      }
+      expect(seen.sort((a, b) => a - b)).toEqual(messages.map((m) => m.i));
     }
-    expect(groupMessagesPerPartition({ topic: 't', partitionMetadata: [], messages: [{}], partitioner: () => 0 })).toEqual({});
+    expect(grouping({ topic: 't', partitionMetadata: [], messages: [{}], partitioner: () => 0 })).toEqual({});
+  }, 30_000);
+
+  it('checksums record batches as CRC-32C defines it, at every length and alignment', () => {
+    expect(crc32C(Buffer.from('123456789'))).toBe(0xe3069283); // the standard check value (RFC 3720, B.4)
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    const big = Buffer.from(Array.from({ length: 4096 }, rand));
+    for (let len = 0; len <= 70; len++) for (const off of [0, 1, 3, 5]) expect(crc32C(big.subarray(off, off + len))).toBe(crc32cReference(big.subarray(off, off + len)));
+    expect(crc32C(big)).toBe(crc32cReference(big));
   });
 
-  it('is what kafkajs loads once @tillwatch/stream is imported', () => {
-    expect(kafkajsPatchesActive()).toBe(true);
-    const require = createRequire(import.meta.url);
-    expect(require('kafkajs/src/producer/groupMessagesPerPartition.js')).toBe(groupMessagesPerPartition);
-    // In a fresh process, through the package's entry point, before anything else loads kafkajs.
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', "const s = await import('@tillwatch/stream'); process.stdout.write(String(s.kafkajsPatchesActive()));"], { encoding: 'utf8' });
-    expect(out).toBe('true');
+  it('encodes record varints as the Kafka protocol defines them, and only the bytes it wrote', () => {
+    let seed = 11;
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const values = [0, 1, -1, 63, 64, -64, -65, 2 ** 30 - 1, -(2 ** 30), 2 ** 30, -(2 ** 30) - 1, 2 ** 31 - 1, -(2 ** 31), 1_767_603_600_123, -1_767_603_600_123, Number.MAX_SAFE_INTEGER];
+    for (let i = 0; i < 2000; i++) values.push(Math.floor((rand() - 0.5) * 2 ** (1 + Math.floor(rand() * 52))));
+    for (const v of values) {
+      expect(new EncoderClass().writeVarLong(v).buffer).toEqual(varlongReference(v));
+      if (Math.abs(v) < 2 ** 31) expect(new EncoderClass().writeVarInt(v).buffer).toEqual(varlongReference(v));
+    }
+    // A record-like sequence growing past the initial buffer: exactly the bytes written, in order.
+    const payload = Buffer.from(Array.from({ length: 700 }, (_, i) => i % 251));
+    const out = new EncoderClass().writeVarInt(payload.length).writeVarIntBytes(payload).writeInt32(7).buffer;
+    expect(out).toEqual(Buffer.concat([varlongReference(payload.length), varlongReference(payload.length), payload, Buffer.from([0, 0, 0, 7])]));
+  }, 30_000);
+
+  it('refuses an unpatched or other kafkajs at start-up with a clear fatal error', () => {
+    const real = installedKafkajs();
+    const unpatched = { ...real.modules, 'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js': (b: Buffer) => b.length };
+    expect(() => assertKafkajsPatched({ version: KAFKAJS_VERSION, modules: unpatched })).toThrow(FatalError);
+    expect(kafkajsPatchProblem({ version: KAFKAJS_VERSION, modules: unpatched })).toMatch(/without the Tillwatch patch of .*crc32C\.js.*npm ci/);
+    expect(kafkajsPatchProblem({ version: '2.3.0', modules: real.modules })).toMatch(/kafkajs 2\.3\.0 is installed but .* pinned to 2\.2\.4/);
+    // createKafka (every service's start-up) runs the check on the real install: here it passes.
+    const logger = { debug() {}, info() {}, warn() {}, error() {} } as unknown as Parameters<typeof createKafka>[0]['logger'];
+    expect(() => createKafka({ config: { brokers: ['127.0.0.1:1'], clientId: 't', ssl: false } as Parameters<typeof createKafka>[0]['config'], logger })).not.toThrow();
   });
 });

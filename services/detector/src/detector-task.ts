@@ -1,8 +1,9 @@
 // One detector task = the rule engine of one partition number, wired to Kafka records.
 // Input records arrive decoded and validated; outputs are encoded Avro messages; state changes
-// go to the changelog as JSON (internal format, versioned by the changelog topic name).
+// go to the changelog in the stream package's binary changelog encoding (a format byte and
+// MessagePack; values written as JSON before it still restore), versioned by the topic name.
 import type { Action, Alert, Heartbeat, Transaction } from '@tillwatch/schemas';
-import type { DecodedRecord, OutputMessage, Task, TaskResult } from '@tillwatch/stream';
+import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
 import { createChangelogView, type ChangelogValue, type RuleEngine } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
 
@@ -68,7 +69,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       const clock = entries.get(CLOCK_KEY);
       if (clock) engine.setClock(Number(clock.toString('utf8')));
       const entities: Array<[string, ChangelogValue]> = [];
-      for (const [key, value] of entries) if (key !== CLOCK_KEY) entities.push([key, JSON.parse(value.toString('utf8')) as ChangelogValue]);
+      for (const [key, value] of entries) if (key !== CLOCK_KEY) entities.push([key, decodeChangelogValue(value) as ChangelogValue]);
       changelog.restore(entities);
       lastReceived = engine.clock();
       wallAtLastReceived = Date.now();
@@ -112,7 +113,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       return toResult(out.alerts, out.actions);
     },
     takeChanges() {
-      const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : Buffer.from(JSON.stringify(v))]);
+      const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : encodeChangelogValue(v)]);
       const clock = engine.clock();
       if (clock !== clockWritten) {
         changes.push([CLOCK_KEY, Buffer.from(String(clock))]);

@@ -27,10 +27,11 @@ async function untilReady(d: { ready(): boolean }) {
 }
 
 describe('detector on the real stack', () => {
-  it('two instances share the partitions; one leaves mid-stream; alerts equal the backtest, none doubled', async () => {
-    const topics = await setupTopics(kafka, registry, 4);
+  it('scale-out on 12 partitions: two members, a third joins, one leaves (rebalances with restore); alerts equal the backtest, none doubled', async () => {
+    // Group members in one test process (each with its own consumer, producers and state), not OS processes.
+    const topics = await setupTopics(kafka, registry, 12);
     cleanup.push(topics);
-    const groupId = randomId('g-two');
+    const groupId = randomId('g-scale');
     const events = scenario(6000, 11);
     const expected = backtest(events);
     expect(expected.length).toBeGreaterThan(20);
@@ -41,15 +42,26 @@ describe('detector on the real stack', () => {
     await b.d.start();
     await untilReady(a.d);
     await untilReady(b.d);
-    await produceEvents(kafka, registry, topics.transactions, events.slice(0, 3000));
-    // Let part of the stream be processed, then one instance leaves; the other restores its tasks.
+    expect([...a.d.assignedPartitions(), ...b.d.assignedPartitions()].sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    await produceEvents(kafka, registry, topics.transactions, events.slice(0, 2000));
+    // Part of the stream is processed, then a third member joins: tasks move to it and restore there.
     await sleep(1500);
+    const c = detector(topics, groupId);
+    await c.d.start();
+    await untilReady(c.d);
+    await produceEvents(kafka, registry, topics.transactions, events.slice(2000, 4000));
+    await sleep(1500);
+    // One of the first two leaves: its tasks restore on the others.
     await b.d.stop();
-    await produceEvents(kafka, registry, topics.transactions, events.slice(3000));
+    await produceEvents(kafka, registry, topics.transactions, events.slice(4000));
     await waitCommitted(kafka, groupId, topics.transactions);
     await closeStreamTime(kafka, registry, topics.heartbeats, events.at(-1)!.received_time);
     await waitCommitted(kafka, groupId, topics.heartbeats);
+    // The third member really took part: it owned tasks after the rebalances.
+    expect(c.d.assignedPartitions().length).toBeGreaterThan(0);
+    expect([...a.d.assignedPartitions(), ...c.d.assignedPartitions()].sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     await a.d.stop();
+    await c.d.stop();
 
     const got = await readAll<Alert>(kafka, registry, topics.alerts, AvroSchemas.alert);
     expect(duplicates(got)).toEqual([]);

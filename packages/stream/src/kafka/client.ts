@@ -2,6 +2,7 @@
 import { Kafka, Partitioners, logLevel, type KafkaConfig as KafkaJsConfig, type logCreator, type ProducerConfig, type SASLOptions } from 'kafkajs';
 import type { KafkaConfig } from '@tillwatch/config';
 import type { Logger } from '@tillwatch/telemetry';
+import { assertKafkajsPatched } from './kafkajs-patches.js';
 
 const toPino: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
@@ -68,6 +69,8 @@ export interface CreateKafkaOptions {
 }
 
 export function createKafka({ config, logger, clientId }: CreateKafkaOptions): Kafka {
+  // Fails fast with a clear message when kafkajs lacks the install-time patch (kafkajs-patches.ts).
+  assertKafkajsPatched();
   let sasl: SASLOptions | undefined;
   if (config.saslMechanism) {
     sasl = { mechanism: config.saslMechanism, username: config.saslUsername ?? '', password: config.saslPassword ?? '' } as SASLOptions;

@@ -1,52 +1,64 @@
-// Replacements for kafkajs 2.2.4 internals that cost the pipeline real CPU, installed into the
-// CommonJS module cache before kafkajs loads them (this module is the first import of the package).
+// kafkajs is pinned to an exact version (package.json) and patched at install time by
+// patch-package (patches/kafkajs+2.2.4.patch, applied by the root package's postinstall, so
+// `npm ci` alone applies it; `--error-on-fail` fails the install when the patch no longer applies).
+// The patch replaces the producer's O(n^2) per-partition grouping with a one-pass equivalent
+// (src/producer/groupMessagesPerPartition.js) and the byte-wise CRC-32C of every record batch with
+// slicing-by-8 (src/protocol/recordBatch/crc32C/crc32C.js), and makes the protocol encoder
+// allocate less per record (src/protocol/encoder.js: pooled buffers, varints written in place);
+// the patch says why, with figures.
 //
-// groupMessagesPerPartition (src/producer/groupMessagesPerPartition.js) groups a send's messages by
-// partition with `Object.assign(result, { [partition]: [...current, message] })`: it copies the
-// partition's array for every message, O(n^2) per partition. The processor sends up to 512 KiB
-// per request, thousands of changelog records for one partition: measured 7 ms for 3,000 messages
-// and 34 ms for 6,000 per send. The replacement returns the same object (partition -> messages in
-// order) in one pass.
+// A kafkajs that is not the pinned version or lacks the patch (installed with --ignore-scripts,
+// upgraded without refreshing the patch) would run correctly but several times slower on large
+// batches: assertKafkajsPatched() refuses it at start-up with a clear error (createKafka calls it).
 import { createRequire } from 'node:module';
-import Module from 'node:module';
+import { FatalError } from '../errors.js';
 
-type Message = unknown;
-type Grouping = (o: { topic: string; partitionMetadata: unknown[]; messages: Message[]; partitioner: (a: { topic: string; partitionMetadata: unknown[]; message: Message }) => number }) => Record<number, Message[]>;
-
-export const groupMessagesPerPartition: Grouping = ({ topic, partitionMetadata, messages, partitioner }) => {
-  if (partitionMetadata.length === 0) return {};
-  const result: Record<number, Message[]> = {};
-  for (const message of messages) {
-    const partition = partitioner({ topic, partitionMetadata, message });
-    const current = result[partition];
-    if (current) current.push(message);
-    else result[partition] = [message];
-  }
-  return result;
+export const KAFKAJS_VERSION = '2.2.4';
+/** Patched module (as kafkajs requires it) -> the mark the patch puts on its export. */
+export const KAFKAJS_PATCHES: Record<string, string> = {
+  'kafkajs/src/producer/groupMessagesPerPartition.js': 'groupMessagesPerPartition@1',
+  'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js': 'crc32C@1',
+  'kafkajs/src/protocol/encoder.js': 'encoder@1',
 };
+const MARK = Symbol.for('tillwatch.kafkajs.patch');
 
 const require = createRequire(import.meta.url);
-const GROUPING = 'kafkajs/src/producer/groupMessagesPerPartition.js';
 
-function install(specifier: string, exports: unknown): boolean {
-  const filename = require.resolve(specifier);
-  const cache = (Module as unknown as { _cache: Record<string, { exports: unknown } | undefined> })._cache;
-  const loaded = cache[filename];
-  if (loaded) {
-    // kafkajs was loaded before this module: patch the loaded module's export object if possible.
-    return loaded.exports === exports;
-  }
-  const m = new Module(filename) as Module & { loaded: boolean; filename: string };
-  m.filename = filename;
-  m.exports = exports;
-  m.loaded = true;
-  cache[filename] = m;
-  return true;
+export interface KafkajsInstall {
+  version: string;
+  /** module path -> its export */
+  modules: Record<string, unknown>;
 }
 
-const installed = install(GROUPING, groupMessagesPerPartition);
+/** What is installed: kafkajs's version and the patched modules, as kafkajs itself loads them. */
+export function installedKafkajs(): KafkajsInstall {
+  return {
+    version: (require('kafkajs/package.json') as { version: string }).version,
+    modules: Object.fromEntries(Object.keys(KAFKAJS_PATCHES).map((m) => [m, require(m) as unknown])),
+  };
+}
 
-/** Whether kafkajs uses the replacements (false if kafkajs was loaded before @tillwatch/stream). */
+/** Why an installed kafkajs is refused, or undefined when it is the pinned version with the patch applied. */
+export function kafkajsPatchProblem(k: KafkajsInstall = installedKafkajs()): string | undefined {
+  if (k.version !== KAFKAJS_VERSION) {
+    return `kafkajs ${k.version} is installed but @tillwatch/stream is pinned to ${KAFKAJS_VERSION} and patched for it (patches/kafkajs+${KAFKAJS_VERSION}.patch): pin the new version, refresh the patch with \`npx patch-package kafkajs\`, and update KAFKAJS_VERSION`;
+  }
+  for (const [module, expected] of Object.entries(KAFKAJS_PATCHES)) {
+    const exported = k.modules[module];
+    const mark = typeof exported === 'function' ? (exported as unknown as Record<symbol, unknown>)[MARK] : undefined;
+    if (mark !== expected) {
+      return `kafkajs ${k.version} is installed without the Tillwatch patch of ${module} (${expected}): run \`npm ci\` (or \`npx patch-package --error-on-fail\`) from the repository root; installs with --ignore-scripts skip it`;
+    }
+  }
+  return undefined;
+}
+
 export function kafkajsPatchesActive(): boolean {
-  return installed && require(GROUPING) === groupMessagesPerPartition;
+  return kafkajsPatchProblem() === undefined;
+}
+
+/** Start-up check: throws a FatalError when kafkajs is not the pinned, patched version. */
+export function assertKafkajsPatched(k?: KafkajsInstall): void {
+  const problem = kafkajsPatchProblem(k);
+  if (problem) throw new FatalError(problem);
 }

@@ -1,0 +1,288 @@
+// Kafka client comparison on the same broker, the same input topic and in one run: raw consume,
+// produce of changelog-sized records, and a consume-transform-produce loop with one Kafka
+// transaction per partition batch (outputs + sendOffsets + commit), for kafkajs (as the project
+// runs it) and @platformatic/kafka. The loop is what the detector does minus the rules: it decides
+// which client can carry the detector faster.
+//   npm run load:clients -- [records=200000] [partitions=6] [bytes=180] [batch=5000]
+// @confluentinc/kafka-javascript is not in the table: its install step downloads a prebuilt
+// librdkafka binding from GitHub (unreachable here); see load-tests/README.md.
+import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
+import { Consumer as PConsumer, Producer as PProducer, FetchIsolationLevels, type Message as PMessage } from '@platformatic/kafka';
+import type { Kafka } from 'kafkajs';
+import { kafkaConfig } from '@tillwatch/config';
+import { randomId } from '@tillwatch/stream';
+import { testKafka } from '@tillwatch/stream/testing';
+import { sleep, writeResult } from './common.js';
+
+const [recordsArg, partitionsArg, bytesArg, batchArg] = process.argv.slice(2);
+const N = Number(recordsArg ?? 200_000);
+const PARTITIONS = Number(partitionsArg ?? 6);
+const BYTES = Number(bytesArg ?? 180);
+const BATCH = Number(batchArg ?? 5_000);
+/** Kept under the broker's message.max.bytes per partition batch, as the processor does. */
+const MAX_REQUEST_BYTES = 512 * 1024;
+
+const { kafka } = testKafka('load-clients');
+const brokers = kafkaConfig(process.env).brokers;
+const run = randomId('clients');
+const input = `${run}.in`;
+const outputs: string[] = [];
+const admin = kafka.admin();
+await admin.connect();
+
+async function topic(name: string): Promise<string> {
+  await admin.createTopics({ waitForLeaders: true, topics: [{ topic: name, numPartitions: PARTITIONS, replicationFactor: 1 }] });
+  outputs.push(name);
+  return name;
+}
+
+const values = Array.from({ length: 64 }, () => randomBytes(BYTES));
+const keyOf = (i: number) => `merchant-${i % 5_000}`;
+const rate = (ms: number) => Math.round(N / (ms / 1000));
+
+/** Records split in requests of at most MAX_REQUEST_BYTES. */
+function chunks<T extends { value: Buffer }>(messages: T[]): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    cur.push(m);
+    bytes += m.value.length + 40;
+    if (bytes >= MAX_REQUEST_BYTES) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+// ---- kafkajs -------------------------------------------------------------------------------
+
+async function kjsProduce(k: Kafka, to: string): Promise<number> {
+  const producer = k.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const t0 = performance.now();
+  const inFlight: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i += BATCH) {
+    const messages = [];
+    for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push({ key: keyOf(j), value: values[j % values.length]! });
+    for (const c of chunks(messages)) {
+      inFlight.push(producer.send({ topic: to, acks: -1, messages: c }));
+      if (inFlight.length >= 4) await inFlight.shift();
+    }
+  }
+  await Promise.all(inFlight);
+  const ms = performance.now() - t0;
+  await producer.disconnect();
+  return ms;
+}
+
+async function kjsConsume(k: Kafka): Promise<number> {
+  const consumer = k.consumer({ groupId: randomId('kjs-raw'), maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTimeInMs: 100 });
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  consumer.on(consumer.events.GROUP_JOIN, () => (first = performance.now()));
+  await consumer.connect();
+  await consumer.subscribe({ topic: input, fromBeginning: true });
+  await consumer.run({ autoCommit: false, eachBatch: async ({ batch }) => {
+    count += batch.messages.length;
+    last = performance.now();
+  } });
+  while (count < N) await sleep(10);
+  await consumer.disconnect();
+  return last - first;
+}
+
+async function kjsLoop(k: Kafka, to: string): Promise<number> {
+  const groupId = randomId('kjs-txn');
+  const producers = new Map<number, ReturnType<Kafka['producer']>>();
+  for (let p = 0; p < PARTITIONS; p++) {
+    const producer = k.producer({ transactionalId: `${groupId}.${p}`, idempotent: true, maxInFlightRequests: 1, retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: 12 } });
+    await producer.connect();
+    producers.set(p, producer);
+  }
+  const consumer = k.consumer({ groupId, readUncommitted: false, maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTimeInMs: 100 });
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  consumer.on(consumer.events.GROUP_JOIN, () => (first = performance.now()));
+  await consumer.connect();
+  await consumer.subscribe({ topic: input, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: PARTITIONS,
+    eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+      // The transform: one output record per input record (the changelog write of a state change).
+      for (let i = 0; i < batch.messages.length; i += BATCH) {
+        const slice = batch.messages.slice(i, i + BATCH);
+        const txn = await producers.get(batch.partition)!.transaction();
+        try {
+          for (const c of chunks(slice.map((m) => ({ key: m.key, value: m.value ?? Buffer.alloc(0), partition: batch.partition })))) {
+            await txn.send({ topic: to, messages: c });
+          }
+          const next = (BigInt(slice[slice.length - 1]!.offset) + 1n).toString();
+          await txn.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
+          await txn.commit();
+        } catch (e) {
+          await txn.abort().catch(() => undefined);
+          throw e;
+        }
+        resolveOffset(slice[slice.length - 1]!.offset);
+        count += slice.length;
+        last = performance.now();
+      }
+      await heartbeat();
+    },
+  });
+  while (count < N) await sleep(10);
+  await consumer.disconnect();
+  await Promise.all([...producers.values()].map((p) => p.disconnect()));
+  return last - first;
+}
+
+// ---- @platformatic/kafka -------------------------------------------------------------------
+
+const base = { clientId: 'tillwatch-load-clients', bootstrapBrokers: brokers };
+
+async function platProduce(to: string): Promise<number> {
+  const producer = new PProducer({ ...base, idempotent: true, acks: -1 });
+  const t0 = performance.now();
+  for (let i = 0; i < N; i += BATCH) {
+    const messages = [];
+    for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push({ topic: to, key: Buffer.from(keyOf(j)), value: values[j % values.length]! });
+    // One request at a time: concurrent idempotent sends get OUT_OF_ORDER_SEQUENCE_NUMBER from
+    // this client (seen here), and kafkajs runs with maxInFlightRequests: 1 too.
+    for (const c of chunks(messages)) await producer.send({ messages: c });
+  }
+  const ms = performance.now() - t0;
+  await producer.close();
+  return ms;
+}
+
+async function platConsume(): Promise<number> {
+  const consumer = new PConsumer({ ...base, groupId: randomId('plat-raw'), maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTime: 100 });
+  let first = 0;
+  consumer.on('consumer:group:join', () => (first = performance.now()));
+  const stream = await consumer.consume({ topics: [input], mode: 'earliest', autocommit: false });
+  let count = 0;
+  let last = 0;
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', () => {
+      count++;
+      if (count === N) {
+        last = performance.now();
+        resolve();
+      }
+    });
+    stream.on('error', reject);
+  });
+  await stream.close();
+  await consumer.close(true);
+  return last - first;
+}
+
+async function platLoop(to: string): Promise<number> {
+  const groupId = randomId('plat-txn');
+  const consumer = new PConsumer({ ...base, groupId, maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTime: 100, isolationLevel: FetchIsolationLevels.READ_COMMITTED });
+  const producers = new Map<number, PProducer>();
+  for (let p = 0; p < PARTITIONS; p++) producers.set(p, new PProducer({ ...base, transactionalId: `${groupId}.${p}`, idempotent: true, acks: -1 }));
+  let first = 0;
+  consumer.on('consumer:group:join', () => (first = performance.now()));
+  const stream = await consumer.consume({ topics: [input], mode: 'committed', fallbackMode: 'earliest', autocommit: false });
+  // The stream delivers single messages: gather them per partition, one transaction per gathered batch.
+  const pending = new Map<number, PMessage[]>();
+  const busy = new Set<number>();
+  let count = 0;
+  let last = 0;
+  let failed: Error | undefined;
+  const flush = async (p: number): Promise<void> => {
+    const batch = pending.get(p);
+    if (busy.has(p) || !batch || batch.length === 0) return;
+    pending.set(p, []);
+    busy.add(p);
+    try {
+      const txn = await producers.get(p)!.beginTransaction();
+      try {
+        for (const c of chunks(batch.map((m) => ({ topic: to, key: m.key, value: m.value, partition: p })))) await txn.send({ messages: c });
+        await txn.addConsumer(consumer);
+        await txn.addOffset(batch[batch.length - 1]!);
+        await txn.commit();
+      } catch (e) {
+        await txn.abort().catch(() => undefined);
+        throw e;
+      }
+      count += batch.length;
+      last = performance.now();
+    } finally {
+      busy.delete(p);
+    }
+    if ((pending.get(p)?.length ?? 0) > 0) await flush(p);
+  };
+  const kick = (p: number) => void flush(p).catch((e: Error) => (failed = e));
+  stream.on('data', (m: PMessage) => {
+    let list = pending.get(m.partition);
+    if (!list) pending.set(m.partition, (list = []));
+    list.push(m);
+    if (list.length >= BATCH) kick(m.partition);
+    // Back-pressure: at most two batches waiting per partition.
+    if (list.length >= 2 * BATCH) stream.pause();
+  });
+  const timer = setInterval(() => {
+    for (const p of pending.keys()) kick(p);
+    if ([...pending.values()].every((l) => l.length < 2 * BATCH) && stream.isPaused()) stream.resume();
+  }, 5);
+  while (count < N && !failed) await sleep(10);
+  clearInterval(timer);
+  await stream.close();
+  await consumer.close(true);
+  await Promise.all([...producers.values()].map((p) => p.close()));
+  if (failed) throw failed;
+  return last - first;
+}
+
+// ---- run -----------------------------------------------------------------------------------
+
+const load = () => `load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+const rows: Array<{ client: string; step: string; recordsPerSec: number; load: string }> = [];
+const record = (client: string, step: string, ms: number) => {
+  rows.push({ client, step, recordsPerSec: rate(ms), load: load() });
+  console.error(`${client.padEnd(20)} ${step.padEnd(34)} ${String(rate(ms)).padStart(9)} records/s   (${load()})`);
+};
+
+try {
+  await admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: PARTITIONS, replicationFactor: 1 }] });
+  outputs.push(input);
+  console.error(`filling ${input}: ${N} records of ${BYTES} bytes on ${PARTITIONS} partitions...`);
+  await kjsProduce(kafka, input);
+
+  record('kafkajs', 'produce (acks=all, idempotent)', await kjsProduce(kafka, await topic(`${run}.kjs.produce`)));
+  record('@platformatic/kafka', 'produce (acks=all, idempotent)', await platProduce(await topic(`${run}.plat.produce`)));
+  record('kafkajs', 'raw consume', await kjsConsume(kafka));
+  record('@platformatic/kafka', 'raw consume', await platConsume());
+  record('kafkajs', 'transactional loop (EOS, 1:1)', await kjsLoop(kafka, await topic(`${run}.kjs.loop`)));
+  record('@platformatic/kafka', 'transactional loop (EOS, 1:1)', await platLoop(await topic(`${run}.plat.loop`)));
+
+  const by = (c: string, s: string) => rows.find((r) => r.client === c && r.step.startsWith(s))?.recordsPerSec ?? NaN;
+  const loopRatio = Math.round((by('@platformatic/kafka', 'transactional') / by('kafkajs', 'transactional')) * 100) / 100;
+  const result = {
+    records: N,
+    partitions: PARTITIONS,
+    recordBytes: BYTES,
+    batch: BATCH,
+    versions: { kafkajs: '2.2.4 (with the project patch)', platformatic: '1.35.0' },
+    rows,
+    transactionalLoopRatioPlatformaticToKafkajs: loopRatio,
+    confluent: 'not measured: its install step (node-pre-gyp) downloads a prebuilt binary from github.com, unreachable here; see README',
+  };
+  console.table(rows);
+  console.log(JSON.stringify({ transactionalLoopRatioPlatformaticToKafkajs: loopRatio }));
+  console.error(`written ${writeResult('client-compare', result)}`);
+} finally {
+  await admin.deleteTopics({ topics: outputs }).catch(() => undefined);
+  await admin.disconnect();
+}

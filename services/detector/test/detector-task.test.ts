@@ -1,0 +1,99 @@
+// The detector task's changelog at the detector/stream boundary: state written in the binary
+// changelog encoding (format byte + MessagePack) restores exactly, wherever the stream is cut, and
+// a changelog written by earlier versions (JSON values, first byte '{') still restores.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { createRuleEngine, defaultRulesConfig } from '@tillwatch/rules';
+import { createFleet } from '@tillwatch/simulator';
+import { CHANGELOG_FORMAT_MSGPACK, decodeChangelogValue, type DecodedRecord, type Task } from '@tillwatch/stream';
+import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
+import type { Transaction } from '@tillwatch/schemas';
+import { CLOCK_KEY, createDetectorTask } from '../src/detector-task.js';
+
+const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify' };
+const metrics = createDetectorMetrics(createRegistry({ service: 'detector-task-test', defaultMetrics: false }));
+
+function stream(seed: number, n: number): Transaction[] {
+  const fleet = createFleet({ terminals: 40, cards: 60, seed, anomalyRate: 0.08 });
+  const out: Transaction[] = [];
+  let now = Date.UTC(2026, 0, 5, 9);
+  while (out.length < n) {
+    now += 1_500;
+    for (const e of fleet.next(now)) out.push(e);
+  }
+  return out.slice(0, n);
+}
+
+const newTask = (): Task =>
+  createDetectorTask({
+    partition: 0,
+    engine: createRuleEngine(defaultRulesConfig()),
+    topics,
+    encodeAlert: (a) => Buffer.from(JSON.stringify(a)),
+    encodeAction: (a) => Buffer.from(JSON.stringify(a)),
+    metrics,
+    wallClockTimers: false,
+  });
+
+const records = (events: Transaction[], from: number): DecodedRecord[] => events.map((value, i) => ({ topic: topics.transactions, partition: 0, offset: String(from + i), key: null, value }));
+
+/** Runs the events in batches of `every`, cutting (changelog -> fresh task) before each index in `cuts`. */
+function run(events: Transaction[], every: number, cuts: Set<number>, rewrite: (v: Buffer) => Buffer = (v) => v): { out: Record<string, string[]>; changelog: Map<string, Buffer> } {
+  const changelog = new Map<string, Buffer>();
+  // Per output topic, in order (a batch emits its alerts, then its actions: batch bounds interleave topics differently).
+  const out: Record<string, string[]> = {};
+  let task = newTask();
+  task.restore(new Map());
+  const flush = () => {
+    for (const [k, v] of task.takeChanges()) {
+      if (v === null) changelog.delete(k);
+      else changelog.set(k, rewrite(v));
+    }
+  };
+  let i = 0;
+  while (i < events.length) {
+    if (cuts.has(i)) {
+      task = newTask();
+      task.restore(new Map(changelog));
+    }
+    let end = Math.min(events.length, i + every);
+    for (const c of cuts) if (c > i && c < end) end = c;
+    for (const m of task.process(topics.transactions, records(events.slice(i, end), i), 0).messages) (out[m.topic] ??= []).push(m.value!.toString());
+    flush();
+    i = end;
+  }
+  return { out, changelog };
+}
+
+describe('detector task changelog', () => {
+  const events = stream(7, 1500);
+  const expected = run(events, 1_000_000, new Set()).out;
+
+  it('writes entity values in the binary encoding (format byte 0x01)', () => {
+    const { changelog } = run(events, 50, new Set());
+    expect(expected[topics.alerts]!.length).toBeGreaterThan(50);
+    expect(expected[topics.freezeActions]!.length).toBeGreaterThan(0);
+    for (const [k, v] of changelog) if (k !== CLOCK_KEY) expect(v[0]).toBe(CHANGELOG_FORMAT_MSGPACK);
+  }, 60_000);
+
+  it('split anywhere, restored from the binary changelog: exactly the same alerts and actions', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 200 }), fc.uniqueArray(fc.integer({ min: 1, max: events.length - 1 }), { maxLength: 6 }), (every, cuts) => {
+        expect(run(events, every, new Set(cuts)).out).toEqual(expected);
+      }),
+      { numRuns: 12 },
+    );
+    // Bounded work (about 3 s on a quiet core); the limit leaves room for a loaded shared machine.
+  }, 60_000);
+
+  it('restores a changelog written as JSON by earlier versions, and one that mixes both', () => {
+    const toJson = (v: Buffer) => (v[0] === CHANGELOG_FORMAT_MSGPACK ? Buffer.from(JSON.stringify(decodeChangelogValue(v))) : v);
+    let n = 0;
+    const mixed = (v: Buffer) => (n++ % 2 === 0 ? toJson(v) : v);
+    for (const rewrite of [toJson, mixed]) {
+      const { out, changelog } = run(events, 37, new Set([400, 900, 1300]), rewrite);
+      expect(out).toEqual(expected);
+      expect([...changelog].some(([k, v]) => k !== CLOCK_KEY && v[0] === 0x7b)).toBe(true);
+    }
+  }, 60_000);
+});
