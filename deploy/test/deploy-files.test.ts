@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { clickhouseConfig, kafkaConfig, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { apiConfig } from '@tillwatch/api';
-import { CLI, DOCUMENTED_ENV, SERVICE_PORTS, SERVICES, type ServiceName } from './support/env.js';
+import { CLI, DOCUMENTED_ENV, METRICS_PORTS, SERVICE_PORTS, SERVICES, type ServiceName } from './support/env.js';
 import { decodeK8s } from './support/k8s-schema.js';
 import { deployDir, dockerDir, k8sDir, repoRoot } from './support/paths.js';
 
@@ -331,6 +331,22 @@ describe('compose.yaml', () => {
     expect(envObject(compose.services['api']!)['API_KEYS']).toBeTruthy();
   });
 
+  it('every service serves /metrics where prometheus.compose.yml scrapes it, on the compose network only', () => {
+    for (const svc of SERVICES) {
+      const s = compose.services[svc]!;
+      const env = Object.fromEntries(Object.entries(envObject(s)).map(([k, v]) => [k, composeDefault(v)]));
+      // What the service itself would bind /metrics to, parsed as it parses its environment.
+      expect(metricsListen(svc, env), svc).toEqual({ host: '0.0.0.0', port: METRICS_PORTS[svc] });
+      expect(s.expose ?? [], svc).toContain(String(METRICS_PORTS[svc]));
+      // Published host ports ("host:container[/proto]"): never a metrics port.
+      const published = (s.ports ?? []).map((p) => Number(/(\d+)(?:\/\w+)?$/.exec(p)?.[1]));
+      expect(published, svc).not.toContain(METRICS_PORTS[svc]);
+    }
+    // The api: its public port on the host, its ops port (/metrics) not.
+    expect(compose.services['api']!.ports).toEqual([`${SERVICE_PORTS.api}:${SERVICE_PORTS.api}`]);
+    expect(envObject(compose.services['api']!)['API_OPS_PORT']).toBe(String(METRICS_PORTS.api));
+  });
+
   it('the detector runs 2 replicas, no more than the topic has partitions, without fixed host ports', () => {
     const d = compose.services['detector']!;
     expect(d.deploy?.replicas).toBe(2);
@@ -423,6 +439,12 @@ function validateServiceEnv(command: string, env: Env): void {
   }
 }
 
+/** Where a service binds /metrics, as its main.ts reads the environment: the api's ops server (API_OPS_PORT) binds HTTP_HOST. */
+function metricsListen(service: ServiceName, env: Env): { host: string; port: number } {
+  const svc = serviceConfig(env, { httpPort: SERVICE_PORTS[service] });
+  return { host: svc.httpHost, port: service === 'api' ? apiConfig(env).opsPort : svc.httpPort };
+}
+
 describe('configuration checks themselves', () => {
   it('refuse what the services refuse (so a passing deploy-file check means something)', () => {
     expect(() => validateServiceEnv('api', { API_KEYS: 'dev-key' })).toThrow(/API_KEYS/);
@@ -430,6 +452,9 @@ describe('configuration checks themselves', () => {
     expect(() => validateServiceEnv('detector', { HTTP_PORT: 'eighty' })).toThrow(/HTTP_PORT/);
     expect(composeDefault('${TILLWATCH_API_KEYS:-a:b:c}')).toBe('a:b:c');
     expect(composeDefault('${X}')).toBe('');
+    expect(metricsListen('api', {})).toEqual({ host: '127.0.0.1', port: METRICS_PORTS.api });
+    expect(metricsListen('api', { HTTP_HOST: '0.0.0.0', HTTP_PORT: '8080', API_OPS_PORT: '9999' })).toEqual({ host: '0.0.0.0', port: 9999 });
+    expect(metricsListen('sink', { HTTP_PORT: '9999' }).port).toBe(9999);
   });
 });
 
@@ -562,6 +587,11 @@ describe('k8s manifests', () => {
       const port = c!.ports?.find((p) => p.name === 'http');
       expect(port?.containerPort, svc).toBe(SERVICE_PORTS[svc]);
       expect(containerEnv(c!).get('HTTP_PORT'), svc).toBe(String(SERVICE_PORTS[svc]));
+      // /metrics: the detector and the sink on their http port, the api on a port of its own named
+      // metrics, where the process binds it (API_OPS_PORT on HTTP_HOST, reachable on the pod IP).
+      const metricsPort = c!.ports?.find((p) => p.name === (METRICS_PORTS[svc] === SERVICE_PORTS[svc] ? 'http' : 'metrics'));
+      expect(metricsPort?.containerPort, `${svc} metrics port`).toBe(METRICS_PORTS[svc]);
+      expect(metricsListen(svc, Object.fromEntries(containerEnv(c!))), svc).toEqual({ host: '0.0.0.0', port: METRICS_PORTS[svc] });
       expect(c!.livenessProbe?.httpGet, svc).toEqual({ path: '/healthz', port: 'http' });
       expect(c!.readinessProbe?.httpGet, svc).toEqual({ path: '/readyz', port: 'http' });
       expect(c!.resources?.requests?.['cpu'], `${svc} cpu request`).toBeTruthy();
@@ -577,8 +607,9 @@ describe('k8s manifests', () => {
   it('pods are scraped through annotations on their own metrics port', () => {
     for (const svc of SERVICES) {
       const a = deployment(svc).spec!.template!.metadata.annotations ?? {};
-      expect(a, svc).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(SERVICE_PORTS[svc]), 'prometheus.io/path': '/metrics' });
+      expect(a, svc).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORTS[svc]), 'prometheus.io/path': '/metrics' });
     }
+    expect(containerEnv(deployment('api').spec!.template!.spec.containers[0]!).get('API_OPS_PORT')).toBe(String(METRICS_PORTS.api));
     expect(k8sObjects.some((o) => o.kind === 'ServiceMonitor')).toBe(false);
   });
 
@@ -648,15 +679,16 @@ describe('k8s manifests', () => {
       const p = mine[0]!.spec!;
       expect(p.policyTypes).toEqual(['Ingress', 'Egress']);
       const ingress = p.ingress ?? [];
-      const port = w.spec!.template!.spec.containers[0]!.ports?.find((x) => x.name === 'http')?.containerPort;
+      const httpPort = w.spec!.template!.spec.containers[0]!.ports?.find((x) => x.name === 'http')?.containerPort;
+      // Prometheus (namespace monitoring only) on the metrics port, if the workload has one.
+      const metricsPort = key in METRICS_PORTS ? METRICS_PORTS[key as ServiceName] : undefined;
+      const fromMonitoring = metricsPort === undefined ? [] : [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: metricsPort }] }];
       if (wanted[key].ingressFromAnywhere) {
-        expect(ingress, key).toEqual([{ ports: [{ protocol: 'TCP', port }] }]);
+        // Clients from anywhere on the HTTP port only (never on the metrics port), then Prometheus.
+        expect(httpPort, key).not.toBe(metricsPort);
+        expect(ingress, key).toEqual([{ ports: [{ protocol: 'TCP', port: httpPort }] }, ...fromMonitoring]);
       } else {
-        // Only Prometheus (namespace monitoring) on the metrics port, if the workload has one.
-        for (const r of ingress) {
-          expect(r.from, `${key}: ingress from`).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
-          expect(r.ports, key).toEqual([{ protocol: 'TCP', port }]);
-        }
+        expect(ingress, key).toEqual(fromMonitoring);
       }
       const egress = p.egress ?? [];
       const to = (ns: string | undefined, ports: number[]) =>

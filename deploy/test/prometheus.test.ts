@@ -13,7 +13,7 @@ import { createRegistry } from '@tillwatch/telemetry';
 import { ALL_METRIC_LABELS, API_METRICS, KNOWN_METRICS, metricNamesIn, unknownSeries, type MetricType } from './support/metrics.js';
 import { deployDir, k8sDir, prometheusDir } from './support/paths.js';
 import { MISSING_PROMTOOL, findPromtool, isCI, runPromtool } from './support/promtool.js';
-import { SERVICE_PORTS, SERVICES } from './support/env.js';
+import { METRICS_PORTS, SERVICE_PORTS, SERVICES } from './support/env.js';
 
 interface AlertRule {
   alert?: string;
@@ -196,10 +196,10 @@ describe('scrape configs', () => {
     for (const f of CONFIGS) expect(configs[f].rule_files, f).toEqual([RULES]);
   });
 
-  it('prometheus.yml scrapes every service on loopback at its default port', () => {
+  it('prometheus.yml scrapes every service on loopback at its default metrics port', () => {
     for (const s of SERVICES) {
       const job = configs['prometheus.yml'].scrape_configs.find((c) => c.job_name === `tillwatch-${s}`);
-      expect(job?.static_configs?.[0]?.targets, s).toEqual([`127.0.0.1:${SERVICE_PORTS[s]}`]);
+      expect(job?.static_configs?.[0]?.targets, s).toEqual([`127.0.0.1:${METRICS_PORTS[s]}`]);
       expect(job?.metrics_path ?? '/metrics').toBe('/metrics');
     }
   });
@@ -208,7 +208,7 @@ describe('scrape configs', () => {
     const compose = parse(readFileSync(path.join(deployDir, 'compose.yaml'), 'utf8'), { merge: true }) as { services: Record<string, unknown> };
     for (const s of SERVICES) {
       const job = configs['prometheus.compose.yml'].scrape_configs.find((c) => c.job_name === `tillwatch-${s}`);
-      expect(job?.dns_sd_configs?.[0], s).toEqual(expect.objectContaining({ names: [s], type: 'A', port: SERVICE_PORTS[s] }));
+      expect(job?.dns_sd_configs?.[0], s).toEqual(expect.objectContaining({ names: [s], type: 'A', port: METRICS_PORTS[s] }));
       expect(Object.keys(compose.services)).toContain(s);
     }
   });
@@ -273,15 +273,15 @@ describe('scrape configs', () => {
       const target = relabel(meta, job.relabel_configs ?? []);
       if (target) scraped[target['job']!] = `${target['__address__']}${target['__metrics_path__']}`;
     }
-    expect(scraped).toEqual({
-      'tillwatch-detector': '10.1.2.3:9464/metrics',
-      'tillwatch-sink': '10.1.2.3:9465/metrics',
-      'tillwatch-api': '10.1.2.3:8080/metrics',
-    });
+    expect(scraped).toEqual(Object.fromEntries(SERVICES.map((s) => [`tillwatch-${s}`, `10.1.2.3:${METRICS_PORTS[s]}/metrics`])));
     for (const j of jobsInRules) expect(Object.keys(scraped).some((name) => new RegExp(`^(?:${j})$`).test(name)), `k8s: no job for ${j}`).toBe(true);
-    // A pod whose annotation names another port is scraped on that port.
-    const moved = relabel({ __address__: '10.0.0.9:8080', __meta_kubernetes_pod_annotation_prometheus_io_scrape: 'true', __meta_kubernetes_pod_annotation_prometheus_io_port: '9999', __meta_kubernetes_pod_phase: 'Running' }, job.relabel_configs ?? []);
-    expect(moved?.['__address__']).toBe('10.0.0.9:9999');
+    // A pod whose annotation names another port than the discovered one is scraped on the annotated
+    // port (the api: discovered on its HTTP port, scraped on its ops port).
+    const moved = relabel(
+      { __address__: `10.0.0.9:${SERVICE_PORTS.api}`, __meta_kubernetes_pod_annotation_prometheus_io_scrape: 'true', __meta_kubernetes_pod_annotation_prometheus_io_port: String(METRICS_PORTS.api), __meta_kubernetes_pod_phase: 'Running' },
+      job.relabel_configs ?? [],
+    );
+    expect(moved?.['__address__']).toBe(`10.0.0.9:${METRICS_PORTS.api}`);
     const done = relabel({ __address__: '10.0.0.9:8080', __meta_kubernetes_pod_annotation_prometheus_io_scrape: 'true', __meta_kubernetes_pod_phase: 'Succeeded' }, job.relabel_configs ?? []);
     expect(done).toBeUndefined();
   });

@@ -27,14 +27,21 @@ export const DOCUMENTED_ENV = new Set([
   'API_KEYS',
   'API_READ_MODEL_MAX_ALERTS',
   'API_READ_MODEL_ROWS_MB',
+  'API_OPS_PORT',
   // Node's own: heap bound, set next to a container memory limit.
   'NODE_OPTIONS',
 ]);
 
-/** The services and their default HTTP_PORT (metrics, /healthz, /readyz). */
+/** The services and their default HTTP_PORT (/healthz, /readyz; the api's public API). */
 export const SERVICE_PORTS = { detector: 9464, sink: 9465, api: 8080 } as const;
 export type ServiceName = keyof typeof SERVICE_PORTS;
 export const SERVICES = Object.keys(SERVICE_PORTS) as ServiceName[];
+
+/**
+ * Where Prometheus scrapes /metrics: the detector's and the sink's HTTP_PORT, the api's ops port
+ * (API_OPS_PORT; its public HTTP_PORT serves no /metrics).
+ */
+export const METRICS_PORTS = { detector: 9464, sink: 9465, api: 9466 } as const satisfies Record<ServiceName, number>;
 
 /** The one command line every image and manifest runs: node services/cli/bin/tillwatch.js <cmd>. */
 export const CLI = ['node', 'services/cli/bin/tillwatch.js'] as const;
