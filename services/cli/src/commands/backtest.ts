@@ -1,7 +1,8 @@
-// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE]
+// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE] [--updates FILE] [--refunds FILE]
 // The same pure rule engine as the live detector, clocked by the stream's received times.
 import { parseArgs } from 'node:util';
 import { formatSummary, runBacktest } from '@tillwatch/rules/backtest';
+import { formatTrailSummary } from '../lib/money-trail.js';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -11,13 +12,15 @@ export async function run(argv: string[]): Promise<number> {
       out: { type: 'string' },
       config: { type: 'string' },
       rejects: { type: 'string' },
+      updates: { type: 'string' },
+      refunds: { type: 'string' },
       'no-progress': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help || !values.events || !values.out) {
-    console.error('usage: tillwatch backtest --events FILE --out FILE [--config rules.yaml] [--rejects FILE] [--no-progress]');
+    console.error('usage: tillwatch backtest --events FILE --out FILE [--config rules.yaml] [--rejects FILE] [--updates FILE] [--refunds FILE] [--no-progress]');
     return values.help ? 0 : 2;
   }
   const summary = await runBacktest({
@@ -25,9 +28,12 @@ export async function run(argv: string[]): Promise<number> {
     outPath: values.out,
     configPath: values.config,
     rejectsPath: values.rejects,
+    updatesPath: values.updates,
+    refundsPath: values.refunds,
     progress: !values['no-progress'] && process.stderr.isTTY === true,
     log: (line: string) => console.error(line),
   });
   console.log(formatSummary(summary));
+  console.log(formatTrailSummary(summary));
   return 0;
 }
