@@ -79,8 +79,8 @@ describe('Grafana provisioning', () => {
 describe('dashboards', () => {
   const uids = new Set(datasources.map((d) => d.uid));
 
-  it('two dashboards with unique uids: fleet overview and pipeline health', () => {
-    expect(dashboards.map((d) => d.dashboard.uid).sort()).toEqual(['tillwatch-fleet', 'tillwatch-pipeline']);
+  it('three dashboards with unique uids: fleet overview, money trail and pipeline health', () => {
+    expect(dashboards.map((d) => d.dashboard.uid).sort()).toEqual(['tillwatch-fleet', 'tillwatch-money-trail', 'tillwatch-pipeline']);
   });
 
   for (const { file, dashboard } of dashboards) {
