@@ -30,6 +30,8 @@ export async function run(argv: string[]): Promise<number> {
     terminals: num('terminals', values.terminals, 1),
     seed: num('seed', values.seed, 0),
     anomalyRate: num('anomaly-rate', values['anomaly-rate'], 0),
+    // Sync outages as they happen: heartbeats with growing upload queues, then the backlog draining.
+    outages: true,
     rate,
     ...(values.seconds ? { maxEvents: Math.round(num('seconds', values.seconds, 1) * rate) } : {}),
   });

@@ -65,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let simulator: RunningSimulator | undefined;
   if (!values['no-simulator']) {
-    simulator = await startSimulator(ctx, { terminals: Number(values.terminals), seed: Date.now() % 1e9, anomalyRate: Number(values['anomaly-rate']), rate: Number(values.rate) });
+    simulator = await startSimulator(ctx, { terminals: Number(values.terminals), seed: Date.now() % 1e9, anomalyRate: Number(values['anomaly-rate']), rate: Number(values.rate), outages: true });
     console.error(`simulator: ${simulator.fleet.terminalCount} terminals at ${values.rate} events/s with injected anomalies`);
   }
   console.error('live alerts (Ctrl-C to stop):');

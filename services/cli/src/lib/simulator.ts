@@ -18,9 +18,7 @@ export async function startSimulator(ctx: Context, o: FleetOptions & { rate: num
   await Promise.all([txnSerde.init(), hbSerde.init()]);
   const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  // Live simulation shows sync outages as they happen (heartbeats with growing upload queues, then
-  // the backlog draining); pass outages: false for the plain stream.
-  const fleet = createFleet({ outages: true, ...o });
+  const fleet = createFleet(o);
   const sim = createSimulator({
     producer,
     fleet,
