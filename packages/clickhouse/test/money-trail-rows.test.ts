@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CURRENCY_EXPONENTS, alertUpdateId, clickhouseMigrationsDir, type AlertUpdate, type RefundReason } from '@tillwatch/schemas';
+import { CURRENCY_EXPONENTS, alertUpdateId, clickhouseMigrationsDir, type Alert, type AlertUpdate, type RefundReason } from '@tillwatch/schemas';
 import { fromAlertRow, fromAlertUpdateRow, fromRefundReasonRow, toAlertRow, toAlertUpdateRow, toRefundReasonRow } from '../src/rows.js';
 import { alert } from './fixtures.js';
 
@@ -15,9 +15,13 @@ export const reason = (over: Partial<RefundReason> = {}): RefundReason => ({
   event_time: Date.UTC(2026, 0, 5, 9, 58), received_time: Date.UTC(2026, 0, 5, 10), alert_id: 'a-1', ...over,
 });
 
+// Rows as written carry details as number | 'nan'; read back, ClickHouse gives numbers (NaN as null).
+const readUpdate = (u: AlertUpdate) => fromAlertUpdateRow(toAlertUpdateRow(u) as Parameters<typeof fromAlertUpdateRow>[0]);
+const readAlert = (a: Alert) => fromAlertRow(toAlertRow(a) as Parameters<typeof fromAlertRow>[0]);
+
 describe('money-trail rows', () => {
   it('alert updates and refund reasons round-trip', () => {
-    expect(fromAlertUpdateRow(toAlertUpdateRow(update()))).toEqual(update());
+    expect(readUpdate(update())).toEqual(update());
     expect(fromRefundReasonRow(toRefundReasonRow(reason()))).toEqual(reason());
     expect(fromRefundReasonRow(toRefundReasonRow(reason({ original_txn_id: null, alert_id: null, kind: 'VOID', reason: 'ordinary' })))).toEqual(reason({ original_txn_id: null, alert_id: null, kind: 'VOID', reason: 'ordinary' }));
     expect(toAlertUpdateRow(update({ details: { x: Number.NaN } })).details).toEqual({ x: 'nan' });
@@ -28,8 +32,8 @@ describe('money-trail rows', () => {
     expect(toAlertRow(a)).toMatchObject({ currency: null, amount_minor: null });
     const money = { ...a, currency: 'EUR', amount_minor: 2500 };
     expect(toAlertRow(money)).toMatchObject({ currency: 'EUR', amount_minor: 2500 });
-    expect(fromAlertRow(toAlertRow(money))).toEqual(money);
-    expect(fromAlertRow(toAlertRow(a))).toEqual(a);
+    expect(readAlert(money)).toEqual(money);
+    expect(readAlert(a)).toEqual(a);
   });
 
   it('the currency_minor_units rows of migration 009 are formatMoney\'s table', () => {
