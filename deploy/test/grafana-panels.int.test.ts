@@ -12,13 +12,15 @@
 // and for several panels, the values (open gaps exclude resolved ones, filters by rule/merchant
 // work, alerts-per-minute normalisation adds up whatever the bucket width, ...).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Action, Alert, DeadLetter, Transaction } from '@tillwatch/schemas';
+import { alertUpdateId, type Action, type Alert, type AlertUpdate, type DeadLetter, type RefundReason, type Transaction } from '@tillwatch/schemas';
 import {
   createBatchWriter,
   toActionRow,
   toAlertRow,
   toAlertTriageRow,
   toDeadLetterRow,
+  toAlertUpdateRow,
+  toRefundReasonRow,
   toTransactionRow,
   type AlertTriage,
 } from '@tillwatch/clickhouse';
@@ -148,6 +150,32 @@ const DEAD_LETTERS: DeadLetter[] = [
   deadLetter('ValueOutOfColumnRange', 'sink.write', 'pos.alerts.v1', 7, 6, 'detected_at 3000-01-01 is outside DateTime64'),
 ];
 
+// Money trail (migration 009): a1 (duplicate charge, detected minute 5) refunded at minute 8,
+// a3 (sync lag, minute 7) closed episode_ended at minute 37, a4 (sequence gap, minute 8) filled at
+// minute 10; a6 stays closed by an analyst, the rest open. Refund reasons in EUR, JPY, KWD and an
+// unknown code; r2 is stored twice (a replay).
+function update(a: Alert, resolution: AlertUpdate['resolution'], atMin: number): AlertUpdate {
+  return {
+    update_id: alertUpdateId(a.alert_id, 'auto_resolved', resolution, [`res-${a.alert_id}`]), alert_id: a.alert_id, rule: a.rule, rule_version: 1, terminal_id: a.terminal_id, merchant_id: a.merchant_id,
+    status: 'auto_resolved', resolution, resolved_by_event_ids: [`res-${a.alert_id}`], resolved_at: T0 + atMin * MIN, summary: `${resolution}`, details: {},
+  };
+}
+const UPDATES: AlertUpdate[] = [update(byId('a1'), 'refunded', 8), update(byId('a3'), 'episode_ended', 37), update(byId('a4'), 'gap_filled', 10)];
+function reason(id: string, r: RefundReason['reason'], amount: number, currency: string, merchant: string, atMin: number): RefundReason {
+  return {
+    event_id: id, txn_id: `tx-${id}`, original_txn_id: `sale-${id}`, kind: 'REFUND', reason: r, merchant_id: merchant, terminal_id: 't1', amount_minor: amount, currency,
+    event_time: T0 + atMin * MIN - 1000, received_time: T0 + atMin * MIN, alert_id: null,
+  };
+}
+const REASONS: RefundReason[] = [
+  reason('r1', 'duplicate_charge', 1250, 'EUR', 'm1', 8),
+  reason('r2', 'sync_failure', 2500, 'EUR', 'm1', 20),
+  reason('r3', 'sync_failure', 1000, 'EUR', 'm2', 21),
+  reason('r4', 'sync_failure', 1500, 'JPY', 'm2', 22),
+  reason('r5', 'ordinary', 1250, 'KWD', 'm1', 23),
+  reason('r6', 'no_sale', 99, 'ABC', 'm2', 24),
+];
+
 // ---------------------------------------------------------------------------------------------
 
 let t: TestClickHouse;
@@ -165,6 +193,8 @@ beforeAll(async () => {
   await write('actions', ACTIONS.map(toActionRow));
   await write('alert_triage', TRIAGE.map(toAlertTriageRow));
   await write('dead_letters', DEAD_LETTERS.map(toDeadLetterRow));
+  await write('alert_updates', UPDATES.map(toAlertUpdateRow));
+  await write('refund_reasons', [...REASONS, REASONS[1]!].map(toRefundReasonRow));
 });
 
 afterAll(async () => {
@@ -483,5 +513,54 @@ describe('triage dashboard values', () => {
       ['UndecodableRecord', 11],
       ['UndecodableRecord', 10],
     ]);
+  });
+});
+
+describe('money trail values', () => {
+  const trail = dashboards.find((d) => d.dashboard.uid === 'tillwatch-money-trail')!.dashboard;
+  const query = async (title: string, vars: Partial<VariableValues> = {}) => {
+    const p = queryPanels(trail).find((x) => x.title === title);
+    if (!p) throw new Error(`no panel "${title}"`);
+    return run(p, p.targets![0]!, { ...defaultVariables(trail), ...vars } as VariableValues);
+  };
+
+  it('open vs auto-resolved per rule: an update resolves, an analyst closes, the rest is open', async () => {
+    const r = await query('Open vs auto-resolved per rule');
+    const byRule = Object.fromEntries(r.data.map((row) => [row['rule'], [row['alerts'], row['open'], row['auto_resolved'], row['closed_by_analyst']]]));
+    expect(byRule).toEqual({
+      duplicate_charge: [1, 0, 1, 0],
+      abnormal_amount: [1, 1, 0, 0],
+      sync_lag: [1, 0, 1, 0],
+      sequence_gap: [3, 1, 1, 1],
+      refund_without_sale: [1, 1, 0, 0],
+      refund_exceeds_sale: [1, 1, 0, 0],
+    });
+    const m2 = await query('Open vs auto-resolved per rule', { merchant: ['m2'] });
+    expect(m2.data.map((row) => row['rule']).sort()).toEqual(['refund_without_sale', 'sequence_gap', 'sync_lag']);
+  });
+
+  it('time from detection to resolution per rule', async () => {
+    expect((await query('Alerts auto-resolved in range')).data[0]?.['auto_resolved']).toBe(3);
+    const r = await query('Time from detection to resolution per rule');
+    expect(r.data.map((row) => [row['rule'], row['resolved'], row['max_s']])).toEqual([
+      ['duplicate_charge', 1, 180],
+      ['sequence_gap', 1, 120],
+      ['sync_lag', 1, 1800],
+    ]);
+    expect((await query('Median time to auto-resolution')).data[0]?.['p50_s']).toBe(180);
+  });
+
+  it('refunds by reason: count and money per currency with the ISO 4217 exponent, a replay counted once', async () => {
+    const r = await query('Refunds by reason and currency');
+    expect(r.data.map((row) => [row['reason'], row['currency'], row['refunds'], row['amount_text']])).toEqual([
+      ['no_sale', 'ABC', 1, '0.99 ABC (unknown currency: 2 decimals assumed)'],
+      ['sync_failure', 'EUR', 2, '35.00 EUR'],
+      ['duplicate_charge', 'EUR', 1, '12.50 EUR'],
+      ['sync_failure', 'JPY', 1, '1500 JPY'],
+      ['ordinary', 'KWD', 1, '1.250 KWD'],
+    ]);
+    expect(r.data.find((row) => row['currency'] === 'EUR' && row['reason'] === 'sync_failure')?.['amount']).toBe(35);
+    const series = await query('Refunds by reason');
+    expect(series.data.reduce((n, row) => n + Number(row['refunds']), 0)).toBe(REASONS.length);
   });
 });

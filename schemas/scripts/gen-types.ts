@@ -44,9 +44,11 @@ export function generate(): string {
       case 'map': return `Record<string, ${tsType(t.values as Avro)}>`;
       case 'record': {
         const name = String(t.name);
-        const fields = (t.fields as { name: string; type: Avro; doc?: string }[]).map((f) => {
+        // `"optional": true` (a field added later with a null default): producers may omit it (Avro
+        // writes the default); decoded records always carry it (the reader schema fills null).
+        const fields = (t.fields as { name: string; type: Avro; doc?: string; optional?: boolean }[]).map((f) => {
           const ft = tsType(f.type);
-          return `${f.doc ? `  /** ${f.doc} */\n` : ''}  ${f.name}: ${ft};`;
+          return `${f.doc ? `  /** ${f.doc} */\n` : ''}  ${f.name}${f.optional === true ? '?' : ''}: ${ft};`;
         });
         out.push(`${t.doc ? `/** ${String(t.doc)} */\n` : ''}export interface ${name} {\n${fields.join('\n')}\n}`, '');
         named.add(name);

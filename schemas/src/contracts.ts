@@ -11,6 +11,8 @@ export const AvroSchemas = {
   transaction: load('transaction.avsc'),
   heartbeat: load('heartbeat.avsc'),
   alert: load('alert.avsc'),
+  alertUpdate: load('alert-update.avsc'),
+  refundReason: load('refund-reason.avsc'),
   action: load('action.avsc'),
   deadLetter: load('dead-letter.avsc'),
 } as const;
@@ -22,6 +24,8 @@ export const TopicContracts: Record<string, ContractName> = {
   [Topics.transactions]: 'transaction',
   [Topics.heartbeats]: 'heartbeat',
   [Topics.alerts]: 'alert',
+  [Topics.alertUpdates]: 'alertUpdate',
+  [Topics.refundReasons]: 'refundReason',
   [Topics.freezeActions]: 'action',
   [Topics.notifyActions]: 'action',
   [Topics.dlq]: 'deadLetter',
@@ -32,3 +36,17 @@ export const COMPATIBILITY = 'BACKWARD' as const;
 
 /** Directory holding ClickHouse migrations (NNN_name.sql). */
 export const clickhouseMigrationsDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'clickhouse');
+
+/**
+ * A contract value as one JSON line: the contract's fields in its order, and a field the value
+ * omits that has a null default written as null (what Avro would carry). Backtest and replay write
+ * their records through it, so a record decoded from Kafka and the engine's own object give the
+ * same line.
+ */
+export function contractJson(contract: ContractName, value: object): string {
+  const fields = (AvroSchemas[contract] as { fields: { name: string; default?: unknown }[] }).fields;
+  const v = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const f of fields) out[f.name] = v[f.name] === undefined && f.default === null ? null : v[f.name];
+  return JSON.stringify(out);
+}

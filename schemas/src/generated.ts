@@ -23,6 +23,37 @@ export interface Action {
   expires_at: null | number;
 }
 
+export type AlertUpdateStatus = "auto_resolved";
+export const AlertUpdateStatusValues = ["auto_resolved"] as const;
+
+export type AlertResolution = "reversed" | "voided" | "refunded" | "gap_filled" | "episode_ended";
+export const AlertResolutionValues = ["reversed", "voided", "refunded", "gap_filled", "episode_ended"] as const;
+
+/** A change of an alert's lifecycle decided by events (never a second alert). Topic pos.alerts.updates.v1, key = merchant_id (co-partitioned with pos.alerts.v1). update_id is deterministic (alertUpdateId: alert_id, status, resolution and the resolving evidence), so a replay produces the same id. */
+export interface AlertUpdate {
+  /** Deterministic: alertUpdateId(alert_id, status, resolution, resolved_by_event_ids) */
+  update_id: string;
+  /** The alert this updates (pos.alerts.v1) */
+  alert_id: string;
+  /** Rule id of the alert, e.g. duplicate_charge */
+  rule: string;
+  rule_version: number;
+  terminal_id: string;
+  merchant_id: string;
+  /** The alert's lifecycle state after this update */
+  status: AlertUpdateStatus;
+  /** Why it resolved */
+  resolution: AlertResolution;
+  /** The events that resolved it (empty for a timer, e.g. episode_ended) */
+  resolved_by_event_ids: string[];
+  /** Stream clock (received time) at which it happened, not the wall clock */
+  resolved_at: number;
+  /** One human sentence */
+  summary: string;
+  /** The numbers behind it: duration_ms, late_count, max_lag_ms, refunded_minor, ... */
+  details: Record<string, number>;
+}
+
 export type Severity = "low" | "medium" | "high" | "critical";
 export const SeverityValues = ["low", "medium", "high", "critical"] as const;
 
@@ -46,6 +77,10 @@ export interface Alert {
   summary: string;
   /** The numbers behind it: median, ratio, lag_ms, missing_from, missing_to, ... */
   details: Record<string, number>;
+  /** ISO 4217 code of the money the alert is about (null: no single amount); added in a backward-compatible way, older writers omit it */
+  currency?: null | string;
+  /** The alert's amount in minor units of currency (e.g. the duplicated charge); null when currency is null */
+  amount_minor?: null | number;
 }
 
 /** A record that could not be processed. Topic pos.dlq.v1. Never silently dropped: the raw bytes travel with the reason. */
@@ -74,6 +109,33 @@ export interface Heartbeat {
   queue_depth: number;
   event_time: number;
   received_time: number;
+}
+
+export type RefundKind = "REFUND" | "REVERSAL" | "VOID";
+export const RefundKindValues = ["REFUND", "REVERSAL", "VOID"] as const;
+
+export type RefundReasonCode = "no_sale" | "duplicate_charge" | "sync_failure" | "policy" | "ordinary";
+export const RefundReasonCodeValues = ["no_sale", "duplicate_charge", "sync_failure", "policy", "ordinary"] as const;
+
+/** Why one APPROVED REFUND, REVERSAL or VOID happened (first matching reason wins). Topic pos.refunds.reasons.v1, key = merchant_id. One record per event_id: a replay gives the same record. */
+export interface RefundReason {
+  /** The refund, reversal or void event */
+  event_id: string;
+  txn_id: string;
+  /** The sale it points at */
+  original_txn_id: null | string;
+  kind: RefundKind;
+  reason: RefundReasonCode;
+  merchant_id: string;
+  terminal_id: string;
+  /** Minor units of currency */
+  amount_minor: number;
+  /** ISO 4217 */
+  currency: string;
+  event_time: number;
+  received_time: number;
+  /** The alert behind the reason (no_sale, duplicate_charge, policy), when there is one */
+  alert_id: null | string;
 }
 
 export type TxnKind = "SALE" | "REFUND" | "REVERSAL" | "VOID";

@@ -5,6 +5,10 @@ export const Topics = {
   transactions: 'pos.transactions.v1',
   heartbeats: 'pos.heartbeats.v1',
   alerts: 'pos.alerts.v1',
+  /** Alert lifecycle updates (auto-resolutions); key merchant_id, co-partitioned with alerts. */
+  alertUpdates: 'pos.alerts.updates.v1',
+  /** Why each approved refund, reversal or void happened; key merchant_id. */
+  refundReasons: 'pos.refunds.reasons.v1',
   freezeActions: 'pos.actions.freeze.v1',
   notifyActions: 'pos.actions.notify.v1',
   dlq: 'pos.dlq.v1',
@@ -33,6 +37,9 @@ export function topicSpecs(partitions = 6): TopicSpec[] {
     { role: 'transactions', partitions, config: { 'retention.ms': String(7 * DAY) } },
     { role: 'heartbeats', partitions, config: { 'retention.ms': String(1 * DAY) } },
     { role: 'alerts', partitions, config: { 'retention.ms': String(30 * DAY) } },
+    // Same partition count and key as alerts: an alert and its updates land in the same partition number.
+    { role: 'alertUpdates', partitions, config: { 'retention.ms': String(30 * DAY) } },
+    { role: 'refundReasons', partitions, config: { 'retention.ms': String(30 * DAY) } },
     { role: 'freezeActions', partitions, config: { 'retention.ms': String(30 * DAY) } },
     { role: 'notifyActions', partitions, config: { 'retention.ms': String(30 * DAY) } },
     { role: 'dlq', partitions: 1, config: { 'retention.ms': String(30 * DAY) } },

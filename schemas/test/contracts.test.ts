@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
-import { AvroSchemas, InvalidValueError, TopicContracts, Topics, topicNames, topicSpecs, validateTransaction } from '@tillwatch/schemas';
+import { AvroSchemas, InvalidValueError, TopicContracts, Topics, alertUpdateId, contractJson, topicNames, topicSpecs, validateTransaction } from '@tillwatch/schemas';
 import { generate } from '../scripts/gen-types.js';
 
 const valid = {
@@ -44,5 +44,37 @@ describe('contracts', () => {
     expect(bad({ card_token: '4111111111111111' })).toThrowError(/PAN/);
     expect(bad({ event_time: 1.5 })).toThrowError(InvalidValueError);
     expect(() => validateTransaction('x')).toThrowError(InvalidValueError);
+  });
+});
+
+describe('money-trail contracts', () => {
+  it('alert updates and refund reasons are provisioned like alerts (same partitions, merchant key)', () => {
+    const byRole = Object.fromEntries(topicSpecs(12).map((s) => [s.role, s]));
+    expect(Topics.alertUpdates).toBe('pos.alerts.updates.v1');
+    expect(Topics.refundReasons).toBe('pos.refunds.reasons.v1');
+    expect(byRole.alertUpdates!.partitions).toBe(byRole.alerts!.partitions);
+    expect(byRole.refundReasons!.partitions).toBe(byRole.transactions!.partitions);
+    expect(TopicContracts[Topics.alertUpdates]).toBe('alertUpdate');
+    expect(TopicContracts[Topics.refundReasons]).toBe('refundReason');
+    // Deterministic, independent of the evidence order, different per resolution.
+    const id = alertUpdateId('a1', 'auto_resolved', 'refunded', ['e2', 'e1']);
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    expect(alertUpdateId('a1', 'auto_resolved', 'refunded', ['e1', 'e2'])).toBe(id);
+    expect(alertUpdateId('a1', 'auto_resolved', 'reversed', ['e1', 'e2'])).not.toBe(id);
+    expect(alertUpdateId('a2', 'auto_resolved', 'refunded', ['e1', 'e2'])).not.toBe(id);
+    // A record omitting a null-default field and one decoded with it as null give the same line.
+    expect(contractJson('refundReason', { event_id: 'e', txn_id: 't' })).toBe(contractJson('refundReason', { event_id: 'e', txn_id: 't', original_txn_id: null, alert_id: null }));
+  });
+
+  it('alert.avsc gains currency and amount_minor backward-compatibly: old alerts read with null', () => {
+    const current = avro.Type.forSchema(AvroSchemas.alert as avro.Schema);
+    const oldSchema = { ...AvroSchemas.alert, fields: (AvroSchemas.alert as { fields: { name: string }[] }).fields.filter((f) => f.name !== 'currency' && f.name !== 'amount_minor') };
+    const old = avro.Type.forSchema(oldSchema as avro.Schema);
+    const a = { alert_id: 'a', rule: 'r', rule_version: 1, severity: 'low', terminal_id: 'T', merchant_id: 'M', card_token: null, event_ids: [], window_start: 1, window_end: 1, detected_at: 1, summary: 's', details: {} };
+    const read = current.fromBuffer(old.toBuffer(a), current.createResolver(old)) as Record<string, unknown>;
+    expect(read.currency).toBeNull();
+    expect(read.amount_minor).toBeNull();
+    // And a producer may omit them.
+    expect((current.fromBuffer(current.toBuffer(a)) as Record<string, unknown>).currency).toBeNull();
   });
 });

@@ -6,7 +6,7 @@
 // best_effort (chDB default) and misread small values (an 8-digit number can be taken as
 // YYYYMMDD); the fixed-width string means the same to both parsers. Reading back, the column comes
 // out in the same format (date_time_output_format=simple, set by the factory) and is parsed as UTC.
-import type { Action, Alert, DeadLetter, Transaction } from '@tillwatch/schemas';
+import type { Action, Alert, AlertUpdate, DeadLetter, RefundReason, Transaction } from '@tillwatch/schemas';
 
 /** DateTime64(3) range accepted by ClickHouse: [1900-01-01, 2299-12-31 23:59:59.999]. */
 const MIN_MS = Date.UTC(1900, 0, 1);
@@ -81,6 +81,38 @@ export interface AlertRow {
   detected_at: string;
   summary: string;
   details: Record<string, number | string>;
+  currency: string | null;
+  amount_minor: number | null;
+}
+
+export interface AlertUpdateRow {
+  update_id: string;
+  alert_id: string;
+  rule: string;
+  rule_version: number;
+  terminal_id: string;
+  merchant_id: string;
+  status: AlertUpdate['status'];
+  resolution: AlertUpdate['resolution'];
+  resolved_by_event_ids: string[];
+  resolved_at: string;
+  summary: string;
+  details: Record<string, number | string>;
+}
+
+export interface RefundReasonRow {
+  event_id: string;
+  txn_id: string;
+  original_txn_id: string | null;
+  kind: RefundReason['kind'];
+  reason: RefundReason['reason'];
+  merchant_id: string;
+  terminal_id: string;
+  amount_minor: number;
+  currency: string;
+  event_time: string;
+  received_time: string;
+  alert_id: string | null;
 }
 
 export interface ActionRow {
@@ -168,6 +200,48 @@ export function toAlertRow(a: Alert): AlertRow {
     detected_at: toDateTime64(a.detected_at),
     summary: a.summary,
     details,
+    currency: a.currency ?? null,
+    amount_minor: a.amount_minor ?? null,
+  };
+}
+
+const floats = (m: Record<string, number>): Record<string, number | string> => {
+  const out: Record<string, number | string> = {};
+  for (const [k, v] of Object.entries(m)) out[k] = float(v);
+  return out;
+};
+
+export function toAlertUpdateRow(u: AlertUpdate): AlertUpdateRow {
+  return {
+    update_id: u.update_id,
+    alert_id: u.alert_id,
+    rule: u.rule,
+    rule_version: u.rule_version,
+    terminal_id: u.terminal_id,
+    merchant_id: u.merchant_id,
+    status: u.status,
+    resolution: u.resolution,
+    resolved_by_event_ids: [...u.resolved_by_event_ids],
+    resolved_at: toDateTime64(u.resolved_at),
+    summary: u.summary,
+    details: floats(u.details),
+  };
+}
+
+export function toRefundReasonRow(r: RefundReason): RefundReasonRow {
+  return {
+    event_id: r.event_id,
+    txn_id: r.txn_id,
+    original_txn_id: r.original_txn_id,
+    kind: r.kind,
+    reason: r.reason,
+    merchant_id: r.merchant_id,
+    terminal_id: r.terminal_id,
+    amount_minor: r.amount_minor,
+    currency: r.currency,
+    event_time: toDateTime64(r.event_time),
+    received_time: toDateTime64(r.received_time),
+    alert_id: r.alert_id ?? null,
   };
 }
 
@@ -229,7 +303,8 @@ export function fromTransactionRow(r: Read<TransactionRow>): Transaction {
   };
 }
 
-export function fromAlertRow(r: Omit<Read<AlertRow>, 'details'> & { details: Record<string, number | null> }): Alert {
+/** Read alert rows may lack currency/amount_minor (read through ContractColumns.alerts, or from alerts_by_detected). */
+export function fromAlertRow(r: Omit<Read<AlertRow>, 'details' | 'currency' | 'amount_minor'> & { details: Record<string, number | null>; currency?: string | null; amount_minor?: number | string | null }): Alert {
   const details: Record<string, number> = {};
   for (const [k, v] of Object.entries(r.details)) details[k] = v === null ? Number.NaN : v;
   return {
@@ -246,6 +321,48 @@ export function fromAlertRow(r: Omit<Read<AlertRow>, 'details'> & { details: Rec
     detected_at: fromDateTime64(r.detected_at),
     summary: r.summary,
     details,
+    ...(r.currency != null ? { currency: r.currency } : {}),
+    ...(r.amount_minor != null ? { amount_minor: toNumber(r.amount_minor) } : {}),
+  };
+}
+
+const fromFloats = (m: Record<string, number | null>): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) out[k] = v === null ? Number.NaN : v;
+  return out;
+};
+
+export function fromAlertUpdateRow(r: Omit<Read<AlertUpdateRow>, 'details'> & { details: Record<string, number | null> }): AlertUpdate {
+  return {
+    update_id: r.update_id,
+    alert_id: r.alert_id,
+    rule: r.rule,
+    rule_version: toNumber(r.rule_version),
+    terminal_id: r.terminal_id,
+    merchant_id: r.merchant_id,
+    status: r.status,
+    resolution: r.resolution,
+    resolved_by_event_ids: r.resolved_by_event_ids,
+    resolved_at: fromDateTime64(r.resolved_at),
+    summary: r.summary,
+    details: fromFloats(r.details),
+  };
+}
+
+export function fromRefundReasonRow(r: Read<RefundReasonRow>): RefundReason {
+  return {
+    event_id: r.event_id,
+    txn_id: r.txn_id,
+    original_txn_id: r.original_txn_id,
+    kind: r.kind,
+    reason: r.reason,
+    merchant_id: r.merchant_id,
+    terminal_id: r.terminal_id,
+    amount_minor: toNumber(r.amount_minor),
+    currency: r.currency,
+    event_time: fromDateTime64(r.event_time),
+    received_time: fromDateTime64(r.received_time),
+    alert_id: r.alert_id,
   };
 }
 
@@ -284,5 +401,7 @@ export const ContractColumns = {
   transactions: 'event_id, txn_id, kind, status, terminal_id, merchant_id, card_token, amount_minor, currency, terminal_seq, original_txn_id, event_time, received_time',
   alerts: 'alert_id, rule, rule_version, severity, terminal_id, merchant_id, card_token, event_ids, window_start, window_end, detected_at, summary, details',
   actions: 'action_id, kind, target_type, target_id, merchant_id, terminal_id, alert_id, rule, reason, issued_at, expires_at',
+  alert_updates: 'update_id, alert_id, rule, rule_version, terminal_id, merchant_id, status, resolution, resolved_by_event_ids, resolved_at, summary, details',
+  refund_reasons: 'event_id, txn_id, original_txn_id, kind, reason, merchant_id, terminal_id, amount_minor, currency, event_time, received_time, alert_id',
   dead_letters: 'reason, error_class, stage, source_topic, source_partition, source_offset, key_base64, value_base64, failed_at',
 } as const;

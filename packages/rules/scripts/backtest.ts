@@ -9,7 +9,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { Transaction } from '@tillwatch/schemas';
+import { contractJson, type RefundReason, type Transaction } from '@tillwatch/schemas';
 import { RULE_IDS, createBacktest, createLineParser, defaultRulesConfig, isRejected, loadRulesConfig, type BacktestSummary, type RulesConfig } from '../src/index.js';
 
 export interface RunBacktestOptions {
@@ -21,6 +21,10 @@ export interface RunBacktestOptions {
   rejectsPath?: string;
   /** When set, the actions are written there, one per line. */
   actionsPath?: string;
+  /** When set, the alert updates (EngineOutput.updates) are written there, one per line (alert-update contract). */
+  updatesPath?: string;
+  /** When set, the refund reasons (EngineOutput.refundReasons) are written there, one per line (refund-reason contract). */
+  refundsPath?: string;
   /** Progress bar on stderr; shown only when stderr is a TTY. */
   progress?: boolean;
   /** Informational lines (what is read and written). The summary is returned, not logged. */
@@ -32,10 +36,23 @@ export interface BacktestRunSummary extends BacktestSummary {
   outPath: string;
   rejectsPath: string;
   actionsPath: string | null;
+  updatesPath: string | null;
+  refundsPath: string | null;
+  /** Alert updates the engine emitted. */
+  updates: number;
+  /** Refund reasons the engine emitted, per reason and currency (amounts in minor units). */
+  refundReasons: RefundReasonTotal[];
   configPath: string | null;
   bytesRead: number;
   /** Peak resident set size of the process so far, bytes. */
   peakRssBytes: number;
+}
+
+export interface RefundReasonTotal {
+  reason: RefundReason['reason'];
+  currency: string;
+  count: number;
+  amountMinor: number;
 }
 
 const CHUNK = 4 << 20;
@@ -138,6 +155,10 @@ export async function runBacktest(o: RunBacktestOptions): Promise<BacktestRunSum
   const out = new LineWriter(o.outPath);
   const rejects = new LineWriter(rejectsPath);
   const actions = o.actionsPath === undefined ? null : new LineWriter(o.actionsPath);
+  const updatesOut = o.updatesPath === undefined ? null : new LineWriter(o.updatesPath);
+  const refundsOut = o.refundsPath === undefined ? null : new LineWriter(o.refundsPath);
+  let updates = 0;
+  const refundTotals = new Map<string, RefundReasonTotal>();
   const t0 = performance.now();
   let nextDraw = t0;
   let buf = Buffer.allocUnsafe(CHUNK);
@@ -154,9 +175,24 @@ export async function runBacktest(o: RunBacktestOptions): Promise<BacktestRunSum
   const runGroup = (): void => {
     for (let i = 0; i < group.length; i++) {
       const r = bt.apply(group[i]!);
+      if (r.updates !== undefined && r.updates.length > 0) {
+        updates += r.updates.length;
+        if (updatesOut !== null) for (const u of r.updates) updatesOut.add(contractJson('alertUpdate', u));
+      }
+      if (r.refundReasons !== undefined && r.refundReasons.length > 0) {
+        for (const x of r.refundReasons) {
+          const key = `${x.reason}\u0000${x.currency}`;
+          const t = refundTotals.get(key) ?? { reason: x.reason, currency: x.currency, count: 0, amountMinor: 0 };
+          t.count++;
+          t.amountMinor += x.amount_minor;
+          refundTotals.set(key, t);
+          if (refundsOut !== null) refundsOut.add(contractJson('refundReason', x));
+        }
+      }
       if (r.alerts.length === 0) continue;
       alertsSoFar += r.alerts.length;
-      for (const a of r.alerts) out.add(JSON.stringify(a));
+      // Contract order, absent nullable fields as null: the same line replay writes for the decoded alert.
+      for (const a of r.alerts) out.add(contractJson('alert', a));
       if (actions !== null) for (const a of r.actions) actions.add(JSON.stringify(a));
     }
     group.length = 0;
@@ -209,6 +245,8 @@ export async function runBacktest(o: RunBacktestOptions): Promise<BacktestRunSum
       await out.maybeFlush();
       await rejects.maybeFlush();
       if (actions !== null) await actions.maybeFlush();
+      if (updatesOut !== null) await updatesOut.maybeFlush();
+      if (refundsOut !== null) await refundsOut.maybeFlush();
       if (tty) {
         const now = performance.now();
         if (now >= nextDraw) {
@@ -220,6 +258,8 @@ export async function runBacktest(o: RunBacktestOptions): Promise<BacktestRunSum
     await out.close();
     await rejects.close();
     if (actions !== null) await actions.close();
+    if (updatesOut !== null) await updatesOut.close();
+    if (refundsOut !== null) await refundsOut.close();
   } finally {
     await fh.close();
     if (tty) process.stderr.write('\r\x1b[K');
@@ -232,6 +272,10 @@ export async function runBacktest(o: RunBacktestOptions): Promise<BacktestRunSum
     outPath: o.outPath,
     rejectsPath,
     actionsPath: o.actionsPath ?? null,
+    updatesPath: o.updatesPath ?? null,
+    refundsPath: o.refundsPath ?? null,
+    updates,
+    refundReasons: [...refundTotals.values()].sort((a, b) => (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : a.currency < b.currency ? -1 : 1)),
     configPath: o.configPath ?? null,
     bytesRead,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,

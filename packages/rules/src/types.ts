@@ -1,9 +1,13 @@
-import type { Action, Alert, Transaction } from '@tillwatch/schemas';
+import type { Action, Alert, AlertUpdate, RefundReason, Transaction } from '@tillwatch/schemas';
 
 /** What one engine call produced. The shared empty result is frozen: do not mutate outputs. */
 export interface EngineOutput {
   alerts: Alert[];
   actions: Action[];
+  /** Lifecycle updates of earlier alerts (pos.alerts.updates.v1); absent or empty when none. */
+  updates?: AlertUpdate[];
+  /** One reason per approved REFUND, REVERSAL or VOID (pos.refunds.reasons.v1); absent or empty when none. */
+  refundReasons?: RefundReason[];
 }
 
 /** State size, physical (expired entries still waiting for the next sweep are counted). */

@@ -1,13 +1,13 @@
 // An alert as the API shows it: the contract, plus its current triage state, with NaN details as
 // null (JSON has no NaN). Built the same way by every read path (ClickHouse, read model, SSE).
-import type { TriageStatus } from '@tillwatch/clickhouse';
 import type { Alert } from '@tillwatch/schemas';
+import type { AlertStatus } from './lifecycle.js';
 
 export interface AlertView extends Omit<Alert, 'details'> {
   /** NaN in ClickHouse becomes null here (JSON has no NaN). */
   details: Record<string, number | null>;
-  /** Latest triage status; 'open' when nobody triaged it yet. */
-  status: TriageStatus;
+  /** auto_resolved when an alert update resolved it, else the latest triage status; 'open' when nobody triaged it yet. */
+  status: AlertStatus;
   /** Who set the current status (API key name), null when open and never triaged. */
   status_by: string | null;
   /** When the current status was set (epoch ms), null when never triaged. */
@@ -16,7 +16,7 @@ export interface AlertView extends Omit<Alert, 'details'> {
 
 /** Current triage of an alert, as read from alert_triage (latest row). */
 export interface CurrentTriage {
-  status: TriageStatus;
+  status: AlertStatus;
   actor: string;
   /** epoch ms */
   at: number;

@@ -21,6 +21,8 @@ import { toAlertView, type AlertView } from './alert-view.js';
 import type { AlertReadModel } from './read-model/read-model.js';
 import { createAlertStore, type AlertFilter } from './store.js';
 import { registerConsole } from './console.js';
+import type { AlertStatus } from './lifecycle.js';
+import { withMoney } from './money-view.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -360,7 +362,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
       const filter: AlertFilter = {
         ...(q.rule ? { rules: q.rule } : {}),
         ...(q.severity ? { severities: q.severity as AlertFilter['severities'] } : {}),
-        ...(q.status ? { statuses: q.status as TriageStatus[] } : {}),
+        ...(q.status ? { statuses: q.status as AlertStatus[] } : {}),
         ...(q.terminal ? { terminals: q.terminal } : {}),
         ...(q.merchant ? { merchants: q.merchant } : {}),
         ...(q.from !== undefined ? { fromMs: Date.parse(q.from) } : {}),
@@ -391,7 +393,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
       const alert = await mustGetAlert(req.params.id);
       const [evidence, actions] = [await store.evidence(alert), await store.actions(alert)];
       const found = new Set(evidence.map((t) => t.event_id));
-      return { alert, evidence, missing_evidence: alert.event_ids.filter((e) => !found.has(e)), actions };
+      return { alert, evidence: evidence.map(withMoney), missing_evidence: alert.event_ids.filter((e) => !found.has(e)), actions };
     });
 
     api.get<{ Params: { id: string } }>('/alerts/:id/history', { config: { access: 'viewer' }, schema: routeSchemas.history }, async (req) => {
@@ -423,7 +425,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
     api.get<{ Params: { id: string }; Querystring: { recent?: number } }>('/terminals/:id', { config: { access: 'viewer' }, schema: routeSchemas.terminal }, async (req) => {
       const view = await store.terminal(req.params.id, { recent: req.query.recent ?? 20 });
       if (!view) throw new HttpError(404, 'NOT_FOUND', `terminal ${maskPan(req.params.id)} has no stored transactions or alerts`);
-      return view;
+      return { ...view, recent_transactions: view.recent_transactions.map(withMoney) };
     });
 
     api.get<{ Querystring: StreamQuery }>('/stream/alerts', { config: { access: 'viewer' }, schema: routeSchemas.stream }, (req, reply) => {

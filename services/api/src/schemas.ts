@@ -2,7 +2,7 @@
 // serialisation (fast-json-stringify writes only declared fields, so nothing undeclared can leak),
 // and the OpenAPI document at /openapi.json.
 import { SeverityValues, TxnKindValues, TxnStatusValues, ActionKindValues, TargetTypeValues } from '@tillwatch/schemas';
-import { TriageStatusValues } from '@tillwatch/clickhouse';
+import { AlertStatusValues } from './lifecycle.js';
 import { Roles } from './auth.js';
 import { CURSOR_PATTERN } from './cursor.js';
 
@@ -53,7 +53,7 @@ export const componentSchemas = [
       detected_at: epochMs('Stream (received) time at which the rule fired'),
       summary: { type: 'string' },
       details: { type: 'object', additionalProperties: nullable({ type: 'number' }), description: 'The numbers behind the alert (median, ratio, lag_ms, missing_from, ...)' },
-      status: { type: 'string', enum: [...TriageStatusValues], description: "Current triage status; 'open' until triaged" },
+      status: { type: 'string', enum: [...AlertStatusValues], description: "Current status: auto_resolved when an alert update resolved it (events settled it), else the latest triage status; 'open' until triaged" },
       status_by: nullable({ type: 'string', description: 'API key name that set the current status' }),
       status_at: nullable(epochMs('When the current status was set')),
     },
@@ -72,6 +72,7 @@ export const componentSchemas = [
       merchant_id: { type: 'string' },
       card_token: { type: 'string', description: 'Tokenised card; never a PAN' },
       amount_minor: { type: 'integer' },
+      amount: { type: 'string', description: 'amount_minor as money: major units with the ISO 4217 exponent of currency, e.g. "25.00 EUR", "1500 JPY"; an unknown code gets 2 decimals and says so' },
       currency: { type: 'string' },
       terminal_seq: { type: 'integer' },
       original_txn_id: nullable({ type: 'string' }),
@@ -104,10 +105,14 @@ export const componentSchemas = [
     type: 'object',
     description: 'One row of the triage audit trail: who set which status when, and why.',
     properties: {
-      status: { type: 'string', enum: [...TriageStatusValues] },
-      actor: { type: 'string', description: 'API key name' },
-      note: { type: 'string' },
-      at: epochMs('Recorded'),
+      status: { type: 'string', enum: [...AlertStatusValues] },
+      actor: { type: 'string', description: "API key name; 'detector' for an alert update" },
+      note: { type: 'string', description: "The analyst's note, or the update's summary" },
+      at: epochMs("Recorded (an update: resolved_at, the stream clock at which it happened)"),
+      source: { type: 'string', enum: ['update'], description: "History entries: 'update' marks an alert update (pos.alerts.updates.v1); absent on triage entries" },
+      update_id: { type: 'string', description: 'Updates only' },
+      resolution: { type: 'string', description: 'Updates only: reversed, voided, refunded, gap_filled, episode_ended' },
+      resolved_by_event_ids: { type: 'array', items: { type: 'string' }, description: 'Updates only: the events that resolved it' },
     },
     required: ['status', 'actor', 'note', 'at'],
   },
@@ -139,7 +144,7 @@ export const listAlertsQuery = {
   properties: {
     rule: list({ type: 'string', minLength: 1, maxLength: 64, pattern: '^[a-z0-9_]+$' }, 'Rule id(s), e.g. duplicate_charge; repeat the parameter for several'),
     severity: list({ type: 'string', enum: [...SeverityValues] }, 'Severity(ies); repeat for several'),
-    status: list({ type: 'string', enum: [...TriageStatusValues] }, 'Current triage status(es); repeat for several'),
+    status: list({ type: 'string', enum: [...AlertStatusValues] }, 'Current status(es); repeat for several. open excludes auto-resolved alerts'),
     terminal: list(id('terminal_id'), 'Terminal id(s)'),
     merchant: list(id('merchant_id'), 'Merchant id(s)'),
     from: { type: 'string', format: 'date-time', description: 'detected_at >= from (RFC 3339, e.g. 2024-05-01T12:00:00Z)' },
@@ -226,7 +231,7 @@ export const routeSchemas = {
   history: {
     operationId: 'getAlertHistory',
     tags: ['triage'],
-    summary: 'Triage audit trail of an alert (oldest first) and its current status',
+    summary: 'History of an alert (oldest first): triage entries and alert updates merged in time order, and its current status',
     security,
     params: alertIdParams,
     response: {
@@ -234,7 +239,7 @@ export const routeSchemas = {
         type: 'object',
         properties: {
           alert_id: { type: 'string' },
-          status: { type: 'string', enum: [...TriageStatusValues] },
+          status: { type: 'string', enum: [...AlertStatusValues] },
           entries: { type: 'array', items: ref('TriageEntry') },
         },
         required: ['alert_id', 'status', 'entries'],
@@ -254,7 +259,7 @@ export const routeSchemas = {
         type: 'object',
         properties: {
           alert_id: { type: 'string' },
-          previous_status: { type: 'string', enum: [...TriageStatusValues] },
+          previous_status: { type: 'string', enum: [...AlertStatusValues] },
           entry: ref('TriageEntry'),
         },
         required: ['alert_id', 'previous_status', 'entry'],

@@ -18,6 +18,7 @@ import type { Action, Alert, Severity, Transaction } from '@tillwatch/schemas';
 import { TIME_TABLE, toAlertView, type AlertView } from './alert-view.js';
 import type { Cursor } from './cursor.js';
 import { createSelect, timeTableDetector } from './query.js';
+import { AUTO_ACTOR, AUTO_RESOLVED, mergeHistory, statusCondition, type AlertStatus, type HistoryEntry } from './lifecycle.js';
 import type { ApiMetrics } from './metrics.js';
 import type { AlertReadModel } from './read-model/read-model.js';
 
@@ -26,7 +27,8 @@ export { TIME_TABLE, type AlertView } from './alert-view.js';
 export interface AlertFilter {
   rules?: string[];
   severities?: Severity[];
-  statuses?: TriageStatus[];
+  /** Current status(es), auto_resolved included (lifecycle.ts). */
+  statuses?: AlertStatus[];
   terminals?: string[];
   merchants?: string[];
   /** detected_at >= fromMs */
@@ -88,13 +90,14 @@ export interface AlertStore {
   evidence(alert: Pick<Alert, 'merchant_id' | 'event_ids'>): Promise<Transaction[]>;
   actions(alert: Pick<Alert, 'merchant_id' | 'alert_id'>): Promise<Action[]>;
   recordTriage(entry: TriageEntry & { alert_id: string }): Promise<void>;
-  history(alertId: string): Promise<TriageEntry[]>;
+  /** Triage entries and alert updates, oldest first (lifecycle.ts). */
+  history(alertId: string): Promise<HistoryEntry[]>;
   terminal(terminalId: string, options: { recent: number }): Promise<TerminalView | undefined>;
   ping(): Promise<void>;
 }
 
 type AlertRead = Omit<AlertRow, 'details'> & { details: Record<string, number | null> };
-type StatusRead = { alert_id: string; status: TriageStatus; actor: string; at_ms: number };
+type StatusRead = { alert_id: string; status: AlertStatus; actor: string; at_ms: number };
 
 export function createAlertStore(deps: {
   ch: ClickHouse;
@@ -111,6 +114,8 @@ export function createAlertStore(deps: {
   const TXNS = ch.table('transactions');
   const ACTIONS = ch.table('actions');
   const LAG = ch.table('terminal_sync_lag_minute');
+  const UPDATES = ch.table('alert_updates');
+  const RESOLVED = `SELECT alert_id FROM ${UPDATES} WHERE status = '${AUTO_RESOLVED}'`;
 
   const select = createSelect(ch, metrics);
 
@@ -125,7 +130,15 @@ export function createAlertStore(deps: {
        FROM ${TRIAGE} AS tr WHERE alert_id IN {ids:Array(String)} GROUP BY alert_id`,
       { ids },
     );
-    return new Map(rows.map((r) => [r.alert_id, r]));
+    const st = new Map(rows.map((r) => [r.alert_id, r]));
+    // An update that resolved the alert wins over triage (lifecycle.ts).
+    const resolved = await select<{ alert_id: string; at_ms: number | string }>(
+      'update_status',
+      `SELECT alert_id, toUnixTimestamp64Milli(min(resolved_at)) AS at_ms FROM ${UPDATES} WHERE alert_id IN {ids:Array(String)} AND status = '${AUTO_RESOLVED}' GROUP BY alert_id`,
+      { ids },
+    );
+    for (const r of resolved) st.set(r.alert_id, { alert_id: r.alert_id, status: AUTO_RESOLVED, actor: AUTO_ACTOR, at_ms: Number(r.at_ms) });
+    return st;
   }
 
   async function withStatus(rows: AlertRead[]): Promise<AlertView[]> {
@@ -188,10 +201,12 @@ export function createAlertStore(deps: {
         params['cid'] = cursor.id;
       }
       if (filter.statuses?.length) {
-        // Current status = latest triage row; alerts without one are open.
+        // Current status = auto_resolved when an update resolved it, else the latest triage row;
+        // alerts without either are open (lifecycle.ts).
         const current = `SELECT alert_id FROM ${TRIAGE} GROUP BY alert_id HAVING argMax(status, (at, status))`;
-        params['statuses'] = filter.statuses;
-        cond.push(filter.statuses.includes('open') ? `alert_id NOT IN (${current} NOT IN {statuses:Array(String)})` : `alert_id IN (${current} IN {statuses:Array(String)})`);
+        const c = statusCondition(filter.statuses, current, RESOLVED);
+        Object.assign(params, c.params);
+        cond.push(c.sql);
       }
       // Deduplication without FINAL: copies of an alert (replays into a ReplacingMergeTree not merged
       // yet) share (detected_at, alert_id), the sort key of the page, so they come out adjacent and
@@ -274,7 +289,15 @@ export function createAlertStore(deps: {
         `SELECT status, actor, note, toUnixTimestamp64Milli(at) AS at_ms FROM ${TRIAGE} WHERE alert_id = {id:String} ORDER BY at, status`,
         { id: alertId },
       );
-      return rows.map(({ at_ms, ...r }) => ({ ...r, at: at_ms }));
+      const updates = await select<{ update_id: string; status: AlertStatus; resolution: string; resolved_by_event_ids: string[]; summary: string; at_ms: number | string }>(
+        'update_history',
+        `SELECT update_id, status, resolution, resolved_by_event_ids, summary, toUnixTimestamp64Milli(resolved_at) AS at_ms FROM ${UPDATES} FINAL WHERE alert_id = {id:String}`,
+        { id: alertId },
+      );
+      return mergeHistory(
+        rows.map(({ at_ms, ...r }) => ({ ...r, at: Number(at_ms) })),
+        updates.map((u) => ({ status: u.status, actor: AUTO_ACTOR, note: u.summary, at: Number(u.at_ms), update_id: u.update_id, resolution: u.resolution, resolved_by_event_ids: u.resolved_by_event_ids })),
+      );
     },
 
     async terminal(terminalId, { recent }) {

@@ -120,7 +120,7 @@ describe('validation: 400 naming the field and what was expected', () => {
     ['GET', '/alerts?limit=ten', 'querystring.limit must be integer'],
     ['GET', '/alerts?severity=urgent', 'querystring.severity[0] must be one of: low, medium, high, critical'],
     ['GET', '/alerts?severity=low&severity=bad', 'querystring.severity[1] must be one of: low, medium, high, critical'],
-    ['GET', '/alerts?status=closed', 'querystring.status[0] must be one of: open, acknowledged, resolved, false_positive'],
+    ['GET', '/alerts?status=closed', 'querystring.status[0] must be one of: open, acknowledged, resolved, false_positive, auto_resolved'],
     ['GET', '/alerts?severty=high', "querystring has unknown parameter 'severty'"],
     ['GET', '/alerts?from=yesterday', 'querystring.from must be a date-time (RFC 3339, e.g. 2024-05-01T12:00:00Z)'],
     ['GET', '/alerts?cursor=bm90LWEtY3Vyc29y', 'querystring.cursor is not a valid cursor: pass next_cursor from a previous page unchanged'],

@@ -2,9 +2,9 @@
 // Input records arrive decoded and validated; outputs are encoded Avro messages; state changes
 // go to the changelog in the stream package's binary changelog encoding (a format byte and
 // MessagePack; values written as JSON before it still restore), versioned by the topic name.
-import type { Action, Alert, Heartbeat, Transaction } from '@tillwatch/schemas';
+import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction } from '@tillwatch/schemas';
 import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
-import { createChangelogView, type ChangelogValue, type RuleEngine } from '@tillwatch/rules';
+import { createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
 
 export const CLOCK_KEY = '__clock__';
@@ -15,6 +15,8 @@ export interface DetectorTopics {
   alerts: string;
   freezeActions: string;
   notifyActions: string;
+  alertUpdates: string;
+  refundReasons: string;
 }
 
 const NOTIFY_KINDS = new Set<Action['kind']>(['NOTIFY_MERCHANT', 'NOTIFY_ACQUIRER']);
@@ -28,11 +30,15 @@ export interface DetectorTaskOptions {
   topics: DetectorTopics;
   encodeAlert(a: Alert): Buffer;
   encodeAction(a: Action): Buffer;
+  encodeUpdate(u: AlertUpdate): Buffer;
+  encodeRefundReason(r: RefundReason): Buffer;
   metrics: DetectorMetrics;
   /** Advance the stream clock by wall time while the partition is quiet (live mode). */
   wallClockTimers: boolean;
   onAlerts?: (alerts: Alert[]) => void;
 }
+
+const NONE: readonly never[] = Object.freeze([]);
 
 export function createDetectorTask(o: DetectorTaskOptions): Task {
   const { engine, topics } = o;
@@ -45,11 +51,15 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
   let lastEventTime = 0;
   let clockWritten = -1;
 
-  const toResult = (alerts: Alert[], actions: Action[]): TaskResult => {
-    if (alerts.length === 0 && actions.length === 0) return { messages: [] };
+  const toResult = (alerts: Alert[], actions: Action[], updates: readonly AlertUpdate[] = NONE, reasons: readonly RefundReason[] = NONE): TaskResult => {
+    if (alerts.length === 0 && actions.length === 0 && updates.length === 0 && reasons.length === 0) return { messages: [] };
     const messages: OutputMessage[] = [];
     for (const a of alerts) messages.push({ topic: topics.alerts, key: a.merchant_id, value: o.encodeAlert(a) });
     for (const a of actions) messages.push({ topic: isNotifyAction(a) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
+    // Same transaction as the alerts (keyed by merchant like them): an update is never visible
+    // without the alert it updates having been published in the same or an earlier transaction.
+    for (const u of updates) messages.push({ topic: topics.alertUpdates, key: u.merchant_id, value: o.encodeUpdate(u) });
+    for (const r of reasons) messages.push({ topic: topics.refundReasons, key: r.merchant_id, value: o.encodeRefundReason(r) });
     return {
       messages,
       committed: () => {
@@ -78,9 +88,13 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
     process(topic, records: DecodedRecord[], wallMs) {
       const alerts: Alert[] = [];
       const actions: Action[] = [];
-      const collect = (out: { alerts: Alert[]; actions: Action[] }) => {
+      const updates: AlertUpdate[] = [];
+      const reasons: RefundReason[] = [];
+      const collect = (out: EngineOutput) => {
         for (const a of out.alerts) alerts.push(a);
         for (const a of out.actions) actions.push(a);
+        if (out.updates) for (const u of out.updates) updates.push(u);
+        if (out.refundReasons) for (const r of out.refundReasons) reasons.push(r);
       };
       if (topic === topics.transactions) {
         for (const r of records) {
@@ -105,12 +119,12 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       }
       if (lastEventTime > 0) o.metrics.eventTimeLag.set({ partition: partitionLabel }, Math.max(0, engine.clock() - lastEventTime) / 1000);
       o.metrics.stateMerchants.set({ partition: partitionLabel }, engine.stats().merchants);
-      return toResult(alerts, actions);
+      return toResult(alerts, actions, updates, reasons);
     },
     tick(wallMs) {
       if (!o.wallClockTimers || lastReceived === 0) return { messages: [] };
       const out = engine.advanceClock(lastReceived + Math.max(0, wallMs - wallAtLastReceived));
-      return toResult(out.alerts, out.actions);
+      return toResult(out.alerts, out.actions, out.updates, out.refundReasons);
     },
     takeChanges() {
       const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : encodeChangelogValue(v)]);

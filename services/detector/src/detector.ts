@@ -2,8 +2,8 @@
 // publishes alerts, actions, dead letters and state changes in one Kafka transaction per batch.
 // Build (createDetector) is separate from start (main.ts connects and listens).
 import type { Kafka } from 'kafkajs';
-import { AvroSchemas, Topics, validateTransaction, valueSubject, InvalidValueError, type Action, type Alert, type DeadLetter, type Heartbeat, type Transaction } from '@tillwatch/schemas';
-import { createRuleEngine, type RulesConfig } from '@tillwatch/rules';
+import { AvroSchemas, Topics, validateTransaction, valueSubject, InvalidValueError, type Action, type Alert, type AlertUpdate, type DeadLetter, type RefundReason, type Heartbeat, type Transaction } from '@tillwatch/schemas';
+import { createRuleEngine, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import { createAvroSerde, createTransactionalProcessor, InvalidRecordError, type RegistryClient, type TransactionalProcessor, type InputTopic } from '@tillwatch/stream';
 import type { DetectorMetrics, Logger } from '@tillwatch/telemetry';
 import { createDetectorTask, isNotifyAction, type DetectorTopics } from './detector-task.js';
@@ -20,6 +20,8 @@ export interface DetectorOptions {
   wallClockTimers?: boolean;
   tickIntervalMs?: number;
   onAlerts?: (alerts: Alert[]) => void;
+  /** Builds the engine of one partition (default: createRuleEngine(rules)); a port for tests and wrappers. */
+  createEngine?: (rules: RulesConfig, partition: number) => RuleEngine;
   /** Called once with an error no retry can cure (the process should exit non-zero). */
   onFatal?: (error: Error) => void;
 }
@@ -38,6 +40,8 @@ export function createDetector(o: DetectorOptions): Detector {
     alerts: o.topics?.alerts ?? Topics.alerts,
     freezeActions: o.topics?.freezeActions ?? Topics.freezeActions,
     notifyActions: o.topics?.notifyActions ?? Topics.notifyActions,
+    alertUpdates: o.topics?.alertUpdates ?? Topics.alertUpdates,
+    refundReasons: o.topics?.refundReasons ?? Topics.refundReasons,
     changelog: o.topics?.changelog ?? Topics.detectorChangelog,
     dlq: o.topics?.dlq ?? Topics.dlq,
   };
@@ -47,6 +51,8 @@ export function createDetector(o: DetectorOptions): Detector {
   const alertSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.alerts), AvroSchemas.alert);
   const freezeSerde = createAvroSerde<Action>(o.registry, valueSubject(topics.freezeActions), AvroSchemas.action);
   const notifySerde = createAvroSerde<Action>(o.registry, valueSubject(topics.notifyActions), AvroSchemas.action);
+  const updateSerde = createAvroSerde<AlertUpdate>(o.registry, valueSubject(topics.alertUpdates), AvroSchemas.alertUpdate);
+  const reasonSerde = createAvroSerde<RefundReason>(o.registry, valueSubject(topics.refundReasons), AvroSchemas.refundReason);
   const dlqSerde = createAvroSerde<DeadLetter>(o.registry, valueSubject(topics.dlq), AvroSchemas.deadLetter);
 
   const validateOptions = { maxClockSkewMs: o.rules.engine.max_clock_skew };
@@ -83,7 +89,7 @@ export function createDetector(o: DetectorOptions): Detector {
   return {
     async start() {
       // Registering is idempotent and gives the ids used for encoding (and proves the registry is up).
-      await Promise.all([txnSerde.init(), hbSerde.init(), alertSerde.init(), freezeSerde.init(), notifySerde.init(), dlqSerde.init()]);
+      await Promise.all([txnSerde.init(), hbSerde.init(), alertSerde.init(), freezeSerde.init(), notifySerde.init(), updateSerde.init(), reasonSerde.init(), dlqSerde.init()]);
       processor = createTransactionalProcessor({
         kafka: o.kafka,
         groupId,
@@ -99,10 +105,12 @@ export function createDetector(o: DetectorOptions): Detector {
         createTask: (partition) =>
           createDetectorTask({
             partition,
-            engine: createRuleEngine(o.rules),
+            engine: o.createEngine ? o.createEngine(o.rules, partition) : createRuleEngine(o.rules),
             topics,
             encodeAlert: (a) => alertSerde.encode(a),
             encodeAction: (a) => (isNotifyAction(a) ? notifySerde : freezeSerde).encode(a),
+            encodeUpdate: (u) => updateSerde.encode(u),
+            encodeRefundReason: (r) => reasonSerde.encode(r),
             metrics: o.metrics,
             wallClockTimers: o.wallClockTimers ?? true,
             ...(o.onAlerts ? { onAlerts: o.onAlerts } : {}),

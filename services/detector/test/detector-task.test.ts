@@ -10,7 +10,7 @@ import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Transaction } from '@tillwatch/schemas';
 import { CLOCK_KEY, createDetectorTask } from '../src/detector-task.js';
 
-const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify' };
+const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify', alertUpdates: 'updates', refundReasons: 'reasons' };
 const metrics = createDetectorMetrics(createRegistry({ service: 'detector-task-test', defaultMetrics: false }));
 
 function stream(seed: number, n: number): Transaction[] {
@@ -31,6 +31,8 @@ const newTask = (): Task =>
     topics,
     encodeAlert: (a) => Buffer.from(JSON.stringify(a)),
     encodeAction: (a) => Buffer.from(JSON.stringify(a)),
+    encodeUpdate: (u) => Buffer.from(JSON.stringify(u)),
+    encodeRefundReason: (r) => Buffer.from(JSON.stringify(r)),
     metrics,
     wallClockTimers: false,
   });

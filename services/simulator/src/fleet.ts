@@ -16,7 +16,32 @@ export interface FleetOptions {
   anomalyRate?: number;
   /** Which anomalies to inject (default all). */
   anomalies?: readonly Anomaly[];
+  /**
+   * Sync outages as they happen (default off, so seeded streams of tests and load tests stay as
+   * they are; `tillwatch simulate` and `npm start` turn them on): a terminal stops syncing for a
+   * while, its transactions wait in its upload queue (heartbeats show queue_depth growing and
+   * last_seq ahead of what was synced), then it reconnects and uploads the backlog at a pace,
+   * interleaved with new on-time transactions, while heartbeats show the queue draining. Some
+   * outages are full: no heartbeats either (the terminal is offline).
+   */
+  outages?: boolean | OutageOptions;
 }
+
+export interface OutageOptions {
+  /** Probability per generated scenario that its terminal starts an outage. Default 0.002. */
+  rate?: number;
+  /** Outage length, uniformly in [minMs, maxMs] of the clock. Default 20-60 min. */
+  minMs?: number;
+  maxMs?: number;
+  /** Backlog upload pace after reconnecting, transactions per minute. Default 120 (a 60-min backlog of a busy terminal uploads in minutes, well inside sequence_gap's 30-min timeout). */
+  drainPerMinute?: number;
+  /** At most this share of the fleet in outage or draining at once (at least 1 terminal). Default 0.05. */
+  maxShare?: number;
+  /** Share of outages where the terminal is fully offline (no heartbeats). Default 0.5. */
+  offlineShare?: number;
+}
+
+const OUTAGE_DEFAULTS: Required<OutageOptions> = { rate: 0.002, minMs: 20 * 60_000, maxMs: 60 * 60_000, drainPerMinute: 120, maxShare: 0.05, offlineShare: 0.5 };
 
 interface TerminalState {
   id: string;
@@ -25,12 +50,21 @@ interface TerminalState {
   seq: number;
   median: number;
   recentSales: { txn: string; amount: number; card: string }[];
+  /** Set while the terminal cannot sync (offline: no heartbeats either). */
+  outage: { until: number; offline: boolean } | null;
+  /** Upload queue: recorded, not yet synced (received_time is set when uploaded). */
+  queue: Transaction[];
+  /** Set while the backlog uploads after an outage. */
+  drain: { start: number; released: number } | null;
 }
 
 export interface Fleet {
   /** Next batch of events at wall/stream time `now` (one scenario: 1 event, or a few for anomalies). */
   next(now: number): Transaction[];
+  /** One heartbeat per terminal that can reach the platform (not fully offline): last_seq, queue_depth. */
   heartbeats(now: number): Heartbeat[];
+  /** Terminals in outage or uploading their backlog now. */
+  readonly troubled: () => number;
   readonly stats: Record<Anomaly | 'normal', number>;
   readonly terminalCount: number;
 }
@@ -48,12 +82,41 @@ export function createFleet(o: FleetOptions): Fleet {
     const median = Math.round(rnd.logNormal(2500, 0.8));
     const count = Math.min(rnd.int(1, 5), o.terminals - terminals.length);
     for (let i = 0; i < count; i++) {
-      terminals.push({ id: `T${String(terminals.length).padStart(7, '0')}`, merchant, currency, seq: 0, median, recentSales: [] });
+      terminals.push({ id: `T${String(terminals.length).padStart(7, '0')}`, merchant, currency, seq: 0, median, recentSales: [], outage: null, queue: [], drain: null });
     }
   }
   const anomalies = o.anomalies ?? ANOMALIES;
   const stats = { normal: 0, duplicate_charge: 0, abnormal_amount: 0, sync_lag: 0, sequence_gap: 0, refund_without_sale: 0, refund_exceeds_sale: 0 } as Record<Anomaly | 'normal', number>;
   let txnCounter = 0;
+  const outages = o.outages === true ? OUTAGE_DEFAULTS : o.outages ? { ...OUTAGE_DEFAULTS, ...o.outages } : null;
+  const maxTroubled = outages ? Math.max(1, Math.floor(terminals.length * outages.maxShare)) : 0;
+  const troubled = new Set<TerminalState>();
+
+  /** Ends outages that are over and uploads what each draining terminal's pace allows by `now`. */
+  const settle = (now: number, out: Transaction[]): void => {
+    if (!outages) return;
+    for (const t of troubled) {
+      if (t.outage && now >= t.outage.until) {
+        t.outage = null;
+        t.drain = { start: now, released: 0 };
+      }
+      if (!t.drain) continue;
+      const due = Math.floor(((now - t.drain.start) * outages.drainPerMinute) / 60_000) + 1;
+      while (t.drain.released < due && t.queue.length > 0) {
+        out.push({ ...t.queue.shift()!, received_time: now });
+        t.drain.released++;
+      }
+      if (t.queue.length === 0) {
+        t.drain = null;
+        troubled.delete(t);
+      }
+    }
+  };
+  const maybeStartOutage = (t: TerminalState, now: number): void => {
+    if (!outages || troubled.size >= maxTroubled || troubled.has(t) || !rnd.chance(outages.rate)) return;
+    t.outage = { until: now + rnd.int(outages.minMs, outages.maxMs), offline: rnd.chance(outages.offlineShare) };
+    troubled.add(t);
+  };
 
   const txnId = () => `tx_${(txnCounter++).toString(36)}_${rnd.int(0, 1e6).toString(36)}`;
   const event = (t: TerminalState, partial: Partial<Transaction> & Pick<Transaction, 'event_time' | 'received_time'>): Transaction => ({
@@ -124,18 +187,33 @@ export function createFleet(o: FleetOptions): Fleet {
   return {
     stats,
     terminalCount: terminals.length,
+    troubled: () => troubled.size,
     next(now) {
+      const out: Transaction[] = [];
+      settle(now, out);
       const t = rnd.pick(terminals);
+      maybeStartOutage(t, now);
+      let events: Transaction[];
       if (anomalies.length > 0 && rnd.chance(o.anomalyRate ?? 0.002)) {
         const kind = rnd.pick(anomalies);
         stats[kind]++;
-        return scenario(kind, t, now);
+        events = scenario(kind, t, now);
+      } else {
+        stats.normal++;
+        events = ordinary(t, now);
       }
-      stats.normal++;
-      return ordinary(t, now);
+      // In an outage the terminal records but cannot sync: into its queue, in recording order.
+      if (t.outage) for (const e of events) t.queue.push(e);
+      else for (const e of events) out.push(e);
+      return out;
     },
     heartbeats(now) {
-      return terminals.map((t) => ({ terminal_id: t.id, merchant_id: t.merchant, last_seq: t.seq, queue_depth: 0, event_time: now - 100, received_time: now }));
+      const out: Heartbeat[] = [];
+      for (const t of terminals) {
+        if (t.outage?.offline) continue;
+        out.push({ terminal_id: t.id, merchant_id: t.merchant, last_seq: t.seq, queue_depth: t.queue.length, event_time: now - 100, received_time: now });
+      }
+      return out;
     },
   };
 }

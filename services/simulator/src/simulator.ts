@@ -12,6 +12,7 @@ export interface SimulatorOptions {
   topics: { transactions: string; heartbeats: string };
   /** Target events per second. */
   rate: number;
+  /** Heartbeat cadence per terminal. Default 60 s. */
   heartbeatIntervalMs?: number;
   logger: Logger;
   now?: () => number;
@@ -66,10 +67,11 @@ export function createSimulator(o: SimulatorOptions): Simulator {
       timer = setInterval(tick, TICK);
       hbTimer = setInterval(() => {
         const hbs = o.fleet.heartbeats(now());
+        if (hbs.length === 0) return;
         inFlight = inFlight
           .then(() => o.producer.send({ topic: o.topics.heartbeats, messages: hbs.map((h) => ({ key: h.merchant_id, value: o.encodeHeartbeat(h) })) }))
           .catch((err: unknown) => o.logger.warn({ err }, 'heartbeat send failed'));
-      }, o.heartbeatIntervalMs ?? 30_000);
+      }, o.heartbeatIntervalMs ?? 60_000);
     },
     async stop() {
       if (timer) clearInterval(timer);

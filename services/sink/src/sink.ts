@@ -6,8 +6,8 @@
 // run at all (unknown table, auth, ...) stops the sink after a few attempts, offsets uncommitted
 // (flush.ts).
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
-import { AvroSchemas, DEFAULT_MAX_CLOCK_SKEW_MS, Topics, validateTransaction, valueSubject, type Action, type Alert, type DeadLetter, type Transaction } from '@tillwatch/schemas';
-import { createBatchWriter, RowValueError, toActionRow, toAlertRow, toDeadLetterRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
+import { AvroSchemas, DEFAULT_MAX_CLOCK_SKEW_MS, Topics, validateTransaction, valueSubject, type Action, type Alert, type AlertUpdate, type DeadLetter, type RefundReason, type Transaction } from '@tillwatch/schemas';
+import { createBatchWriter, RowValueError, toActionRow, toAlertRow, toAlertUpdateRow, toDeadLetterRow, toRefundReasonRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
 import { createAvroSerde, createConsumerLagMonitor, deadLetterMessage, FatalError, isPoison, sleep, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import type { Logger, SinkMetrics } from '@tillwatch/telemetry';
 import { DEFAULT_FLUSH_RETRY, FatalWriteError, flushWithRetry } from './flush.js';
@@ -17,6 +17,8 @@ export interface SinkTopics {
   alerts: string;
   freezeActions: string;
   notifyActions: string;
+  alertUpdates: string;
+  refundReasons: string;
   dlq: string;
 }
 
@@ -108,6 +110,8 @@ export function createSink(o: SinkOptions): Sink {
     alerts: o.topics?.alerts ?? Topics.alerts,
     freezeActions: o.topics?.freezeActions ?? Topics.freezeActions,
     notifyActions: o.topics?.notifyActions ?? Topics.notifyActions,
+    alertUpdates: o.topics?.alertUpdates ?? Topics.alertUpdates,
+    refundReasons: o.topics?.refundReasons ?? Topics.refundReasons,
     dlq: o.topics?.dlq ?? Topics.dlq,
   };
   const groupId = o.groupId ?? 'tillwatch-sink';
@@ -179,6 +183,8 @@ export function createSink(o: SinkOptions): Sink {
     [topics.alerts, { table: 'alerts', serde: serde<Alert>(topics.alerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.freezeActions, { table: 'actions', serde: serde<Action>(topics.freezeActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
     [topics.notifyActions, { table: 'actions', serde: serde<Action>(topics.notifyActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
+    [topics.alertUpdates, { table: 'alert_updates', serde: serde<AlertUpdate>(topics.alertUpdates, AvroSchemas.alertUpdate), toRow: (v) => toAlertUpdateRow(v as AlertUpdate) }],
+    [topics.refundReasons, { table: 'refund_reasons', serde: serde<RefundReason>(topics.refundReasons, AvroSchemas.refundReason), toRow: (v) => toRefundReasonRow(v as RefundReason) }],
     [topics.dlq, { table: 'dead_letters', serde: dlqSerde as AvroSerde<unknown>, toRow: (v) => toDeadLetterRow(v as DeadLetter) }],
   ]);
 

@@ -15,7 +15,7 @@
 // addressing hash table): a million alerts are a few dozen objects for the garbage collector, not
 // millions of strings and map entries whose marking pauses request handling.
 import type { Severity } from '@tillwatch/schemas';
-import type { TriageStatus } from '@tillwatch/clickhouse';
+import { AUTO_RESOLVED, type AlertStatus } from '../lifecycle.js';
 import type { Cursor } from '../cursor.js';
 import type { AlertFilter } from '../store.js';
 
@@ -29,9 +29,9 @@ export interface IndexedAlert {
   detected_at: number;
 }
 
-/** Latest triage of an alert (alerts without one are 'open'). */
+/** Latest triage of an alert (alerts without one are 'open'), or its auto-resolution (lifecycle.ts). */
 export interface TriageState {
-  status: TriageStatus;
+  status: AlertStatus;
   actor: string;
   /** epoch ms */
   at: number;
@@ -83,7 +83,7 @@ export function indexBudgetBytes(maxAlerts: number, maxPendingTriage = defaultPe
 /** Triage states kept for alerts not indexed yet (a triage that arrives before its alert). */
 export const defaultPendingTriage = (maxAlerts: number) => Math.min(maxAlerts, 10_000);
 
-export const STATUS_ORDER: readonly TriageStatus[] = ['open', 'acknowledged', 'resolved', 'false_positive'];
+export const STATUS_ORDER: readonly AlertStatus[] = ['open', 'acknowledged', 'resolved', 'false_positive', 'auto_resolved'];
 const SEVERITIES: readonly Severity[] = ['low', 'medium', 'high', 'critical'];
 
 /** String-keyed dictionary: value -> small integer code (few distinct values: rules, terminals, merchants). */
@@ -298,8 +298,15 @@ export function createAlertIndex(options: AlertIndexOptions): AlertIndex {
     return lo;
   };
 
-  const statusCode = (s: TriageStatus) => STATUS_ORDER.indexOf(s);
-  const newer = (a: TriageState, b: TriageState | undefined) => b === undefined || a.at > b.at || (a.at === b.at && statusCode(a.status) > statusCode(b.status));
+  const statusCode = (s: AlertStatus) => STATUS_ORDER.indexOf(s);
+  // An auto-resolution wins over any triage, before or after it (lifecycle.ts); between two
+  // auto-resolutions the earliest stands (the ClickHouse path reports min(resolved_at)).
+  const newer = (a: TriageState, b: TriageState | undefined) => {
+    if (b === undefined) return true;
+    if ((a.status === AUTO_RESOLVED) !== (b.status === AUTO_RESOLVED)) return a.status === AUTO_RESOLVED;
+    if (a.status === AUTO_RESOLVED) return a.at < b.at;
+    return a.at > b.at || (a.at === b.at && statusCode(a.status) > statusCode(b.status));
+  };
 
   /** Append position data to `into` (ordered inserts go to the end of every list). */
   function append(into: Store, a: { id: string; t: number; rule: number; sev: number; term: number; merch: number; status: number; rowOff: number }): number {

@@ -1,10 +1,11 @@
 // The read model's ClickHouse queries: the initial load (newest alerts, in keyset pages), the
 // triage state, new triage rows, and alert rows by key for pages whose rows left the arena.
-import { ContractColumns, fromAlertRow, type AlertRow, type ClickHouse, type TriageStatus } from '@tillwatch/clickhouse';
+import { ContractColumns, fromAlertRow, type AlertRow, type ClickHouse } from '@tillwatch/clickhouse';
 import type { Alert } from '@tillwatch/schemas';
 import { TIME_TABLE } from '../alert-view.js';
 import type { ApiMetrics } from '../metrics.js';
 import { createSelect, timeTableDetector } from '../query.js';
+import { AUTO_ACTOR, AUTO_RESOLVED, type AlertStatus } from '../lifecycle.js';
 
 export interface AlertKey {
   /** detected_at, epoch ms */
@@ -12,9 +13,10 @@ export interface AlertKey {
   id: string;
 }
 
+/** A triage row, or an auto-resolution read from alert_updates (status auto_resolved, at = resolved_at). */
 export interface TriageRead {
   alert_id: string;
-  status: TriageStatus;
+  status: AlertStatus;
   actor: string;
   at: number;
   /** ingested_at (ClickHouse clock), epoch ms */
@@ -28,9 +30,9 @@ export interface ReadModelSource {
   keyAt(k: number): Promise<AlertKey | undefined>;
   /** Up to n alerts in ascending (detected_at, alert_id) order from `from` (inclusive) or after `after`. */
   page(bound: { from: AlertKey } | { after: AlertKey } | undefined, n: number): Promise<Alert[]>;
-  /** Latest triage of every triaged alert. */
+  /** Latest triage of every triaged alert, and every auto-resolution (the index gives those precedence). */
   triageState(): Promise<TriageRead[]>;
-  /** Triage rows stored since `sinceMs` (ingested_at). */
+  /** Triage rows and auto-resolutions stored since `sinceMs` (ingested_at: both tables' DEFAULT now64, one clock). */
   triageSince(sinceMs: number): Promise<TriageRead[]>;
   /** The rows of these alerts (copies collapsed), any order. */
   rows(keys: (AlertKey & { merchant: string })[]): Promise<Alert[]>;
@@ -42,13 +44,19 @@ export function createReadModelSource(ch: ClickHouse, metrics: ApiMetrics): Read
   const ALERTS = ch.table('alerts');
   const TIME = ch.table(TIME_TABLE);
   const TRIAGE = ch.table('alert_triage');
+  const UPDATES = ch.table('alert_updates');
+  // Auto-resolutions in the triage rows' shape (lifecycle.ts): the read model treats them as a status
+  // that outranks triage, so its filters, pages and views need nothing else.
+  const resolutions = (where: string) =>
+    `SELECT alert_id, '${AUTO_RESOLVED}' AS status, '${AUTO_ACTOR}' AS actor, toUnixTimestamp64Milli(min(resolved_at)) AS at_ms, toUnixTimestamp64Milli(max(ingested_at)) AS ing_ms
+     FROM ${UPDATES} WHERE status = '${AUTO_RESOLVED}'${where} GROUP BY alert_id`;
 
   const select = createSelect(ch, metrics);
 
   const timeTable = timeTableDetector(ch, select);
   /** Time-ordered table when there is one (reads in order), else `alerts` (sorts: slow at scale, still correct). */
   const ordered = async () => ((await timeTable()) ? TIME : ALERTS);
-  const triageRead = (r: { alert_id: string; status: TriageStatus; actor: string; at_ms: number | string; ing_ms: number | string }): TriageRead => ({
+  const triageRead = (r: { alert_id: string; status: AlertStatus; actor: string; at_ms: number | string; ing_ms: number | string }): TriageRead => ({
     alert_id: r.alert_id,
     status: r.status,
     actor: r.actor,
@@ -86,7 +94,8 @@ export function createReadModelSource(ch: ClickHouse, metrics: ApiMetrics): Read
         `SELECT alert_id, argMax(tr.status, (tr.at, tr.status)) AS status, argMax(tr.actor, (tr.at, tr.status)) AS actor, toUnixTimestamp64Milli(max(tr.at)) AS at_ms, toUnixTimestamp64Milli(max(tr.ingested_at)) AS ing_ms
          FROM ${TRIAGE} AS tr GROUP BY alert_id`,
       );
-      return rows.map(triageRead);
+      const resolved = await select<Parameters<typeof triageRead>[0]>('read_model_update_state', resolutions(''));
+      return [...rows, ...resolved].map(triageRead);
     },
     async triageSince(sinceMs) {
       const rows = await select<Parameters<typeof triageRead>[0]>(
@@ -95,7 +104,8 @@ export function createReadModelSource(ch: ClickHouse, metrics: ApiMetrics): Read
          FROM ${TRIAGE} WHERE ingested_at >= fromUnixTimestamp64Milli({since:Int64})`,
         { since: sinceMs },
       );
-      return rows.map(triageRead);
+      const resolved = await select<Parameters<typeof triageRead>[0]>('read_model_update_tail', resolutions(' AND ingested_at >= fromUnixTimestamp64Milli({since:Int64})'), { since: sinceMs });
+      return [...rows, ...resolved].map(triageRead);
     },
     async rows(keys) {
       if (keys.length === 0) return [];

@@ -1,9 +1,10 @@
-// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE] [--max-rejects N] [--json]
+// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE] [--updates FILE] [--refunds FILE] [--max-rejects N] [--json]
 // The same pure rule engine as the live detector, clocked by the stream's received times, and the
 // same validation (a line the backtest rejects is a record the detector dead-letters).
 import { formatSummary, runBacktest } from '@tillwatch/rules/backtest';
 import { numberOption, parseCommand, type CommandSpec } from '../lib/args.js';
 import { assertReadableFile } from '../lib/jsonl.js';
+import { formatTrailSummary } from '../lib/money-trail.js';
 
 export const spec = {
   name: 'backtest',
@@ -13,6 +14,8 @@ export const spec = {
     out: { type: 'string', value: 'FILE', required: true, description: 'where the alerts are written' },
     config: { type: 'string', value: 'rules.yaml', description: 'rules file, YAML or JSON (default: the built-in rules); engine.max_clock_skew bounds event times' },
     rejects: { type: 'string', value: 'FILE', description: 'where rejected lines go with their reason ({line, reason, raw}) (default OUT.rejects.jsonl)' },
+    updates: { type: 'string', value: 'FILE', description: 'where alert updates (auto-resolutions, episode ends) are written, one JSON line each' },
+    refunds: { type: 'string', value: 'FILE', description: 'where refund reasons are written ({event_id, txn_id, original_txn_id, reason, ...}), one JSON line each' },
     'max-rejects': { type: 'string', value: 'N', description: 'exit 1 when more than N lines are rejected (default: unlimited)' },
     json: { type: 'boolean', description: 'print the summary as one JSON object on stdout (for scripts)' },
     'no-progress': { type: 'boolean', description: 'no progress bar on stderr (shown only on a terminal anyway)' },
@@ -29,12 +32,14 @@ export async function run(argv: string[]): Promise<number> {
     outPath: values.out,
     configPath: values.config,
     rejectsPath: values.rejects,
+    updatesPath: values.updates,
+    refundsPath: values.refunds,
     progress: !values['no-progress'] && !values.json && process.stderr.isTTY === true,
     log: (line: string) => console.error(line),
   });
   const tooMany = summary.rejected > maxRejects;
   if (values.json) console.log(JSON.stringify({ ...summary, maxRejects: Number.isFinite(maxRejects) ? maxRejects : null, ok: !tooMany }));
-  else console.log(formatSummary(summary));
+  else console.log(`${formatSummary(summary)}\n${formatTrailSummary(summary)}`);
   if (tooMany) {
     console.error(`tillwatch backtest: ${summary.rejected} lines rejected, more than --max-rejects ${maxRejects} (see ${summary.rejectsPath})`);
     return 1;

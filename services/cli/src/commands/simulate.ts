@@ -32,6 +32,8 @@ export async function run(argv: string[]): Promise<number> {
     terminals,
     seed,
     anomalyRate,
+    // Sync outages as they happen: heartbeats with growing upload queues, then the backlog draining.
+    outages: true,
     rate,
     ...(seconds !== undefined ? { maxEvents: Math.round(seconds * rate) } : {}),
   });

@@ -133,7 +133,7 @@ export async function run(argv: string[], deps: StartDeps = {}): Promise<number>
     checkpoint();
 
     if (!values['no-simulator']) {
-      simulator = await startSimulator(ctx, { terminals, seed: Date.now() % 1e9, anomalyRate, rate });
+      simulator = await startSimulator(ctx, { terminals, seed: Date.now() % 1e9, anomalyRate, rate, outages: true });
       console.error(`simulator: ${simulator.fleet.terminalCount} terminals at ${values.rate} events/s with injected anomalies`);
     }
     console.error('live alerts (Ctrl-C to stop):');

@@ -3,7 +3,7 @@
 // back from the alert topic (read_committed) until the stream is idle, and return them.
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { AvroSchemas, valueSubject, type Alert, type TopicRole } from '@tillwatch/schemas';
+import { AvroSchemas, contractJson, valueSubject, type Alert, type TopicRole } from '@tillwatch/schemas';
 import { closeStreamTime, createDetector } from '@tillwatch/detector';
 import type { RulesConfig } from '@tillwatch/rules';
 
@@ -38,8 +38,8 @@ export interface ReplayResult {
 
 /** Alerts as JSON lines in the contract's field order (the backtest's format). */
 export function alertJson(a: Alert): string {
-  const fields = (AvroSchemas.alert as { fields: { name: keyof Alert }[] }).fields;
-  return JSON.stringify(Object.fromEntries(fields.map((f) => [f.name, a[f.name]])));
+  // Absent nullable fields as null, like the backtest writes them (schemas' contractJson).
+  return contractJson('alert', a);
 }
 
 export function sortAlerts(alerts: Alert[]): Alert[] {
