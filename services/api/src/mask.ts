@@ -31,13 +31,32 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
+const ALNUM = /[0-9A-Za-z]/;
+const HEX_DIGEST = /^[0-9a-f]{32,}$/;
+
+/**
+ * True when the digit run at [start, end) lies inside a lowercase hex digest of 32+ characters
+ * (the platform's own ids: alert_id, update_id, action_id are 128-bit hex). A sha256 prefix holds a
+ * run of 13+ decimal digits that passes Luhn in about 1 of 250 ids; masking it would corrupt the id.
+ * A PAN glued to other letters (`tok_4111...`, `card4111...`) is still masked: those tokens are not
+ * pure hex.
+ */
+function insideHexDigest(text: string, start: number, end: number): boolean {
+  let a = start;
+  let b = end;
+  while (a > 0 && ALNUM.test(text[a - 1]!)) a--;
+  while (b < text.length && ALNUM.test(text[b]!)) b++;
+  return HEX_DIGEST.test(text.slice(a, b));
+}
+
 /** Replace every PAN-like number in `text` with `[PAN ****1234]` (last four kept for support calls). */
 export function maskPan(text: string): string {
   // Fast path: most strings have no run of 13 digits at all.
   if (!/\d{4}/.test(text)) return text;
-  return text.replace(CANDIDATE, (match) => {
+  return text.replace(CANDIDATE, (match: string, _g1: unknown, _g2: unknown, offset: number) => {
     const digits = match.replace(/[ -]/g, '');
     if (digits.length < 13 || digits.length > 19 || !luhnValid(digits)) return match;
+    if (insideHexDigest(text, offset, offset + match.length)) return match;
     return `[PAN ****${digits.slice(-4)}]`;
   });
 }

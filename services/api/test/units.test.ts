@@ -24,6 +24,12 @@ describe('maskPan', () => {
     // Grouped digits inside a longer token are not: UUIDs whose digit fragments pass Luhn stay intact.
     for (const s of ['b6ddba8d-a341-4808-8973-281f4352d513', 'ev-a4111-1111-1111-1111', 'x4111 1111 1111 1111']) expect(maskPan(s)).toBe(s);
     expect(luhnValid('34148088973281')).toBe(true);
+    // The platform's own 128-bit hex ids (alert_id, update_id) can hold a 13+ digit run that passes
+    // Luhn (about 1 id in 250): inside a hex digest it is an id, not a PAN. This id was corrupted once.
+    expect(luhnValid('4222222222222')).toBe(true);
+    for (const s of ['16240c4222222222222d6ffd71a2b4e5', 'alert 16240c4222222222222d6ffd71a2b4e5 fired']) expect(maskPan(s)).toBe(s);
+    // ...but the same digits in a short or non-hex token are still masked.
+    expect(maskPan('c4222222222222d')).toBe('c[PAN ****2222]d');
     // Amex and Diners groupings, and a 19-digit 4-4-4-7.
     expect(maskPan('amex 3782-822463-10005 ok')).toBe('amex [PAN ****0005] ok');
     expect(maskPan('(3056 930902 5904)')).toBe('([PAN ****5904])');
