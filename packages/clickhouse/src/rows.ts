@@ -246,6 +246,7 @@ export function fromAlertRow(r: Omit<Read<AlertRow>, 'details'> & { details: Rec
     detected_at: fromDateTime64(r.detected_at),
     summary: r.summary,
     details,
+    rules_version: 0, // not stored in the alerts table (yet): 0 is the Avro default, "unknown"
   };
 }
 

@@ -23,7 +23,11 @@ export {
   type PolicyAction,
   type ConfigIssue,
   type ResolvedRules,
+  type RuleMode,
+  type ShadowSection,
 } from './config.js';
+export { RULES } from './rules/registry.js';
+export type { RuleDefinition, RuleInstance, EngineCore } from './rules/types.js';
 export { createRuleEngine } from './engine.js';
 export { alertId, actionId } from './ids.js';
 export { MedianSample } from './median.js';
@@ -34,7 +38,6 @@ export type {
   EntityChange,
   EngineOutput,
   EngineStats,
-  EngineSnapshot,
   MerchantSnapshot,
   TerminalSnapshot,
   SaleSnapshot,
