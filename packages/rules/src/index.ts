@@ -8,6 +8,7 @@ export {
   loadRulesConfig,
   parseRulesConfig,
   resolveRules,
+  resolveVariant,
   type RuleId,
   type RulesConfig,
   type RulesSection,

@@ -1,8 +1,12 @@
 // Rules as live data: setRules switches the rule set without losing state, every alert carries the
 // version in force, and shadow instances / shadow mode never act and never reach `alerts`.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { alertId, createChangelogView, createRuleEngine, parseRulesConfig, type ChangelogValue } from '../src/index.js';
+import { resolveVariant } from '../src/config.js';
+import { alertId, createChangelogView, createRuleEngine, loadRulesConfig, parseRulesConfig, type ChangelogValue } from '../src/index.js';
 import { HOUR, MIN, Scenario } from './helpers/builder.js';
 import { CONFIGS, denseStream } from './helpers/streams.js';
 import { collect, collected, runEvents } from './helpers/run.js';
@@ -212,5 +216,13 @@ describe('shadow config', () => {
     const c = parseRulesConfig({ shadow: { abnormal_amount: { ratio: 6 } } });
     expect(c.shadow).toEqual({ abnormal_amount: { ratio: 6 } });
     expect(parseRulesConfig(JSON.parse(JSON.stringify(c)))).toEqual(c);
+  });
+
+  it('the shipped example documents a shadow instance; overrides still apply on top of it', () => {
+    const c = loadRulesConfig(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'rules.example.yaml'), 'utf8'), 'yaml');
+    expect(c.shadow).toEqual({ abnormal_amount: { ratio: 6 } });
+    expect(resolveVariant(c, 1, 'M0001', 'T1').abnormal_amount).toMatchObject({ ratio: 6, mode: 'shadow' });
+    expect(resolveVariant(c, 1, 'M0042', 'T1').abnormal_amount).toMatchObject({ ratio: 25, mode: 'shadow' });
+    expect(resolveVariant(c, 0, 'M0001', 'T1').abnormal_amount).toMatchObject({ ratio: 10, mode: 'active' });
   });
 });
