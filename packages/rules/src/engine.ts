@@ -263,7 +263,7 @@ class Engine implements RuleEngine, EngineCore {
     const judges = this.judgeHooks;
     for (let i = 0; i < judges.length; i++) judges[i]!.onSaleJudge!(term, t, voided);
     const hadRefunds = row >= 0 && ledger.hasRefunds(row);
-    row = ledger.storeSale(m, t, th, row, this.lookback);
+    row = ledger.storeSale(m, term.id, t, th, row, this.lookback);
     const stored = this.storedHooks;
     for (let i = 0; i < stored.length; i++) stored[i]!.onSaleStored!(term, t, row, voided, hadRefunds);
   }
@@ -275,7 +275,7 @@ class Engine implements RuleEngine, EngineCore {
       r.row = -1;
       r.before = 0;
     } else {
-      r = this.sales.recordRefund(m, t, orig, this.lookback, r);
+      r = this.sales.recordRefund(m, term.id, t, orig, this.lookback, r);
       if (r === null) return; // the same refund again
     }
     const hooks = this.refundHooks;

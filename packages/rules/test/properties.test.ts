@@ -42,7 +42,7 @@ describe('engine properties', () => {
       }),
       { numRuns: 20 },
     );
-  });
+  }, 60_000);
 
   it('streams exercise every rule (sanity check of the generator)', () => {
     const rules = new Set<string>();

@@ -147,10 +147,10 @@ export class SaleLedger {
   }
 
   /**
-   * Stores an APPROVED SALE (row: its placeholder, or -1). Returns its row, or -1 when it is older than
+   * Stores an APPROVED SALE made at terminalId (row: its placeholder, or -1). Returns its row, or -1 when it is older than
    * the refund lookback (nothing to keep).
    */
-  storeSale(m: MerchantState, t: Transaction, h: number, row: number, lookback: number): number {
+  storeSale(m: MerchantState, terminalId: string, t: Transaction, h: number, row: number, lookback: number): number {
     const c = this.rows;
     let cur = t.currency;
     if (cur === m.currency) cur = m.currency;
@@ -166,7 +166,7 @@ export class SaleLedger {
       this.hooks.changed(row);
     }
     c.eventId[row] = t.event_id;
-    c.terminalId[row] = t.terminal_id;
+    c.terminalId[row] = terminalId; // the terminal's own string: rows do not keep event strings alive
     c.setAmount(row, t.amount_minor);
     c.currency[row] = cur;
     c.setEventTime(row, t.event_time);
@@ -193,7 +193,7 @@ export class SaleLedger {
    * Records an APPROVED REFUND of `orig` (non-null). Returns null when the same refund (txn_id) was
    * already recorded, else the sale row (-1: beyond the lookback) and the refunded total before it.
    */
-  recordRefund(m: MerchantState, t: Transaction, orig: string, lookback: number, out: RefundResult): RefundResult | null {
+  recordRefund(m: MerchantState, terminalId: string, t: Transaction, orig: string, lookback: number, out: RefundResult): RefundResult | null {
     const c = this.rows;
     const h = hashString(orig, TXN_SEED);
     let row = this.find(m, orig, h);
@@ -205,7 +205,7 @@ export class SaleLedger {
     const before = row >= 0 ? c.refunded[row]! : 0;
     if (row >= 0) {
       if (list === undefined) this.refunds.set(row, (list = []));
-      list.push({ txn: t.txn_id, eventId: t.event_id, terminalId: t.terminal_id, card: t.card_token, amount: t.amount_minor, et: t.event_time });
+      list.push({ txn: t.txn_id, eventId: t.event_id, terminalId, card: t.card_token, amount: t.amount_minor, et: t.event_time });
       c.refunded[row] = before + t.amount_minor;
       this.hooks.changed(row);
     }
