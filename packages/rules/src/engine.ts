@@ -14,7 +14,7 @@ import { actionId, alertId } from './ids.js';
 import { SampleSlab } from './median.js';
 import { RULES } from './rules/registry.js';
 import type { EngineCore, MerchantState, RuleCommon, RuleInstance, RuleStats, TerminalState, Timer } from './rules/types.js';
-import { E_DIRTY, SEEN, SaleLedger, TXN_SEED, VOIDED, type RefundResult, type SaleFields } from './storage/ledger.js';
+import { E_DIRTY, SEEN, SaleLedger, TXN_SEED, VOIDED, type LedgerOwner, type RefundResult, type SaleFields } from './storage/ledger.js';
 import { RowIndex, hashString } from './store.js';
 import type { EngineOptions, EntityChange, EngineOutput, EngineStats, MerchantSnapshot, RuleEngine, SaleSnapshot, TerminalSnapshot } from './types.js';
 
@@ -47,7 +47,7 @@ export function createRuleEngine(config: RulesConfig, options: EngineOptions = {
   return new Engine(config, options);
 }
 
-class Engine implements RuleEngine, EngineCore {
+class Engine implements RuleEngine, EngineCore, LedgerOwner {
   clk = 0;
   config: RulesConfig;
   lateness: number;
@@ -101,13 +101,7 @@ class Engine implements RuleEngine, EngineCore {
     this.lookback = config.engine.refund_lookback;
     this.idleTtl = config.engine.terminal_idle_ttl;
     this.hasTerminalOverrides = Object.keys(config.overrides.terminals).length > 0;
-    this.sales = new SaleLedger(this.expectedSales, SWEEP_EVERY_MS, {
-      clock: () => this.clk,
-      merchantOf: (idx) => this.merchantByIdx[idx]!,
-      freed: (m, row) => this.rowFreed(m, row),
-      changed: (row) => this.markRow(row),
-      touch: (m) => this.touch(m),
-    });
+    this.sales = new SaleLedger(this.expectedSales, SWEEP_EVERY_MS, this);
     this.buildInstances();
   }
 
@@ -353,7 +347,11 @@ class Engine implements RuleEngine, EngineCore {
     return this.merchantByIdx[this.sales.rows.merchant(row)]!;
   }
 
-  private rowFreed(m: MerchantState, row: number): void {
+  merchantOfIdx(idx: number): MerchantState {
+    return this.merchantByIdx[idx]!;
+  }
+
+  rowFreed(m: MerchantState, row: number): void {
     if (this.trackEntities && !this.restoring) this.tombstones.push({ merchant: m.id, kind: 'sale', id: this.sales.rows.txn[row]!, value: null });
     for (const inst of this.all) inst.onRowFreed?.(row);
   }

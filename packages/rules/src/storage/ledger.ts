@@ -34,13 +34,15 @@ export interface RefundResult {
   before: number;
 }
 
-export interface LedgerHooks {
-  clock(): number;
-  merchantOf(idx: number): MerchantState;
+/** The ledger's owner (the engine): the clock and the bookkeeping of rows it is told about. */
+export interface LedgerOwner {
+  /** The engine clock (a plain field: read on every lookup). */
+  readonly clk: number;
+  merchantOfIdx(idx: number): MerchantState;
   /** A row is freed: its owner is told (tombstone, rule references). */
-  freed(m: MerchantState, row: number): void;
+  rowFreed(m: MerchantState, row: number): void;
   /** A row changed (changelog). */
-  changed(row: number): void;
+  markRow(row: number): void;
   /** A merchant lost a row in a sweep (the engine removes merchants left empty). */
   touch(m: MerchantState): void;
 }
@@ -61,7 +63,7 @@ export class SaleLedger {
   constructor(
     capacity: number,
     sweepEveryMs: number,
-    private readonly hooks: LedgerHooks,
+    private readonly owner: LedgerOwner,
   ) {
     this.rows = new SaleRows(capacity);
     this.txnIdx = new RowIndex(capacity * 2);
@@ -85,7 +87,7 @@ export class SaleLedger {
       const r = idx.rowAt(i);
       if (r < 0) return -1;
       if (idx.hashAt(i) === h && rows.merchant(r) === m.idx && rows.txn[r] === txn) {
-        if (this.hooks.clock() > rows.refExpiry(r)) {
+        if (this.owner.clk > rows.refExpiry(r)) {
           this.free(r);
           return -1;
         }
@@ -117,14 +119,14 @@ export class SaleLedger {
     m.rows++;
     this.txnIdx.insert(h, row);
     this.wheel.add(this.wheel.bucketOf(refExpiry), row, c.gen(row));
-    this.hooks.changed(row);
+    this.owner.markRow(row);
     return row;
   }
 
   free(row: number): void {
     const c = this.rows;
-    const m = this.hooks.merchantOf(c.merchant(row));
-    this.hooks.freed(m, row);
+    const m = this.owner.merchantOfIdx(c.merchant(row));
+    this.owner.rowFreed(m, row);
     this.txnIdx.remove(c.txnHash(row), row);
     const prev = c.prev(row);
     const next = c.next(row);
@@ -158,12 +160,12 @@ export class SaleLedger {
     const base = t.event_time < t.received_time ? t.event_time : t.received_time;
     const refExp = base + lookback;
     if (row < 0) {
-      if (refExp < this.hooks.clock()) return -1;
+      if (refExp < this.owner.clk) return -1;
       row = this.alloc(m, t.txn_id, h, SEEN, refExp);
     } else {
       c.addFlags(row, SEEN);
       this.extend(row, refExp);
-      this.hooks.changed(row);
+      this.owner.markRow(row);
     }
     c.eventId[row] = t.event_id;
     c.terminalId[row] = terminalId; // the terminal's own string: rows do not keep event strings alive
@@ -177,7 +179,7 @@ export class SaleLedger {
   private placeholder(m: MerchantState, txn: string, h: number, t: Transaction, flags: number, lookback: number): number {
     const base = t.event_time < t.received_time ? t.event_time : t.received_time;
     const refExp = base + lookback;
-    if (refExp < this.hooks.clock()) return -1;
+    if (refExp < this.owner.clk) return -1;
     return this.alloc(m, txn, h, flags, refExp);
   }
 
@@ -207,7 +209,7 @@ export class SaleLedger {
       if (list === undefined) this.refunds.set(row, (list = []));
       list.push({ txn: t.txn_id, eventId: t.event_id, terminalId, card: t.card_token, amount: t.amount_minor, et: t.event_time });
       c.refunded[row] = before + t.amount_minor;
-      this.hooks.changed(row);
+      this.owner.markRow(row);
     }
     out.row = row;
     out.before = before;
@@ -220,7 +222,7 @@ export class SaleLedger {
     const row = this.find(m, orig, h);
     if (row >= 0) {
       this.rows.addFlags(row, VOIDED);
-      this.hooks.changed(row);
+      this.owner.markRow(row);
     } else this.placeholder(m, orig, h, t, VOIDED, lookback);
   }
 
@@ -232,10 +234,10 @@ export class SaleLedger {
   private expire(row: number, gen: number): void {
     const c = this.rows;
     if (c.gen(row) !== gen) return;
-    if (c.refExpiry(row) > this.hooks.clock()) return; // raised meanwhile: filed again under its new expiry
-    const m = this.hooks.merchantOf(c.merchant(row));
+    if (c.refExpiry(row) > this.owner.clk) return; // raised meanwhile: filed again under its new expiry
+    const m = this.owner.merchantOfIdx(c.merchant(row));
     this.free(row);
-    this.hooks.touch(m);
+    this.owner.touch(m);
   }
 
   /** Changelog fields of a row (the ledger's part of a SaleSnapshot). */
