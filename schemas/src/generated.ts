@@ -77,6 +77,8 @@ export interface Alert {
   summary: string;
   /** The numbers behind it: median, ratio, lag_ms, missing_from, missing_to, ... */
   details: Record<string, number>;
+  /** Version of the rules document in force when the alert fired (0: written before rules documents were versioned). Not part of alert_id. */
+  rules_version: number;
   /** ISO 4217 code of the money the alert is about (null: no single amount); added in a backward-compatible way, older writers omit it */
   currency?: null | string;
   /** The alert's amount in minor units of currency (e.g. the duplicated charge); null when currency is null */

@@ -321,6 +321,7 @@ export function fromAlertRow(r: Omit<Read<AlertRow>, 'details' | 'currency' | 'a
     detected_at: fromDateTime64(r.detected_at),
     summary: r.summary,
     details,
+    rules_version: 0, // not stored in the alerts table (yet): 0 is the Avro default, "unknown"
     ...(r.currency != null ? { currency: r.currency } : {}),
     ...(r.amount_minor != null ? { amount_minor: toNumber(r.amount_minor) } : {}),
   };

@@ -37,6 +37,7 @@ export function alert(overrides: Partial<Alert> = {}): Alert {
     detected_at: T0,
     summary: 'Card tok_abc123 was charged 12.50 EUR twice within 3 minutes.',
     details: { amount_minor: 1250, gap_ms: 180_000, ratio: 0.125 },
+    rules_version: 0,
     ...overrides,
   };
 }

@@ -1,58 +1,27 @@
-// Rules configuration: thresholds, per-merchant and per-terminal overrides, enable/disable,
-// severity and the rule -> action policy. Validated once at load; every problem names its key path.
+// The rules document: its version, engine settings, each rule's parameters (schemas and defaults live
+// in the rule folders, listed by rules/registry.ts), per-merchant and per-terminal overrides, the
+// rule -> action policy, and shadow instances. Validated once at load with zod; every problem names
+// its key path.
+import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
-import { ActionKindValues, SeverityValues, type ActionKind, type Severity, type TargetType } from '@tillwatch/schemas';
+import { ActionKindValues, type ActionKind, type TargetType } from '@tillwatch/schemas';
+import { DAY, HOUR, bool, duration, mode, num, oneOf, record, section, severity, show, toIssues, type ConfigIssue } from './fields.js';
+import { RULES, RULE_BY_ID, type RuleId, type RulesSection } from './rules/registry.js';
+import type { PolicyAction, RuleCommon } from './rules/types.js';
 
-export const RULE_IDS = ['duplicate_charge', 'abnormal_amount', 'sync_lag', 'sequence_gap', 'refund_without_sale', 'refund_exceeds_sale'] as const;
-export type RuleId = (typeof RULE_IDS)[number];
-
-/** Version of each rule's logic; part of every alert (`duplicate_charge@1`) and of its id. Bump on a semantic change. */
-export const RULE_VERSIONS: Readonly<Record<RuleId, number>> = {
-  duplicate_charge: 1,
-  abnormal_amount: 1,
-  sync_lag: 1,
-  sequence_gap: 1,
-  refund_without_sale: 1,
-  refund_exceeds_sale: 1,
-};
-
-export interface RuleCommon {
-  enabled: boolean;
-  severity: Severity;
-}
-export interface DuplicateChargeConfig extends RuleCommon {
-  /** Max event-time distance between the two legs, ms. */
-  window: number;
-}
-export interface AbnormalAmountConfig extends RuleCommon {
-  /** Fires at amount >= ratio x median; at least 3 so ordinary variation (up to 3x) never fires. */
-  ratio: number;
-  /** Approved sales the terminal must have made before one is judged (warm-up). */
-  min_sales: number;
-  /** The median is taken over the terminal's last `sample_size` approved sales (by arrival). */
-  sample_size: number;
-}
-export interface SyncLagConfig extends RuleCommon {
-  /** received_time - event_time above this is late, ms. */
-  threshold: number;
-}
-export interface SequenceGapConfig extends RuleCommon {
-  /** A missing terminal_seq fires this long (received time) after a higher one arrived, ms. */
-  timeout: number;
-}
-export type RefundWithoutSaleConfig = RuleCommon;
-export type RefundExceedsSaleConfig = RuleCommon;
-
-export interface RulesSection {
-  duplicate_charge: DuplicateChargeConfig;
-  abnormal_amount: AbnormalAmountConfig;
-  sync_lag: SyncLagConfig;
-  sequence_gap: SequenceGapConfig;
-  refund_without_sale: RefundWithoutSaleConfig;
-  refund_exceeds_sale: RefundExceedsSaleConfig;
-}
+export { RULE_IDS, RULE_VERSIONS, type RuleId, type RulesSection } from './rules/registry.js';
+export type { PolicyAction, RuleCommon, RuleMode } from './rules/types.js';
+export type { ConfigIssue } from './fields.js';
+export type { DuplicateChargeConfig } from './rules/duplicate_charge/index.js';
+export type { AbnormalAmountConfig } from './rules/abnormal_amount/index.js';
+export type { SyncLagConfig } from './rules/sync_lag/index.js';
+export type { SequenceGapConfig } from './rules/sequence_gap/index.js';
+export type { RefundWithoutSaleConfig } from './rules/refund_without_sale/index.js';
+export type { RefundExceedsSaleConfig } from './rules/refund_exceeds_sale/index.js';
 
 export type RuleOverrides = { [K in RuleId]?: Partial<RulesSection[K]> };
+/** rule id -> the fields an additional shadow instance of that rule changes (its base is the rules section). */
+export type ShadowSection = { [K in RuleId]?: Partial<Omit<RulesSection[K], 'mode'>> };
 
 export interface EngineSettings {
   /** Events later than this (clock - event_time) are not matched as duplicates; sale legs are kept this long plus the window, ms. */
@@ -65,54 +34,30 @@ export interface EngineSettings {
   max_clock_skew: number;
 }
 
-export interface PolicyAction {
-  kind: ActionKind;
-  /** The action's expires_at = issued_at + expires_after; null = no expiry. */
-  expires_after: number | null;
-}
-
 export interface RulesConfig {
-  version: 1;
+  /** The rules document's version (a positive integer); every alert carries it as rules_version. */
+  version: number;
   engine: EngineSettings;
   rules: RulesSection;
   overrides: { merchants: Record<string, RuleOverrides>; terminals: Record<string, RuleOverrides> };
   policy: Record<RuleId, PolicyAction[]>;
+  shadow: ShadowSection;
 }
 
-const MIN = 60_000;
-const HOUR = 60 * MIN;
-const DAY = 24 * HOUR;
-
 export function defaultRulesConfig(): RulesConfig {
+  const rules = {} as Record<string, unknown>;
+  const policy = {} as Record<string, PolicyAction[]>;
+  for (const r of RULES) {
+    rules[r.id] = { ...r.defaults };
+    policy[r.id] = r.policy.map((a) => ({ ...a }));
+  }
   return {
     version: 1,
     engine: { allowed_lateness: 24 * HOUR, refund_lookback: 7 * DAY, terminal_idle_ttl: 30 * DAY, max_clock_skew: HOUR },
-    rules: {
-      duplicate_charge: { enabled: true, severity: 'high', window: 10 * MIN },
-      abnormal_amount: { enabled: true, severity: 'medium', ratio: 10, min_sales: 20, sample_size: 101 },
-      sync_lag: { enabled: true, severity: 'low', threshold: 15 * MIN },
-      sequence_gap: { enabled: true, severity: 'medium', timeout: 30 * MIN },
-      refund_without_sale: { enabled: true, severity: 'high' },
-      refund_exceeds_sale: { enabled: true, severity: 'critical' },
-    },
+    rules: rules as unknown as RulesSection,
     overrides: { merchants: {}, terminals: {} },
-    policy: {
-      duplicate_charge: [
-        { kind: 'REVIEW_REFUND', expires_after: null },
-        { kind: 'NOTIFY_MERCHANT', expires_after: null },
-      ],
-      abnormal_amount: [],
-      sync_lag: [{ kind: 'NOTIFY_MERCHANT', expires_after: null }],
-      sequence_gap: [{ kind: 'NOTIFY_MERCHANT', expires_after: null }],
-      refund_without_sale: [
-        { kind: 'FREEZE_TERMINAL', expires_after: 24 * HOUR },
-        { kind: 'NOTIFY_ACQUIRER', expires_after: null },
-      ],
-      refund_exceeds_sale: [
-        { kind: 'FREEZE_TERMINAL', expires_after: 24 * HOUR },
-        { kind: 'NOTIFY_ACQUIRER', expires_after: null },
-      ],
-    },
+    policy: policy as Record<RuleId, PolicyAction[]>,
+    shadow: {},
   };
 }
 
@@ -126,17 +71,7 @@ export const ACTION_TARGETS: Readonly<Record<ActionKind, TargetType>> = {
   NOTIFY_ACQUIRER: 'ACQUIRER',
 };
 
-/** Rules whose alerts have no card (terminal-level problems): a CARD action cannot target them. */
-const RULES_WITHOUT_CARD: ReadonlySet<RuleId> = new Set(['sync_lag', 'sequence_gap']);
-/** Rules whose alerts are about no single transaction: a TRANSACTION action cannot target them. */
-const RULES_WITHOUT_TXN: ReadonlySet<RuleId> = new Set(['sync_lag', 'sequence_gap']);
-
-export interface ConfigIssue {
-  path: string;
-  problem: string;
-}
-
-/** A rules file that does not validate; `issues` lists every problem, each with its key path. */
+/** A rules document that does not validate; `issues` lists every problem, each with its key path. */
 export class RulesConfigError extends Error {
   override readonly name = 'RulesConfigError';
   constructor(readonly issues: ConfigIssue[]) {
@@ -151,7 +86,7 @@ export class RulesConfigError extends Error {
   }
 }
 
-/** Parses a rules file (YAML or JSON text), validates it and fills defaults. */
+/** Parses a rules document (YAML or JSON text), validates it and fills defaults. */
 export function loadRulesConfig(text: string, format: 'yaml' | 'json'): RulesConfig {
   let obj: unknown;
   try {
@@ -162,237 +97,172 @@ export function loadRulesConfig(text: string, format: 'yaml' | 'json'): RulesCon
   return parseRulesConfig(obj);
 }
 
-const show = (v: unknown): string => {
-  if (v === undefined) return 'nothing';
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
-};
+// ------------------------------------------------------------------ the document schema
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: MIN, h: HOUR, d: DAY };
+type Level = 'base' | 'merchant' | 'terminal' | 'shadow';
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Collects issues while walking the raw object; readers return undefined after recording a problem. */
-class Checker {
-  readonly issues: ConfigIssue[] = [];
-  fail(path: string, problem: string): undefined {
-    this.issues.push({ path, problem });
-    return undefined;
+/** A rule's fields at one level: common fields + the rule's own, merchant-only fields refused per terminal, no mode in shadow. */
+function ruleFields(id: RuleId, level: Level) {
+  const def = RULE_BY_ID[id];
+  const shape: Record<string, z.ZodType> = { enabled: bool(), severity: severity() };
+  if (level !== 'shadow') shape.mode = mode();
+  for (const [k, s] of Object.entries(def.fields as Record<string, z.ZodType>)) {
+    const why = (def.merchantOnly as Record<string, string> | undefined)?.[k];
+    shape[k] =
+      level === 'terminal' && why !== undefined
+        ? z.unknown().superRefine((_v, ctx) => ctx.addIssue({ code: 'custom', message: `cannot be set per terminal (${why}); set it per merchant` }))
+        : s;
   }
-  obj(v: unknown, path: string): Obj | undefined {
-    if (v === undefined || v === null) return {};
-    return isObj(v) ? v : this.fail(path, `expected a mapping, got ${show(v)}`);
-  }
-  known(o: Obj, path: string, keys: readonly string[]): void {
-    for (const k of Object.keys(o)) {
-      if (!keys.includes(k)) this.fail(path ? `${path}.${k}` : k, `unknown key (expected one of ${keys.join(', ')})`);
-    }
-  }
-  bool(v: unknown, path: string): boolean | undefined {
-    return typeof v === 'boolean' ? v : this.fail(path, `expected true or false, got ${show(v)}`);
-  }
-  num(v: unknown, path: string, min: number, max = Infinity, integer = false): number | undefined {
-    const ok = typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max && (!integer || Number.isInteger(v));
-    if (ok) return v;
-    const what = integer ? 'an integer' : 'a number';
-    const range = max === Infinity ? `>= ${min}` : `between ${min} and ${max}`;
-    return this.fail(path, `expected ${what} ${range}, got ${show(v)}`);
-  }
-  /** A duration: milliseconds as a number, or a string such as 500ms, 90s, 10m, 24h, 7d. */
-  duration(v: unknown, path: string, minMs: number): number | undefined {
-    let ms: number | undefined;
-    if (typeof v === 'number' && Number.isFinite(v)) ms = v;
-    else if (typeof v === 'string') {
-      const m = DURATION.exec(v.trim());
-      if (m) ms = Number(m[1]) * UNIT_MS[m[2]!]!;
-    }
-    if (ms === undefined || !Number.isInteger(ms)) return this.fail(path, `expected a duration (milliseconds, or a string like 90s, 10m, 24h, 7d), got ${show(v)}`);
-    if (ms < minMs) return this.fail(path, `expected a duration of at least ${minMs} ms, got ${show(v)}`);
-    return ms;
-  }
-  oneOf<T extends string>(v: unknown, path: string, values: readonly T[]): T | undefined {
-    return (values as readonly unknown[]).includes(v) ? (v as T) : this.fail(path, `expected one of ${values.join(', ')}, got ${show(v)}`);
-  }
+  return section(shape);
 }
 
-type FieldReader = (c: Checker, v: unknown, path: string) => unknown;
-const FIELD_READERS: Record<RuleId, Record<string, FieldReader>> = (() => {
-  const common: Record<string, FieldReader> = {
-    enabled: (c, v, p) => c.bool(v, p),
-    severity: (c, v, p) => c.oneOf(v, p, SeverityValues),
-  };
-  return {
-    duplicate_charge: { ...common, window: (c, v, p) => c.duration(v, p, 1) },
-    abnormal_amount: {
-      ...common,
-      ratio: (c, v, p) => c.num(v, p, 3),
-      min_sales: (c, v, p) => c.num(v, p, 1, 1_000_000, true),
-      sample_size: (c, v, p) => c.num(v, p, 1, 10_001, true),
-    },
-    sync_lag: { ...common, threshold: (c, v, p) => c.duration(v, p, 1) },
-    sequence_gap: { ...common, timeout: (c, v, p) => c.duration(v, p, 1) },
-    refund_without_sale: { ...common },
-    refund_exceeds_sale: { ...common },
-  };
-})();
+const rulesSection = (level: Level) => section(Object.fromEntries(RULES.map((r) => [r.id, ruleFields(r.id, level)])));
 
-/** Fields that make no sense per terminal (the duplicate window pairs sales across terminals). */
-const MERCHANT_ONLY_FIELDS: Partial<Record<RuleId, readonly string[]>> = { duplicate_charge: ['window'] };
+const policyObject = section({ kind: oneOf(ActionKindValues), expires_after: duration(1).nullable() });
 
-function readRuleFields(c: Checker, raw: unknown, path: string, rule: RuleId, level: 'base' | 'merchant' | 'terminal'): Obj | undefined {
-  const o = c.obj(raw, path);
-  if (!o) return undefined;
-  const readers = FIELD_READERS[rule];
-  c.known(o, path, Object.keys(readers));
-  const out: Obj = {};
-  for (const [k, v] of Object.entries(o)) {
-    const reader = readers[k];
-    if (!reader) continue;
-    if (level === 'terminal' && MERCHANT_ONLY_FIELDS[rule]?.includes(k)) {
-      c.fail(`${path}.${k}`, 'cannot be set per terminal (it pairs sales across the terminals of a merchant); set it per merchant');
-      continue;
-    }
-    const val = reader(c, v, `${path}.${k}`);
-    if (val !== undefined) out[k] = val;
-  }
-  return out;
-}
-
-function readOverrides(c: Checker, raw: unknown, path: string, level: 'merchant' | 'terminal'): Record<string, RuleOverrides> {
-  const o = c.obj(raw, path);
-  const entries: [string, RuleOverrides][] = [];
-  if (!o) return {};
-  for (const [id, v] of Object.entries(o)) {
-    const p = `${path}.${id}`;
-    const ro = c.obj(v, p);
-    if (!ro) continue;
-    c.known(ro, p, RULE_IDS);
-    const res: Obj = {};
-    for (const rule of RULE_IDS) {
-      if (ro[rule] === undefined) continue;
-      const f = readRuleFields(c, ro[rule], `${p}.${rule}`, rule, level);
-      if (f) res[rule] = f;
-    }
-    entries.push([id, res as RuleOverrides]);
-  }
-  // fromEntries defines own properties, so an id such as "__proto__" stays an ordinary key.
-  return Object.fromEntries(entries);
-}
-
-function readPolicy(c: Checker, raw: unknown, defaults: RulesConfig['policy']): RulesConfig['policy'] {
-  const out = { ...defaults };
-  const o = c.obj(raw, 'policy');
-  if (!o) return out;
-  c.known(o, 'policy', RULE_IDS);
-  for (const rule of RULE_IDS) {
-    const v = o[rule];
-    if (v === undefined) continue;
-    const path = `policy.${rule}`;
-    if (v === null) {
-      out[rule] = [];
-      continue;
-    }
-    if (!Array.isArray(v)) {
-      c.fail(path, `expected a list of actions (e.g. [NOTIFY_MERCHANT] or [{kind: FREEZE_TERMINAL, expires_after: 24h}]), got ${show(v)}`);
-      continue;
-    }
-    const list: PolicyAction[] = [];
-    v.forEach((item: unknown, i) => {
-      const p = `${path}[${i}]`;
-      let kindRaw: unknown = item;
-      let expires: number | null = null;
-      if (isObj(item)) {
-        c.known(item, p, ['kind', 'expires_after']);
-        kindRaw = item.kind;
-        if (item.expires_after !== undefined && item.expires_after !== null) expires = c.duration(item.expires_after, `${p}.expires_after`, 1) ?? null;
-      }
-      const kind = c.oneOf(kindRaw, isObj(item) ? `${p}.kind` : p, ActionKindValues);
-      if (!kind) return;
-      const target = ACTION_TARGETS[kind];
-      if (target === 'CARD' && RULES_WITHOUT_CARD.has(rule)) return void c.fail(p, `${kind} needs a card, and ${rule} alerts have none`);
-      if (target === 'TRANSACTION' && RULES_WITHOUT_TXN.has(rule)) return void c.fail(p, `${kind} needs a transaction, and ${rule} alerts are about a terminal, not one transaction`);
-      if (list.some((a) => a.kind === kind)) return void c.fail(p, `${kind} is listed twice`);
-      list.push({ kind, expires_after: expires });
+function policyList(id: RuleId) {
+  const def = RULE_BY_ID[id];
+  return z
+    .union([z.null(), z.array(z.unknown())], {
+      error: (iss) => `expected a list of actions (e.g. [NOTIFY_MERCHANT] or [{kind: FREEZE_TERMINAL, expires_after: 24h}]), got ${show(iss.input)}`,
+    })
+    .transform((v, ctx) => {
+      const list: PolicyAction[] = [];
+      (v ?? []).forEach((item, i) => {
+        // Each item is parsed on its own so that an object item reports `[i].kind` and a bare one `[i]`.
+        const isObj = typeof item === 'object' && item !== null && !Array.isArray(item);
+        const r = (isObj ? policyObject : oneOf(ActionKindValues)).safeParse(item);
+        if (!r.success) {
+          for (const iss of r.error.issues) {
+            if (iss.code === 'unrecognized_keys') for (const k of iss.keys) ctx.addIssue({ code: 'custom', message: iss.message, path: [i, k] });
+            else ctx.addIssue({ code: 'custom', message: iss.message, path: [i, ...iss.path] });
+          }
+          return;
+        }
+        const val = r.data as ActionKind | { kind?: ActionKind; expires_after?: number | null };
+        const kind = typeof val === 'string' ? val : val.kind;
+        if (kind === undefined) return void ctx.addIssue({ code: 'custom', message: `expected one of ${ActionKindValues.join(', ')}, got nothing`, path: [i, 'kind'] });
+        const expires = typeof val === 'string' ? null : (val.expires_after ?? null);
+        const target = ACTION_TARGETS[kind];
+        const fail = (message: string): void => ctx.addIssue({ code: 'custom', message, path: [i] });
+        if (target === 'CARD' && !def.alertHas.card) return fail(`${kind} needs a card, and ${id} alerts have none`);
+        if (target === 'TRANSACTION' && !def.alertHas.transaction) return fail(`${kind} needs a transaction, and ${id} alerts are about a terminal, not one transaction`);
+        if (list.some((a) => a.kind === kind)) return fail(`${kind} is listed twice`);
+        list.push({ kind, expires_after: expires });
+      });
+      return list;
     });
-    out[rule] = list;
-  }
-  return out;
+}
+
+const documentSchema = section({
+  version: num(1, Infinity, true),
+  engine: section({ allowed_lateness: duration(1), refund_lookback: duration(1), terminal_idle_ttl: duration(1), max_clock_skew: duration(0) }),
+  rules: rulesSection('base'),
+  overrides: section({ merchants: record(rulesSection('merchant')), terminals: record(rulesSection('terminal')) }),
+  policy: section(Object.fromEntries(RULES.map((r) => [r.id, policyList(r.id)]))),
+  shadow: rulesSection('shadow'),
+});
+
+/** Copies own enumerable entries into a fresh object with defineProperty semantics (ids like "__proto__" stay plain keys). */
+const own = <T>(entries: Iterable<[string, T]>): Record<string, T> => Object.fromEntries(entries);
+const dropUndefined = (o: object | undefined): Record<string, unknown> => own(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
+
+/**
+ * Overrides keyed by ids from the data, rebuilt from the raw input's own keys (zod's record output
+ * would turn an id such as "__proto__" into a prototype); the input has already been validated.
+ */
+function overridesOf(raw: unknown, level: 'merchant' | 'terminal'): Record<string, RuleOverrides> {
+  if (typeof raw !== 'object' || raw === null) return {};
+  const schema = rulesSection(level);
+  return own(
+    Object.keys(raw).map((id) => {
+      const rules = schema.parse(Object.getOwnPropertyDescriptor(raw, id)!.value) as Record<string, object | undefined>;
+      const o: Record<string, unknown> = {};
+      for (const r of RULES) {
+        const f = rules[r.id];
+        if (f !== undefined) o[r.id] = dropUndefined(f);
+      }
+      return [id, o as RuleOverrides];
+    }),
+  );
 }
 
 /**
- * Validates a decoded rules file (any shape) and returns a complete config, defaults filled.
+ * Validates a decoded rules document (any shape) and returns a complete config, defaults filled.
  * `null`/`undefined` (an empty file) means all defaults. Throws RulesConfigError listing every problem.
  * Idempotent: parseRulesConfig(parseRulesConfig(x)) deep-equals parseRulesConfig(x).
  */
 export function parseRulesConfig(obj: unknown): RulesConfig {
-  const c = new Checker();
+  const r = documentSchema.safeParse(obj);
+  if (!r.success) throw new RulesConfigError(toIssues(r.error));
+  // Sections left out parse as undefined.
+  const parsed = r.data as {
+    version?: number;
+    engine?: Partial<EngineSettings>;
+    rules?: Record<string, object | undefined>;
+    policy?: Record<string, PolicyAction[] | undefined>;
+    shadow?: Record<string, object | undefined>;
+  };
+  const doc = { version: parsed.version, engine: parsed.engine ?? {}, rules: parsed.rules ?? {}, policy: parsed.policy ?? {}, shadow: parsed.shadow ?? {} };
   const d = defaultRulesConfig();
-  const root = c.obj(obj, '(root)');
-  if (!root) throw new RulesConfigError(c.issues);
-  c.known(root, '', ['version', 'engine', 'rules', 'overrides', 'policy']);
-  if (root.version !== undefined && root.version !== 1) c.fail('version', `expected 1 (the only rules file version), got ${show(root.version)}`);
-
-  const engine = { ...d.engine };
-  const eo = c.obj(root.engine, 'engine');
-  if (eo) {
-    c.known(eo, 'engine', Object.keys(engine));
-    for (const k of Object.keys(engine) as (keyof EngineSettings)[]) {
-      if (eo[k] === undefined) continue;
-      const v = c.duration(eo[k], `engine.${k}`, 1);
-      if (v !== undefined) engine[k] = v;
-    }
+  const rawOverrides = (obj as { overrides?: { merchants?: unknown; terminals?: unknown } | null } | null | undefined)?.overrides ?? {};
+  const config: RulesConfig = {
+    version: doc.version ?? 1,
+    engine: { ...d.engine, ...(dropUndefined(doc.engine) as Partial<EngineSettings>) },
+    rules: d.rules,
+    overrides: { merchants: overridesOf(rawOverrides.merchants, 'merchant'), terminals: overridesOf(rawOverrides.terminals, 'terminal') },
+    policy: d.policy,
+    shadow: {},
+  };
+  const shadow: Record<string, unknown> = {};
+  for (const rule of RULES) {
+    const f = doc.rules[rule.id];
+    if (f !== undefined) Object.assign(config.rules[rule.id], dropUndefined(f));
+    const p = doc.policy[rule.id];
+    if (p !== undefined) config.policy[rule.id] = p;
+    const s = doc.shadow[rule.id];
+    if (s !== undefined) shadow[rule.id] = dropUndefined(s);
   }
-
-  const rules = d.rules;
-  const ro = c.obj(root.rules, 'rules');
-  if (ro) {
-    c.known(ro, 'rules', RULE_IDS);
-    for (const rule of RULE_IDS) {
-      if (ro[rule] === undefined) continue;
-      const f = readRuleFields(c, ro[rule], `rules.${rule}`, rule, 'base');
-      if (f) Object.assign(rules[rule], f);
-    }
-  }
-
-  const overrides = { merchants: {} as Record<string, RuleOverrides>, terminals: {} as Record<string, RuleOverrides> };
-  const oo = c.obj(root.overrides, 'overrides');
-  if (oo) {
-    c.known(oo, 'overrides', ['merchants', 'terminals']);
-    overrides.merchants = readOverrides(c, oo.merchants, 'overrides.merchants', 'merchant');
-    overrides.terminals = readOverrides(c, oo.terminals, 'overrides.terminals', 'terminal');
-  }
-
-  const policy = readPolicy(c, root.policy, d.policy);
+  config.shadow = shadow as ShadowSection;
 
   // Cross-field checks: a forgotten terminal must not take pending state with it.
-  const longestTimeout = Math.max(
-    rules.sequence_gap.timeout,
-    ...Object.values(overrides.merchants).map((o) => o.sequence_gap?.timeout ?? 0),
-    ...Object.values(overrides.terminals).map((o) => o.sequence_gap?.timeout ?? 0),
-  );
-  if (c.issues.length === 0 && engine.terminal_idle_ttl <= longestTimeout) {
-    c.fail('engine.terminal_idle_ttl', `must be longer than the longest sequence_gap timeout (${longestTimeout} ms), got ${engine.terminal_idle_ttl} ms`);
+  const issues: ConfigIssue[] = [];
+  const { engine, rules, overrides } = config;
+  const levels = [...Object.values(overrides.merchants), ...Object.values(overrides.terminals), config.shadow as RuleOverrides];
+  const longestTimeout = Math.max(rules.sequence_gap.timeout, ...levels.map((o) => o.sequence_gap?.timeout ?? 0));
+  if (engine.terminal_idle_ttl <= longestTimeout) {
+    issues.push({ path: 'engine.terminal_idle_ttl', problem: `must be longer than the longest sequence_gap timeout (${longestTimeout} ms), got ${engine.terminal_idle_ttl} ms` });
   }
   // One record serves both duplicate legs and refund matching: it must outlive the duplicate horizon.
-  const longestWindow = Math.max(rules.duplicate_charge.window, ...Object.values(overrides.merchants).map((o) => o.duplicate_charge?.window ?? 0));
-  if (c.issues.length === 0 && engine.refund_lookback < engine.allowed_lateness + longestWindow) {
-    c.fail('engine.refund_lookback', `must be at least allowed_lateness + the longest duplicate_charge window (${engine.allowed_lateness + longestWindow} ms), got ${engine.refund_lookback} ms`);
+  const longestWindow = Math.max(rules.duplicate_charge.window, ...[...Object.values(overrides.merchants), config.shadow as RuleOverrides].map((o) => o.duplicate_charge?.window ?? 0));
+  if (issues.length === 0 && engine.refund_lookback < engine.allowed_lateness + longestWindow) {
+    issues.push({ path: 'engine.refund_lookback', problem: `must be at least allowed_lateness + the longest duplicate_charge window (${engine.allowed_lateness + longestWindow} ms), got ${engine.refund_lookback} ms` });
   }
-  if (c.issues.length > 0) throw new RulesConfigError(c.issues);
-  return { version: 1, engine, rules, overrides, policy };
+  if (issues.length > 0) throw new RulesConfigError(issues);
+  return config;
 }
 
 /** The effective parameters of every rule for one terminal: base < merchant override < terminal override. */
 export type ResolvedRules = RulesSection;
 
+/** Active parameters (variant 0) of every rule for a merchant and terminal. */
 export function resolveRules(config: RulesConfig, merchantId: string, terminalId: string | null): ResolvedRules {
+  return resolveVariant(config, 0, merchantId, terminalId);
+}
+
+/**
+ * Parameters of one variant: 0 = the rules section, 1 = the shadow instances (rules section with the
+ * shadow section's fields on top, mode shadow). Overrides apply to both, on top.
+ */
+export function resolveVariant(config: RulesConfig, variant: 0 | 1, merchantId: string, terminalId: string | null): ResolvedRules {
   // hasOwn: ids come from the data, and "constructor" or "__proto__" must not find Object.prototype.
   const m = Object.hasOwn(config.overrides.merchants, merchantId) ? config.overrides.merchants[merchantId] : undefined;
   const t = terminalId !== null && Object.hasOwn(config.overrides.terminals, terminalId) ? config.overrides.terminals[terminalId] : undefined;
-  if (!m && !t) return config.rules;
+  if (!m && !t && variant === 0) return config.rules;
   const out = {} as Record<RuleId, unknown>;
-  for (const rule of RULE_IDS) out[rule] = { ...config.rules[rule], ...m?.[rule], ...t?.[rule] };
+  for (const { id } of RULES) {
+    const shadow: Partial<RuleCommon> | undefined = variant === 1 ? { ...config.shadow[id], mode: 'shadow' } : undefined;
+    out[id] = { ...config.rules[id], ...shadow, ...m?.[id], ...t?.[id], ...(shadow ? { mode: 'shadow' } : undefined) };
+  }
   return out as unknown as ResolvedRules;
 }

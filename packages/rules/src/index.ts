@@ -8,6 +8,7 @@ export {
   loadRulesConfig,
   parseRulesConfig,
   resolveRules,
+  resolveVariant,
   type RuleId,
   type RulesConfig,
   type RulesSection,
@@ -23,7 +24,11 @@ export {
   type PolicyAction,
   type ConfigIssue,
   type ResolvedRules,
+  type RuleMode,
+  type ShadowSection,
 } from './config.js';
+export { RULES } from './rules/registry.js';
+export type { RuleDefinition, RuleInstance, EngineCore } from './rules/types.js';
 export { createRuleEngine } from './engine.js';
 export { alertId, actionId } from './ids.js';
 export { MedianSample } from './median.js';
@@ -34,7 +39,6 @@ export type {
   EntityChange,
   EngineOutput,
   EngineStats,
-  EngineSnapshot,
   MerchantSnapshot,
   TerminalSnapshot,
   SaleSnapshot,

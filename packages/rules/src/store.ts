@@ -68,6 +68,27 @@ export class RowIndex {
     this.count++;
   }
 
+  /** The first slot of a hash's probe run. */
+  first(hash: number): number {
+    return hash & this.mask;
+  }
+  /** The slot after i in a probe run. */
+  nextSlot(i: number): number {
+    return (i + 1) & this.mask;
+  }
+  /** Row at slot i, -1 = empty (ends a probe run). */
+  rowAt(i: number): number {
+    return this.slots[i << 1]! - 1;
+  }
+  /** Hash stored at slot i. */
+  hashAt(i: number): number {
+    return this.slots[(i << 1) + 1]!;
+  }
+  /** Loads the first probe line of a hash (issued early so its cache miss overlaps other work). */
+  probe(hash: number): number {
+    return this.slots[(hash & this.mask) << 1]!;
+  }
+
   /** Row stored at slot i. */
   row(i: number): number {
     return this.slots[i << 1]! - 1;
@@ -248,19 +269,19 @@ interface WheelBucket {
 
 // Row layout: one 64-byte cache line per sale, read through two views of one buffer.
 // Float64 slots (index row * 8 + k):
-export const F_ET = 0; // sale event_time
-export const F_DUP_EXP = 1; // duplicate-leg expiry (clock)
-export const F_REF_EXP = 2; // refund-matching expiry (clock)
-export const F_AMOUNT = 3; // sale amount_minor
+const F_ET = 0; // sale event_time
+const F_DUP_EXP = 1; // duplicate-leg expiry (clock)
+const F_REF_EXP = 2; // refund-matching expiry (clock)
+const F_AMOUNT = 3; // sale amount_minor
 // Int32 slots (index row * 16 + k), in the second half of the line:
-export const I_MERCHANT = 8; // merchant tag
-export const I_FLAGS = 9;
-export const I_LEG_NEXT = 10; // next row in the duplicate chain, -1 = end
-export const I_GEN = 11; // bumped when the row is freed (stale expiry entries ignore it)
-export const I_TXN_HASH = 12;
-export const I_DUP_HASH = 13;
-export const I_PREV = 14; // merchant list
-export const I_NEXT = 15;
+const I_MERCHANT = 8; // merchant tag
+const I_FLAGS = 9;
+const I_LEG_NEXT = 10; // next row in the duplicate chain, -1 = end
+const I_GEN = 11; // bumped when the row is freed (stale expiry entries ignore it)
+const I_TXN_HASH = 12;
+const I_DUP_HASH = 13;
+const I_PREV = 14; // merchant list
+const I_NEXT = 15;
 
 /** Growable row store; rows are recycled through a free list and stamped with a generation. */
 export class SaleRows {
@@ -292,6 +313,87 @@ export class SaleRows {
     this.currency = new Array<string>(capacity).fill('');
   }
 
+  // Named accessors: the only code that knows the row layout. Small and monomorphic, so V8 inlines
+  // them into the callers (measured: no difference from the raw offsets in bench:rules).
+  eventTime(r: number): number {
+    return this.f[r * 8 + F_ET]!;
+  }
+  setEventTime(r: number, v: number): void {
+    this.f[r * 8 + F_ET] = v;
+  }
+  dupExpiry(r: number): number {
+    return this.f[r * 8 + F_DUP_EXP]!;
+  }
+  setDupExpiry(r: number, v: number): void {
+    this.f[r * 8 + F_DUP_EXP] = v;
+  }
+  refExpiry(r: number): number {
+    return this.f[r * 8 + F_REF_EXP]!;
+  }
+  setRefExpiry(r: number, v: number): void {
+    this.f[r * 8 + F_REF_EXP] = v;
+  }
+  amount(r: number): number {
+    return this.f[r * 8 + F_AMOUNT]!;
+  }
+  setAmount(r: number, v: number): void {
+    this.f[r * 8 + F_AMOUNT] = v;
+  }
+  merchant(r: number): number {
+    return this.i[r * 16 + I_MERCHANT]!;
+  }
+  setMerchant(r: number, v: number): void {
+    this.i[r * 16 + I_MERCHANT] = v;
+  }
+  flags(r: number): number {
+    return this.i[r * 16 + I_FLAGS]!;
+  }
+  setFlags(r: number, v: number): void {
+    this.i[r * 16 + I_FLAGS] = v;
+  }
+  addFlags(r: number, bits: number): void {
+    this.i[r * 16 + I_FLAGS] = this.i[r * 16 + I_FLAGS]! | bits;
+  }
+  clearFlags(r: number, bits: number): void {
+    this.i[r * 16 + I_FLAGS] = this.i[r * 16 + I_FLAGS]! & ~bits;
+  }
+  /** Next row in a duplicate-leg chain, -1 = end. */
+  legNext(r: number): number {
+    return this.i[r * 16 + I_LEG_NEXT]!;
+  }
+  setLegNext(r: number, v: number): void {
+    this.i[r * 16 + I_LEG_NEXT] = v;
+  }
+  /** Generation: bumped when the row is freed, so stale references (expiry entries) can tell. */
+  gen(r: number): number {
+    return this.i[r * 16 + I_GEN]!;
+  }
+  txnHash(r: number): number {
+    return this.i[r * 16 + I_TXN_HASH]!;
+  }
+  setTxnHash(r: number, v: number): void {
+    this.i[r * 16 + I_TXN_HASH] = v;
+  }
+  dupHash(r: number): number {
+    return this.i[r * 16 + I_DUP_HASH]!;
+  }
+  setDupHash(r: number, v: number): void {
+    this.i[r * 16 + I_DUP_HASH] = v;
+  }
+  /** Previous / next row of the same merchant (insertion order), -1 = none. */
+  prev(r: number): number {
+    return this.i[r * 16 + I_PREV]!;
+  }
+  setPrev(r: number, v: number): void {
+    this.i[r * 16 + I_PREV] = v;
+  }
+  next(r: number): number {
+    return this.i[r * 16 + I_NEXT]!;
+  }
+  setNext(r: number, v: number): void {
+    this.i[r * 16 + I_NEXT] = v;
+  }
+
   alloc(): number {
     this.live++;
     const f = this.free.pop();
@@ -302,9 +404,8 @@ export class SaleRows {
 
   release(row: number): void {
     this.live--;
-    const b = row * 16;
-    this.i[b + I_GEN] = (this.i[b + I_GEN]! + 1) | 0;
-    this.i[b + I_FLAGS] = 0;
+    this.i[row * 16 + I_GEN] = (this.i[row * 16 + I_GEN]! + 1) | 0;
+    this.i[row * 16 + I_FLAGS] = 0;
     this.txn[row] = '';
     this.eventId[row] = null;
     this.card[row] = null;

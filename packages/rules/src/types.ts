@@ -1,9 +1,15 @@
 import type { Action, Alert, AlertUpdate, RefundReason, Transaction } from '@tillwatch/schemas';
+import type { RulesConfig } from './config.js';
 
 /** What one engine call produced. The shared empty result is frozen: do not mutate outputs. */
 export interface EngineOutput {
   alerts: Alert[];
   actions: Action[];
+  /**
+   * Alerts of shadow instances and of rules or overrides in `mode: shadow`: same contract as alerts,
+   * never in `alerts`, and no actions come from them.
+   */
+  shadowAlerts: Alert[];
   /** Lifecycle updates of earlier alerts (pos.alerts.updates.v1); absent or empty when none. */
   updates?: AlertUpdate[];
   /** One reason per approved REFUND, REVERSAL or VOID (pos.refunds.reasons.v1); absent or empty when none. */
@@ -56,6 +62,8 @@ export interface TerminalSnapshot {
   /** Recent approved sale amounts, oldest first. */
   sample: number[];
   gaps: GapSnapshot[];
+  /** State of shadow instances, per rule id (their own fields, as above); absent without any. */
+  shadow?: Record<string, Record<string, unknown>>;
 }
 
 export interface RefundSnapshot {
@@ -96,12 +104,6 @@ export interface MerchantSnapshot {
   sales: SaleSnapshot[];
 }
 
-export interface EngineSnapshot {
-  v: 1;
-  clock: number;
-  merchants: [merchantId: string, snapshot: MerchantSnapshot][];
-}
-
 export interface EngineOptions {
   /**
    * Sales the engine expects to hold at once (a capacity hint, not a limit): its buffers start at that
@@ -124,19 +126,21 @@ export interface RuleEngine {
   onTransaction(t: Transaction): EngineOutput;
   /** Raises the clock to nowMs if later and fires every timer due at or before it. */
   advanceClock(nowMs: number): EngineOutput;
-  /** Merchants whose state changed since the last call; null = state fully expired (tombstone). */
-  takeDirty(): [merchantId: string, snapshot: MerchantSnapshot | null][];
+  /**
+   * Replaces the rule set for subsequent events and timers without losing state (per rule, what a
+   * change does to its state is in the rules README). Atomic: call it between events.
+   */
+  setRules(config: RulesConfig): void;
+  /** The version of the rule set in force (RulesConfig.version; every alert carries it as rules_version). */
+  rulesVersion(): number;
   /**
    * Terminals and sales changed since the last call, and those removed (value null): an O(changes)
    * feed for an entity-level changelog. Tracking starts at the first call (which returns nothing).
    * Restoring the entities (grouped per merchant, through restoreMerchant) gives back the state.
    */
   takeChangedEntities(): EntityChange[];
-  /** Replaces one merchant's state (null removes it). Does not fire timers: the next call does. */
+  /** Replaces one merchant's state (null removes it); used by createChangelogView's restore. Does not fire timers. */
   restoreMerchant(merchantId: string, snapshot: MerchantSnapshot | null): void;
-  snapshotAll(): EngineSnapshot;
-  /** Replaces the whole state. */
-  restoreAll(snapshot: EngineSnapshot): void;
   clock(): number;
   /** Raises the clock (never lowers it) without firing timers; the next call fires what is due. */
   setClock(ms: number): void;

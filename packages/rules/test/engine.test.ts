@@ -4,7 +4,7 @@ import { alertId, createChangelogView, createRuleEngine, defaultRulesConfig, par
 import { HOUR, MIN, SEC, Scenario, T0 } from './helpers/builder.js';
 
 const run = (e: RuleEngine, s: Scenario): EngineOutput => {
-  const out: EngineOutput = { alerts: [], actions: [] };
+  const out: EngineOutput = { alerts: [], actions: [], shadowAlerts: [] };
   for (const t of s.events) {
     const o = e.onTransaction(t);
     out.alerts.push(...o.alerts);
@@ -126,48 +126,57 @@ describe('state, snapshots and changelog', () => {
     expect(e.stats()).toMatchObject({ merchants: 2, terminals: 3, cards: 4, sales: 5, duplicateLegs: 4, pendingGaps: 1, samples: 3, events: 5, lateSales: 0, clock: T0 + 4 * MIN + 1500 });
   });
 
-  it('takeDirty returns the merchants changed since the last call, as plain JSON', () => {
+  it('the changelog view returns the entities changed since the last call, as plain JSON', () => {
     const e = createRuleEngine(defaultRulesConfig());
+    const view = createChangelogView(e);
     const s = new Scenario();
     e.onTransaction(s.sale({ at: 0, merchant: 'M1', card: 'tok_a' }));
     e.onTransaction(s.sale({ at: MIN, merchant: 'M2', terminal: 'T7', card: 'tok_b' }));
-    const first = e.takeDirty();
-    expect(first.map(([id]) => id)).toEqual(['M1', 'M2']);
+    const first = view.takeChanges();
+    expect(first.map(([k]) => k)).toEqual(['M1\u001ft\u001fT1', 'M2\u001ft\u001fT7', 'M1\u001fs\u001ftx-0001', 'M2\u001fs\u001ftx-0002']);
     expect(JSON.parse(JSON.stringify(first))).toEqual(first);
-    expect(first[0]![1]).toMatchObject({ v: 1, clock: T0 + MIN + 1500, terminals: [{ id: 'T1', max_seq: 1, sample: [1250] }], sales: [{ txn_id: 'tx-0001', dup: true, seen: true }] });
-    expect(e.takeDirty()).toEqual([]);
+    expect(first[0]![1]).toMatchObject({ id: 'T1', max_seq: 1, sample: [1250], lag_episode: false, sales_seen: 1 });
+    expect(first[2]![1]).toMatchObject({ sale: { txn_id: 'tx-0001', dup: true, seen: true } });
+    expect(view.takeChanges()).toEqual([]);
     e.onTransaction(s.sale({ at: 2 * MIN, merchant: 'M2', terminal: 'T7', card: 'tok_c' }));
-    expect(e.takeDirty().map(([id]) => id)).toEqual(['M2']);
+    expect(view.takeChanges().map(([k]) => k.split('\u001f')[0])).toEqual(['M2', 'M2']);
   });
 
   it('restoreMerchant replaces or removes one merchant; restoring raises the clock', () => {
     const a = createRuleEngine(defaultRulesConfig());
+    const viewA = createChangelogView(a);
     const s = new Scenario();
     a.onTransaction(s.sale({ at: 0, card: 'tok_a', amount: 999 }));
-    const [[id, snap]] = a.takeDirty() as [[string, NonNullable<ReturnType<RuleEngine['takeDirty']>[number][1]>]];
     const b = createRuleEngine(defaultRulesConfig());
+    const viewB = createChangelogView(b);
     b.onTransaction(new Scenario('other').sale({ at: -HOUR, card: 'tok_zz', amount: 999 }));
-    b.restoreMerchant(id, snap);
+    viewB.takeChanges();
+    b.setClock(a.clock());
+    viewB.restore(viewA.takeChanges().map(([k, v]) => [k, v!]));
     expect(b.clock()).toBe(T0 + 1500);
-    expect(b.takeDirty()).toEqual([]); // the restored state is already in the changelog
+    expect(viewB.takeChanges()).toEqual([]); // the restored state is already in the changelog
     const dup = b.onTransaction(s.sale({ at: MIN, card: 'tok_a', amount: 999, terminal: 'T2' }));
     expect(dup.alerts.map((x) => x.rule)).toEqual(['duplicate_charge']);
-    b.restoreMerchant(id, null);
+    b.restoreMerchant('M1', null);
     expect(b.stats().merchants).toBe(0);
   });
 
-  it('forgets expired state and tombstones the merchant', () => {
+  it('forgets expired state and tombstones every entity', () => {
     const e = createRuleEngine(defaultRulesConfig());
+    const view = createChangelogView(e);
     const s = new Scenario();
     e.onTransaction(s.sale({ at: 0, card: 'tok_a' }));
-    e.takeDirty();
+    view.takeChanges();
     e.advanceClock(T0 + 2 * 24 * HOUR);
     expect(e.stats()).toMatchObject({ sales: 1, duplicateLegs: 0, cards: 0, terminals: 1 });
     e.advanceClock(T0 + 8 * 24 * HOUR);
     expect(e.stats()).toMatchObject({ sales: 0, terminals: 1 });
     e.advanceClock(T0 + 31 * 24 * HOUR);
     expect(e.stats()).toMatchObject({ merchants: 0, terminals: 0, sales: 0 });
-    expect(e.takeDirty()).toEqual([['M1', null]]);
+    expect(view.takeChanges().sort()).toEqual([
+      ['M1\u001fs\u001ftx-0001', null],
+      ['M1\u001ft\u001fT1', null],
+    ]);
   });
 
   it('a refund after the lookback no longer finds its sale (and the sale is not kept longer than that)', () => {

@@ -27,6 +27,7 @@ async function seed(ch: ClickHouse): Promise<{ alerts: number; transactions: num
     alert_id: EXAMPLES.alertId,
     rule: 'duplicate_charge',
     rule_version: 1,
+    rules_version: 1,
     severity: 'high',
     terminal_id: terminal,
     merchant_id: EXAMPLES.merchantId,

@@ -25,6 +25,7 @@ const alert: Alert = {
   alert_id: 'al-console-refund',
   rule: 'refund_exceeds_sale',
   rule_version: 1,
+  rules_version: 1,
   severity: 'high',
   terminal_id: 'T3',
   merchant_id: 'M0',

@@ -47,7 +47,7 @@ describe('sink: money trail', () => {
     const bad = { ...reason(N), event_id: 'r-bad', event_time: Date.UTC(2400, 0, 1) };
     await producer.send({ topic: topics.alertUpdates, messages: [...updates, ...updates.slice(0, 50)].map((u) => ({ key: u.merchant_id, value: upd.encode(u) })) });
     await producer.send({ topic: topics.refundReasons, messages: [...reasons, bad, ...reasons.slice(0, 50)].map((r) => ({ key: r.merchant_id, value: rsn.encode(r) })) });
-    const money: Alert = { alert_id: 'money-1', rule: 'duplicate_charge', rule_version: 1, severity: 'high', terminal_id: 'T1', merchant_id: 'M1', card_token: 'tok', event_ids: ['e1', 'e2'],
+    const money: Alert = { alert_id: 'money-1', rule: 'duplicate_charge', rule_version: 1, rules_version: 1, severity: 'high', terminal_id: 'T1', merchant_id: 'M1', card_token: 'tok', event_ids: ['e1', 'e2'],
       window_start: T, window_end: T + 1000, detected_at: T + 2000, summary: 's', details: { amount_minor: 2500 }, currency: 'EUR', amount_minor: 2500 };
     await producer.send({ topic: topics.alerts, messages: [{ key: money.merchant_id, value: alt.encode(money) }] });
     await producer.disconnect();

@@ -9,11 +9,9 @@ import { MedianSample } from './median.js';
 import { fmtDuration } from '../../src/format.js';
 import type {
   EngineOutput,
-  EngineSnapshot,
   EngineStats,
   GapSnapshot,
   MerchantSnapshot,
-  RuleEngine,
   SaleSnapshot,
   TerminalSnapshot,
 } from '../../src/types.js';
@@ -21,7 +19,28 @@ import type {
 const EMPTY_OUTPUT: EngineOutput = Object.freeze({
   alerts: Object.freeze([]) as unknown as Alert[],
   actions: Object.freeze([]) as unknown as Action[],
+  shadowAlerts: Object.freeze([]) as unknown as Alert[],
 });
+
+/** The whole state (this model's own format for its snapshot/restore; the engine has an entity changelog instead). */
+interface EngineSnapshot {
+  v: 1;
+  clock: number;
+  merchants: [merchantId: string, snapshot: MerchantSnapshot][];
+}
+
+/** The reference model's API (the engine's, plus whole-state snapshots; no setRules, no shadow instances). */
+export interface ReferenceEngine {
+  onTransaction(t: Transaction): EngineOutput;
+  advanceClock(nowMs: number): EngineOutput;
+  takeDirty(): [string, MerchantSnapshot | null][];
+  restoreMerchant(merchantId: string, snap: MerchantSnapshot | null): void;
+  snapshotAll(): EngineSnapshot;
+  restoreAll(snapshot: EngineSnapshot): void;
+  clock(): number;
+  setClock(ms: number): void;
+  stats(): EngineStats;
+}
 
 /** Physical sweeps of expired sales run at most this often (clock time); terminals less often. */
 const SWEEP_EVERY_MS = 5 * 60_000;
@@ -116,11 +135,11 @@ const gapLess = (a: Gap, b: Gap): boolean => {
 
 const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
 
-export function createReferenceEngine(config: RulesConfig): RuleEngine {
+export function createReferenceEngine(config: RulesConfig): ReferenceEngine {
   return new Engine(config);
 }
 
-class Engine implements RuleEngine {
+class Engine implements ReferenceEngine {
   private clk = 0;
   private readonly merchants = new Map<string, MerchantState>();
   private dirtyList: MerchantState[] = [];
@@ -722,8 +741,9 @@ class Engine implements RuleEngine {
       detected_at: detectedAt,
       summary,
       details,
+      rules_version: this.config.version,
     };
-    const out = (this.out ??= { alerts: [], actions: [] });
+    const out = (this.out ??= { alerts: [], actions: [], shadowAlerts: [] });
     out.alerts.push(alert);
     for (const pa of this.config.policy[rule]) {
       const target = ACTION_TARGETS[pa.kind];

@@ -18,7 +18,7 @@ for (const def of scenarios) {
   const dir = join(here, def.name);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'events.jsonl'), r.lines.join('\n') + '\n');
-  writeFileSync(join(dir, 'expected.jsonl'), r.alerts.map((a) => JSON.stringify(a)).join('\n') + (r.alerts.length ? '\n' : ''));
+  writeFileSync(join(dir, 'expected.jsonl'), r.alerts.map(({ rules_version: _, ...a }) => JSON.stringify(a)).join('\n') + (r.alerts.length ? '\n' : ''));
   const cfg = join(dir, 'config.yaml');
   if (r.configYaml !== null) writeFileSync(cfg, `# ${def.about}\n${r.configYaml}`);
   else if (existsSync(cfg)) rmSync(cfg);

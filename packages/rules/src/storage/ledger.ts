@@ -1,0 +1,303 @@
+// The sale ledger: shared storage of the sales, voids and refunds the rules match against. A sale is a
+// row of SaleRows (one cache line; see store.ts for why), found by (merchant, txn_id) through an
+// open-addressing index. Rows also serve placeholders: a refund or void naming a sale not seen yet.
+// Expiry is logical (every lookup checks the row's refund-lookback expiry against the clock); the
+// physical sweep runs through an expiry wheel.
+import type { Transaction } from '@tillwatch/schemas';
+import type { MerchantState } from '../rules/types.js';
+import { ExpiryWheel, RowIndex, SaleRows, hashString } from '../store.js';
+
+// Row flags. Bits 1-8 belong to the ledger and the engine; rules get the rest (see LEG).
+/** The APPROVED SALE itself has arrived (else: a placeholder made by a refund or void). */
+export const SEEN = 1;
+/** An APPROVED VOID/REVERSAL names it. */
+export const VOIDED = 2;
+/** Changed since the last takeChangedEntities (engine bookkeeping, not state). */
+export const E_DIRTY = 8;
+/** Reserved for duplicate_charge: the row is currently a duplicate leg. */
+export const LEG = 4;
+
+export const TXN_SEED = 0x1b873593;
+
+export interface RefundRec {
+  txn: string;
+  eventId: string;
+  terminalId: string;
+  card: string;
+  amount: number;
+  et: number;
+}
+
+/** Result of recording a refund: the sale row (-1: none kept) and the refunded total before it. */
+export interface RefundResult {
+  row: number;
+  before: number;
+}
+
+/** The ledger's owner (the engine): the clock and the bookkeeping of rows it is told about. */
+export interface LedgerOwner {
+  /** The engine clock (a plain field: read on every lookup). */
+  readonly clk: number;
+  merchantOfIdx(idx: number): MerchantState;
+  /** A row is freed: its owner is told (tombstone, rule references). */
+  rowFreed(m: MerchantState, row: number): void;
+  /** A row changed (changelog). */
+  markRow(row: number): void;
+  /** A merchant lost a row in a sweep (the engine removes merchants left empty). */
+  touch(m: MerchantState): void;
+}
+
+export class SaleLedger {
+  readonly rows: SaleRows;
+  private readonly txnIdx: RowIndex;
+  private readonly wheel: ExpiryWheel;
+  /** Refunds per sale row (rare: kept out of the rows). */
+  private readonly refunds = new Map<number, RefundRec[]>();
+  private readonly visit = (row: number, gen: number): void => this.expire(row, gen);
+  private readonly touchRow = (row: number): void => {
+    this.prefetch ^= this.txnIdx.probe(this.rows.txnHash(row));
+  };
+  /** Sink for early probe loads (kept so the compiler cannot drop them). */
+  prefetch = 0;
+
+  constructor(
+    capacity: number,
+    sweepEveryMs: number,
+    private readonly owner: LedgerOwner,
+  ) {
+    this.rows = new SaleRows(capacity);
+    this.txnIdx = new RowIndex(capacity * 2);
+    this.wheel = new ExpiryWheel(sweepEveryMs);
+  }
+
+  get size(): number {
+    return this.rows.live;
+  }
+
+  /** Requests the first probe line of txn's index slot (an early cache miss). */
+  prefetchTxn(h: number): void {
+    this.prefetch ^= this.txnIdx.probe(h);
+  }
+
+  /** The live row of (merchant, txn_id), or -1. A logically expired row is freed and reported absent. */
+  find(m: MerchantState, txn: string, h: number): number {
+    const idx = this.txnIdx;
+    const rows = this.rows;
+    for (let i = idx.first(h); ; i = idx.nextSlot(i)) {
+      const r = idx.rowAt(i);
+      if (r < 0) return -1;
+      if (idx.hashAt(i) === h && rows.merchant(r) === m.idx && rows.txn[r] === txn) {
+        if (this.owner.clk > rows.refExpiry(r)) {
+          this.free(r);
+          return -1;
+        }
+        return r;
+      }
+    }
+  }
+
+  /** A new row for (merchant, txn), kept until refExpiry (clock). */
+  alloc(m: MerchantState, txn: string, h: number, flags: number, refExpiry: number): number {
+    const c = this.rows;
+    const row = c.alloc();
+    c.txn[row] = txn;
+    c.setTxnHash(row, h);
+    c.setFlags(row, flags);
+    c.setMerchant(row, m.idx);
+    c.refunded[row] = 0;
+    c.setAmount(row, 0);
+    c.setEventTime(row, 0);
+    c.setDupExpiry(row, 0);
+    c.setLegNext(row, -1);
+    c.setRefExpiry(row, refExpiry);
+    // Append to the merchant's list.
+    c.setPrev(row, m.tail);
+    c.setNext(row, -1);
+    if (m.tail >= 0) c.setNext(m.tail, row);
+    else m.head = row;
+    m.tail = row;
+    m.rows++;
+    this.txnIdx.insert(h, row);
+    this.wheel.add(this.wheel.bucketOf(refExpiry), row, c.gen(row));
+    this.owner.markRow(row);
+    return row;
+  }
+
+  free(row: number): void {
+    const c = this.rows;
+    const m = this.owner.merchantOfIdx(c.merchant(row));
+    this.owner.rowFreed(m, row);
+    this.txnIdx.remove(c.txnHash(row), row);
+    const prev = c.prev(row);
+    const next = c.next(row);
+    if (prev >= 0) c.setNext(prev, next);
+    else m.head = next;
+    if (next >= 0) c.setPrev(next, prev);
+    else m.tail = prev;
+    m.rows--;
+    this.refunds.delete(row);
+    c.release(row);
+  }
+
+  /** Raises a row's refund-lookback expiry (a sale arriving after its placeholder). */
+  extend(row: number, refExpiry: number): void {
+    const c = this.rows;
+    if (refExpiry > c.refExpiry(row)) {
+      c.setRefExpiry(row, refExpiry);
+      this.wheel.add(this.wheel.bucketOf(refExpiry), row, c.gen(row));
+    }
+  }
+
+  /**
+   * Stores an APPROVED SALE made at terminalId (row: its placeholder, or -1). Returns its row, or -1 when it is older than
+   * the refund lookback (nothing to keep).
+   */
+  storeSale(m: MerchantState, terminalId: string, t: Transaction, h: number, row: number, lookback: number): number {
+    const c = this.rows;
+    let cur = t.currency;
+    if (cur === m.currency) cur = m.currency;
+    else m.currency = cur;
+    const base = t.event_time < t.received_time ? t.event_time : t.received_time;
+    const refExp = base + lookback;
+    if (row < 0) {
+      if (refExp < this.owner.clk) return -1;
+      row = this.alloc(m, t.txn_id, h, SEEN, refExp);
+    } else {
+      c.addFlags(row, SEEN);
+      this.extend(row, refExp);
+      this.owner.markRow(row);
+    }
+    c.eventId[row] = t.event_id;
+    c.terminalId[row] = terminalId; // the terminal's own string: rows do not keep event strings alive
+    c.setAmount(row, t.amount_minor);
+    c.currency[row] = cur;
+    c.setEventTime(row, t.event_time);
+    return row;
+  }
+
+  /** A placeholder for a sale named by a refund or void before it arrived; -1 when beyond the lookback. */
+  private placeholder(m: MerchantState, txn: string, h: number, t: Transaction, flags: number, lookback: number): number {
+    const base = t.event_time < t.received_time ? t.event_time : t.received_time;
+    const refExp = base + lookback;
+    if (refExp < this.owner.clk) return -1;
+    return this.alloc(m, txn, h, flags, refExp);
+  }
+
+  hasRefunds(row: number): boolean {
+    return this.refunds.has(row);
+  }
+
+  refundsOf(row: number): readonly RefundRec[] {
+    return this.refunds.get(row) ?? [];
+  }
+
+  /**
+   * Records an APPROVED REFUND of `orig` (non-null). Returns null when the same refund (txn_id) was
+   * already recorded, else the sale row (-1: beyond the lookback) and the refunded total before it.
+   */
+  recordRefund(m: MerchantState, terminalId: string, t: Transaction, orig: string, lookback: number, out: RefundResult): RefundResult | null {
+    const c = this.rows;
+    const h = hashString(orig, TXN_SEED);
+    let row = this.find(m, orig, h);
+    let list = row >= 0 ? this.refunds.get(row) : undefined;
+    if (list !== undefined) {
+      for (const r of list) if (r.txn === t.txn_id) return null;
+    }
+    if (row < 0) row = this.placeholder(m, orig, h, t, 0, lookback);
+    const before = row >= 0 ? c.refunded[row]! : 0;
+    if (row >= 0) {
+      if (list === undefined) this.refunds.set(row, (list = []));
+      list.push({ txn: t.txn_id, eventId: t.event_id, terminalId, card: t.card_token, amount: t.amount_minor, et: t.event_time });
+      c.refunded[row] = before + t.amount_minor;
+      this.owner.markRow(row);
+    }
+    out.row = row;
+    out.before = before;
+    return out;
+  }
+
+  /** An APPROVED VOID/REVERSAL of `orig`: marks the sale voided (or leaves a voided placeholder). */
+  recordVoid(m: MerchantState, t: Transaction, orig: string, lookback: number): void {
+    const h = hashString(orig, TXN_SEED);
+    const row = this.find(m, orig, h);
+    if (row >= 0) {
+      this.rows.addFlags(row, VOIDED);
+      this.owner.markRow(row);
+    } else this.placeholder(m, orig, h, t, VOIDED, lookback);
+  }
+
+  /** Physical expiry of rows past their refund lookback. */
+  sweep(clk: number): void {
+    this.wheel.sweep(clk, this.visit, this.touchRow);
+  }
+
+  private expire(row: number, gen: number): void {
+    const c = this.rows;
+    if (c.gen(row) !== gen) return;
+    if (c.refExpiry(row) > this.owner.clk) return; // raised meanwhile: filed again under its new expiry
+    const m = this.owner.merchantOfIdx(c.merchant(row));
+    this.free(row);
+    this.owner.touch(m);
+  }
+
+  /** Changelog fields of a row (the ledger's part of a SaleSnapshot). */
+  write(r: number, out: Record<string, unknown>): void {
+    const c = this.rows;
+    const f = c.flags(r);
+    out.txn_id = c.txn[r]!;
+    out.terminal_id = c.terminalId[r]!;
+    out.seen = (f & SEEN) !== 0;
+    out.voided = (f & VOIDED) !== 0;
+    out.amount = c.amount(r);
+    out.currency = c.currency[r]!;
+    out.event_time = c.eventTime(r);
+    out.ref_expiry = c.refExpiry(r);
+    out.refunded = c.refunded[r]!;
+    out.refunds = (this.refunds.get(r) ?? []).map((x) => ({ txn_id: x.txn, event_id: x.eventId, terminal_id: x.terminalId, card_token: x.card, amount: x.amount, event_time: x.et }));
+  }
+
+  /** Restores a row from what write() wrote. */
+  read(m: MerchantState, s: SaleFields): number {
+    const c = this.rows;
+    const row = this.alloc(m, s.txn_id, hashString(s.txn_id, TXN_SEED), (s.seen ? SEEN : 0) | (s.voided ? VOIDED : 0), s.ref_expiry);
+    c.eventId[row] = s.event_id;
+    c.terminalId[row] = s.terminal_id;
+    c.setAmount(row, s.amount);
+    c.currency[row] = s.currency;
+    c.setEventTime(row, s.event_time);
+    c.setDupExpiry(row, s.dup_expiry);
+    c.refunded[row] = s.refunded;
+    if (s.refunds.length > 0) {
+      this.refunds.set(
+        row,
+        s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, et: x.event_time })),
+      );
+    }
+    return row;
+  }
+
+  /** Marks a row for the changelog if not already; returns false when it already was. */
+  markDirty(row: number): boolean {
+    const c = this.rows;
+    const f = c.flags(row);
+    if (f & E_DIRTY) return false;
+    c.setFlags(row, f | E_DIRTY);
+    return true;
+  }
+}
+
+/** The sale fields the ledger reads back (see SaleSnapshot). */
+export interface SaleFields {
+  txn_id: string;
+  event_id: string | null;
+  terminal_id: string | null;
+  seen: boolean;
+  voided: boolean;
+  amount: number;
+  currency: string;
+  event_time: number;
+  dup_expiry: number;
+  ref_expiry: number;
+  refunded: number;
+  refunds: { txn_id: string; event_id: string; terminal_id: string; card_token: string; amount: number; event_time: number }[];
+}

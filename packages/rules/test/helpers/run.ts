@@ -1,0 +1,23 @@
+// Runs events through an engine and collects everything it produced.
+import type { Action, Alert, Transaction } from '@tillwatch/schemas';
+import type { EngineOutput, RuleEngine } from '../../src/index.js';
+
+export interface Collected {
+  alerts: Alert[];
+  actions: Action[];
+  shadowAlerts: Alert[];
+}
+
+export const collected = (): Collected => ({ alerts: [], actions: [], shadowAlerts: [] });
+
+export function collect(into: Collected, o: EngineOutput): Collected {
+  into.alerts.push(...o.alerts);
+  into.actions.push(...o.actions);
+  into.shadowAlerts.push(...o.shadowAlerts);
+  return into;
+}
+
+export function runEvents(e: RuleEngine, events: readonly Transaction[], into: Collected = collected()): Collected {
+  for (const t of events) collect(into, e.onTransaction(t));
+  return into;
+}
