@@ -52,6 +52,7 @@ function alert(id: string, rule: string, severity: Alert['severity'], merchant: 
     alert_id: id,
     rule,
     rule_version: 1,
+    rules_version: 1,
     severity,
     terminal_id: terminal,
     merchant_id: merchant,

@@ -46,6 +46,8 @@ export interface Alert {
   summary: string;
   /** The numbers behind it: median, ratio, lag_ms, missing_from, missing_to, ... */
   details: Record<string, number>;
+  /** Version of the rules document in force when the alert fired (0 = written before rules had versions); not part of alert_id */
+  rules_version: number;
 }
 
 /** A record that could not be processed. Topic pos.dlq.v1. Never silently dropped: the raw bytes travel with the reason. */

@@ -236,6 +236,7 @@ export function fromAlertRow(r: Omit<Read<AlertRow>, 'details'> & { details: Rec
     alert_id: r.alert_id,
     rule: r.rule,
     rule_version: toNumber(r.rule_version),
+    rules_version: 0, // SHIM: read back in 008
     severity: r.severity,
     terminal_id: r.terminal_id,
     merchant_id: r.merchant_id,

@@ -27,6 +27,7 @@ export function alert(overrides: Partial<Alert> = {}): Alert {
     alert_id: 'al-duplicate_charge-1-abcdef',
     rule: 'duplicate_charge',
     rule_version: 1,
+    rules_version: 1,
     severity: 'high',
     terminal_id: 'term-001',
     merchant_id: 'merch-01',

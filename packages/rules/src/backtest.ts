@@ -161,7 +161,7 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
   };
 }
 
-const EMPTY: EngineOutput = Object.freeze({ alerts: Object.freeze([]) as unknown as Alert[], actions: Object.freeze([]) as unknown as Action[] });
+const EMPTY: EngineOutput = Object.freeze({ alerts: Object.freeze([]) as unknown as Alert[], actions: Object.freeze([]) as unknown as Action[], shadowAlerts: Object.freeze([]) as unknown as Alert[] });
 
 /** Runs a whole input held in memory (tests, small files): every alert, action and reject in order. */
 export function backtestLines(lines: Iterable<string>, config: RulesConfig): { alerts: Alert[]; actions: Action[]; rejects: RejectedLine[]; summary: BacktestSummary } {

@@ -19,6 +19,8 @@ export const RULE_VERSIONS: Readonly<Record<RuleId, number>> = {
 export interface RuleCommon {
   enabled: boolean;
   severity: Severity;
+  /** SHIM: shadow = evaluated, alerts go to EngineOutput.shadowAlerts, no actions. Absent = active. */
+  mode?: 'active' | 'shadow';
 }
 export interface DuplicateChargeConfig extends RuleCommon {
   /** Max event-time distance between the two legs, ms. */
@@ -70,7 +72,8 @@ export interface PolicyAction {
 }
 
 export interface RulesConfig {
-  version: 1;
+  /** Version of the rules document, a positive integer. */
+  version: number;
   engine: EngineSettings;
   rules: RulesSection;
   overrides: { merchants: Record<string, RuleOverrides>; terminals: Record<string, RuleOverrides> };
@@ -220,6 +223,7 @@ const FIELD_READERS: Record<RuleId, Record<string, FieldReader>> = (() => {
   const common: Record<string, FieldReader> = {
     enabled: (c, v, p) => c.bool(v, p),
     severity: (c, v, p) => c.oneOf(v, p, SeverityValues),
+    mode: (c, v, p) => c.oneOf(v, p, ['active', 'shadow'] as const),
   };
   return {
     duplicate_charge: { ...common, window: (c, v, p) => c.duration(v, p, 1) },
@@ -330,7 +334,7 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
   const root = c.obj(obj, '(root)');
   if (!root) throw new RulesConfigError(c.issues);
   c.known(root, '', ['version', 'engine', 'rules', 'overrides', 'policy']);
-  if (root.version !== undefined && root.version !== 1) c.fail('version', `expected 1 (the only rules file version), got ${show(root.version)}`);
+  const version = root.version === undefined ? 1 : c.num(root.version, 'version', 1, 2_147_483_647, true) ?? 1;
 
   const engine = { ...d.engine };
   const eo = c.obj(root.engine, 'engine');
@@ -379,7 +383,7 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
     c.fail('engine.refund_lookback', `must be at least allowed_lateness + the longest duplicate_charge window (${engine.allowed_lateness + longestWindow} ms), got ${engine.refund_lookback} ms`);
   }
   if (c.issues.length > 0) throw new RulesConfigError(c.issues);
-  return { version: 1, engine, rules, overrides, policy };
+  return { version, engine, rules, overrides, policy };
 }
 
 /** The effective parameters of every rule for one terminal: base < merchant override < terminal override. */

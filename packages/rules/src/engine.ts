@@ -48,6 +48,7 @@ import type {
 const EMPTY_OUTPUT: EngineOutput = Object.freeze({
   alerts: Object.freeze([]) as unknown as Alert[],
   actions: Object.freeze([]) as unknown as Action[],
+  shadowAlerts: Object.freeze([]) as unknown as Alert[],
 });
 
 /** Physical sweeps run at most this often (clock time); expiry buckets have the same width. */
@@ -148,11 +149,11 @@ class Engine implements RuleEngine {
   private out: EngineOutput | null = null;
   private nextSweepAt = 0;
   private nextTerminalSweepAt = 0;
-  private readonly lateness: number;
-  private readonly lookback: number;
-  private readonly idleTtl: number;
-  private readonly hasTerminalOverrides: boolean;
-  private readonly dupOn: boolean;
+  private lateness: number;
+  private lookback: number;
+  private idleTtl: number;
+  private hasTerminalOverrides: boolean;
+  private dupOn: boolean;
   // Sales: columns, txn index (merchant, txn_id), duplicate index (merchant, card, amount) -> chain head.
   private readonly cols: SaleRows;
   private readonly txnIdx: RowIndex;
@@ -193,7 +194,7 @@ class Engine implements RuleEngine {
   private nLateSales = 0;
 
   constructor(
-    private readonly config: RulesConfig,
+    private config: RulesConfig,
     options: EngineOptions,
   ) {
     // Growing the big buffers copies them and makes V8 collect (external memory): a caller that knows
@@ -211,6 +212,23 @@ class Engine implements RuleEngine {
       config.rules.duplicate_charge.enabled ||
       Object.values(config.overrides.merchants).some((o) => o.duplicate_charge?.enabled === true) ||
       Object.values(config.overrides.terminals).some((o) => o.duplicate_charge?.enabled === true);
+  }
+
+  // SHIM (w-live): swaps the config and re-resolves the cached per-merchant/terminal rules.
+  setRules(config: RulesConfig): void {
+    this.config = config;
+    this.lateness = config.engine.allowed_lateness;
+    this.lookback = config.engine.refund_lookback;
+    this.idleTtl = config.engine.terminal_idle_ttl;
+    this.hasTerminalOverrides = Object.keys(config.overrides.terminals).length > 0;
+    this.dupOn =
+      config.rules.duplicate_charge.enabled ||
+      Object.values(config.overrides.merchants).some((o) => o.duplicate_charge?.enabled === true) ||
+      Object.values(config.overrides.terminals).some((o) => o.duplicate_charge?.enabled === true);
+    for (const m of this.merchants.values()) {
+      m.rules = resolveRules(config, m.id, null);
+      for (const t of m.terminals.values()) t.rules = resolveRules(config, m.id, t.id);
+    }
   }
 
   // ---------------------------------------------------------------- clock and timers
@@ -950,8 +968,13 @@ class Engine implements RuleEngine {
       detected_at: detectedAt,
       summary,
       details,
+      rules_version: this.config.version,
     };
-    const out = (this.out ??= { alerts: [], actions: [] });
+    const out = (this.out ??= { alerts: [], actions: [], shadowAlerts: [] });
+    if (resolveRules(this.config, merchantId, terminalId)[rule].mode === 'shadow') {
+      out.shadowAlerts.push(alert);
+      return;
+    }
     out.alerts.push(alert);
     for (const pa of this.config.policy[rule]) {
       const target = ACTION_TARGETS[pa.kind];

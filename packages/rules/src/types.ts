@@ -1,9 +1,12 @@
 import type { Action, Alert, Transaction } from '@tillwatch/schemas';
+import type { RulesConfig } from './config.js';
 
 /** What one engine call produced. The shared empty result is frozen: do not mutate outputs. */
 export interface EngineOutput {
   alerts: Alert[];
   actions: Action[];
+  /** Alerts of rules in mode: shadow (no actions). */
+  shadowAlerts: Alert[];
 }
 
 /** State size, physical (expired entries still waiting for the next sweep are counted). */
@@ -137,4 +140,6 @@ export interface RuleEngine {
   /** Raises the clock (never lowers it) without firing timers; the next call fires what is due. */
   setClock(ms: number): void;
   stats(): EngineStats;
+  /** Swaps the rule set for subsequent events; state is kept. */
+  setRules(config: RulesConfig): void;
 }

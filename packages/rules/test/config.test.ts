@@ -65,10 +65,10 @@ describe('rules config', () => {
     expect(problemsOf({ rules: { sync_lag: { threshold: '15 minutes' } } })[0]).toMatch(/^rules\.sync_lag\.threshold: expected a duration/);
     expect(problemsOf({ rules: { sync_lag: { enabled: 'off' } } })).toEqual(['rules.sync_lag.enabled: expected true or false, got "off"']);
     expect(problemsOf({ rules: { sync_lag: { severity: 'urgent' } } })).toEqual(['rules.sync_lag.severity: expected one of low, medium, high, critical, got "urgent"']);
-    expect(problemsOf({ rules: { duplicate_charge: { windw: '5m' } } })).toEqual(['rules.duplicate_charge.windw: unknown key (expected one of enabled, severity, window)']);
+    expect(problemsOf({ rules: { duplicate_charge: { windw: '5m' } } })).toEqual(['rules.duplicate_charge.windw: unknown key (expected one of enabled, severity, mode, window)']);
     expect(problemsOf({ rulez: {} })[0]).toBe('rulez: unknown key (expected one of version, engine, rules, overrides, policy)');
     expect(problemsOf({ rules: { no_such_rule: {} } })[0]).toMatch(/^rules\.no_such_rule: unknown key/);
-    expect(problemsOf({ version: 2 })).toEqual(['version: expected 1 (the only rules file version), got 2']);
+    expect(problemsOf({ version: 0 })).toEqual(['version: expected an integer between 1 and 2147483647, got 0']);
     expect(problemsOf([1, 2])).toEqual(['(root): expected a mapping, got [1,2]']);
   });
 

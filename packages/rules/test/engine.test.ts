@@ -4,7 +4,7 @@ import { alertId, createChangelogView, createRuleEngine, defaultRulesConfig, par
 import { HOUR, MIN, SEC, Scenario, T0 } from './helpers/builder.js';
 
 const run = (e: RuleEngine, s: Scenario): EngineOutput => {
-  const out: EngineOutput = { alerts: [], actions: [] };
+  const out: EngineOutput = { alerts: [], actions: [], shadowAlerts: [] };
   for (const t of s.events) {
     const o = e.onTransaction(t);
     out.alerts.push(...o.alerts);

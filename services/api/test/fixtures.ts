@@ -66,6 +66,7 @@ export function makeAlerts(n: number, start = 0): { alerts: Alert[]; transaction
       alert_id: `al-${hex(`alert${k}`).slice(0, 20)}`,
       rule,
       rule_version: 1,
+      rules_version: 1,
       severity: SEVERITIES[(k * 7) % 4]!,
       terminal_id: terminal,
       merchant_id: merchantOfTerminal(terminal),

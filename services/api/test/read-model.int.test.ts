@@ -36,6 +36,7 @@ function makeRandomAlerts(n: number, seed: number, prefix = 'al'): Alert[] {
       alert_id: `${prefix}-${Math.floor(r() * 2 ** 32).toString(16).padStart(8, '0')}${i.toString(16).padStart(4, '0')}`,
       rule: RULES[Math.floor(r() * RULES.length)]!,
       rule_version: 1,
+      rules_version: 1,
       severity: SEV[Math.floor(r() * 4)]!,
       terminal_id: `T${term}`,
       merchant_id: `M${term % 5}`,

@@ -65,6 +65,7 @@ describe('alert codec', () => {
     alert_id: 'x',
     rule: 'sync_lag',
     rule_version: 3,
+    rules_version: 1,
     severity: 'high',
     terminal_id: 'T1',
     merchant_id: 'M1',

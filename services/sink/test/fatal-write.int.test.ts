@@ -23,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const T = 1_767_000_000_000;
 
 const alert = (i: number): Alert => ({
-  alert_id: `a-${i}`, rule: 'duplicate_charge', rule_version: 1, severity: 'high', terminal_id: `T${i % 7}`, merchant_id: `M${i % 5}`, card_token: null,
+  alert_id: `a-${i}`, rule: 'duplicate_charge', rule_version: 1, rules_version: 1, severity: 'high', terminal_id: `T${i % 7}`, merchant_id: `M${i % 5}`, card_token: null,
   event_ids: [`e-${i}`], window_start: T + i, window_end: T + i, detected_at: T + i + 1000, summary: `alert ${i}`, details: { n: i },
 });
 

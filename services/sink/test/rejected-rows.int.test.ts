@@ -30,7 +30,7 @@ const action = (i: number, kind: Action['kind'] = 'NOTIFY_MERCHANT'): Action => 
 });
 
 const alert = (i: number, windowStart = T + i): Alert => ({
-  alert_id: `a-${i}`, rule: 'sync_lag', rule_version: 1, severity: 'high', terminal_id: `T${i}`, merchant_id: `M${i % 3}`, card_token: null,
+  alert_id: `a-${i}`, rule: 'sync_lag', rule_version: 1, rules_version: 1, severity: 'high', terminal_id: `T${i}`, merchant_id: `M${i % 3}`, card_token: null,
   event_ids: [`e-${i}`], window_start: windowStart, window_end: T + i, detected_at: T + i + 1000, summary: `alert ${i}`, details: { n: i },
 });
 

@@ -42,7 +42,7 @@ function flaky(ch: ClickHouse, state: { down: boolean; failures: number }): Clic
 }
 
 const alert = (i: number): Alert => ({
-  alert_id: `a-${i}`, rule: i % 2 ? 'duplicate_charge' : 'sync_lag', rule_version: 1, severity: 'high', terminal_id: `T${i % 7}`, merchant_id: `M${i % 5}`,
+  alert_id: `a-${i}`, rule: i % 2 ? 'duplicate_charge' : 'sync_lag', rule_version: 1, rules_version: 1, severity: 'high', terminal_id: `T${i % 7}`, merchant_id: `M${i % 5}`,
   card_token: null, event_ids: [`e-${i}`], window_start: 1_767_000_000_000 + i, window_end: 1_767_000_000_000 + i, detected_at: 1_767_000_001_000 + i,
   summary: `alert ${i}`, details: { n: i },
 });

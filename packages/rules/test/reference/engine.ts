@@ -21,6 +21,7 @@ import type {
 const EMPTY_OUTPUT: EngineOutput = Object.freeze({
   alerts: Object.freeze([]) as unknown as Alert[],
   actions: Object.freeze([]) as unknown as Action[],
+  shadowAlerts: Object.freeze([]) as unknown as Alert[],
 });
 
 /** Physical sweeps of expired sales run at most this often (clock time); terminals less often. */
@@ -121,6 +122,10 @@ export function createReferenceEngine(config: RulesConfig): RuleEngine {
 }
 
 class Engine implements RuleEngine {
+  // SHIM (w-live): the reference engine does not follow rule swaps.
+  setRules(): void {
+    throw new Error('reference engine: setRules is not supported');
+  }
   private clk = 0;
   private readonly merchants = new Map<string, MerchantState>();
   private dirtyList: MerchantState[] = [];
@@ -722,8 +727,9 @@ class Engine implements RuleEngine {
       detected_at: detectedAt,
       summary,
       details,
+      rules_version: this.config.version,
     };
-    const out = (this.out ??= { alerts: [], actions: [] });
+    const out: EngineOutput = (this.out ??= { alerts: [], actions: [], shadowAlerts: [] });
     out.alerts.push(alert);
     for (const pa of this.config.policy[rule]) {
       const target = ACTION_TARGETS[pa.kind];
