@@ -13,6 +13,7 @@ export const AvroSchemas = {
   alert: load('alert.avsc'),
   action: load('action.avsc'),
   deadLetter: load('dead-letter.avsc'),
+  rulesDocument: load('rules-document.avsc'),
 } as const;
 
 export type ContractName = keyof typeof AvroSchemas;
@@ -25,6 +26,8 @@ export const TopicContracts: Record<string, ContractName> = {
   [Topics.freezeActions]: 'action',
   [Topics.notifyActions]: 'action',
   [Topics.dlq]: 'deadLetter',
+  [Topics.rules]: 'rulesDocument',
+  [Topics.shadowAlerts]: 'alert',
 };
 
 /** Compatibility policy enforced by the registry on every subject. */

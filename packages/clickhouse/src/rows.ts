@@ -81,6 +81,8 @@ export interface AlertRow {
   detected_at: string;
   summary: string;
   details: Record<string, number | string>;
+  /** Rules document version in force (migration 008); absent when read from a table without it (alerts_by_detected). */
+  rules_version?: number;
 }
 
 export interface ActionRow {
@@ -168,6 +170,7 @@ export function toAlertRow(a: Alert): AlertRow {
     detected_at: toDateTime64(a.detected_at),
     summary: a.summary,
     details,
+    rules_version: a.rules_version,
   };
 }
 
@@ -236,7 +239,6 @@ export function fromAlertRow(r: Omit<Read<AlertRow>, 'details'> & { details: Rec
     alert_id: r.alert_id,
     rule: r.rule,
     rule_version: toNumber(r.rule_version),
-    rules_version: 0, // SHIM: read back in 008
     severity: r.severity,
     terminal_id: r.terminal_id,
     merchant_id: r.merchant_id,
@@ -247,6 +249,7 @@ export function fromAlertRow(r: Omit<Read<AlertRow>, 'details'> & { details: Rec
     detected_at: fromDateTime64(r.detected_at),
     summary: r.summary,
     details,
+    rules_version: r.rules_version === undefined || r.rules_version === null ? 0 : toNumber(r.rules_version),
   };
 }
 
