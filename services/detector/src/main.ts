@@ -9,6 +9,7 @@ import { defaultRulesConfig, loadRulesConfig, type RulesConfig } from '@tillwatc
 import { createKafka, createRegistryClient } from '@tillwatch/stream';
 import { createDetectorMetrics, createLogger, createOpsServer, createRegistry } from '@tillwatch/telemetry';
 import { createDetector } from './detector.js';
+import { createRulesMetrics } from './live-rules.js';
 
 export function loadRules(path: string | undefined): RulesConfig {
   if (!path) return defaultRulesConfig();
@@ -27,7 +28,7 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
   const promRegistry = createRegistry({ service: 'detector' });
   const metrics = createDetectorMetrics(promRegistry);
   let failWith: ((e: Error) => void) | undefined;
-  const detector = createDetector({ onFatal: (e) => failWith?.(e), kafka, registry, rules: loadRules(svc.rulesFile), metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: own.wallClockTimers });
+  const detector = createDetector({ onFatal: (e) => failWith?.(e), kafka, registry, rules: loadRules(svc.rulesFile), metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: own.wallClockTimers, liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
   const ops = createOpsServer({ registry: promRegistry, ready: () => ({ ready: detector.ready(), detail: { partitions: detector.assignedPartitions() } }), host: svc.httpHost, port: svc.httpPort });
   const { url } = await ops.listen();
   logger.info({ metrics: `${url}/metrics` }, 'detector ops endpoints listening');
