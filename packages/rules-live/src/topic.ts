@@ -2,7 +2,7 @@
 // non-transactional reader, no committed offsets), a one-shot read, and the publisher behind
 // `tillwatch rules push` and `PUT /rules`.
 import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka } from 'kafkajs';
+import { Partitioners, type Consumer, type Kafka } from 'kafkajs';
 import { AvroSchemas, valueSubject, type RulesDocument, type RulesFormat } from '@tillwatch/schemas';
 import { createAvroSerde, type AvroSerde, type RegistryClient } from '@tillwatch/stream';
 import type { Logger } from '@tillwatch/telemetry';
@@ -179,7 +179,7 @@ export async function pushRulesDocument(o: RulesTopicOptions, req: PushRequest):
   };
   const serde = rulesSerde(o.registry, o.topic);
   await serde.init();
-  const producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {
     const [meta] = await producer.send({ topic: o.topic, acks: -1, messages: [{ key: String(record.version), value: serde.encode(record) }] });
@@ -193,7 +193,7 @@ export async function pushRulesDocument(o: RulesTopicOptions, req: PushRequest):
 export async function publishRawRulesRecord(o: Omit<RulesTopicOptions, 'logger'>, key: string, value: RulesDocument | Buffer): Promise<void> {
   const serde = rulesSerde(o.registry, o.topic);
   if (!Buffer.isBuffer(value)) await serde.init();
-  const producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {
     await producer.send({ topic: o.topic, acks: -1, messages: [{ key, value: Buffer.isBuffer(value) ? value : serde.encode(value) }] });
