@@ -19,6 +19,7 @@ import { componentSchemas, routeSchemas } from './schemas.js';
 import { toAlertView, type AlertView } from './alert-view.js';
 import type { AlertReadModel } from './read-model/read-model.js';
 import { createAlertStore, type AlertFilter } from './store.js';
+import { registerRulesRoutes, type RulesBackend } from './routes/rules.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -58,6 +59,8 @@ export interface CreateAppOptions {
   readModel?: AlertReadModel;
   /** Wall clock for triage timestamps (tests pin it). */
   now?: () => number;
+  /** pos.rules.v1 behind GET /rules, GET /rules/history, PUT /rules (routes/rules.ts); absent: they answer 503. */
+  rules?: RulesBackend;
 }
 
 export interface RouteInfo {
@@ -376,6 +379,8 @@ export function createApp(options: CreateAppOptions): ApiApp {
     api.get<{ Querystring: StreamQuery }>('/stream/alerts', { config: { access: 'viewer' }, schema: routeSchemas.stream }, (req, reply) => {
       streamAlerts(req, reply, req.query);
     });
+
+    registerRulesRoutes(api, options.rules);
   });
 
   // ----------------------------------------------------------------------------------------------
