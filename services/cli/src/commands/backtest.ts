@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { formatSummary, runBacktest } from '@tillwatch/rules/backtest';
 
 export async function run(argv: string[]): Promise<number> {
+  // Two rule sets on one input (issue 9): lib/compare-command.ts.
+  if (argv.includes('--compare')) return (await import('../lib/compare-command.js')).runCompareCommand(argv);
   const { values } = parseArgs({
     args: argv,
     options: {
