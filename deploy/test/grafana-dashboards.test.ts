@@ -79,8 +79,8 @@ describe('Grafana provisioning', () => {
 describe('dashboards', () => {
   const uids = new Set(datasources.map((d) => d.uid));
 
-  it('two dashboards with unique uids: fleet overview and pipeline health', () => {
-    expect(dashboards.map((d) => d.dashboard.uid).sort()).toEqual(['tillwatch-fleet', 'tillwatch-pipeline']);
+  it('dashboards with unique uids: fleet overview, pipeline health, rules', () => {
+    expect(dashboards.map((d) => d.dashboard.uid).sort()).toEqual(['tillwatch-fleet', 'tillwatch-pipeline', 'tillwatch-rules']);
   });
 
   for (const { file, dashboard } of dashboards) {

@@ -152,6 +152,8 @@ beforeAll(async () => {
   await write('alerts', ALERTS.map(toAlertRow));
   await write('actions', ACTIONS.map(toActionRow));
   await write('alert_triage', TRIAGE.map(toAlertTriageRow));
+  // Shadow alerts for the rules dashboard (tillwatch-rules.json): a few of the same alerts.
+  await write('alerts_shadow', ALERTS.slice(0, 3).map(toAlertRow));
 });
 
 afterAll(async () => {
