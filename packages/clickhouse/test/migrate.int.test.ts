@@ -16,6 +16,7 @@ const EXPECTED_TABLES = [
   'alerts_by_detected_mv',
   'alerts_per_minute',
   'alerts_per_minute_mv',
+  'alerts_shadow',
   'dead_letters',
   'schema_migrations',
   'terminal_sync_lag_minute',
@@ -52,7 +53,7 @@ describe('migrate (embedded chDB)', () => {
   it('applies every migration once; a rerun changes nothing', async () => {
     const t = await testDb();
     const first = await migrate(t.ch, { dir: clickhouseMigrationsDir });
-    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at']);
+    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at', '008_rules_versions_and_shadow']);
     expect(first.skipped).toEqual([]);
 
     const tables = await schemaSnapshot(t);
@@ -110,7 +111,7 @@ describe('migrate (embedded chDB)', () => {
       await writeFile(join(dir, '099_extra.sql'), `-- a later migration\nCREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n`);
       const result = await migrate(t.ch, { dir });
       expect(result.applied).toEqual(['099_extra']);
-      expect(result.skipped).toHaveLength(7);
+      expect(result.skipped).toHaveLength(8);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
