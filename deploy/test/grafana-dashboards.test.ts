@@ -82,9 +82,9 @@ describe('Grafana provisioning', () => {
 describe('dashboards', () => {
   const uids = new Set(datasources.map((d) => d.uid));
 
-  it('fleet overview, pipeline health, triage and money trail (others may be added), with unique uids', () => {
+  it('fleet overview, pipeline health, triage, money trail and rules (others may be added), with unique uids', () => {
     const all = dashboards.map((d) => d.dashboard.uid);
-    expect(all).toEqual(expect.arrayContaining(['tillwatch-fleet', 'tillwatch-pipeline', 'tillwatch-triage', 'tillwatch-money-trail']));
+    expect(all).toEqual(expect.arrayContaining(['tillwatch-fleet', 'tillwatch-pipeline', 'tillwatch-triage', 'tillwatch-money-trail', 'tillwatch-rules']));
     expect(new Set(all).size).toBe(all.length);
   });
 

@@ -55,7 +55,7 @@ function alert(id: string, rule: string, severity: Alert['severity'], merchant: 
     alert_id: id,
     rule,
     rule_version: 1,
-    rules_version: 0,
+    rules_version: 1,
     severity,
     terminal_id: terminal,
     merchant_id: merchant,
@@ -196,6 +196,8 @@ beforeAll(async () => {
   await write('dead_letters', DEAD_LETTERS.map(toDeadLetterRow));
   await write('alert_updates', UPDATES.map(toAlertUpdateRow));
   await write('refund_reasons', [...REASONS, REASONS[1]!].map(toRefundReasonRow));
+  // Shadow alerts for the rules dashboard (tillwatch-rules.json): a few of the same alerts.
+  await write('alerts_shadow', ALERTS.slice(0, 3).map(toAlertRow));
 });
 
 afterAll(async () => {

@@ -15,6 +15,7 @@ export const AvroSchemas = {
   refundReason: load('refund-reason.avsc'),
   action: load('action.avsc'),
   deadLetter: load('dead-letter.avsc'),
+  rulesDocument: load('rules-document.avsc'),
 } as const;
 
 export type ContractName = keyof typeof AvroSchemas;
@@ -29,6 +30,8 @@ export const TopicContracts: Record<string, ContractName> = {
   [Topics.freezeActions]: 'action',
   [Topics.notifyActions]: 'action',
   [Topics.dlq]: 'deadLetter',
+  [Topics.rules]: 'rulesDocument',
+  [Topics.shadowAlerts]: 'alert',
 };
 
 /** Compatibility policy enforced by the registry on every subject. */

@@ -140,6 +140,27 @@ export interface RefundReason {
   alert_id: null | string;
 }
 
+export type RulesFormat = "yaml" | "json";
+export const RulesFormatValues = ["yaml", "json"] as const;
+
+/** One version of the rules document. Topic pos.rules.v1 (compacted, 1 partition), key = the version as a decimal string, so compaction keeps every version (history) and only collapses a re-publication of the same version. The version in force is the highest version whose document validates. */
+export interface RulesDocument {
+  /** Rules document version, a positive integer; must equal the document's own `version:` */
+  version: number;
+  /** How `document` is written */
+  format: RulesFormat;
+  /** The rules document as pushed (the YAML/JSON format of TILLWATCH_RULES), verbatim */
+  document: string;
+  /** Who pushed it: CLI user (TILLWATCH_USER or the OS user) or API key name */
+  pushed_by: string;
+  /** Wall clock of the pusher */
+  pushed_at: number;
+  /** cli or api */
+  via: string;
+  /** Why (free text, optional) */
+  comment: null | string;
+}
+
 export type TxnKind = "SALE" | "REFUND" | "REVERSAL" | "VOID";
 export const TxnKindValues = ["SALE", "REFUND", "REVERSAL", "VOID"] as const;
 

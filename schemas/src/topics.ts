@@ -14,6 +14,10 @@ export const Topics = {
   dlq: 'pos.dlq.v1',
   /** Detector state changelog (compacted); one per detector consumer group. */
   detectorChangelog: 'pos.detector.changelog.v1',
+  /** Rules documents (compacted, 1 partition), key = version: every version is kept (history). */
+  rules: 'pos.rules.v1',
+  /** Alerts of rules in shadow mode: the alert contract, no actions, nothing on pos.alerts.v1. */
+  shadowAlerts: 'pos.alerts.shadow.v1',
 } as const;
 
 export type TopicRole = keyof typeof Topics;
@@ -49,6 +53,10 @@ export function topicSpecs(partitions = 6): TopicSpec[] {
       // Compacted: only the latest snapshot per key matters for restore (as Kafka Streams changelogs).
       config: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': String(3600 * 1000), 'max.compaction.lag.ms': String(DAY) },
     },
+    // One partition: a total order of versions, read whole by every detector, CLI and API instance.
+    // Keyed by version, so compaction never removes a version (only a re-publication of the same one).
+    { role: 'rules', partitions: 1, config: { 'cleanup.policy': 'compact' } },
+    { role: 'shadowAlerts', partitions, config: { 'retention.ms': String(30 * DAY) } },
   ];
 }
 

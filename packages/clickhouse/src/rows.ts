@@ -81,6 +81,8 @@ export interface AlertRow {
   detected_at: string;
   summary: string;
   details: Record<string, number | string>;
+  /** Rules document version in force (migration 008); absent when read from a table without it (alerts_by_detected). */
+  rules_version?: number;
   currency: string | null;
   amount_minor: number | null;
 }
@@ -200,6 +202,7 @@ export function toAlertRow(a: Alert): AlertRow {
     detected_at: toDateTime64(a.detected_at),
     summary: a.summary,
     details,
+    rules_version: a.rules_version,
     currency: a.currency ?? null,
     amount_minor: a.amount_minor ?? null,
   };
@@ -321,7 +324,7 @@ export function fromAlertRow(r: Omit<Read<AlertRow>, 'details' | 'currency' | 'a
     detected_at: fromDateTime64(r.detected_at),
     summary: r.summary,
     details,
-    rules_version: 0, // not stored in the alerts table (yet): 0 is the Avro default, "unknown"
+    rules_version: r.rules_version === undefined || r.rules_version === null ? 0 : toNumber(r.rules_version),
     ...(r.currency != null ? { currency: r.currency } : {}),
     ...(r.amount_minor != null ? { amount_minor: toNumber(r.amount_minor) } : {}),
   };

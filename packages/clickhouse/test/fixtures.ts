@@ -27,6 +27,7 @@ export function alert(overrides: Partial<Alert> = {}): Alert {
     alert_id: 'al-duplicate_charge-1-abcdef',
     rule: 'duplicate_charge',
     rule_version: 1,
+    rules_version: 1,
     severity: 'high',
     terminal_id: 'term-001',
     merchant_id: 'merch-01',
@@ -37,7 +38,6 @@ export function alert(overrides: Partial<Alert> = {}): Alert {
     detected_at: T0,
     summary: 'Card tok_abc123 was charged 12.50 EUR twice within 3 minutes.',
     details: { amount_minor: 1250, gap_ms: 180_000, ratio: 0.125 },
-    rules_version: 0,
     ...overrides,
   };
 }

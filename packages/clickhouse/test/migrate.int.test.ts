@@ -18,6 +18,7 @@ const EXPECTED_TABLES = [
   'alerts_per_minute',
   'alerts_per_minute_mv',
   'currency_minor_units',
+  'alerts_shadow',
   'dead_letters',
   'refund_reasons',
   'schema_migrations',
@@ -55,7 +56,7 @@ describe('migrate (embedded chDB)', () => {
   it('applies every migration once; a rerun changes nothing', async () => {
     const t = await testDb();
     const first = await migrate(t.ch, { dir: clickhouseMigrationsDir });
-    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at', '009_money_trail']);
+    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at', '008_rules_versions_and_shadow', '009_money_trail']);
     expect(first.skipped).toEqual([]);
 
     const tables = await schemaSnapshot(t);

@@ -23,6 +23,7 @@ import { createAlertStore, type AlertFilter } from './store.js';
 import { registerConsole } from './console.js';
 import type { AlertStatus } from './lifecycle.js';
 import { withMoney } from './money-view.js';
+import { registerRulesRoutes, type RulesBackend } from './routes/rules.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -64,6 +65,8 @@ export interface CreateAppOptions {
   now?: () => number;
   /** `servers` of the OpenAPI document. Default: the document's own origin (a relative URL). */
   publicUrl?: string;
+  /** pos.rules.v1 behind GET /rules, GET /rules/history, PUT /rules (routes/rules.ts); absent: they answer 503. */
+  rules?: RulesBackend;
 }
 
 export interface RouteInfo {
@@ -431,6 +434,8 @@ export function createApp(options: CreateAppOptions): ApiApp {
     api.get<{ Querystring: StreamQuery }>('/stream/alerts', { config: { access: 'viewer' }, schema: routeSchemas.stream }, (req, reply) => {
       streamAlerts(req, reply, req.query);
     });
+
+    registerRulesRoutes(api, options.rules);
   });
 
   // The analysts' web console at /console (static, public) and the reads only it needs.

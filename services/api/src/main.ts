@@ -7,6 +7,7 @@ import { clickhouseMigrationsDir } from '@tillwatch/schemas';
 import { createLogger, createOpsServer, createRegistry, type Logger } from '@tillwatch/telemetry';
 import type { Registry } from 'prom-client';
 import { createApp, type ApiApp } from './app.js';
+import { rulesBackendFromEnv } from './routes/rules-backend.js';
 import { createAuthenticator, generateDevKey } from './auth.js';
 import { apiConfig, readModelEnabled } from './config.js';
 import { createPollingAlertFeed, type AlertFeed } from './feed.js';
@@ -76,8 +77,10 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
   // Loads in the background: until it is ready, reads go to ClickHouse.
   void readModel?.start();
 
+  const rules = rulesBackendFromEnv(env, logger);
   const app = createApp({
     ch,
+    rules,
     ...(readModel ? { readModel } : {}),
     alertFeed,
     auth,
@@ -97,6 +100,7 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
     ready = false;
     if (opsListening) await ops.close();
     await app.close();
+    await rules.close();
     await readModel?.close();
     await polling?.close();
     await ownCh?.close();

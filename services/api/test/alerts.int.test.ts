@@ -83,7 +83,9 @@ for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory re
       const body = res.json<Page>();
       const expected = [...alerts].sort(byListOrder).slice(0, 5);
       expect(body.items.map((a) => a.alert_id)).toEqual(expected.map((a) => a.alert_id));
-      expect(body.items[0]).toEqual({ ...expected[0], status: 'open', status_by: null, status_at: null });
+      // rules_version (issue 9) is not in the API's alert view yet.
+      const { rules_version: _rv, ...first } = expected[0]!;
+      expect(body.items[0]).toEqual({ ...first, status: 'open', status_by: null, status_at: null });
       expect(body.next_cursor).toEqual(expect.any(String));
     });
 

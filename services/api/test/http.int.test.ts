@@ -88,8 +88,8 @@ describe('authentication and roles over the route table', () => {
         }
       }
     }
-    // viewer on 3 triage routes + admin/keys, analyst on admin/keys
-    expect(forbidden).toBe(5);
+    // viewer on 3 triage routes + admin/keys, analyst on admin/keys; viewer and analyst on PUT /rules
+    expect(forbidden).toBe(7);
   });
 
   it('accepts the key as Authorization: Bearer too, and reports the caller', async () => {

@@ -22,6 +22,7 @@ export const commands: Record<string, Command> = {
   sink: { summary: 'run the ClickHouse sink service (configured by environment variables)', load: () => import('./commands/sink.js') },
   replay: { summary: 'end-to-end check: publish a file, detect, read alerts back: --events FILE --out FILE', load: () => import('./commands/replay.js') },
   api: { summary: 'run the alert API (configured by environment variables; API_KEYS for production keys)', load: () => import('./commands/api.js') },
+  rules: { summary: 'rules as live data on pos.rules.v1: validate FILE | push FILE | show | history', load: () => import('./commands/rules.js') },
   backtest: { summary: 'run the rule engine over a JSON-lines file: --events FILE --out FILE [--config FILE]', load: () => import('./commands/backtest.js') },
 };
 

@@ -4,7 +4,7 @@
 // MessagePack; values written as JSON before it still restore), versioned by the topic name.
 import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction } from '@tillwatch/schemas';
 import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
-import { createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine } from '@tillwatch/rules';
+import { createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
 
 export const CLOCK_KEY = '__clock__';
@@ -17,6 +17,8 @@ export interface DetectorTopics {
   notifyActions: string;
   alertUpdates: string;
   refundReasons: string;
+  /** Alerts of rules in shadow mode (same contract, no actions). */
+  shadowAlerts: string;
 }
 
 const NOTIFY_KINDS = new Set<Action['kind']>(['NOTIFY_MERCHANT', 'NOTIFY_ACQUIRER']);
@@ -29,6 +31,16 @@ export interface DetectorTaskOptions {
   engine: RuleEngine;
   topics: DetectorTopics;
   encodeAlert(a: Alert): Buffer;
+  /** Encodes for pos.alerts.shadow.v1 (its own subject); default encodeAlert. */
+  encodeShadowAlert?(a: Alert): Buffer;
+  /**
+   * The rule set in force (live rules). Read at every batch boundary (process, tick): when it is a
+   * new object, the engine swaps to it before the batch (engine.setRules, state kept). Absent: the
+   * engine keeps the rules it was built with.
+   */
+  rules?: () => RulesConfig;
+  /** Called when this task switched rules (partition, new version). */
+  onRulesApplied?: (partition: number, version: number) => void;
   encodeAction(a: Action): Buffer;
   encodeUpdate(u: AlertUpdate): Buffer;
   encodeRefundReason(r: RefundReason): Buffer;
@@ -50,11 +62,25 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
   let wallAtLastReceived = 0;
   let lastEventTime = 0;
   let clockWritten = -1;
+  let applied = o.rules?.();
+  // A batch boundary: nothing of this partition is in flight, so every record of the batch about to
+  // run (and everything after it) sees the new version, and nothing before it did.
+  const syncRules = () => {
+    if (!o.rules) return;
+    const cfg = o.rules();
+    if (cfg === applied) return;
+    engine.setRules(cfg);
+    applied = cfg;
+    o.onRulesApplied?.(o.partition, cfg.version);
+  };
+  const encodeShadow = o.encodeShadowAlert ?? o.encodeAlert;
 
-  const toResult = (alerts: Alert[], actions: Action[], updates: readonly AlertUpdate[] = NONE, reasons: readonly RefundReason[] = NONE): TaskResult => {
-    if (alerts.length === 0 && actions.length === 0 && updates.length === 0 && reasons.length === 0) return { messages: [] };
+  const toResult = (alerts: Alert[], actions: Action[], updates: readonly AlertUpdate[] = NONE, reasons: readonly RefundReason[] = NONE, shadow: readonly Alert[] = NONE): TaskResult => {
+    if (alerts.length === 0 && actions.length === 0 && updates.length === 0 && reasons.length === 0 && shadow.length === 0) return { messages: [] };
     const messages: OutputMessage[] = [];
     for (const a of alerts) messages.push({ topic: topics.alerts, key: a.merchant_id, value: o.encodeAlert(a) });
+    // Shadow alerts: their own topic, in the same Kafka transaction; never an action.
+    for (const a of shadow) messages.push({ topic: topics.shadowAlerts, key: a.merchant_id, value: encodeShadow(a) });
     for (const a of actions) messages.push({ topic: isNotifyAction(a) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
     // Same transaction as the alerts (keyed by merchant like them): an update is never visible
     // without the alert it updates having been published in the same or an earlier transaction.
@@ -86,15 +112,18 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       clockWritten = lastReceived;
     },
     process(topic, records: DecodedRecord[], wallMs) {
+      syncRules();
       const alerts: Alert[] = [];
       const actions: Action[] = [];
       const updates: AlertUpdate[] = [];
       const reasons: RefundReason[] = [];
+      const shadow: Alert[] = [];
       const collect = (out: EngineOutput) => {
         for (const a of out.alerts) alerts.push(a);
         for (const a of out.actions) actions.push(a);
         if (out.updates) for (const u of out.updates) updates.push(u);
         if (out.refundReasons) for (const r of out.refundReasons) reasons.push(r);
+        for (const a of out.shadowAlerts) shadow.push(a);
       };
       if (topic === topics.transactions) {
         for (const r of records) {
@@ -119,12 +148,13 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       }
       if (lastEventTime > 0) o.metrics.eventTimeLag.set({ partition: partitionLabel }, Math.max(0, engine.clock() - lastEventTime) / 1000);
       o.metrics.stateMerchants.set({ partition: partitionLabel }, engine.stats().merchants);
-      return toResult(alerts, actions, updates, reasons);
+      return toResult(alerts, actions, updates, reasons, shadow);
     },
     tick(wallMs) {
+      syncRules();
       if (!o.wallClockTimers || lastReceived === 0) return { messages: [] };
       const out = engine.advanceClock(lastReceived + Math.max(0, wallMs - wallAtLastReceived));
-      return toResult(out.alerts, out.actions, out.updates, out.refundReasons);
+      return toResult(out.alerts, out.actions, out.updates, out.refundReasons, out.shadowAlerts);
     },
     takeChanges() {
       const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : encodeChangelogValue(v)]);

@@ -7,11 +7,19 @@ import { createRuleEngine, type RuleEngine, type RulesConfig } from '@tillwatch/
 import { createAvroSerde, createTransactionalProcessor, InvalidRecordError, type RegistryClient, type TransactionalProcessor, type InputTopic } from '@tillwatch/stream';
 import type { DetectorMetrics, Logger } from '@tillwatch/telemetry';
 import { createDetectorTask, isNotifyAction, type DetectorTopics } from './detector-task.js';
+import { startLiveRules, type LiveRules, type RulesMetrics } from './live-rules.js';
 
 export interface DetectorOptions {
   kafka: Kafka;
   registry: RegistryClient;
+  /** The rule set (TILLWATCH_RULES or the defaults); with liveRules, the fallback while pos.rules.v1 holds no valid document. */
   rules: RulesConfig;
+  /**
+   * Rules as live data: follow this rules topic (pos.rules.v1). start() reads it to its end before
+   * processing; a new version applies at each partition's next batch. When the topic does not exist,
+   * `rules` stays in force.
+   */
+  liveRules?: { topic: string; metrics?: RulesMetrics };
   metrics: DetectorMetrics;
   logger: Logger;
   groupId?: string;
@@ -31,6 +39,8 @@ export interface Detector {
   stop(): Promise<void>;
   ready(): boolean;
   assignedPartitions(): number[];
+  /** Version of the rules in force (the live one when following pos.rules.v1). */
+  rulesVersion(): number;
 }
 
 export function createDetector(o: DetectorOptions): Detector {
@@ -42,6 +52,7 @@ export function createDetector(o: DetectorOptions): Detector {
     notifyActions: o.topics?.notifyActions ?? Topics.notifyActions,
     alertUpdates: o.topics?.alertUpdates ?? Topics.alertUpdates,
     refundReasons: o.topics?.refundReasons ?? Topics.refundReasons,
+    shadowAlerts: o.topics?.shadowAlerts ?? Topics.shadowAlerts,
     changelog: o.topics?.changelog ?? Topics.detectorChangelog,
     dlq: o.topics?.dlq ?? Topics.dlq,
   };
@@ -49,6 +60,7 @@ export function createDetector(o: DetectorOptions): Detector {
   const txnSerde = createAvroSerde<Transaction>(o.registry, valueSubject(topics.transactions), AvroSchemas.transaction);
   const hbSerde = createAvroSerde<Heartbeat>(o.registry, valueSubject(topics.heartbeats), AvroSchemas.heartbeat);
   const alertSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.alerts), AvroSchemas.alert);
+  const shadowSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.shadowAlerts), AvroSchemas.alert);
   const freezeSerde = createAvroSerde<Action>(o.registry, valueSubject(topics.freezeActions), AvroSchemas.action);
   const notifySerde = createAvroSerde<Action>(o.registry, valueSubject(topics.notifyActions), AvroSchemas.action);
   const updateSerde = createAvroSerde<AlertUpdate>(o.registry, valueSubject(topics.alertUpdates), AvroSchemas.alertUpdate);
@@ -85,11 +97,17 @@ export function createDetector(o: DetectorOptions): Detector {
   ];
 
   let processor: TransactionalProcessor | undefined;
+  let live: LiveRules | undefined;
+  const currentRules = (): RulesConfig => live?.current() ?? o.rules;
 
   return {
     async start() {
       // Registering is idempotent and gives the ids used for encoding (and proves the registry is up).
-      await Promise.all([txnSerde.init(), hbSerde.init(), alertSerde.init(), freezeSerde.init(), notifySerde.init(), updateSerde.init(), reasonSerde.init(), dlqSerde.init()]);
+      await Promise.all([txnSerde.init(), hbSerde.init(), alertSerde.init(), freezeSerde.init(), notifySerde.init(), shadowSerde.init(), updateSerde.init(), reasonSerde.init(), dlqSerde.init()]);
+      // The latest rules version is read before any partition processes anything.
+      if (o.liveRules) {
+        live = await startLiveRules({ kafka: o.kafka, registry: o.registry, topic: o.liveRules.topic, fallback: o.rules, logger: o.logger, ...(o.liveRules.metrics ? { metrics: o.liveRules.metrics } : {}), groupPrefix: `${groupId}.rules` });
+      }
       processor = createTransactionalProcessor({
         kafka: o.kafka,
         groupId,
@@ -105,9 +123,12 @@ export function createDetector(o: DetectorOptions): Detector {
         createTask: (partition) =>
           createDetectorTask({
             partition,
-            engine: o.createEngine ? o.createEngine(o.rules, partition) : createRuleEngine(o.rules),
+            // A task built after a rules switch (assignment, restore after a fenced batch) starts on the current version.
+            engine: o.createEngine ? o.createEngine(currentRules(), partition) : createRuleEngine(currentRules()),
             topics,
             encodeAlert: (a) => alertSerde.encode(a),
+            encodeShadowAlert: (a) => shadowSerde.encode(a),
+            ...(o.liveRules ? { rules: currentRules, onRulesApplied: (partition: number, version: number) => o.logger.info({ partition, version }, 'partition switched rules version') } : {}),
             encodeAction: (a) => (isNotifyAction(a) ? notifySerde : freezeSerde).encode(a),
             encodeUpdate: (u) => updateSerde.encode(u),
             encodeRefundReason: (r) => reasonSerde.encode(r),
@@ -120,8 +141,10 @@ export function createDetector(o: DetectorOptions): Detector {
     },
     async stop() {
       await processor?.stop();
+      await live?.stop();
     },
     ready: () => processor?.ready() ?? false,
+    rulesVersion: () => currentRules().version,
     assignedPartitions: () => processor?.assignedPartitions() ?? [],
   };
 }

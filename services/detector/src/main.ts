@@ -11,6 +11,7 @@ import { defaultRulesConfig, loadRulesConfig, type RulesConfig } from '@tillwatc
 import { checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle } from '@tillwatch/stream';
 import { createDetectorMetrics, createLogger, createOpsServer, createRegistry } from '@tillwatch/telemetry';
 import { createDetector } from './detector.js';
+import { createRulesMetrics } from './live-rules.js';
 
 export function loadRules(path: string | undefined): RulesConfig {
   if (!path) return defaultRulesConfig();
@@ -38,7 +39,7 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
   const promRegistry = createRegistry({ service: 'detector' });
   const metrics = createDetectorMetrics(promRegistry);
   const life = createServiceLifecycle({ service: 'detector', logger, shutdownTimeoutMs: svc.shutdownTimeoutMs });
-  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers });
+  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers, liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
   // /healthz turns 503 the moment a fatal error is seen, while the stop is still running.
   const ops = createOpsServer({ registry: promRegistry, healthy: life.healthy, ready: () => ({ ready: detector.ready(), detail: { partitions: detector.assignedPartitions() } }), host: svc.httpHost, port: svc.httpPort });
   const { url } = await ops.listen();

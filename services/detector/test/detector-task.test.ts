@@ -10,7 +10,7 @@ import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Transaction } from '@tillwatch/schemas';
 import { CLOCK_KEY, createDetectorTask } from '../src/detector-task.js';
 
-const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify', alertUpdates: 'updates', refundReasons: 'reasons' };
+const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify', alertUpdates: 'updates', refundReasons: 'reasons', shadowAlerts: 'shadow' };
 const metrics = createDetectorMetrics(createRegistry({ service: 'detector-task-test', defaultMetrics: false }));
 
 function stream(seed: number, n: number): Transaction[] {

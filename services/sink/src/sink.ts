@@ -15,6 +15,8 @@ import { DEFAULT_FLUSH_RETRY, FatalWriteError, flushWithRetry } from './flush.js
 export interface SinkTopics {
   transactions: string;
   alerts: string;
+  /** Alerts of rules in shadow mode -> alerts_shadow (same columns as alerts). */
+  shadowAlerts: string;
   freezeActions: string;
   notifyActions: string;
   alertUpdates: string;
@@ -108,6 +110,7 @@ export function createSink(o: SinkOptions): Sink {
   const topics: SinkTopics = {
     transactions: o.topics?.transactions ?? Topics.transactions,
     alerts: o.topics?.alerts ?? Topics.alerts,
+    shadowAlerts: o.topics?.shadowAlerts ?? Topics.shadowAlerts,
     freezeActions: o.topics?.freezeActions ?? Topics.freezeActions,
     notifyActions: o.topics?.notifyActions ?? Topics.notifyActions,
     alertUpdates: o.topics?.alertUpdates ?? Topics.alertUpdates,
@@ -181,6 +184,7 @@ export function createSink(o: SinkOptions): Sink {
   const routes = new Map<string, Route>([
     [topics.transactions, { table: 'transactions', serde: serde<Transaction>(topics.transactions, AvroSchemas.transaction), toRow: (v) => toTransactionRow(validateTransaction(v, { maxClockSkewMs: o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS })) }],
     [topics.alerts, { table: 'alerts', serde: serde<Alert>(topics.alerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
+    [topics.shadowAlerts, { table: 'alerts_shadow', serde: serde<Alert>(topics.shadowAlerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.freezeActions, { table: 'actions', serde: serde<Action>(topics.freezeActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
     [topics.notifyActions, { table: 'actions', serde: serde<Action>(topics.notifyActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
     [topics.alertUpdates, { table: 'alert_updates', serde: serde<AlertUpdate>(topics.alertUpdates, AvroSchemas.alertUpdate), toRow: (v) => toAlertUpdateRow(v as AlertUpdate) }],

@@ -24,6 +24,8 @@ export const spec = {
 } satisfies CommandSpec;
 
 export async function run(argv: string[]): Promise<number> {
+  // Two rule sets on one input (issue 9): lib/compare-command.ts.
+  if (argv.includes('--compare')) return (await import('../lib/compare-command.js')).runCompareCommand(argv);
   const { values } = parseCommand(spec, argv);
   const maxRejects = values['max-rejects'] !== undefined ? numberOption(spec, 'max-rejects', values['max-rejects'], { min: 0, integer: true }) : Infinity;
   await assertReadableFile(values.events);

@@ -5,7 +5,7 @@
 // and the console, and the end-to-end test drives it through the API.
 import { createMemoryAlertFeed, startApi, type RunningApi } from '@tillwatch/api';
 import type { ClickHouse } from '@tillwatch/clickhouse';
-import { createDetector, type Detector } from '@tillwatch/detector';
+import { createDetector, createRulesMetrics, type Detector } from '@tillwatch/detector';
 import type { RulesConfig } from '@tillwatch/rules';
 import type { Alert } from '@tillwatch/schemas';
 import { createSink, type Sink } from '@tillwatch/sink';
@@ -47,6 +47,7 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     logger: ctx.logger,
     groupId: ctx.env['DETECTOR_GROUP_ID'] || 'tillwatch-detector',
     topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog },
+    liveRules: { topic: ctx.topics.rules, metrics: createRulesMetrics(detectorProm) },
     onFatal: (e) => o.onFatal('detector', e),
     onAlerts: (alerts) => {
       o.onAlerts?.(alerts);

@@ -1,0 +1,155 @@
+// Rules as live data over HTTP (issue 9): GET /rules and GET /rules/history (viewer), PUT /rules
+// (admin, the same validation as `tillwatch rules push`). The rules topic pos.rules.v1 is behind a
+// port (RulesBackend): the process wires a follower of the topic (rules-backend.ts), tests a fake.
+// Audit: every accepted PUT is a record on pos.rules.v1 naming the API key (pushed_by, via: api,
+// pushed_at) - the append-only trail `GET /rules/history` shows - and an info log line with the actor;
+// a refused PUT is logged with the actor and the problems.
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { RulesConfigError } from '@tillwatch/rules';
+import { RulesVersionError, type PushRequest, type PushResult, type RulesHistoryEntry, type RulesLedger } from '@tillwatch/rules-live';
+import { RulesFormatValues, type RulesFormat } from '@tillwatch/schemas';
+import type { Principal } from '../auth.js';
+
+export interface RulesBackend {
+  /** The ledger of pos.rules.v1 as read so far; throws RulesUnavailableError when it cannot be read. */
+  ledger(): Promise<RulesLedger>;
+  /** Validates, checks the version, publishes (as pushRulesDocument). */
+  push(req: PushRequest): Promise<PushResult>;
+}
+
+/** The rules topic is not provisioned, not read yet, or Kafka is unreachable: 503. */
+export class RulesUnavailableError extends Error {
+  override readonly name = 'RulesUnavailableError';
+}
+
+const security: { [label: string]: string[] }[] = [{ apiKey: [] }, { bearer: [] }];
+const errorRef = { $ref: 'Error#' } as const;
+const issue = { type: 'object', properties: { path: { type: 'string' }, problem: { type: 'string' } }, required: ['path', 'problem'] } as const;
+const entryProps = {
+  version: { type: 'integer', description: 'Rules document version (0: a record that could not be decoded)' },
+  status: { type: 'string', enum: ['active', 'superseded', 'rejected', 'duplicate'] },
+  pushed_by: { type: 'string', description: 'CLI user or API key name' },
+  pushed_at: { type: 'string', format: 'date-time' },
+  via: { type: 'string', description: 'cli, api (or anything a direct writer put there)' },
+  comment: { type: 'string', nullable: true },
+  format: { type: 'string', enum: [...RulesFormatValues], nullable: true },
+  offset: { type: 'string', description: 'Offset in pos.rules.v1' },
+  problems: { type: 'array', items: issue, description: 'Why a rejected record was refused' },
+} as const;
+const invalidResponse = {
+  type: 'object',
+  description: 'The document does not validate (code INVALID_RULES): every problem in issues, each with its key path (as tillwatch rules validate); or the body itself is malformed (FST_ERR_VALIDATION)',
+  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' }, issues: { type: 'array', items: issue } },
+  required: ['statusCode', 'error', 'message'],
+} as const;
+
+export const rulesRouteSchemas = {
+  get: {
+    tags: ['rules'],
+    summary: 'The rules version in force (pos.rules.v1): who pushed it, when, and the document',
+    security,
+    response: {
+      200: { type: 'object', properties: { ...entryProps, document: { type: 'string' } }, required: ['version', 'status', 'pushed_by', 'pushed_at', 'via', 'offset', 'document'] },
+      404: errorRef,
+      401: errorRef,
+      403: errorRef,
+      429: errorRef,
+      503: errorRef,
+    },
+  },
+  history: {
+    tags: ['rules'],
+    summary: 'Every record of pos.rules.v1, oldest first, with its status (active, superseded, rejected and why)',
+    security,
+    response: {
+      200: { type: 'object', properties: { items: { type: 'array', items: { type: 'object', properties: entryProps, required: ['version', 'status', 'offset', 'problems'] } } }, required: ['items'] },
+      401: errorRef,
+      403: errorRef,
+      429: errorRef,
+      503: errorRef,
+    },
+  },
+  put: {
+    tags: ['rules'],
+    summary: 'Push a new rules version (admin): validated as tillwatch rules push, refused with every problem listed, audit-logged',
+    security,
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        document: { type: 'string', minLength: 1, maxLength: 1_000_000, description: 'The rules document (YAML or JSON text, with version: N)' },
+        format: { type: 'string', enum: [...RulesFormatValues], default: 'yaml' },
+        comment: { type: 'string', maxLength: 1000 },
+      },
+      required: ['document'],
+    },
+    response: {
+      201: {
+        type: 'object',
+        properties: { version: { type: 'integer' }, previous_version: { type: 'integer', nullable: true }, offset: { type: 'string' }, pushed_by: { type: 'string' }, pushed_at: { type: 'string', format: 'date-time' } },
+        required: ['version', 'previous_version', 'offset', 'pushed_by', 'pushed_at'],
+      },
+      400: invalidResponse,
+      401: errorRef,
+      403: errorRef,
+      409: errorRef,
+      429: errorRef,
+      503: errorRef,
+    },
+  },
+};
+
+const entryView = (e: RulesHistoryEntry) => ({ ...e, pushed_at: new Date(e.pushed_at).toISOString() });
+
+function unavailable(reply: FastifyReply, e: RulesUnavailableError) {
+  return reply.code(503).header('retry-after', '5').send({ statusCode: 503, code: 'RULES_UNAVAILABLE', error: 'Service Unavailable', message: e.message });
+}
+
+/** Registers the rules routes on the authenticated scope of createApp. Without a backend they answer 503. */
+export function registerRulesRoutes(api: FastifyInstance, backend: RulesBackend | undefined): void {
+  const ledger = async (): Promise<RulesLedger> => {
+    if (!backend) throw new RulesUnavailableError('rules are not served by this API instance (no Kafka configured)');
+    return backend.ledger();
+  };
+
+  api.get('/rules', { config: { access: 'viewer' }, schema: rulesRouteSchemas.get }, async (_req, reply) => {
+    try {
+      const a = (await ledger()).active();
+      if (!a) return reply.code(404).send({ statusCode: 404, code: 'NO_RULES_VERSION', error: 'Not Found', message: 'no rules version on pos.rules.v1 yet: detectors use TILLWATCH_RULES or the default rules' });
+      return { ...entryView(a.entry), document: a.document };
+    } catch (e) {
+      if (e instanceof RulesUnavailableError) return unavailable(reply, e);
+      throw e;
+    }
+  });
+
+  api.get('/rules/history', { config: { access: 'viewer' }, schema: rulesRouteSchemas.history }, async (_req, reply) => {
+    try {
+      return { items: (await ledger()).history().map(entryView) };
+    } catch (e) {
+      if (e instanceof RulesUnavailableError) return unavailable(reply, e);
+      throw e;
+    }
+  });
+
+  api.put<{ Body: { document: string; format?: RulesFormat; comment?: string } }>('/rules', { config: { access: 'admin' }, schema: rulesRouteSchemas.put }, async (req, reply) => {
+    const principal = req.principal as Principal;
+    if (!backend) return unavailable(reply, new RulesUnavailableError('rules are not served by this API instance (no Kafka configured)'));
+    try {
+      const r = await backend.push({ text: req.body.document, format: req.body.format ?? 'yaml', pushedBy: principal.name, via: 'api', comment: req.body.comment ?? null });
+      req.log.info({ audit: 'rules.push', actor: principal.name, version: r.version, previous_version: r.previousVersion, offset: r.offset }, 'rules version pushed');
+      return reply.code(201).send({ version: r.version, previous_version: r.previousVersion, offset: r.offset, pushed_by: r.record.pushed_by, pushed_at: new Date(r.record.pushed_at).toISOString() });
+    } catch (e) {
+      if (e instanceof RulesConfigError) {
+        req.log.warn({ audit: 'rules.push.refused', actor: principal.name, problems: e.issues }, 'rules push refused: invalid document');
+        return reply.code(400).send({ statusCode: 400, code: 'INVALID_RULES', error: 'Bad Request', message: `invalid rules document, ${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}`, issues: e.issues });
+      }
+      if (e instanceof RulesVersionError) {
+        req.log.warn({ audit: 'rules.push.refused', actor: principal.name, version: e.version, active: e.activeVersion }, 'rules push refused: version not greater');
+        return reply.code(409).send({ statusCode: 409, code: 'RULES_VERSION_CONFLICT', error: 'Conflict', message: e.message });
+      }
+      if (e instanceof RulesUnavailableError) return unavailable(reply, e);
+      throw e;
+    }
+  });
+}
