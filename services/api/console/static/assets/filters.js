@@ -4,7 +4,7 @@
 /** Rules the console offers in its rule filter; alerts of other rules still show (and join the list). */
 export const KNOWN_RULES = ['duplicate_charge', 'abnormal_amount', 'sync_lag', 'sequence_gap', 'refund_without_sale', 'refund_exceeds_sale', 'terminal_offline', 'upload_backlog', 'sync_incident', 'refund_card_mismatch', 'refund_after_deadline', 'refund_velocity'];
 export const SEVERITIES = ['critical', 'high', 'medium', 'low'];
-export const STATUSES = ['open', 'acknowledged', 'resolved', 'false_positive'];
+export const STATUSES = ['open', 'acknowledged', 'resolved', 'false_positive', 'auto_resolved'];
 /** The API's id pattern (schemas.ts): a filter value outside it would be a 400. */
 export const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 

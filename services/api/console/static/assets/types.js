@@ -3,7 +3,7 @@
 
 /**
  * @typedef {'low' | 'medium' | 'high' | 'critical'} Severity
- * @typedef {'open' | 'acknowledged' | 'resolved' | 'false_positive'} TriageStatus
+ * @typedef {'open' | 'acknowledged' | 'resolved' | 'false_positive' | 'auto_resolved'} TriageStatus
  * @typedef {'viewer' | 'analyst' | 'admin'} Role
  *
  * @typedef {object} Alert
@@ -48,7 +48,7 @@
  * @property {number} issued_at
  * @property {number | null} expires_at
  *
- * @typedef {{ status: TriageStatus, actor: string, note: string, at: number }} TriageEntry
+ * @typedef {{ status: TriageStatus, actor: string, note: string, at: number, source?: 'update', update_id?: string, resolution?: string, resolved_by_event_ids?: string[] }} TriageEntry
  * @typedef {{ items: Alert[], next_cursor: string | null }} AlertPage
  * @typedef {{ alert: Alert, evidence: Transaction[], missing_evidence: string[], actions: Action[] }} AlertDetail
  * @typedef {{ alert_id: string, status: TriageStatus, entries: TriageEntry[] }} History

@@ -138,9 +138,20 @@ function historySection(a, history) {
   const h0 = /** @type {import('../types.js').History} */ (history.value);
   const entries = [
     h('li', { class: 'auto' }, h('p', null, h('strong', null, 'detected'), ' by the rule engine (', `${a.rule}@${a.rule_version}`, ') · ', timeEl(a.detected_at))),
-    ...h0.entries.map((e) => h('li', null, h('p', null, statusBadge(e.status), ' by ', h('strong', null, e.actor), ' · ', timeEl(e.at)), h('p', { class: 'note' }, e.note))),
+    ...h0.entries.map((e) =>
+      e.source === 'update'
+        ? // An alert update (pos.alerts.updates.v1): resolved by events or closed by its rule, at the stream clock.
+          h(
+            'li',
+            { class: 'auto' },
+            h('p', null, statusBadge(e.status), ' ', h('strong', null, (e.resolution ?? '').replace(/_/g, ' ')), ' by the rule engine · ', timeEl(e.at)),
+            h('p', { class: 'note' }, e.note),
+            e.resolved_by_event_ids?.length ? h('p', { class: 'muted' }, `by events ${e.resolved_by_event_ids.join(', ')}`) : null,
+          )
+        : h('li', null, h('p', null, statusBadge(e.status), ' by ', h('strong', null, e.actor), ' · ', timeEl(e.at)), h('p', { class: 'note' }, e.note)),
+    ),
   ];
-  return section('History', h('ol', { class: 'history', id: 'history' }, entries), h('p', { class: 'muted' }, 'Automatic entries: the detection. The API records no automatic updates of an alert yet.'));
+  return section('History', h('ol', { class: 'history', id: 'history' }, entries), h('p', { class: 'muted' }, 'Automatic entries: the detection and alert updates (auto-resolutions, episode ends).'));
 }
 
 /**
