@@ -3,7 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { pushRulesDocument, readRulesLedger, rulesTopicExists } from '@tillwatch/rules-live';
 import { createContext } from '../lib/context.js';
-import { runRulesCli, type RulesStore } from '../lib/rules-cli.js';
+import { RULES_SPEC, runRulesCli, type RulesStore } from '../lib/rules-cli.js';
+
+export const spec = RULES_SPEC;
 
 export function run(argv: string[]): Promise<number> {
   return runRulesCli(argv, {

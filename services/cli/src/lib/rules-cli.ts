@@ -1,7 +1,7 @@
 // `tillwatch rules validate|push|show|history`: the logic, behind ports (the rules topic, files,
 // output), so it is tested without Kafka; commands/rules.ts wires the real ones.
-import { parseArgs } from 'node:util';
 import { RulesConfigError } from '@tillwatch/rules';
+import { formatUsageLine, parseCommand, type CommandSpec } from './args.js';
 import { RulesVersionError, formatIssues, formatOfPath, validateRulesDocument, type PushRequest, type PushResult, type RulesHistoryEntry, type RulesLedger } from '@tillwatch/rules-live';
 
 export interface RulesStore {
@@ -23,12 +23,29 @@ export interface RulesCliDeps {
   defaultUser(): string;
 }
 
-export const RULES_USAGE = [
-  'usage: tillwatch rules validate FILE',
-  '       tillwatch rules push FILE [--by NAME] [--comment TEXT]',
-  '       tillwatch rules show [--document] [--json]',
-  '       tillwatch rules history [--json]',
-].join('\n');
+export const RULES_SPEC = {
+  name: 'rules',
+  summary: 'Rules as live data on the compacted topic pos.rules.v1: validate a rules document, push it (every detector applies it within seconds, without a restart), show the version in force, list every version pushed.',
+  positionals: {
+    usage: 'validate FILE | push FILE | show | history',
+    description: [
+      'sub-commands:',
+      '  validate FILE   check a rules document (YAML or JSON, with version: N); every problem is listed; nothing is contacted',
+      '  push FILE       validate, refuse a version not greater than the one in force, publish to pos.rules.v1',
+      '  show            the version in force, who pushed it and when',
+      '  history         every record of pos.rules.v1, oldest first, with its status (active, superseded, rejected, duplicate)',
+    ],
+  },
+  options: {
+    by: { type: 'string', value: 'NAME', description: 'push: who pushes (default TILLWATCH_USER, else the OS user)' },
+    comment: { type: 'string', value: 'TEXT', description: 'push: a comment stored with the version' },
+    document: { type: 'boolean', description: 'show: print the document in force too' },
+    json: { type: 'boolean', description: 'show, history: one JSON object per line (for scripts)' },
+  },
+  notes: ['Exit: 0 done; 1 invalid or refused document, or a failure; 2 wrong command line.'],
+} satisfies CommandSpec;
+
+export const RULES_USAGE = formatUsageLine(RULES_SPEC);
 
 const iso = (ms: number): string => (ms > 0 ? new Date(ms).toISOString() : '-');
 
@@ -50,20 +67,10 @@ async function withStore<T>(deps: RulesCliDeps, fn: (s: RulesStore) => Promise<T
 }
 
 export async function runRulesCli(argv: string[], deps: RulesCliDeps): Promise<number> {
-  const [sub, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: {
-      by: { type: 'string' },
-      comment: { type: 'string' },
-      document: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (!sub || sub === 'help' || sub === '--help' || sub === '-h' || values.help) {
+  // A wrong option is a UsageError, --help a HelpRequested: the CLI's main prints them (exit 2 / 0).
+  const { values, positionals: all } = parseCommand(RULES_SPEC, argv);
+  const [sub, ...positionals] = all;
+  if (!sub || sub === 'help') {
     (sub ? deps.out : deps.err)(RULES_USAGE);
     return sub ? 0 : 2;
   }
