@@ -7,7 +7,7 @@
 // is *logical*: every lookup checks an entry's expiry against the clock, so results never depend on
 // when the amortised physical sweep ran, on how often the clock was advanced, or on where a run was
 // restored from the changelog.
-import type { Action, Alert, Transaction } from '@tillwatch/schemas';
+import type { Action, Alert, AlertUpdate, Transaction } from '@tillwatch/schemas';
 import { ACTION_TARGETS, resolveVariant, type ResolvedRules, type RulesConfig } from './config.js';
 import { IndexedMinHeap } from './heap.js';
 import { actionId, alertId } from './ids.js';
@@ -419,6 +419,10 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
         expires_at: pa.expires_after === null ? null : detectedAt + pa.expires_after,
       });
     }
+  }
+
+  emitUpdate(update: AlertUpdate): void {
+    ((this.out ??= { alerts: [], actions: [], shadowAlerts: [] }).updates ??= []).push(update);
   }
 
   // ---------------------------------------------------------------- expiry (physical, amortised)

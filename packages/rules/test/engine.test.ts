@@ -56,7 +56,7 @@ describe('engine outputs', () => {
     const s = new Scenario();
     s.sale({ at: 0, lag: 3 * HOUR, card: 'tok_a' });
     const [alert] = run(e, s).alerts;
-    expect(alert).toMatchObject({ rule: 'sync_lag', rule_version: 1, severity: 'low', card_token: null, details: { lag_ms: 3 * HOUR, threshold_ms: 15 * MIN, terminal_seq: 1 } });
+    expect(alert).toMatchObject({ rule: 'sync_lag', rule_version: 2, severity: 'low', card_token: null, details: { lag_ms: 3 * HOUR, threshold_ms: 15 * MIN, terminal_seq: 1 } });
     expect(alert!.summary).toMatch(/^Terminal T1 uploaded transaction tx-0001 3h after it was made \(threshold 15m\)/);
     for (const v of Object.values(alert!.details)) expect(typeof v).toBe('number');
   });

@@ -5,15 +5,17 @@ import { describe, expect, it } from 'vitest';
 import { createChangelogView, createRuleEngine, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '../src/index.js';
 import { CONFIGS, denseStream } from './helpers/streams.js';
 
-/** Alerts and actions as two ordered streams (as the detector produces them to two topics). */
+/** Alerts, actions and alert updates as ordered streams (as the detector produces them to their topics). */
 interface Out {
   alerts: string[];
   actions: string[];
+  updates: string[];
 }
-const newOut = (): Out => ({ alerts: [], actions: [] });
+const newOut = (): Out => ({ alerts: [], actions: [], updates: [] });
 const record = (out: Out, o: EngineOutput): void => {
   for (const a of o.alerts) out.alerts.push(JSON.stringify(a));
   for (const a of o.actions) out.actions.push(JSON.stringify(a));
+  for (const u of o.updates ?? []) out.updates.push(JSON.stringify(u));
 };
 
 function unsplit(config: RulesConfig, events: Transaction[]): Out {
@@ -48,9 +50,13 @@ describe('engine properties', () => {
     const rules = new Set<string>();
     for (const seed of [1, 2, 3]) for (const c of CONFIGS) for (const line of unsplit(c, denseStream(seed, 1200, 20_000)).alerts) rules.add(JSON.parse(line).rule as string);
     expect([...rules].sort()).toEqual(['abnormal_amount', 'duplicate_charge', 'refund_exceeds_sale', 'refund_without_sale', 'sequence_gap', 'sync_lag']);
+    // ... and the split/restore properties below compare alert updates too: the streams must close episodes.
+    const updated = new Set<string>();
+    for (const seed of [1, 2, 3]) for (const c of CONFIGS) for (const line of unsplit(c, denseStream(seed, 1200, 20_000)).updates) updated.add(`${JSON.parse(line).rule}:${JSON.parse(line).resolution}`);
+    expect([...updated]).toContain('sync_lag:episode_ended');
   });
 
-  it('split anywhere, the whole entity changelog taken at the split -> JSON -> a new engine: exactly the alerts and actions of the unsplit run', () => {
+  it('split anywhere, the whole entity changelog taken at the split -> JSON -> a new engine: exactly the alerts, actions and alert updates of the unsplit run', () => {
     fc.assert(
       fc.property(arb, ({ seed, config, gap, splits }) => {
         const cfg = CONFIGS[config]!;

@@ -26,7 +26,7 @@ describe('rules document version', () => {
     expect(v1.map((a) => a.rules_version)).toEqual([1]);
     expect(v9.map((a) => a.rules_version)).toEqual([9]);
     expect(v9.map((a) => a.alert_id)).toEqual(v1.map((a) => a.alert_id));
-    expect(v1[0]!.alert_id).toBe(alertId('sync_lag', 1, [s.events[0]!.event_id]));
+    expect(v1[0]!.alert_id).toBe(alertId('sync_lag', 2, [s.events[0]!.event_id]));
     expect(createRuleEngine(parseRulesConfig({ version: 4 })).rulesVersion()).toBe(4);
   });
 });

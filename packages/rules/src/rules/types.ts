@@ -3,7 +3,7 @@
 // the terminals and the sale ledger (shared storage); a rule owns its config schema and defaults, its
 // default action policy, its state (per terminal, in `term.st[slot]`, or rule-wide), how that state
 // is written to and read from the changelog, and what it does on events and timers.
-import type { ActionKind, Severity, Transaction } from '@tillwatch/schemas';
+import type { ActionKind, AlertUpdate, Severity, Transaction } from '@tillwatch/schemas';
 import type { z } from 'zod';
 import type { IndexedMinHeap } from '../heap.js';
 import type { SampleSlab } from '../median.js';
@@ -110,6 +110,8 @@ export interface EngineCore {
     details: Record<string, number>,
     subjectTxn: string | null,
   ): void;
+  /** A lifecycle update of an alert raised earlier (EngineOutput.updates, pos.alerts.updates.v1); never a second alert. */
+  emitUpdate(update: AlertUpdate): void;
 }
 
 /** Stats the rules contribute (EngineStats minus what the engine counts itself). */

@@ -1,19 +1,21 @@
 // Runs events through an engine and collects everything it produced.
-import type { Action, Alert, Transaction } from '@tillwatch/schemas';
+import type { Action, Alert, AlertUpdate, Transaction } from '@tillwatch/schemas';
 import type { EngineOutput, RuleEngine } from '../../src/index.js';
 
 export interface Collected {
   alerts: Alert[];
   actions: Action[];
   shadowAlerts: Alert[];
+  updates: AlertUpdate[];
 }
 
-export const collected = (): Collected => ({ alerts: [], actions: [], shadowAlerts: [] });
+export const collected = (): Collected => ({ alerts: [], actions: [], shadowAlerts: [], updates: [] });
 
 export function collect(into: Collected, o: EngineOutput): Collected {
   into.alerts.push(...o.alerts);
   into.actions.push(...o.actions);
   into.shadowAlerts.push(...o.shadowAlerts);
+  if (o.updates !== undefined) into.updates.push(...o.updates);
   return into;
 }
 

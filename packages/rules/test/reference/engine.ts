@@ -97,7 +97,9 @@ interface TerminalState {
   maxSeq: number;
   maxSeqEventId: string;
   maxSeqEt: number;
-  lagEpisode: boolean;
+  /** sync_lag: latest received time of a late transaction of the episode, and when the episode ends (0: none yet). */
+  lagLast: number;
+  lagDue: number;
   salesSeen: number;
   sample: MedianSample | null;
   gaps: Gap[] | null;
@@ -276,7 +278,8 @@ class Engine implements ReferenceEngine {
       maxSeq: t.terminal_seq,
       maxSeqEventId: t.event_id,
       maxSeqEt: t.event_time,
-      lagEpisode: false,
+      lagLast: 0,
+      lagDue: 0,
       salesSeen: 0,
       sample: null,
       gaps: null,
@@ -403,12 +406,17 @@ class Engine implements ReferenceEngine {
   private onLag(term: TerminalState, t: Transaction): void {
     const p = term.rules.sync_lag;
     const lag = t.received_time - t.event_time;
-    if (lag <= p.threshold) {
-      term.lagEpisode = false;
+    if (lag <= p.threshold) return; // on-time transactions do not end an episode
+    // The episode is open until the clock reaches its end (the engine's timer fires at due <= clock,
+    // before the event that moved the clock there is judged). Alerts only: the reference model does
+    // not produce the alert updates that close episodes.
+    if (term.lagDue > this.clk) {
+      term.lagLast = Math.max(term.lagLast, t.received_time);
+      term.lagDue = term.lagLast + p.episode_quiet;
       return;
     }
-    if (term.lagEpisode) return;
-    term.lagEpisode = true;
+    term.lagLast = t.received_time;
+    term.lagDue = t.received_time + p.episode_quiet;
     if (!p.enabled) return;
     this.emit(
       'sync_lag',
@@ -905,7 +913,8 @@ class Engine implements ReferenceEngine {
         max_seq: term.maxSeq,
         max_seq_event_id: term.maxSeqEventId,
         max_seq_event_time: term.maxSeqEt,
-        lag_episode: term.lagEpisode,
+        lag_episode: term.lagDue > clk,
+        ...({ lag: { last_late: term.lagLast, due: term.lagDue } } as object),
         sales_seen: term.salesSeen,
         sample: term.sample === null ? [] : term.sample.values(),
         gaps: (term.gaps ?? []).map(
@@ -984,7 +993,8 @@ class Engine implements ReferenceEngine {
         maxSeq: ts.max_seq,
         maxSeqEventId: ts.max_seq_event_id,
         maxSeqEt: ts.max_seq_event_time,
-        lagEpisode: ts.lag_episode,
+        lagLast: (ts as unknown as { lag?: { last_late: number } }).lag?.last_late ?? 0,
+        lagDue: (ts as unknown as { lag?: { due: number } }).lag?.due ?? 0,
         salesSeen: ts.sales_seen,
         sample: null,
         gaps: null,

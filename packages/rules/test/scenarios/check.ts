@@ -1,5 +1,5 @@
 // Shared by generate.ts and golden.test.ts: run a scenario and compare the alerts with its declaration.
-import type { Alert } from '@tillwatch/schemas';
+import type { Alert, AlertUpdate } from '@tillwatch/schemas';
 import { stringify } from 'yaml';
 import { backtestLines, defaultRulesConfig, parseRulesConfig, type RulesConfig } from '../../src/index.js';
 import { Scenario, T0 } from '../helpers/builder.js';
@@ -11,6 +11,7 @@ export interface Built {
   configYaml: string | null;
   problems: string[];
   alerts: Alert[];
+  updates: AlertUpdate[];
 }
 
 export function runScenario(def: ScenarioDef): Built {
@@ -18,7 +19,7 @@ export function runScenario(def: ScenarioDef): Built {
   const expected = def.build(s);
   const config = def.config === undefined ? defaultRulesConfig() : parseRulesConfig(def.config);
   const lines = s.lines();
-  const { alerts, rejects } = backtestLines(lines, config);
+  const { alerts, updates, rejects } = backtestLines(lines, config);
   const problems: string[] = [];
   if (rejects.length > 0) problems.push(`rejected lines: ${JSON.stringify(rejects)}`);
   const key = (rule: string, ids: readonly string[]): string => `${rule}:${[...ids].sort().join(',')}`;
@@ -35,7 +36,21 @@ export function runScenario(def: ScenarioDef): Built {
     if (e.detectedAt !== undefined && a.detected_at !== T0 + e.detectedAt) problems.push(`${k}: detected_at ${a.detected_at - T0} ms after T0, expected ${e.detectedAt}`);
     if (e.terminal !== undefined && a.terminal_id !== e.terminal) problems.push(`${k}: terminal ${a.terminal_id}, expected ${e.terminal}`);
     if (e.details !== undefined && JSON.stringify(a.details) !== JSON.stringify(e.details)) problems.push(`${k}: details ${JSON.stringify(a.details)}, expected ${JSON.stringify(e.details)}`);
+    if (e.closed !== undefined) {
+      const us = updates.filter((u) => u.alert_id === a.alert_id);
+      if (e.closed === null) {
+        if (us.length > 0) problems.push(`${k}: closed by ${us.length} update(s), expected none`);
+      } else if (us.length !== 1) problems.push(`${k}: closed by ${us.length} update(s), expected one`);
+      else {
+        const u = us[0]!;
+        const got = { at: u.resolved_at - T0, resolution: u.resolution, details: u.details };
+        if (JSON.stringify(got) !== JSON.stringify(e.closed)) problems.push(`${k}: closed ${JSON.stringify(got)}, expected ${JSON.stringify(e.closed)}`);
+      }
+    }
   }
   for (const k of got.keys()) problems.push(`unexpected ${k}`);
-  return { lines, config, configYaml: def.config === undefined ? null : stringify(def.config), problems, alerts };
+  // An update is never a second alert: it closes an alert of the same run.
+  const ids = new Set(alerts.map((a) => a.alert_id));
+  for (const u of updates) if (!ids.has(u.alert_id)) problems.push(`update ${u.update_id} of an alert not raised: ${u.alert_id}`);
+  return { lines, config, configYaml: def.config === undefined ? null : stringify(def.config), problems, alerts, updates };
 }

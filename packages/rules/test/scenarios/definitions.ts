@@ -13,6 +13,11 @@ export interface Expectation {
   detectedAt?: number;
   details?: Record<string, number | undefined>;
   terminal?: string;
+  /**
+   * The alert update that must close this alert (EngineOutput.updates): resolved_at (ms after T0),
+   * resolution and details; null: none must. Unchecked when absent.
+   */
+  closed?: { at: number; resolution: string; details: Record<string, number> } | null;
 }
 
 export interface ScenarioDef {
@@ -147,7 +152,8 @@ export const scenarios: ScenarioDef[] = [
   // ------------------------------------------------------------------ sync_lag
   {
     name: 'sync_lag_burst',
-    about: 'A 200-transaction offline burst is one alert; an on-time event ends the episode and a later outage is a second alert; lag exactly at 15 min does not fire, 1 ms more does.',
+    about:
+      'A 200-transaction offline burst (188 of them late) is one alert, closed 30 min after its last late transaction; an on-time event does not end an episode, a 30 min quiet does, so a later outage is a second alert; lag exactly at 15 min does not fire, 1 ms more does, and that episode is still open at the end of the input (no update).',
     build(s) {
       const burst: Transaction[] = [];
       for (let k = 0; k < 200; k++) {
@@ -159,9 +165,89 @@ export const scenarios: ScenarioDef[] = [
       s.sale({ at: 7 * HOUR, lag: 15 * MIN, terminal: 'T2', card: 'tok_edge1', amount: 1000 });
       const over = s.sale({ at: 7 * HOUR, lag: 15 * MIN + 1, terminal: 'T3', card: 'tok_edge2', amount: 1000 });
       return [
-        { rule: 'sync_lag', evidence: [burst[0]!], detectedAt: 5 * HOUR, details: { lag_ms: 4 * HOUR, threshold_ms: 15 * MIN, terminal_seq: 1 } },
-        { rule: 'sync_lag', evidence: [second[0]!], detectedAt: 6 * HOUR + 30 * MIN },
-        { rule: 'sync_lag', evidence: [over], details: { lag_ms: 15 * MIN + 1, threshold_ms: 15 * MIN, terminal_seq: 1 } },
+        {
+          rule: 'sync_lag',
+          evidence: [burst[0]!],
+          detectedAt: 5 * HOUR,
+          details: { lag_ms: 4 * HOUR, threshold_ms: 15 * MIN, terminal_seq: 1 },
+          // The last 12 of the burst were made within 15 min of the upload (on time): 188 late, the last at k = 187.
+          closed: { at: 5 * HOUR + 187 * 50 + 30 * MIN, resolution: 'episode_ended', details: { duration_ms: 4 * HOUR + 187 * 50, late_count: 188, max_lag_ms: 4 * HOUR } },
+        },
+        {
+          rule: 'sync_lag',
+          evidence: [second[0]!],
+          detectedAt: 6 * HOUR + 30 * MIN,
+          closed: { at: 7 * HOUR + 900, resolution: 'episode_ended', details: { duration_ms: 30 * MIN + 900, late_count: 10, max_lag_ms: 30 * MIN } },
+        },
+        { rule: 'sync_lag', evidence: [over], details: { lag_ms: 15 * MIN + 1, threshold_ms: 15 * MIN, terminal_seq: 1 }, closed: null },
+      ];
+    },
+  },
+  {
+    name: 'sync_lag_reconnect_interleaved',
+    about:
+      'Offline 1h-3h, the terminal reconnects and uploads its 12-sale backlog over 22 min, out of order, each upload between two new on-time sales: one alert (sync_lag@1 raised 12), closed 30 min after the last late one with duration, late count and maximum lag; the backlog fills the sequence gap in time, so no sequence_gap.',
+    build(s) {
+      // Before the outage: seq 1-3. Offline sales: seq 4-15, made 1h..2h50m. After the reconnect: seq 16 on.
+      for (let j = 0; j < 3; j++) s.sale({ at: j * 20 * MIN, card: `tok_p${j}`, amount: 1100 + j * 50, seq: 1 + j });
+      const order = [3, 0, 1, 7, 2, 4, 5, 11, 6, 8, 9, 10];
+      const backlog: Transaction[] = [];
+      for (let j = 0; j <= 40; j++) {
+        s.sale({ at: 3 * HOUR + j * 2 * MIN, card: `tok_n${j}`, amount: 1200 + ((j * 37) % 500), seq: 16 + j });
+        if (j < order.length) {
+          const k = order[j]!;
+          backlog[k] = s.sale({ at: HOUR + k * 10 * MIN, recvAt: 3 * HOUR + j * 2 * MIN + 30 * SEC, card: `tok_o${k}`, amount: 900 + k * 25, seq: 4 + k });
+        }
+      }
+      return [
+        {
+          rule: 'sync_lag',
+          evidence: [backlog[3]!],
+          detectedAt: 3 * HOUR + 30 * SEC,
+          details: { lag_ms: HOUR + 30 * MIN + 30 * SEC, threshold_ms: 15 * MIN, terminal_seq: 7 },
+          // Last late one received at 3h22m30s; the oldest made at 1h; the longest held back: seq 4, 2h2m30s.
+          closed: { at: 3 * HOUR + 52 * MIN + 30 * SEC, resolution: 'episode_ended', details: { duration_ms: 2 * HOUR + 22 * MIN + 30 * SEC, late_count: 12, max_lag_ms: 2 * HOUR + 2 * MIN + 30 * SEC } },
+        },
+      ];
+    },
+  },
+  {
+    name: 'sync_lag_second_episode',
+    about:
+      'Two outages of one terminal with on-time sales throughout: a late sale 29 min after the previous late one joins its episode; one 37 min after the last late one is a second episode: two alerts, each closed by its own update.',
+    build(s) {
+      type Spec = { at: number; recvAt?: number; card: string };
+      const specs: Spec[] = [];
+      for (let j = 0; j <= 40; j++) specs.push({ at: 2 * HOUR + j * 3 * MIN, card: `tok_n${j}` });
+      const late1: Spec[] = [
+        { at: 90 * MIN, recvAt: 2 * HOUR, card: 'tok_a0' },
+        { at: 95 * MIN, recvAt: 2 * HOUR + MIN, card: 'tok_a1' },
+        { at: 100 * MIN, recvAt: 2 * HOUR + 2 * MIN, card: 'tok_a2' },
+        { at: 105 * MIN, recvAt: 2 * HOUR + 4 * MIN, card: 'tok_a3' },
+        { at: 2 * HOUR + 10 * MIN, recvAt: 2 * HOUR + 33 * MIN, card: 'tok_a4' }, // 29 min after the previous late one
+      ];
+      const late2: Spec[] = [
+        { at: 2 * HOUR + 50 * MIN, recvAt: 3 * HOUR + 10 * MIN, card: 'tok_b0' }, // 37 min after the last late one
+        { at: 2 * HOUR + 55 * MIN, recvAt: 3 * HOUR + 11 * MIN, card: 'tok_b1' },
+        { at: 2 * HOUR + 52 * MIN, recvAt: 3 * HOUR + 12 * MIN, card: 'tok_b2' },
+      ];
+      const recv = (x: Spec): number => x.recvAt ?? x.at + 1500;
+      const all = [...specs, ...late1, ...late2].sort((x, y) => recv(x) - recv(y));
+      const made = new Map<Spec, Transaction>();
+      all.forEach((x, i) => made.set(x, s.sale({ ...x, amount: 1000 + ((i * 53) % 700) })));
+      return [
+        {
+          rule: 'sync_lag',
+          evidence: [made.get(late1[0]!)!],
+          detectedAt: 2 * HOUR,
+          closed: { at: 3 * HOUR + 3 * MIN, resolution: 'episode_ended', details: { duration_ms: HOUR + 3 * MIN, late_count: 5, max_lag_ms: 30 * MIN } },
+        },
+        {
+          rule: 'sync_lag',
+          evidence: [made.get(late2[0]!)!],
+          detectedAt: 3 * HOUR + 10 * MIN,
+          closed: { at: 3 * HOUR + 42 * MIN, resolution: 'episode_ended', details: { duration_ms: 22 * MIN, late_count: 3, max_lag_ms: 20 * MIN } },
+        },
       ];
     },
   },

@@ -19,10 +19,14 @@ for (const def of scenarios) {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'events.jsonl'), r.lines.join('\n') + '\n');
   writeFileSync(join(dir, 'expected.jsonl'), r.alerts.map(({ rules_version: _, ...a }) => JSON.stringify(a)).join('\n') + (r.alerts.length ? '\n' : ''));
+  // Alert updates (EngineOutput.updates), only for scenarios that produce some.
+  const upd = join(dir, 'expected-updates.jsonl');
+  if (r.updates.length > 0) writeFileSync(upd, r.updates.map((u) => JSON.stringify(u)).join('\n') + '\n');
+  else if (existsSync(upd)) rmSync(upd);
   const cfg = join(dir, 'config.yaml');
   if (r.configYaml !== null) writeFileSync(cfg, `# ${def.about}\n${r.configYaml}`);
   else if (existsSync(cfg)) rmSync(cfg);
-  console.log(`${def.name}: ${r.lines.length} events, ${r.alerts.length} alerts`);
+  console.log(`${def.name}: ${r.lines.length} events, ${r.alerts.length} alerts, ${r.updates.length} updates`);
 }
 if (failed > 0) {
   console.error(`${failed} scenario(s) disagree with their declaration; nothing written for them`);
