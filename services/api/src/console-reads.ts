@@ -79,6 +79,7 @@ const lagSeriesSchema = {
 
 export const consoleRouteSchemas = {
   related: {
+    operationId: 'getAlertRelated',
     tags: ['alerts'],
     summary: "Transactions linked to an alert's evidence: the sales its refunds point at and every refund, reversal or void of those sales (the sale -> refund chain)",
     security,
@@ -97,6 +98,7 @@ export const consoleRouteSchemas = {
     },
   },
   terminalLag: {
+    operationId: 'getTerminalSyncLag',
     tags: ['terminals'],
     summary: "A terminal's sync lag minute by minute (from the terminal_sync_lag_minute rollup)",
     security,
@@ -112,6 +114,7 @@ export const consoleRouteSchemas = {
     },
   },
   merchant: {
+    operationId: 'getMerchant',
     tags: ['terminals'],
     summary: "A merchant: its terminals (last seen, last sequence number, transactions) and its sync lag minute by minute",
     security,

@@ -45,6 +45,7 @@ const invalidResponse = {
 
 export const rulesRouteSchemas = {
   get: {
+    operationId: 'getRules',
     tags: ['rules'],
     summary: 'The rules version in force (pos.rules.v1): who pushed it, when, and the document',
     security,
@@ -58,6 +59,7 @@ export const rulesRouteSchemas = {
     },
   },
   history: {
+    operationId: 'getRulesHistory',
     tags: ['rules'],
     summary: 'Every record of pos.rules.v1, oldest first, with its status (active, superseded, rejected and why)',
     security,
@@ -70,6 +72,7 @@ export const rulesRouteSchemas = {
     },
   },
   put: {
+    operationId: 'putRules',
     tags: ['rules'],
     summary: 'Push a new rules version (admin): validated as tillwatch rules push, refused with every problem listed, audit-logged',
     security,
