@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Transaction } from '@tillwatch/schemas';
+import type * as Rules from '../src/index.js';
 
 declare const gc: () => void;
 const heapNow = (): number => {
@@ -17,7 +18,7 @@ const heapNow = (): number => {
 
 async function main(): Promise<void> {
   const src = resolve(process.argv[2] ?? new URL('../src', import.meta.url).pathname);
-  const { createRuleEngine, defaultRulesConfig } = (await import(pathToFileURL(resolve(src, 'index.ts')).href)) as typeof import('../src/index.js');
+  const { createRuleEngine, defaultRulesConfig } = (await import(pathToFileURL(resolve(src, 'index.ts')).href)) as typeof Rules;
   const N = Number(process.env.N ?? 300_000);
   const T0 = Date.UTC(2025, 0, 6);
   const line = (i: number): string =>
