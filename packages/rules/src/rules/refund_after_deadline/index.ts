@@ -15,8 +15,8 @@ export interface RefundAfterDeadlineConfig extends RuleCommon {
 
 class RefundAfterDeadline implements RuleInstance {
   readonly def = refundAfterDeadline;
-  /** Per sale row: the sale's event_id (null: no sale stored in that row). */
-  private readonly events: (string | null)[] = [];
+  /** Per sale row: the sale's event_id (null: no sale stored in that row). Shared with the shadow instance. */
+  private events: (string | null)[] = [];
 
   constructor(
     private readonly core: EngineCore,
@@ -66,6 +66,11 @@ class RefundAfterDeadline implements RuleInstance {
       { refund_amount_minor: amount, sale_amount_minor: c.amount(sale), after_ms: late, deadline_ms: p.deadline },
       refundTxn,
     );
+  }
+
+  /** The shadow instance uses the active one's column: it knows every sale held, even when added later by setRules. */
+  attachShadow(shadow: RuleInstance | null): void {
+    if (shadow instanceof RefundAfterDeadline) shadow.events = this.events;
   }
 
   onRowFreed(row: number): void {

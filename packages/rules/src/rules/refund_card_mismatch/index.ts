@@ -10,9 +10,9 @@ export type RefundCardMismatchConfig = RuleCommon;
 
 class RefundCardMismatch implements RuleInstance {
   readonly def = refundCardMismatch;
-  /** Per sale row: the sale's card_token and event_id (null: no sale stored in that row). */
-  private readonly cards: (string | null)[] = [];
-  private readonly events: (string | null)[] = [];
+  /** Per sale row: the sale's card_token and event_id (null: no sale stored in that row). Shared with the shadow instance. */
+  private cards: (string | null)[] = [];
+  private events: (string | null)[] = [];
 
   constructor(
     private readonly core: EngineCore,
@@ -65,6 +65,14 @@ class RefundCardMismatch implements RuleInstance {
       { refund_amount_minor: amount, sale_amount_minor: c.amount(sale) },
       refundTxn,
     );
+  }
+
+  /** The shadow instance uses the active one's columns: it knows every sale held, even when added later by setRules. */
+  attachShadow(shadow: RuleInstance | null): void {
+    if (shadow instanceof RefundCardMismatch) {
+      shadow.cards = this.cards;
+      shadow.events = this.events;
+    }
   }
 
   onRowFreed(row: number): void {

@@ -80,3 +80,21 @@ describe('refund_card_mismatch', () => {
     );
   });
 });
+
+describe('refund_card_mismatch shadow instance', () => {
+  it('added by setRules after the sale, it still knows the sale card (shared columns), and never acts', () => {
+    const s = new Scenario();
+    const sale = s.sale({ at: 0, card: 'tok_a', amount: 1000 });
+    const refund = s.refund({ at: MIN, card: 'tok_b', amount: 1000, of: sale.txn_id });
+    const e = createRuleEngine(parseRulesConfig({ rules: { refund_card_mismatch: { enabled: false }, refund_after_deadline: { enabled: false } } }));
+    runEvents(e, [sale]);
+    e.setRules(parseRulesConfig({ version: 2, rules: { refund_card_mismatch: { enabled: false } }, shadow: { refund_card_mismatch: { enabled: true }, refund_after_deadline: { deadline: '30s' } } }));
+    const out = runEvents(e, [refund]);
+    expect(out.alerts).toEqual([]);
+    expect(out.actions).toEqual([]);
+    expect(out.shadowAlerts.map((a) => [a.rule, a.event_ids])).toEqual([
+      ['refund_card_mismatch', [sale.event_id, refund.event_id]],
+      ['refund_after_deadline', [sale.event_id, refund.event_id]],
+    ]);
+  });
+});
