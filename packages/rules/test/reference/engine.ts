@@ -644,6 +644,7 @@ class Engine implements ReferenceEngine {
   private velocity(m: MerchantState, term: TerminalState, t: Transaction): void {
     const p = term.rules.refund_velocity;
     const list = term.velocity;
+    if (list.some((r) => r.id === t.event_id)) return; // the same refund again (no original_txn_id)
     list.push({ et: t.event_time, id: t.event_id });
     list.sort((a, b) => a.et - b.et || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const latest = list[list.length - 1]!.et;

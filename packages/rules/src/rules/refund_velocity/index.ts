@@ -35,6 +35,8 @@ class RefundVelocity implements RuleInstance {
     let s = term.st[this.slot] as VelocityState | undefined;
     if (s === undefined) term.st[this.slot] = s = { ets: [], ids: [], silentUntil: -Infinity };
     const et = t.event_time;
+    // A refund without original_txn_id delivered twice reaches onRefund twice (the ledger cannot tell): count it once.
+    if (s.ids.includes(t.event_id)) return;
     // Insert in (event time, event id) order: arrival order never decides.
     let i = s.ets.length;
     while (i > 0 && (s.ets[i - 1]! > et || (s.ets[i - 1] === et && s.ids[i - 1]! > t.event_id))) i--;

@@ -23,6 +23,7 @@ describe('refund_velocity', () => {
     const rs: Transaction[] = [];
     for (let i = 0; i < 4; i++) rs.push(s.refund({ at: i * MIN, card: `c${i}`, amount: 100, of: i % 2 === 0 ? null : `tx-x${i}` }));
     s.again(rs[3]!);
+    s.again(rs[2]!); // no original_txn_id: the ledger cannot tell a redelivery, the rule can
     const cfg = parseRulesConfig({ rules: { refund_without_sale: { enabled: false } } });
     expect(runEvents(createRuleEngine(cfg), s.events).alerts).toEqual([]);
     const fifth = s.refund({ at: 5 * MIN, card: 'c5', amount: 100, of: null });
