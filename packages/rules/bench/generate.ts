@@ -22,6 +22,8 @@ export interface GenerateOptions {
   pLateSeq?: number;
   pRefund?: number;
   pBadRefund?: number;
+  /** Share of refunds of a known sale paid to another card (default 0: draws no random number then). */
+  pRefundOtherCard?: number;
   pVoid?: number;
   pDecline?: number;
   /** Offline episode length range, ms. */
@@ -72,6 +74,7 @@ export function* generateEvents(o: GenerateOptions): Generator<Transaction> {
   const pLateSeq = o.pLateSeq ?? 0.0005;
   const pRefund = o.pRefund ?? 0.02;
   const pBadRefund = o.pBadRefund ?? 0.0005;
+  const pOtherCard = o.pRefundOtherCard ?? 0;
   const pVoid = o.pVoid ?? 0.005;
   const pDecline = o.pDecline ?? 0.04;
   const [offMin, offMax] = o.offlineMs ?? [30 * 60_000, 5 * 3600_000];
@@ -152,7 +155,7 @@ export function* generateEvents(o: GenerateOptions): Generator<Transaction> {
       const exceed = rnd() < pBadRefund * 50;
       const amount = exceed ? s.amount + 1 + Math.floor(rnd() * s.amount) : Math.max(1, Math.floor(s.amount * (rnd() < 0.5 ? 1 : rnd())));
       const at = pick(termsOf[mIdx]!); // refunds often happen at another till
-      schedule(at, { ...base, txn_id: txn, kind: 'REFUND', status: 'APPROVED', card_token: s.card, amount_minor: amount, original_txn_id: s.txn }, seqOpts);
+      schedule(at, { ...base, txn_id: txn, kind: 'REFUND', status: 'APPROVED', card_token: pOtherCard > 0 && rnd() < pOtherCard ? pick(cardIds) : s.card, amount_minor: amount, original_txn_id: s.txn }, seqOpts);
     } else if (r < pRefund + pBadRefund) {
       schedule(term, { ...base, txn_id: txn, kind: 'REFUND', status: 'APPROVED', card_token: pick(cardIds), amount_minor: 500 + Math.floor(rnd() * 5000), original_txn_id: `tx_unknown_${txn}` }, seqOpts);
     } else if (r < pRefund + pBadRefund + pVoid && rec.length > 0) {

@@ -53,7 +53,7 @@ export function defaultRulesConfig(): RulesConfig {
   }
   return {
     version: 1,
-    engine: { allowed_lateness: 24 * HOUR, refund_lookback: 7 * DAY, terminal_idle_ttl: 30 * DAY, max_clock_skew: HOUR },
+    engine: { allowed_lateness: 24 * HOUR, refund_lookback: 8 * DAY, terminal_idle_ttl: 30 * DAY, max_clock_skew: HOUR },
     rules: rules as unknown as RulesSection,
     overrides: { merchants: {}, terminals: {} },
     policy: policy as Record<RuleId, PolicyAction[]>,
@@ -237,6 +237,16 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
   const longestWindow = Math.max(rules.duplicate_charge.window, ...[...Object.values(overrides.merchants), config.shadow as RuleOverrides].map((o) => o.duplicate_charge?.window ?? 0));
   if (issues.length === 0 && engine.refund_lookback < engine.allowed_lateness + longestWindow) {
     issues.push({ path: 'engine.refund_lookback', problem: `must be at least allowed_lateness + the longest duplicate_charge window (${engine.allowed_lateness + longestWindow} ms), got ${engine.refund_lookback} ms` });
+  }
+  // refund_after_deadline needs the sale: a deadline longer than the lookback could never be judged.
+  const deadlines: [string, number | undefined][] = [
+    ['rules.refund_after_deadline.deadline', rules.refund_after_deadline.deadline],
+    ['shadow.refund_after_deadline.deadline', config.shadow.refund_after_deadline?.deadline],
+    ...Object.entries(overrides.merchants).map(([k, o]): [string, number | undefined] => [`overrides.merchants.${k}.refund_after_deadline.deadline`, o.refund_after_deadline?.deadline]),
+    ...Object.entries(overrides.terminals).map(([k, o]): [string, number | undefined] => [`overrides.terminals.${k}.refund_after_deadline.deadline`, o.refund_after_deadline?.deadline]),
+  ];
+  for (const [path, d] of deadlines) {
+    if (d !== undefined && d > engine.refund_lookback) issues.push({ path, problem: `must not be longer than engine.refund_lookback (${engine.refund_lookback} ms), got ${d} ms` });
   }
   if (issues.length > 0) throw new RulesConfigError(issues);
   return config;

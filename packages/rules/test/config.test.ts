@@ -31,12 +31,16 @@ describe('rules config', () => {
     expect(c.rules.abnormal_amount).toMatchObject({ ratio: 10, min_sales: 20, sample_size: 101 });
     expect(c.rules.sync_lag.threshold).toBe(15 * 60_000);
     expect(c.rules.sequence_gap.timeout).toBe(30 * 60_000);
-    expect(c.engine).toEqual({ allowed_lateness: 24 * 3600_000, refund_lookback: 7 * 24 * 3600_000, terminal_idle_ttl: 30 * 24 * 3600_000, max_clock_skew: 3600_000 });
+    expect(c.engine).toEqual({ allowed_lateness: 24 * 3600_000, refund_lookback: 8 * 24 * 3600_000, terminal_idle_ttl: 30 * 24 * 3600_000, max_clock_skew: 3600_000 });
     expect(c.policy.duplicate_charge.map((a) => a.kind)).toEqual(['REVIEW_REFUND', 'NOTIFY_MERCHANT']);
     expect(c.policy.refund_exceeds_sale).toEqual([
       { kind: 'FREEZE_TERMINAL', expires_after: 24 * 3600_000 },
       { kind: 'NOTIFY_ACQUIRER', expires_after: null },
     ]);
+    expect(c.rules.refund_card_mismatch.severity).toBe('high');
+    expect(c.policy.refund_card_mismatch).toEqual([{ kind: 'REVIEW_REFUND', expires_after: null }]);
+    expect(c.rules.refund_after_deadline.deadline).toBe(7 * 24 * 3600_000);
+    expect(c.rules.refund_velocity).toMatchObject({ count: 5, window: 60 * 60_000 });
   });
 
   it('loads the shipped example, whose values are the defaults plus example overrides', () => {

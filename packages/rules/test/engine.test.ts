@@ -169,7 +169,7 @@ describe('state, snapshots and changelog', () => {
     view.takeChanges();
     e.advanceClock(T0 + 2 * 24 * HOUR);
     expect(e.stats()).toMatchObject({ sales: 1, duplicateLegs: 0, cards: 0, terminals: 1 });
-    e.advanceClock(T0 + 8 * 24 * HOUR);
+    e.advanceClock(T0 + 9 * 24 * HOUR); // past the 8 d refund lookback
     expect(e.stats()).toMatchObject({ sales: 0, terminals: 1 });
     e.advanceClock(T0 + 31 * 24 * HOUR);
     expect(e.stats()).toMatchObject({ merchants: 0, terminals: 0, sales: 0 });
@@ -186,7 +186,7 @@ describe('state, snapshots and changelog', () => {
     e.onTransaction(sale);
     const ok = e.onTransaction(s.refund({ at: 6 * 24 * HOUR, card: 'tok_a', amount: 100, of: sale.txn_id }));
     expect(ok.alerts).toHaveLength(0);
-    const late = e.onTransaction(s.refund({ at: 7 * 24 * HOUR + MIN, card: 'tok_a', amount: 100, of: sale.txn_id }));
+    const late = e.onTransaction(s.refund({ at: 8 * 24 * HOUR + MIN, card: 'tok_a', amount: 100, of: sale.txn_id })); // 8 d lookback
     expect(late.alerts.map((a) => [a.rule, a.details.sale_not_found])).toEqual([['refund_without_sale', 1]]);
   });
 

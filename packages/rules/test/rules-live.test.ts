@@ -143,9 +143,15 @@ describe('shadow', () => {
   it('never emits actions and never puts a shadow alert in alerts (property: every rule shadowed, dense streams)', () => {
     const shadowAll = (base: object) => ({
       ...base,
-      shadow: { duplicate_charge: { window: '5m' }, abnormal_amount: { ratio: 4 }, sync_lag: { threshold: '5m' }, sequence_gap: { timeout: '10m' }, refund_without_sale: {}, refund_exceeds_sale: {} },
+      shadow: { duplicate_charge: { window: '5m' }, abnormal_amount: { ratio: 4 }, sync_lag: { threshold: '5m' }, sequence_gap: { timeout: '10m' }, refund_without_sale: {}, refund_exceeds_sale: {}, refund_card_mismatch: {}, refund_after_deadline: { deadline: '10m' }, refund_velocity: { count: 2 } },
     });
-    const bases = [{}, { engine: { allowed_lateness: '30m', refund_lookback: '2h', terminal_idle_ttl: '3h' }, rules: { sequence_gap: { timeout: '5m' }, abnormal_amount: { min_sales: 3, sample_size: 7, ratio: 3 } } }];
+    const bases = [
+      {},
+      {
+        engine: { allowed_lateness: '30m', refund_lookback: '2h', terminal_idle_ttl: '3h' },
+        rules: { sequence_gap: { timeout: '5m' }, abnormal_amount: { min_sales: 3, sample_size: 7, ratio: 3 }, refund_after_deadline: { deadline: '20m' }, refund_velocity: { count: 3, window: '30m' } },
+      },
+    ];
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.integer({ min: 0, max: 1 }), (seed, b) => {
         const events = denseStream(seed, 800, 20_000);
@@ -164,7 +170,9 @@ describe('shadow', () => {
   }, 60_000);
 
   it('shadow state goes through the entity changelog: a restored engine continues the shadow instance exactly', () => {
-    const cfg = parseRulesConfig({ shadow: { abnormal_amount: { ratio: 4, sample_size: 7, min_sales: 3 }, sequence_gap: { timeout: '10m' }, sync_lag: { threshold: '2m' } } });
+    const cfg = parseRulesConfig({
+      shadow: { abnormal_amount: { ratio: 4, sample_size: 7, min_sales: 3 }, sequence_gap: { timeout: '10m' }, sync_lag: { threshold: '2m' }, refund_after_deadline: { deadline: '30m' }, refund_velocity: { count: 2, window: '20m' } },
+    });
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.integer({ min: 1, max: 599 }), (seed, cut) => {
         const events = denseStream(seed, 600, 20_000);

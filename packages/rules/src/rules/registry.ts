@@ -2,7 +2,10 @@
 // src/rules/<rule_id>/ exporting a RuleDefinition, and one line here (see the package README).
 import { abnormalAmount } from './abnormal_amount/index.js';
 import { duplicateCharge } from './duplicate_charge/index.js';
+import { refundAfterDeadline } from './refund_after_deadline/index.js';
+import { refundCardMismatch } from './refund_card_mismatch/index.js';
 import { refundExceedsSale } from './refund_exceeds_sale/index.js';
+import { refundVelocity } from './refund_velocity/index.js';
 import { refundWithoutSale } from './refund_without_sale/index.js';
 import { sequenceGap } from './sequence_gap/index.js';
 import { syncLag } from './sync_lag/index.js';
@@ -15,6 +18,9 @@ export const RULES = [
   sequenceGap,
   refundWithoutSale,
   refundExceedsSale,
+  refundCardMismatch,
+  refundAfterDeadline,
+  refundVelocity,
 ] as const;
 
 type Defs = (typeof RULES)[number];

@@ -21,6 +21,7 @@ export function denseStream(seed: number, events: number, meanGapMs = 20_000): T
       pLateSeq: 0.02,
       pRefund: 0.08,
       pBadRefund: 0.01,
+      pRefundOtherCard: 0.05,
       pVoid: 0.03,
       receivedSkewMs: 60_000,
       offlineMs: [10 * 60_000, 3 * 3600_000],
@@ -33,7 +34,12 @@ export const CONFIGS: RulesConfig[] = [
   parseRulesConfig({}),
   parseRulesConfig({
     engine: { allowed_lateness: '30m', refund_lookback: '2h', terminal_idle_ttl: '3h' },
-    rules: { sequence_gap: { timeout: '5m' }, abnormal_amount: { min_sales: 3, sample_size: 7, ratio: 3 } },
+    rules: {
+      sequence_gap: { timeout: '5m' },
+      abnormal_amount: { min_sales: 3, sample_size: 7, ratio: 3 },
+      refund_after_deadline: { deadline: '20m' },
+      refund_velocity: { count: 3, window: '30m' },
+    },
     overrides: { merchants: { M0001: { duplicate_charge: { window: '20m' } } }, terminals: { T00003: { sync_lag: { threshold: '2m' } } } },
   }),
 ];

@@ -1,7 +1,7 @@
 // REFERENCE MODEL, for differential tests only: the rules written the straightforward way (objects in
 // Maps, a naive median), without any of the engine's performance structures. The engine must produce
 // exactly its alerts and actions (test/differential.test.ts). Keep the two in step on any semantic change.
-import type { Action, Alert, Severity, Transaction } from '@tillwatch/schemas';
+import { formatMoney, type Action, type Alert, type Severity, type Transaction } from '@tillwatch/schemas';
 import { ACTION_TARGETS, RULE_VERSIONS, resolveRules, type ResolvedRules, type RuleId, type RulesConfig } from '../../src/config.js';
 import { MinHeap } from '../../src/heap.js';
 import { actionId, alertId } from '../../src/ids.js';
@@ -74,6 +74,9 @@ interface SaleRec {
   refExpiry: number;
   refunded: number;
   refunds: RefundRec[] | null;
+  /** The sale's own card and event id, kept for the whole lookback (refund_card_mismatch, refund_after_deadline). */
+  saleCard: string | null;
+  saleEventId: string | null;
 }
 
 interface Gap {
@@ -103,6 +106,9 @@ interface TerminalState {
   salesSeen: number;
   sample: MedianSample | null;
   gaps: Gap[] | null;
+  /** refund_velocity: approved refunds (event time, event id) and the silence end. */
+  velocity: { et: number; id: string }[];
+  velocitySilentUntil: number;
 }
 
 interface MerchantState {
@@ -283,6 +289,8 @@ class Engine implements ReferenceEngine {
       salesSeen: 0,
       sample: null,
       gaps: null,
+      velocity: [],
+      velocitySilentUntil: -Infinity,
     };
     m.terminals.set(term.id, term);
     this.nTerminals++;
@@ -481,6 +489,8 @@ class Engine implements ReferenceEngine {
         refExpiry: base + this.lookback,
         refunded: 0,
         refunds: null,
+        saleCard: t.card_token,
+        saleEventId: t.event_id,
       };
       if (rec.refExpiry < this.clk) {
         // Older than the refund lookback (so also beyond the allowed lateness): nothing to keep.
@@ -494,6 +504,8 @@ class Engine implements ReferenceEngine {
       // A placeholder made by an earlier refund or void: the sale arrived after them.
       rec.flags |= SEEN;
       rec.eventId = t.event_id;
+      rec.saleCard = t.card_token;
+      rec.saleEventId = t.event_id;
       rec.terminalId = term.id;
       rec.amount = amount;
       rec.currency = cur;
@@ -508,7 +520,14 @@ class Engine implements ReferenceEngine {
       if (this.clk - t.event_time > this.lateness) this.nLateSales++;
       else this.matchDuplicate(m, term, t, rec, window);
     }
-    if (hadRefunds && !voided) this.checkRefundsOfLateSale(m, rec, t);
+    if (hadRefunds && !voided) {
+      this.checkRefundsOfLateSale(m, rec, t);
+      for (const r of rec.refunds!) if (r.card !== rec.saleCard) this.fireCardMismatch(m, this.rulesFor(m, r.terminalId), rec, r, t.received_time);
+      for (const r of rec.refunds!) {
+        const rules = this.rulesFor(m, r.terminalId);
+        if (r.et - rec.et > rules.refund_after_deadline.deadline) this.fireAfterDeadline(m, rules, rec, r, t.received_time);
+      }
+    }
   }
 
   private fireAbnormal(m: MerchantState, term: TerminalState, t: Transaction, median: number, n: number): void {
@@ -615,6 +634,8 @@ class Engine implements ReferenceEngine {
       refExpiry: base + this.lookback,
       refunded: 0,
       refunds: null,
+      saleCard: null,
+      saleEventId: null,
     };
     if (rec.refExpiry < this.clk) return null;
     m.txns.set(txn, rec);
@@ -624,15 +645,89 @@ class Engine implements ReferenceEngine {
   }
 
   private onRefund(m: MerchantState, term: TerminalState, t: Transaction): void {
+    if (this.refundOfSale(m, term, t)) this.velocity(m, term, t);
+  }
+
+  /** refund_velocity: the refund that makes `count` at the terminal within `window` (event time, edges in). */
+  private velocity(m: MerchantState, term: TerminalState, t: Transaction): void {
+    const p = term.rules.refund_velocity;
+    const list = term.velocity;
+    if (list.some((r) => r.id === t.event_id)) return; // the same refund again (no original_txn_id)
+    list.push({ et: t.event_time, id: t.event_id });
+    list.sort((a, b) => a.et - b.et || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const latest = list[list.length - 1]!.et;
+    term.velocity = list.filter((r) => r.et >= latest - p.window);
+    if (!p.enabled || t.event_time < term.velocitySilentUntil) return;
+    const inWindow = term.velocity.filter((r) => r.et >= t.event_time - p.window && r.et <= t.event_time);
+    if (inWindow.length < p.count) return;
+    term.velocitySilentUntil = t.event_time + p.window;
+    this.emit(
+      'refund_velocity',
+      p.severity,
+      term.id,
+      m.id,
+      null,
+      inWindow.map((r) => r.id),
+      inWindow[0]!.et,
+      t.event_time,
+      t.received_time,
+      `Terminal ${term.id} made ${inWindow.length} approved refunds within ${fmtDuration(p.window)}; the last, ${t.txn_id}, was ${formatMoney(t.amount_minor, t.currency)}.`,
+      { refunds_in_window: inWindow.length, count: p.count, window_ms: p.window, refund_amount_minor: t.amount_minor },
+      t.txn_id,
+    );
+  }
+
+  private fireCardMismatch(m: MerchantState, rules: ResolvedRules, sale: SaleRec, r: RefundRec, detectedAt: number): void {
+    const p = rules.refund_card_mismatch;
+    if (!p.enabled) return;
+    const saleFirst = sale.et < r.et || (sale.et === r.et && sale.saleEventId! <= r.eventId);
+    this.emit(
+      'refund_card_mismatch',
+      p.severity,
+      r.terminalId,
+      m.id,
+      r.card,
+      saleFirst ? [sale.saleEventId!, r.eventId] : [r.eventId, sale.saleEventId!],
+      Math.min(sale.et, r.et),
+      Math.max(sale.et, r.et),
+      detectedAt,
+      `Refund ${r.txn} of ${formatMoney(r.amount, sale.currency)} at terminal ${r.terminalId} went to card ${r.card}, but sale ${sale.txn} was paid with card ${sale.saleCard!}.`,
+      { refund_amount_minor: r.amount, sale_amount_minor: sale.amount },
+      r.txn,
+    );
+  }
+
+  private fireAfterDeadline(m: MerchantState, rules: ResolvedRules, sale: SaleRec, r: RefundRec, detectedAt: number): void {
+    const p = rules.refund_after_deadline;
+    if (!p.enabled) return;
+    const late = r.et - sale.et;
+    this.emit(
+      'refund_after_deadline',
+      p.severity,
+      r.terminalId,
+      m.id,
+      r.card,
+      [sale.saleEventId!, r.eventId],
+      sale.et,
+      r.et,
+      detectedAt,
+      `Refund ${r.txn} of ${formatMoney(r.amount, sale.currency)} at terminal ${r.terminalId} was made ${fmtDuration(late)} after sale ${sale.txn}, ${fmtDuration(late - p.deadline)} past the ${fmtDuration(p.deadline)} refund deadline.`,
+      { refund_amount_minor: r.amount, sale_amount_minor: sale.amount, after_ms: late, deadline_ms: p.deadline },
+      r.txn,
+    );
+  }
+
+  /** refund_without_sale, refund_exceeds_sale, refund_card_mismatch, refund_after_deadline; false: the same refund again. */
+  private refundOfSale(m: MerchantState, term: TerminalState, t: Transaction): boolean {
     const orig = t.original_txn_id;
     const pw = term.rules.refund_without_sale;
     if (orig === null) {
       if (pw.enabled) this.fireWithoutSale(m, term, t, 'names no original sale', { no_original_txn: 1 });
-      return;
+      return true;
     }
     let rec = this.lookupTxn(m, orig);
     if (rec !== undefined && rec.refunds !== null) {
-      for (const r of rec.refunds) if (r.txn === t.txn_id) return; // the same refund again
+      for (const r of rec.refunds) if (r.txn === t.txn_id) return false; // the same refund again
     }
     rec ??= this.placeholder(m, orig, t, 0) ?? undefined;
     const before = rec === undefined ? 0 : rec.refunded;
@@ -644,9 +739,13 @@ class Engine implements ReferenceEngine {
       if (pw.enabled) this.fireWithoutSale(m, term, t, `refers to sale ${orig}, which merchant ${m.id} has not seen within the ${fmtDuration(this.lookback)} lookback`, { sale_not_found: 1 });
     } else if (rec.flags & VOIDED) {
       if (pw.enabled) this.fireWithoutSale(m, term, t, `refers to sale ${orig}, which was voided or reversed`, { sale_voided: 1 });
-    } else if (rec.refunded > rec.amount) {
-      this.fireExceeds(m, term.rules, rec, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.event_time, before, t.received_time);
+    } else {
+      if (rec.refunded > rec.amount) this.fireExceeds(m, term.rules, rec, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.event_time, before, t.received_time);
+      const r = rec.refunds![rec.refunds!.length - 1]!;
+      if (t.card_token !== rec.saleCard) this.fireCardMismatch(m, term.rules, rec, r, t.received_time);
+      if (t.event_time - rec.et > term.rules.refund_after_deadline.deadline) this.fireAfterDeadline(m, term.rules, rec, r, t.received_time);
     }
+    return true;
   }
 
   private fireWithoutSale(m: MerchantState, term: TerminalState, t: Transaction, why: string, flags: Record<string, number>): void {
@@ -917,6 +1016,9 @@ class Engine implements ReferenceEngine {
         ...({ lag: { last_late: term.lagLast, due: term.lagDue } } as object),
         sales_seen: term.salesSeen,
         sample: term.sample === null ? [] : term.sample.values(),
+        ...(term.velocity.length > 0 || Number.isFinite(term.velocitySilentUntil)
+          ? { refund_velocity: { ets: term.velocity.map((r) => r.et), ids: term.velocity.map((r) => r.id), silent_until: Number.isFinite(term.velocitySilentUntil) ? term.velocitySilentUntil : null } }
+          : {}),
         gaps: (term.gaps ?? []).map(
           (g): GapSnapshot => ({
             from: g.from,
@@ -950,6 +1052,7 @@ class Engine implements ReferenceEngine {
         ref_expiry: r.refExpiry,
         refunded: r.refunded,
         refunds: (r.refunds ?? []).map((x) => ({ txn_id: x.txn, event_id: x.eventId, terminal_id: x.terminalId, card_token: x.card, amount: x.amount, event_time: x.et })),
+        ...(r.saleCard !== null ? { sale_card_token: r.saleCard, sale_event_id: r.saleEventId } : {}),
       });
     }
     if (terminals.length === 0 && sales.length === 0) return null;
@@ -998,7 +1101,14 @@ class Engine implements ReferenceEngine {
         salesSeen: ts.sales_seen,
         sample: null,
         gaps: null,
+        velocity: [],
+        velocitySilentUntil: -Infinity,
       };
+      const v = (ts as unknown as { refund_velocity?: { ets: number[]; ids: string[]; silent_until: number | null } }).refund_velocity;
+      if (v !== undefined) {
+        term.velocity = v.ets.map((et, i) => ({ et, id: v.ids[i]! }));
+        term.velocitySilentUntil = v.silent_until ?? -Infinity;
+      }
       if (ts.sample.length > 0 || term.rules.abnormal_amount.enabled) {
         const cap = term.rules.abnormal_amount.sample_size;
         term.sample = new MedianSample(cap);
@@ -1041,6 +1151,8 @@ class Engine implements ReferenceEngine {
         refExpiry: s.ref_expiry,
         refunded: s.refunded,
         refunds: s.refunds.length === 0 ? null : s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, et: x.event_time })),
+        saleCard: (s as { sale_card_token?: string }).sale_card_token ?? null,
+        saleEventId: (s as { sale_event_id?: string }).sale_event_id ?? null,
       };
       m.txns.set(rec.txn, rec);
       refs.push(rec);

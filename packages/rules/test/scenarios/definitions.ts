@@ -6,6 +6,8 @@ import type { Transaction } from '@tillwatch/schemas';
 import type { RuleId } from '../../src/index.js';
 import { HOUR, MIN, SEC, T0, type Scenario } from '../helpers/builder.js';
 
+const DAY = 24 * HOUR;
+
 export interface Expectation {
   rule: RuleId;
   evidence: Transaction[];
@@ -342,10 +344,10 @@ export const scenarios: ScenarioDef[] = [
       const early = s.refund({ at: 20 * MIN, terminal: 'T2', card: 'tok_f', amount: 1000, of: 'tx-offline-sale' });
       s.sale({ at: 18 * MIN, recvAt: 25 * MIN, terminal: 'T3', card: 'tok_f', amount: 1000, txn: 'tx-offline-sale' });
       return [
-        { rule: 'refund_without_sale', evidence: [noOrig], details: { amount_minor: 700, lookback_ms: 7 * 24 * HOUR, no_original_txn: 1 } },
-        { rule: 'refund_without_sale', evidence: [unknown], details: { amount_minor: 900, lookback_ms: 7 * 24 * HOUR, sale_not_found: 1 } },
-        { rule: 'refund_without_sale', evidence: [other], details: { amount_minor: 1500, lookback_ms: 7 * 24 * HOUR, sale_not_found: 1 } },
-        { rule: 'refund_without_sale', evidence: [voided], details: { amount_minor: 2500, lookback_ms: 7 * 24 * HOUR, sale_voided: 1 } },
+        { rule: 'refund_without_sale', evidence: [noOrig], details: { amount_minor: 700, lookback_ms: 8 * DAY, no_original_txn: 1 } },
+        { rule: 'refund_without_sale', evidence: [unknown], details: { amount_minor: 900, lookback_ms: 8 * DAY, sale_not_found: 1 } },
+        { rule: 'refund_without_sale', evidence: [other], details: { amount_minor: 1500, lookback_ms: 8 * DAY, sale_not_found: 1 } },
+        { rule: 'refund_without_sale', evidence: [voided], details: { amount_minor: 2500, lookback_ms: 8 * DAY, sale_voided: 1 } },
         { rule: 'refund_without_sale', evidence: [early], terminal: 'T2' },
       ];
     },
@@ -374,6 +376,87 @@ export const scenarios: ScenarioDef[] = [
         { rule: 'refund_without_sale', evidence: [r5a] },
         { rule: 'refund_without_sale', evidence: [r5b] },
         { rule: 'refund_exceeds_sale', evidence: [r5b], terminal: 'T2', detectedAt: 22 * MIN, details: { sale_amount_minor: 5000, refunded_total_minor: 6000, refunded_before_minor: 3000, refund_amount_minor: 3000, excess_minor: 1000 } },
+      ];
+    },
+  },
+  // ------------------------------------------------------------------ refund policy
+  {
+    name: 'refund_card_mismatch',
+    about: 'A refund to the card that paid is normal (at any till); a refund of a known sale to another card fires, also two days after the sale; a declined one, one of an unknown or voided sale do not (refund_without_sale does); a sale arriving after its refund to another card fires then.',
+    build(s) {
+      const s1 = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 5000 });
+      s.refund({ at: 5 * MIN, terminal: 'T2', card: 'tok_a', amount: 2000, of: s1.txn_id }); // same card: normal
+      const other = s.refund({ at: 6 * MIN, terminal: 'T1', card: 'tok_z', amount: 2500, of: s1.txn_id });
+      s.refund({ at: 7 * MIN, terminal: 'T1', card: 'tok_z', amount: 500, of: s1.txn_id, status: 'DECLINED' });
+      const unknown = s.refund({ at: 8 * MIN, terminal: 'T1', card: 'tok_z', amount: 700, of: 'tx-unknown' });
+      const s2 = s.sale({ at: 9 * MIN, terminal: 'T1', card: 'tok_b', amount: 1500 });
+      s.void({ at: 10 * MIN, terminal: 'T1', card: 'tok_b', amount: 1500, of: s2.txn_id });
+      const voided = s.refund({ at: 11 * MIN, terminal: 'T1', card: 'tok_z', amount: 1500, of: s2.txn_id });
+      // T3 was offline: its sale (card tok_c) reaches the platform after the refund to tok_y at T2.
+      const early = s.refund({ at: 20 * MIN, terminal: 'T2', card: 'tok_y', amount: 1000, of: 'tx-offline-sale' });
+      const late = s.sale({ at: 18 * MIN, recvAt: 25 * MIN, terminal: 'T3', card: 'tok_c', amount: 1000, txn: 'tx-offline-sale' });
+      // Two days later (long past the duplicate horizon): the sale's card is still known.
+      const s3 = s.sale({ at: 30 * MIN, terminal: 'T1', card: 'tok_d', amount: 12_345 });
+      const twoDays = s.refund({ at: 2 * DAY, terminal: 'T2', card: 'tok_w', amount: 12_345, of: s3.txn_id });
+      return [
+        { rule: 'refund_card_mismatch', evidence: [s1, other], terminal: 'T1', detectedAt: 6 * MIN + 1500, details: { refund_amount_minor: 2500, sale_amount_minor: 5000 } },
+        { rule: 'refund_without_sale', evidence: [unknown] },
+        { rule: 'refund_without_sale', evidence: [voided] },
+        { rule: 'refund_without_sale', evidence: [early] },
+        { rule: 'refund_card_mismatch', evidence: [late, early], terminal: 'T2', detectedAt: 25 * MIN, details: { refund_amount_minor: 1000, sale_amount_minor: 1000 } },
+        { rule: 'refund_card_mismatch', evidence: [s3, twoDays], terminal: 'T2', detectedAt: 2 * DAY + 1500, details: { refund_amount_minor: 12_345, sale_amount_minor: 12_345 } },
+      ];
+    },
+  },
+  {
+    name: 'refund_after_deadline',
+    about: 'Refunds exactly 7 d after the sale are on time, 7 d + 1 ms is late and fires, 7.5 d fires; a sale older than the 8 d lookback is not found (refund_without_sale); merchant M2 has a 1 d deadline.',
+    config: { overrides: { merchants: { M2: { refund_after_deadline: { deadline: '1d' } } } } },
+    build(s) {
+      const s1 = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 4000 });
+      const s2 = s.sale({ at: 1 * MIN, terminal: 'T1', card: 'tok_b', amount: 3000 });
+      const s3 = s.sale({ at: 2 * MIN, terminal: 'T1', card: 'tok_c', amount: 2000 });
+      const s4 = s.sale({ at: 3 * MIN, terminal: 'T1', card: 'tok_d', amount: 1000 });
+      const m2 = s.sale({ at: 4 * MIN, merchant: 'M2', terminal: 'T5', card: 'tok_e', amount: 999 });
+      const m2ok = s.sale({ at: 5 * MIN, merchant: 'M2', terminal: 'T5', card: 'tok_f', amount: 999 });
+      s.refund({ at: 12 * HOUR, merchant: 'M2', terminal: 'T5', card: 'tok_f', amount: 999, of: m2ok.txn_id }); // within M2's 1 d
+      const m2late = s.refund({ at: 2 * DAY, merchant: 'M2', terminal: 'T5', card: 'tok_e', amount: 999, of: m2.txn_id });
+      s.refund({ at: 7 * DAY, terminal: 'T2', card: 'tok_a', amount: 4000, of: s1.txn_id }); // exactly the deadline: on time
+      const just = s.refund({ at: 1 * MIN + 7 * DAY + 1, terminal: 'T2', card: 'tok_b', amount: 3000, of: s2.txn_id });
+      const half = s.refund({ at: 7 * DAY + 12 * HOUR, terminal: 'T1', card: 'tok_c', amount: 500, of: s3.txn_id });
+      const gone = s.refund({ at: 8 * DAY + 4 * MIN, terminal: 'T1', card: 'tok_d', amount: 1000, of: s4.txn_id });
+      return [
+        { rule: 'refund_after_deadline', evidence: [m2, m2late], terminal: 'T5', details: { refund_amount_minor: 999, sale_amount_minor: 999, after_ms: 2 * DAY - 4 * MIN, deadline_ms: DAY } },
+        { rule: 'refund_after_deadline', evidence: [s2, just], terminal: 'T2', details: { refund_amount_minor: 3000, sale_amount_minor: 3000, after_ms: 7 * DAY + 1, deadline_ms: 7 * DAY } },
+        { rule: 'refund_after_deadline', evidence: [s3, half], details: { refund_amount_minor: 500, sale_amount_minor: 2000, after_ms: 7 * DAY + 12 * HOUR - 2 * MIN, deadline_ms: 7 * DAY } },
+        { rule: 'refund_without_sale', evidence: [gone], details: { amount_minor: 1000, lookback_ms: 8 * DAY, sale_not_found: 1 } },
+      ];
+    },
+  },
+  {
+    name: 'refund_velocity',
+    about: '4 refunds in an hour at one terminal are normal; the 5th within 60 min fires with all five as evidence, then the terminal is silent for 60 min of event time and fires again after; 5 refunds exactly 60 min end to end fire, 60 min + 1 ms do not; refunds at different tills do not add up.',
+    build(s) {
+      // Sales to refund (one per refund, same card: no other rule fires).
+      let n = 0;
+      const refundAt = (terminal: string, at: number): Transaction => {
+        const card = `tok_v${String(++n).padStart(3, '0')}`;
+        const sale = s.sale({ at: at - 30 * MIN, terminal: 'T9', card, amount: 2000 });
+        return s.refund({ at, terminal, card, amount: 1000, of: sale.txn_id });
+      };
+      const H = 2 * HOUR;
+      // T1: 4 refunds in an hour, then the 5th 61 min after the first (only 4 in its window).
+      [0, 10, 20, 30, 61].forEach((m) => refundAt('T1', H + m * MIN));
+      // T2: fires at the 5th; 50 and 60 are silent; 100 and 105 have only 4 in their window; 110 fires again.
+      const t2 = [0, 10, 20, 30, 40, 50, 60, 100, 105, 110].map((m) => refundAt('T2', 10 * H + m * MIN));
+      // T3: first and fifth exactly 60 min apart (edges included); T4: 60 min + 1 ms apart.
+      const t3 = [0, 15, 30, 45, 60].map((m) => refundAt('T3', 20 * H + m * MIN));
+      [0, 15, 30, 45].forEach((m) => refundAt('T4', 30 * H + m * MIN));
+      refundAt('T4', 30 * H + 60 * MIN + 1);
+      return [
+        { rule: 'refund_velocity', evidence: t2.slice(0, 5), terminal: 'T2', detectedAt: 10 * H + 40 * MIN + 1500, details: { refunds_in_window: 5, count: 5, window_ms: HOUR, refund_amount_minor: 1000 } },
+        { rule: 'refund_velocity', evidence: t2.slice(5), terminal: 'T2', detectedAt: 10 * H + 110 * MIN + 1500, details: { refunds_in_window: 5, count: 5, window_ms: HOUR, refund_amount_minor: 1000 } },
+        { rule: 'refund_velocity', evidence: t3, terminal: 'T3', details: { refunds_in_window: 5, count: 5, window_ms: HOUR, refund_amount_minor: 1000 } },
       ];
     },
   },

@@ -1,0 +1,103 @@
+// refund_velocity: the APPROVED REFUND that makes `count` approved refunds at one terminal within
+// `window` of event time; then silent for that terminal until `window` after the refund that fired.
+// State per terminal: the refunds still inside the window of the latest one, and the silence end,
+// written with the terminal's changelog value. See README.md.
+import { formatMoney, type Transaction } from '@tillwatch/schemas';
+import { MIN, duration, num } from '../../fields.js';
+import { fmtDuration } from '../../format.js';
+import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
+
+export interface RefundVelocityConfig extends RuleCommon {
+  /** This many approved refunds at one terminal within `window` fire (the one that makes the count). */
+  count: number;
+  /** Event-time window (ms), edges included. */
+  window: number;
+}
+
+interface VelocityState {
+  /** Refunds (event time, event id), ordered by event time then id, within `window` of the latest. */
+  ets: number[];
+  ids: string[];
+  /** No alert for refunds with an event time before this (the last firing refund's + window). */
+  silentUntil: number;
+}
+
+class RefundVelocity implements RuleInstance {
+  readonly def = refundVelocity;
+  constructor(
+    private readonly core: EngineCore,
+    readonly slot: number,
+    readonly variant: Variant,
+  ) {}
+
+  onRefund(term: TerminalState, t: Transaction): void {
+    const p = term.rules[this.variant]!.refund_velocity;
+    let s = term.st[this.slot] as VelocityState | undefined;
+    if (s === undefined) term.st[this.slot] = s = { ets: [], ids: [], silentUntil: -Infinity };
+    const et = t.event_time;
+    // A refund without original_txn_id delivered twice reaches onRefund twice (the ledger cannot tell): count it once.
+    if (s.ids.includes(t.event_id)) return;
+    // Insert in (event time, event id) order: arrival order never decides.
+    let i = s.ets.length;
+    while (i > 0 && (s.ets[i - 1]! > et || (s.ets[i - 1] === et && s.ids[i - 1]! > t.event_id))) i--;
+    s.ets.splice(i, 0, et);
+    s.ids.splice(i, 0, t.event_id);
+    // Forget what no later refund's window can reach (a late refund's own window may lose older ones).
+    const keepFrom = s.ets[s.ets.length - 1]! - p.window;
+    let drop = 0;
+    while (drop < s.ets.length && s.ets[drop]! < keepFrom) drop++;
+    if (drop > 0) {
+      s.ets.splice(0, drop);
+      s.ids.splice(0, drop);
+    }
+    this.core.markTerminal(term);
+    if (!p.enabled || et < s.silentUntil) return;
+    const from = et - p.window;
+    const evidence: string[] = [];
+    let first = et;
+    for (let k = 0; k < s.ets.length; k++) {
+      const e = s.ets[k]!;
+      if (e < from || e > et) continue;
+      evidence.push(s.ids[k]!);
+      if (e < first) first = e;
+    }
+    if (evidence.length < p.count) return;
+    s.silentUntil = et + p.window;
+    this.core.emit(
+      this,
+      p,
+      term.id,
+      term.merchant.id,
+      null,
+      evidence,
+      first,
+      et,
+      t.received_time,
+      `Terminal ${term.id} made ${evidence.length} approved refunds within ${fmtDuration(p.window)}; the last, ${t.txn_id}, was ${formatMoney(t.amount_minor, t.currency)}.`,
+      { refunds_in_window: evidence.length, count: p.count, window_ms: p.window, refund_amount_minor: t.amount_minor },
+      t.txn_id,
+    );
+  }
+
+  writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
+    const s = term.st[this.slot] as VelocityState | undefined;
+    if (s === undefined) return;
+    out.refund_velocity = { ets: s.ets.slice(), ids: s.ids.slice(), silent_until: Number.isFinite(s.silentUntil) ? s.silentUntil : null };
+  }
+
+  readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
+    const v = snap.refund_velocity as { ets?: unknown; ids?: unknown; silent_until?: unknown } | undefined;
+    if (v === undefined || !Array.isArray(v.ets) || !Array.isArray(v.ids)) return;
+    term.st[this.slot] = { ets: (v.ets as number[]).slice(), ids: (v.ids as string[]).slice(), silentUntil: typeof v.silent_until === 'number' ? v.silent_until : -Infinity } satisfies VelocityState;
+  }
+}
+
+export const refundVelocity: RuleDefinition<'refund_velocity', RefundVelocityConfig> = {
+  id: 'refund_velocity',
+  version: 1,
+  defaults: { enabled: true, severity: 'medium', mode: 'active', count: 5, window: 60 * MIN },
+  fields: { count: num(2, 10_000, true), window: duration(1) },
+  policy: [{ kind: 'NOTIFY_MERCHANT', expires_after: null }],
+  alertHas: { card: false, transaction: true },
+  create: (core, slot, variant) => new RefundVelocity(core, slot, variant),
+};
