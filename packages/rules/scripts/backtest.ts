@@ -59,8 +59,8 @@ const CHUNK = 4 << 20;
 const GROUP = 256;
 const FLUSH_CHARS = 1 << 20;
 
-/** Buffers lines and writes them in large chunks, honouring back-pressure. */
-class LineWriter {
+/** Buffers lines and writes them in large chunks, honouring back-pressure (also the compare command's writer). */
+export class LineWriter {
   private readonly stream: WriteStream;
   private parts: string[] = [];
   private size = 0;

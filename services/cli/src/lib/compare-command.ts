@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import type { Transaction } from '@tillwatch/schemas';
 import { openClickHouse } from './clickhouse.js';
-import { Comparison, LineSink, outputNames, renderDiff, type CompareResult } from './compare.js';
+import { LineWriter } from '@tillwatch/rules/backtest';
+import { Comparison, outputNames, renderDiff, type CompareResult } from './compare.js';
 import { clickhouseSource, fileSource, parseSince, type Rejected } from './compare-sources.js';
 
 export const COMPARE_USAGE =
@@ -38,7 +39,7 @@ export async function runCompare(o: CompareRunOptions): Promise<CompareRunSummar
   await mkdir(o.outDir, { recursive: true });
   const names = outputNames(o.a.path, o.b.path);
   const files = { a: join(o.outDir, `${names.a}.jsonl`), b: join(o.outDir, `${names.b}.jsonl`), diff: join(o.outDir, 'diff.md') };
-  const sinks = { a: new LineSink(files.a), b: new LineSink(files.b) };
+  const sinks = { a: new LineWriter(files.a), b: new LineWriter(files.b) };
   const cmp = new Comparison(o.a.config, o.b.config, { expectedSales: o.expectedEvents ?? 0 }, (side, alert) => sinks[side].add(JSON.stringify(alert)));
   const t0 = performance.now();
   let events = 0;

@@ -5,7 +5,6 @@
 // raised by both rule sets has the same id - into DIR/diff.md: per rule, alerts only in a, only in b,
 // and in both, with up to 5 examples each. Alerts of rules in `mode: shadow` count as alerts of their
 // rule set (the comparison is of what each rule set would raise).
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { RULE_IDS, createBacktest, type Backtest, type EngineOptions, type RulesConfig } from '@tillwatch/rules';
 import type { Alert, Transaction } from '@tillwatch/schemas';
@@ -171,42 +170,4 @@ export function renderDiff(r: CompareResult, c: DiffContext): string {
     examples('In both', d.both, d.examplesBoth);
   }
   return out.join('\n');
-}
-
-/** Buffered line writer with back-pressure (alerts are written as they fire, never held). */
-export class LineSink {
-  private readonly stream: WriteStream;
-  private parts: string[] = [];
-  private size = 0;
-  private failed: Error | null = null;
-  constructor(path: string) {
-    this.stream = createWriteStream(path);
-    this.stream.on('error', (e) => (this.failed = e));
-  }
-  add(line: string): void {
-    this.parts.push(line);
-    this.size += line.length + 1;
-  }
-  async maybeFlush(): Promise<void> {
-    if (this.size >= 1 << 20) await this.flush();
-  }
-  async flush(): Promise<void> {
-    if (this.failed) throw this.failed;
-    if (this.parts.length === 0) return;
-    const text = this.parts.join('\n') + '\n';
-    this.parts = [];
-    this.size = 0;
-    if (!this.stream.write(text)) await new Promise<void>((res, rej) => {
-      this.stream.once('drain', res);
-      this.stream.once('error', rej);
-    });
-  }
-  async close(): Promise<void> {
-    await this.flush();
-    await new Promise<void>((res, rej) => {
-      this.stream.once('error', rej);
-      this.stream.end(() => res());
-    });
-    if (this.failed) throw this.failed;
-  }
 }
