@@ -82,6 +82,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private sweepHooks: RuleInstance[] = [];
   private holdHooks: RuleInstance[] = [];
   private readonly refund: RefundResult = { row: -1, before: 0 };
+  /** Sink for the early probe loads (kept so the compiler cannot drop them). */
+  prefetchSink = 0;
   private touched: MerchantState[] = [];
   // Entity-level change tracking (takeChangedEntities), on from its first call.
   private trackEntities = false;
@@ -216,14 +218,17 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.nEvents++;
 
     // Approved sales probe the big indexes. Their hashes depend on the event alone, so the first
-    // probe lines are requested now and their cache misses overlap each other and the terminal lookup.
+    // probe lines are requested now and their cache misses overlap each other and the terminal lookup:
+    // every hash first (the rules hash inside prefetchSale, just before their load), then the loads
+    // back to back (the ledger's last), summed into a sink.
     const sale = t.kind === 'SALE' && t.status === 'APPROVED';
     let th = 0;
     if (sale) {
       th = hashString(t.txn_id, TXN_SEED);
-      this.sales.prefetchTxn(th);
       const pre = this.prefetchHooks;
-      for (let i = 0; i < pre.length; i++) pre[i]!.prefetchSale!(t);
+      let sink = 0;
+      for (let i = 0; i < pre.length; i++) sink ^= pre[i]!.prefetchSale!(t);
+      this.prefetchSink = sink ^ this.sales.probeTxn(th);
     }
     let term = this.findTerminal(t);
     let m: MerchantState;
