@@ -82,6 +82,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private sweepHooks: RuleInstance[] = [];
   private holdHooks: RuleInstance[] = [];
   private readonly refund: RefundResult = { row: -1, before: 0 };
+  /** The resolved rules of every scope without an override (see resolve). */
+  private sharedRules: ResolvedRules[] | null = null;
   /** Sink for the early probe loads (kept so the compiler cannot drop them). */
   prefetchSink = 0;
   private touched: MerchantState[] = [];
@@ -144,7 +146,14 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   }
 
   private resolve(merchantId: string, terminalId: string | null): ResolvedRules[] {
-    const out = [resolveVariant(this.config, 0, merchantId, terminalId)];
+    const active = resolveVariant(this.config, 0, merchantId, terminalId);
+    // Without an override (active only) every merchant and terminal shares one array: rules read
+    // `term.rules[variant]` on every event, and a per-terminal array would be one more cache line.
+    if (this.variants === 1 && active === this.config.rules) {
+      if (this.sharedRules === null || this.sharedRules[0] !== active) this.sharedRules = [active];
+      return this.sharedRules;
+    }
+    const out = [active];
     if (this.variants === 2) out.push(resolveVariant(this.config, 1, merchantId, terminalId));
     return out;
   }
