@@ -565,6 +565,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     const m = this.newMerchant(merchantId);
     for (const ts of snap.terminals) {
       const term = this.createTerminal(m, ts.id, ts.last_received);
+      this.registerTerminal(term); // first: rules may keep terminal state by slot
       const flat = ts as unknown as Record<string, unknown>;
       const shadow = (flat.shadow ?? {}) as Record<string, Record<string, unknown> | undefined>;
       for (const inst of this.all) {
@@ -575,7 +576,6 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
           if (s !== undefined) inst.readTerminal(term, s);
         }
       }
-      this.registerTerminal(term);
     }
     for (const s of snap.sales) {
       const row = this.sales.read(m, s as SaleFields);
