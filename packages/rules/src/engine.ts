@@ -82,6 +82,10 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private sweepHooks: RuleInstance[] = [];
   private holdHooks: RuleInstance[] = [];
   private readonly refund: RefundResult = { row: -1, before: 0 };
+  /** The resolved rules of every scope without an override (see resolve). */
+  private sharedRules: ResolvedRules[] | null = null;
+  /** Sink for the early probe loads (kept so the compiler cannot drop them). */
+  prefetchSink = 0;
   private touched: MerchantState[] = [];
   // Entity-level change tracking (takeChangedEntities), on from its first call.
   private trackEntities = false;
@@ -142,7 +146,14 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   }
 
   private resolve(merchantId: string, terminalId: string | null): ResolvedRules[] {
-    const out = [resolveVariant(this.config, 0, merchantId, terminalId)];
+    const active = resolveVariant(this.config, 0, merchantId, terminalId);
+    // Without an override (active only) every merchant and terminal shares one array: rules read
+    // `term.rules[variant]` on every event, and a per-terminal array would be one more cache line.
+    if (this.variants === 1 && active === this.config.rules) {
+      if (this.sharedRules === null || this.sharedRules[0] !== active) this.sharedRules = [active];
+      return this.sharedRules;
+    }
+    const out = [active];
     if (this.variants === 2) out.push(resolveVariant(this.config, 1, merchantId, terminalId));
     return out;
   }
@@ -216,14 +227,17 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.nEvents++;
 
     // Approved sales probe the big indexes. Their hashes depend on the event alone, so the first
-    // probe lines are requested now and their cache misses overlap each other and the terminal lookup.
+    // probe lines are requested now and their cache misses overlap each other and the terminal lookup:
+    // every hash first (the rules hash inside prefetchSale, just before their load), then the loads
+    // back to back (the ledger's last), summed into a sink.
     const sale = t.kind === 'SALE' && t.status === 'APPROVED';
     let th = 0;
     if (sale) {
       th = hashString(t.txn_id, TXN_SEED);
-      this.sales.prefetchTxn(th);
       const pre = this.prefetchHooks;
-      for (let i = 0; i < pre.length; i++) pre[i]!.prefetchSale!(t);
+      let sink = 0;
+      for (let i = 0; i < pre.length; i++) sink ^= pre[i]!.prefetchSale!(t);
+      this.prefetchSink = sink ^ this.sales.probeTxn(th);
     }
     let term = this.findTerminal(t);
     let m: MerchantState;
@@ -555,6 +569,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     const m = this.newMerchant(merchantId);
     for (const ts of snap.terminals) {
       const term = this.createTerminal(m, ts.id, ts.last_received);
+      this.registerTerminal(term); // first: rules may keep terminal state by slot
       const flat = ts as unknown as Record<string, unknown>;
       const shadow = (flat.shadow ?? {}) as Record<string, Record<string, unknown> | undefined>;
       for (const inst of this.all) {
@@ -565,7 +580,6 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
           if (s !== undefined) inst.readTerminal(term, s);
         }
       }
-      this.registerTerminal(term);
     }
     for (const s of snap.sales) {
       const row = this.sales.read(m, s as SaleFields);

@@ -164,8 +164,13 @@ export interface RuleInstance {
   readSale?(merchant: MerchantState, row: number, snap: Record<string, unknown>): void;
   /** The ledger frees a row: drop references to it. Active instance only. */
   onRowFreed?(row: number): void;
-  /** Issues the first memory loads an APPROVED SALE will need (overlapping cache misses). */
-  prefetchSale?(t: Transaction): void;
+  /**
+   * Computes what an APPROVED SALE will look up (e.g. its index hash, kept for the later hooks) and
+   * returns the first memory load of that lookup (its value is only a sink). The engine calls this
+   * after hashing the sale's txn_id and issues the ledger's own probe load right after, so the cache
+   * misses overlap (no hashing in between).
+   */
+  prefetchSale?(t: Transaction): number;
   /** The rule set changed (setRules): parameters in merchant/terminal `rules` are already new. */
   reconfigure?(): void;
   /** The instance is removed by setRules: drop its state everywhere. */

@@ -74,9 +74,9 @@ export class SaleLedger {
     return this.rows.live;
   }
 
-  /** Requests the first probe line of txn's index slot (an early cache miss). */
-  prefetchTxn(h: number): void {
-    this.prefetch ^= this.txnIdx.probe(h);
+  /** Loads the first probe line of txn's index slot (an early cache miss); the value is only a sink. */
+  probeTxn(h: number): number {
+    return this.txnIdx.probe(h);
   }
 
   /** The live row of (merchant, txn_id), or -1. A logically expired row is freed and reported absent. */

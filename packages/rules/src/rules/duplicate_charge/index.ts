@@ -116,9 +116,9 @@ class DuplicateCharge implements RuleInstance {
       Object.values(cfg.overrides.terminals).some(enabledSomewhere);
   }
 
-  prefetchSale(t: Transaction): void {
-    this.dh = mixInt(hashString(t.card_token, CARD_SEED), t.amount_minor);
-    this.prefetch ^= this.legs.probe(this.dh);
+  prefetchSale(t: Transaction): number {
+    const h = (this.dh = mixInt(hashString(t.card_token, CARD_SEED), t.amount_minor));
+    return this.legs.probe(h);
   }
 
   onSaleStored(term: TerminalState, t: Transaction, row: number, voided: boolean): void {

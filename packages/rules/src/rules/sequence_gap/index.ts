@@ -21,38 +21,55 @@ interface Gap extends Timer {
   lowEt: number;
   highEventId: string;
   highEt: number;
-  state: SeqState;
 }
 
-interface SeqState {
-  maxSeq: number;
-  maxSeqEventId: string;
-  maxSeqEt: number;
-  gaps: Gap[] | null;
-}
-
+/**
+ * Per-terminal state lives in the instance, indexed by the terminal's slot (TerminalState.slot, stable
+ * while the terminal is registered): the highest seq and its event time in one typed array (two
+ * numbers per terminal, NaN = no baseline yet), its event id and the open gaps in dense arrays. A
+ * state object per terminal cost a cache miss on every event.
+ */
 class SequenceGap implements RuleInstance {
   readonly def = sequenceGap;
   private nGaps = 0;
+  /** [maxSeq, maxSeqEt] per terminal slot; maxSeq NaN = the terminal has no baseline. */
+  private hot = new Float64Array(2 * 256).fill(NaN);
+  private evIds: (string | null)[] = new Array<string | null>(256).fill(null);
+  private gapsOf: (Gap[] | null)[] = new Array<Gap[] | null>(256).fill(null);
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
   ) {}
 
+  private grow(k: number): Float64Array {
+    const n = Math.max(2 * (this.hot.length >> 1), k + 1);
+    const hot = new Float64Array(2 * n).fill(NaN);
+    hot.set(this.hot);
+    this.hot = hot;
+    for (let i = this.evIds.length; i < n; i++) {
+      this.evIds.push(null);
+      this.gapsOf.push(null);
+    }
+    return hot;
+  }
+
   onEvent(term: TerminalState, t: Transaction): void {
-    const s = term.st[this.slot] as SeqState | undefined;
-    if (s === undefined) {
-      // The first seq seen of a terminal is its baseline.
-      term.st[this.slot] = { maxSeq: t.terminal_seq, maxSeqEventId: t.event_id, maxSeqEt: t.event_time, gaps: null } satisfies SeqState;
+    const k = term.slot;
+    const hot = 2 * k < this.hot.length ? this.hot : this.grow(k);
+    const max = hot[2 * k]!;
+    const seq = t.terminal_seq;
+    if (max !== max) {
+      // NaN: the first seq seen of a terminal is its baseline.
+      hot[2 * k] = seq;
+      hot[2 * k + 1] = t.event_time;
+      this.evIds[k] = t.event_id;
       return;
     }
-    const seq = t.terminal_seq;
-    const max = s.maxSeq;
     if (seq === max + 1) {
-      s.maxSeq = seq;
-      s.maxSeqEventId = t.event_id;
-      s.maxSeqEt = t.event_time;
+      hot[2 * k] = seq;
+      hot[2 * k + 1] = t.event_time;
+      this.evIds[k] = t.event_id;
     } else if (seq > max) {
       const p = term.rules[this.variant]!.sequence_gap;
       if (p.enabled) {
@@ -65,27 +82,28 @@ class SequenceGap implements RuleInstance {
           from: max + 1,
           to: seq - 1,
           missing: [max + 1, seq - 1],
-          lowEventId: s.maxSeqEventId,
-          lowEt: s.maxSeqEt,
+          lowEventId: this.evIds[k]!,
+          lowEt: hot[2 * k + 1]!,
           highEventId: t.event_id,
           highEt: t.event_time,
-          state: s,
         };
-        (s.gaps ??= []).push(g);
+        const gaps = this.gapsOf[k];
+        if (gaps === null || gaps === undefined) this.gapsOf[k] = [g];
+        else gaps.push(g);
         this.core.timers.push(g);
         this.nGaps++;
       }
-      s.maxSeq = seq;
-      s.maxSeqEventId = t.event_id;
-      s.maxSeqEt = t.event_time;
-    } else if (s.gaps !== null) {
-      this.fill(s, seq);
+      hot[2 * k] = seq;
+      hot[2 * k + 1] = t.event_time;
+      this.evIds[k] = t.event_id;
+    } else {
+      const gaps = this.gapsOf[k];
+      if (gaps !== null && gaps !== undefined) this.fill(k, gaps, seq);
     }
     // else: a seq at or below the highest with no open gap: a redelivery, or a counter reset; ignored.
   }
 
-  private fill(s: SeqState, seq: number): void {
-    const gaps = s.gaps!;
+  private fill(k: number, gaps: Gap[], seq: number): void {
     for (let gi = 0; gi < gaps.length; gi++) {
       const ms = gaps[gi]!.missing;
       for (let i = 0; i < ms.length; i += 2) {
@@ -96,30 +114,30 @@ class SequenceGap implements RuleInstance {
         else if (seq === a) ms[i] = a + 1;
         else if (seq === b) ms[i + 1] = b - 1;
         else ms.splice(i, 2, a, seq - 1, seq + 1, b);
-        if (ms.length === 0) this.close(s, gi);
+        if (ms.length === 0) this.close(k, gaps, gi);
         return;
       }
     }
   }
 
-  private close(s: SeqState, index: number): void {
-    const gaps = s.gaps!;
+  private close(k: number, gaps: Gap[], index: number): void {
     this.core.timers.remove(gaps[index]!);
     gaps.splice(index, 1);
-    if (gaps.length === 0) s.gaps = null;
+    if (gaps.length === 0) this.gapsOf[k] = null;
     this.nGaps--;
   }
 
   onTimer(timer: Timer): void {
     const g = timer as Gap;
     const term = g.terminal;
-    const s = g.state;
-    const idx = s.gaps === null ? -1 : s.gaps.indexOf(g);
+    const k = term.slot;
+    const gaps = k >= 0 ? this.gapsOf[k] : null;
+    const idx = gaps === null || gaps === undefined ? -1 : gaps.indexOf(g);
     if (idx < 0) {
       this.core.timers.remove(g); // not expected: every gap in the heap belongs to a live terminal
       return;
     }
-    this.close(s, idx);
+    this.close(k, gaps!, idx);
     this.core.markTerminal(term);
     const ms = g.missing;
     const from = ms[0]!;
@@ -145,19 +163,22 @@ class SequenceGap implements RuleInstance {
   }
 
   holdsTerminal(term: TerminalState): boolean {
-    const s = term.st[this.slot] as SeqState | undefined;
-    return s !== undefined && s.gaps !== null;
+    const k = term.slot;
+    return k >= 0 && k < this.gapsOf.length && this.gapsOf[k] !== null;
   }
 
   dropTerminal(term: TerminalState): void {
-    const s = term.st[this.slot] as SeqState | undefined;
-    if (s === undefined) return;
-    if (s.gaps !== null) {
-      for (const g of s.gaps) this.core.timers.remove(g);
-      this.nGaps -= s.gaps.length;
-      s.gaps = null;
+    const k = term.slot;
+    if (k < 0 || 2 * k >= this.hot.length) return;
+    const gaps = this.gapsOf[k];
+    if (gaps !== null && gaps !== undefined) {
+      for (const g of gaps) this.core.timers.remove(g);
+      this.nGaps -= gaps.length;
     }
-    term.st[this.slot] = undefined;
+    this.gapsOf[k] = null;
+    this.evIds[k] = null;
+    this.hot[2 * k] = NaN;
+    this.hot[2 * k + 1] = NaN;
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
@@ -165,12 +186,14 @@ class SequenceGap implements RuleInstance {
   }
 
   writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
-    const s = term.st[this.slot] as SeqState | undefined;
-    if (s === undefined) return;
-    out.max_seq = s.maxSeq;
-    out.max_seq_event_id = s.maxSeqEventId;
-    out.max_seq_event_time = s.maxSeqEt;
-    out.gaps = (s.gaps ?? []).map(
+    const k = term.slot;
+    if (k < 0 || 2 * k >= this.hot.length) return;
+    const max = this.hot[2 * k]!;
+    if (max !== max) return;
+    out.max_seq = max;
+    out.max_seq_event_id = this.evIds[k]!;
+    out.max_seq_event_time = this.hot[2 * k + 1]!;
+    out.gaps = (this.gapsOf[k] ?? []).map(
       (g): GapSnapshot => ({
         from: g.from,
         to: g.to,
@@ -184,30 +207,36 @@ class SequenceGap implements RuleInstance {
     );
   }
 
+  /** Called after the engine registered the terminal (its slot is set). */
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
     if (typeof snap.max_seq !== 'number') return;
-    const s: SeqState = { maxSeq: snap.max_seq, maxSeqEventId: snap.max_seq_event_id as string, maxSeqEt: snap.max_seq_event_time as number, gaps: null };
-    const gaps = (snap.gaps as GapSnapshot[] | undefined) ?? [];
-    if (gaps.length > 0) {
-      s.gaps = gaps.map((g) => ({
-        heapIndex: -1,
-        due: g.due,
-        terminal: term,
-        owner: this,
-        order: g.from,
-        from: g.from,
-        to: g.to,
-        missing: [...g.missing],
-        lowEventId: g.low_event_id,
-        lowEt: g.low_event_time,
-        highEventId: g.high_event_id,
-        highEt: g.high_event_time,
-        state: s,
-      }));
-      for (const g of s.gaps) this.core.timers.push(g);
-      this.nGaps += s.gaps.length;
+    const k = term.slot;
+    const hot = 2 * k < this.hot.length ? this.hot : this.grow(k);
+    hot[2 * k] = snap.max_seq;
+    hot[2 * k + 1] = snap.max_seq_event_time as number;
+    this.evIds[k] = snap.max_seq_event_id as string;
+    const snaps = (snap.gaps as GapSnapshot[] | undefined) ?? [];
+    if (snaps.length > 0) {
+      const gaps = snaps.map(
+        (g): Gap => ({
+          heapIndex: -1,
+          due: g.due,
+          terminal: term,
+          owner: this,
+          order: g.from,
+          from: g.from,
+          to: g.to,
+          missing: [...g.missing],
+          lowEventId: g.low_event_id,
+          lowEt: g.low_event_time,
+          highEventId: g.high_event_id,
+          highEt: g.high_event_time,
+        }),
+      );
+      this.gapsOf[k] = gaps;
+      for (const g of gaps) this.core.timers.push(g);
+      this.nGaps += gaps.length;
     }
-    term.st[this.slot] = s;
   }
 
   stats(into: RuleStats): void {
