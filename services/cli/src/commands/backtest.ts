@@ -20,7 +20,11 @@ export const spec = {
     json: { type: 'boolean', description: 'print the summary as one JSON object on stdout (for scripts)' },
     'no-progress': { type: 'boolean', description: 'no progress bar on stderr (shown only on a terminal anyway)' },
   },
-  notes: ['Exit: 0 done; 1 more rejected lines than --max-rejects, or a failure; 2 wrong command line.'],
+  notes: [
+    'Two rule sets on the same input in one pass: tillwatch backtest --compare A.yaml B.yaml --out DIR (--events FILE | --from-clickhouse [--since 7d] [--merchant M])',
+    '  writes DIR/A.jsonl, DIR/B.jsonl and DIR/diff.md (per rule: alerts only in A, only in B, in both, with examples).',
+    'Exit: 0 done; 1 more rejected lines than --max-rejects, or a failure; 2 wrong command line.',
+  ],
 } satisfies CommandSpec;
 
 export async function run(argv: string[]): Promise<number> {
