@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { kafkaConfig, registryConfig } from '@tillwatch/config';
 import { randomId } from '@tillwatch/stream';
 
 const bin = fileURLToPath(new URL('../bin/tillwatch.js', import.meta.url));
@@ -56,8 +57,9 @@ describe('fail fast and loud (real processes)', () => {
   let chPath: string;
   beforeAll(async () => {
     closed = await closedPort();
-    kafka = process.env.KAFKA_BROKERS!;
-    registry = process.env.SCHEMA_REGISTRY_URL!;
+    // The stack the integration setup uses: the env's, or the defaults when the setup started the local one (CI).
+    kafka = kafkaConfig().brokers.join(',');
+    registry = registryConfig().url;
     chPath = join(mkdtempSync(join(tmpdir(), 'tw-failfast-')), 'chdb');
   });
 
