@@ -61,7 +61,7 @@ echo "== API for fuzzing: $(cat "$work/serve.out")"
 failed=()
 st() {
   # cwd = .cache/fuzz: Hypothesis keeps its example database (.hypothesis/) there.
-  (cd "$work" && timeout --kill-after=10 "$run_timeout" "$venv/bin/schemathesis" run "$url/openapi.json" \
+  (cd "$work" && timeout --kill-after=10 "$run_timeout" "$venv/bin/schemathesis" --config-file "$root/services/api/fuzz/schemathesis.toml" run "$url/openapi.json" \
     --checks all --exclude-path /stream/alerts --request-timeout 10 --no-color "$@")
 }
 for role in $roles; do

@@ -10,8 +10,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createClickHouse, migrate, toActionRow, toAlertTriageRow, type ClickHouse } from '@tillwatch/clickhouse';
+import { kafkaConfig, registryConfig, type Env } from '@tillwatch/config';
+import { pushRulesDocument } from '@tillwatch/rules-live';
+import { createKafka, createRegistryClient, deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { clickhouseMigrationsDir, type Action, type Alert } from '@tillwatch/schemas';
-import { createLogger } from '@tillwatch/telemetry';
+import { createLogger, type Logger } from '@tillwatch/telemetry';
 import { createMemoryAlertFeed } from '../src/feed.js';
 import { startApi } from '../src/main.js';
 import { EXAMPLES } from '../src/schemas.js';
@@ -61,19 +64,36 @@ async function seed(ch: ClickHouse): Promise<{ alerts: number; transactions: num
   return { alerts: alerts.length + 2, transactions: transactions.length + own.length };
 }
 
+/**
+ * The rules routes read pos.rules.v1 on the local stack: run-scoped topics (a random TOPIC_PREFIX,
+ * deleted on exit) with version 1 pushed, so GET /rules and /rules/history reach their real logic
+ * and PUT /rules validates against a version in force.
+ */
+async function seedRules(env: Env, logger: Logger): Promise<{ env: Env; cleanup: () => Promise<void> }> {
+  const prefix = randomId('fuzz');
+  const kafka = createKafka({ config: kafkaConfig(env), logger, clientId: 'tillwatch-api-fuzz' });
+  const registry = createRegistryClient(registryConfig(env));
+  const topics = await provisionScopedTopics(kafka, registry, 1, prefix);
+  await pushRulesDocument({ kafka, registry, topic: topics.rules, logger }, { text: 'version: 1\n', format: 'yaml', pushedBy: 'fuzz-seed', via: 'cli', comment: 'seeded for the fuzzing run' });
+  return { env: { ...env, TOPIC_PREFIX: prefix }, cleanup: () => deleteScopedTopics(kafka, topics) };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { port: { type: 'string', default: '18080' }, host: { type: 'string', default: '127.0.0.1' } } });
   const dir = mkdtempSync(path.join(tmpdir(), 'tillwatch-fuzz-'));
   const ch = createClickHouse({ path: path.join(dir, 'chdb'), database: 'tillwatch_fuzz' });
   await migrate(ch, { dir: clickhouseMigrationsDir });
   const counts = await seed(ch);
-  const env = { ...process.env, API_RATE_LIMIT_MAX: '0', API_READ_MODEL: 'on' };
-  const api = await startApi({ env, ch, alertFeed: createMemoryAlertFeed(), logger: createLogger({ service: 'api-fuzz', level: 'error' }), host: values.host, port: Number(values.port), opsPort: 0 });
+  const logger = createLogger({ service: 'api-fuzz', level: 'error' });
+  const rules = await seedRules({ ...process.env, API_RATE_LIMIT_MAX: '0', API_READ_MODEL: 'on' }, logger);
+  const env = rules.env;
+  const api = await startApi({ env, ch, alertFeed: createMemoryAlertFeed(), logger, host: values.host, port: Number(values.port), opsPort: 0 });
   process.stdout.write(`${JSON.stringify({ url: api.url, opsUrl: api.opsUrl, ...counts })}\n`);
   const stop = () => {
     void api
       .close()
       .then(() => ch.close())
+      .then(() => rules.cleanup())
       .finally(() => {
         rmSync(dir, { recursive: true, force: true });
         process.exit(0);
