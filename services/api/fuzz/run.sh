@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Contract fuzzing of the alert API with Schemathesis (a tool no one here wrote), as CI runs it
-# (.ci/run, after `npm test`): the API starts on a fresh embedded ClickHouse with seeded alerts
+# (.ci/run, before `npm test`): the API starts on a fresh embedded ClickHouse with seeded alerts
 # (fuzz/serve.ts), and Schemathesis runs every phase (examples, coverage, fuzzing, stateful: the
 # OpenAPI links list -> acknowledge -> history -> resolve) with `--checks all`, once per role and
 # once without a key. Any failure fails the script. /stream/alerts (SSE, never ends) is excluded:
