@@ -10,6 +10,9 @@ export default defineConfig({
           name: 'unit',
           include: ['{schemas,packages,services,deploy,load-tests}/**/test/**/*.test.ts'],
           exclude: [...exclude, '**/*.int.test.ts'],
+          // Property and golden tests run whole engines; 5 s (vitest's default) is too tight on two
+          // busy cores. Tests check behaviour, not time: this only bounds a hung test.
+          testTimeout: 30_000,
         },
       },
       {
