@@ -78,6 +78,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private judgeHooks: RuleInstance[] = [];
   private storedHooks: RuleInstance[] = [];
   private refundHooks: RuleInstance[] = [];
+  private voidHooks: RuleInstance[] = [];
   private prefetchHooks: RuleInstance[] = [];
   private sweepHooks: RuleInstance[] = [];
   private holdHooks: RuleInstance[] = [];
@@ -136,6 +137,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.judgeHooks = withHook('onSaleJudge');
     this.storedHooks = withHook('onSaleStored');
     this.refundHooks = withHook('onRefund');
+    this.voidHooks = withHook('onVoid');
     this.prefetchHooks = withHook('prefetchSale');
     this.sweepHooks = withHook('sweep');
     this.holdHooks = withHook('holdsTerminal');
@@ -254,7 +256,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     if (sale) this.onSale(m, term, t, th);
     else if (t.status === 'APPROVED') {
       if (t.kind === 'REFUND') this.onRefund(m, term, t);
-      else if (t.kind !== 'SALE' && t.original_txn_id !== null) this.sales.recordVoid(m, t, t.original_txn_id, this.lookback); // REVERSAL, VOID
+      else if (t.kind !== 'SALE' && t.original_txn_id !== null) this.onVoid(term, m, t, t.original_txn_id); // REVERSAL, VOID
     }
     this.markTerminal(term);
     // A timer created already due (a gap whose higher seq arrived long after the clock) fires now.
@@ -288,6 +290,12 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     }
     const hooks = this.refundHooks;
     for (let i = 0; i < hooks.length; i++) hooks[i]!.onRefund!(term, t, r.row, r.before);
+  }
+
+  private onVoid(term: TerminalState, m: MerchantState, t: Transaction, orig: string): void {
+    const row = this.sales.recordVoid(m, t, orig, this.lookback);
+    const hooks = this.voidHooks;
+    for (let i = 0; i < hooks.length; i++) hooks[i]!.onVoid!(term, t, row);
   }
 
   private newMerchant(id: string): MerchantState {

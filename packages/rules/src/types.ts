@@ -93,6 +93,8 @@ export interface SaleSnapshot {
   ref_expiry: number;
   refunded: number;
   refunds: RefundSnapshot[];
+  /** duplicate_charge: the raised duplicate alerts this sale is a leg of (absent: none). */
+  dup_alerts?: { alert_id: string; legs: [string, string]; terminal_id: string; card_token: string; amount: number; currency: string; resolved: boolean }[];
 }
 
 /** One merchant's state: plain JSON, written to the compacted changelog keyed by merchant_id. */

@@ -148,6 +148,11 @@ export interface RuleInstance {
    * Not called for a refund delivered twice.
    */
   onRefund?(term: TerminalState, t: Transaction, row: number, before: number): void;
+  /**
+   * An APPROVED VOID or REVERSAL with an original_txn_id, after the ledger marked the sale voided.
+   * row: the sale's row (-1 when none could be kept: beyond the lookback). Called for every delivery.
+   */
+  onVoid?(term: TerminalState, t: Transaction, row: number): void;
   onTimer?(timer: Timer): void;
   /** The physical expiry sweep (every 5 min of clock). */
   sweep?(clk: number): void;

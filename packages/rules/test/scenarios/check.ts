@@ -43,8 +43,13 @@ export function runScenario(def: ScenarioDef): Built {
       } else if (us.length !== 1) problems.push(`${k}: closed by ${us.length} update(s), expected one`);
       else {
         const u = us[0]!;
+        const { by, ...want } = e.closed;
         const got = { at: u.resolved_at - T0, resolution: u.resolution, details: u.details };
-        if (JSON.stringify(got) !== JSON.stringify(e.closed)) problems.push(`${k}: closed ${JSON.stringify(got)}, expected ${JSON.stringify(e.closed)}`);
+        if (JSON.stringify(got) !== JSON.stringify(want)) problems.push(`${k}: closed ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+        if (by !== undefined) {
+          const ids = by.map((t) => t.event_id).sort();
+          if (JSON.stringify(u.resolved_by_event_ids) !== JSON.stringify(ids)) problems.push(`${k}: resolved by ${JSON.stringify(u.resolved_by_event_ids)}, expected ${JSON.stringify(ids)}`);
+        }
       }
     }
   }

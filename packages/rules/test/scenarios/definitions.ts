@@ -17,9 +17,9 @@ export interface Expectation {
   terminal?: string;
   /**
    * The alert update that must close this alert (EngineOutput.updates): resolved_at (ms after T0),
-   * resolution and details; null: none must. Unchecked when absent.
+   * resolution, details and (when given) the events that resolved it; null: none must. Unchecked when absent.
    */
-  closed?: { at: number; resolution: string; details: Record<string, number> } | null;
+  closed?: { at: number; resolution: string; details: Record<string, number>; by?: Transaction[] } | null;
 }
 
 export interface ScenarioDef {
@@ -124,6 +124,50 @@ export const scenarios: ScenarioDef[] = [
       const a = s.sale({ at: 10 * MIN, recvAt: 30 * HOUR + 10 * MIN, terminal: 'T2', card: 'tok_a', amount: 3333 });
       s.sale({ at: 12 * MIN, recvAt: 30 * HOUR + 10 * MIN + 100, terminal: 'T2', card: 'tok_a', amount: 3333 });
       return [{ rule: 'sync_lag', evidence: [a] }];
+    },
+  },
+  {
+    name: 'duplicate_charge_resolved',
+    about:
+      'A duplicate is resolved (alert update, auto_resolved) by an approved reversal of its second leg, by a void of its first leg a day later, by refunds of both legs adding up to the amount, and by one full refund that arrived before the second leg; a reversal of an unrelated sale, a declined reversal and a partial refund of one leg resolve nothing.',
+    build(s) {
+      // A: reversed two minutes after the retry.
+      const a1 = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a1' });
+      const a2 = s.sale({ at: 1 * MIN, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a2' });
+      const rev = s.void({ at: 3 * MIN, kind: 'REVERSAL', terminal: 'T1', card: 'tok_a', amount: 2500, of: 'tx-a2' });
+      // B: voided a day later (first leg), a declined reversal before that changes nothing.
+      const b1 = s.sale({ at: 10 * MIN, terminal: 'T2', card: 'tok_b', amount: 990, txn: 'tx-b1' });
+      const b2 = s.sale({ at: 12 * MIN, terminal: 'T3', card: 'tok_b', amount: 990, txn: 'tx-b2' });
+      s.void({ at: 13 * MIN, kind: 'REVERSAL', status: 'DECLINED', terminal: 'T2', card: 'tok_b', amount: 990, of: 'tx-b1' });
+      // C: refunded in two parts, one per leg (700 + 500 >= 1200).
+      const c1 = s.sale({ at: 20 * MIN, terminal: 'T1', card: 'tok_c', amount: 1200, txn: 'tx-c1' });
+      const c2 = s.sale({ at: 25 * MIN, terminal: 'T1', card: 'tok_c', amount: 1200, txn: 'tx-c2' });
+      const cr1 = s.refund({ at: 2 * HOUR, terminal: 'T1', card: 'tok_c', amount: 700, of: 'tx-c2' });
+      const cr2 = s.refund({ at: 3 * HOUR, terminal: 'T2', card: 'tok_c', amount: 500, of: 'tx-c1' });
+      // D (negative control): a partial refund of one leg does not resolve it.
+      const d1 = s.sale({ at: 30 * MIN, terminal: 'T1', card: 'tok_d', amount: 4000, txn: 'tx-d1' });
+      const d2 = s.sale({ at: 31 * MIN, terminal: 'T1', card: 'tok_d', amount: 4000, txn: 'tx-d2' });
+      s.refund({ at: 4 * HOUR, terminal: 'T1', card: 'tok_d', amount: 3999, of: 'tx-d2' });
+      // E (negative control): a reversal of an unrelated sale of the same card and amount.
+      const e1 = s.sale({ at: 40 * MIN, terminal: 'T1', card: 'tok_e', amount: 1500, txn: 'tx-e1' });
+      const e2 = s.sale({ at: 42 * MIN, terminal: 'T1', card: 'tok_e', amount: 1500, txn: 'tx-e2' });
+      s.sale({ at: 3 * HOUR, terminal: 'T1', card: 'tok_e', amount: 1500, txn: 'tx-e3' });
+      s.void({ at: 3 * HOUR + MIN, kind: 'REVERSAL', terminal: 'T1', card: 'tok_e', amount: 1500, of: 'tx-e3' });
+      // F: the first leg sat offline; its full refund reached the platform before the retry's late-arriving twin.
+      const f2 = s.sale({ at: 5 * HOUR + 2 * MIN, terminal: 'T1', card: 'tok_f', amount: 800, txn: 'tx-f2' });
+      const fr = s.refund({ at: 5 * HOUR + 10 * MIN, terminal: 'T1', card: 'tok_f', amount: 800, of: 'tx-f2' });
+      const f1 = s.sale({ at: 5 * HOUR, recvAt: 5 * HOUR + 12 * MIN, terminal: 'T4', card: 'tok_f', amount: 800, txn: 'tx-f1' });
+      // B's void, a day after the sale.
+      const bv = s.void({ at: DAY, terminal: 'T2', card: 'tok_b', amount: 990, of: 'tx-b1' });
+      const recv = (t: Transaction): number => t.received_time - T0;
+      return [
+        { rule: 'duplicate_charge', evidence: [a1, a2], closed: { at: recv(rev), resolution: 'reversed', details: { amount_minor: 2500 }, by: [rev] } },
+        { rule: 'duplicate_charge', evidence: [b1, b2], terminal: 'T3', closed: { at: recv(bv), resolution: 'voided', details: { amount_minor: 990 }, by: [bv] } },
+        { rule: 'duplicate_charge', evidence: [c1, c2], closed: { at: recv(cr2), resolution: 'refunded', details: { amount_minor: 1200, refunded_minor: 1200, refunds: 2 }, by: [cr1, cr2] } },
+        { rule: 'duplicate_charge', evidence: [d1, d2], closed: null },
+        { rule: 'duplicate_charge', evidence: [e1, e2], closed: null },
+        { rule: 'duplicate_charge', evidence: [f1, f2], closed: { at: recv(f1), resolution: 'refunded', details: { amount_minor: 800, refunded_minor: 800, refunds: 1 }, by: [fr] } },
+      ];
     },
   },
   // ------------------------------------------------------------------ abnormal_amount
