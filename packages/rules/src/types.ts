@@ -62,6 +62,8 @@ export interface TerminalSnapshot {
   /** Recent approved sale amounts, oldest first. */
   sample: number[];
   gaps: GapSnapshot[];
+  /** sequence_gap: gaps that fired and wait for their missing numbers (absent: none). */
+  fired_gaps?: { alert_id: string; missing: number[]; count: number; by: string[]; detected_at: number }[];
   /** State of shadow instances, per rule id (their own fields, as above); absent without any. */
   shadow?: Record<string, Record<string, unknown>>;
 }

@@ -54,7 +54,7 @@ describe('engine properties', () => {
     // ... and the split/restore properties below compare alert updates too: the streams must close episodes.
     const updated = new Set<string>();
     for (const seed of [1, 2, 3]) for (const c of CONFIGS) for (const line of unsplit(c, denseStream(seed, 1200, 20_000)).updates) updated.add(`${JSON.parse(line).rule}:${JSON.parse(line).resolution}`);
-    for (const u of ['sync_lag:episode_ended', 'duplicate_charge:reversed', 'duplicate_charge:voided', 'duplicate_charge:refunded']) expect([...updated]).toContain(u);
+    for (const u of ['sync_lag:episode_ended', 'duplicate_charge:reversed', 'duplicate_charge:voided', 'duplicate_charge:refunded', 'sequence_gap:gap_filled']) expect([...updated]).toContain(u);
   });
 
   it('split anywhere, the whole entity changelog taken at the split -> JSON -> a new engine: exactly the alerts, actions and alert updates of the unsplit run', () => {

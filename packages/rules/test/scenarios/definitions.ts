@@ -342,7 +342,7 @@ export const scenarios: ScenarioDef[] = [
   },
   {
     name: 'sequence_gap_exactly_due',
-    about: 'A missing seq arriving exactly at the due time is too late (the gap fires first); 1 ms earlier it fills the gap.',
+    about: 'A missing seq arriving exactly at the due time is too late (the gap fires first, and the seq then closes the alert: gap_filled); 1 ms earlier it fills the gap.',
     build(s) {
       const low = s.sale({ at: 0, terminal: 'T1', card: 'tok_a1', seq: 1 });
       const high = s.sale({ at: 2 * MIN, recvAt: 2 * MIN, terminal: 'T1', card: 'tok_a3', seq: 3 });
@@ -352,7 +352,15 @@ export const scenarios: ScenarioDef[] = [
       s.sale({ at: 1 * MIN, recvAt: 32 * MIN, terminal: 'T1', card: 'tok_a2', seq: 2 });
       return [
         { rule: 'sync_lag', evidence: [s.events[4]!] },
-        { rule: 'sequence_gap', evidence: [low, high], terminal: 'T1', detectedAt: 32 * MIN, details: { missing_from: 2, missing_to: 2, missing_count: 1, low_seq: 1, high_seq: 3, timeout_ms: 30 * MIN } },
+        // The late seq 2 arrives right after the alert fired: it closes it at once (gap_filled).
+        {
+          rule: 'sequence_gap',
+          evidence: [low, high],
+          terminal: 'T1',
+          detectedAt: 32 * MIN,
+          details: { missing_from: 2, missing_to: 2, missing_count: 1, low_seq: 1, high_seq: 3, timeout_ms: 30 * MIN },
+          closed: { at: 32 * MIN, resolution: 'gap_filled', details: { missing_count: 1, filled_after_ms: 0, late_events: 1 }, by: [s.events[5]!] },
+        },
         { rule: 'sync_lag', evidence: [s.events[5]!] },
       ];
     },
@@ -367,6 +375,43 @@ export const scenarios: ScenarioDef[] = [
       s.sale({ at: 1 * MIN, recvAt: 4 * MIN, card: 'tok_4', seq: 4 });
       for (let k = 8; k <= 12; k++) s.sale({ at: (k - 6) * 10 * MIN, card: `tok_${k}`, seq: k });
       return [{ rule: 'sequence_gap', evidence: [low, high], detectedAt: 32 * MIN + 1500, details: { missing_from: 3, missing_to: 6, missing_count: 3, low_seq: 2, high_seq: 7, timeout_ms: 30 * MIN } }];
+    },
+  },
+  {
+    name: 'sequence_gap_filled_after_alert',
+    about:
+      'A gap that fired is closed (alert update gap_filled) when every number it reported missing arrives after the alert, the last one resolving it; a number filled before the alert is not waited for; a gap only partly filled after its alert stays open (negative control), and a redelivered number does not count twice.',
+    build(s) {
+      // T1: gap 3..6; seq 4 arrives in time (partial fill), the alert reports 3, 5, 6.
+      s.sale({ at: 0, terminal: 'T1', card: 'tok_1', seq: 1 });
+      const low = s.sale({ at: 1 * MIN, terminal: 'T1', card: 'tok_2', seq: 2 });
+      const high = s.sale({ at: 2 * MIN, terminal: 'T1', card: 'tok_7', seq: 7 });
+      s.sale({ at: 1 * MIN, recvAt: 4 * MIN, terminal: 'T1', card: 'tok_4', seq: 4 });
+      // T2 (negative control): gap 2..3; only 3 arrives after the alert, twice.
+      const low2 = s.sale({ at: 0, terminal: 'T2', card: 'tok_b1', seq: 1 });
+      const high2 = s.sale({ at: 2 * MIN, terminal: 'T2', card: 'tok_b4', seq: 4 });
+      // Keep the clock moving past both due times.
+      for (let k = 8; k <= 12; k++) s.sale({ at: (k - 6) * 10 * MIN, terminal: 'T1', card: `tok_${k}`, seq: k });
+      // After the alerts (due 32m): T1's 3, 6 and 5 arrive (an hour or so late), T2's 3 twice.
+      const f3 = s.sale({ at: 90 * SEC, recvAt: 70 * MIN, terminal: 'T1', card: 'tok_3', seq: 3 });
+      const b3 = s.sale({ at: 1 * MIN, recvAt: 71 * MIN, terminal: 'T2', card: 'tok_b3', seq: 3 });
+      s.again(b3);
+      const f6 = s.sale({ at: 110 * SEC, recvAt: 72 * MIN, terminal: 'T1', card: 'tok_6', seq: 6 });
+      s.again(f6);
+      const f5 = s.sale({ at: 100 * SEC, recvAt: 80 * MIN, terminal: 'T1', card: 'tok_5', seq: 5 });
+      return [
+        {
+          rule: 'sequence_gap',
+          evidence: [low, high],
+          terminal: 'T1',
+          detectedAt: 32 * MIN + 1500,
+          details: { missing_from: 3, missing_to: 6, missing_count: 3, low_seq: 2, high_seq: 7, timeout_ms: 30 * MIN },
+          closed: { at: 80 * MIN, resolution: 'gap_filled', details: { missing_count: 3, filled_after_ms: 80 * MIN - (32 * MIN + 1500), late_events: 3 }, by: [f3, f6, f5] },
+        },
+        { rule: 'sequence_gap', evidence: [low2, high2], terminal: 'T2', detectedAt: 32 * MIN + 1500, closed: null },
+        { rule: 'sync_lag', evidence: [f3] },
+        { rule: 'sync_lag', evidence: [b3] },
+      ];
     },
   },
   // ------------------------------------------------------------------ refunds
