@@ -12,6 +12,7 @@ import { ACTION_TARGETS, resolveVariant, type ResolvedRules, type RulesConfig } 
 import { IndexedMinHeap } from './heap.js';
 import { actionId, alertId } from './ids.js';
 import { SampleSlab } from './median.js';
+import { RefundReasons } from './reasons/index.js';
 import { RULES } from './rules/registry.js';
 import type { EngineCore, MerchantState, RuleCommon, RuleInstance, RuleStats, TerminalState, Timer } from './rules/types.js';
 import { E_DIRTY, SEEN, SaleLedger, TXN_SEED, VOIDED, type LedgerOwner, type RefundResult, type SaleFields } from './storage/ledger.js';
@@ -96,6 +97,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private tombstones: EntityChange[] = [];
   private nTerminals = 0;
   private nEvents = 0;
+  /** Why each approved refund, reversal and void happened (src/reasons/). */
+  private readonly reasons: RefundReasons;
 
   constructor(config: RulesConfig, options: EngineOptions) {
     // Growing the big buffers copies them and makes V8 collect (external memory): a caller that knows
@@ -108,6 +111,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.hasTerminalOverrides = Object.keys(config.overrides.terminals).length > 0;
     this.sales = new SaleLedger(this.expectedSales, SWEEP_EVERY_MS, this);
     this.buildInstances();
+    this.reasons = new RefundReasons(this, this.all);
   }
 
   // ---------------------------------------------------------------- rule instances
@@ -254,9 +258,12 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     for (let i = 0; i < ev.length; i++) ev[i]!.onEvent!(term, t);
 
     if (sale) this.onSale(m, term, t, th);
-    else if (t.status === 'APPROVED') {
-      if (t.kind === 'REFUND') this.onRefund(m, term, t);
-      else if (t.kind !== 'SALE' && t.original_txn_id !== null) this.onVoid(term, m, t, t.original_txn_id); // REVERSAL, VOID
+    else if (t.status === 'APPROVED' && t.kind !== 'SALE') {
+      let fresh = true;
+      if (t.kind === 'REFUND') fresh = this.onRefund(m, term, t);
+      else if (t.original_txn_id !== null) this.onVoid(term, m, t, t.original_txn_id); // REVERSAL, VOID
+      // Its reason, after the rules ran on it (a refund delivered twice has it already).
+      if (fresh) this.emitReason(term, t);
     }
     this.markTerminal(term);
     // A timer created already due (a gap whose higher seq arrived long after the clock) fires now.
@@ -276,9 +283,11 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     row = ledger.storeSale(m, term.id, t, th, row, this.lookback);
     const stored = this.storedHooks;
     for (let i = 0; i < stored.length; i++) stored[i]!.onSaleStored!(term, t, row, voided, hadRefunds);
+    this.reasons.onSaleStored(term, t, row);
   }
 
-  private onRefund(m: MerchantState, term: TerminalState, t: Transaction): void {
+  /** False: the same refund again (nothing was applied). */
+  private onRefund(m: MerchantState, term: TerminalState, t: Transaction): boolean {
     const orig = t.original_txn_id;
     let r: RefundResult | null = this.refund;
     if (orig === null) {
@@ -286,10 +295,16 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       r.before = 0;
     } else {
       r = this.sales.recordRefund(m, term.id, t, orig, this.lookback, r);
-      if (r === null) return; // the same refund again
+      if (r === null) return false; // the same refund again
     }
     const hooks = this.refundHooks;
     for (let i = 0; i < hooks.length; i++) hooks[i]!.onRefund!(term, t, r.row, r.before);
+    return true;
+  }
+
+  private emitReason(term: TerminalState, t: Transaction): void {
+    const reason = this.reasons.reason(term, t, this.out?.alerts ?? []);
+    ((this.out ??= { alerts: [], actions: [], shadowAlerts: [] }).refundReasons ??= []).push(reason);
   }
 
   private onVoid(term: TerminalState, m: MerchantState, t: Transaction, orig: string): void {
@@ -515,6 +530,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     const out: Record<string, unknown> = {};
     this.sales.write(r, out);
     for (const inst of this.all) inst.writeSale?.(r, out);
+    this.reasons.writeSale(r, out);
     return out as unknown as SaleSnapshot;
   }
 
@@ -592,6 +608,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     for (const s of snap.sales) {
       const row = this.sales.read(m, s as SaleFields);
       for (const inst of this.all) inst.readSale?.(m, row, s as unknown as Record<string, unknown>);
+      this.reasons.readSale(row, s as unknown as Record<string, unknown>);
     }
   }
 

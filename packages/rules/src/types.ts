@@ -95,6 +95,8 @@ export interface SaleSnapshot {
   ref_expiry: number;
   refunded: number;
   refunds: RefundSnapshot[];
+  /** Refund reasons: the sale synced late or during its terminal's late-sync episode (absent: false). */
+  sync_failure?: boolean;
   /** duplicate_charge: the raised duplicate alerts this sale is a leg of (absent: none). */
   dup_alerts?: { alert_id: string; legs: [string, string]; terminal_id: string; card_token: string; amount: number; currency: string; resolved: boolean }[];
 }

@@ -2,7 +2,7 @@
 // produce (rule + evidence, and where it matters the detection time or details). `generate.ts` writes
 // <name>/events.jsonl and <name>/expected.jsonl from these and refuses if the engine disagrees with the
 // declaration; golden.test.ts checks the files byte for byte and the declarations again.
-import type { Transaction } from '@tillwatch/schemas';
+import type { RefundReasonCode, Transaction } from '@tillwatch/schemas';
 import type { RuleId } from '../../src/index.js';
 import { HOUR, MIN, SEC, T0, type Scenario } from '../helpers/builder.js';
 
@@ -27,7 +27,8 @@ export interface ScenarioDef {
   about: string;
   /** Rules config (raw, as in a rules file); defaults when absent. */
   config?: unknown;
-  build(s: Scenario): Expectation[];
+  /** The alerts it must produce; with `reasons`, also the refund reason each listed event must get. */
+  build(s: Scenario): Expectation[] | { alerts: Expectation[]; reasons: [Transaction, RefundReasonCode][] };
 }
 
 const cards = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `tok_${prefix}${String(i).padStart(3, '0')}`);
@@ -547,6 +548,64 @@ export const scenarios: ScenarioDef[] = [
         { rule: 'refund_velocity', evidence: t2.slice(5), terminal: 'T2', detectedAt: 10 * H + 110 * MIN + 1500, details: { refunds_in_window: 5, count: 5, window_ms: HOUR, refund_amount_minor: 1000 } },
         { rule: 'refund_velocity', evidence: t3, terminal: 'T3', details: { refunds_in_window: 5, count: 5, window_ms: HOUR, refund_amount_minor: 1000 } },
       ];
+    },
+  },
+  // ------------------------------------------------------------------ refund reasons
+  {
+    name: 'refund_reasons',
+    about:
+      'Every approved refund, reversal and void gets one reason, first match wins: no_sale (refund_without_sale fired, also for a voided leg of a duplicate), duplicate_charge (a leg of a raised duplicate, even to another card), sync_failure (its sale synced late, or on time during its terminal\'s late-sync episode; even to another card), policy (card mismatch or past the deadline), ordinary (also a void); declined ones get none, a redelivered refund keeps its one reason.',
+    build(s) {
+      // no_sale: an unknown sale.
+      const unknown = s.refund({ at: 0, terminal: 'T1', card: 'tok_u', amount: 500, of: 'tx-unknown' });
+      // duplicate_charge: a reversal of the retry and a refund (to another card) of the first leg of another duplicate.
+      const a1 = s.sale({ at: 1 * MIN, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a1' });
+      const a2 = s.sale({ at: 2 * MIN, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a2' });
+      const aRev = s.void({ at: 3 * MIN, kind: 'REVERSAL', terminal: 'T1', card: 'tok_a', amount: 2500, of: 'tx-a2' });
+      const b1 = s.sale({ at: 4 * MIN, terminal: 'T1', card: 'tok_b', amount: 700, txn: 'tx-b1' });
+      const b2 = s.sale({ at: 5 * MIN, terminal: 'T2', card: 'tok_b', amount: 700, txn: 'tx-b2' });
+      const bRef = s.refund({ at: 6 * MIN, terminal: 'T2', card: 'tok_other', amount: 700, of: 'tx-b1' });
+      // no_sale beats duplicate_charge: the reversed leg refunded again.
+      const aRef = s.refund({ at: 7 * MIN, terminal: 'T1', card: 'tok_a', amount: 2500, of: 'tx-a2' });
+      // sync_failure: T3 was offline for 40 min; its late sale refunded (to another card: sync_failure first);
+      // an on-time sale T3 made during its episode, refunded.
+      const late = s.sale({ at: 10 * MIN, recvAt: 50 * MIN, terminal: 'T3', card: 'tok_l', amount: 1800, txn: 'tx-late' });
+      const during = s.sale({ at: 51 * MIN, terminal: 'T3', card: 'tok_m', amount: 900, txn: 'tx-during' });
+      const lateRef = s.refund({ at: 60 * MIN, terminal: 'T3', card: 'tok_x', amount: 1800, of: 'tx-late' });
+      const duringRef = s.refund({ at: 61 * MIN, terminal: 'T1', card: 'tok_m', amount: 900, of: 'tx-during' });
+      // policy: an on-time sale refunded to another card.
+      s.sale({ at: 2 * HOUR, terminal: 'T4', card: 'tok_p', amount: 4200, txn: 'tx-p' });
+      const policy = s.refund({ at: 2 * HOUR + 5 * MIN, terminal: 'T4', card: 'tok_q', amount: 4200, of: 'tx-p' });
+      // ordinary: a refund to the paying card (delivered twice), a void, a declined refund (no reason).
+      s.sale({ at: 3 * HOUR, terminal: 'T4', card: 'tok_o', amount: 1000, txn: 'tx-o' });
+      const ordinary = s.refund({ at: 3 * HOUR + 10 * MIN, terminal: 'T4', card: 'tok_o', amount: 400, of: 'tx-o' });
+      s.again(ordinary);
+      s.sale({ at: 3 * HOUR + 20 * MIN, terminal: 'T4', card: 'tok_v', amount: 300, txn: 'tx-v' });
+      const voided = s.void({ at: 3 * HOUR + 21 * MIN, terminal: 'T4', card: 'tok_v', amount: 300, of: 'tx-v' });
+      s.refund({ at: 3 * HOUR + 30 * MIN, terminal: 'T4', card: 'tok_o', amount: 100, of: 'tx-o', status: 'DECLINED' });
+      return {
+        alerts: [
+          { rule: 'refund_without_sale', evidence: [unknown] },
+          { rule: 'duplicate_charge', evidence: [a1, a2], closed: { at: aRev.received_time - T0, resolution: 'reversed', details: { amount_minor: 2500 } } },
+          { rule: 'duplicate_charge', evidence: [b1, b2], closed: { at: bRef.received_time - T0, resolution: 'refunded', details: { amount_minor: 700, refunded_minor: 700, refunds: 1 } } },
+          { rule: 'refund_card_mismatch', evidence: [b1, bRef] },
+          { rule: 'refund_without_sale', evidence: [aRef] },
+          { rule: 'sync_lag', evidence: [late] },
+          { rule: 'refund_card_mismatch', evidence: [late, lateRef] },
+          { rule: 'refund_card_mismatch', evidence: [s.events.find((t) => t.txn_id === 'tx-p')!, policy] },
+        ],
+        reasons: [
+          [unknown, 'no_sale'],
+          [aRev, 'duplicate_charge'],
+          [bRef, 'duplicate_charge'],
+          [aRef, 'no_sale'],
+          [lateRef, 'sync_failure'],
+          [duringRef, 'sync_failure'],
+          [policy, 'policy'],
+          [ordinary, 'ordinary'],
+          [voided, 'ordinary'],
+        ],
+      };
     },
   },
   // ------------------------------------------------------------------ configuration
