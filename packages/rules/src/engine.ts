@@ -408,6 +408,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     summary: string,
     details: Record<string, number>,
     subjectTxn: string | null,
+    currency: string | null = null,
+    amountMinor: number | null = null,
   ): void {
     const rule = inst.def.id;
     const version = inst.def.version;
@@ -429,6 +431,9 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       summary,
       details,
       rules_version: this.config.version,
+      // The money the alert is about, so ClickHouse rows can sum it per currency (null: no amount).
+      currency: amountMinor === null ? null : currency,
+      amount_minor: currency === null ? null : amountMinor,
     };
     const out = (this.out ??= { alerts: [], actions: [], shadowAlerts: [] });
     // A shadow instance, or a rule/override in mode shadow: evaluated, reported apart, no actions.

@@ -109,6 +109,9 @@ export interface EngineCore {
     summary: string,
     details: Record<string, number>,
     subjectTxn: string | null,
+    /** The money the alert is about (Alert.currency / amount_minor); omitted: none (both null). */
+    currency?: string | null,
+    amountMinor?: number | null,
   ): void;
   /** A lifecycle update of an alert raised earlier (EngineOutput.updates, pos.alerts.updates.v1); never a second alert. */
   emitUpdate(update: AlertUpdate): void;

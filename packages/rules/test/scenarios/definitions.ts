@@ -131,7 +131,7 @@ export const scenarios: ScenarioDef[] = [
     name: 'duplicate_charge_resolved',
     about:
       'A duplicate is resolved (alert update, auto_resolved) by an approved reversal of its second leg, by a void of its first leg a day later, by refunds of both legs adding up to the amount, and by one full refund that arrived before the second leg; a reversal of an unrelated sale, a declined reversal and a partial refund of one leg resolve nothing.',
-    build(s) {
+    build(s): Expectation[] {
       // A: reversed two minutes after the retry.
       const a1 = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a1' });
       const a2 = s.sale({ at: 1 * MIN, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a2' });
@@ -555,7 +555,7 @@ export const scenarios: ScenarioDef[] = [
     name: 'refund_reasons',
     about:
       'Every approved refund, reversal and void gets one reason, first match wins: no_sale (refund_without_sale fired, also for a voided leg of a duplicate), duplicate_charge (a leg of a raised duplicate, even to another card), sync_failure (its sale synced late, or on time during its terminal\'s late-sync episode; even to another card), policy (card mismatch or past the deadline), ordinary (also a void); declined ones get none, a redelivered refund keeps its one reason.',
-    build(s) {
+    build(s): { alerts: Expectation[]; reasons: [Transaction, RefundReasonCode][] } {
       // no_sale: an unknown sale.
       const unknown = s.refund({ at: 0, terminal: 'T1', card: 'tok_u', amount: 500, of: 'tx-unknown' });
       // duplicate_charge: a reversal of the retry and a refund (to another card) of the first leg of another duplicate.
@@ -570,7 +570,7 @@ export const scenarios: ScenarioDef[] = [
       // sync_failure: T3 was offline for 40 min; its late sale refunded (to another card: sync_failure first);
       // an on-time sale T3 made during its episode, refunded.
       const late = s.sale({ at: 10 * MIN, recvAt: 50 * MIN, terminal: 'T3', card: 'tok_l', amount: 1800, txn: 'tx-late' });
-      const during = s.sale({ at: 51 * MIN, terminal: 'T3', card: 'tok_m', amount: 900, txn: 'tx-during' });
+      s.sale({ at: 51 * MIN, terminal: 'T3', card: 'tok_m', amount: 900, txn: 'tx-during' });
       const lateRef = s.refund({ at: 60 * MIN, terminal: 'T3', card: 'tok_x', amount: 1800, of: 'tx-late' });
       const duringRef = s.refund({ at: 61 * MIN, terminal: 'T1', card: 'tok_m', amount: 900, of: 'tx-during' });
       // policy: an on-time sale refunded to another card.

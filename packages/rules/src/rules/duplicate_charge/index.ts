@@ -94,9 +94,11 @@ function fire(inst: RuleInstance, core: EngineCore, m: MerchantState, term: Term
     c.eventTime(first),
     c.eventTime(second),
     t.received_time,
-    `Card ${t.card_token} was charged ${t.amount_minor} ${t.currency} (minor units) twice at merchant ${m.id} within ${fmtDuration(gap)}: transaction ${c.txn[first]} at terminal ${t1} and ${c.txn[second]} at terminal ${t2}.`,
+    `Card ${t.card_token} was charged ${formatMoney(t.amount_minor, t.currency)} twice at merchant ${m.id} within ${fmtDuration(gap)}: transaction ${c.txn[first]} at terminal ${t1} and ${c.txn[second]} at terminal ${t2}.`,
     { amount_minor: t.amount_minor, gap_ms: gap, window_ms: window, same_terminal: t1 === t2 ? 1 : 0 },
     c.txn[second]!,
+    t.currency,
+    t.amount_minor,
   );
   // Only alerts that reach pos.alerts get a lifecycle (a shadow alert has nobody to close it for).
   if (inst instanceof DuplicateCharge && p.mode === 'active') {
