@@ -442,9 +442,10 @@ describe('fleet overview values', () => {
 
   it('refund anomalies list both refund rules with the amount behind them', async () => {
     const r = await query('Latest refund anomalies');
-    expect(r.data.map((row) => [row['rule'], row['refund_minor'], row['excess_minor']])).toEqual([
-      ['refund_exceeds_sale', 4000, 2000],
-      ['refund_without_sale', 9900, 0],
+    expect(r.data.map((row) => [row['rule'], row['refund_minor'], row['excess_minor'], row['refund'], row['excess']])).toEqual([
+      // a8 carries its currency: money in major units; a7 (written without one) stays in minor units, said so.
+      ['refund_exceeds_sale', 4000, 2000, '40.00 GBP', '20.00 GBP'],
+      ['refund_without_sale', 9900, 0, '9900 (minor units)', '0 (minor units)'],
     ]);
   });
 
