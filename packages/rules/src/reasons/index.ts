@@ -66,10 +66,17 @@ export class RefundReasons {
    * (pos.alerts, not shadow) of the engine call so far (those that fired on it are among them).
    */
   reason(term: TerminalState, t: Transaction, alerts: readonly Alert[]): RefundReason {
-    const on = (pred: (rule: string) => boolean): Alert | undefined => alerts.find((a) => pred(a.rule) && a.event_ids.includes(t.event_id));
+    // The alerts that fired on it (a plain loop: this runs for every approved refund, reversal and void).
+    let noSale: Alert | undefined;
+    let policy: Alert | undefined;
+    for (let i = 0; i < alerts.length; i++) {
+      const a = alerts[i]!;
+      if (a.rule === 'refund_without_sale') {
+        if (noSale === undefined && a.event_ids.includes(t.event_id)) noSale = a;
+      } else if (POLICY_RULES.has(a.rule) && policy === undefined && a.event_ids.includes(t.event_id)) policy = a;
+    }
     let code: RefundReasonCode = 'ordinary';
     let alertId: string | null = null;
-    const noSale = on((r) => r === 'refund_without_sale');
     if (noSale !== undefined) {
       code = 'no_sale';
       alertId = noSale.alert_id;
@@ -83,12 +90,9 @@ export class RefundReasons {
         code = 'duplicate_charge';
         alertId = dup[0]!.id;
       } else if (flags & SEEN && flags & SYNC_FAILURE) code = 'sync_failure';
-      else {
-        const policy = on((r) => POLICY_RULES.has(r));
-        if (policy !== undefined) {
-          code = 'policy';
-          alertId = policy.alert_id;
-        }
+      else if (policy !== undefined) {
+        code = 'policy';
+        alertId = policy.alert_id;
       }
     }
     return {
