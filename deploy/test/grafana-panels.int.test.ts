@@ -79,7 +79,8 @@ const ALERTS: Alert[] = [
   alert('a5', 'sequence_gap', 'high', 'm1', 't1', 9, { missing_from: 100, missing_to: 100, missing_count: 1 }),
   alert('a6', 'sequence_gap', 'high', 'm1', 't2', 10, { missing_from: 7, missing_to: 9, missing_count: 3 }),
   alert('a7', 'refund_without_sale', 'critical', 'm2', 't3', 11, { amount_minor: 9900, sale_not_found: 1 }, ['e-t3-99']),
-  alert('a8', 'refund_exceeds_sale', 'high', 'm1', 't1', 12, { sale_amount_minor: 5000, refunded_total_minor: 7000, refund_amount_minor: 4000, excess_minor: 2000 }, ['e-t2-5']),
+  // a8 carries its own money (the engine fills currency and amount_minor): it beats the evidence's 1005 GBP.
+  { ...alert('a8', 'refund_exceeds_sale', 'high', 'm1', 't1', 12, { sale_amount_minor: 5000, refunded_total_minor: 7000, refund_amount_minor: 4000, excess_minor: 2000 }, ['e-t2-5']), currency: 'GBP', amount_minor: 4000 },
 ];
 
 function action(id: string, kind: Action['kind'], target: Action['target_type'], a: Alert, expiresAfterMin: number | null): Action {
@@ -441,9 +442,10 @@ describe('fleet overview values', () => {
 
   it('refund anomalies list both refund rules with the amount behind them', async () => {
     const r = await query('Latest refund anomalies');
-    expect(r.data.map((row) => [row['rule'], row['refund_minor'], row['excess_minor']])).toEqual([
-      ['refund_exceeds_sale', 4000, 2000],
-      ['refund_without_sale', 9900, 0],
+    expect(r.data.map((row) => [row['rule'], row['refund_minor'], row['excess_minor'], row['refund'], row['excess']])).toEqual([
+      // a8 carries its currency: money in major units; a7 (written without one) stays in minor units, said so.
+      ['refund_exceeds_sale', 4000, 2000, '40.00 GBP', '20.00 GBP'],
+      ['refund_without_sale', 9900, 0, '9900 (minor units)', '0 (minor units)'],
     ]);
   });
 
@@ -493,20 +495,24 @@ describe('triage dashboard values', () => {
     expect(rows[0]?.['rule']).toBe('abnormal_amount');
   });
 
-  it('money at risk per currency sums the largest evidence transaction of each open money alert', async () => {
-    const rows = (await query('Money at risk per currency (open alerts)')).data.map((r) => [r['currency'], r['open_alerts'], r['at_risk_minor'], r['largest_minor'], r['rules']]);
-    // EUR: a7 (refund 9900); GBP: a8 (1005). a2 is a false positive; a1 was refunded (auto-resolved).
+  it('money at risk per currency sums the open money alerts: their own amount, else the largest evidence transaction; as money', async () => {
+    const rows = (await query('Money at risk per currency (open alerts)')).data.map((r) => [r['currency'], r['open_alerts'], r['at_risk_minor'], r['largest_minor'], r['at_risk'], r['largest'], r['rules']]);
+    // EUR: a7 (no own amount: its refund transaction, 9900); GBP: a8 (its own 4000, not the evidence's 1005).
+    // a1 was auto-resolved (refunded) by an alert update, a2 is a false positive.
     expect(rows).toEqual([
-      ['EUR', 1, 9900, 9900, 'refund_without_sale'],
-      ['GBP', 1, 1005, 1005, 'refund_exceeds_sale'],
+      ['EUR', 1, 9900, 9900, '99.00 EUR', '99.00 EUR', 'refund_without_sale'],
+      ['GBP', 1, 4000, 4000, '40.00 GBP', '40.00 GBP', 'refund_exceeds_sale'],
     ]);
     const m2 = (await query('Money at risk per currency (open alerts)', { merchant: 'm2' })).data.map((r) => [r['currency'], r['at_risk_minor']]);
     expect(m2).toEqual([['EUR', 9900]]);
-    const largest = (await query('Largest open alerts by amount')).data.map((r) => [r['alert_id'], r['amount_minor']]);
+    const largest = (await query('Largest open alerts by amount')).data.map((r) => [r['alert_id'], r['amount_minor'], r['amount']]);
     expect(largest).toEqual([
-      ['a7', 9900],
-      ['a8', 1005],
+      ['a7', 9900, '99.00 EUR'],
+      ['a8', 4000, '40.00 GBP'],
     ]);
+    // Before the update resolved a1 (range ending at minute 7), it is open again, at its evidence's 1004.
+    const before = (await query('Largest open alerts by amount', {}, { fromMs: T0 - HOUR, toMs: T0 + 7 * MIN })).data.map((r) => [r['alert_id'], r['amount']]);
+    expect(before).toEqual([['a1', '10.04 EUR']]);
   });
 
   it('dead letters: counted by reason class and stage, with the latest first', async () => {

@@ -1,6 +1,6 @@
 // The pure part of `tillwatch backtest`: JSON lines in arrival order -> engine -> alerts, actions and
 // rejects. File reading, writing, timing and the progress bar live in scripts/backtest.ts.
-import { InvalidValueError, validateTransaction, type Action, type ActionKind, type Alert, type AlertUpdate, type Transaction } from '@tillwatch/schemas';
+import { InvalidValueError, validateTransaction, type Action, type ActionKind, type Alert, type AlertUpdate, type RefundReason, type Transaction } from '@tillwatch/schemas';
 import { RULE_IDS, type RuleId, type RulesConfig } from './config.js';
 import { createRuleEngine } from './engine.js';
 import type { EngineOptions, EngineOutput, EngineStats, RuleEngine } from './types.js';
@@ -166,12 +166,16 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
 
 const EMPTY: EngineOutput = Object.freeze({ alerts: Object.freeze([]) as unknown as Alert[], actions: Object.freeze([]) as unknown as Action[], shadowAlerts: Object.freeze([]) as unknown as Alert[] });
 
-/** Runs a whole input held in memory (tests, small files): every alert, action and reject in order. */
-export function backtestLines(lines: Iterable<string>, config: RulesConfig): { alerts: Alert[]; actions: Action[]; updates: AlertUpdate[]; rejects: RejectedLine[]; summary: BacktestSummary } {
+/** Runs a whole input held in memory (tests, small files): every alert, action, update, refund reason and reject in order. */
+export function backtestLines(
+  lines: Iterable<string>,
+  config: RulesConfig,
+): { alerts: Alert[]; actions: Action[]; updates: AlertUpdate[]; refundReasons: RefundReason[]; rejects: RejectedLine[]; summary: BacktestSummary } {
   const bt = createBacktest(config);
   const alerts: Alert[] = [];
   const actions: Action[] = [];
   const updates: AlertUpdate[] = [];
+  const refundReasons: RefundReason[] = [];
   const rejects: RejectedLine[] = [];
   let n = 0;
   for (const l of lines) {
@@ -183,7 +187,8 @@ export function backtestLines(lines: Iterable<string>, config: RulesConfig): { a
         actions.push(...r.actions);
       }
       if (r.updates !== undefined) updates.push(...r.updates);
+      if (r.refundReasons !== undefined) refundReasons.push(...r.refundReasons);
     }
   }
-  return { alerts, actions, updates, rejects, summary: bt.summary(0) };
+  return { alerts, actions, updates, refundReasons, rejects, summary: bt.summary(0) };
 }

@@ -12,6 +12,7 @@ import { ACTION_TARGETS, resolveVariant, type ResolvedRules, type RulesConfig } 
 import { IndexedMinHeap } from './heap.js';
 import { actionId, alertId } from './ids.js';
 import { SampleSlab } from './median.js';
+import { RefundReasons } from './reasons/index.js';
 import { RULES } from './rules/registry.js';
 import type { EngineCore, MerchantState, RuleCommon, RuleInstance, RuleStats, TerminalState, Timer } from './rules/types.js';
 import { E_DIRTY, SEEN, SaleLedger, TXN_SEED, VOIDED, type LedgerOwner, type RefundResult, type SaleFields } from './storage/ledger.js';
@@ -78,6 +79,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private judgeHooks: RuleInstance[] = [];
   private storedHooks: RuleInstance[] = [];
   private refundHooks: RuleInstance[] = [];
+  private voidHooks: RuleInstance[] = [];
   private prefetchHooks: RuleInstance[] = [];
   private sweepHooks: RuleInstance[] = [];
   private holdHooks: RuleInstance[] = [];
@@ -95,6 +97,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private tombstones: EntityChange[] = [];
   private nTerminals = 0;
   private nEvents = 0;
+  /** Why each approved refund, reversal and void happened (src/reasons/). */
+  private readonly reasons: RefundReasons;
 
   constructor(config: RulesConfig, options: EngineOptions) {
     // Growing the big buffers copies them and makes V8 collect (external memory): a caller that knows
@@ -107,6 +111,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.hasTerminalOverrides = Object.keys(config.overrides.terminals).length > 0;
     this.sales = new SaleLedger(this.expectedSales, SWEEP_EVERY_MS, this);
     this.buildInstances();
+    this.reasons = new RefundReasons(this, this.all);
   }
 
   // ---------------------------------------------------------------- rule instances
@@ -136,6 +141,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.judgeHooks = withHook('onSaleJudge');
     this.storedHooks = withHook('onSaleStored');
     this.refundHooks = withHook('onRefund');
+    this.voidHooks = withHook('onVoid');
     this.prefetchHooks = withHook('prefetchSale');
     this.sweepHooks = withHook('sweep');
     this.holdHooks = withHook('holdsTerminal');
@@ -252,9 +258,12 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     for (let i = 0; i < ev.length; i++) ev[i]!.onEvent!(term, t);
 
     if (sale) this.onSale(m, term, t, th);
-    else if (t.status === 'APPROVED') {
-      if (t.kind === 'REFUND') this.onRefund(m, term, t);
-      else if (t.kind !== 'SALE' && t.original_txn_id !== null) this.sales.recordVoid(m, t, t.original_txn_id, this.lookback); // REVERSAL, VOID
+    else if (t.status === 'APPROVED' && t.kind !== 'SALE') {
+      let fresh = true;
+      if (t.kind === 'REFUND') fresh = this.onRefund(m, term, t);
+      else if (t.original_txn_id !== null) this.onVoid(term, m, t, t.original_txn_id); // REVERSAL, VOID
+      // Its reason, after the rules ran on it (a refund delivered twice has it already).
+      if (fresh) this.emitReason(term, t);
     }
     this.markTerminal(term);
     // A timer created already due (a gap whose higher seq arrived long after the clock) fires now.
@@ -274,9 +283,11 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     row = ledger.storeSale(m, term.id, t, th, row, this.lookback);
     const stored = this.storedHooks;
     for (let i = 0; i < stored.length; i++) stored[i]!.onSaleStored!(term, t, row, voided, hadRefunds);
+    this.reasons.onSaleStored(term, t, row);
   }
 
-  private onRefund(m: MerchantState, term: TerminalState, t: Transaction): void {
+  /** False: the same refund again (nothing was applied). */
+  private onRefund(m: MerchantState, term: TerminalState, t: Transaction): boolean {
     const orig = t.original_txn_id;
     let r: RefundResult | null = this.refund;
     if (orig === null) {
@@ -284,10 +295,22 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       r.before = 0;
     } else {
       r = this.sales.recordRefund(m, term.id, t, orig, this.lookback, r);
-      if (r === null) return; // the same refund again
+      if (r === null) return false; // the same refund again
     }
     const hooks = this.refundHooks;
     for (let i = 0; i < hooks.length; i++) hooks[i]!.onRefund!(term, t, r.row, r.before);
+    return true;
+  }
+
+  private emitReason(term: TerminalState, t: Transaction): void {
+    const reason = this.reasons.reason(term, t, this.out?.alerts ?? []);
+    ((this.out ??= { alerts: [], actions: [], shadowAlerts: [] }).refundReasons ??= []).push(reason);
+  }
+
+  private onVoid(term: TerminalState, m: MerchantState, t: Transaction, orig: string): void {
+    const row = this.sales.recordVoid(m, t, orig, this.lookback);
+    const hooks = this.voidHooks;
+    for (let i = 0; i < hooks.length; i++) hooks[i]!.onVoid!(term, t, row);
   }
 
   private newMerchant(id: string): MerchantState {
@@ -385,6 +408,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     summary: string,
     details: Record<string, number>,
     subjectTxn: string | null,
+    currency: string | null = null,
+    amountMinor: number | null = null,
   ): void {
     const rule = inst.def.id;
     const version = inst.def.version;
@@ -406,6 +431,9 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       summary,
       details,
       rules_version: this.config.version,
+      // The money the alert is about, so ClickHouse rows can sum it per currency (null: no amount).
+      currency: amountMinor === null ? null : currency,
+      amount_minor: currency === null ? null : amountMinor,
     };
     const out = (this.out ??= { alerts: [], actions: [], shadowAlerts: [] });
     // A shadow instance, or a rule/override in mode shadow: evaluated, reported apart, no actions.
@@ -507,6 +535,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     const out: Record<string, unknown> = {};
     this.sales.write(r, out);
     for (const inst of this.all) inst.writeSale?.(r, out);
+    this.reasons.writeSale(r, out);
     return out as unknown as SaleSnapshot;
   }
 
@@ -584,6 +613,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     for (const s of snap.sales) {
       const row = this.sales.read(m, s as SaleFields);
       for (const inst of this.all) inst.readSale?.(m, row, s as unknown as Record<string, unknown>);
+      this.reasons.readSale(row, s as unknown as Record<string, unknown>);
     }
   }
 

@@ -62,6 +62,8 @@ export interface TerminalSnapshot {
   /** Recent approved sale amounts, oldest first. */
   sample: number[];
   gaps: GapSnapshot[];
+  /** sequence_gap: gaps that fired and wait for their missing numbers (absent: none). */
+  fired_gaps?: { alert_id: string; missing: number[]; count: number; by: string[]; detected_at: number }[];
   /** State of shadow instances, per rule id (their own fields, as above); absent without any. */
   shadow?: Record<string, Record<string, unknown>>;
 }
@@ -93,6 +95,10 @@ export interface SaleSnapshot {
   ref_expiry: number;
   refunded: number;
   refunds: RefundSnapshot[];
+  /** Refund reasons: the sale synced late or during its terminal's late-sync episode (absent: false). */
+  sync_failure?: boolean;
+  /** duplicate_charge: the raised duplicate alerts this sale is a leg of (absent: none). */
+  dup_alerts?: { alert_id: string; legs: [string, string]; terminal_id: string; card_token: string; amount: number; currency: string; resolved: boolean }[];
 }
 
 /** One merchant's state: plain JSON, written to the compacted changelog keyed by merchant_id. */

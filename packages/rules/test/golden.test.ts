@@ -20,10 +20,10 @@ describe('golden scenarios', () => {
   });
 
   for (const name of onDisk) {
-    it(`${name}: events.jsonl gives exactly expected.jsonl (and expected-updates.jsonl, none when absent)`, () => {
+    it(`${name}: events.jsonl gives exactly expected.jsonl (and expected-updates.jsonl, expected-refunds.jsonl, none when absent)`, () => {
       const cfgFile = join(dir, name, 'config.yaml');
       const config = existsSync(cfgFile) ? loadRulesConfig(readFileSync(cfgFile, 'utf8'), 'yaml') : defaultRulesConfig();
-      const { alerts, updates, rejects } = backtestLines(readLines(join(dir, name, 'events.jsonl')), config);
+      const { alerts, updates, refundReasons, rejects } = backtestLines(readLines(join(dir, name, 'events.jsonl')), config);
       expect(rejects).toEqual([]);
       // rules_version (the rules document's version) is checked here and left out of the golden lines,
       // which predate it: the alerts, their ids included, must not change with it.
@@ -31,6 +31,8 @@ describe('golden scenarios', () => {
       expect(alerts.map(({ rules_version: _, ...a }) => JSON.stringify(a))).toEqual(readLines(join(dir, name, 'expected.jsonl')));
       const updFile = join(dir, name, 'expected-updates.jsonl');
       expect(updates.map((u) => JSON.stringify(u))).toEqual(existsSync(updFile) ? readLines(updFile) : []);
+      const refFile = join(dir, name, 'expected-refunds.jsonl');
+      expect(refundReasons.map((r) => JSON.stringify(r))).toEqual(existsSync(refFile) ? readLines(refFile) : []);
     });
   }
 

@@ -5,17 +5,19 @@ import { describe, expect, it } from 'vitest';
 import { RULE_IDS, createChangelogView, createRuleEngine, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '../src/index.js';
 import { CONFIGS, denseStream } from './helpers/streams.js';
 
-/** Alerts, actions and alert updates as ordered streams (as the detector produces them to their topics). */
+/** Alerts, actions, alert updates and refund reasons as ordered streams (as the detector produces them to their topics). */
 interface Out {
   alerts: string[];
   actions: string[];
   updates: string[];
+  reasons: string[];
 }
-const newOut = (): Out => ({ alerts: [], actions: [], updates: [] });
+const newOut = (): Out => ({ alerts: [], actions: [], updates: [], reasons: [] });
 const record = (out: Out, o: EngineOutput): void => {
   for (const a of o.alerts) out.alerts.push(JSON.stringify(a));
   for (const a of o.actions) out.actions.push(JSON.stringify(a));
   for (const u of o.updates ?? []) out.updates.push(JSON.stringify(u));
+  for (const r of o.refundReasons ?? []) out.reasons.push(JSON.stringify(r));
 };
 
 function unsplit(config: RulesConfig, events: Transaction[]): Out {
@@ -54,10 +56,14 @@ describe('engine properties', () => {
     // ... and the split/restore properties below compare alert updates too: the streams must close episodes.
     const updated = new Set<string>();
     for (const seed of [1, 2, 3]) for (const c of CONFIGS) for (const line of unsplit(c, denseStream(seed, 1200, 20_000)).updates) updated.add(`${JSON.parse(line).rule}:${JSON.parse(line).resolution}`);
-    expect([...updated]).toContain('sync_lag:episode_ended');
+    // ... and refund reasons: every reason must occur.
+    const reasons = new Set<string>();
+    for (const seed of [1, 2, 3]) for (const c of CONFIGS) for (const line of unsplit(c, denseStream(seed, 1200, 20_000)).reasons) reasons.add(JSON.parse(line).reason as string);
+    expect([...reasons].sort()).toEqual(['duplicate_charge', 'no_sale', 'ordinary', 'policy', 'sync_failure']);
+    for (const u of ['sync_lag:episode_ended', 'duplicate_charge:reversed', 'duplicate_charge:voided', 'duplicate_charge:refunded', 'sequence_gap:gap_filled']) expect([...updated]).toContain(u);
   });
 
-  it('split anywhere, the whole entity changelog taken at the split -> JSON -> a new engine: exactly the alerts, actions and alert updates of the unsplit run', () => {
+  it('split anywhere, the whole entity changelog taken at the split -> JSON -> a new engine: exactly the alerts, actions, alert updates and refund reasons of the unsplit run', () => {
     fc.assert(
       fc.property(arb, ({ seed, config, gap, splits }) => {
         const cfg = CONFIGS[config]!;
@@ -88,7 +94,7 @@ describe('engine properties', () => {
     );
   }, 60_000);
 
-  it('split anywhere, restored from the entity changelog (createChangelogView, as the detector writes it): exactly the same output', () => {
+  it('split anywhere, restored from the entity changelog (createChangelogView, as the detector writes it): exactly the same alerts, actions, updates and refund reasons', () => {
     fc.assert(
       fc.property(arb, fc.integer({ min: 1, max: 50 }), ({ seed, config, gap, splits }, every) => {
         const cfg = CONFIGS[config]!;

@@ -1,6 +1,5 @@
-// `tillwatch backtest --updates FILE --refunds FILE`: the runner writes both files (empty until the
-// rules emit updates and reasons), counts them in the summary, and the CLI prints refunds by reason
-// with amounts as money.
+// `tillwatch backtest --updates FILE --refunds FILE`: the runner writes both files, counts them in
+// the summary, and the CLI prints refunds by reason with amounts as money.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,12 +25,19 @@ describe('backtest --updates / --refunds', () => {
     expect(s.refundsPath).toBe(join(dir, 'refunds.jsonl'));
     const updates = readFileSync(join(dir, 'updates.jsonl'), 'utf8');
     const refunds = readFileSync(join(dir, 'refunds.jsonl'), 'utf8');
-    // Whatever the rules emit today, the files hold exactly what the summary counts.
-    expect(updates.split('\n').filter(Boolean)).toHaveLength(s.updates);
-    expect(refunds.split('\n').filter(Boolean)).toHaveLength(s.refundReasons.reduce((n, r) => n + r.count, 0));
+    // The files hold exactly what the summary counts: the duplicate charge (tx-1, tx-2b) is closed by
+    // the full refund of its first leg, and that refund's reason is duplicate_charge.
+    const updateLines = updates.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const refundLines = refunds.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(updateLines).toHaveLength(s.updates);
+    expect(refundLines).toHaveLength(s.refundReasons.reduce((n, r) => n + r.count, 0));
+    expect(updateLines.map((u) => [u.rule, u.resolution, u.resolved_by_event_ids])).toEqual([['duplicate_charge', 'refunded', ['e-3']]]);
+    expect(refundLines.map((r) => [r.event_id, r.reason])).toEqual([['e-3', 'duplicate_charge']]);
+    expect(s.refundReasons).toEqual([{ reason: 'duplicate_charge', currency: 'EUR', count: 1, amountMinor: 4200 }]);
     const alerts = readFileSync(join(dir, 'alerts.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(alerts.length).toBeGreaterThan(0); // the duplicate charge
-    for (const a of alerts) expect(a).toHaveProperty('currency');
+    expect(alerts.map((a) => [a.rule, a.currency, a.amount_minor])).toEqual([['duplicate_charge', 'EUR', 4200]]);
+    expect(alerts[0]!.summary).toContain('was charged 42.00 EUR twice');
+    expect(updateLines[0]!.alert_id).toBe(alerts[0]!.alert_id);
   });
 
   it('prints refunds by reason with money per currency', () => {

@@ -1,6 +1,6 @@
-// `tillwatch replay` (Kafka, registry, an in-process detector, alerts read back read_committed)
-// gives the same alert ids as `tillwatch backtest` (the pure engine) for the same file, both run
-// as the real CLI.
+// `tillwatch replay` (Kafka, registry, an in-process detector, alerts, alert updates and refund
+// reasons read back read_committed) gives the same records as `tillwatch backtest` (the pure engine)
+// for the same file, both run as the real CLI; replay's own check says so too.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createFleet } from '@tillwatch/simulator';
-import type { Alert, Transaction } from '@tillwatch/schemas';
+import type { Alert, AlertUpdate, RefundReason, Transaction } from '@tillwatch/schemas';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../bin/tillwatch.js', import.meta.url));
@@ -18,14 +18,15 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const readAlerts = async (path: string): Promise<Alert[]> =>
+const readLines = async <T>(path: string): Promise<T[]> =>
   (await readFile(path, 'utf8'))
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as Alert);
+    .map((l) => JSON.parse(l) as T);
+const readAlerts = (path: string): Promise<Alert[]> => readLines<Alert>(path);
 
 describe('tillwatch replay', () => {
-  it('gives the same alerts as tillwatch backtest for the same file', async () => {
+  it('gives the same alerts, alert updates and refund reasons as tillwatch backtest for the same file', async () => {
     dir = await mkdtemp(join(tmpdir(), 'tillwatch-replay-'));
     const fleet = createFleet({ terminals: 50, cards: 300, seed: 17, anomalyRate: 0.05 });
     const events: Transaction[] = [];
@@ -38,9 +39,13 @@ describe('tillwatch replay', () => {
     await writeFile(file, events.map((e) => JSON.stringify(e)).join('\n') + '\n');
 
     const env = { ...process.env, LOG_LEVEL: 'warn' };
-    await run(process.execPath, [cli, 'backtest', '--events', file, '--out', join(dir, 'backtest.jsonl'), '--no-progress'], { env });
-    const replayed = await run(process.execPath, [cli, 'replay', '--events', file, '--out', join(dir, 'replay.jsonl')], { env, timeout: 170_000 });
+    const bt = (name: string): string => join(dir!, `backtest-${name}.jsonl`);
+    const rp = (name: string): string => join(dir!, `replay-${name}.jsonl`);
+    await run(process.execPath, [cli, 'backtest', '--events', file, '--out', join(dir, 'backtest.jsonl'), '--updates', bt('updates'), '--refunds', bt('refunds'), '--no-progress'], { env });
+    const replayed = await run(process.execPath, [cli, 'replay', '--events', file, '--out', join(dir, 'replay.jsonl'), '--updates', rp('updates'), '--refunds', rp('refunds')], { env, timeout: 170_000 });
     expect(replayed.stdout).toMatch(/replayed 4\d{3} events/);
+    // replay's own check (exit 0, or execFile would have thrown).
+    expect(replayed.stdout).toMatch(/live equals backtest/);
 
     const backtest = await readAlerts(join(dir, 'backtest.jsonl'));
     const replay = await readAlerts(join(dir, 'replay.jsonl'));
@@ -52,5 +57,17 @@ describe('tillwatch replay', () => {
     // Same alerts, field for field (order of lines aside).
     const byId = new Map(backtest.map((a) => [a.alert_id, a]));
     for (const a of replay) expect(a).toEqual(byId.get(a.alert_id));
+
+    // Alert updates and refund reasons: the same records (order aside), and the file exercises them.
+    const updBt = await readLines<AlertUpdate>(bt('updates'));
+    const updRp = await readLines<AlertUpdate>(rp('updates'));
+    expect(updBt.length).toBeGreaterThan(0);
+    const byUpdate = (xs: AlertUpdate[]) => [...xs].sort((a, b) => (a.update_id < b.update_id ? -1 : 1));
+    expect(byUpdate(updRp)).toEqual(byUpdate(updBt));
+    const refBt = await readLines<RefundReason>(bt('refunds'));
+    const refRp = await readLines<RefundReason>(rp('refunds'));
+    expect(refBt.length).toBeGreaterThan(0);
+    const byEvent = (xs: RefundReason[]) => [...xs].sort((a, b) => (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : a.received_time - b.received_time));
+    expect(byEvent(refRp)).toEqual(byEvent(refBt));
   });
 });

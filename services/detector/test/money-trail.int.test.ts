@@ -1,11 +1,10 @@
 // Alert updates and refund reasons leave the detector in the same Kafka transaction as its alerts,
-// on pos.alerts.updates.v1 and pos.refunds.reasons.v1 (registry-serialized Avro, key merchant_id).
-// The rules that emit them are not written yet, so the engine is wrapped at its port: every alert
-// the real engine raises is "resolved" by the next approved refund of its merchant, and every
-// approved refund gets the reason `ordinary`.
+// on pos.alerts.updates.v1 and pos.refunds.reasons.v1 (registry-serialized Avro, key merchant_id):
+// exactly what the real engine emits over the same stream (duplicate resolutions, gap fills, episode
+// ends; one reason per approved refund, reversal and void).
 import { afterAll, describe, expect, it } from 'vitest';
-import { AvroSchemas, alertUpdateId, type Alert, type AlertUpdate, type RefundReason, type TopicRole, type Transaction } from '@tillwatch/schemas';
-import { createRuleEngine, defaultRulesConfig, type EngineOutput, type RuleEngine } from '@tillwatch/rules';
+import { AvroSchemas, type Alert, type AlertUpdate, type RefundReason, type TopicRole, type Transaction } from '@tillwatch/schemas';
+import { createRuleEngine, defaultRulesConfig } from '@tillwatch/rules';
 import { randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
@@ -20,38 +19,9 @@ afterAll(async () => {
 
 const isReasoned = (t: Transaction) => t.status === 'APPROVED' && t.kind !== 'SALE';
 
-/** The pure part of the fake rules: what the wrapped engine adds to one output. */
-function trail(openAlerts: Map<string, Alert[]>, t: Transaction, out: EngineOutput): EngineOutput {
-  for (const a of out.alerts) openAlerts.set(a.merchant_id, [...(openAlerts.get(a.merchant_id) ?? []), a]);
-  if (!isReasoned(t)) return out;
-  const reason: RefundReason = {
-    event_id: t.event_id, txn_id: t.txn_id, original_txn_id: t.original_txn_id, kind: t.kind as RefundReason['kind'], reason: 'ordinary', merchant_id: t.merchant_id,
-    terminal_id: t.terminal_id, amount_minor: t.amount_minor, currency: t.currency, event_time: t.event_time, received_time: t.received_time, alert_id: null,
-  };
-  const updates = (openAlerts.get(t.merchant_id) ?? []).map((a): AlertUpdate => ({
-    update_id: alertUpdateId(a.alert_id, 'auto_resolved', 'refunded', [t.event_id]), alert_id: a.alert_id, rule: a.rule, rule_version: a.rule_version, terminal_id: a.terminal_id,
-    merchant_id: a.merchant_id, status: 'auto_resolved', resolution: 'refunded', resolved_by_event_ids: [t.event_id], resolved_at: t.received_time, summary: 'test resolution', details: { n: 1 },
-  }));
-  openAlerts.delete(t.merchant_id);
-  return { ...out, updates, refundReasons: [reason] };
-}
-
-function wrapped(real: RuleEngine): RuleEngine {
-  const open = new Map<string, Alert[]>();
-  const onTransaction = (t: Transaction) => trail(open, t, real.onTransaction(t));
-  // The engine may be a class instance: delegate everything else with its own `this`.
-  return new Proxy(real, {
-    get: (target, prop) => {
-      if (prop === 'onTransaction') return onTransaction;
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
-
-/** The same fake rules over the whole stream (per merchant, as the partitions keep them). */
+/** The pure engine over the whole stream (its state is per merchant, as the partitions keep it). */
 function expected(events: Transaction[]): { updates: AlertUpdate[]; reasons: RefundReason[] } {
-  const engine = wrapped(createRuleEngine(defaultRulesConfig()));
+  const engine = createRuleEngine(defaultRulesConfig());
   const updates: AlertUpdate[] = [];
   const reasons: RefundReason[] = [];
   for (const e of events) {
@@ -67,8 +37,17 @@ describe('detector: alert updates and refund reasons', () => {
     const topics = await setupTopics(kafka, registry, 3);
     cleanup.push(topics);
     const events = scenario(3000, 5);
+    // A short simulated stream ends no episode and resolves no duplicate by itself: append a
+    // duplicate charge at a fresh till of one of its merchants and the reversal of its second leg.
+    const last = events[events.length - 1]!;
+    const txn = (n: number, kind: Transaction['kind'], orig: string | null): Transaction => ({
+      ...last, event_id: `trail-${n}`, txn_id: `tx-trail-${n}`, kind, status: 'APPROVED', terminal_id: 'T-TRAIL', card_token: 'tok_trail', amount_minor: 4321, currency: 'EUR',
+      terminal_seq: n, original_txn_id: orig, event_time: last.received_time + n * 1000, received_time: last.received_time + n * 1000 + 500,
+    });
+    events.push(txn(1, 'SALE', null), txn(2, 'SALE', null), txn(3, 'REVERSAL', 'tx-trail-2'));
     const want = expected(events);
     expect(want.reasons.length).toBeGreaterThan(5);
+    expect(want.reasons.length).toBe(new Set(events.filter(isReasoned).map((t) => t.event_id)).size);
     expect(want.updates.length).toBeGreaterThan(0);
 
     const groupId = randomId('g-trail');
@@ -76,7 +55,7 @@ describe('detector: alert updates and refund reasons', () => {
     const d = createDetector({
       onFatal: (e) => (fatal = e),
       kafka, registry, rules: defaultRulesConfig(), metrics: createDetectorMetrics(createRegistry({ service: 'trail', defaultMetrics: false })), logger, groupId,
-      topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0, createEngine: (rules) => wrapped(createRuleEngine(rules)),
+      topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0,
     });
     await d.start();
     for (let i = 0; i < 600 && !d.ready() && !fatal; i++) await sleep(100);

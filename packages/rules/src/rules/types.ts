@@ -109,6 +109,9 @@ export interface EngineCore {
     summary: string,
     details: Record<string, number>,
     subjectTxn: string | null,
+    /** The money the alert is about (Alert.currency / amount_minor); omitted: none (both null). */
+    currency?: string | null,
+    amountMinor?: number | null,
   ): void;
   /** A lifecycle update of an alert raised earlier (EngineOutput.updates, pos.alerts.updates.v1); never a second alert. */
   emitUpdate(update: AlertUpdate): void;
@@ -148,6 +151,11 @@ export interface RuleInstance {
    * Not called for a refund delivered twice.
    */
   onRefund?(term: TerminalState, t: Transaction, row: number, before: number): void;
+  /**
+   * An APPROVED VOID or REVERSAL with an original_txn_id, after the ledger marked the sale voided.
+   * row: the sale's row (-1 when none could be kept: beyond the lookback). Called for every delivery.
+   */
+  onVoid?(term: TerminalState, t: Transaction, row: number): void;
   onTimer?(timer: Timer): void;
   /** The physical expiry sweep (every 5 min of clock). */
   sweep?(clk: number): void;

@@ -216,14 +216,16 @@ export class SaleLedger {
     return out;
   }
 
-  /** An APPROVED VOID/REVERSAL of `orig`: marks the sale voided (or leaves a voided placeholder). */
-  recordVoid(m: MerchantState, t: Transaction, orig: string, lookback: number): void {
+  /** An APPROVED VOID/REVERSAL of `orig`: marks the sale voided (or leaves a voided placeholder). Returns the row (-1: beyond the lookback). */
+  recordVoid(m: MerchantState, t: Transaction, orig: string, lookback: number): number {
     const h = hashString(orig, TXN_SEED);
     const row = this.find(m, orig, h);
     if (row >= 0) {
       this.rows.addFlags(row, VOIDED);
       this.owner.markRow(row);
-    } else this.placeholder(m, orig, h, t, VOIDED, lookback);
+      return row;
+    }
+    return this.placeholder(m, orig, h, t, VOIDED, lookback);
   }
 
   /** Physical expiry of rows past their refund lookback. */

@@ -1,5 +1,5 @@
 // Runs events through an engine and collects everything it produced.
-import type { Action, Alert, AlertUpdate, Transaction } from '@tillwatch/schemas';
+import type { Action, Alert, AlertUpdate, RefundReason, Transaction } from '@tillwatch/schemas';
 import type { EngineOutput, RuleEngine } from '../../src/index.js';
 
 export interface Collected {
@@ -7,15 +7,17 @@ export interface Collected {
   actions: Action[];
   shadowAlerts: Alert[];
   updates: AlertUpdate[];
+  refundReasons: RefundReason[];
 }
 
-export const collected = (): Collected => ({ alerts: [], actions: [], shadowAlerts: [], updates: [] });
+export const collected = (): Collected => ({ alerts: [], actions: [], shadowAlerts: [], updates: [], refundReasons: [] });
 
 export function collect(into: Collected, o: EngineOutput): Collected {
   into.alerts.push(...o.alerts);
   into.actions.push(...o.actions);
   into.shadowAlerts.push(...o.shadowAlerts);
   if (o.updates !== undefined) into.updates.push(...o.updates);
+  if (o.refundReasons !== undefined) into.refundReasons.push(...o.refundReasons);
   return into;
 }
 

@@ -543,9 +543,11 @@ class Engine implements ReferenceEngine {
       t.event_time,
       t.event_time,
       t.received_time,
-      `Sale ${t.txn_id} of ${t.amount_minor} ${t.currency} (minor units) at terminal ${term.id} is ${ratio.toFixed(1)}x the terminal's median approved sale of ${median} over its last ${n} sales.`,
+      `Sale ${t.txn_id} of ${formatMoney(t.amount_minor, t.currency)} at terminal ${term.id} is ${ratio.toFixed(1)}x the terminal's median approved sale of ${Number.isInteger(median) ? formatMoney(median, t.currency) : `about ${formatMoney(Math.round(median), t.currency)}`} over its last ${n} sales.`,
       { amount_minor: t.amount_minor, median_minor: median, ratio: round4(ratio), threshold_ratio: pa.ratio, sample_size: n, sales_seen: term.salesSeen },
       t.txn_id,
+      t.currency,
+      t.amount_minor,
     );
   }
 
@@ -601,9 +603,11 @@ class Engine implements ReferenceEngine {
       first.et,
       second.et,
       t.received_time,
-      `Card ${t.card_token} was charged ${b.amount} ${b.currency} (minor units) twice at merchant ${m.id} within ${fmtDuration(gap)}: transaction ${first.txn} at terminal ${first.terminalId} and ${second.txn} at terminal ${second.terminalId}.`,
+      `Card ${t.card_token} was charged ${formatMoney(b.amount, b.currency)} twice at merchant ${m.id} within ${fmtDuration(gap)}: transaction ${first.txn} at terminal ${first.terminalId} and ${second.txn} at terminal ${second.terminalId}.`,
       { amount_minor: b.amount, gap_ms: gap, window_ms: window, same_terminal: first.terminalId === second.terminalId ? 1 : 0 },
       second.txn,
+      b.currency,
+      b.amount,
     );
   }
 
@@ -674,6 +678,8 @@ class Engine implements ReferenceEngine {
       `Terminal ${term.id} made ${inWindow.length} approved refunds within ${fmtDuration(p.window)}; the last, ${t.txn_id}, was ${formatMoney(t.amount_minor, t.currency)}.`,
       { refunds_in_window: inWindow.length, count: p.count, window_ms: p.window, refund_amount_minor: t.amount_minor },
       t.txn_id,
+      t.currency,
+      t.amount_minor,
     );
   }
 
@@ -694,6 +700,8 @@ class Engine implements ReferenceEngine {
       `Refund ${r.txn} of ${formatMoney(r.amount, sale.currency)} at terminal ${r.terminalId} went to card ${r.card}, but sale ${sale.txn} was paid with card ${sale.saleCard!}.`,
       { refund_amount_minor: r.amount, sale_amount_minor: sale.amount },
       r.txn,
+      sale.currency,
+      r.amount,
     );
   }
 
@@ -714,6 +722,8 @@ class Engine implements ReferenceEngine {
       `Refund ${r.txn} of ${formatMoney(r.amount, sale.currency)} at terminal ${r.terminalId} was made ${fmtDuration(late)} after sale ${sale.txn}, ${fmtDuration(late - p.deadline)} past the ${fmtDuration(p.deadline)} refund deadline.`,
       { refund_amount_minor: r.amount, sale_amount_minor: sale.amount, after_ms: late, deadline_ms: p.deadline },
       r.txn,
+      sale.currency,
+      r.amount,
     );
   }
 
@@ -760,9 +770,11 @@ class Engine implements ReferenceEngine {
       t.event_time,
       t.event_time,
       t.received_time,
-      `Approved refund ${t.txn_id} of ${t.amount_minor} ${t.currency} (minor units) at terminal ${term.id} ${why}.`,
+      `Approved refund ${t.txn_id} of ${formatMoney(t.amount_minor, t.currency)} at terminal ${term.id} ${why}.`,
       { amount_minor: t.amount_minor, lookback_ms: this.lookback, ...flags },
       t.txn_id,
+      t.currency,
+      t.amount_minor,
     );
   }
 
@@ -792,9 +804,11 @@ class Engine implements ReferenceEngine {
       Math.min(sale.et, refundEt),
       Math.max(sale.et, refundEt),
       detectedAt,
-      `Approved refunds of sale ${sale.txn} add up to ${total} ${sale.currency} (minor units), more than the sale's ${sale.amount}; refund ${refundTxn} at terminal ${terminalId} crossed it.`,
+      `Approved refunds of sale ${sale.txn} add up to ${formatMoney(total, sale.currency)}, ${formatMoney(total - sale.amount, sale.currency)} more than the sale's ${formatMoney(sale.amount, sale.currency)}; refund ${refundTxn} of ${formatMoney(refundAmount, sale.currency)} at terminal ${terminalId} ${before > sale.amount ? 'added to it' : 'crossed it'}.`,
       { sale_amount_minor: sale.amount, refunded_total_minor: total, refunded_before_minor: before, refund_amount_minor: refundAmount, excess_minor: total - sale.amount },
       refundTxn,
+      sale.currency,
+      refundAmount,
     );
   }
 
@@ -831,6 +845,8 @@ class Engine implements ReferenceEngine {
     summary: string,
     details: Record<string, number>,
     subjectTxn: string | null,
+    currency: string | null = null,
+    amountMinor: number | null = null,
   ): void {
     const version = RULE_VERSIONS[rule];
     const id = alertId(rule, version, evidence);
@@ -849,6 +865,8 @@ class Engine implements ReferenceEngine {
       summary,
       details,
       rules_version: this.config.version,
+      currency: amountMinor === null ? null : currency,
+      amount_minor: currency === null ? null : amountMinor,
     };
     const out = (this.out ??= { alerts: [], actions: [], shadowAlerts: [] });
     out.alerts.push(alert);

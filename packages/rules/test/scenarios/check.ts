@@ -1,5 +1,5 @@
 // Shared by generate.ts and golden.test.ts: run a scenario and compare the alerts with its declaration.
-import type { Alert, AlertUpdate } from '@tillwatch/schemas';
+import type { Alert, AlertUpdate, RefundReason } from '@tillwatch/schemas';
 import { stringify } from 'yaml';
 import { backtestLines, defaultRulesConfig, parseRulesConfig, type RulesConfig } from '../../src/index.js';
 import { Scenario, T0 } from '../helpers/builder.js';
@@ -12,14 +12,17 @@ export interface Built {
   problems: string[];
   alerts: Alert[];
   updates: AlertUpdate[];
+  refundReasons: RefundReason[];
 }
 
 export function runScenario(def: ScenarioDef): Built {
   const s = new Scenario();
-  const expected = def.build(s);
+  const built = def.build(s);
+  const expected = Array.isArray(built) ? built : built.alerts;
+  const expectedReasons = Array.isArray(built) ? [] : built.reasons;
   const config = def.config === undefined ? defaultRulesConfig() : parseRulesConfig(def.config);
   const lines = s.lines();
-  const { alerts, updates, rejects } = backtestLines(lines, config);
+  const { alerts, updates, refundReasons, rejects } = backtestLines(lines, config);
   const problems: string[] = [];
   if (rejects.length > 0) problems.push(`rejected lines: ${JSON.stringify(rejects)}`);
   const key = (rule: string, ids: readonly string[]): string => `${rule}:${[...ids].sort().join(',')}`;
@@ -43,8 +46,13 @@ export function runScenario(def: ScenarioDef): Built {
       } else if (us.length !== 1) problems.push(`${k}: closed by ${us.length} update(s), expected one`);
       else {
         const u = us[0]!;
+        const { by, ...want } = e.closed;
         const got = { at: u.resolved_at - T0, resolution: u.resolution, details: u.details };
-        if (JSON.stringify(got) !== JSON.stringify(e.closed)) problems.push(`${k}: closed ${JSON.stringify(got)}, expected ${JSON.stringify(e.closed)}`);
+        if (JSON.stringify(got) !== JSON.stringify(want)) problems.push(`${k}: closed ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+        if (by !== undefined) {
+          const ids = by.map((t) => t.event_id).sort();
+          if (JSON.stringify(u.resolved_by_event_ids) !== JSON.stringify(ids)) problems.push(`${k}: resolved by ${JSON.stringify(u.resolved_by_event_ids)}, expected ${JSON.stringify(ids)}`);
+        }
       }
     }
   }
@@ -52,5 +60,21 @@ export function runScenario(def: ScenarioDef): Built {
   // An update is never a second alert: it closes an alert of the same run.
   const ids = new Set(alerts.map((a) => a.alert_id));
   for (const u of updates) if (!ids.has(u.alert_id)) problems.push(`update ${u.update_id} of an alert not raised: ${u.alert_id}`);
-  return { lines, config, configYaml: def.config === undefined ? null : stringify(def.config), problems, alerts, updates };
+  // Every approved refund, reversal and void has exactly one reason (a redelivery repeats the same record).
+  const reasonOf = new Map<string, string>();
+  for (const r of refundReasons) {
+    const prev = reasonOf.get(r.event_id);
+    if (prev !== undefined && prev !== JSON.stringify(r)) problems.push(`two different refund reasons for ${r.event_id}`);
+    reasonOf.set(r.event_id, JSON.stringify(r));
+  }
+  for (const t of s.events) {
+    if (t.status === 'APPROVED' && t.kind !== 'SALE' && !reasonOf.has(t.event_id)) problems.push(`no refund reason for ${t.event_id}`);
+    if (!(t.status === 'APPROVED' && t.kind !== 'SALE') && reasonOf.has(t.event_id)) problems.push(`a refund reason for ${t.event_id}, not an approved refund, reversal or void`);
+  }
+  for (const [t, code] of expectedReasons) {
+    const got = reasonOf.get(t.event_id);
+    const reason = got === undefined ? 'none' : (JSON.parse(got) as RefundReason).reason;
+    if (reason !== code) problems.push(`refund reason of ${t.event_id} (${t.kind} ${t.txn_id}): ${reason}, expected ${code}`);
+  }
+  return { lines, config, configYaml: def.config === undefined ? null : stringify(def.config), problems, alerts, updates, refundReasons };
 }

@@ -2,7 +2,7 @@
 // produce (rule + evidence, and where it matters the detection time or details). `generate.ts` writes
 // <name>/events.jsonl and <name>/expected.jsonl from these and refuses if the engine disagrees with the
 // declaration; golden.test.ts checks the files byte for byte and the declarations again.
-import type { Transaction } from '@tillwatch/schemas';
+import type { RefundReasonCode, Transaction } from '@tillwatch/schemas';
 import type { RuleId } from '../../src/index.js';
 import { HOUR, MIN, SEC, T0, type Scenario } from '../helpers/builder.js';
 
@@ -17,9 +17,9 @@ export interface Expectation {
   terminal?: string;
   /**
    * The alert update that must close this alert (EngineOutput.updates): resolved_at (ms after T0),
-   * resolution and details; null: none must. Unchecked when absent.
+   * resolution, details and (when given) the events that resolved it; null: none must. Unchecked when absent.
    */
-  closed?: { at: number; resolution: string; details: Record<string, number> } | null;
+  closed?: { at: number; resolution: string; details: Record<string, number>; by?: Transaction[] } | null;
 }
 
 export interface ScenarioDef {
@@ -27,7 +27,8 @@ export interface ScenarioDef {
   about: string;
   /** Rules config (raw, as in a rules file); defaults when absent. */
   config?: unknown;
-  build(s: Scenario): Expectation[];
+  /** The alerts it must produce; with `reasons`, also the refund reason each listed event must get. */
+  build(s: Scenario): Expectation[] | { alerts: Expectation[]; reasons: [Transaction, RefundReasonCode][] };
 }
 
 const cards = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `tok_${prefix}${String(i).padStart(3, '0')}`);
@@ -124,6 +125,50 @@ export const scenarios: ScenarioDef[] = [
       const a = s.sale({ at: 10 * MIN, recvAt: 30 * HOUR + 10 * MIN, terminal: 'T2', card: 'tok_a', amount: 3333 });
       s.sale({ at: 12 * MIN, recvAt: 30 * HOUR + 10 * MIN + 100, terminal: 'T2', card: 'tok_a', amount: 3333 });
       return [{ rule: 'sync_lag', evidence: [a] }];
+    },
+  },
+  {
+    name: 'duplicate_charge_resolved',
+    about:
+      'A duplicate is resolved (alert update, auto_resolved) by an approved reversal of its second leg, by a void of its first leg a day later, by refunds of both legs adding up to the amount, and by one full refund that arrived before the second leg; a reversal of an unrelated sale, a declined reversal and a partial refund of one leg resolve nothing.',
+    build(s): Expectation[] {
+      // A: reversed two minutes after the retry.
+      const a1 = s.sale({ at: 0, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a1' });
+      const a2 = s.sale({ at: 1 * MIN, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a2' });
+      const rev = s.void({ at: 3 * MIN, kind: 'REVERSAL', terminal: 'T1', card: 'tok_a', amount: 2500, of: 'tx-a2' });
+      // B: voided a day later (first leg), a declined reversal before that changes nothing.
+      const b1 = s.sale({ at: 10 * MIN, terminal: 'T2', card: 'tok_b', amount: 990, txn: 'tx-b1' });
+      const b2 = s.sale({ at: 12 * MIN, terminal: 'T3', card: 'tok_b', amount: 990, txn: 'tx-b2' });
+      s.void({ at: 13 * MIN, kind: 'REVERSAL', status: 'DECLINED', terminal: 'T2', card: 'tok_b', amount: 990, of: 'tx-b1' });
+      // C: refunded in two parts, one per leg (700 + 500 >= 1200).
+      const c1 = s.sale({ at: 20 * MIN, terminal: 'T1', card: 'tok_c', amount: 1200, txn: 'tx-c1' });
+      const c2 = s.sale({ at: 25 * MIN, terminal: 'T1', card: 'tok_c', amount: 1200, txn: 'tx-c2' });
+      const cr1 = s.refund({ at: 2 * HOUR, terminal: 'T1', card: 'tok_c', amount: 700, of: 'tx-c2' });
+      const cr2 = s.refund({ at: 3 * HOUR, terminal: 'T2', card: 'tok_c', amount: 500, of: 'tx-c1' });
+      // D (negative control): a partial refund of one leg does not resolve it.
+      const d1 = s.sale({ at: 30 * MIN, terminal: 'T1', card: 'tok_d', amount: 4000, txn: 'tx-d1' });
+      const d2 = s.sale({ at: 31 * MIN, terminal: 'T1', card: 'tok_d', amount: 4000, txn: 'tx-d2' });
+      s.refund({ at: 4 * HOUR, terminal: 'T1', card: 'tok_d', amount: 3999, of: 'tx-d2' });
+      // E (negative control): a reversal of an unrelated sale of the same card and amount.
+      const e1 = s.sale({ at: 40 * MIN, terminal: 'T1', card: 'tok_e', amount: 1500, txn: 'tx-e1' });
+      const e2 = s.sale({ at: 42 * MIN, terminal: 'T1', card: 'tok_e', amount: 1500, txn: 'tx-e2' });
+      s.sale({ at: 3 * HOUR, terminal: 'T1', card: 'tok_e', amount: 1500, txn: 'tx-e3' });
+      s.void({ at: 3 * HOUR + MIN, kind: 'REVERSAL', terminal: 'T1', card: 'tok_e', amount: 1500, of: 'tx-e3' });
+      // F: the first leg sat offline; its full refund reached the platform before the retry's late-arriving twin.
+      const f2 = s.sale({ at: 5 * HOUR + 2 * MIN, terminal: 'T1', card: 'tok_f', amount: 800, txn: 'tx-f2' });
+      const fr = s.refund({ at: 5 * HOUR + 10 * MIN, terminal: 'T1', card: 'tok_f', amount: 800, of: 'tx-f2' });
+      const f1 = s.sale({ at: 5 * HOUR, recvAt: 5 * HOUR + 12 * MIN, terminal: 'T4', card: 'tok_f', amount: 800, txn: 'tx-f1' });
+      // B's void, a day after the sale.
+      const bv = s.void({ at: DAY, terminal: 'T2', card: 'tok_b', amount: 990, of: 'tx-b1' });
+      const recv = (t: Transaction): number => t.received_time - T0;
+      return [
+        { rule: 'duplicate_charge', evidence: [a1, a2], closed: { at: recv(rev), resolution: 'reversed', details: { amount_minor: 2500 }, by: [rev] } },
+        { rule: 'duplicate_charge', evidence: [b1, b2], terminal: 'T3', closed: { at: recv(bv), resolution: 'voided', details: { amount_minor: 990 }, by: [bv] } },
+        { rule: 'duplicate_charge', evidence: [c1, c2], closed: { at: recv(cr2), resolution: 'refunded', details: { amount_minor: 1200, refunded_minor: 1200, refunds: 2 }, by: [cr1, cr2] } },
+        { rule: 'duplicate_charge', evidence: [d1, d2], closed: null },
+        { rule: 'duplicate_charge', evidence: [e1, e2], closed: null },
+        { rule: 'duplicate_charge', evidence: [f1, f2], closed: { at: recv(f1), resolution: 'refunded', details: { amount_minor: 800, refunded_minor: 800, refunds: 1 }, by: [fr] } },
+      ];
     },
   },
   // ------------------------------------------------------------------ abnormal_amount
@@ -298,7 +343,7 @@ export const scenarios: ScenarioDef[] = [
   },
   {
     name: 'sequence_gap_exactly_due',
-    about: 'A missing seq arriving exactly at the due time is too late (the gap fires first); 1 ms earlier it fills the gap.',
+    about: 'A missing seq arriving exactly at the due time is too late (the gap fires first, and the seq then closes the alert: gap_filled); 1 ms earlier it fills the gap.',
     build(s) {
       const low = s.sale({ at: 0, terminal: 'T1', card: 'tok_a1', seq: 1 });
       const high = s.sale({ at: 2 * MIN, recvAt: 2 * MIN, terminal: 'T1', card: 'tok_a3', seq: 3 });
@@ -308,7 +353,15 @@ export const scenarios: ScenarioDef[] = [
       s.sale({ at: 1 * MIN, recvAt: 32 * MIN, terminal: 'T1', card: 'tok_a2', seq: 2 });
       return [
         { rule: 'sync_lag', evidence: [s.events[4]!] },
-        { rule: 'sequence_gap', evidence: [low, high], terminal: 'T1', detectedAt: 32 * MIN, details: { missing_from: 2, missing_to: 2, missing_count: 1, low_seq: 1, high_seq: 3, timeout_ms: 30 * MIN } },
+        // The late seq 2 arrives right after the alert fired: it closes it at once (gap_filled).
+        {
+          rule: 'sequence_gap',
+          evidence: [low, high],
+          terminal: 'T1',
+          detectedAt: 32 * MIN,
+          details: { missing_from: 2, missing_to: 2, missing_count: 1, low_seq: 1, high_seq: 3, timeout_ms: 30 * MIN },
+          closed: { at: 32 * MIN, resolution: 'gap_filled', details: { missing_count: 1, filled_after_ms: 0, late_events: 1 }, by: [s.events[5]!] },
+        },
         { rule: 'sync_lag', evidence: [s.events[5]!] },
       ];
     },
@@ -323,6 +376,43 @@ export const scenarios: ScenarioDef[] = [
       s.sale({ at: 1 * MIN, recvAt: 4 * MIN, card: 'tok_4', seq: 4 });
       for (let k = 8; k <= 12; k++) s.sale({ at: (k - 6) * 10 * MIN, card: `tok_${k}`, seq: k });
       return [{ rule: 'sequence_gap', evidence: [low, high], detectedAt: 32 * MIN + 1500, details: { missing_from: 3, missing_to: 6, missing_count: 3, low_seq: 2, high_seq: 7, timeout_ms: 30 * MIN } }];
+    },
+  },
+  {
+    name: 'sequence_gap_filled_after_alert',
+    about:
+      'A gap that fired is closed (alert update gap_filled) when every number it reported missing arrives after the alert, the last one resolving it; a number filled before the alert is not waited for; a gap only partly filled after its alert stays open (negative control), and a redelivered number does not count twice.',
+    build(s) {
+      // T1: gap 3..6; seq 4 arrives in time (partial fill), the alert reports 3, 5, 6.
+      s.sale({ at: 0, terminal: 'T1', card: 'tok_1', seq: 1 });
+      const low = s.sale({ at: 1 * MIN, terminal: 'T1', card: 'tok_2', seq: 2 });
+      const high = s.sale({ at: 2 * MIN, terminal: 'T1', card: 'tok_7', seq: 7 });
+      s.sale({ at: 1 * MIN, recvAt: 4 * MIN, terminal: 'T1', card: 'tok_4', seq: 4 });
+      // T2 (negative control): gap 2..3; only 3 arrives after the alert, twice.
+      const low2 = s.sale({ at: 0, terminal: 'T2', card: 'tok_b1', seq: 1 });
+      const high2 = s.sale({ at: 2 * MIN, terminal: 'T2', card: 'tok_b4', seq: 4 });
+      // Keep the clock moving past both due times.
+      for (let k = 8; k <= 12; k++) s.sale({ at: (k - 6) * 10 * MIN, terminal: 'T1', card: `tok_${k}`, seq: k });
+      // After the alerts (due 32m): T1's 3, 6 and 5 arrive (an hour or so late), T2's 3 twice.
+      const f3 = s.sale({ at: 90 * SEC, recvAt: 70 * MIN, terminal: 'T1', card: 'tok_3', seq: 3 });
+      const b3 = s.sale({ at: 1 * MIN, recvAt: 71 * MIN, terminal: 'T2', card: 'tok_b3', seq: 3 });
+      s.again(b3);
+      const f6 = s.sale({ at: 110 * SEC, recvAt: 72 * MIN, terminal: 'T1', card: 'tok_6', seq: 6 });
+      s.again(f6);
+      const f5 = s.sale({ at: 100 * SEC, recvAt: 80 * MIN, terminal: 'T1', card: 'tok_5', seq: 5 });
+      return [
+        {
+          rule: 'sequence_gap',
+          evidence: [low, high],
+          terminal: 'T1',
+          detectedAt: 32 * MIN + 1500,
+          details: { missing_from: 3, missing_to: 6, missing_count: 3, low_seq: 2, high_seq: 7, timeout_ms: 30 * MIN },
+          closed: { at: 80 * MIN, resolution: 'gap_filled', details: { missing_count: 3, filled_after_ms: 80 * MIN - (32 * MIN + 1500), late_events: 3 }, by: [f3, f6, f5] },
+        },
+        { rule: 'sequence_gap', evidence: [low2, high2], terminal: 'T2', detectedAt: 32 * MIN + 1500, closed: null },
+        { rule: 'sync_lag', evidence: [f3] },
+        { rule: 'sync_lag', evidence: [b3] },
+      ];
     },
   },
   // ------------------------------------------------------------------ refunds
@@ -458,6 +548,64 @@ export const scenarios: ScenarioDef[] = [
         { rule: 'refund_velocity', evidence: t2.slice(5), terminal: 'T2', detectedAt: 10 * H + 110 * MIN + 1500, details: { refunds_in_window: 5, count: 5, window_ms: HOUR, refund_amount_minor: 1000 } },
         { rule: 'refund_velocity', evidence: t3, terminal: 'T3', details: { refunds_in_window: 5, count: 5, window_ms: HOUR, refund_amount_minor: 1000 } },
       ];
+    },
+  },
+  // ------------------------------------------------------------------ refund reasons
+  {
+    name: 'refund_reasons',
+    about:
+      'Every approved refund, reversal and void gets one reason, first match wins: no_sale (refund_without_sale fired, also for a voided leg of a duplicate), duplicate_charge (a leg of a raised duplicate, even to another card), sync_failure (its sale synced late, or on time during its terminal\'s late-sync episode; even to another card), policy (card mismatch or past the deadline), ordinary (also a void); declined ones get none, a redelivered refund keeps its one reason.',
+    build(s): { alerts: Expectation[]; reasons: [Transaction, RefundReasonCode][] } {
+      // no_sale: an unknown sale.
+      const unknown = s.refund({ at: 0, terminal: 'T1', card: 'tok_u', amount: 500, of: 'tx-unknown' });
+      // duplicate_charge: a reversal of the retry and a refund (to another card) of the first leg of another duplicate.
+      const a1 = s.sale({ at: 1 * MIN, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a1' });
+      const a2 = s.sale({ at: 2 * MIN, terminal: 'T1', card: 'tok_a', amount: 2500, txn: 'tx-a2' });
+      const aRev = s.void({ at: 3 * MIN, kind: 'REVERSAL', terminal: 'T1', card: 'tok_a', amount: 2500, of: 'tx-a2' });
+      const b1 = s.sale({ at: 4 * MIN, terminal: 'T1', card: 'tok_b', amount: 700, txn: 'tx-b1' });
+      const b2 = s.sale({ at: 5 * MIN, terminal: 'T2', card: 'tok_b', amount: 700, txn: 'tx-b2' });
+      const bRef = s.refund({ at: 6 * MIN, terminal: 'T2', card: 'tok_other', amount: 700, of: 'tx-b1' });
+      // no_sale beats duplicate_charge: the reversed leg refunded again.
+      const aRef = s.refund({ at: 7 * MIN, terminal: 'T1', card: 'tok_a', amount: 2500, of: 'tx-a2' });
+      // sync_failure: T3 was offline for 40 min; its late sale refunded (to another card: sync_failure first);
+      // an on-time sale T3 made during its episode, refunded.
+      const late = s.sale({ at: 10 * MIN, recvAt: 50 * MIN, terminal: 'T3', card: 'tok_l', amount: 1800, txn: 'tx-late' });
+      s.sale({ at: 51 * MIN, terminal: 'T3', card: 'tok_m', amount: 900, txn: 'tx-during' });
+      const lateRef = s.refund({ at: 60 * MIN, terminal: 'T3', card: 'tok_x', amount: 1800, of: 'tx-late' });
+      const duringRef = s.refund({ at: 61 * MIN, terminal: 'T1', card: 'tok_m', amount: 900, of: 'tx-during' });
+      // policy: an on-time sale refunded to another card.
+      s.sale({ at: 2 * HOUR, terminal: 'T4', card: 'tok_p', amount: 4200, txn: 'tx-p' });
+      const policy = s.refund({ at: 2 * HOUR + 5 * MIN, terminal: 'T4', card: 'tok_q', amount: 4200, of: 'tx-p' });
+      // ordinary: a refund to the paying card (delivered twice), a void, a declined refund (no reason).
+      s.sale({ at: 3 * HOUR, terminal: 'T4', card: 'tok_o', amount: 1000, txn: 'tx-o' });
+      const ordinary = s.refund({ at: 3 * HOUR + 10 * MIN, terminal: 'T4', card: 'tok_o', amount: 400, of: 'tx-o' });
+      s.again(ordinary);
+      s.sale({ at: 3 * HOUR + 20 * MIN, terminal: 'T4', card: 'tok_v', amount: 300, txn: 'tx-v' });
+      const voided = s.void({ at: 3 * HOUR + 21 * MIN, terminal: 'T4', card: 'tok_v', amount: 300, of: 'tx-v' });
+      s.refund({ at: 3 * HOUR + 30 * MIN, terminal: 'T4', card: 'tok_o', amount: 100, of: 'tx-o', status: 'DECLINED' });
+      return {
+        alerts: [
+          { rule: 'refund_without_sale', evidence: [unknown] },
+          { rule: 'duplicate_charge', evidence: [a1, a2], closed: { at: aRev.received_time - T0, resolution: 'reversed', details: { amount_minor: 2500 } } },
+          { rule: 'duplicate_charge', evidence: [b1, b2], closed: { at: bRef.received_time - T0, resolution: 'refunded', details: { amount_minor: 700, refunded_minor: 700, refunds: 1 } } },
+          { rule: 'refund_card_mismatch', evidence: [b1, bRef] },
+          { rule: 'refund_without_sale', evidence: [aRef] },
+          { rule: 'sync_lag', evidence: [late] },
+          { rule: 'refund_card_mismatch', evidence: [late, lateRef] },
+          { rule: 'refund_card_mismatch', evidence: [s.events.find((t) => t.txn_id === 'tx-p')!, policy] },
+        ],
+        reasons: [
+          [unknown, 'no_sale'],
+          [aRev, 'duplicate_charge'],
+          [bRef, 'duplicate_charge'],
+          [aRef, 'no_sale'],
+          [lateRef, 'sync_failure'],
+          [duringRef, 'sync_failure'],
+          [policy, 'policy'],
+          [ordinary, 'ordinary'],
+          [voided, 'ordinary'],
+        ],
+      };
     },
   },
   // ------------------------------------------------------------------ configuration

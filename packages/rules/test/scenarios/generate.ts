@@ -23,10 +23,14 @@ for (const def of scenarios) {
   const upd = join(dir, 'expected-updates.jsonl');
   if (r.updates.length > 0) writeFileSync(upd, r.updates.map((u) => JSON.stringify(u)).join('\n') + '\n');
   else if (existsSync(upd)) rmSync(upd);
+  // Refund reasons (EngineOutput.refundReasons), only for scenarios with approved refunds, reversals or voids.
+  const ref = join(dir, 'expected-refunds.jsonl');
+  if (r.refundReasons.length > 0) writeFileSync(ref, r.refundReasons.map((x) => JSON.stringify(x)).join('\n') + '\n');
+  else if (existsSync(ref)) rmSync(ref);
   const cfg = join(dir, 'config.yaml');
   if (r.configYaml !== null) writeFileSync(cfg, `# ${def.about}\n${r.configYaml}`);
   else if (existsSync(cfg)) rmSync(cfg);
-  console.log(`${def.name}: ${r.lines.length} events, ${r.alerts.length} alerts, ${r.updates.length} updates`);
+  console.log(`${def.name}: ${r.lines.length} events, ${r.alerts.length} alerts, ${r.updates.length} updates, ${r.refundReasons.length} refund reasons`);
 }
 if (failed > 0) {
   console.error(`${failed} scenario(s) disagree with their declaration; nothing written for them`);

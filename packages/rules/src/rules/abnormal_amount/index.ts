@@ -1,7 +1,7 @@
 // abnormal_amount: an APPROVED SALE >= ratio x the median of the terminal's last sample_size approved
 // sales, once it has made min_sales. State per terminal: the sample (see median.ts) and the count of
 // approved sales seen. See README.md.
-import type { Transaction } from '@tillwatch/schemas';
+import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { num } from '../../fields.js';
 import { newSample, releaseSample, sampleAdd, sampleLowerBound, sampleMedian, sampleValues, type SampleSlab, type SampleState } from '../../median.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Variant } from '../types.js';
@@ -28,6 +28,9 @@ class AmountState implements SampleState {
 }
 
 const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
+
+/** The median of an even sample can fall between two minor units (x.5): shown rounded, marked "about". */
+const fmtMedian = (median: number, currency: string): string => (Number.isInteger(median) ? formatMoney(median, currency) : `about ${formatMoney(Math.round(median), currency)}`);
 
 class AbnormalAmount implements RuleInstance {
   readonly def = abnormalAmount;
@@ -83,9 +86,11 @@ class AbnormalAmount implements RuleInstance {
       t.event_time,
       t.event_time,
       t.received_time,
-      `Sale ${t.txn_id} of ${t.amount_minor} ${t.currency} (minor units) at terminal ${term.id} is ${ratio.toFixed(1)}x the terminal's median approved sale of ${median} over its last ${s.sN} sales.`,
+      `Sale ${t.txn_id} of ${formatMoney(t.amount_minor, t.currency)} at terminal ${term.id} is ${ratio.toFixed(1)}x the terminal's median approved sale of ${fmtMedian(median, t.currency)} over its last ${s.sN} sales.`,
       { amount_minor: t.amount_minor, median_minor: median, ratio: round4(ratio), threshold_ratio: pa.ratio, sample_size: s.sN, sales_seen: s.salesSeen },
       t.txn_id,
+      t.currency,
+      t.amount_minor,
     );
   }
 

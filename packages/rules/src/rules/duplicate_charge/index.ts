@@ -3,10 +3,11 @@
 // State (rule-wide, shared by the active and the shadow instance): the duplicate legs, sale rows of
 // the ledger chained per (merchant, card, amount) through an open-addressing index, with an expiry
 // wheel. See README.md.
-import type { Transaction } from '@tillwatch/schemas';
+import { alertUpdateId, formatMoney, type AlertResolution, type Transaction } from '@tillwatch/schemas';
 import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
-import { LEG, VOIDED } from '../../storage/ledger.js';
+import { alertId } from '../../ids.js';
+import { LEG, TXN_SEED, VOIDED } from '../../storage/ledger.js';
 import { ExpiryWheel, RowIndex, hashString, mixInt } from '../../store.js';
 import type { EngineCore, MerchantState, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Variant } from '../types.js';
 
@@ -16,6 +17,32 @@ export interface DuplicateChargeConfig extends RuleCommon {
 }
 
 const CARD_SEED = 0x5bd1e995;
+
+/**
+ * A duplicate-charge alert raised into pos.alerts (active instance, mode active), kept on both legs'
+ * sale rows for the refund lookback so a later void, reversal or refunds of either leg resolve it.
+ */
+interface RaisedDuplicate {
+  id: string;
+  /** txn_ids of the legs, earlier first. */
+  legs: [string, string];
+  terminal: string;
+  card: string;
+  amount: number;
+  currency: string;
+  resolved: boolean;
+}
+
+/** The changelog form (SaleSnapshot field `dup_alerts`, on both legs). */
+export interface RaisedDuplicateSnapshot {
+  alert_id: string;
+  legs: [string, string];
+  terminal_id: string;
+  card_token: string;
+  amount: number;
+  currency: string;
+  resolved: boolean;
+}
 const SWEEP_BUCKET_MS = 5 * 60_000;
 
 /** Finds the nearest leg and fires; the active instance and the shadow one each run it with their own parameters. */
@@ -56,20 +83,35 @@ function fire(inst: RuleInstance, core: EngineCore, m: MerchantState, term: Term
   const p = (second === b ? rb : ra).duplicate_charge;
   const t1 = c.terminalId[first]!;
   const t2 = c.terminalId[second]!;
+  const evidence = [c.eventId[first]!, c.eventId[second]!];
   core.emit(
     inst,
     p,
     t2,
     m.id,
     t.card_token,
-    [c.eventId[first]!, c.eventId[second]!],
+    evidence,
     c.eventTime(first),
     c.eventTime(second),
     t.received_time,
-    `Card ${t.card_token} was charged ${t.amount_minor} ${t.currency} (minor units) twice at merchant ${m.id} within ${fmtDuration(gap)}: transaction ${c.txn[first]} at terminal ${t1} and ${c.txn[second]} at terminal ${t2}.`,
+    `Card ${t.card_token} was charged ${formatMoney(t.amount_minor, t.currency)} twice at merchant ${m.id} within ${fmtDuration(gap)}: transaction ${c.txn[first]} at terminal ${t1} and ${c.txn[second]} at terminal ${t2}.`,
     { amount_minor: t.amount_minor, gap_ms: gap, window_ms: window, same_terminal: t1 === t2 ? 1 : 0 },
     c.txn[second]!,
+    t.currency,
+    t.amount_minor,
   );
+  // Only alerts that reach pos.alerts get a lifecycle (a shadow alert has nobody to close it for).
+  if (inst instanceof DuplicateCharge && p.mode === 'active') {
+    inst.raised(m, first, second, {
+      id: alertId(duplicateCharge.id, duplicateCharge.version, evidence),
+      legs: [c.txn[first]!, c.txn[second]!],
+      terminal: t2,
+      card: t.card_token,
+      amount: t.amount_minor,
+      currency: t.currency,
+      resolved: false,
+    });
+  }
 }
 
 /** The active instance: owns the legs. */
@@ -89,6 +131,8 @@ class DuplicateCharge implements RuleInstance {
   private shadow: RuleInstance | null = null;
   private nLegs = 0;
   private nLate = 0;
+  /** Sale row -> the raised duplicate alerts it is a leg of (rare: only rows of fired pairs). */
+  private readonly raisedOf = new Map<number, RaisedDuplicate[]>();
 
   constructor(
     private readonly core: EngineCore,
@@ -195,6 +239,92 @@ class DuplicateCharge implements RuleInstance {
 
   onRowFreed(row: number): void {
     if (this.core.sales.rows.flags(row) & LEG) this.dropLeg(row);
+    this.raisedOf.delete(row);
+  }
+
+  // ------------------------------------------------------------ resolution (alert updates)
+
+  /** An alert was raised on rows a (earlier leg) and b: remember it on both; refunds already recorded may cover it at once. */
+  raised(m: MerchantState, a: number, b: number, rec: RaisedDuplicate): void {
+    for (const row of [a, b]) {
+      let list = this.raisedOf.get(row);
+      if (list === undefined) this.raisedOf.set(row, (list = []));
+      list.push(rec);
+      this.core.markRow(row);
+    }
+    this.checkRefunds(m, rec);
+  }
+
+  /** Raised duplicate alerts a sale row is a leg of (resolved ones included), oldest first. */
+  alertsOfRow(row: number): readonly { id: string }[] {
+    return this.raisedOf.get(row) ?? [];
+  }
+
+  onVoid(term: TerminalState, t: Transaction, row: number): void {
+    if (row < 0) return;
+    const list = this.raisedOf.get(row);
+    if (list === undefined) return;
+    const resolution: AlertResolution = t.kind === 'REVERSAL' ? 'reversed' : 'voided';
+    for (const rec of [...list]) {
+      if (rec.resolved) continue;
+      const which = rec.legs[0] === t.original_txn_id ? 'first' : 'second';
+      this.resolve(term.merchant, rec, resolution, [t.event_id], `${t.kind === 'REVERSAL' ? 'reversal' : 'void'} ${t.txn_id} of its ${which} leg ${t.original_txn_id}`, {
+        amount_minor: rec.amount,
+      });
+    }
+  }
+
+  onRefund(term: TerminalState, _t: Transaction, row: number): void {
+    if (row < 0) return;
+    const list = this.raisedOf.get(row);
+    if (list === undefined) return;
+    for (const rec of [...list]) if (!rec.resolved) this.checkRefunds(term.merchant, rec);
+  }
+
+  /** Approved refunds of the two legs together cover the duplicated amount: resolved `refunded`. */
+  private checkRefunds(m: MerchantState, rec: RaisedDuplicate): void {
+    const ledger = this.core.sales;
+    let total = 0;
+    const by: string[] = [];
+    for (const txn of rec.legs) {
+      const row = ledger.find(m, txn, hashString(txn, TXN_SEED));
+      if (row < 0) continue;
+      for (const r of ledger.refundsOf(row)) {
+        total += r.amount;
+        by.push(r.eventId);
+      }
+    }
+    if (by.length === 0 || total < rec.amount) return;
+    const n = by.length === 1 ? '1 approved refund' : `${by.length} approved refunds`;
+    this.resolve(m, rec, 'refunded', by, `${n} of its legs adding up to ${formatMoney(total, rec.currency)}`, { amount_minor: rec.amount, refunded_minor: total, refunds: by.length });
+  }
+
+  private resolve(m: MerchantState, rec: RaisedDuplicate, resolution: AlertResolution, by: string[], how: string, details: Record<string, number>): void {
+    const core = this.core;
+    const ledger = core.sales;
+    // Both legs hold the record (separate objects after a restore): mark it resolved on each.
+    for (const txn of rec.legs) {
+      const row = ledger.find(m, txn, hashString(txn, TXN_SEED));
+      if (row < 0) continue;
+      for (const r of this.raisedOf.get(row) ?? []) if (r.id === rec.id) r.resolved = true;
+      core.markRow(row);
+    }
+    rec.resolved = true;
+    const ids = [...by].sort();
+    core.emitUpdate({
+      update_id: alertUpdateId(rec.id, 'auto_resolved', resolution, ids),
+      alert_id: rec.id,
+      rule: duplicateCharge.id,
+      rule_version: duplicateCharge.version,
+      terminal_id: rec.terminal,
+      merchant_id: m.id,
+      status: 'auto_resolved',
+      resolution,
+      resolved_by_event_ids: ids,
+      resolved_at: core.clk,
+      summary: `The duplicate charge of ${formatMoney(rec.amount, rec.currency)} to card ${rec.card} at merchant ${m.id} (transactions ${rec.legs[0]} and ${rec.legs[1]}) was ${resolution}: ${how}.`,
+      details,
+    });
   }
 
   sweep(clk: number): void {
@@ -221,9 +351,22 @@ class DuplicateCharge implements RuleInstance {
     out.card_token = dup ? c.card[row]! : null;
     out.dup = dup;
     out.dup_expiry = c.dupExpiry(row);
+    const raised = this.raisedOf.get(row);
+    if (raised !== undefined) {
+      out.dup_alerts = raised.map(
+        (r): RaisedDuplicateSnapshot => ({ alert_id: r.id, legs: [r.legs[0], r.legs[1]], terminal_id: r.terminal, card_token: r.card, amount: r.amount, currency: r.currency, resolved: r.resolved }),
+      );
+    }
   }
 
   readSale(m: MerchantState, row: number, s: Record<string, unknown>): void {
+    const raised = s.dup_alerts as RaisedDuplicateSnapshot[] | undefined;
+    if (Array.isArray(raised) && raised.length > 0) {
+      this.raisedOf.set(
+        row,
+        raised.map((r) => ({ id: r.alert_id, legs: [r.legs[0], r.legs[1]], terminal: r.terminal_id, card: r.card_token, amount: r.amount, currency: r.currency, resolved: r.resolved })),
+      );
+    }
     const card = s.card_token;
     if (s.dup !== true || typeof card !== 'string' || s.event_id === null) return;
     const c = this.core.sales.rows;

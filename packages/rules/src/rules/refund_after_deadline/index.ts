@@ -65,6 +65,8 @@ class RefundAfterDeadline implements RuleInstance {
       `Refund ${refundTxn} of ${formatMoney(amount, c.currency[sale]!)} at terminal ${terminalId} was made ${fmtDuration(late)} after sale ${c.txn[sale]!}, ${fmtDuration(late - p.deadline)} past the ${fmtDuration(p.deadline)} refund deadline.`,
       { refund_amount_minor: amount, sale_amount_minor: c.amount(sale), after_ms: late, deadline_ms: p.deadline },
       refundTxn,
+      c.currency[sale]!,
+      amount,
     );
   }
 

@@ -64,6 +64,8 @@ class RefundCardMismatch implements RuleInstance {
       `Refund ${refundTxn} of ${formatMoney(amount, c.currency[sale]!)} at terminal ${terminalId} went to card ${card}, but sale ${c.txn[sale]!} was paid with card ${saleCard}.`,
       { refund_amount_minor: amount, sale_amount_minor: c.amount(sale) },
       refundTxn,
+      c.currency[sale]!,
+      amount,
     );
   }
 

@@ -1,7 +1,7 @@
 // refund_exceeds_sale: APPROVED refunds of one sale, across all terminals of the merchant, add up to
 // more than the sale. No state of its own: the refunds and totals are in the sale ledger (shared
 // storage). See README.md.
-import type { Transaction } from '@tillwatch/schemas';
+import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { SEEN, VOIDED } from '../../storage/ledger.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
 
@@ -48,6 +48,7 @@ class RefundExceedsSale implements RuleInstance {
     const total = before + refundAmount;
     const saleAmount = c.amount(sale);
     const saleEt = c.eventTime(sale);
+    const cur = c.currency[sale]!;
     this.core.emit(
       this,
       p,
@@ -58,9 +59,11 @@ class RefundExceedsSale implements RuleInstance {
       Math.min(saleEt, refundEt),
       Math.max(saleEt, refundEt),
       detectedAt,
-      `Approved refunds of sale ${c.txn[sale]} add up to ${total} ${c.currency[sale]} (minor units), more than the sale's ${saleAmount}; refund ${refundTxn} at terminal ${terminalId} crossed it.`,
+      `Approved refunds of sale ${c.txn[sale]} add up to ${formatMoney(total, cur)}, ${formatMoney(total - saleAmount, cur)} more than the sale's ${formatMoney(saleAmount, cur)}; refund ${refundTxn} of ${formatMoney(refundAmount, cur)} at terminal ${terminalId} ${before > saleAmount ? 'added to it' : 'crossed it'}.`,
       { sale_amount_minor: saleAmount, refunded_total_minor: total, refunded_before_minor: before, refund_amount_minor: refundAmount, excess_minor: total - saleAmount },
       refundTxn,
+      cur,
+      refundAmount,
     );
   }
 }

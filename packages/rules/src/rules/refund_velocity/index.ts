@@ -76,6 +76,8 @@ class RefundVelocity implements RuleInstance {
       `Terminal ${term.id} made ${evidence.length} approved refunds within ${fmtDuration(p.window)}; the last, ${t.txn_id}, was ${formatMoney(t.amount_minor, t.currency)}.`,
       { refunds_in_window: evidence.length, count: p.count, window_ms: p.window, refund_amount_minor: t.amount_minor },
       t.txn_id,
+      t.currency,
+      t.amount_minor,
     );
   }
 

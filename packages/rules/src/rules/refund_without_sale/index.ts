@@ -1,7 +1,7 @@
 // refund_without_sale: an APPROVED REFUND whose original_txn_id is null, names no APPROVED SALE of the
 // merchant seen within the refund lookback, or names a voided sale. No state of its own: it reads the
 // sale ledger (shared storage). See README.md.
-import type { Transaction } from '@tillwatch/schemas';
+import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { fmtDuration } from '../../format.js';
 import { SEEN, VOIDED } from '../../storage/ledger.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
@@ -38,9 +38,11 @@ class RefundWithoutSale implements RuleInstance {
       t.event_time,
       t.event_time,
       t.received_time,
-      `Approved refund ${t.txn_id} of ${t.amount_minor} ${t.currency} (minor units) at terminal ${term.id} ${why}.`,
+      `Approved refund ${t.txn_id} of ${formatMoney(t.amount_minor, t.currency)} at terminal ${term.id} ${why}.`,
       { amount_minor: t.amount_minor, lookback_ms: this.core.lookback, ...flags },
       t.txn_id,
+      t.currency,
+      t.amount_minor,
     );
   }
 }

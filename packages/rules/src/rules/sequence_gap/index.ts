@@ -1,9 +1,10 @@
 // sequence_gap: a terminal_seq still missing `timeout` (received time) after a higher one arrived.
 // State per terminal: the highest seq seen (with its event, for evidence) and the open gaps, each a
 // timer in the engine's heap. See README.md.
-import type { Transaction } from '@tillwatch/schemas';
+import { alertUpdateId, type Transaction } from '@tillwatch/schemas';
 import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
+import { alertId } from '../../ids.js';
 import type { GapSnapshot } from '../../types.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Timer, Variant } from '../types.js';
 
@@ -24,6 +25,31 @@ interface Gap extends Timer {
 }
 
 /**
+ * A gap that fired into pos.alerts and still waits for its missing numbers: when the last of them
+ * arrives, an alert update closes the alert (`gap_filled`). Forgotten `terminal_idle_ttl` after the
+ * alert (logically: ignored from then on) or with the terminal.
+ */
+interface FiredGap {
+  alertId: string;
+  /** Still-missing ranges as [a0, b0, ...], inclusive (what the alert reported, minus what arrived since). */
+  missing: number[];
+  /** Count reported by the alert. */
+  count: number;
+  /** Events that arrived after the alert with a missing number. */
+  by: string[];
+  detectedAt: number;
+}
+
+/** The changelog form (TerminalSnapshot field `fired_gaps`). */
+export interface FiredGapSnapshot {
+  alert_id: string;
+  missing: number[];
+  count: number;
+  by: string[];
+  detected_at: number;
+}
+
+/**
  * Per-terminal state lives in the instance, indexed by the terminal's slot (TerminalState.slot, stable
  * while the terminal is registered): the highest seq and its event time in one typed array (two
  * numbers per terminal, NaN = no baseline yet), its event id and the open gaps in dense arrays. A
@@ -36,6 +62,8 @@ class SequenceGap implements RuleInstance {
   private hot = new Float64Array(2 * 256).fill(NaN);
   private evIds: (string | null)[] = new Array<string | null>(256).fill(null);
   private gapsOf: (Gap[] | null)[] = new Array<Gap[] | null>(256).fill(null);
+  /** Fired gaps waiting to be filled, per terminal slot (rare). */
+  private firedOf: (FiredGap[] | null)[] = new Array<FiredGap[] | null>(256).fill(null);
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
@@ -50,6 +78,7 @@ class SequenceGap implements RuleInstance {
     for (let i = this.evIds.length; i < n; i++) {
       this.evIds.push(null);
       this.gapsOf.push(null);
+      this.firedOf.push(null);
     }
     return hot;
   }
@@ -98,12 +127,13 @@ class SequenceGap implements RuleInstance {
       this.evIds[k] = t.event_id;
     } else {
       const gaps = this.gapsOf[k];
-      if (gaps !== null && gaps !== undefined) this.fill(k, gaps, seq);
+      if ((gaps === null || gaps === undefined || !this.fill(k, gaps, seq)) && this.firedOf[k]) this.fillFired(term, t);
     }
     // else: a seq at or below the highest with no open gap: a redelivery, or a counter reset; ignored.
   }
 
-  private fill(k: number, gaps: Gap[], seq: number): void {
+  /** Removes seq from the open gap holding it; false when none does. */
+  private fill(k: number, gaps: Gap[], seq: number): boolean {
     for (let gi = 0; gi < gaps.length; gi++) {
       const ms = gaps[gi]!.missing;
       for (let i = 0; i < ms.length; i += 2) {
@@ -115,9 +145,71 @@ class SequenceGap implements RuleInstance {
         else if (seq === b) ms[i + 1] = b - 1;
         else ms.splice(i, 2, a, seq - 1, seq + 1, b);
         if (ms.length === 0) this.close(k, gaps, gi);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A missing number of a gap that already fired arrived: the last one closes its alert (gap_filled). */
+  private fillFired(term: TerminalState, t: Transaction): void {
+    const k = term.slot;
+    const fired = this.firedOf[k]!;
+    const clk = this.core.clk;
+    const horizon = this.core.config.engine.terminal_idle_ttl;
+    const seq = t.terminal_seq;
+    for (let fi = 0; fi < fired.length; fi++) {
+      const f = fired[fi]!;
+      if (clk - f.detectedAt > horizon) continue; // forgotten (logically; dropped below when touched)
+      const ms = f.missing;
+      for (let i = 0; i < ms.length; i += 2) {
+        const a = ms[i]!;
+        const b = ms[i + 1]!;
+        if (seq < a || seq > b) continue;
+        if (a === b) ms.splice(i, 2);
+        else if (seq === a) ms[i] = a + 1;
+        else if (seq === b) ms[i + 1] = b - 1;
+        else ms.splice(i, 2, a, seq - 1, seq + 1, b);
+        f.by.push(t.event_id);
+        this.core.markTerminal(term);
+        if (ms.length === 0) {
+          fired.splice(fi, 1);
+          this.filled(term, f);
+        }
+        this.pruneFired(k);
         return;
       }
     }
+    // else: a redelivery of a number that already arrived, or one outside every gap.
+  }
+
+  private pruneFired(k: number): void {
+    const fired = this.firedOf[k];
+    if (fired === null || fired === undefined) return;
+    const clk = this.core.clk;
+    const horizon = this.core.config.engine.terminal_idle_ttl;
+    const live = fired.filter((f) => !(clk - f.detectedAt > horizon));
+    this.firedOf[k] = live.length > 0 ? live : null;
+  }
+
+  private filled(term: TerminalState, f: FiredGap): void {
+    const ids = [...f.by].sort();
+    const after = this.core.clk - f.detectedAt;
+    const what = f.count === 1 ? 'The missing sequence number' : `All ${f.count} missing sequence numbers`;
+    this.core.emitUpdate({
+      update_id: alertUpdateId(f.alertId, 'auto_resolved', 'gap_filled', ids),
+      alert_id: f.alertId,
+      rule: sequenceGap.id,
+      rule_version: sequenceGap.version,
+      terminal_id: term.id,
+      merchant_id: term.merchant.id,
+      status: 'auto_resolved',
+      resolution: 'gap_filled',
+      resolved_by_event_ids: ids,
+      resolved_at: this.core.clk,
+      summary: `${what} of terminal ${term.id}'s gap arrived, the last ${fmtDuration(after)} after the alert: the gap is filled.`,
+      details: { missing_count: f.count, filled_after_ms: after, late_events: ids.length },
+    });
   }
 
   private close(k: number, gaps: Gap[], index: number): void {
@@ -160,6 +252,14 @@ class SequenceGap implements RuleInstance {
       { missing_from: from, missing_to: to, missing_count: count, low_seq: g.from - 1, high_seq: g.to + 1, timeout_ms: p.timeout },
       null,
     );
+    // Only alerts that reach pos.alerts wait to be closed (a shadow alert has nobody to close it for).
+    if (this.variant === 0 && p.mode === 'active') {
+      const f: FiredGap = { alertId: alertId(sequenceGap.id, sequenceGap.version, [g.lowEventId, g.highEventId]), missing: [...ms], count, by: [], detectedAt: g.due };
+      const fired = this.firedOf[k];
+      if (fired === null || fired === undefined) this.firedOf[k] = [f];
+      else fired.push(f);
+      this.pruneFired(k);
+    }
   }
 
   holdsTerminal(term: TerminalState): boolean {
@@ -176,6 +276,7 @@ class SequenceGap implements RuleInstance {
       this.nGaps -= gaps.length;
     }
     this.gapsOf[k] = null;
+    this.firedOf[k] = null;
     this.evIds[k] = null;
     this.hot[2 * k] = NaN;
     this.hot[2 * k + 1] = NaN;
@@ -205,6 +306,10 @@ class SequenceGap implements RuleInstance {
         high_event_time: g.highEt,
       }),
     );
+    const fired = this.firedOf[k];
+    if (fired !== null && fired !== undefined) {
+      out.fired_gaps = fired.map((f): FiredGapSnapshot => ({ alert_id: f.alertId, missing: [...f.missing], count: f.count, by: [...f.by], detected_at: f.detectedAt }));
+    }
   }
 
   /** Called after the engine registered the terminal (its slot is set). */
@@ -215,6 +320,11 @@ class SequenceGap implements RuleInstance {
     hot[2 * k] = snap.max_seq;
     hot[2 * k + 1] = snap.max_seq_event_time as number;
     this.evIds[k] = snap.max_seq_event_id as string;
+    const fired = snap.fired_gaps as FiredGapSnapshot[] | undefined;
+    this.firedOf[k] =
+      Array.isArray(fired) && fired.length > 0
+        ? fired.map((f): FiredGap => ({ alertId: f.alert_id, missing: [...f.missing], count: f.count, by: [...f.by], detectedAt: f.detected_at }))
+        : null;
     const snaps = (snap.gaps as GapSnapshot[] | undefined) ?? [];
     if (snaps.length > 0) {
       const gaps = snaps.map(

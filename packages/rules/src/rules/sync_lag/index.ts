@@ -134,6 +134,11 @@ class SyncLag implements RuleInstance {
     return term.st[this.slot] !== undefined;
   }
 
+  /** The terminal is in a late-sync episode (tracked even while the rule is disabled). Read by the refund reasons (src/reasons/). */
+  episodeOpen(term: TerminalState): boolean {
+    return term.st[this.slot] !== undefined;
+  }
+
   dropTerminal(term: TerminalState): void {
     const ep = term.st[this.slot] as Episode | undefined;
     if (ep !== undefined) this.core.timers.remove(ep);

@@ -46,4 +46,61 @@ describe('duplicate_charge', () => {
       }),
     );
   });
+
+  describe('resolution (alert updates)', () => {
+    const pair = (s: Scenario, at = 0) => [
+      s.sale({ at, terminal: 'T1', card: 'tok', amount: 1000, txn: `tx-a${at}` }),
+      s.sale({ at: at + MIN, terminal: 'T1', card: 'tok', amount: 1000, txn: `tx-b${at}` }),
+    ];
+
+    it('closes once: a later void, reversal or refund of an already resolved duplicate changes nothing', () => {
+      const s = new Scenario();
+      pair(s);
+      const r1 = s.refund({ at: 5 * MIN, card: 'tok', amount: 600, of: 'tx-a0' });
+      const r2 = s.refund({ at: 6 * MIN, card: 'tok', amount: 400, of: 'tx-b0' });
+      s.void({ at: 7 * MIN, kind: 'REVERSAL', card: 'tok', amount: 1000, of: 'tx-b0' });
+      s.refund({ at: 8 * MIN, card: 'tok', amount: 1000, of: 'tx-a0' });
+      const out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
+      expect(out.updates.map((u) => [u.alert_id, u.resolution, u.resolved_by_event_ids, u.resolved_at])).toEqual([
+        [out.alerts[0]!.alert_id, 'refunded', [r1.event_id, r2.event_id].sort(), r2.received_time],
+      ]);
+      expect(out.updates[0]!.summary).toBe(
+        'The duplicate charge of 10.00 EUR to card tok at merchant M1 (transactions tx-a0 and tx-b0) was refunded: 2 approved refunds of its legs adding up to 10.00 EUR.',
+      );
+    });
+
+    it('a shadow alert gets no update (mode: shadow); with a shadow instance only the active alert is closed, once', () => {
+      for (const [cfg, updates] of [
+        [{ rules: { duplicate_charge: { mode: 'shadow' } } }, 0],
+        [{ shadow: { duplicate_charge: {} } }, 1],
+      ] as const) {
+        const s = new Scenario();
+        pair(s);
+        s.void({ at: 3 * MIN, card: 'tok', amount: 1000, of: 'tx-a0' });
+        const out = runEvents(createRuleEngine(parseRulesConfig(cfg)), s.events);
+        expect(out.shadowAlerts.filter((a) => a.rule === 'duplicate_charge')).toHaveLength(1);
+        expect(out.updates).toHaveLength(updates);
+        for (const u of out.updates) expect(out.alerts.map((a) => a.alert_id)).toContain(u.alert_id);
+      }
+    });
+
+    it('a leg of two alerts (three charges) closes both with one void; refunds of a leg beyond the lookback do not count', () => {
+      const s = new Scenario();
+      const [, b] = pair(s);
+      s.sale({ at: 2 * MIN, terminal: 'T1', card: 'tok', amount: 1000, txn: 'tx-c' });
+      const v = s.void({ at: 3 * MIN, card: 'tok', amount: 1000, of: b!.txn_id });
+      const out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
+      expect(out.alerts).toHaveLength(2);
+      expect(out.updates.map((u) => [u.resolution, u.resolved_by_event_ids])).toEqual([
+        ['voided', [v.event_id]],
+        ['voided', [v.event_id]],
+      ]);
+      expect(new Set(out.updates.map((u) => u.alert_id))).toEqual(new Set(out.alerts.map((a) => a.alert_id)));
+      // Past the refund lookback (8 d) the legs are forgotten: a refund then resolves nothing.
+      const late = new Scenario();
+      pair(late);
+      late.refund({ at: 9 * 24 * 60 * MIN, card: 'tok', amount: 1000, of: 'tx-a0' });
+      expect(runEvents(createRuleEngine(parseRulesConfig({})), late.events).updates).toEqual([]);
+    });
+  });
 });

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createRuleEngine, parseRulesConfig } from '../../../index.js';
-import { HOUR, MIN, Scenario, T0 } from '../../../../test/helpers/builder.js';
+import { HOUR, MIN, SEC, Scenario, T0 } from '../../../../test/helpers/builder.js';
 import { collect, runEvents } from '../../../../test/helpers/run.js';
 
 const config = parseRulesConfig({ rules: { duplicate_charge: { enabled: false }, abnormal_amount: { enabled: false }, sync_lag: { enabled: false } } });
@@ -53,5 +53,25 @@ describe('sequence_gap', () => {
         expect(missing.sort((a, b) => a - b)).toEqual([...gone].sort((a, b) => a - b));
       }),
     );
+  });
+
+  it('gap_filled: a fired gap is waited for terminal_idle_ttl after its alert, then forgotten', () => {
+    const cfg = parseRulesConfig({ engine: { terminal_idle_ttl: '2h' }, rules: { duplicate_charge: { enabled: false }, abnormal_amount: { enabled: false }, sync_lag: { enabled: false } } });
+    const run = (missingAt: number) => {
+      const s = new Scenario();
+      s.sale({ at: 0, card: 'tok_1', seq: 1 });
+      s.sale({ at: MIN, card: 'tok_3', seq: 3 });
+      for (let k = 1; k <= 8; k++) s.sale({ at: k * 30 * MIN, card: `tok_k${k}`, seq: 3 + k });
+      const two = s.sale({ at: 30 * SEC, recvAt: missingAt, card: 'tok_2', seq: 2 });
+      const arrival = [...s.events].sort((a, b) => a.received_time - b.received_time);
+      return { two, out: runEvents(createRuleEngine(cfg), arrival) };
+    };
+    // The alert fires at 31m 1.5s; the missing seq 2 arrives 1h later, then 3h later (> 2h after the alert).
+    const inTime = run(HOUR + 31 * MIN);
+    expect(inTime.out.alerts).toHaveLength(1);
+    expect(inTime.out.updates.map((u) => [u.alert_id, u.resolution, u.resolved_by_event_ids])).toEqual([[inTime.out.alerts[0]!.alert_id, 'gap_filled', [inTime.two.event_id]]]);
+    const tooLate = run(3 * HOUR + 32 * MIN);
+    expect(tooLate.out.alerts).toHaveLength(1);
+    expect(tooLate.out.updates).toEqual([]);
   });
 });
