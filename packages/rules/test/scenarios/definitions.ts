@@ -10,7 +10,8 @@ const DAY = 24 * HOUR;
 
 export interface Expectation {
   rule: RuleId;
-  evidence: Transaction[];
+  /** Transactions or heartbeats (builder HeartbeatLine: its evidence id). */
+  evidence: { event_id: string }[];
   /** ms after T0 */
   detectedAt?: number;
   details?: Record<string, number | undefined>;
