@@ -49,6 +49,10 @@ export interface GapSnapshot {
   low_event_time: number;
   high_event_id: string;
   high_event_time: number;
+  /** Only once a heartbeat showed the gap held in the terminal's queue: the original due, pending now, the last such heartbeat. */
+  first_due?: number;
+  pending?: boolean;
+  held_at?: number;
 }
 
 export interface TerminalSnapshot {

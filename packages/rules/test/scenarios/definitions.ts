@@ -20,7 +20,7 @@ export interface Expectation {
    * The alert update that must close this alert (EngineOutput.updates): resolved_at (ms after T0),
    * resolution and details; null: none must. Unchecked when absent.
    */
-  closed?: { at: number; resolution: string; details: Record<string, number> } | null;
+  closed?: { at: number; resolution: string; details: Record<string, number | undefined> } | null;
 }
 
 export interface ScenarioDef {
@@ -488,6 +488,45 @@ export const scenarios: ScenarioDef[] = [
     },
   },
   // ------------------------------------------------------------------ heartbeats: terminal_offline, upload_backlog
+  {
+    name: 'sequence_gap_pending_upload',
+    about:
+      'Two terminals reconnect with seq 20 on time while 4-19 are still in their queues and upload one every 3 min (48 min, past the 30 min timeout); heartbeats every 60 s report the queue, so the gap is pending upload, not lost: T1 uploads everything (no alert); T2 never uploads seq 9, which fires when its queue is empty, saying it was held by the terminal and is no longer pending. (Each upload is one sync_lag episode.)',
+    build(s) {
+      type Ev = { recv: number; add: () => { event_id: string } };
+      const evs: Ev[] = [];
+      const lows = new Map<string, { event_id: string }>();
+      for (const [terminal, lost, off] of [['T1', 0, 0], ['T2', 9, 20 * SEC]] as const) {
+        for (let seq = 1; seq <= 3; seq++) evs.push({ recv: off + seq * SEC + 1500, add: () => { const t = s.sale({ at: off + seq * SEC, terminal, seq, card: `${terminal}c${seq}` }); if (seq === 3) lows.set(terminal, t); return t; } });
+        evs.push({ recv: off + 4 * MIN + 1500, add: () => { const t = s.sale({ at: off + 4 * MIN, terminal, seq: 20, card: `${terminal}c20` }); lows.set(`${terminal}h`, t); return t; } });
+        const uploads: number[] = [];
+        for (let seq = 4; seq <= 19; seq++) {
+          const at = off + 5 * MIN + (seq - 4) * 3 * MIN;
+          if (seq === lost) continue;
+          uploads.push(at);
+          evs.push({ recv: at, add: () => { const t = s.sale({ at: off + seq * 10 * SEC, recvAt: at, terminal, seq, card: `${terminal}c${seq}` }); lows.set(`${terminal}s${seq}`, t); return t; } });
+        }
+        for (let at = off + 30 * SEC; at < 70 * MIN; at += MIN) {
+          const queue = uploads.filter((u) => u > at + 500).length;
+          evs.push({ recv: at + 500, add: () => s.heartbeat({ at, terminal, lastSeq: 20, queue }) });
+        }
+      }
+      evs.sort((a, b) => a.recv - b.recv).forEach((e) => e.add());
+      return [
+        {
+          rule: 'sequence_gap',
+          evidence: [lows.get('T2')!, lows.get('T2h')!],
+          terminal: 'T2',
+          // T2's last upload (seq 19) at 20 s + 50 min; its first heartbeat with an empty queue 30.5 s later.
+          detectedAt: 20 * SEC + 50 * MIN + 30 * SEC + 500,
+          details: { missing_from: 9, missing_to: 9, missing_count: 1, low_seq: 3, high_seq: 20, timeout_ms: 30 * MIN, pending_upload: 0, held_by_terminal: 1 },
+        },
+        // The slow upload is late too: seq 8 (made 80 s in, uploaded at 17 min) is the first more than 15 min late.
+        { rule: 'sync_lag', evidence: [lows.get('T1s8')!], terminal: 'T1' },
+        { rule: 'sync_lag', evidence: [lows.get('T2s8')!], terminal: 'T2' },
+      ];
+    },
+  },
   {
     name: 'terminal_offline_silence_then_upload',
     about:
