@@ -29,7 +29,7 @@ function simulate(offlineShare: number) {
   return { alerts, updates };
 }
 
-const byRule = (xs: { rule: string }[], rule: string) => xs.filter((x) => x.rule === rule);
+const byRule = <T extends { rule: string }>(xs: T[], rule: string): T[] => xs.filter((x) => x.rule === rule);
 
 describe('simulated heartbeats through the engine', () => {
   it('outages with heartbeats: upload_backlog fires while the queue grows, closed after the upload; no terminal_offline', () => {
