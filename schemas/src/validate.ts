@@ -1,6 +1,6 @@
 // Contract-level validation shared by the backtest reader and the live detector, so a record that
 // the backtest rejects is exactly the record the detector sends to the DLQ.
-import { TxnKindValues, TxnStatusValues, type Transaction } from './generated.js';
+import { TxnKindValues, TxnStatusValues, type Heartbeat, type Transaction } from './generated.js';
 
 /** One problem with one field. ClockSkew: the event claims to be from the future of its arrival. */
 export interface ValidationIssue {
@@ -118,5 +118,44 @@ export function validateTransaction(v: unknown, o?: ValidateOptions): Transactio
     original_txn_id: orig as string | null,
     event_time: r.event_time as number,
     received_time: r.received_time as number,
+  };
+}
+
+/** Avro `int` (queue_depth). */
+const INT32_MAX = 2 ** 31 - 1;
+
+/**
+ * Checks a decoded heartbeat (Avro, or a JSON line with `"type": "heartbeat"`) against the heartbeat
+ * contract and returns it typed (only the contract's fields: a JSON line's `type` is dropped). Same
+ * rules as validateTransaction: every failing field named, times bounded, event_time at most
+ * `maxClockSkewMs` after received_time (ClockSkew). last_seq and queue_depth are non-negative integers.
+ */
+export function validateHeartbeat(v: unknown, o?: ValidateOptions): Heartbeat {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidValueError('(record)', 'expected an object');
+  const r = v as Record<string, unknown>;
+  let issues: ValidationIssue[] | undefined;
+  if (!nonEmpty(r.terminal_id)) issues = add(issues, 'terminal_id', `expected a non-empty string, got ${show(r.terminal_id)}`);
+  if (!nonEmpty(r.merchant_id)) issues = add(issues, 'merchant_id', `expected a non-empty string, got ${show(r.merchant_id)}`);
+  if (!isInt(r.last_seq) || r.last_seq < 0) issues = add(issues, 'last_seq', `expected a non-negative integer, got ${show(r.last_seq)}`);
+  if (!isInt(r.queue_depth) || r.queue_depth < 0 || r.queue_depth > INT32_MAX) issues = add(issues, 'queue_depth', `expected a non-negative 32-bit integer, got ${show(r.queue_depth)}`);
+  const et = r.event_time;
+  const rt = r.received_time;
+  const etOk = isInt(et) && et >= MIN_EPOCH_MS && et < MAX_EPOCH_MS;
+  const rtOk = isInt(rt) && rt >= MIN_EPOCH_MS && rt < MAX_EPOCH_MS;
+  if (!etOk) issues = add(issues, 'event_time', timeProblem(et));
+  if (!rtOk) issues = add(issues, 'received_time', timeProblem(rt));
+  if (etOk && rtOk) {
+    const maxSkew = o?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    const ahead = et - rt;
+    if (ahead > maxSkew) issues = add(issues, 'event_time', `${iso(et)} is ${formatDuration(ahead)} after received_time ${iso(rt)} (max clock skew ${formatDuration(maxSkew)})`, 'ClockSkew');
+  }
+  if (issues !== undefined) throw new InvalidValueError(issues);
+  return {
+    terminal_id: r.terminal_id as string,
+    merchant_id: r.merchant_id as string,
+    last_seq: r.last_seq as number,
+    queue_depth: r.queue_depth as number,
+    event_time: et as number,
+    received_time: rt as number,
   };
 }

@@ -1,6 +1,6 @@
 // The pure part of `tillwatch backtest`: JSON lines in arrival order -> engine -> alerts, actions and
 // rejects. File reading, writing, timing and the progress bar live in scripts/backtest.ts.
-import { InvalidValueError, validateTransaction, type Action, type ActionKind, type Alert, type AlertUpdate, type RefundReason, type Transaction } from '@tillwatch/schemas';
+import { InvalidValueError, validateHeartbeat, validateTransaction, type Action, type ActionKind, type Alert, type AlertUpdate, type Heartbeat, type RefundReason, type Transaction } from '@tillwatch/schemas';
 import { RULE_IDS, type RuleId, type RulesConfig } from './config.js';
 import { createRuleEngine } from './engine.js';
 import type { EngineOptions, EngineOutput, EngineStats, RuleEngine } from './types.js';
@@ -20,6 +20,8 @@ export interface BacktestSummary {
   /** Empty or whitespace-only lines, skipped (counted, not rejected). */
   blankLines: number;
   eventsProcessed: number;
+  /** Of eventsProcessed: heartbeats (lines with "type": "heartbeat"). */
+  heartbeats: number;
   rejected: number;
   alerts: number;
   alertsByRule: Record<RuleId, number>;
@@ -33,26 +35,33 @@ export interface BacktestSummary {
   state: EngineStats;
 }
 
+/** One input of the engine: a transaction, or a heartbeat (a line with `"type": "heartbeat"`). */
+export type BacktestInput = Transaction | Heartbeat;
+
+/** A heartbeat among backtest inputs (only heartbeats have a queue_depth). */
+export const isHeartbeat = (x: BacktestInput): x is Heartbeat => (x as Heartbeat).queue_depth !== undefined;
+
 export interface Backtest {
   readonly engine: RuleEngine;
   /**
-   * Parses and validates one line (without its newline): the transaction, a reject, or null for a
-   * blank line. Counted in the summary.
+   * Parses and validates one line (without its newline): the transaction or heartbeat, a reject, or
+   * null for a blank line. Counted in the summary.
    */
-  parse(text: string, lineNo: number): Transaction | RejectedLine | null;
+  parse(text: string, lineNo: number): BacktestInput | RejectedLine | null;
   /**
-   * Validates a value already decoded from a line (the byte-level fast path): the transaction or a
-   * reject. `raw` gives the line text, only needed for a reject.
+   * Validates a value already decoded from a line (the byte-level fast path): the transaction, the
+   * heartbeat (`"type": "heartbeat"`, checked against the heartbeat contract) or a reject. `raw`
+   * gives the line text, only needed for a reject.
    */
-  validate(value: unknown, lineNo: number, raw: () => string): Transaction | RejectedLine;
-  /** Runs a parsed transaction through the engine (in input order) and counts what fired. */
-  apply(t: Transaction): EngineOutput;
+  validate(value: unknown, lineNo: number, raw: () => string): BacktestInput | RejectedLine;
+  /** Runs a parsed transaction or heartbeat through the engine (in input order) and counts what fired. */
+  apply(t: BacktestInput): EngineOutput;
   /** parse + apply for one line. */
   line(text: string, lineNo: number): EngineOutput | RejectedLine;
   summary(durationMs: number): BacktestSummary;
 }
 
-export const isRejected = (r: EngineOutput | Transaction | RejectedLine): r is RejectedLine => (r as RejectedLine).reason !== undefined;
+export const isRejected = (r: EngineOutput | BacktestInput | RejectedLine): r is RejectedLine => (r as RejectedLine).reason !== undefined;
 
 // Quoted 13-19 digit strings (optionally grouped by spaces or dashes), and bare numbers of 14-19
 // digits: epoch-ms timestamps are 13 digits and unquoted, so they survive.
@@ -78,6 +87,7 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
   let linesRead = 0;
   let blankLines = 0;
   let processed = 0;
+  let heartbeats = 0;
   let rejected = 0;
   let alerts = 0;
   let actions = 0;
@@ -91,7 +101,19 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
     return { line: lineNo, reason, raw };
   };
 
-  const validate = (v: unknown, lineNo: number, raw: () => string): Transaction | RejectedLine => {
+  const validate = (v: unknown, lineNo: number, raw: () => string): BacktestInput | RejectedLine => {
+    // Any line whose "type" is "heartbeat" is a heartbeat (validated as one); any other a transaction.
+    if (typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'heartbeat') {
+      try {
+        const h = validateHeartbeat(v, validateOptions);
+        processed++;
+        heartbeats++;
+        return h;
+      } catch (e) {
+        if (e instanceof InvalidValueError) return reject(lineNo, `${e.errorClass === 'ClockSkew' ? 'ClockSkew' : 'invalid heartbeat'}: ${e.message}`, raw());
+        throw e;
+      }
+    }
     try {
       const t = validateTransaction(v, validateOptions);
       processed++;
@@ -103,7 +125,7 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
     }
   };
 
-  const parse = (text: string, lineNo: number): Transaction | RejectedLine | null => {
+  const parse = (text: string, lineNo: number): BacktestInput | RejectedLine | null => {
     // JSON.parse accepts surrounding whitespace (and a CR from CRLF files); only all-blank lines are skipped.
     const c0 = text.charCodeAt(0);
     if (text.length === 0 || ((c0 === 32 || c0 === 9 || c0 === 13) && text.trim().length === 0)) {
@@ -120,8 +142,8 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
     return validate(v, lineNo, () => text);
   };
 
-  const apply = (t: Transaction): EngineOutput => {
-    const out = engine.onTransaction(t);
+  const apply = (t: BacktestInput): EngineOutput => {
+    const out = isHeartbeat(t) ? engine.onHeartbeat(t) : engine.onTransaction(t);
     if (out.alerts.length > 0) {
       alerts += out.alerts.length;
       for (const a of out.alerts) alertsByRule[a.rule as RuleId]++;
@@ -150,6 +172,7 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
         linesRead,
         blankLines,
         eventsProcessed: processed,
+        heartbeats,
         rejected,
         alerts,
         alertsByRule: { ...alertsByRule },

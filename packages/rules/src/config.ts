@@ -18,6 +18,8 @@ export type { SyncLagConfig } from './rules/sync_lag/index.js';
 export type { SequenceGapConfig } from './rules/sequence_gap/index.js';
 export type { RefundWithoutSaleConfig } from './rules/refund_without_sale/index.js';
 export type { RefundExceedsSaleConfig } from './rules/refund_exceeds_sale/index.js';
+export type { TerminalOfflineConfig } from './rules/terminal_offline/index.js';
+export type { UploadBacklogConfig } from './rules/upload_backlog/index.js';
 
 export type RuleOverrides = { [K in RuleId]?: Partial<RulesSection[K]> };
 /** rule id -> the fields an additional shadow instance of that rule changes (its base is the rules section). */

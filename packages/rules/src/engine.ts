@@ -7,7 +7,7 @@
 // is *logical*: every lookup checks an entry's expiry against the clock, so results never depend on
 // when the amortised physical sweep ran, on how often the clock was advanced, or on where a run was
 // restored from the changelog.
-import type { Action, Alert, AlertUpdate, Transaction } from '@tillwatch/schemas';
+import type { Action, Alert, AlertUpdate, Heartbeat, Transaction } from '@tillwatch/schemas';
 import { ACTION_TARGETS, resolveVariant, type ResolvedRules, type RulesConfig } from './config.js';
 import { IndexedMinHeap } from './heap.js';
 import { actionId, alertId } from './ids.js';
@@ -31,6 +31,9 @@ const TERMINAL_SWEEP_EVERY_MS = 60 * 60_000;
 const TERMINAL_SEED = 0x27d4eb2f;
 /** Instance slots per rule: 0 = active, 1 = shadow. */
 const VARIANTS = 2;
+
+/** What identifies a terminal in an input (a transaction or a heartbeat). */
+type TerminalRef = Pick<Transaction, 'terminal_id' | 'merchant_id' | 'received_time'>;
 
 const timerLess = (a: Timer, b: Timer): boolean => {
   if (a.due !== b.due) return a.due < b.due;
@@ -76,6 +79,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private readonly instances: (RuleInstance | undefined)[] = [];
   private all: RuleInstance[] = [];
   private onEventHooks: RuleInstance[] = [];
+  private heartbeatHooks: RuleInstance[] = [];
   private judgeHooks: RuleInstance[] = [];
   private storedHooks: RuleInstance[] = [];
   private refundHooks: RuleInstance[] = [];
@@ -138,6 +142,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     // The shadow instance of a rule that shares state across variants has no hooks: the active one runs it.
     const withHook = (h: keyof RuleInstance): RuleInstance[] => this.all.filter((x) => typeof x[h] === 'function');
     this.onEventHooks = withHook('onEvent');
+    this.heartbeatHooks = withHook('onHeartbeat');
     this.judgeHooks = withHook('onSaleJudge');
     this.storedHooks = withHook('onSaleStored');
     this.refundHooks = withHook('onRefund');
@@ -272,6 +277,26 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     return this.flush();
   }
 
+  onHeartbeat(h: Heartbeat): EngineOutput {
+    const recv = h.received_time;
+    if (recv > this.clk) this.clk = recv;
+    const top = this.timers.peek();
+    if (top !== undefined && top.due <= this.clk) this.fireDue();
+    if (this.clk >= this.nextSweepAt) this.sweep();
+    // A heartbeat keeps its terminal known (and alive against the idle TTL) like a transaction does.
+    let term = this.findTerminal(h);
+    if (term === undefined || this.clk - term.lastRecv > this.idleTtl) {
+      const m = term !== undefined ? term.merchant : (this.merchants.get(h.merchant_id) ?? this.newMerchant(h.merchant_id));
+      term = this.newTerminal(m, h);
+    } else if (recv > term.lastRecv) term.lastRecv = recv;
+    const hooks = this.heartbeatHooks;
+    for (let i = 0; i < hooks.length; i++) hooks[i]!.onHeartbeat!(term, h);
+    this.markTerminal(term);
+    const top2 = this.timers.peek();
+    if (top2 !== undefined && top2.due <= this.clk) this.fireDue();
+    return this.flush();
+  }
+
   private onSale(m: MerchantState, term: TerminalState, t: Transaction, th: number): void {
     const ledger = this.sales;
     let row = ledger.find(m, t.txn_id, th);
@@ -321,7 +346,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     return m;
   }
 
-  private findTerminal(t: Transaction): TerminalState | undefined {
+  private findTerminal(t: TerminalRef): TerminalState | undefined {
     const tid = t.terminal_id;
     const h = hashString(tid, TERMINAL_SEED);
     const idx = this.termIdx;
@@ -350,7 +375,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   }
 
   /** First event of a terminal (or first after it was forgotten for idleness); the rules initialise their state on it. */
-  private newTerminal(m: MerchantState, t: Transaction): TerminalState {
+  private newTerminal(m: MerchantState, t: TerminalRef): TerminalState {
     const old = m.terminals.get(t.terminal_id);
     if (old !== undefined) this.dropTerminal(old);
     const term = this.createTerminal(m, t.terminal_id, t.received_time);

@@ -16,3 +16,13 @@ export function alertId(rule: string, version: number, evidence: readonly string
 export function actionId(alertId: string, kind: string): string {
   return hex128(JSON.stringify([alertId, kind]));
 }
+
+/**
+ * Evidence id of a heartbeat (the heartbeat contract has no event id): `hb-` and 128 bits of SHA-256
+ * over what the terminal sent (merchant, terminal, event_time, last_seq, queue_depth). The same
+ * heartbeat redelivered gives the same id, in live and backtest, so alerts with heartbeat evidence
+ * keep deterministic ids. Computed only when a heartbeat becomes evidence.
+ */
+export function heartbeatEventId(h: { merchant_id: string; terminal_id: string; event_time: number; last_seq: number; queue_depth: number }): string {
+  return `hb-${hex128(JSON.stringify(['heartbeat', h.merchant_id, h.terminal_id, h.event_time, h.last_seq, h.queue_depth]))}`;
+}

@@ -20,6 +20,8 @@ export {
   type SequenceGapConfig,
   type RefundWithoutSaleConfig,
   type RefundExceedsSaleConfig,
+  type TerminalOfflineConfig,
+  type UploadBacklogConfig,
   type EngineSettings,
   type PolicyAction,
   type ConfigIssue,
@@ -30,10 +32,10 @@ export {
 export { RULES } from './rules/registry.js';
 export type { RuleDefinition, RuleInstance, EngineCore } from './rules/types.js';
 export { createRuleEngine } from './engine.js';
-export { alertId, actionId } from './ids.js';
+export { alertId, actionId, heartbeatEventId } from './ids.js';
 export { MedianSample } from './median.js';
 export { createLineParser, type ParsedLine } from './jsonl.js';
-export { createBacktest, backtestLines, isRejected, redactPans, type Backtest, type BacktestSummary, type RejectedLine } from './backtest.js';
+export { createBacktest, backtestLines, isHeartbeat, isRejected, redactPans, type Backtest, type BacktestInput, type BacktestSummary, type RejectedLine } from './backtest.js';
 export type {
   EngineOptions,
   EntityChange,

@@ -1,4 +1,4 @@
-import type { Action, Alert, AlertUpdate, RefundReason, Transaction } from '@tillwatch/schemas';
+import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction } from '@tillwatch/schemas';
 import type { RulesConfig } from './config.js';
 
 /** What one engine call produced. The shared empty result is frozen: do not mutate outputs. */
@@ -49,6 +49,10 @@ export interface GapSnapshot {
   low_event_time: number;
   high_event_id: string;
   high_event_time: number;
+  /** Only once a heartbeat showed the gap held in the terminal's queue: the original due, pending now, the last such heartbeat. */
+  first_due?: number;
+  pending?: boolean;
+  held_at?: number;
 }
 
 export interface TerminalSnapshot {
@@ -130,6 +134,12 @@ export interface EntityChange {
 export interface RuleEngine {
   /** Advances the clock to max(clock, t.received_time) (firing due timers), then applies the event. */
   onTransaction(t: Transaction): EngineOutput;
+  /**
+   * Advances the clock to max(clock, h.received_time) (firing due timers) like a transaction does,
+   * then gives the heartbeat to the rules that read heartbeats (terminal_offline, upload_backlog,
+   * sequence_gap). The terminal's state (changelog entity) records it.
+   */
+  onHeartbeat(h: Heartbeat): EngineOutput;
   /** Raises the clock to nowMs if later and fires every timer due at or before it. */
   advanceClock(nowMs: number): EngineOutput;
   /**

@@ -86,6 +86,30 @@ describe('runBacktest', () => {
     expect(readFileSync(summary.rejectsPath, 'utf8')).toBe('');
   });
 
+  it('reads heartbeats from the same file ("type": "heartbeat"), rejects bad ones like bad transactions, and gives what the engine gives', async () => {
+    const s = new Scenario();
+    s.sale({ at: 0 });
+    for (let i = 1; i <= 5; i++) s.heartbeat({ at: i * MIN });
+    s.sale({ at: 30 * MIN, terminal: 'T2' }); // clock to 30 min: T1 silent since 5 min
+    const good = s.lines();
+    const bad = [
+      JSON.stringify({ type: 'heartbeat', terminal_id: 'T1', merchant_id: 'M1', last_seq: -1, queue_depth: 2.5, event_time: 0, received_time: s.events[1]!.received_time }),
+      ' {"type":"heartbeat"}', // whitespace: the JSON.parse path
+    ];
+    const events = join(dir, 'heartbeats.jsonl');
+    writeFileSync(events, [...good.slice(0, 3), ...bad, ...good.slice(3)].join('\n') + '\n');
+    const out = join(dir, 'hb-alerts.jsonl');
+    const updates = join(dir, 'hb-updates.jsonl');
+    const summary = await runBacktest({ eventsPath: events, outPath: out, updatesPath: updates, log: () => {} });
+    expect(summary).toMatchObject({ linesRead: 9, eventsProcessed: 7, heartbeats: 5, rejected: 2, alerts: 1 });
+    expect(readJsonl(out).map((a) => [a.rule, a.event_ids])).toEqual([['terminal_offline', [(s.events[5] as { event_id: string }).event_id]]]);
+    const rejects = readJsonl(summary.rejectsPath);
+    expect(rejects.map((r) => r.line)).toEqual([4, 5]);
+    expect(rejects[0]!.reason).toMatch(/^invalid heartbeat: last_seq: expected a non-negative integer, got -1; queue_depth: .*; event_time: /);
+    expect(rejects[1]!.reason).toMatch(/^invalid heartbeat: terminal_id: /);
+    expect(formatSummary(summary)).toMatch(/events processed\s+7 \(5 heartbeats\)/);
+  });
+
   it('fails fast on a bad rules file, naming the file and the key', async () => {
     const events = join(dir, 'one.jsonl');
     writeFileSync(events, new Scenario().lines().join('\n'));

@@ -2,11 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import { alertId, createChangelogView, createRuleEngine, defaultRulesConfig, parseRulesConfig, type EngineOutput, type RuleEngine } from '../src/index.js';
 import { HOUR, MIN, SEC, Scenario, T0 } from './helpers/builder.js';
+import { feed } from './helpers/run.js';
 
 const run = (e: RuleEngine, s: Scenario): EngineOutput => {
   const out: EngineOutput = { alerts: [], actions: [], shadowAlerts: [] };
   for (const t of s.events) {
-    const o = e.onTransaction(t);
+    const o = feed(e, t);
     out.alerts.push(...o.alerts);
     out.actions.push(...o.actions);
   }

@@ -70,4 +70,16 @@ describe('tillwatch replay', () => {
     const byEvent = (xs: RefundReason[]) => [...xs].sort((a, b) => (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : a.received_time - b.received_time));
     expect(byEvent(refRp)).toEqual(byEvent(refBt));
   });
+
+  it('publishes heartbeat lines ("type": "heartbeat") to the heartbeat topic: the same upload_backlog alert as the backtest', async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'tillwatch-replay-'));
+    // A golden file of heartbeats only (one input topic, so the live order is the file's).
+    const file = fileURLToPath(new URL('../../../packages/rules/test/scenarios/upload_backlog_draining/events.jsonl', import.meta.url));
+    const env = { ...process.env, LOG_LEVEL: 'warn' };
+    await run(process.execPath, [cli, 'backtest', '--events', file, '--out', join(dir, 'hb-backtest.jsonl'), '--no-progress'], { env });
+    await run(process.execPath, [cli, 'replay', '--events', file, '--out', join(dir, 'hb-replay.jsonl')], { env, timeout: 170_000 });
+    const backtest = await readAlerts(join(dir, 'hb-backtest.jsonl'));
+    expect(backtest.map((a) => a.rule)).toEqual(['upload_backlog']);
+    expect(await readAlerts(join(dir, 'hb-replay.jsonl'))).toEqual(backtest);
+  });
 });

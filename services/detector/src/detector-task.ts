@@ -6,6 +6,7 @@ import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction }
 import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
 import { createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
+import { applyHeartbeat } from './heartbeats.js';
 
 export const CLOCK_KEY = '__clock__';
 
@@ -136,10 +137,10 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
           if (t.event_time > lastEventTime) lastEventTime = t.event_time;
         }
       } else if (topic === topics.heartbeats) {
-        // A heartbeat moves the partition's stream clock like any arrival does.
+        // A heartbeat moves the partition's stream clock like any arrival does, and goes to the rules.
         for (const r of records) {
           const h = r.value as Heartbeat;
-          collect(engine.advanceClock(h.received_time));
+          collect(applyHeartbeat(engine, h));
           if (h.received_time >= lastReceived) {
             lastReceived = h.received_time;
             wallAtLastReceived = wallMs;

@@ -7,6 +7,7 @@ import { createRuleEngine, type RuleEngine, type RulesConfig } from '@tillwatch/
 import { createAvroSerde, createTransactionalProcessor, InvalidRecordError, type RegistryClient, type TransactionalProcessor, type InputTopic } from '@tillwatch/stream';
 import type { DetectorMetrics, Logger } from '@tillwatch/telemetry';
 import { createDetectorTask, isNotifyAction, type DetectorTopics } from './detector-task.js';
+import { validateHeartbeatRecord } from './heartbeats.js';
 import { startLiveRules, type LiveRules, type RulesMetrics } from './live-rules.js';
 
 export interface DetectorOptions {
@@ -88,11 +89,7 @@ export function createDetector(o: DetectorOptions): Detector {
     {
       topic: topics.heartbeats,
       prefetch: (values) => hbSerde.prefetch(values.filter((v): v is Buffer => v !== null)),
-      decode: (value) => {
-        const h = hbSerde.decode(value);
-        if (!h.terminal_id || !h.merchant_id) throw new InvalidRecordError('heartbeat without terminal_id or merchant_id', { stage: 'validate' });
-        return h;
-      },
+      decode: (value) => validateHeartbeatRecord(hbSerde.decode(value), validateOptions),
     },
   ];
 

@@ -9,6 +9,8 @@ import { refundVelocity } from './refund_velocity/index.js';
 import { refundWithoutSale } from './refund_without_sale/index.js';
 import { sequenceGap } from './sequence_gap/index.js';
 import { syncLag } from './sync_lag/index.js';
+import { terminalOffline } from './terminal_offline/index.js';
+import { uploadBacklog } from './upload_backlog/index.js';
 import type { AnyRuleDefinition } from './types.js';
 
 export const RULES = [
@@ -21,6 +23,8 @@ export const RULES = [
   refundCardMismatch,
   refundAfterDeadline,
   refundVelocity,
+  terminalOffline,
+  uploadBacklog,
 ] as const;
 
 type Defs = (typeof RULES)[number];

@@ -3,7 +3,7 @@
 // the terminals and the sale ledger (shared storage); a rule owns its config schema and defaults, its
 // default action policy, its state (per terminal, in `term.st[slot]`, or rule-wide), how that state
 // is written to and read from the changelog, and what it does on events and timers.
-import type { ActionKind, AlertUpdate, Severity, Transaction } from '@tillwatch/schemas';
+import type { ActionKind, AlertUpdate, Heartbeat, Severity, Transaction } from '@tillwatch/schemas';
 import type { z } from 'zod';
 import type { IndexedMinHeap } from '../heap.js';
 import type { SampleSlab } from '../median.js';
@@ -138,6 +138,11 @@ export interface RuleInstance {
 
   /** Every event, after the terminal is found or created (fresh: its first event). */
   onEvent?(term: TerminalState, t: Transaction): void;
+  /**
+   * Every heartbeat (pos.heartbeats.v1), after the clock moved to its received_time (due timers
+   * fired) and the terminal was found or created. Rules without it never see heartbeats.
+   */
+  onHeartbeat?(term: TerminalState, h: Heartbeat): void;
   /** An APPROVED SALE (not a redelivery), before it is stored in the ledger; voided: a void named it earlier. */
   onSaleJudge?(term: TerminalState, t: Transaction, voided: boolean): void;
   /**

@@ -1,6 +1,7 @@
 // A tiny builder for transaction scenarios: readable defaults, per-terminal sequence numbers, times as
 // offsets from T0, events kept in the order they are added (= arrival order).
-import type { Transaction, TxnKind, TxnStatus } from '@tillwatch/schemas';
+import type { Heartbeat, Transaction, TxnKind, TxnStatus } from '@tillwatch/schemas';
+import { heartbeatEventId } from '../../src/index.js';
 
 export const T0 = Date.UTC(2025, 0, 6, 9, 0, 0); // Monday 09:00 UTC
 export const SEC = 1000;
@@ -28,8 +29,27 @@ export interface TxnInput {
   id?: string;
 }
 
+export interface HeartbeatInput {
+  /** Event time, ms after T0. */
+  at: number;
+  /** received_time - event_time (default 500 ms). */
+  lag?: number;
+  terminal?: string;
+  merchant?: string;
+  /** Default: the highest seq the builder has made for the terminal. */
+  lastSeq?: number;
+  queue?: number;
+}
+
+/** A heartbeat as a backtest line carries it, plus its evidence id (not written to the line). */
+export interface HeartbeatLine extends Heartbeat {
+  type: 'heartbeat';
+  /** heartbeatEventId of it: what alerts name as evidence. */
+  event_id: string;
+}
+
 export class Scenario {
-  readonly events: Transaction[] = [];
+  readonly events: (Transaction | HeartbeatLine)[] = [];
   private readonly seqs = new Map<string, number>();
   private n = 0;
 
@@ -74,6 +94,24 @@ export class Scenario {
     return this.add({ ...i, kind: i.kind ?? 'VOID', orig: i.of });
   }
 
+  /** A heartbeat (a `"type": "heartbeat"` line). */
+  heartbeat(i: HeartbeatInput): HeartbeatLine {
+    const terminal = i.terminal ?? 'T1';
+    const merchant = i.merchant ?? 'M1';
+    const et = T0 + i.at;
+    const h: Heartbeat = {
+      terminal_id: terminal,
+      merchant_id: merchant,
+      last_seq: i.lastSeq ?? this.seqs.get(`${merchant}/${terminal}`) ?? 0,
+      queue_depth: i.queue ?? 0,
+      event_time: et,
+      received_time: et + (i.lag ?? 500),
+    };
+    const line: HeartbeatLine = { type: 'heartbeat', ...h, event_id: heartbeatEventId(h) };
+    this.events.push(line);
+    return line;
+  }
+
   /** The same event delivered again (at-least-once delivery upstream). */
   again(t: Transaction): Transaction {
     this.events.push({ ...t });
@@ -81,6 +119,10 @@ export class Scenario {
   }
 
   lines(): string[] {
-    return this.events.map((e) => JSON.stringify(e));
+    return this.events.map((e) => {
+      if ((e as HeartbeatLine).type !== 'heartbeat') return JSON.stringify(e);
+      const { event_id: _, ...line } = e as HeartbeatLine;
+      return JSON.stringify(line);
+    });
   }
 }

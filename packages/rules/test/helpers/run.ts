@@ -1,6 +1,6 @@
 // Runs events through an engine and collects everything it produced.
-import type { Action, Alert, AlertUpdate, RefundReason, Transaction } from '@tillwatch/schemas';
-import type { EngineOutput, RuleEngine } from '../../src/index.js';
+import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction } from '@tillwatch/schemas';
+import { isHeartbeat, type EngineOutput, type RuleEngine } from '../../src/index.js';
 
 export interface Collected {
   alerts: Alert[];
@@ -21,7 +21,10 @@ export function collect(into: Collected, o: EngineOutput): Collected {
   return into;
 }
 
-export function runEvents(e: RuleEngine, events: readonly Transaction[], into: Collected = collected()): Collected {
-  for (const t of events) collect(into, e.onTransaction(t));
+/** One input through the engine: a heartbeat (it has a queue_depth) or a transaction. */
+export const feed = (e: RuleEngine, x: Transaction | Heartbeat): EngineOutput => (isHeartbeat(x) ? e.onHeartbeat(x) : e.onTransaction(x));
+
+export function runEvents(e: RuleEngine, events: readonly (Transaction | Heartbeat)[], into: Collected = collected()): Collected {
+  for (const t of events) collect(into, feed(e, t));
   return into;
 }

@@ -68,6 +68,7 @@ export function runScenario(def: ScenarioDef): Built {
     reasonOf.set(r.event_id, JSON.stringify(r));
   }
   for (const t of s.events) {
+    if (!('kind' in t)) continue; // a heartbeat
     if (t.status === 'APPROVED' && t.kind !== 'SALE' && !reasonOf.has(t.event_id)) problems.push(`no refund reason for ${t.event_id}`);
     if (!(t.status === 'APPROVED' && t.kind !== 'SALE') && reasonOf.has(t.event_id)) problems.push(`a refund reason for ${t.event_id}, not an approved refund, reversal or void`);
   }

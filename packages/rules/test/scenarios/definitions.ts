@@ -10,7 +10,8 @@ const DAY = 24 * HOUR;
 
 export interface Expectation {
   rule: RuleId;
-  evidence: Transaction[];
+  /** Transactions or heartbeats (builder HeartbeatLine: its evidence id). */
+  evidence: { event_id: string }[];
   /** ms after T0 */
   detectedAt?: number;
   details?: Record<string, number | undefined>;
@@ -19,7 +20,7 @@ export interface Expectation {
    * The alert update that must close this alert (EngineOutput.updates): resolved_at (ms after T0),
    * resolution, details and (when given) the events that resolved it; null: none must. Unchecked when absent.
    */
-  closed?: { at: number; resolution: string; details: Record<string, number>; by?: Transaction[] } | null;
+  closed?: { at: number; resolution: string; details: Record<string, number | undefined>; by?: { event_id: string }[] } | null;
 }
 
 export interface ScenarioDef {
@@ -592,7 +593,7 @@ export const scenarios: ScenarioDef[] = [
           { rule: 'refund_without_sale', evidence: [aRef] },
           { rule: 'sync_lag', evidence: [late] },
           { rule: 'refund_card_mismatch', evidence: [late, lateRef] },
-          { rule: 'refund_card_mismatch', evidence: [s.events.find((t) => t.txn_id === 'tx-p')!, policy] },
+          { rule: 'refund_card_mismatch', evidence: [s.events.find((t) => 'txn_id' in t && t.txn_id === 'tx-p')!, policy] },
         ],
         reasons: [
           [unknown, 'no_sale'],
@@ -631,6 +632,158 @@ export const scenarios: ScenarioDef[] = [
       return [
         { rule: 'abnormal_amount', evidence: [m2big], details: { amount_minor: 25_000, median_minor: 1000, ratio: 25, threshold_ratio: 20, sample_size: 6, sales_seen: 6 } },
         { rule: 'abnormal_amount', evidence: [t9big], terminal: 'T9' },
+      ];
+    },
+  },
+  // ------------------------------------------------------------------ heartbeats: terminal_offline, upload_backlog
+  {
+    name: 'sequence_gap_pending_upload',
+    about:
+      'Two terminals reconnect with seq 20 on time while 4-19 are still in their queues and upload one every 3 min (48 min, past the 30 min timeout); heartbeats every 60 s report the queue, so the gap is pending upload, not lost: T1 uploads everything (no alert); T2 never uploads seq 9, which fires when its queue is empty, saying it was held by the terminal and is no longer pending. (Each upload is one sync_lag episode.)',
+    build(s) {
+      type Ev = { recv: number; add: () => { event_id: string } };
+      const evs: Ev[] = [];
+      const lows = new Map<string, { event_id: string }>();
+      for (const [terminal, lost, off] of [['T1', 0, 0], ['T2', 9, 20 * SEC]] as const) {
+        for (let seq = 1; seq <= 3; seq++) evs.push({ recv: off + seq * SEC + 1500, add: () => { const t = s.sale({ at: off + seq * SEC, terminal, seq, card: `${terminal}c${seq}` }); if (seq === 3) lows.set(terminal, t); return t; } });
+        evs.push({ recv: off + 4 * MIN + 1500, add: () => { const t = s.sale({ at: off + 4 * MIN, terminal, seq: 20, card: `${terminal}c20` }); lows.set(`${terminal}h`, t); return t; } });
+        const uploads: number[] = [];
+        for (let seq = 4; seq <= 19; seq++) {
+          const at = off + 5 * MIN + (seq - 4) * 3 * MIN;
+          if (seq === lost) continue;
+          uploads.push(at);
+          evs.push({ recv: at, add: () => { const t = s.sale({ at: off + seq * 10 * SEC, recvAt: at, terminal, seq, card: `${terminal}c${seq}` }); lows.set(`${terminal}s${seq}`, t); return t; } });
+        }
+        for (let at = off + 30 * SEC; at < 70 * MIN; at += MIN) {
+          const queue = uploads.filter((u) => u > at + 500).length;
+          evs.push({ recv: at + 500, add: () => s.heartbeat({ at, terminal, lastSeq: 20, queue }) });
+        }
+      }
+      evs.sort((a, b) => a.recv - b.recv).forEach((e) => e.add());
+      return [
+        {
+          rule: 'sequence_gap',
+          evidence: [lows.get('T2')!, lows.get('T2h')!],
+          terminal: 'T2',
+          // T2's last upload (seq 19) at 20 s + 50 min; its first heartbeat with an empty queue 30.5 s later.
+          detectedAt: 20 * SEC + 50 * MIN + 30 * SEC + 500,
+          details: { missing_from: 9, missing_to: 9, missing_count: 1, low_seq: 3, high_seq: 20, timeout_ms: 30 * MIN, pending_upload: 0, held_by_terminal: 1 },
+        },
+        // The slow upload is late too: seq 8 (made 80 s in, uploaded at 17 min) is the first more than 15 min late.
+        { rule: 'sync_lag', evidence: [lows.get('T1s8')!], terminal: 'T1' },
+        { rule: 'sync_lag', evidence: [lows.get('T2s8')!], terminal: 'T2' },
+      ];
+    },
+  },
+  {
+    name: 'terminal_offline_silence_then_upload',
+    about:
+      'T1 heartbeats every 60 s and sells every 5 min; from 30 min it loses its network (no heartbeat, no upload) until 75 min: terminal_offline fires 10 min after its last heartbeat and is closed by the first heartbeat back (queue 9); the upload raises one sync_lag. T2 heartbeats every 4 min and never fires; T3 never heartbeats and is not watched however quiet.',
+    build(s) {
+      type Ev = { recv: number; add: () => { event_id: string } };
+      const evs: Ev[] = [];
+      for (let n = 1; n <= 22; n++) {
+        const at = (n - 1) * 5 * MIN;
+        const held = at >= 30 * MIN && at < 74 * MIN;
+        const recv = held ? 75 * MIN + 20 * SEC + (n - 7) * 2 * SEC : at + 1500;
+        evs.push({ recv, add: () => s.sale({ at, recvAt: recv, card: `tok_s${n}`, amount: 1000 + n * 10, seq: n }) });
+      }
+      for (let at = 10 * SEC; at < 110 * MIN; at += MIN) {
+        if (at >= 30 * MIN && at < 74 * MIN) continue; // no network
+        const queue = at >= 74 * MIN && at < 76 * MIN ? 9 : 0;
+        evs.push({ recv: at + 500, add: () => s.heartbeat({ at, lastSeq: Math.floor(at / (5 * MIN)) + 1, queue }) });
+      }
+      for (let at = 2 * MIN; at < 110 * MIN; at += 4 * MIN) evs.push({ recv: at + 500, add: () => s.heartbeat({ at, terminal: 'T2', lastSeq: 0 }) });
+      evs.push({ recv: 1 * MIN + 1500, add: () => s.sale({ at: 1 * MIN, terminal: 'T3', card: 'tok_t3a', amount: 700 }) });
+      evs.push({ recv: 50 * MIN + 1500, add: () => s.sale({ at: 50 * MIN, terminal: 'T3', card: 'tok_t3b', amount: 700 }) });
+      evs.sort((a, b) => a.recv - b.recv);
+      const made = evs.map((e) => ({ recv: e.recv, ev: e.add() }));
+      const at = (recv: number) => made.filter((m) => m.recv === recv)[0]!.ev;
+      return [
+        {
+          rule: 'terminal_offline',
+          evidence: [at(29 * MIN + 10 * SEC + 500)],
+          terminal: 'T1',
+          detectedAt: 39 * MIN + 10 * SEC + 500,
+          details: { silence_ms: 10 * MIN, last_seen_at: T0 + 29 * MIN + 10 * SEC + 500, last_seq: 6, queue_depth: 0, last_was_heartbeat: 1 },
+          closed: { at: 74 * MIN + 10 * SEC + 500, resolution: 'episode_ended', details: { duration_ms: 45 * MIN, silence_ms: 10 * MIN, by_heartbeat: 1, queue_depth: 9 } },
+        },
+        { rule: 'sync_lag', evidence: [at(75 * MIN + 20 * SEC)], terminal: 'T1', detectedAt: 75 * MIN + 20 * SEC },
+      ];
+    },
+  },
+  {
+    name: 'upload_backlog_heartbeat_only_outage',
+    about:
+      'T1 sells every 2 min; from 60 to 120 min its uploads fail while its heartbeats (every 60 s) go on, reporting the queue: upload_backlog fires 10 min after the queue reached 5 (before any late transaction arrives), no terminal_offline. At 120 min the full backlog of 30 is uploaded in order: one sync_lag, no sequence_gap, and the backlog alert is closed by the first heartbeat with a queue below 5.',
+    build(s) {
+      type Ev = { recv: number; add: () => { event_id: string } };
+      const evs: Ev[] = [];
+      for (let n = 1; n <= 80; n++) {
+        const at = (n - 1) * 2 * MIN;
+        if (at >= 120 * MIN && at < 124 * MIN) continue; // the till is busy uploading
+        const held = at >= 60 * MIN && at < 120 * MIN;
+        const k = (at - 60 * MIN) / (2 * MIN);
+        const seq = at >= 124 * MIN ? n - 2 : n;
+        const recv = held ? 120 * MIN + k * 4 * SEC : at + 1500;
+        evs.push({ recv, add: () => s.sale({ at, recvAt: recv, card: `tok_u${n}`, amount: 1500 + ((n * 37) % 400), seq }) });
+      }
+      const heldBy = (t: number): number => (t < 60 * MIN ? 0 : Math.min(30, Math.floor((t - 60 * MIN) / (2 * MIN)) + 1));
+      const uploadedBy = (t: number): number => (t < 120 * MIN ? 0 : Math.min(30, Math.floor((t - 120 * MIN) / (4 * SEC)) + 1));
+      for (let at = 30 * SEC; at < 160 * MIN; at += MIN) {
+        // The highest seq made by then (the till makes none while it uploads, 120-124 min).
+        const lastSeq = at < 120 * MIN ? Math.floor(at / (2 * MIN)) + 1 : at < 124 * MIN ? 60 : Math.floor(at / (2 * MIN)) - 1;
+        const queue = at < 120 * MIN ? heldBy(at) : 30 - uploadedBy(at);
+        evs.push({ recv: at + 500, add: () => s.heartbeat({ at, lastSeq, queue }) });
+      }
+      evs.sort((a, b) => a.recv - b.recv);
+      const made = evs.map((e) => ({ recv: e.recv, ev: e.add() }));
+      const at = (recv: number) => made.filter((m) => m.recv === recv)[0]!.ev;
+      return [
+        {
+          rule: 'upload_backlog',
+          evidence: [at(68 * MIN + 30 * SEC + 500), at(78 * MIN + 30 * SEC + 500)],
+          terminal: 'T1',
+          detectedAt: 78 * MIN + 30 * SEC + 500,
+          details: { queue_depth: 10, last_seq: 40, seq_ahead: 10, backlog: 10, min_queue: 5, stuck_ms: 10 * MIN, stuck_for_ms: 10 * MIN, synced_seq: 30 },
+          closed: { at: 122 * MIN + 30 * SEC + 500, resolution: 'episode_ended', details: { duration_ms: 54 * MIN, max_backlog: 30, backlog: 0, queue_depth: 0 } },
+        },
+        {
+          rule: 'sync_lag',
+          evidence: [at(120 * MIN)],
+          terminal: 'T1',
+          detectedAt: 120 * MIN,
+          details: { lag_ms: 60 * MIN, threshold_ms: 15 * MIN, terminal_seq: 31 },
+          closed: { at: 151 * MIN + 32 * SEC, resolution: 'episode_ended', details: { duration_ms: 61 * MIN + 32 * SEC, late_count: 24, max_lag_ms: 60 * MIN } },
+        },
+      ];
+    },
+  },
+  {
+    name: 'upload_backlog_draining',
+    about:
+      'Heartbeats every 60 s: T1 drains a queue of 40 by one a minute (an upload in progress, not stuck); T2 holds 4 for an hour (below min_queue); T3 holds 6 for 12 min, then 3: one alert 10 min after its queue reached 6, closed when it fell to 3.',
+    build(s) {
+      type Ev = { recv: number; add: () => { event_id: string } };
+      const evs: Ev[] = [];
+      for (let i = 0; i <= 60; i++) {
+        const at = i * MIN;
+        evs.push({ recv: at + 500, add: () => s.heartbeat({ at, lastSeq: 100, queue: Math.max(0, 40 - i) }) });
+        evs.push({ recv: at + 20 * SEC + 500, add: () => s.heartbeat({ at: at + 20 * SEC, terminal: 'T2', lastSeq: 50, queue: 4 }) });
+        evs.push({ recv: at + 40 * SEC + 500, add: () => s.heartbeat({ at: at + 40 * SEC, terminal: 'T3', lastSeq: 70, queue: i < 5 ? 0 : i < 17 ? 6 : 3 }) });
+      }
+      evs.sort((a, b) => a.recv - b.recv);
+      const made = evs.map((e) => ({ recv: e.recv, ev: e.add() }));
+      const at = (recv: number) => made.filter((m) => m.recv === recv)[0]!.ev;
+      return [
+        {
+          rule: 'upload_backlog',
+          evidence: [at(5 * MIN + 40 * SEC + 500), at(15 * MIN + 40 * SEC + 500)],
+          terminal: 'T3',
+          detectedAt: 15 * MIN + 40 * SEC + 500,
+          details: { queue_depth: 6, last_seq: 70, seq_ahead: 0, backlog: 6, min_queue: 5, stuck_ms: 10 * MIN, stuck_for_ms: 10 * MIN },
+          closed: { at: 17 * MIN + 40 * SEC + 500, resolution: 'episode_ended', details: { duration_ms: 12 * MIN, max_backlog: 6, backlog: 3, queue_depth: 3 } },
+        },
       ];
     },
   },

@@ -8,9 +8,9 @@ import { formatTrailSummary } from '../lib/money-trail.js';
 
 export const spec = {
   name: 'backtest',
-  summary: 'Runs the rule engine over a JSON-lines file of transactions (arrival order) and writes the alerts it fires, one JSON line each. No Kafka, no ClickHouse.',
+  summary: 'Runs the rule engine over a JSON-lines file of transactions (arrival order; a line with "type": "heartbeat" is a heartbeat) and writes the alerts it fires, one JSON line each. No Kafka, no ClickHouse.',
   options: {
-    events: { type: 'string', value: 'FILE', required: true, description: 'JSON-lines file of transactions' },
+    events: { type: 'string', value: 'FILE', required: true, description: 'JSON-lines file of transactions and heartbeats ("type": "heartbeat")' },
     out: { type: 'string', value: 'FILE', required: true, description: 'where the alerts are written' },
     config: { type: 'string', value: 'rules.yaml', description: 'rules file, YAML or JSON (default: the built-in rules); engine.max_clock_skew bounds event times' },
     rejects: { type: 'string', value: 'FILE', description: 'where rejected lines go with their reason ({line, reason, raw}) (default OUT.rejects.jsonl)' },

@@ -108,7 +108,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     ];
     const startOffsets = o.external ? new Map(await Promise.all(outputs.map(async (x) => [x.topic, await admin.fetchTopicOffsets(x.topic)] as const))) : undefined;
 
-    const { sent, invalid, maxReceivedTime } = await publishFile(ctx, o.eventsPath, topics.transactions);
+    const { sent, invalid, maxReceivedTime } = await publishFile(ctx, o.eventsPath, topics.transactions, topics.heartbeats);
     log(`published ${sent} events to ${topics.transactions}${invalid.length ? ` (${invalid.length} invalid lines not sent)` : ''}`);
     await waitGroupCaughtUp(admin, groupId, topics.transactions, deadline - Date.now());
     // End every partition's clock at the file's last received time, as the backtest's clock ends.

@@ -1,7 +1,7 @@
 // sequence_gap: a terminal_seq still missing `timeout` (received time) after a higher one arrived.
 // State per terminal: the highest seq seen (with its event, for evidence) and the open gaps, each a
 // timer in the engine's heap. See README.md.
-import { alertUpdateId, type Transaction } from '@tillwatch/schemas';
+import { alertUpdateId, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { alertId } from '../../ids.js';
@@ -22,6 +22,11 @@ interface Gap extends Timer {
   lowEt: number;
   highEventId: string;
   highEt: number;
+  /** Heartbeats (see README): the original due time; a heartbeat proved the gap held in the terminal's queue (ever / now, and when last). */
+  firstDue: number;
+  held: boolean;
+  pending: boolean;
+  heldAt: number;
 }
 
 /**
@@ -115,6 +120,10 @@ class SequenceGap implements RuleInstance {
           lowEt: hot[2 * k + 1]!,
           highEventId: t.event_id,
           highEt: t.event_time,
+          firstDue: t.received_time + p.timeout,
+          held: false,
+          pending: false,
+          heldAt: 0,
         };
         const gaps = this.gapsOf[k];
         if (gaps === null || gaps === undefined) this.gapsOf[k] = [g];
@@ -219,6 +228,34 @@ class SequenceGap implements RuleInstance {
     this.nGaps--;
   }
 
+  /**
+   * A heartbeat: a missing seq the terminal still holds (queue_depth > 0, last_seq >= it) is pending
+   * upload, not lost, and its gap waits; a heartbeat with an empty queue ends the wait (a gap already
+   * past its due time then fires at once, as lost).
+   */
+  onHeartbeat(term: TerminalState, h: Heartbeat): void {
+    const k = term.slot;
+    const gaps = k < this.gapsOf.length ? this.gapsOf[k] : null;
+    if (gaps === null || gaps === undefined) return;
+    const clk = this.core.clk;
+    for (const g of gaps) {
+      if (h.queue_depth > 0 && h.last_seq >= g.missing[0]!) {
+        g.held = true;
+        g.pending = true;
+        if (h.received_time > g.heldAt) g.heldAt = h.received_time;
+      } else if (h.queue_depth === 0 && g.pending) {
+        g.pending = false;
+        const due = g.firstDue <= clk ? clk : g.firstDue;
+        if (due !== g.due) {
+          this.core.timers.remove(g);
+          g.due = due;
+          this.core.timers.push(g);
+        }
+      }
+    }
+    // (the engine marks the terminal changed after every heartbeat)
+  }
+
   onTimer(timer: Timer): void {
     const g = timer as Gap;
     const term = g.terminal;
@@ -228,6 +265,17 @@ class SequenceGap implements RuleInstance {
     if (idx < 0) {
       this.core.timers.remove(g); // not expected: every gap in the heap belongs to a live terminal
       return;
+    }
+    if (g.pending) {
+      // Pending upload, proven by a heartbeat within the last `timeout`: wait for the queue to empty.
+      const wait = g.heldAt + term.rules[this.variant]!.sequence_gap.timeout;
+      if (wait > g.due) {
+        this.core.timers.remove(g);
+        g.due = wait;
+        this.core.timers.push(g);
+        this.core.markTerminal(term);
+        return;
+      }
     }
     this.close(k, gaps!, idx);
     this.core.markTerminal(term);
@@ -249,7 +297,7 @@ class SequenceGap implements RuleInstance {
       Math.max(g.lowEt, g.highEt),
       g.due,
       `Terminal ${term.id} is still missing ${what} ${fmtDuration(p.timeout)} after seq ${g.to + 1} arrived.`,
-      { missing_from: from, missing_to: to, missing_count: count, low_seq: g.from - 1, high_seq: g.to + 1, timeout_ms: p.timeout },
+      { missing_from: from, missing_to: to, missing_count: count, low_seq: g.from - 1, high_seq: g.to + 1, timeout_ms: p.timeout, ...(g.held ? { pending_upload: g.pending ? 1 : 0, held_by_terminal: 1 } : {}) },
       null,
     );
     // Only alerts that reach pos.alerts wait to be closed (a shadow alert has nobody to close it for).
@@ -304,6 +352,7 @@ class SequenceGap implements RuleInstance {
         low_event_time: g.lowEt,
         high_event_id: g.highEventId,
         high_event_time: g.highEt,
+        ...(g.held ? { first_due: g.firstDue, pending: g.pending, held_at: g.heldAt } : {}),
       }),
     );
     const fired = this.firedOf[k];
@@ -341,6 +390,10 @@ class SequenceGap implements RuleInstance {
           lowEt: g.low_event_time,
           highEventId: g.high_event_id,
           highEt: g.high_event_time,
+          firstDue: g.first_due ?? g.due,
+          held: g.first_due !== undefined,
+          pending: g.pending ?? false,
+          heldAt: g.held_at ?? 0,
         }),
       );
       this.gapsOf[k] = gaps;

@@ -1,0 +1,224 @@
+// terminal_offline: a terminal that has been sending heartbeats goes silent: no heartbeat and no
+// transaction for `silence` (engine clock). One alert per silence, closed by an alert update
+// (`episode_ended`) when the terminal is heard from again. A terminal is watched from its first
+// heartbeat on (terminals that never heartbeat are never judged). The silence end is a timer in the
+// engine's heap, moved by every sign of life. State per terminal: the watch. See README.md.
+import { alertUpdateId, type Heartbeat, type Transaction } from '@tillwatch/schemas';
+import { duration, MIN } from '../../fields.js';
+import { fmtDuration } from '../../format.js';
+import { alertId, heartbeatEventId } from '../../ids.js';
+import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Timer, Variant } from '../types.js';
+
+export interface TerminalOfflineConfig extends RuleCommon {
+  /** No heartbeat and no transaction for this long (engine clock) is a silence, ms. */
+  silence: number;
+}
+
+/** A watched terminal; it is its own silence timer (in the heap while the terminal is online). */
+interface Watch extends Timer {
+  /** Latest received_time of a heartbeat or transaction since the watch started. */
+  lastSeen: number;
+  /** The last sign of life: a transaction's event_id, or null when it was a heartbeat (below). */
+  lastTxnEventId: string | null;
+  /** The last heartbeat (its id is computed only when it becomes evidence). */
+  hbEt: number;
+  hbSeq: number;
+  hbQueue: number;
+  /** Silent since lastSeen: the alert fired (alertId null when none went to pos.alerts). */
+  offline: boolean;
+  alertId: string | null;
+}
+
+/** The changelog form (TerminalSnapshot field `offline_watch`). */
+export interface OfflineWatchSnapshot {
+  last_seen: number;
+  last_txn_event_id: string | null;
+  hb_event_time: number;
+  hb_last_seq: number;
+  hb_queue_depth: number;
+  /** Silence timer due time; null while offline. */
+  due: number | null;
+  offline: boolean;
+  alert_id: string | null;
+}
+
+class TerminalOffline implements RuleInstance {
+  readonly def = terminalOffline;
+  constructor(
+    private readonly core: EngineCore,
+    readonly slot: number,
+    readonly variant: Variant,
+  ) {}
+
+  onHeartbeat(term: TerminalState, h: Heartbeat): void {
+    const w = term.st[this.slot] as Watch | undefined;
+    if (w === undefined) {
+      // The first heartbeat starts the watch.
+      const fresh: Watch = {
+        heapIndex: -1,
+        due: h.received_time + term.rules[this.variant]!.terminal_offline.silence,
+        terminal: term,
+        owner: this,
+        order: 0,
+        lastSeen: h.received_time,
+        lastTxnEventId: null,
+        hbEt: h.event_time,
+        hbSeq: h.last_seq,
+        hbQueue: h.queue_depth,
+        offline: false,
+        alertId: null,
+      };
+      term.st[this.slot] = fresh;
+      this.core.timers.push(fresh);
+      return;
+    }
+    if (w.offline) this.back(term, w, h.received_time, heartbeatEventId(h), h.queue_depth);
+    if (h.received_time >= w.lastSeen) {
+      w.lastTxnEventId = null;
+      w.hbEt = h.event_time;
+      w.hbSeq = h.last_seq;
+      w.hbQueue = h.queue_depth;
+    }
+    this.seen(term, w, h.received_time);
+  }
+
+  onEvent(term: TerminalState, t: Transaction): void {
+    const w = term.st[this.slot] as Watch | undefined;
+    if (w === undefined) return; // not watched: no heartbeat yet
+    if (w.offline) this.back(term, w, t.received_time, t.event_id, -1);
+    if (t.received_time >= w.lastSeen) w.lastTxnEventId = t.event_id;
+    this.seen(term, w, t.received_time);
+  }
+
+  /** A sign of life at recv: the silence timer restarts from the latest one. */
+  private seen(term: TerminalState, w: Watch, recv: number): void {
+    if (recv > w.lastSeen) w.lastSeen = recv;
+    const due = w.lastSeen + term.rules[this.variant]!.terminal_offline.silence;
+    if (w.heapIndex >= 0) {
+      if (due === w.due) return;
+      this.core.timers.remove(w);
+    }
+    w.due = due;
+    this.core.timers.push(w);
+  }
+
+  /** The terminal is heard from again: the silence ends (closing its alert, if one was raised). */
+  private back(term: TerminalState, w: Watch, recv: number, byEventId: string, queueDepth: number): void {
+    const alert = w.alertId;
+    const since = w.lastSeen;
+    w.offline = false;
+    w.alertId = null;
+    if (alert === null) return;
+    const p = term.rules[this.variant]!.terminal_offline;
+    // The clock (max received time), not recv: received times may go backwards a little.
+    const at = Math.max(this.core.clk, recv);
+    const silentMs = at - since;
+    const how = queueDepth < 0 ? 'a transaction' : `a heartbeat (upload queue ${queueDepth})`;
+    const details: Record<string, number> = { duration_ms: silentMs, silence_ms: p.silence, by_heartbeat: queueDepth < 0 ? 0 : 1 };
+    if (queueDepth >= 0) details.queue_depth = queueDepth;
+    this.core.emitUpdate({
+      update_id: alertUpdateId(alert, 'auto_resolved', 'episode_ended', [byEventId]),
+      alert_id: alert,
+      rule: terminalOffline.id,
+      rule_version: terminalOffline.version,
+      terminal_id: term.id,
+      merchant_id: term.merchant.id,
+      status: 'auto_resolved',
+      resolution: 'episode_ended',
+      resolved_by_event_ids: [byEventId],
+      resolved_at: at,
+      summary: `Terminal ${term.id} is back after ${fmtDuration(silentMs)} of silence: ${how} arrived.`,
+      details,
+    });
+  }
+
+  onTimer(timer: Timer): void {
+    const w = timer as Watch;
+    const term = w.terminal;
+    this.core.timers.remove(w);
+    if (term.st[this.slot] !== w) return; // not expected: a dropped terminal's timer is removed with it
+    w.offline = true;
+    this.core.markTerminal(term);
+    const p = term.rules[this.variant]!.terminal_offline;
+    // The evidence is the last sign of life: one alert per silence, the same id in every run.
+    const evidence = [w.lastTxnEventId ?? heartbeatEventId({ merchant_id: term.merchant.id, terminal_id: term.id, event_time: w.hbEt, last_seq: w.hbSeq, queue_depth: w.hbQueue })];
+    w.alertId = p.enabled && this.variant === 0 && p.mode === 'active' ? alertId(terminalOffline.id, terminalOffline.version, evidence) : null;
+    if (!p.enabled) return;
+    const last = w.lastTxnEventId === null ? 'heartbeat' : 'transaction';
+    this.core.emit(
+      this,
+      p,
+      term.id,
+      term.merchant.id,
+      null,
+      evidence,
+      w.lastSeen,
+      w.due,
+      w.due,
+      `Terminal ${term.id} has sent no heartbeat and no transaction for ${fmtDuration(w.due - w.lastSeen)} (silence ${fmtDuration(p.silence)}); its last ${last} arrived at ${new Date(w.lastSeen).toISOString()}.`,
+      { silence_ms: p.silence, last_seen_at: w.lastSeen, last_seq: w.hbSeq, queue_depth: w.hbQueue, last_was_heartbeat: w.lastTxnEventId === null ? 1 : 0 },
+      null,
+    );
+  }
+
+  holdsTerminal(term: TerminalState): boolean {
+    const w = term.st[this.slot] as Watch | undefined;
+    return w !== undefined && w.heapIndex >= 0;
+  }
+
+  dropTerminal(term: TerminalState): void {
+    const w = term.st[this.slot] as Watch | undefined;
+    if (w !== undefined && w.heapIndex >= 0) this.core.timers.remove(w);
+    term.st[this.slot] = undefined;
+  }
+
+  dispose(terminals: Iterable<TerminalState>): void {
+    for (const term of terminals) this.dropTerminal(term);
+  }
+
+  writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
+    const w = term.st[this.slot] as Watch | undefined;
+    if (w === undefined) return;
+    out.offline_watch = {
+      last_seen: w.lastSeen,
+      last_txn_event_id: w.lastTxnEventId,
+      hb_event_time: w.hbEt,
+      hb_last_seq: w.hbSeq,
+      hb_queue_depth: w.hbQueue,
+      due: w.heapIndex >= 0 ? w.due : null,
+      offline: w.offline,
+      alert_id: w.alertId,
+    } satisfies OfflineWatchSnapshot;
+  }
+
+  readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
+    const s = snap.offline_watch as OfflineWatchSnapshot | undefined;
+    if (s === undefined) return;
+    const w: Watch = {
+      heapIndex: -1,
+      due: s.due ?? s.last_seen + term.rules[this.variant]!.terminal_offline.silence,
+      terminal: term,
+      owner: this,
+      order: 0,
+      lastSeen: s.last_seen,
+      lastTxnEventId: s.last_txn_event_id,
+      hbEt: s.hb_event_time,
+      hbSeq: s.hb_last_seq,
+      hbQueue: s.hb_queue_depth,
+      offline: s.offline,
+      alertId: s.alert_id,
+    };
+    term.st[this.slot] = w;
+    if (s.due !== null) this.core.timers.push(w);
+  }
+}
+
+export const terminalOffline: RuleDefinition<'terminal_offline', TerminalOfflineConfig> = {
+  id: 'terminal_offline',
+  version: 1,
+  defaults: { enabled: true, severity: 'medium', mode: 'active', silence: 10 * MIN },
+  fields: { silence: duration(1) },
+  policy: [{ kind: 'NOTIFY_MERCHANT', expires_after: null }],
+  alertHas: { card: false, transaction: false },
+  create: (core, slot, variant) => new TerminalOffline(core, slot, variant),
+};
