@@ -134,6 +134,34 @@ describe('kafkajs install-time patch', () => {
     }
   });
 
+  it('decodes a record\'s offset, timestamp, key, value and headers as kafkajs defines them, on its fast path and off it', () => {
+    type Rec = { offset: string; timestamp: string; key: Buffer | null; value: Buffer | null; headers: Record<string, unknown> };
+    const RecordEncoder = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (r: { offsetDelta: number; timestampDelta: number; key: Buffer | null; value: Buffer | null; headers?: Record<string, string | string[]> }) => { buffer: Buffer };
+    const decodeRecord = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as (d: unknown, ctx: object) => Rec;
+    const Decoder = require('kafkajs/src/protocol/decoder.js') as new (b: Buffer) => { readVarIntBytes(): Buffer };
+    let seed = 9;
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const bases = ['0', '-1', '41', '1767603600123', '999999999999999', '1000000000000000', '9007199254740993', '-9007199254740993', '9223372036854775000'];
+    for (let i = 0; i < 1000; i++) {
+      const firstOffset = bases[i % bases.length]!;
+      const firstTimestamp = bases[(i * 7) % bases.length]!;
+      const size = Math.floor(rand() * 5);
+      const timestampDelta = Math.floor((rand() - 0.5) * 2 ** [3, 14, 27, 28, 40][size]!);
+      const offsetDelta = Math.floor(rand() * 2 ** [3, 14, 20, 28, 30][size]!);
+      const headers = rand() < 0.3 ? { a: 'x', b: ['1', '2'] } : undefined;
+      const key = rand() < 0.2 ? null : Buffer.from(`k${i}`);
+      const value = Buffer.from(`v${i}`);
+      const encoded = RecordEncoder({ offsetDelta, timestampDelta, key, value, ...(headers ? { headers } : {}) }).buffer;
+      // The record batch decoder reads a record's length-prefixed bytes, then decodes them.
+      const rec = decodeRecord(new Decoder(new Decoder(encoded).readVarIntBytes()), { firstOffset, firstTimestamp, magicByte: 2 });
+      expect(rec.offset).toBe((BigInt(firstOffset) + BigInt(offsetDelta)).toString());
+      expect(rec.timestamp).toBe((BigInt(firstTimestamp) + BigInt(timestampDelta)).toString());
+      expect(rec.key).toEqual(key);
+      expect(rec.value).toEqual(value);
+      expect(rec.headers).toEqual(headers ? { a: Buffer.from('x'), b: [Buffer.from('1'), Buffer.from('2')] } : {});
+    }
+  });
+
   it('refuses an unpatched or other kafkajs at start-up with a clear fatal error', () => {
     const real = installedKafkajs();
     const unpatched = { ...real.modules, 'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js': (b: Buffer) => b.length };
