@@ -8,7 +8,8 @@ import { CHANGELOG_FORMAT_MSGPACK, decodeChangelogValue, encodeChangelogValue, U
 describe('changelog codec', () => {
   it('round-trips plain data as exactly as JSON did, behind format byte 0x01', () => {
     fc.assert(
-      fc.property(fc.jsonValue(), (v) => {
+      // A key named __proto__ is the one exception (below): generated ~1 run in 13,000.
+      fc.property(fc.jsonValue().filter((v) => !JSON.stringify(v).includes('"__proto__"')), (v) => {
         const buf = encodeChangelogValue(v);
         expect(buf[0]).toBe(CHANGELOG_FORMAT_MSGPACK);
         // What JSON (the encoding it replaces) gives back: the same values (-0 becomes 0 in both).
@@ -43,6 +44,9 @@ describe('changelog codec', () => {
 
   it('keeps JSON\'s plain-data meaning: undefined properties left out, undefined in arrays null, -0 is 0; refuses anything else', () => {
     expect(decodeChangelogValue(encodeChangelogValue({ a: undefined, b: [undefined, -0], c: 1 }))).toStrictEqual({ b: [null, 0], c: 1 });
+    // msgpackr's decoder renames a key __proto__ to __proto_ (its guard against prototype
+    // pollution): the engine's entities have fixed field names and never that one.
+    expect(decodeChangelogValue(encodeChangelogValue(JSON.parse('{"__proto__":null,"a":1}')))).toStrictEqual({ __proto_: null, a: 1 });
     expect(() => encodeChangelogValue({ at: new Date(0) })).toThrow(TypeError);
     expect(() => encodeChangelogValue({ n: 10n })).toThrow(TypeError);
     expect(() => encodeChangelogValue(new Map())).toThrow(TypeError);
