@@ -2,7 +2,7 @@
 // root postinstall), its producer's grouping behaves as kafkajs's contract requires, and a kafkajs
 // without the patch is refused at start-up with a clear error.
 import { createRequire } from 'node:module';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { assertKafkajsPatched, installedKafkajs, kafkajsPatchProblem, KAFKAJS_VERSION } from '../src/kafka/kafkajs-patches.js';
 import { createKafka } from '../src/kafka/client.js';
 import { FatalError } from '../src/errors.js';
@@ -97,6 +97,70 @@ describe('kafkajs install-time patch', () => {
     const out = new EncoderClass().writeVarInt(payload.length).writeVarIntBytes(payload).writeInt32(7).buffer;
     expect(out).toEqual(Buffer.concat([varlongReference(payload.length), varlongReference(payload.length), payload, Buffer.from([0, 0, 0, 7])]));
   }, 30_000);
+
+  it('writes a partition\'s record batch in one pass with the same bytes as kafkajs\'s own encoder, which takes any other input', async () => {
+    type Message = { key?: string | Buffer | null; value: string | Buffer | null; timestamp?: number; headers?: Record<string, string> };
+    type PartitionData = { partition: number; messages: Message[]; transactionalId?: string | null; firstSequence?: number; producerId?: number; producerEpoch?: number };
+    type Out = { buffer: Buffer } | undefined;
+    const produceV3 = require('kafkajs/src/protocol/requests/produce/v3/request.js') as Record<symbol, { fast(d: PartitionData): Out; reference(compression: number, d: PartitionData): Promise<Out> }>;
+    const { fast, reference } = produceV3[Symbol.for('tillwatch.kafkajs.produceV3.paths')]!;
+    let seed = 5;
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const text = (n: number) => Array.from({ length: n }, () => (rand() < 0.1 ? 'é€😀'[Math.floor(rand() * 3)] : String.fromCharCode(32 + Math.floor(rand() * 90)))).join('');
+    const field = (): string | Buffer | null => {
+      const r = rand();
+      if (r < 0.1) return null;
+      const n = rand() < 0.1 ? Math.floor(rand() * 400) : Math.floor(rand() * 20);
+      return r < 0.5 ? text(n) : Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
+    };
+    const now = vi.spyOn(Date, 'now').mockReturnValue(1_767_603_600_123);
+    try {
+      for (let round = 0; round < 200; round++) {
+        const messages: Message[] = Array.from({ length: 1 + Math.floor(rand() * (round % 10 === 0 ? 300 : 12)) }, () => ({ key: field(), value: field() }));
+        const data: PartitionData = { partition: Math.floor(rand() * 12), messages, transactionalId: rand() < 0.5 ? 'app.3' : null, firstSequence: Math.floor(rand() * 2 ** 31), producerId: Math.floor(rand() * 2 ** 40), producerEpoch: Math.floor(rand() * 100) };
+        const got = fast(data)?.buffer;
+        expect(got).toBeDefined();
+        expect(got).toEqual((await reference(0, data))!.buffer);
+        // The CRC-32C covers everything from the attributes on (record batch bytes 21.. after the partition and size fields).
+        expect(got!.readUInt32BE(8 + 17)).toBe(crc32cReference(got!.subarray(8 + 21)));
+      }
+      // Timestamps, headers and non-string fields take kafkajs's own path.
+      expect(fast({ partition: 0, messages: [{ key: 'k', value: 'v', timestamp: 5 }] })).toBeUndefined();
+      expect(fast({ partition: 0, messages: [{ key: 'k', value: 'v', headers: { h: '1' } }] })).toBeUndefined();
+      expect(fast({ partition: 0, messages: [{ key: 'k', value: 7 as unknown as string }] })).toBeUndefined();
+      expect(fast({ partition: 0, messages: [] })).toBeUndefined();
+    } finally {
+      now.mockRestore();
+    }
+  });
+
+  it('decodes a record\'s offset, timestamp, key, value and headers as kafkajs defines them, on its fast path and off it', () => {
+    type Rec = { offset: string; timestamp: string; key: Buffer | null; value: Buffer | null; headers: Record<string, unknown> };
+    const RecordEncoder = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (r: { offsetDelta: number; timestampDelta: number; key: Buffer | null; value: Buffer | null; headers?: Record<string, string | string[]> }) => { buffer: Buffer };
+    const decodeRecord = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as (d: unknown, ctx: object) => Rec;
+    const Decoder = require('kafkajs/src/protocol/decoder.js') as new (b: Buffer) => { readVarIntBytes(): Buffer };
+    let seed = 9;
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const bases = ['0', '-1', '41', '1767603600123', '999999999999999', '1000000000000000', '9007199254740993', '-9007199254740993', '9223372036854775000'];
+    for (let i = 0; i < 1000; i++) {
+      const firstOffset = bases[i % bases.length]!;
+      const firstTimestamp = bases[(i * 7) % bases.length]!;
+      const size = Math.floor(rand() * 5);
+      const timestampDelta = Math.floor((rand() - 0.5) * 2 ** [3, 14, 27, 28, 40][size]!);
+      const offsetDelta = Math.floor(rand() * 2 ** [3, 14, 20, 28, 30][size]!);
+      const headers = rand() < 0.3 ? { a: 'x', b: ['1', '2'] } : undefined;
+      const key = rand() < 0.2 ? null : Buffer.from(`k${i}`);
+      const value = Buffer.from(`v${i}`);
+      const encoded = RecordEncoder({ offsetDelta, timestampDelta, key, value, ...(headers ? { headers } : {}) }).buffer;
+      // The record batch decoder reads a record's length-prefixed bytes, then decodes them.
+      const rec = decodeRecord(new Decoder(new Decoder(encoded).readVarIntBytes()), { firstOffset, firstTimestamp, magicByte: 2 });
+      expect(rec.offset).toBe((BigInt(firstOffset) + BigInt(offsetDelta)).toString());
+      expect(rec.timestamp).toBe((BigInt(firstTimestamp) + BigInt(timestampDelta)).toString());
+      expect(rec.key).toEqual(key);
+      expect(rec.value).toEqual(value);
+      expect(rec.headers).toEqual(headers ? { a: Buffer.from('x'), b: [Buffer.from('1'), Buffer.from('2')] } : {});
+    }
+  });
 
   it('refuses an unpatched or other kafkajs at start-up with a clear fatal error', () => {
     const real = installedKafkajs();

@@ -4,8 +4,11 @@
 // The patch replaces the producer's O(n^2) per-partition grouping with a one-pass equivalent
 // (src/producer/groupMessagesPerPartition.js) and the byte-wise CRC-32C of every record batch with
 // slicing-by-8 (src/protocol/recordBatch/crc32C/crc32C.js), and makes the protocol encoder
-// allocate less per record (src/protocol/encoder.js: pooled buffers, varints written in place);
-// the patch says why, with figures.
+// allocate less per record (src/protocol/encoder.js: pooled buffers, varints written in place),
+// and writes an uncompressed partition's record batch in one pass when its messages have no
+// timestamps and no headers (src/protocol/requests/produce/v3/request.js, used for Produce v3-v7),
+// and decodes a consumed record's offset and timestamp without Long arithmetic when they are
+// below 2^53 (src/protocol/recordBatch/record/v0/decoder.js); the patch says why, with figures.
 //
 // A kafkajs that is not the pinned version or lacks the patch (installed with --ignore-scripts,
 // upgraded without refreshing the patch) would run correctly but several times slower on large
@@ -19,6 +22,8 @@ export const KAFKAJS_PATCHES: Record<string, string> = {
   'kafkajs/src/producer/groupMessagesPerPartition.js': 'groupMessagesPerPartition@1',
   'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js': 'crc32C@1',
   'kafkajs/src/protocol/encoder.js': 'encoder@1',
+  'kafkajs/src/protocol/requests/produce/v3/request.js': 'produceV3@1',
+  'kafkajs/src/protocol/recordBatch/record/v0/decoder.js': 'recordDecoder@1',
 };
 const MARK = Symbol.for('tillwatch.kafkajs.patch');
 

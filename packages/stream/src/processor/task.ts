@@ -27,7 +27,11 @@ export interface TaskResult {
 export interface Task {
   /** Load committed state (latest value per changelog key). Called once, before any batch. */
   restore(entries: Map<string, Buffer>): void;
-  /** Processes decoded records of one topic-partition batch (arrival order). */
+  /**
+   * Processes decoded records of one topic-partition batch (arrival order). The processor may
+   * split a fetched batch into several calls (1,000 records each), committed in one transaction
+   * with the changes taken after the last of them.
+   */
   process(topic: string, records: DecodedRecord[], wallMs: number): TaskResult;
   /** Wall-clock tick: timers that must fire while a partition is quiet. */
   tick(wallMs: number): TaskResult;

@@ -109,6 +109,9 @@ export interface TransactionalProcessor {
 /** Well under the broker's default message.max.bytes (1 MiB) per partition batch. */
 const MAX_REQUEST_BYTES = 512 * 1024;
 
+/** Records decoded and processed at a time within a fetched batch (see eachBatch). */
+const PROCESS_CHUNK = 1_000;
+
 /** How often a wait inside eachBatch asks for a heartbeat; kafkajs sends at most one per heartbeatInterval. */
 const KEEPALIVE_CHECK_MS = 1_000;
 
@@ -432,33 +435,47 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           if (!entry.task) return;
         }
         // Records below the committed offset are already in the restored state.
+        // Offsets ascend within a batch: only a batch that starts below the committed offset is filtered.
         const from = entry.committed.get(batch.topic) ?? -1n;
-        const messages = from < 0n ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
+        const messages = from < 0n || BigInt(batch.messages[0]!.offset) >= from ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
         if (messages.length === 0) {
           resolveOffset(last);
           return;
         }
         try {
           if (input.prefetch) await input.prefetch(messages.map((m) => m.value));
-          const records: DecodedRecord[] = [];
+          // Decoded and processed PROCESS_CHUNK records at a time (arrival order, one transaction
+          // for the whole batch): a fetched batch holds up to tens of thousands of records, and
+          // their decoded values die young instead of all surviving to the end of the batch.
+          const wall = now();
+          const out: OutputMessage[] = [];
           const dead: OutputMessage[] = [];
-          for (const m of messages) {
-            try {
-              records.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: input.decode(m.value) });
-            } catch (e) {
-              if (!isPoison(e)) throw e;
-              dead.push(deadLetter(m, batch.topic, batch.partition, e));
+          const done: Array<() => void> = [];
+          let decoded = 0;
+          for (let i = 0; i < messages.length; i += PROCESS_CHUNK) {
+            const records: DecodedRecord[] = [];
+            for (let j = i, end = Math.min(messages.length, i + PROCESS_CHUNK); j < end; j++) {
+              const m = messages[j]!;
+              try {
+                records.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: input.decode(m.value) });
+              } catch (e) {
+                if (!isPoison(e)) throw e;
+                dead.push(deadLetter(m, batch.topic, batch.partition, e));
+              }
             }
+            decoded += records.length;
+            const result = entry.task!.process(batch.topic, records, wall);
+            for (const m of result.messages) out.push(m);
+            if (result.committed) done.push(result.committed);
           }
-          const result = entry.task!.process(batch.topic, records, now());
-          const changes = entry.task!.takeChanges().map(([key, value]): OutputMessage => ({ topic: o.changelogTopic, key, value, partition: batch.partition }));
-          const out = dead.length + changes.length === 0 ? result.messages : [...result.messages, ...dead, ...changes];
+          for (const m of dead) out.push(m);
+          for (const [key, value] of entry.task!.takeChanges()) out.push({ topic: o.changelogTopic, key, value, partition: batch.partition });
           await commit(entry, out, { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
           entry.committed.set(batch.topic, BigInt(last) + 1n);
           resolveOffset(last);
-          o.metrics.decoded.inc({ topic: batch.topic }, records.length);
+          o.metrics.decoded.inc({ topic: batch.topic }, decoded);
           o.metrics.batchLatency.observe({ stage: 'process' }, (performance.now() - started) / 1000);
-          result.committed?.();
+          for (const f of done) f();
           return;
         } catch (e) {
           const kind = classifyError(e);
