@@ -5,11 +5,13 @@
 //     JSON lines under .cache/bench/ (reused when already there),
 //  2. engine alone: (a) the file parsed and validated in batches of BATCH events, as the detector
 //     decodes a Kafka batch; (b) all events pre-parsed in memory, with and without a capacity hint;
-//     only the engine calls are timed,
+//     only the engine calls are timed (wall clock -> events/s, and CPU time per event from
+//     process.cpuUsage, which other load on a shared machine disturbs far less),
 //  3. backtest end to end: runBacktest on the file (read, parse, validate, engine, write),
 //  4. memory: peak RSS, retained engine state, and bytes per tracked terminal / card / sale measured
 //     in isolation.
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -33,6 +35,7 @@ const cacheDir = join(root, '.cache', 'bench');
 const GEN: GenerateOptions = { seed: 42, events: EVENTS, merchants: 1000, terminals: 3000, cards: 300_000, meanGapMs: 100 };
 const GEN_VERSION = 2;
 
+const load = (): string => `load average ${loadavg().map((x) => x.toFixed(2)).join(', ')}`;
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
 const heapNow = (): number => {
@@ -101,29 +104,41 @@ function parseAll(file: string): Transaction[] {
 
 interface EngineRun {
   rates: number[];
+  /** CPU time (user + system, process.cpuUsage) per event over the timed engine calls, µs; less sensitive to other load on the machine than events/s. */
+  cpuUs: number[];
   engine: RuleEngine;
   alerts: number;
 }
 
+/** CPU time (user + system) since `from`, µs. */
+const cpuSince = (from: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(from);
+  return u.user + u.system;
+};
+
 /** All events pre-parsed in memory; only the engine loop is timed. */
 function engineInMemory(events: Transaction[], expectedSales: number | undefined): EngineRun {
   const rates: number[] = [];
+  const cpuUs: number[] = [];
   let engine = createRuleEngine(defaultRulesConfig());
   let alerts = 0;
   for (let r = 0; r < REPEAT; r++) {
     engine = createRuleEngine(defaultRulesConfig(), { expectedSales });
     alerts = 0;
     gc(); // construction allocates the buffers; collect before timing event processing
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     for (let i = 0; i < events.length; i++) alerts += engine.onTransaction(events[i]!).alerts.length;
     rates.push((events.length * 1000) / (performance.now() - t0));
+    cpuUs.push(cpuSince(c0) / events.length);
   }
-  return { rates, engine, alerts };
+  return { rates, cpuUs, engine, alerts };
 }
 
 /** Parsed and validated in batches (as the detector decodes a Kafka batch); only the engine calls are timed. */
 function engineBatched(file: string, expectedSales: number): EngineRun {
   const rates: number[] = [];
+  const cpuUs: number[] = [];
   let engine = createRuleEngine(defaultRulesConfig());
   let alerts = 0;
   for (let r = 0; r < REPEAT; r++) {
@@ -131,21 +146,29 @@ function engineBatched(file: string, expectedSales: number): EngineRun {
     const e = engine;
     gc();
     let ms = 0;
+    let us = 0;
     alerts = 0;
     const n = forEachBatch(file, (batch) => {
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       for (let i = 0; i < batch.length; i++) alerts += e.onTransaction(batch[i]!).alerts.length;
       ms += performance.now() - t0;
+      us += cpuSince(c0);
     });
     rates.push((n * 1000) / ms);
+    cpuUs.push(us / n);
   }
-  return { rates, engine, alerts };
+  return { rates, cpuUs, engine, alerts };
 }
 
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const summarise = (rates: number[]): string => {
   const sorted = [...rates].sort((a, b) => a - b);
-  return `best ${fmt(sorted[sorted.length - 1]!)}   median ${fmt(sorted[Math.floor(sorted.length / 2)]!)}   runs ${rates.map(fmt).join(', ')}`;
+  return `best ${fmt(sorted[sorted.length - 1]!)}   median ${fmt(median(rates))}   runs ${rates.map(fmt).join(', ')}`;
 };
+/** CPU µs per event: best (lowest), median, runs; and the events/s that CPU time alone would allow. */
+const summariseCpu = (us: number[]): string =>
+  `best ${Math.min(...us).toFixed(3)}   median ${median(us).toFixed(3)}   runs ${us.map((x) => x.toFixed(3)).join(', ')}   (= ${fmt(1e6 / Math.min(...us))} events/s per CPU-second at best)`;
 
 /** Bytes of retained state per unit, measured by growing one kind of state in isolation. */
 function perUnit(label: string, units: number, build: () => RuleEngine): string {
@@ -178,7 +201,8 @@ function memoryPerUnit(): string[] {
   const K = 20_000;
   out.push(
     perUnit('per terminal (full 101-sale median sample)', K, () => {
-      const e = createRuleEngine(parseRulesConfig({ engine: { allowed_lateness: 1, refund_lookback: 2 }, rules: { duplicate_charge: { window: 1 } } }));
+      // refund_after_deadline's deadline may not exceed the lookback (config validation).
+      const e = createRuleEngine(parseRulesConfig({ engine: { allowed_lateness: 1, refund_lookback: 2 }, rules: { duplicate_charge: { window: 1 }, refund_after_deadline: { deadline: 1 } } }));
       for (let k = 0; k < 101; k++) for (let t = 0; t < K; t++) e.onTransaction(sale(k * K + t, `T${String(t).padStart(6, '0')}`, `tok_${t}_${k}`, T0 + k * 60_000 + t));
       e.advanceClock(T0 + 200 * 60_000);
       return e;
@@ -205,13 +229,14 @@ function memoryPerUnit(): string[] {
 }
 
 async function main(): Promise<void> {
-  console.log(`tillwatch rules benchmark  node ${process.version}  ${process.platform}/${process.arch}`);
+  console.log(`tillwatch rules benchmark  node ${process.version}  ${process.platform}/${process.arch}  ${load()}`);
   const file = await ensureFile();
   console.log(`stream     ${fmt(EVENTS)} events, ${fmt(GEN.merchants)} merchants, ${fmt(GEN.terminals)} terminals, ${fmt(GEN.cards)} cards`);
 
   const batched = engineBatched(file, EVENTS);
   console.log(`\nengine alone, parsed in batches of ${BATCH} (detector-like), engine calls timed, ${REPEAT} runs`);
   console.log(`  events/s   ${summarise(batched.rates)}`);
+  console.log(`  CPU µs/ev  ${summariseCpu(batched.cpuUs)}`);
 
   const base = heapNow();
   const events = parseAll(file);
@@ -220,8 +245,10 @@ async function main(): Promise<void> {
   const s = mem.engine.stats();
   console.log(`\nengine alone, all ${fmt(events.length)} events pre-parsed in memory (${mib(inputBytes)}), capacity hint = event count, ${REPEAT} runs`);
   console.log(`  events/s   ${summarise(mem.rates)}`);
+  console.log(`  CPU µs/ev  ${summariseCpu(mem.cpuUs)}`);
   const noHint = engineInMemory(events, undefined);
   console.log(`  no hint    ${summarise(noHint.rates)}   (buffers grow by doubling from small)`);
+  console.log(`  no hint    CPU µs/ev ${summariseCpu(noHint.cpuUs)}`);
   console.log(`  alerts     ${fmt(mem.alerts)}`);
   console.log(`  state      ${fmt(s.merchants)} merchants, ${fmt(s.terminals)} terminals, ${fmt(s.sales)} sales, ${fmt(s.cards)} card keys, ${fmt(s.duplicateLegs)} duplicate legs`);
   events.length = 0;
@@ -229,7 +256,7 @@ async function main(): Promise<void> {
   const retained = heapNow() - base;
   console.log(`  retained   ${mib(retained)} heap+buffers for that state, presized (${fmt(retained / Math.max(1, s.sales))} B per sale held, all-in)`);
   const best = Math.max(...mem.rates);
-  const median = [...mem.rates].sort((a, b) => a - b)[Math.floor(mem.rates.length / 2)]!;
+  const medianRate = median(mem.rates);
   // Let the engines go before the backtest runs.
   mem.engine = noHint.engine = batched.engine = createRuleEngine(defaultRulesConfig());
 
@@ -250,17 +277,20 @@ async function main(): Promise<void> {
 
   const result = {
     when: new Date().toISOString(),
+    loadAverageAtEnd: loadavg(),
     node: process.version,
     events: EVENTS,
-    engineEventsPerSecond: { best: Math.round(best), median: Math.round(median), runs: mem.rates.map(Math.round) },
+    engineEventsPerSecond: { best: Math.round(best), median: Math.round(medianRate), runs: mem.rates.map(Math.round) },
+    engineCpuMicrosPerEvent: mem.cpuUs,
     engineBatchedEventsPerSecond: batched.rates.map(Math.round),
+    engineBatchedCpuMicrosPerEvent: batched.cpuUs,
     engineNoHintEventsPerSecond: noHint.rates.map(Math.round),
     backtestEventsPerSecond: { best: Math.max(...btRates), runs: btRates },
     retainedStateBytes: retained,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
   writeFileSync(join(cacheDir, 'results.json'), JSON.stringify(result, null, 2));
-  console.log(`\nresults    ${join(cacheDir, 'results.json')}`);
+  console.log(`\nresults    ${join(cacheDir, 'results.json')}   ${load()}`);
 }
 
 await main();

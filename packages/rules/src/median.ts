@@ -4,18 +4,17 @@
 // Keeping a sorted array up to date costs a binary search and a ~n/3-element shift per sale; worse, at
 // fleet scale every touch of a terminal's sample is a cache miss. So the sample lives in one buffer
 // (ring, then a sorted copy) and is sorted only every REBUILD_EVERY additions; between rebuilds the
-// terminal carries a small integer `sLB` that the exact median cannot be below. Removing values never
+// terminal carries a bound `lb` that the exact median cannot be below. Removing values never
 // lowers an order statistic and adding k values lowers it by at most k ranks, so with S the sorted
 // copy of n0 values, the median stays >= C[(n-1)>>1] >= S[((n0-1)>>1) - (REBUILD_EVERY-1)] until the
-// next rebuild. abnormal_amount asks for the exact median only when amount >= ratio x sLB, which an
+// next rebuild. abnormal_amount asks for the exact median only when amount >= ratio x lb, which an
 // ordinary sale never reaches; the decision is always the exact one.
 //
-// The fields live on the terminal object itself (no extra object to chase), hence the functional API;
-// the values of all terminals sharing a sample size live in one SampleSlab.
+// A sample's header (a few numbers) lives in a typed-array row the caller owns (abnormal_amount: one
+// row per terminal slot), hence the functional API: no object per sample to chase. The values of all
+// samples sharing a capacity live in one SampleSlab.
 
 const REBUILD_EVERY = 32;
-/** sLB is kept a small integer so the field stays unboxed; a lower value is still a valid bound. */
-const SMI_MAX = 0x3fffffff;
 
 /**
  * One buffer holding many samples of the same capacity (2 x capacity doubles each): reaching a
@@ -52,95 +51,112 @@ export class SampleSlab {
   }
 }
 
-export interface SampleState {
-  /**
-   * At sOff: [0, cap) ring of the values as of the last rebuild (sN0 of them, oldest at sHead);
-   * [cap, 2cap) the same values sorted; [2cap, 2cap + K) scratch for evicted values during a rebuild;
-   * [2cap + K, 2cap + 2K) values added since the last rebuild (sAdded of them), in arrival order.
-   */
-  sSlab: SampleSlab | null;
-  sOff: number;
-  sHead: number;
-  sN: number;
-  sAdded: number;
-  /** Values in the sorted copy (0 before the first rebuild). */
-  sN0: number;
-  sLB: number;
+// A sample's header: six numbers at offset `o` of a Float64Array the caller owns (a rule keeps one row
+// per terminal slot, so reaching a terminal's sample costs no object and no pointer chase). The slab
+// holding the values is passed alongside.
+/** Offset of the sample's values in its slab. */
+const H_OFF = 0;
+/** Oldest value of the ring (as of the last rebuild). */
+const H_HEAD = 1;
+/** Values held. */
+const H_N = 2;
+/** Values added since the last rebuild (pending). */
+const H_ADDED = 3;
+/** Values in the sorted copy (0 before the first rebuild). */
+const H_N0 = 4;
+/** The static lower bound carried since the last rebuild (0: none). */
+const H_LB = 5;
+/** Numbers a sample header takes; a caller's row may hold its own fields after them. */
+export const SAMPLE_HEADER = 6;
+
+/*
+ * At the sample's offset in the slab: [0, cap) ring of the values as of the last rebuild (n0 of them,
+ * oldest at head); [cap, 2cap) the same values sorted; [2cap, 2cap + K) scratch for evicted values
+ * during a rebuild; [2cap + K, 2cap + 2K) values added since the last rebuild (added of them), in
+ * arrival order.
+ */
+
+/** Starts an empty sample in `slab`; its header at h[o..o+SAMPLE_HEADER). */
+export function sampleInit(h: Float64Array, o: number, slab: SampleSlab): void {
+  h[o + H_OFF] = slab.alloc();
+  h[o + H_HEAD] = 0;
+  h[o + H_N] = 0;
+  h[o + H_ADDED] = 0;
+  h[o + H_N0] = 0;
+  h[o + H_LB] = 0;
 }
 
-export function newSample(s: SampleState, slab: SampleSlab): void {
-  s.sSlab = slab;
-  s.sOff = slab.alloc();
-  s.sHead = 0;
-  s.sN = 0;
-  s.sAdded = 0;
-  s.sN0 = 0;
-  s.sLB = 0;
+/** Gives the sample's values back to its slab. */
+export function sampleRelease(h: Float64Array, o: number, slab: SampleSlab): void {
+  slab.release(h[o + H_OFF]!);
 }
 
-export function releaseSample(s: SampleState): void {
-  if (s.sSlab !== null) s.sSlab.release(s.sOff);
-  s.sSlab = null;
+/** Values held. */
+export function sampleSize(h: Float64Array, o: number): number {
+  return h[o + H_N]!;
 }
 
-export function sampleAdd(s: SampleState, value: number): void {
-  const slab = s.sSlab!;
+export function sampleAdd(h: Float64Array, o: number, slab: SampleSlab, value: number): void {
   // Only the pending region is written per sale (one cache line); the ring is updated at rebuild.
-  slab.buf[s.sOff + 2 * slab.capacity + REBUILD_EVERY + s.sAdded] = value;
-  if (s.sN < slab.capacity) s.sN++;
-  if (++s.sAdded >= REBUILD_EVERY) rebuild(s);
+  const added = h[o + H_ADDED]!;
+  slab.buf[h[o + H_OFF]! + 2 * slab.capacity + REBUILD_EVERY + added] = value;
+  const n = h[o + H_N]!;
+  if (n < slab.capacity) h[o + H_N] = n + 1;
+  h[o + H_ADDED] = added + 1;
+  if (added + 1 >= REBUILD_EVERY) rebuild(h, o, slab);
 }
 
 /**
  * A value the exact median is never below (0 when none is known): the static bound carried since the
  * last rebuild, else (small samples) the tighter S[((n-1)>>1) - added] read from the sorted copy.
  */
-export function sampleLowerBound(s: SampleState): number {
-  if (s.sLB > 0) return s.sLB;
-  const j = ((s.sN - 1) >> 1) - s.sAdded;
-  return j >= 0 && j < s.sN0 ? s.sSlab!.buf[s.sOff + s.sSlab!.capacity + j]! : 0;
+export function sampleLowerBound(h: Float64Array, o: number, slab: SampleSlab): number {
+  const lb = h[o + H_LB]!;
+  if (lb > 0) return lb;
+  const j = ((h[o + H_N]! - 1) >> 1) - h[o + H_ADDED]!;
+  return j >= 0 && j < h[o + H_N0]! ? slab.buf[h[o + H_OFF]! + slab.capacity + j]! : 0;
 }
 
 /** Exact median of the values held; NaN when empty. Even count: mean of the two middle values. */
-export function sampleMedian(s: SampleState): number {
-  const n = s.sN;
-  if (n === 0 || s.sSlab === null) return NaN;
-  if (s.sAdded > 0) rebuild(s);
-  const buf = s.sSlab.buf;
-  const base = s.sOff + s.sSlab.capacity;
+export function sampleMedian(h: Float64Array, o: number, slab: SampleSlab): number {
+  const n = h[o + H_N]!;
+  if (n === 0) return NaN;
+  if (h[o + H_ADDED]! > 0) rebuild(h, o, slab);
+  const buf = slab.buf;
+  const base = h[o + H_OFF]! + slab.capacity;
   const mid = n >> 1;
   return n & 1 ? buf[base + mid]! : (buf[base + mid - 1]! + buf[base + mid]!) / 2;
 }
 
 /** Values oldest first (for snapshots). */
-export function sampleValues(s: SampleState): number[] {
-  const slab = s.sSlab;
-  if (slab === null) return [];
+export function sampleValues(h: Float64Array, o: number, slab: SampleSlab): number[] {
   const cap = slab.capacity;
   const buf = slab.buf;
+  const off = h[o + H_OFF]!;
+  const head = h[o + H_HEAD]!;
   const all: number[] = [];
-  for (let k = 0; k < s.sN0; k++) {
-    let i = s.sHead + k;
+  for (let k = 0; k < h[o + H_N0]!; k++) {
+    let i = head + k;
     if (i >= cap) i -= cap;
-    all.push(buf[s.sOff + i]!);
+    all.push(buf[off + i]!);
   }
-  for (let k = 0; k < s.sAdded; k++) all.push(buf[s.sOff + 2 * cap + REBUILD_EVERY + k]!);
+  const added = h[o + H_ADDED]!;
+  for (let k = 0; k < added; k++) all.push(buf[off + 2 * cap + REBUILD_EVERY + k]!);
   return all.slice(Math.max(0, all.length - cap));
 }
 
-function rebuild(s: SampleState): void {
-  const slab = s.sSlab!;
+function rebuild(h: Float64Array, o: number, slab: SampleSlab): void {
   const buf = slab.buf;
   const cap = slab.capacity;
-  const off = s.sOff;
+  const off = h[o + H_OFF]!;
   const so = off + cap; // sorted copy
   const eo = off + 2 * cap; // evicted values
   const po = eo + REBUILD_EVERY; // pending values
-  const n0 = s.sN0;
-  const added = s.sAdded;
+  const n0 = h[o + H_N0]!;
+  const added = h[o + H_ADDED]!;
   // Apply the pending values to the ring, remembering what they evict.
   let count = n0;
-  let head = s.sHead;
+  let head = h[o + H_HEAD]!;
   let ev = 0;
   for (let k = 0; k < added; k++) {
     const v = buf[po + k]!;
@@ -151,7 +167,7 @@ function rebuild(s: SampleState): void {
       head = head + 1 === cap ? 0 : head + 1;
     }
   }
-  s.sHead = head;
+  h[o + H_HEAD] = head;
   if (n0 > 0 && cap >= 2 * REBUILD_EVERY) {
     // Incremental: drop the evicted values from the sorted copy, merge in the pending ones. Every
     // evicted value is in the copy: fewer than cap values were applied, so only older ones left.
@@ -180,11 +196,10 @@ function rebuild(s: SampleState): void {
     buf.copyWithin(so, off, off + count);
     buf.subarray(so, so + count).sort();
   }
-  s.sAdded = 0;
-  s.sN0 = count;
+  h[o + H_ADDED] = 0;
+  h[o + H_N0] = count;
   const j = ((count - 1) >> 1) - (REBUILD_EVERY - 1);
-  const lb = j >= 0 ? buf[so + j]! : 0;
-  s.sLB = lb > SMI_MAX ? SMI_MAX : lb;
+  h[o + H_LB] = j >= 0 ? buf[so + j]! : 0;
 }
 
 function insertionSort(buf: Float64Array, from: number, count: number): void {
@@ -200,31 +215,27 @@ function insertionSort(buf: Float64Array, from: number, count: number): void {
 }
 
 /** Standalone sample (tests, tools): the same code the engine runs on its terminals. */
-export class MedianSample implements SampleState {
-  sSlab: SampleSlab | null = null;
-  sOff = 0;
-  sHead = 0;
-  sN = 0;
-  sAdded = 0;
-  sN0 = 0;
-  sLB = 0;
+export class MedianSample {
+  private readonly h = new Float64Array(SAMPLE_HEADER);
+  private readonly slab: SampleSlab;
   constructor(capacity: number) {
-    newSample(this, new SampleSlab(capacity, 1));
+    this.slab = new SampleSlab(capacity, 1);
+    sampleInit(this.h, 0, this.slab);
   }
   get size(): number {
-    return this.sN;
+    return sampleSize(this.h, 0);
   }
   add(v: number): void {
-    sampleAdd(this, v);
+    sampleAdd(this.h, 0, this.slab, v);
   }
   median(): number {
-    return sampleMedian(this);
+    return sampleMedian(this.h, 0, this.slab);
   }
   /** A value the exact median is never below (0 when none is known). */
   lowerBound(): number {
-    return sampleLowerBound(this);
+    return sampleLowerBound(this.h, 0, this.slab);
   }
   values(): number[] {
-    return sampleValues(this);
+    return sampleValues(this.h, 0, this.slab);
   }
 }

@@ -296,6 +296,9 @@ export class SaleRows {
   card: (string | null)[];
   terminalId: (string | null)[];
   currency: string[];
+  /** Columns the rules add (see column), by name and in creation order. */
+  private readonly extra = new Map<string, (string | null)[]>();
+  private readonly extraList: (string | null)[][] = [];
   private readonly free: number[] = [];
   private top = 0;
   live = 0;
@@ -394,6 +397,21 @@ export class SaleRows {
     this.i[r * 16 + I_NEXT] = v;
   }
 
+  /**
+   * A column of rule state kept per sale row (a string or null), created at the first request and
+   * shared by name (rules asking for the same name read and write one column). It is preallocated and
+   * grows with the rows (in place: the array returned stays valid); a released row's entry is cleared.
+   */
+  column(name: string): (string | null)[] {
+    let col = this.extra.get(name);
+    if (col === undefined) {
+      col = new Array<string | null>(this.cap).fill(null);
+      this.extra.set(name, col);
+      this.extraList.push(col);
+    }
+    return col;
+  }
+
   alloc(): number {
     this.live++;
     const f = this.free.pop();
@@ -411,6 +429,8 @@ export class SaleRows {
     this.card[row] = null;
     this.terminalId[row] = null;
     this.currency[row] = '';
+    const extra = this.extraList;
+    for (let k = 0; k < extra.length; k++) extra[k]![row] = null;
     this.free.push(row);
   }
 
@@ -435,6 +455,7 @@ export class SaleRows {
     this.card = extend(this.card, null);
     this.terminalId = extend(this.terminalId, null);
     this.currency = extend(this.currency, '');
+    for (const col of this.extraList) extend(col, null);
     this.cap = cap;
   }
 }

@@ -1,7 +1,7 @@
 // refund_after_deadline: an APPROVED REFUND more than `deadline` (event time) after its sale. The
 // deadline may not exceed engine.refund_lookback (config validation): older sales are not held. State:
-// the sale's event id per sale row (evidence), for the whole lookback, written with the sale's
-// changelog value. See README.md.
+// the sale's event id per sale row (evidence; a column of the sale rows), for the whole lookback,
+// written with the sale's changelog value. See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { DAY, duration } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
@@ -15,14 +15,20 @@ export interface RefundAfterDeadlineConfig extends RuleCommon {
 
 class RefundAfterDeadline implements RuleInstance {
   readonly def = refundAfterDeadline;
-  /** Per sale row: the sale's event_id (null: no sale stored in that row). Shared with the shadow instance. */
-  private events: (string | null)[] = [];
+  /**
+   * Per sale row: the sale's event_id (null: no sale stored in that row), a column of the sale rows
+   * (cleared when a row is freed). Shared by name with the shadow instance, so a shadow added later by
+   * setRules knows every sale held, and with refund_card_mismatch.
+   */
+  private readonly events: (string | null)[];
 
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
-  ) {}
+  ) {
+    this.events = core.sales.rows.column('sale_event_id');
+  }
 
   onSaleStored(term: TerminalState, t: Transaction, row: number, voided: boolean, hadRefunds: boolean): void {
     if (row < 0) return;
@@ -68,15 +74,6 @@ class RefundAfterDeadline implements RuleInstance {
       c.currency[sale]!,
       amount,
     );
-  }
-
-  /** The shadow instance uses the active one's column: it knows every sale held, even when added later by setRules. */
-  attachShadow(shadow: RuleInstance | null): void {
-    if (shadow instanceof RefundAfterDeadline) shadow.events = this.events;
-  }
-
-  onRowFreed(row: number): void {
-    this.events[row] = null;
   }
 
   writeSale(row: number, out: Record<string, unknown>): void {

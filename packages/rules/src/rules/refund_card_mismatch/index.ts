@@ -1,7 +1,7 @@
 // refund_card_mismatch: an APPROVED REFUND of a known APPROVED SALE to a different card_token than the
 // sale's (refunds to another card are a classic cashier fraud). State: the sale's card and event id per
-// sale row, for the whole refund lookback (the ledger's own copies are dropped after the duplicate
-// horizon), written with the sale's changelog value. See README.md.
+// sale row (columns of the sale rows), for the whole refund lookback (the ledger's own copies are
+// dropped after the duplicate horizon), written with the sale's changelog value. See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { SEEN, VOIDED } from '../../storage/ledger.js';
 import type { EngineCore, MerchantState, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
@@ -10,15 +10,22 @@ export type RefundCardMismatchConfig = RuleCommon;
 
 class RefundCardMismatch implements RuleInstance {
   readonly def = refundCardMismatch;
-  /** Per sale row: the sale's card_token and event_id (null: no sale stored in that row). Shared with the shadow instance. */
-  private cards: (string | null)[] = [];
-  private events: (string | null)[] = [];
+  /**
+   * Per sale row: the sale's card_token and event_id (null: no sale stored in that row), in columns of
+   * the sale rows (cleared when a row is freed). Shared by name with the shadow instance, so a shadow
+   * added later by setRules knows every sale held; refund_after_deadline shares the event ids.
+   */
+  private readonly cards: (string | null)[];
+  private readonly events: (string | null)[];
 
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
-  ) {}
+  ) {
+    this.cards = core.sales.rows.column('sale_card_token');
+    this.events = core.sales.rows.column('sale_event_id');
+  }
 
   onSaleStored(term: TerminalState, t: Transaction, row: number, voided: boolean, hadRefunds: boolean): void {
     if (row < 0) return;
@@ -67,19 +74,6 @@ class RefundCardMismatch implements RuleInstance {
       c.currency[sale]!,
       amount,
     );
-  }
-
-  /** The shadow instance uses the active one's columns: it knows every sale held, even when added later by setRules. */
-  attachShadow(shadow: RuleInstance | null): void {
-    if (shadow instanceof RefundCardMismatch) {
-      shadow.cards = this.cards;
-      shadow.events = this.events;
-    }
-  }
-
-  onRowFreed(row: number): void {
-    this.cards[row] = null;
-    this.events[row] = null;
   }
 
   writeSale(row: number, out: Record<string, unknown>): void {

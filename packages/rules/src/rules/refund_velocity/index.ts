@@ -1,7 +1,7 @@
 // refund_velocity: the APPROVED REFUND that makes `count` approved refunds at one terminal within
 // `window` of event time; then silent for that terminal until `window` after the refund that fired.
-// State per terminal: the refunds still inside the window of the latest one, and the silence end,
-// written with the terminal's changelog value. See README.md.
+// State per terminal (in the instance, by terminal slot): the refunds still inside the window of the
+// latest one, and the silence end, written with the terminal's changelog value. See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { MIN, duration, num } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
@@ -22,18 +22,30 @@ interface VelocityState {
   silentUntil: number;
 }
 
+/** Per-terminal state lives in the instance, in a dense array indexed by the terminal's slot (null = none). */
 class RefundVelocity implements RuleInstance {
   readonly def = refundVelocity;
+  private states: (VelocityState | null)[] = [];
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
   ) {}
 
+  private stateOf(k: number): VelocityState | null {
+    return k >= 0 && k < this.states.length ? this.states[k]! : null;
+  }
+
+  private setState(k: number, s: VelocityState | null): void {
+    const st = this.states;
+    while (k >= st.length) st.push(null);
+    st[k] = s;
+  }
+
   onRefund(term: TerminalState, t: Transaction): void {
     const p = term.rules[this.variant]!.refund_velocity;
-    let s = term.st[this.slot] as VelocityState | undefined;
-    if (s === undefined) term.st[this.slot] = s = { ets: [], ids: [], silentUntil: -Infinity };
+    let s = this.stateOf(term.slot);
+    if (s === null) this.setState(term.slot, (s = { ets: [], ids: [], silentUntil: -Infinity }));
     const et = t.event_time;
     // A refund without original_txn_id delivered twice reaches onRefund twice (the ledger cannot tell): count it once.
     if (s.ids.includes(t.event_id)) return;
@@ -81,16 +93,24 @@ class RefundVelocity implements RuleInstance {
     );
   }
 
+  dropTerminal(term: TerminalState): void {
+    if (this.stateOf(term.slot) !== null) this.states[term.slot] = null;
+  }
+
+  dispose(terminals: Iterable<TerminalState>): void {
+    for (const term of terminals) this.dropTerminal(term);
+  }
+
   writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
-    const s = term.st[this.slot] as VelocityState | undefined;
-    if (s === undefined) return;
+    const s = this.stateOf(term.slot);
+    if (s === null) return;
     out.refund_velocity = { ets: s.ets.slice(), ids: s.ids.slice(), silent_until: Number.isFinite(s.silentUntil) ? s.silentUntil : null };
   }
 
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
     const v = snap.refund_velocity as { ets?: unknown; ids?: unknown; silent_until?: unknown } | undefined;
     if (v === undefined || !Array.isArray(v.ets) || !Array.isArray(v.ids)) return;
-    term.st[this.slot] = { ets: (v.ets as number[]).slice(), ids: (v.ids as string[]).slice(), silentUntil: typeof v.silent_until === 'number' ? v.silent_until : -Infinity } satisfies VelocityState;
+    this.setState(term.slot, { ets: (v.ets as number[]).slice(), ids: (v.ids as string[]).slice(), silentUntil: typeof v.silent_until === 'number' ? v.silent_until : -Infinity });
   }
 }
 

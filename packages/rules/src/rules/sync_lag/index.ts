@@ -2,7 +2,7 @@
 // An episode opens at a terminal's first late transaction and ends once the terminal has sent no late
 // transaction for `episode_quiet` (received time): on-time transactions in between do not end it.
 // The end is a timer in the engine's heap; it closes the episode's alert with an alert update.
-// State per terminal: the open episode, if any. See README.md.
+// State per terminal (in the instance, by terminal slot): the open episode, if any. See README.md.
 import { alertUpdateId, type Transaction } from '@tillwatch/schemas';
 import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
@@ -41,21 +41,37 @@ export interface LagEpisodeSnapshot {
   due: number;
 }
 
+/**
+ * The open episode of each terminal lives in the instance, in a dense array indexed by the terminal's
+ * slot (TerminalState.slot, stable while the terminal is registered; null = none), like sequence_gap's
+ * state: no per-terminal array to load on the late path.
+ */
 class SyncLag implements RuleInstance {
   readonly def = syncLag;
+  private episodes: (Episode | null)[] = new Array<Episode | null>(256).fill(null);
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
   ) {}
 
+  private episodeOf(k: number): Episode | null {
+    return k >= 0 && k < this.episodes.length ? this.episodes[k]! : null;
+  }
+
+  private setEpisode(k: number, ep: Episode | null): void {
+    const eps = this.episodes;
+    while (k >= eps.length) eps.push(null);
+    eps[k] = ep;
+  }
+
   onEvent(term: TerminalState, t: Transaction): void {
     const p = term.rules[this.variant]!.sync_lag;
     const lag = t.received_time - t.event_time;
     if (lag <= p.threshold) return; // on time: the episode, if any, goes on
     const recv = t.received_time;
-    const ep = term.st[this.slot] as Episode | undefined;
-    if (ep !== undefined) {
+    const ep = this.episodeOf(term.slot);
+    if (ep !== null) {
       ep.lateCount++;
       if (lag > ep.maxLag) ep.maxLag = lag;
       if (t.event_time < ep.firstEt) ep.firstEt = t.event_time;
@@ -84,7 +100,7 @@ class SyncLag implements RuleInstance {
       lateCount: 1,
       maxLag: lag,
     };
-    term.st[this.slot] = fresh;
+    this.setEpisode(term.slot, fresh);
     this.core.timers.push(fresh);
     if (!p.enabled) return;
     this.core.emit(
@@ -107,8 +123,8 @@ class SyncLag implements RuleInstance {
     const ep = timer as Episode;
     const term = ep.terminal;
     this.core.timers.remove(ep);
-    if (term.st[this.slot] !== ep) return; // not expected: a dropped terminal's timer is removed with it
-    term.st[this.slot] = undefined;
+    if (this.episodeOf(term.slot) !== ep) return; // not expected: a dropped terminal's timer is removed with it
+    this.episodes[term.slot] = null;
     this.core.markTerminal(term);
     if (ep.alertId === null) return;
     const quiet = ep.due - ep.lastLate;
@@ -131,18 +147,19 @@ class SyncLag implements RuleInstance {
   }
 
   holdsTerminal(term: TerminalState): boolean {
-    return term.st[this.slot] !== undefined;
+    return this.episodeOf(term.slot) !== null;
   }
 
   /** The terminal is in a late-sync episode (tracked even while the rule is disabled). Read by the refund reasons (src/reasons/). */
   episodeOpen(term: TerminalState): boolean {
-    return term.st[this.slot] !== undefined;
+    return this.episodeOf(term.slot) !== null;
   }
 
   dropTerminal(term: TerminalState): void {
-    const ep = term.st[this.slot] as Episode | undefined;
-    if (ep !== undefined) this.core.timers.remove(ep);
-    term.st[this.slot] = undefined;
+    const ep = this.episodeOf(term.slot);
+    if (ep === null) return;
+    this.core.timers.remove(ep);
+    this.episodes[term.slot] = null;
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
@@ -150,9 +167,9 @@ class SyncLag implements RuleInstance {
   }
 
   writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
-    const ep = term.st[this.slot] as Episode | undefined;
-    out.lag_episode = ep !== undefined;
-    if (ep === undefined) return;
+    const ep = this.episodeOf(term.slot);
+    out.lag_episode = ep !== null;
+    if (ep === null) return;
     out.lag = {
       alert_id: ep.alertId,
       started_at: ep.startedAt,
@@ -183,7 +200,7 @@ class SyncLag implements RuleInstance {
       lateCount: s?.late_count ?? 0,
       maxLag: s?.max_lag ?? 0,
     };
-    term.st[this.slot] = ep;
+    this.setEpisode(term.slot, ep);
     this.core.timers.push(ep);
   }
 }
