@@ -230,8 +230,6 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       summary,
       details: { terminals: terminals, merchants: inc.merchants.size, first_start: inc.first_start, last_start: t, threshold, active_terminals: activeNow, window_ms: cfg.sync_incident.window },
       rules_version: version,
-      currency: null,
-      amount_minor: null,
     });
     // One notification of the acquirer for the whole incident, instead of one per merchant.
     const notify: Action = {
@@ -419,8 +417,6 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         summary: `Freeze circuit open: ${a.kind} from ${a.rule} at terminal ${a.terminal_id} held back and downgraded to review (${overFleet ? `fleet cap of ${g.max_freezes}` : `cap of ${g.max_freezes_per_merchant} at merchant ${a.merchant_id}`} per ${fmtMin(g.freeze_window)} reached); the count held back comes with the window's end.`,
         details: { held_back: 1, max_freezes: g.max_freezes, max_freezes_per_merchant: g.max_freezes_per_merchant, freeze_window_ms: g.freeze_window },
         rules_version: version,
-        currency: null,
-        amount_minor: null,
       });
     }
     if (overFleet) gov.circuit.held_fleet++;

@@ -21,7 +21,7 @@ export interface PipelineOptions {
   api: { host?: string; port: number };
   /** Ops endpoints of the detector and the sink on 127.0.0.1, and the API's /metrics port (default API_OPS_PORT) (0 = any free port). */
   opsPorts: { detector: number; sink: number; api?: number; stage?: number };
-  /** The detector's alerts, once committed. */
+  /** The detector's and the second stage's alerts, once committed. */
   onAlerts?: (alerts: Alert[]) => void;
   /** An error no retry cures in the detector or the sink: the owner should stop and exit non-zero. */
   onFatal: (service: 'detector' | 'sink' | 'stage', error: Error) => void;
@@ -68,7 +68,10 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     groupId: ctx.env['STAGE_GROUP_ID'] || 'tillwatch-stage',
     topics: { ...ctx.topics, input: ctx.topics.stageInput, changelog: ctx.topics.stageChangelog },
     onFatal: (e) => o.onFatal('stage', e),
+    // The stage's alerts (fleet incidents, freeze circuit) are the pipeline's alerts too.
     onCommitted: (out) => {
+      if (out.alerts.length === 0) return;
+      o.onAlerts?.(out.alerts);
       for (const a of out.alerts) feed.publish(a);
     },
   });
