@@ -93,9 +93,9 @@ export interface CoreSnapshot {
   idle: boolean[];
   frontier: number;
   buffer: Buffered[];
-  open: Array<[string, string[]]>;
   recent: Start[];
-  incident: (Omit<Incident, 'members' | 'merchants'> & { members: Array<[string, string]>; merchants: string[] }) | null;
+  /** Without its members (keys member:<terminal> = merchant). */
+  incident: Omit<Incident, 'members' | 'merchants'> | null;
   gov: { window: number; fleet: number; merchants: Array<[string, number]>; circuit: Circuit | null };
   late: number;
 }
@@ -107,7 +107,11 @@ export interface StageCore {
   flush(): StageOutput;
   setConfig(config: RulesConfig): void;
   stats(): StageStats;
-  /** Changelog writes since the last call: `core` (the state without activity) and `seen:<terminal>` (bucket). */
+  /**
+   * Changelog writes since the last call: `core` (watermarks, buffer, window, incident and governor
+   * counters), `seen:<terminal>` (last activity hour), `open:<terminal>` (its open episodes' alert
+   * ids) and `member:<terminal>` (its merchant, while in the open incident); null = tombstone.
+   */
   takeChanges(): Array<[string, unknown]>;
   restore(entries: Iterable<[string, unknown]>): void;
 }
@@ -150,6 +154,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   let seen = new Map<string, number>();
   let bucketCounts = new Map<number, number>();
   let seenChanged = new Set<string>();
+  // Open episodes and incident members go to the changelog per terminal (keys open:<t>, member:<t>),
+  // so a batch writes what changed, not the whole fleet-wide outage.
+  let openChanged = new Set<string>();
+  let memberChanges = new Map<string, string | null>();
   let coreChanged = false;
 
   let out: StageOutput = { alerts: [], updates: [], actions: [], decisions: [] };
@@ -183,6 +191,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     if (s.time > inc.last_start) inc.last_start = s.time;
     if (!inc.members.has(s.terminal_id)) {
       inc.members.set(s.terminal_id, s.merchant_id);
+      memberChanges.set(s.terminal_id, s.merchant_id);
       inc.merchants.add(s.merchant_id);
       if (inc.evidence_terminals < EVIDENCE_TERMINALS) {
         inc.evidence_terminals++;
@@ -274,6 +283,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         duration_ms: durationMs,
       },
     });
+    for (const t of inc.members.keys()) memberChanges.set(t, null);
     incident = null;
     recent = [];
   };
@@ -283,6 +293,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     const wasOpen = ids !== undefined;
     if (ids === undefined) open.set(r.terminal_id, [r.alert_id]);
     else if (!ids.includes(r.alert_id)) ids.push(r.alert_id);
+    openChanged.add(r.terminal_id);
     const s: Start = { time: r.time, terminal_id: r.terminal_id, merchant_id: r.merchant_id, alert_id: r.alert_id, event_id: r.event_id };
     if (incident !== null) {
       if (!wasOpen && incident.members.has(r.terminal_id)) incident.open_members++;
@@ -312,6 +323,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     const i = ids.indexOf(r.alert_id);
     if (i < 0) return;
     ids.splice(i, 1);
+    openChanged.add(r.terminal_id);
     if (ids.length > 0) return;
     open.delete(r.terminal_id);
     if (incident === null || !incident.members.has(r.terminal_id)) return;
@@ -536,6 +548,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       const changes: Array<[string, unknown]> = [];
       for (const t of seenChanged) changes.push([`seen:${t}`, seen.get(t)]);
       seenChanged = new Set();
+      for (const t of openChanged) changes.push([`open:${t}`, open.has(t) ? [...open.get(t)!] : null]);
+      openChanged = new Set();
+      for (const [t, m] of memberChanges) changes.push([`member:${t}`, m]);
+      memberChanges = new Map();
       if (coreChanged) {
         coreChanged = false;
         const snap: CoreSnapshot = {
@@ -544,9 +560,8 @@ export function createStageCore(o: StageCoreOptions): StageCore {
           idle: [...idle],
           frontier,
           buffer: [...buffer],
-          open: [...open].map(([k, v]) => [k, [...v]]),
           recent: [...recent],
-          incident: incident === null ? null : { ...incident, members: [...incident.members], merchants: [...incident.merchants], evidence: [...incident.evidence] },
+          incident: incident === null ? null : (({ members: _m, merchants: _s, ...rest }) => ({ ...rest, evidence: [...rest.evidence] }))(incident),
           gov: { window: gov.window, fleet: gov.fleet, merchants: [...gov.merchants], circuit: gov.circuit === null ? null : { ...gov.circuit } },
           late,
         };
@@ -557,7 +572,18 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     restore(entries) {
       seen = new Map();
       bucketCounts = new Map();
+      open = new Map();
+      const members = new Map<string, string>();
       for (const [k, v] of entries) {
+        if (v === null || v === undefined) continue; // a tombstone
+        if (k.startsWith('open:')) {
+          open.set(k.slice(5), [...(v as string[])]);
+          continue;
+        }
+        if (k.startsWith('member:')) {
+          members.set(k.slice(7), v as string);
+          continue;
+        }
         if (k.startsWith('seen:')) {
           onSeen({ type: 'seen', partition: 0, time: 0, terminal_id: k.slice(5), merchant_id: '', bucket: v as number });
           continue;
@@ -570,13 +596,18 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         maxWm = Math.max(-1, ...wm.map((w) => w ?? -1));
         buffer = [...s.buffer];
         sorted = false;
-        open = new Map(s.open.map(([t, ids]) => [t, [...ids]]));
         recent = [...s.recent];
-        incident = s.incident === null ? null : { ...s.incident, members: new Map(s.incident.members), merchants: new Set(s.incident.merchants), evidence: [...s.incident.evidence] };
+        incident = s.incident === null ? null : { ...s.incident, members: new Map(), merchants: new Set(), evidence: [...s.incident.evidence] };
         gov = { window: s.gov.window, fleet: s.gov.fleet, merchants: new Map(s.gov.merchants), circuit: s.gov.circuit };
         late = s.late;
       }
+      if (incident !== null) {
+        incident.members = members;
+        incident.merchants = new Set(members.values());
+      }
       seenChanged = new Set();
+      openChanged = new Set();
+      memberChanges = new Map();
       coreChanged = false;
     },
   };

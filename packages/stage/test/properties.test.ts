@@ -119,7 +119,10 @@ describe('stage ordering (watermarks)', () => {
           for (let i = 0; i < merged.length; i += batch) {
             const chunk = merged.slice(i, Math.min(i + batch, merged.length));
             outs.push(core.apply(chunk));
-            for (const [k, v] of core.takeChanges()) state.set(k, JSON.parse(JSON.stringify(v)));
+            for (const [k, v] of core.takeChanges()) {
+              if (v === null) state.delete(k);
+              else state.set(k, JSON.parse(JSON.stringify(v)));
+            }
             if (i <= split && split < i + batch) {
               // Crash and restore from the changelog written so far.
               core = createStageCore({ partitions: parts.length, config: config() });
