@@ -13,7 +13,9 @@ import { defaultRulesConfig } from '@tillwatch/rules';
 import { createDetector } from '@tillwatch/detector';
 import { randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
-import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
+import { createDetectorMetrics, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
+import { createTestClickHouse } from '@tillwatch/clickhouse/testing';
+import { createSink } from '@tillwatch/sink';
 import { closeStreamTime, deleteTopics, produceEvents, readAll, setupTopics, sleep, waitCommitted } from '../../detector/test/support.js';
 
 const cli = fileURLToPath(new URL('../../cli/bin/tillwatch.js', import.meta.url));
@@ -162,5 +164,26 @@ describe('second stage, live (kill -9 during a fleet outage)', () => {
     const issued = governed.filter((a) => a.decision !== 'suppressed');
     expect(sortedIds([...freezes, ...notifies].map((a) => ({ id: `${a.action_id}:${a.kind}` })))).toEqual(sortedIds(issued.map((a) => ({ id: `${a.action_id}:${a.kind}` }))));
     expect(sortedIds(decisions.map((d) => ({ id: `${d.final_action_id ?? d.action_id}:${d.decision}` })))).toEqual(sortedIds(governed.map((a) => ({ id: `${a.action_id}:${a.decision}` }))));
+
+    // Every decision through the sink into ClickHouse action_decisions, once each.
+    const db = await createTestClickHouse({ migrate: true });
+    try {
+      const sink = createSink({ kafka, registry, ch: db.ch, metrics: createSinkMetrics(createRegistry({ service: 'sink-test', defaultMetrics: false })), logger, groupId: randomId('g-sink'), topics, maxDelayMs: 200 });
+      await sink.start();
+      let rows: { n: string | number; u: string | number; suppressed: string | number; downgraded: string | number }[] = [];
+      for (let i = 0; i < 300; i++) {
+        const rs = await db.ch.client.query({ query: `SELECT count() AS n, uniqExact(decision_id) AS u, countIf(decision = 'suppressed') AS suppressed, countIf(decision = 'downgraded') AS downgraded FROM ${db.ch.table('action_decisions')} FINAL`, format: 'JSONEachRow' });
+        rows = await rs.json();
+        if (Number(rows[0]?.n) >= governed.length) break;
+        await sleep(200);
+      }
+      await sink.stop();
+      expect(Number(rows[0]?.n)).toBe(governed.length);
+      expect(Number(rows[0]?.u)).toBe(governed.length);
+      expect(Number(rows[0]?.suppressed)).toBe(governed.filter((a) => a.decision === 'suppressed').length);
+      expect(Number(rows[0]?.downgraded)).toBe(governed.filter((a) => a.decision === 'downgraded').length);
+    } finally {
+      await db.dispose();
+    }
   });
 });
