@@ -298,7 +298,7 @@ describe('compose.yaml', () => {
   });
 
   it('every Tillwatch service has an image, a build target that exists, a CLI command and documented env only', () => {
-    expect(tillwatchServices.map(([n]) => n).sort()).toEqual(['api', 'detector', 'provision', 'simulator', 'sink']);
+    expect(tillwatchServices.map(([n]) => n).sort()).toEqual(['api', 'detector', 'provision', 'simulator', 'sink', 'stage']);
     for (const [name, s] of tillwatchServices) {
       expect(s.image, `${name} image`).toMatch(/^tillwatch\/[\w-]+:\S+$/);
       expect(s.build?.context, name).toBe('..');
@@ -411,6 +411,11 @@ function validateServiceEnv(command: string, env: Env): void {
   switch (command) {
     case 'detector':
       serviceConfig(env, { httpPort: SERVICE_PORTS.detector });
+      kafkaConfig(env);
+      registryConfig(env);
+      return;
+    case 'stage':
+      serviceConfig(env, { httpPort: 9467 });
       kafkaConfig(env);
       registryConfig(env);
       return;

@@ -178,6 +178,21 @@ const REASONS: RefundReason[] = [
   reason('r6', 'no_sale', 99, 'ABC', 'm2', 24),
 ];
 
+// Action governor (migration 012): the decisions about a2's and a3's proposed actions; one stored
+// twice (a redelivery).
+function decision(id: string, a: Alert, kind: string, decision: 'issued' | 'suppressed' | 'downgraded', reason: string, atMin: number, incident: string | null = null) {
+  return {
+    decision_id: id, action_id: id, kind, final_action_id: decision === 'suppressed' ? null : `${id}-final`, final_kind: decision === 'suppressed' ? null : decision === 'downgraded' ? 'REVIEW_REFUND' : kind,
+    alert_id: a.alert_id, rule: a.rule, terminal_id: a.terminal_id, merchant_id: a.merchant_id, target_type: 'TERMINAL', target_id: a.terminal_id, decision, reason, incident_id: incident,
+    decided_at: new Date(T0 + atMin * MIN).toISOString().replace('T', ' ').replace('Z', ''),
+  };
+}
+const DECISIONS = [
+  decision('d1', byId('a2'), 'FREEZE_TERMINAL', 'issued', 'policy', 6),
+  decision('d2', byId('a2'), 'FREEZE_CARD', 'downgraded', 'freeze_cap_fleet', 6),
+  decision('d3', byId('a3'), 'NOTIFY_MERCHANT', 'suppressed', 'fleet_incident', 7, 'inc-1'),
+];
+
 // ---------------------------------------------------------------------------------------------
 
 let t: TestClickHouse;
@@ -197,6 +212,7 @@ beforeAll(async () => {
   await write('dead_letters', DEAD_LETTERS.map(toDeadLetterRow));
   await write('alert_updates', UPDATES.map(toAlertUpdateRow));
   await write('refund_reasons', [...REASONS, REASONS[1]!].map(toRefundReasonRow));
+  await write('action_decisions', [...DECISIONS, DECISIONS[2]!]);
   // Shadow alerts for the rules dashboard (tillwatch-rules.json): a few of the same alerts.
   await write('alerts_shadow', ALERTS.slice(0, 3).map(toAlertRow));
 });

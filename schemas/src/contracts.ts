@@ -16,6 +16,7 @@ export const AvroSchemas = {
   action: load('action.avsc'),
   deadLetter: load('dead-letter.avsc'),
   rulesDocument: load('rules-document.avsc'),
+  actionDecision: load('action-decision.avsc'),
 } as const;
 
 export type ContractName = keyof typeof AvroSchemas;
@@ -32,6 +33,7 @@ export const TopicContracts: Record<string, ContractName> = {
   [Topics.dlq]: 'deadLetter',
   [Topics.rules]: 'rulesDocument',
   [Topics.shadowAlerts]: 'alert',
+  [Topics.actionDecisions]: 'actionDecision',
 };
 
 /** Compatibility policy enforced by the registry on every subject. */

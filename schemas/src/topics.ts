@@ -18,6 +18,16 @@ export const Topics = {
   rules: 'pos.rules.v1',
   /** Alerts of rules in shadow mode: the alert contract, no actions, nothing on pos.alerts.v1. */
   shadowAlerts: 'pos.alerts.shadow.v1',
+  /**
+   * Internal (no registered contract, JSON values): what each detector partition tells the second
+   * stage (episode starts/ends, proposed actions, terminal activity, its watermark), written in the
+   * detector's transaction. One partition: the stage is a single task.
+   */
+  stageInput: 'tillwatch.stage2.input.v1',
+  /** The second stage's state changelog (compacted, 1 partition, co-partitioned with stageInput). */
+  stageChangelog: 'tillwatch.stage2.changelog.v1',
+  /** The action governor's decisions (issued, suppressed, downgraded); key merchant_id. */
+  actionDecisions: 'pos.actions.decisions.v1',
 } as const;
 
 export type TopicRole = keyof typeof Topics;
@@ -57,6 +67,9 @@ export function topicSpecs(partitions = 6): TopicSpec[] {
     // Keyed by version, so compaction never removes a version (only a re-publication of the same one).
     { role: 'rules', partitions: 1, config: { 'cleanup.policy': 'compact' } },
     { role: 'shadowAlerts', partitions, config: { 'retention.ms': String(30 * DAY) } },
+    { role: 'stageInput', partitions: 1, config: { 'retention.ms': String(7 * DAY) } },
+    { role: 'stageChangelog', partitions: 1, config: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': String(3600 * 1000), 'max.compaction.lag.ms': String(DAY) } },
+    { role: 'actionDecisions', partitions, config: { 'retention.ms': String(30 * DAY) } },
   ];
 }
 

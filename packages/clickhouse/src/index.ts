@@ -5,6 +5,8 @@ export {
   toTransactionRow,
   toAlertRow,
   toActionRow,
+  toActionDecisionRow,
+  type ActionDecisionRow,
   toDeadLetterRow,
   toAlertTriageRow,
   toAlertUpdateRow,

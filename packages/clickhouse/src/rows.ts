@@ -6,7 +6,7 @@
 // best_effort (chDB default) and misread small values (an 8-digit number can be taken as
 // YYYYMMDD); the fixed-width string means the same to both parsers. Reading back, the column comes
 // out in the same format (date_time_output_format=simple, set by the factory) and is parsed as UTC.
-import type { Action, Alert, AlertUpdate, DeadLetter, RefundReason, Transaction } from '@tillwatch/schemas';
+import type { Action, ActionDecision, Alert, AlertUpdate, DeadLetter, RefundReason, Transaction } from '@tillwatch/schemas';
 
 /** DateTime64(3) range accepted by ClickHouse: [1900-01-01, 2299-12-31 23:59:59.999]. */
 const MIN_MS = Date.UTC(1900, 0, 1);
@@ -264,6 +264,45 @@ export function toActionRow(a: Action): ActionRow {
   };
 }
 
+/** A governor decision (schemas/avro/action-decision.avsc) as a row of action_decisions (012). */
+export interface ActionDecisionRow {
+  decision_id: string;
+  action_id: string;
+  kind: string;
+  final_action_id: string | null;
+  final_kind: string | null;
+  alert_id: string;
+  rule: string;
+  terminal_id: string;
+  merchant_id: string;
+  target_type: string;
+  target_id: string;
+  decision: ActionDecision['decision'];
+  reason: string;
+  incident_id: string | null;
+  decided_at: string;
+}
+
+export function toActionDecisionRow(d: ActionDecision): ActionDecisionRow {
+  return {
+    decision_id: d.decision_id,
+    action_id: d.action_id,
+    kind: d.kind,
+    final_action_id: d.final_action_id,
+    final_kind: d.final_kind,
+    alert_id: d.alert_id,
+    rule: d.rule,
+    terminal_id: d.terminal_id,
+    merchant_id: d.merchant_id,
+    target_type: d.target_type,
+    target_id: d.target_id,
+    decision: d.decision,
+    reason: d.reason,
+    incident_id: d.incident_id,
+    decided_at: toDateTime64(d.decided_at),
+  };
+}
+
 export function toDeadLetterRow(d: DeadLetter): DeadLetterRow {
   return {
     reason: d.reason,
@@ -408,4 +447,5 @@ export const ContractColumns = {
   alert_updates: 'update_id, alert_id, rule, rule_version, terminal_id, merchant_id, status, resolution, resolved_by_event_ids, resolved_at, summary, details',
   refund_reasons: 'event_id, txn_id, original_txn_id, kind, reason, merchant_id, terminal_id, amount_minor, currency, event_time, received_time, alert_id',
   dead_letters: 'reason, error_class, stage, source_topic, source_partition, source_offset, key_base64, value_base64, failed_at',
+  action_decisions: 'decision_id, action_id, kind, final_action_id, final_kind, alert_id, rule, terminal_id, merchant_id, target_type, target_id, decision, reason, incident_id, decided_at',
 } as const;

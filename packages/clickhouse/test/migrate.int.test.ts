@@ -8,6 +8,7 @@ import { MigrationChecksumError, MigrationFileError } from '../src/errors.js';
 import { createTestClickHouse, type TestClickHouse } from '../src/testing.js';
 
 const EXPECTED_TABLES = [
+  'action_decisions',
   'actions',
   'alert_status',
   'alert_triage',
@@ -56,7 +57,7 @@ describe('migrate (embedded chDB)', () => {
   it('applies every migration once; a rerun changes nothing', async () => {
     const t = await testDb();
     const first = await migrate(t.ch, { dir: clickhouseMigrationsDir });
-    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at', '008_rules_versions_and_shadow', '009_money_trail', '010_shadow_alert_money']);
+    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at', '008_rules_versions_and_shadow', '009_money_trail', '010_shadow_alert_money', '012_action_decisions']);
     expect(first.skipped).toEqual([]);
 
     const tables = await schemaSnapshot(t);

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { ActionKindValues, type ActionKind, type TargetType } from '@tillwatch/schemas';
-import { DAY, HOUR, bool, duration, mode, num, oneOf, record, section, severity, show, toIssues, type ConfigIssue } from './fields.js';
+import { DAY, HOUR, MIN, bool, duration, mode, num, oneOf, record, section, severity, show, toIssues, type ConfigIssue } from './fields.js';
 import { RULES, RULE_BY_ID, type RuleId, type RulesSection } from './rules/registry.js';
 import type { PolicyAction, RuleCommon } from './rules/types.js';
 
@@ -36,10 +36,44 @@ export interface EngineSettings {
   max_clock_skew: number;
 }
 
+/** The second stage (packages/stage): fleet incidents. See packages/stage/README.md. */
+export interface SyncIncidentConfig {
+  enabled: boolean;
+  /** Starts (sync_lag episodes, terminal_offline) of this many distinct terminals within `window` open an incident... */
+  min_terminals: number;
+  /** ...or this share of the active terminals, whichever is larger (0..1). */
+  min_share: number;
+  /** Received time within which the starts must fall, ms. */
+  window: number;
+  /** A terminal is active when it sent anything within this long (received time), ms. */
+  active_within: number;
+  /** The incident closes this long after its last terminal recovered and none entered, ms. */
+  quiet: number;
+}
+
+/** The second stage: the action governor. See packages/stage/README.md. */
+export interface GovernorConfig {
+  /** While a fleet incident is open, per-terminal NOTIFY_MERCHANT of its terminals is suppressed. */
+  suppress_during_incident: boolean;
+  /** FREEZE_TERMINAL + FREEZE_CARD issued fleet-wide per freeze_window, at most. */
+  max_freezes: number;
+  /** ... and per merchant per freeze_window. */
+  max_freezes_per_merchant: number;
+  /** The circuit breaker's window (tumbling, aligned to the epoch), ms. */
+  freeze_window: number;
+}
+
+export interface StageConfig {
+  sync_incident: SyncIncidentConfig;
+  governor: GovernorConfig;
+}
+
 export interface RulesConfig {
   /** The rules document's version (a positive integer); every alert carries it as rules_version. */
   version: number;
   engine: EngineSettings;
+  /** The second stage (fleet incidents, action governor); not run by the engine. */
+  stage: StageConfig;
   rules: RulesSection;
   overrides: { merchants: Record<string, RuleOverrides>; terminals: Record<string, RuleOverrides> };
   policy: Record<RuleId, PolicyAction[]>;
@@ -56,10 +90,18 @@ export function defaultRulesConfig(): RulesConfig {
   return {
     version: 1,
     engine: { allowed_lateness: 24 * HOUR, refund_lookback: 8 * DAY, terminal_idle_ttl: 30 * DAY, max_clock_skew: HOUR },
+    stage: defaultStageConfig(),
     rules: rules as unknown as RulesSection,
     overrides: { merchants: {}, terminals: {} },
     policy: policy as Record<RuleId, PolicyAction[]>,
     shadow: {},
+  };
+}
+
+export function defaultStageConfig(): StageConfig {
+  return {
+    sync_incident: { enabled: true, min_terminals: 10, min_share: 0.05, window: 15 * MIN, active_within: DAY, quiet: 30 * MIN },
+    governor: { suppress_during_incident: true, max_freezes: 20, max_freezes_per_merchant: 3, freeze_window: HOUR },
   };
 }
 
@@ -163,6 +205,10 @@ const documentSchema = section({
   overrides: section({ merchants: record(rulesSection('merchant')), terminals: record(rulesSection('terminal')) }),
   policy: section(Object.fromEntries(RULES.map((r) => [r.id, policyList(r.id)]))),
   shadow: rulesSection('shadow'),
+  stage: section({
+    sync_incident: section({ enabled: bool(), min_terminals: num(1, Infinity, true), min_share: num(0, 1), window: duration(1), active_within: duration(1), quiet: duration(1) }),
+    governor: section({ suppress_during_incident: bool(), max_freezes: num(0, Infinity, true), max_freezes_per_merchant: num(0, Infinity, true), freeze_window: duration(1) }),
+  }),
 });
 
 /** Copies own enumerable entries into a fresh object with defineProperty semantics (ids like "__proto__" stay plain keys). */
@@ -201,6 +247,7 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
   const parsed = r.data as {
     version?: number;
     engine?: Partial<EngineSettings>;
+    stage?: { sync_incident?: Partial<SyncIncidentConfig>; governor?: Partial<GovernorConfig> };
     rules?: Record<string, object | undefined>;
     policy?: Record<string, PolicyAction[] | undefined>;
     shadow?: Record<string, object | undefined>;
@@ -211,6 +258,10 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
   const config: RulesConfig = {
     version: doc.version ?? 1,
     engine: { ...d.engine, ...(dropUndefined(doc.engine) as Partial<EngineSettings>) },
+    stage: {
+      sync_incident: { ...d.stage.sync_incident, ...(dropUndefined(parsed.stage?.sync_incident) as Partial<SyncIncidentConfig>) },
+      governor: { ...d.stage.governor, ...(dropUndefined(parsed.stage?.governor) as Partial<GovernorConfig>) },
+    },
     rules: d.rules,
     overrides: { merchants: overridesOf(rawOverrides.merchants, 'merchant'), terminals: overridesOf(rawOverrides.terminals, 'terminal') },
     policy: d.policy,

@@ -62,6 +62,21 @@ describe('rules config', () => {
     expect(j.rules.sequence_gap.timeout).toBe(120_000);
   });
 
+  it('the stage section: defaults, overrides, errors with their path', () => {
+    const c = parseRulesConfig({ stage: { sync_incident: { min_terminals: 25, window: '5m' }, governor: { max_freezes: 0 } } });
+    expect(c.stage.sync_incident).toEqual({ ...defaultRulesConfig().stage.sync_incident, min_terminals: 25, window: 5 * 60_000 });
+    expect(c.stage.governor).toEqual({ ...defaultRulesConfig().stage.governor, max_freezes: 0 });
+    expect(defaultRulesConfig().stage).toEqual({
+      sync_incident: { enabled: true, min_terminals: 10, min_share: 0.05, window: 15 * 60_000, active_within: 24 * 3_600_000, quiet: 30 * 60_000 },
+      governor: { suppress_during_incident: true, max_freezes: 20, max_freezes_per_merchant: 3, freeze_window: 3_600_000 },
+    });
+    expect(problemsOf({ stage: { sync_incident: { min_share: 2 }, governor: { max_freezes: -1, cap: 1 } } })).toEqual([
+      'stage.sync_incident.min_share: expected a number between 0 and 1, got 2',
+      'stage.governor.max_freezes: expected an integer >= 0, got -1',
+      'stage.governor.cap: unknown key (expected one of suppress_during_incident, max_freezes, max_freezes_per_merchant, freeze_window)',
+    ]);
+  });
+
   it('names the key path and the problem', () => {
     expect(() => parseRulesConfig({ rules: { abnormal_amount: { ratio: 'x' } } })).toThrow('rules.abnormal_amount.ratio: expected a number >= 3, got "x"');
     expect(problemsOf({ rules: { abnormal_amount: { ratio: 2.5 } } })).toEqual(['rules.abnormal_amount.ratio: expected a number >= 3, got 2.5']);
@@ -70,7 +85,7 @@ describe('rules config', () => {
     expect(problemsOf({ rules: { sync_lag: { enabled: 'off' } } })).toEqual(['rules.sync_lag.enabled: expected true or false, got "off"']);
     expect(problemsOf({ rules: { sync_lag: { severity: 'urgent' } } })).toEqual(['rules.sync_lag.severity: expected one of low, medium, high, critical, got "urgent"']);
     expect(problemsOf({ rules: { duplicate_charge: { windw: '5m' } } })).toEqual(['rules.duplicate_charge.windw: unknown key (expected one of enabled, severity, mode, window)']);
-    expect(problemsOf({ rulez: {} })[0]).toBe('rulez: unknown key (expected one of version, engine, rules, overrides, policy, shadow)');
+    expect(problemsOf({ rulez: {} })[0]).toBe('rulez: unknown key (expected one of version, engine, rules, overrides, policy, shadow, stage)');
     expect(problemsOf({ rules: { no_such_rule: {} } })[0]).toMatch(/^rules\.no_such_rule: unknown key/);
     expect(problemsOf({ version: 0 })).toEqual(['version: expected an integer >= 1, got 0']);
     expect(problemsOf({ version: 'v2' })).toEqual(['version: expected an integer >= 1, got "v2"']);

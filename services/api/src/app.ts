@@ -395,8 +395,10 @@ export function createApp(options: CreateAppOptions): ApiApp {
     api.get<{ Params: { id: string } }>('/alerts/:id', { config: { access: 'viewer' }, schema: routeSchemas.getAlert }, async (req) => {
       const alert = await mustGetAlert(req.params.id);
       const [evidence, actions] = [await store.evidence(alert), await store.actions(alert)];
+      // The fate of each action proposed for it (the second stage's governor; empty before it ran).
+      const action_decisions = store.decisions ? await store.decisions(alert) : [];
       const found = new Set(evidence.map((t) => t.event_id));
-      return { alert, evidence: evidence.map(withMoney), missing_evidence: alert.event_ids.filter((e) => !found.has(e)), actions };
+      return { alert, evidence: evidence.map(withMoney), missing_evidence: alert.event_ids.filter((e) => !found.has(e)), actions, action_decisions };
     });
 
     api.get<{ Params: { id: string } }>('/alerts/:id/history', { config: { access: 'viewer' }, schema: routeSchemas.history }, async (req) => {

@@ -5,6 +5,7 @@ import {
   ContractColumns,
   fromActionRow,
   fromAlertRow,
+  fromDateTime64,
   fromTransactionRow,
   mapClickHouseError,
   toAlertTriageRow,
@@ -89,11 +90,25 @@ export interface AlertStore {
   getAlert(id: string): Promise<AlertView | undefined>;
   evidence(alert: Pick<Alert, 'merchant_id' | 'event_ids'>): Promise<Transaction[]>;
   actions(alert: Pick<Alert, 'merchant_id' | 'alert_id'>): Promise<Action[]>;
+  /** The action governor's decisions about the actions proposed for this alert (action_decisions, 012). */
+  decisions?(alert: Pick<Alert, 'alert_id'>): Promise<ActionDecisionView[]>;
   recordTriage(entry: TriageEntry & { alert_id: string }): Promise<void>;
   /** Triage entries and alert updates, oldest first (lifecycle.ts). */
   history(alertId: string): Promise<HistoryEntry[]>;
   terminal(terminalId: string, options: { recent: number }): Promise<TerminalView | undefined>;
   ping(): Promise<void>;
+}
+
+/** What became of an action proposed for an alert: issued, suppressed (fleet incident) or downgraded (freeze cap). */
+export interface ActionDecisionView {
+  action_id: string;
+  kind: string;
+  decision: 'issued' | 'suppressed' | 'downgraded';
+  reason: string;
+  final_action_id: string | null;
+  final_kind: string | null;
+  incident_id: string | null;
+  decided_at: number;
 }
 
 type AlertRead = Omit<AlertRow, 'details'> & { details: Record<string, number | null> };
@@ -113,6 +128,7 @@ export function createAlertStore(deps: {
   const TRIAGE = ch.table('alert_triage');
   const TXNS = ch.table('transactions');
   const ACTIONS = ch.table('actions');
+  const DECISIONS = ch.table('action_decisions');
   const LAG = ch.table('terminal_sync_lag_minute');
   const UPDATES = ch.table('alert_updates');
   const RESOLVED = `SELECT alert_id FROM ${UPDATES} WHERE status = '${AUTO_RESOLVED}'`;
@@ -268,6 +284,15 @@ export function createAlertStore(deps: {
         { m: alert.merchant_id, id: alert.alert_id },
       );
       return rows.map(fromActionRow);
+    },
+
+    async decisions(alert) {
+      const rows = await select<{ action_id: string; kind: string; decision: ActionDecisionView['decision']; reason: string; final_action_id: string | null; final_kind: string | null; incident_id: string | null; decided_at: string }>(
+        'alert_decisions',
+        `SELECT action_id, kind, decision, reason, final_action_id, final_kind, incident_id, decided_at FROM ${DECISIONS} FINAL WHERE alert_id = {id:String} ORDER BY decided_at, action_id`,
+        { id: alert.alert_id },
+      );
+      return rows.map((r) => ({ ...r, decided_at: fromDateTime64(r.decided_at) }));
     },
 
     async recordTriage(entry) {

@@ -157,6 +157,24 @@ for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory re
       expect(full.missing_evidence).toEqual([]);
     });
 
+    it("GET /alerts/:id shows its actions and their fate (the governor's decisions, action_decisions)", async () => {
+      const a = alerts[1]!;
+      const at = a.detected_at;
+      const row = (action_id: string, kind: string, decision: string, reason: string, final: string | null, incident: string | null) => ({
+        decision_id: action_id, action_id, kind, final_action_id: final, final_kind: final === null ? null : decision === 'downgraded' ? 'REVIEW_REFUND' : kind, alert_id: a.alert_id, rule: a.rule,
+        terminal_id: a.terminal_id, merchant_id: a.merchant_id, target_type: 'TERMINAL', target_id: a.terminal_id, decision, reason, incident_id: incident, decided_at: new Date(at).toISOString().replace('T', ' ').replace('Z', ''),
+      });
+      const rows = [row('act-1', 'FREEZE_TERMINAL', 'downgraded', 'freeze_cap_fleet', 'act-1r', null), row('act-2', 'NOTIFY_MERCHANT', 'suppressed', 'fleet_incident', null, 'inc-1')];
+      // Twice (a redelivery): FINAL shows each decision once.
+      for (let i = 0; i < 2; i++) await t.ch.client.insert({ table: t.ch.table('action_decisions'), values: rows, format: 'JSONEachRow' });
+      const body = (await get(`/alerts/${a.alert_id}`)).json<{ action_decisions: unknown[] }>();
+      expect(body.action_decisions).toEqual([
+        { action_id: 'act-1', kind: 'FREEZE_TERMINAL', decision: 'downgraded', reason: 'freeze_cap_fleet', final_action_id: 'act-1r', final_kind: 'REVIEW_REFUND', incident_id: null, decided_at: at },
+        { action_id: 'act-2', kind: 'NOTIFY_MERCHANT', decision: 'suppressed', reason: 'fleet_incident', final_action_id: null, final_kind: null, incident_id: 'inc-1', decided_at: at },
+      ]);
+      expect((await get(`/alerts/${alerts[0]!.alert_id}`)).json<{ action_decisions: unknown[] }>().action_decisions).toEqual([]);
+    });
+
     it('GET /alerts/:id answers 404 for an unknown alert', async () => {
       const res = await get('/alerts/al-does-not-exist');
       expect(res.statusCode).toBe(404);

@@ -20,6 +20,7 @@ export const commands: Record<string, Command> = {
   simulate: { summary: 'produce simulated fleet traffic with injected anomalies: --terminals N --rate R', load: () => import('./commands/simulate.js') },
   detector: { summary: 'run the detector service (configured by environment variables)', load: () => import('./commands/detector.js') },
   sink: { summary: 'run the ClickHouse sink service (configured by environment variables)', load: () => import('./commands/sink.js') },
+  stage: { summary: 'run the second stage: fleet incidents and the action governor (configured by environment variables)', load: () => import('./commands/stage.js') },
   replay: { summary: 'end-to-end check: publish a file, detect, read alerts back: --events FILE --out FILE', load: () => import('./commands/replay.js') },
   api: { summary: 'run the alert API (configured by environment variables; API_KEYS for production keys)', load: () => import('./commands/api.js') },
   rules: { summary: 'rules as live data on pos.rules.v1: validate FILE | push FILE | show | history', load: () => import('./commands/rules.js') },

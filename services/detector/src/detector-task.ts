@@ -7,6 +7,7 @@ import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type Ou
 import { createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
 import { applyHeartbeat } from './heartbeats.js';
+import type { StageOutput } from './stage-output.js';
 
 export const CLOCK_KEY = '__clock__';
 
@@ -49,6 +50,8 @@ export interface DetectorTaskOptions {
   /** Advance the stream clock by wall time while the partition is quiet (live mode). */
   wallClockTimers: boolean;
   onAlerts?: (alerts: Alert[]) => void;
+  /** The second stage (issue 10): actions are proposed to it, not published (stage-output.ts). */
+  stage?: StageOutput;
 }
 
 const NONE: readonly never[] = Object.freeze([]);
@@ -76,13 +79,14 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
   };
   const encodeShadow = o.encodeShadowAlert ?? o.encodeAlert;
 
-  const toResult = (alerts: Alert[], actions: Action[], updates: readonly AlertUpdate[] = NONE, reasons: readonly RefundReason[] = NONE, shadow: readonly Alert[] = NONE): TaskResult => {
-    if (alerts.length === 0 && actions.length === 0 && updates.length === 0 && reasons.length === 0 && shadow.length === 0) return { messages: [] };
-    const messages: OutputMessage[] = [];
+  const toResult = (alerts: Alert[], actions: Action[], updates: readonly AlertUpdate[] = NONE, reasons: readonly RefundReason[] = NONE, shadow: readonly Alert[] = NONE, tickWall = -1): TaskResult => {
+    const staged = o.stage?.messages(alerts, actions, updates, engine.clock(), lastReceived, tickWall >= 0, tickWall);
+    if (alerts.length === 0 && actions.length === 0 && updates.length === 0 && reasons.length === 0 && shadow.length === 0 && !staged?.length) return { messages: [] };
+    const messages: OutputMessage[] = staged ?? [];
     for (const a of alerts) messages.push({ topic: topics.alerts, key: a.merchant_id, value: o.encodeAlert(a) });
     // Shadow alerts: their own topic, in the same Kafka transaction; never an action.
     for (const a of shadow) messages.push({ topic: topics.shadowAlerts, key: a.merchant_id, value: encodeShadow(a) });
-    for (const a of actions) messages.push({ topic: isNotifyAction(a) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
+    if (!o.stage) for (const a of actions) messages.push({ topic: isNotifyAction(a) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
     // Same transaction as the alerts (keyed by merchant like them): an update is never visible
     // without the alert it updates having been published in the same or an earlier transaction.
     for (const u of updates) messages.push({ topic: topics.alertUpdates, key: u.merchant_id, value: o.encodeUpdate(u) });
@@ -130,6 +134,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
         for (const r of records) {
           const t = r.value as Transaction;
           collect(engine.onTransaction(t));
+          o.stage?.seen(t.terminal_id, t.merchant_id, t.received_time);
           if (t.received_time >= lastReceived) {
             lastReceived = t.received_time;
             wallAtLastReceived = wallMs;
@@ -141,6 +146,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
         for (const r of records) {
           const h = r.value as Heartbeat;
           collect(applyHeartbeat(engine, h));
+          o.stage?.seen(h.terminal_id, h.merchant_id, h.received_time);
           if (h.received_time >= lastReceived) {
             lastReceived = h.received_time;
             wallAtLastReceived = wallMs;
@@ -153,9 +159,9 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
     },
     tick(wallMs) {
       syncRules();
-      if (!o.wallClockTimers || lastReceived === 0) return { messages: [] };
+      if (!o.wallClockTimers || lastReceived === 0) return o.stage ? toResult([], [], NONE, NONE, NONE, wallMs) : { messages: [] };
       const out = engine.advanceClock(lastReceived + Math.max(0, wallMs - wallAtLastReceived));
-      return toResult(out.alerts, out.actions, out.updates, out.refundReasons, out.shadowAlerts);
+      return toResult(out.alerts, out.actions, out.updates, out.refundReasons, out.shadowAlerts, wallMs);
     },
     takeChanges() {
       const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : encodeChangelogValue(v)]);

@@ -9,6 +9,7 @@ import type { DetectorMetrics, Logger } from '@tillwatch/telemetry';
 import { createDetectorTask, isNotifyAction, type DetectorTopics } from './detector-task.js';
 import { validateHeartbeatRecord } from './heartbeats.js';
 import { startLiveRules, type LiveRules, type RulesMetrics } from './live-rules.js';
+import { createStageOutput } from './stage-output.js';
 
 export interface DetectorOptions {
   kafka: Kafka;
@@ -33,6 +34,11 @@ export interface DetectorOptions {
   createEngine?: (rules: RulesConfig, partition: number) => RuleEngine;
   /** Called once with an error no retry can cure (the process should exit non-zero). */
   onFatal?: (error: Error) => void;
+  /**
+   * The second stage (issue 10, services/stage): episodes, proposed actions and the watermark go to
+   * this internal topic and the detector publishes no actions itself. Absent: actions are published directly.
+   */
+  stage?: { topic: string; graceMs?: number };
 }
 
 export interface Detector {
@@ -132,6 +138,7 @@ export function createDetector(o: DetectorOptions): Detector {
             metrics: o.metrics,
             wallClockTimers: o.wallClockTimers ?? true,
             ...(o.onAlerts ? { onAlerts: o.onAlerts } : {}),
+            ...(o.stage ? { stage: createStageOutput({ partition, topic: o.stage.topic, ...(o.stage.graceMs !== undefined ? { graceMs: o.stage.graceMs } : {}) }) } : {}),
           }),
       });
       await processor.start();

@@ -26,7 +26,7 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
       svc: (e) => serviceConfig(e, { httpPort: 9464 }),
       kafka: kafkaConfig,
       registry: registryConfig,
-      own: (e) => parseEnv({ wallClockTimers: { env: 'DETECTOR_WALL_CLOCK_TIMERS', field: bool(), default: true } }, e),
+      own: (e) => parseEnv({ wallClockTimers: { env: 'DETECTOR_WALL_CLOCK_TIMERS', field: bool(), default: true }, stage: { env: 'DETECTOR_STAGE', field: bool(), default: true } }, e),
     },
     env,
   );
@@ -39,7 +39,7 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
   const promRegistry = createRegistry({ service: 'detector' });
   const metrics = createDetectorMetrics(promRegistry);
   const life = createServiceLifecycle({ service: 'detector', logger, shutdownTimeoutMs: svc.shutdownTimeoutMs });
-  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers, liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
+  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers, ...(cfg.own.stage ? { stage: { topic: names.stageInput } } : {}), liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
   // /healthz turns 503 the moment a fatal error is seen, while the stop is still running.
   const ops = createOpsServer({ registry: promRegistry, healthy: life.healthy, ready: () => ({ ready: detector.ready(), detail: { partitions: detector.assignedPartitions() } }), host: svc.httpHost, port: svc.httpPort });
   const { url } = await ops.listen();

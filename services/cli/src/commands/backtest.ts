@@ -1,7 +1,9 @@
-// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE] [--updates FILE] [--refunds FILE] [--max-rejects N] [--json]
+// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE] [--updates FILE] [--refunds FILE] [--actions FILE] [--max-rejects N] [--json]
+// Both pipeline stages: the rule engine, then the second stage (fleet incidents, action governor).
 // The same pure rule engine as the live detector, clocked by the stream's received times, and the
 // same validation (a line the backtest rejects is a record the detector dead-letters).
-import { formatSummary, runBacktest } from '@tillwatch/rules/backtest';
+import { formatSummary } from '@tillwatch/rules/backtest';
+import { runStagedBacktest } from '@tillwatch/stage/backtest';
 import { numberOption, parseCommand, type CommandSpec } from '../lib/args.js';
 import { assertReadableFile } from '../lib/jsonl.js';
 import { formatTrailSummary } from '../lib/money-trail.js';
@@ -16,6 +18,7 @@ export const spec = {
     rejects: { type: 'string', value: 'FILE', description: 'where rejected lines go with their reason ({line, reason, raw}) (default OUT.rejects.jsonl)' },
     updates: { type: 'string', value: 'FILE', description: 'where alert updates (auto-resolutions, episode ends) are written, one JSON line each' },
     refunds: { type: 'string', value: 'FILE', description: 'where refund reasons are written ({event_id, txn_id, original_txn_id, reason, ...}), one JSON line each' },
+    actions: { type: 'string', value: 'FILE', description: "where the action governor's actions are written: the action contract plus decision (issued, suppressed or downgraded), decision_reason and incident_id, one JSON line each" },
     'max-rejects': { type: 'string', value: 'N', description: 'exit 1 when more than N lines are rejected (default: unlimited)' },
     json: { type: 'boolean', description: 'print the summary as one JSON object on stdout (for scripts)' },
     'no-progress': { type: 'boolean', description: 'no progress bar on stderr (shown only on a terminal anyway)' },
@@ -33,7 +36,8 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommand(spec, argv);
   const maxRejects = values['max-rejects'] !== undefined ? numberOption(spec, 'max-rejects', values['max-rejects'], { min: 0, integer: true }) : Infinity;
   await assertReadableFile(values.events);
-  const summary = await runBacktest({
+  const summary = await runStagedBacktest({
+    actionsPath: values.actions,
     eventsPath: values.events,
     outPath: values.out,
     configPath: values.config,
@@ -45,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   const tooMany = summary.rejected > maxRejects;
   if (values.json) console.log(JSON.stringify({ ...summary, maxRejects: Number.isFinite(maxRejects) ? maxRejects : null, ok: !tooMany }));
-  else console.log(`${formatSummary(summary)}\n${formatTrailSummary(summary)}`);
+  else console.log(`${formatSummary(summary)}\n${formatTrailSummary(summary)}\n  governor decisions      ${summary.decisions.issued} issued, ${summary.decisions.suppressed} suppressed, ${summary.decisions.downgraded} downgraded${values.actions ? `  -> ${values.actions}` : ''}`);
   if (tooMany) {
     console.error(`tillwatch backtest: ${summary.rejected} lines rejected, more than --max-rejects ${maxRejects} (see ${summary.rejectsPath})`);
     return 1;

@@ -23,7 +23,7 @@ export interface StartDeps {
   /** The local stack to use (default: the repository's, when no KAFKA_BROKERS / SCHEMA_REGISTRY_URL is set). */
   stack?: LocalStack;
   /** Ops ports of the detector, the sink and the API's /metrics (default 9464, 9465, API_OPS_PORT). */
-  opsPorts?: { detector: number; sink: number; api?: number };
+  opsPorts?: { detector: number; sink: number; api?: number; stage?: number };
 }
 
 export const spec = {
@@ -115,7 +115,7 @@ export async function run(argv: string[], deps: StartDeps = {}): Promise<number>
       ch,
       rules: loadRules(svc.rulesFile),
       api: { port: Number(env.HTTP_PORT ?? 8080) },
-      opsPorts: deps.opsPorts ?? { detector: 9464, sink: 9465 },
+      opsPorts: deps.opsPorts ?? { detector: 9464, sink: 9465, stage: 9467 },
       onAlerts: (alerts) => live.alerts(alerts),
       // A fatal error in either service stops the whole pipeline with exit 1 and its message.
       onFatal: (service, e) => {

@@ -9,6 +9,7 @@ import { createDetector, createRulesMetrics, type Detector } from '@tillwatch/de
 import type { RulesConfig } from '@tillwatch/rules';
 import type { Alert } from '@tillwatch/schemas';
 import { createSink, type Sink } from '@tillwatch/sink';
+import { createStage, createStageMetrics, type Stage } from '@tillwatch/stage-service';
 import { createDetectorMetrics, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
 import type { Context } from './context.js';
 
@@ -19,18 +20,20 @@ export interface PipelineOptions {
   /** Where the API listens (port 0 = any free port). */
   api: { host?: string; port: number };
   /** Ops endpoints of the detector and the sink on 127.0.0.1, and the API's /metrics port (default API_OPS_PORT) (0 = any free port). */
-  opsPorts: { detector: number; sink: number; api?: number };
-  /** The detector's alerts, once committed. */
+  opsPorts: { detector: number; sink: number; api?: number; stage?: number };
+  /** The detector's and the second stage's alerts, once committed. */
   onAlerts?: (alerts: Alert[]) => void;
   /** An error no retry cures in the detector or the sink: the owner should stop and exit non-zero. */
-  onFatal: (service: 'detector' | 'sink', error: Error) => void;
+  onFatal: (service: 'detector' | 'sink' | 'stage', error: Error) => void;
 }
 
 export interface RunningPipeline {
   detector: Detector;
+  /** The second stage (fleet incidents, action governor): the only writer of pos.actions.*. */
+  stage: Stage;
   sink: Sink;
   api: RunningApi;
-  opsUrls: { detector: string; sink: string; api: string };
+  opsUrls: { detector: string; sink: string; stage: string; api: string };
   /** Detector (commits its batch), sink (flushes), API, ops endpoints. The ClickHouse handle stays open (the caller owns it). */
   stop(): Promise<void>;
 }
@@ -48,10 +51,28 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     groupId: ctx.env['DETECTOR_GROUP_ID'] || 'tillwatch-detector',
     topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog },
     liveRules: { topic: ctx.topics.rules, metrics: createRulesMetrics(detectorProm) },
+    stage: { topic: ctx.topics.stageInput },
     onFatal: (e) => o.onFatal('detector', e),
     onAlerts: (alerts) => {
       o.onAlerts?.(alerts);
       for (const a of alerts) feed.publish(a);
+    },
+  });
+  const stageProm = createRegistry({ service: 'stage', defaultMetrics: false });
+  const stage = createStage({
+    kafka: ctx.kafka,
+    registry: ctx.registry,
+    rules: o.rules,
+    metrics: createStageMetrics(stageProm),
+    logger: ctx.logger,
+    groupId: ctx.env['STAGE_GROUP_ID'] || 'tillwatch-stage',
+    topics: { ...ctx.topics, input: ctx.topics.stageInput, changelog: ctx.topics.stageChangelog },
+    onFatal: (e) => o.onFatal('stage', e),
+    // The stage's alerts (fleet incidents, freeze circuit) are the pipeline's alerts too.
+    onCommitted: (out) => {
+      if (out.alerts.length === 0) return;
+      o.onAlerts?.(out.alerts);
+      for (const a of out.alerts) feed.publish(a);
     },
   });
   const sinkProm = createRegistry({ service: 'sink', defaultMetrics: false });
@@ -70,19 +91,22 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
   const ops = {
     detector: createOpsServer({ registry: detectorProm, ready: () => detector.ready(), host: '127.0.0.1', port: o.opsPorts.detector }),
     sink: createOpsServer({ registry: sinkProm, ready: () => sink.ready(), host: '127.0.0.1', port: o.opsPorts.sink }),
+    stage: createOpsServer({ registry: stageProm, ready: () => stage.ready(), host: '127.0.0.1', port: o.opsPorts.stage ?? 0 }),
   };
   // A step that fails stops what the steps before it started: the caller gets the error and no
   // half-started pipeline keeping the process alive.
   const undo: (() => Promise<void>)[] = [];
   let api: RunningApi;
-  let opsUrls: { detector: string; sink: string };
+  let opsUrls: { detector: string; sink: string; stage: string };
   try {
-    opsUrls = { detector: (await ops.detector.listen()).url, sink: '' };
+    opsUrls = { detector: (await ops.detector.listen()).url, sink: '', stage: '' };
     undo.push(() => ops.detector.close());
     opsUrls.sink = (await ops.sink.listen()).url;
     undo.push(() => ops.sink.close());
-    undo.push(() => detector.stop(), () => sink.stop());
-    await Promise.all([detector.start(), sink.start()]);
+    opsUrls.stage = (await ops.stage.listen()).url;
+    undo.push(() => ops.stage.close());
+    undo.push(() => detector.stop(), () => sink.stop(), () => stage.stop());
+    await Promise.all([detector.start(), sink.start(), stage.start()]);
     api = await startApi({ env: ctx.env, ch, alertFeed: feed, logger: ctx.logger, ...(o.api.host ? { host: o.api.host } : {}), port: o.api.port, ...(o.opsPorts.api !== undefined ? { opsPort: o.opsPorts.api } : {}) });
   } catch (e) {
     for (const step of undo.reverse()) await step().catch(() => undefined);
@@ -90,15 +114,18 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
   }
   return {
     detector,
+    stage,
     sink,
     api,
     opsUrls: { ...opsUrls, api: api.opsUrl },
     async stop() {
       await detector.stop();
+      await stage.stop();
       await sink.stop();
       await api.close();
       await ops.detector.close();
       await ops.sink.close();
+      await ops.stage.close();
     },
   };
 }

@@ -1,0 +1,50 @@
+// `tillwatch backtest` with both stages: the engine's file-reading backtest (@tillwatch/rules/backtest)
+// with the second stage plugged in behind it. Does I/O, so it lives outside src.
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { defaultRulesConfig, loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
+import { runBacktest, type BacktestRunSummary, type RunBacktestOptions } from '@tillwatch/rules/backtest';
+import { createBacktestStage } from '../src/backtest.js';
+import type { DecisionKind } from '../src/types.js';
+
+export interface StagedBacktestSummary extends BacktestRunSummary {
+  /** The governor's decisions per kind (issued, suppressed, downgraded). */
+  decisions: Record<DecisionKind, number>;
+  governedActionsPath: string | null;
+}
+
+/** RunBacktestOptions' actionsPath (engine actions) is replaced by the governor's actions. */
+export async function runStagedBacktest(o: Omit<RunBacktestOptions, 'stage' | 'actionsPath'> & { actionsPath?: string }): Promise<StagedBacktestSummary> {
+  let config: RulesConfig = defaultRulesConfig();
+  if (o.configPath !== undefined) {
+    // An invalid file is reported by runBacktest itself (same message as without the stage).
+    try {
+      config = loadRulesConfig(await readFile(o.configPath, 'utf8'), extname(o.configPath).toLowerCase() === '.json' ? 'json' : 'yaml');
+    } catch {
+      config = defaultRulesConfig();
+    }
+  }
+  const stage = createBacktestStage(config);
+  const decisions: Record<DecisionKind, number> = { issued: 0, suppressed: 0, downgraded: 0 };
+  const out = o.actionsPath === undefined ? null : createWriteStream(o.actionsPath);
+  let failed: Error | null = null;
+  out?.on('error', (e) => (failed = e));
+  const { actionsPath, ...rest } = o;
+  const summary = await runBacktest({
+    ...rest,
+    stage: {
+      onOutput: stage.onOutput,
+      end: stage.end,
+      take: () => {
+        const lines = stage.takeActions();
+        for (const l of lines) decisions[l.decision]++;
+        if (out !== null && lines.length > 0) out.write(lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+        return stage.take();
+      },
+    },
+  });
+  if (out !== null) await new Promise<void>((resolve) => out.end(() => resolve()));
+  if (failed) throw failed;
+  return { ...summary, actionsPath: actionsPath ?? null, governedActionsPath: actionsPath ?? null, decisions };
+}

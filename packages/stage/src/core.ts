@@ -1,0 +1,614 @@
+// The second stage, pure: (state, records) -> (state, alerts, updates, actions, decisions).
+// No I/O, no wall clock. Shared by the live stage service and `tillwatch backtest`.
+//
+// Ordering (the Kafka Streams way: a task with several input partitions picks by timestamp, and
+// event-time operators wait for the watermark): records are buffered and applied in (time, rank, id)
+// order only once every input partition's watermark has passed their time, so any interleaving of the
+// partitions' records gives the same output (test/properties.test.ts). A partition never heard from
+// holds everything back; an idle one (no input yet) holds nothing back.
+import { alertUpdateId, type Action, type Alert, type AlertUpdate } from '@tillwatch/schemas';
+import { actionId, alertId, type RulesConfig, type StageConfig } from '@tillwatch/rules';
+import type { ActionDecision, EpisodeEnd, EpisodeStart, ProposedAction, StageRecord, TerminalSeen } from './types.js';
+
+/** Rules whose alerts are episode starts (and whose episode_ended updates are episode ends). */
+export const EPISODE_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline']);
+/** Per-terminal NOTIFY_MERCHANT of these rules is suppressed for the terminals of an open incident. */
+export const INCIDENT_NOTIFY_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline', 'upload_backlog', 'sequence_gap']);
+export const FREEZE_KINDS: ReadonlySet<string> = new Set(['FREEZE_TERMINAL', 'FREEZE_CARD']);
+/** Granularity of "active terminal": a terminal is counted from its first record in an hour. */
+export const ACTIVITY_BUCKET_MS = 3_600_000;
+/** terminal_id / merchant_id / target_id of fleet-wide alerts and actions. */
+export const FLEET = '*';
+export const SYNC_INCIDENT = { id: 'sync_incident', version: 1 } as const;
+export const FREEZE_CIRCUIT_OPEN = { id: 'freeze_circuit_open', version: 1 } as const;
+/** Evidence of an incident: the first event of each of its first this-many terminals. */
+export const EVIDENCE_TERMINALS = 10;
+
+export interface StageOutput {
+  alerts: Alert[];
+  updates: AlertUpdate[];
+  /** Actions to publish (issued and downgraded; suppressed ones are not). */
+  actions: Action[];
+  decisions: ActionDecision[];
+}
+
+type Buffered = Exclude<StageRecord, { type: 'watermark' }>;
+
+interface Start {
+  time: number;
+  terminal_id: string;
+  merchant_id: string;
+  alert_id: string;
+  event_id: string | null;
+}
+
+interface Incident {
+  id: string;
+  opened_at: number;
+  first_start: number;
+  last_start: number;
+  last_recovery: number | null;
+  /** terminal -> merchant, in order of entry. */
+  members: Map<string, string>;
+  merchants: Set<string>;
+  evidence: string[];
+  evidence_terminals: number;
+  entries: number;
+  open_members: number;
+  close_due: number | null;
+  threshold: number;
+  active: number;
+}
+
+interface Circuit {
+  alert_id: string;
+  window_start: number;
+  window_end: number;
+  held_fleet: number;
+  held_merchant: number;
+}
+
+interface Governor {
+  window: number;
+  fleet: number;
+  merchants: Map<string, number>;
+  circuit: Circuit | null;
+}
+
+export interface StageStats {
+  buffered: number;
+  frontier: number;
+  openEpisodes: number;
+  incidentOpen: boolean;
+  incidentTerminals: number;
+  /** Records that arrived with a time the stage had already passed (processed at once). */
+  late: number;
+  activeTerminalsSeen: number;
+}
+
+/** The JSON form of the stage state (changelog key `core`); `seen` entries go under their own keys. */
+export interface CoreSnapshot {
+  v: 1;
+  wm: (number | null)[];
+  idle: boolean[];
+  frontier: number;
+  buffer: Buffered[];
+  recent: Start[];
+  /** Without its members (keys member:<terminal> = merchant). */
+  incident: Omit<Incident, 'members' | 'merchants'> | null;
+  gov: { window: number; fleet: number; merchants: Array<[string, number]>; circuit: Circuit | null };
+  late: number;
+}
+
+export interface StageCore {
+  /** Adds records (any partitions, any interleaving) and applies what every partition's watermark has passed. */
+  apply(records: readonly StageRecord[]): StageOutput;
+  /** End of input (backtest): applies everything buffered; timers fire up to the highest watermark. */
+  flush(): StageOutput;
+  setConfig(config: RulesConfig): void;
+  stats(): StageStats;
+  /**
+   * Changelog writes since the last call: `core` (watermarks, buffer, window, incident and governor
+   * counters), `seen:<terminal>` (last activity hour), `open:<terminal>` (its open episodes' alert
+   * ids) and `member:<terminal>` (its merchant, while in the open incident); null = tombstone.
+   */
+  takeChanges(): Array<[string, unknown]>;
+  restore(entries: Iterable<[string, unknown]>): void;
+}
+
+export interface StageCoreOptions {
+  /** Number of detector input partitions (all must be heard from before anything is applied). */
+  partitions: number;
+  config: RulesConfig;
+}
+
+const RANK = { seen: 0, end: 1, start: 2, action: 3 } as const;
+const idOf = (r: Buffered): string => (r.type === 'seen' ? r.terminal_id : r.type === 'action' ? r.action.action_id : r.alert_id);
+
+function compare(a: Buffered, b: Buffered): number {
+  if (a.time !== b.time) return a.time - b.time;
+  if (a.type !== b.type) return RANK[a.type] - RANK[b.type];
+  const x = idOf(a);
+  const y = idOf(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+const fmtMin = (ms: number): string => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
+const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
+
+export function createStageCore(o: StageCoreOptions): StageCore {
+  let cfg: StageConfig = o.config.stage;
+  let version = o.config.version;
+  const n = o.partitions;
+  let wm: (number | null)[] = new Array<number | null>(n).fill(null);
+  let idle: boolean[] = new Array<boolean>(n).fill(false);
+  let frontier = -1;
+  let maxWm = -1;
+  let buffer: Buffered[] = [];
+  let sorted = true;
+  let open = new Map<string, string[]>();
+  let recent: Start[] = [];
+  let incident: Incident | null = null;
+  let gov: Governor = { window: -1, fleet: 0, merchants: new Map(), circuit: null };
+  let late = 0;
+  let seen = new Map<string, number>();
+  let bucketCounts = new Map<number, number>();
+  let seenChanged = new Set<string>();
+  // Open episodes and incident members go to the changelog per terminal (keys open:<t>, member:<t>),
+  // so a batch writes what changed, not the whole fleet-wide outage.
+  let openChanged = new Set<string>();
+  let memberChanges = new Map<string, string | null>();
+  let coreChanged = false;
+
+  let out: StageOutput = { alerts: [], updates: [], actions: [], decisions: [] };
+
+  const active = (t: number): number => {
+    const from = Math.floor((t - cfg.sync_incident.active_within) / ACTIVITY_BUCKET_MS);
+    let sum = 0;
+    for (const [b, c] of bucketCounts) if (b >= from) sum += c;
+    return sum;
+  };
+
+  const onSeen = (r: TerminalSeen): void => {
+    const prev = seen.get(r.terminal_id);
+    if (prev !== undefined && prev >= r.bucket) return;
+    if (prev !== undefined) {
+      const c = bucketCounts.get(prev)! - 1;
+      if (c === 0) bucketCounts.delete(prev);
+      else bucketCounts.set(prev, c);
+    }
+    bucketCounts.set(r.bucket, (bucketCounts.get(r.bucket) ?? 0) + 1);
+    seen.set(r.terminal_id, r.bucket);
+    seenChanged.add(r.terminal_id);
+  };
+
+  const scheduleClose = (inc: Incident): void => {
+    inc.close_due = inc.open_members > 0 ? null : Math.max(inc.last_start, inc.last_recovery ?? inc.last_start) + cfg.sync_incident.quiet;
+  };
+
+  const join = (inc: Incident, s: Start): void => {
+    inc.entries++;
+    if (s.time > inc.last_start) inc.last_start = s.time;
+    if (!inc.members.has(s.terminal_id)) {
+      inc.members.set(s.terminal_id, s.merchant_id);
+      memberChanges.set(s.terminal_id, s.merchant_id);
+      inc.merchants.add(s.merchant_id);
+      if (inc.evidence_terminals < EVIDENCE_TERMINALS) {
+        inc.evidence_terminals++;
+        if (s.event_id !== null) inc.evidence.push(s.event_id);
+      }
+      if (open.has(s.terminal_id)) inc.open_members++;
+    }
+  };
+
+  const openIncident = (t: number, starts: Start[], threshold: number, activeNow: number): void => {
+    const inc: Incident = {
+      // Deterministic from the starts that opened it: the same in live and backtest.
+      id: alertId(SYNC_INCIDENT.id, SYNC_INCIDENT.version, starts.map((s) => s.alert_id)),
+      opened_at: t,
+      first_start: starts[0]!.time,
+      last_start: t,
+      last_recovery: null,
+      members: new Map(),
+      merchants: new Set(),
+      evidence: [],
+      evidence_terminals: 0,
+      entries: 0,
+      open_members: 0,
+      close_due: null,
+      threshold,
+      active: activeNow,
+    };
+    for (const s of starts) join(inc, s);
+    scheduleClose(inc);
+    incident = inc;
+    const terminals = inc.members.size;
+    const summary = `Fleet sync incident: ${plural(terminals, 'terminal')} at ${plural(inc.merchants.size, 'merchant')} started a late-sync episode or went offline within ${fmtMin(cfg.sync_incident.window)} (threshold ${threshold}, ${plural(activeNow, 'active terminal')}).`;
+    out.alerts.push({
+      alert_id: inc.id,
+      rule: SYNC_INCIDENT.id,
+      rule_version: SYNC_INCIDENT.version,
+      severity: 'critical',
+      terminal_id: FLEET,
+      merchant_id: FLEET,
+      card_token: null,
+      event_ids: [...inc.evidence],
+      window_start: inc.first_start,
+      window_end: t,
+      detected_at: t,
+      summary,
+      details: { terminals: terminals, merchants: inc.merchants.size, first_start: inc.first_start, last_start: t, threshold, active_terminals: activeNow, window_ms: cfg.sync_incident.window },
+      rules_version: version,
+    });
+    // One notification of the acquirer for the whole incident, instead of one per merchant.
+    const notify: Action = {
+      action_id: actionId(inc.id, 'NOTIFY_ACQUIRER'),
+      kind: 'NOTIFY_ACQUIRER',
+      target_type: 'ACQUIRER',
+      target_id: FLEET,
+      merchant_id: FLEET,
+      terminal_id: FLEET,
+      alert_id: inc.id,
+      rule: SYNC_INCIDENT.id,
+      reason: summary,
+      issued_at: t,
+      expires_at: null,
+    };
+    out.actions.push(notify);
+    out.decisions.push(decide(notify, notify, 'issued', 'incident_opened', inc.id, t));
+  };
+
+  const closeIncident = (inc: Incident): void => {
+    const at = inc.close_due!;
+    const durationMs = at - inc.first_start;
+    out.updates.push({
+      update_id: alertUpdateId(inc.id, 'auto_resolved', 'episode_ended', []),
+      alert_id: inc.id,
+      rule: SYNC_INCIDENT.id,
+      rule_version: SYNC_INCIDENT.version,
+      terminal_id: FLEET,
+      merchant_id: FLEET,
+      status: 'auto_resolved',
+      resolution: 'episode_ended',
+      resolved_by_event_ids: [],
+      resolved_at: at,
+      summary: `Fleet sync incident ended: ${plural(inc.members.size, 'terminal')} at ${plural(inc.merchants.size, 'merchant')} (${plural(inc.entries, 'episode')}) all recovered, none entered for ${fmtMin(cfg.sync_incident.quiet)}.`,
+      details: {
+        terminals: inc.members.size,
+        merchants: inc.merchants.size,
+        episodes: inc.entries,
+        first_start: inc.first_start,
+        last_start: inc.last_start,
+        last_recovery: inc.last_recovery ?? inc.last_start,
+        duration_ms: durationMs,
+      },
+    });
+    for (const t of inc.members.keys()) memberChanges.set(t, null);
+    incident = null;
+    recent = [];
+  };
+
+  const onStart = (r: EpisodeStart): void => {
+    const ids = open.get(r.terminal_id);
+    const wasOpen = ids !== undefined;
+    if (ids === undefined) open.set(r.terminal_id, [r.alert_id]);
+    else if (!ids.includes(r.alert_id)) ids.push(r.alert_id);
+    openChanged.add(r.terminal_id);
+    const s: Start = { time: r.time, terminal_id: r.terminal_id, merchant_id: r.merchant_id, alert_id: r.alert_id, event_id: r.event_id };
+    if (incident !== null) {
+      if (!wasOpen && incident.members.has(r.terminal_id)) incident.open_members++;
+      join(incident, s);
+      scheduleClose(incident);
+      return;
+    }
+    if (!cfg.sync_incident.enabled) return;
+    recent.push(s);
+    const from = r.time - cfg.sync_incident.window;
+    let drop = 0;
+    while (drop < recent.length && recent[drop]!.time <= from) drop++;
+    if (drop > 0) recent = recent.slice(drop);
+    const distinct = new Set(recent.map((x) => x.terminal_id)).size;
+    if (distinct < cfg.sync_incident.min_terminals) return;
+    const activeNow = active(r.time);
+    const threshold = Math.max(cfg.sync_incident.min_terminals, Math.ceil(cfg.sync_incident.min_share * activeNow));
+    if (distinct < threshold) return;
+    const starts = recent;
+    recent = [];
+    openIncident(r.time, starts, threshold, activeNow);
+  };
+
+  const onEnd = (r: EpisodeEnd): void => {
+    const ids = open.get(r.terminal_id);
+    if (ids === undefined) return;
+    const i = ids.indexOf(r.alert_id);
+    if (i < 0) return;
+    ids.splice(i, 1);
+    openChanged.add(r.terminal_id);
+    if (ids.length > 0) return;
+    open.delete(r.terminal_id);
+    if (incident === null || !incident.members.has(r.terminal_id)) return;
+    incident.open_members--;
+    if (incident.last_recovery === null || r.time > incident.last_recovery) incident.last_recovery = r.time;
+    scheduleClose(incident);
+  };
+
+  function decide(proposed: Action, final: Action | null, decision: ActionDecision['decision'], reason: string, incidentId: string | null, at: number): ActionDecision {
+    return {
+      decision_id: proposed.action_id,
+      action_id: proposed.action_id,
+      kind: proposed.kind,
+      final_action_id: final?.action_id ?? null,
+      final_kind: final?.kind ?? null,
+      alert_id: proposed.alert_id,
+      rule: proposed.rule,
+      terminal_id: proposed.terminal_id,
+      merchant_id: proposed.merchant_id,
+      target_type: proposed.target_type,
+      target_id: proposed.target_id,
+      decision,
+      reason,
+      incident_id: incidentId,
+      decided_at: at,
+    };
+  }
+
+  const closeCircuit = (): void => {
+    const c = gov.circuit!;
+    gov.circuit = null;
+    const held = c.held_fleet + c.held_merchant;
+    out.updates.push({
+      update_id: alertUpdateId(c.alert_id, 'auto_resolved', 'episode_ended', []),
+      alert_id: c.alert_id,
+      rule: FREEZE_CIRCUIT_OPEN.id,
+      rule_version: FREEZE_CIRCUIT_OPEN.version,
+      terminal_id: FLEET,
+      merchant_id: FLEET,
+      status: 'auto_resolved',
+      resolution: 'episode_ended',
+      resolved_by_event_ids: [],
+      resolved_at: c.window_end,
+      summary: `Freeze circuit window ended: ${plural(held, 'freeze')} held back and downgraded to review (${c.held_fleet} over the fleet cap, ${c.held_merchant} over a merchant's cap).`,
+      details: { held_back: held, held_fleet: c.held_fleet, held_merchant: c.held_merchant, window_start: c.window_start, window_end: c.window_end },
+    });
+  };
+
+  const onAction = (r: ProposedAction): void => {
+    const a = r.action;
+    const g = cfg.governor;
+    if (a.kind === 'NOTIFY_MERCHANT' && g.suppress_during_incident && incident !== null && INCIDENT_NOTIFY_RULES.has(a.rule) && incident.members.has(a.terminal_id)) {
+      out.decisions.push(decide(a, null, 'suppressed', 'fleet_incident', incident.id, r.time));
+      return;
+    }
+    if (!FREEZE_KINDS.has(a.kind)) {
+      out.actions.push(a);
+      out.decisions.push(decide(a, a, 'issued', 'policy', null, r.time));
+      return;
+    }
+    const w = Math.floor(r.time / g.freeze_window);
+    if (w !== gov.window) {
+      gov.window = w;
+      gov.fleet = 0;
+      gov.merchants = new Map();
+    }
+    const m = gov.merchants.get(a.merchant_id) ?? 0;
+    const overFleet = gov.fleet >= g.max_freezes;
+    const overMerchant = m >= g.max_freezes_per_merchant;
+    if (!overFleet && !overMerchant) {
+      gov.fleet++;
+      gov.merchants.set(a.merchant_id, m + 1);
+      out.actions.push(a);
+      out.decisions.push(decide(a, a, 'issued', 'policy', null, r.time));
+      return;
+    }
+    // Beyond the cap a freeze becomes a review of the same target: a person decides.
+    const reason = overFleet ? 'freeze_cap_fleet' : 'freeze_cap_merchant';
+    const review: Action = {
+      ...a,
+      action_id: actionId(a.alert_id, `REVIEW_REFUND:${a.kind}`),
+      kind: 'REVIEW_REFUND',
+      reason: `${a.reason} Downgraded from ${a.kind} to a review: ${overFleet ? `${g.max_freezes} freezes already issued fleet-wide` : `${g.max_freezes_per_merchant} freezes already issued at merchant ${a.merchant_id}`} within ${fmtMin(g.freeze_window)}.`,
+    };
+    out.actions.push(review);
+    out.decisions.push(decide(a, review, 'downgraded', reason, null, r.time));
+    if (gov.circuit === null) {
+      const start = w * g.freeze_window;
+      const c: Circuit = { alert_id: alertId(FREEZE_CIRCUIT_OPEN.id, FREEZE_CIRCUIT_OPEN.version, [String(start)]), window_start: start, window_end: start + g.freeze_window, held_fleet: 0, held_merchant: 0 };
+      gov.circuit = c;
+      out.alerts.push({
+        alert_id: c.alert_id,
+        rule: FREEZE_CIRCUIT_OPEN.id,
+        rule_version: FREEZE_CIRCUIT_OPEN.version,
+        severity: 'critical',
+        terminal_id: FLEET,
+        merchant_id: FLEET,
+        card_token: null,
+        event_ids: [],
+        window_start: start,
+        window_end: start + g.freeze_window,
+        detected_at: r.time,
+        summary: `Freeze circuit open: ${a.kind} from ${a.rule} at terminal ${a.terminal_id} held back and downgraded to review (${overFleet ? `fleet cap of ${g.max_freezes}` : `cap of ${g.max_freezes_per_merchant} at merchant ${a.merchant_id}`} per ${fmtMin(g.freeze_window)} reached); the count held back comes with the window's end.`,
+        details: { held_back: 1, max_freezes: g.max_freezes, max_freezes_per_merchant: g.max_freezes_per_merchant, freeze_window_ms: g.freeze_window },
+        rules_version: version,
+      });
+    }
+    if (overFleet) gov.circuit.held_fleet++;
+    else gov.circuit.held_merchant++;
+  };
+
+  const applyRecord = (r: Buffered): void => {
+    if (r.type === 'seen') onSeen(r);
+    else if (r.type === 'start') onStart(r);
+    else if (r.type === 'end') onEnd(r);
+    else onAction(r);
+  };
+
+  /** The earliest due timer at or before `limit`, or null. */
+  const nextTimer = (limit: number): { due: number; fire: () => void } | null => {
+    let best: { due: number; fire: () => void } | null = null;
+    const inc = incident;
+    if (inc !== null && inc.close_due !== null && inc.close_due <= limit) best = { due: inc.close_due, fire: () => closeIncident(inc) };
+    const c = gov.circuit;
+    if (c !== null && c.window_end <= limit && (best === null || c.window_end < best.due)) best = { due: c.window_end, fire: closeCircuit };
+    return best;
+  };
+
+  /** Applies buffered records with time < recordLimit (or <= when inclusive) and timers due <= timerLimit, in time order. */
+  const advance = (recordLimit: number, inclusive: boolean, timerLimit: number): void => {
+    if (!sorted) {
+      buffer.sort(compare);
+      sorted = true;
+    }
+    let i = 0;
+    for (;;) {
+      const r = buffer[i];
+      const ready = r !== undefined && (inclusive ? r.time <= recordLimit : r.time < recordLimit);
+      const t = nextTimer(ready ? Math.min(r.time, timerLimit) : timerLimit);
+      // A timer fires before records at its due time (as the engine's timers fire before the arriving event).
+      if (t !== null) {
+        t.fire();
+        coreChanged = true;
+        continue;
+      }
+      if (!ready) break;
+      applyRecord(r);
+      coreChanged = true;
+      i++;
+    }
+    if (i > 0) buffer = buffer.slice(i);
+  };
+
+  const minWatermark = (): number => {
+    let min = Infinity;
+    let any = false;
+    for (let p = 0; p < n; p++) {
+      if (idle[p]) continue;
+      const w = wm[p];
+      if (w === null || w === undefined) return -Infinity;
+      any = true;
+      if (w < min) min = w;
+    }
+    return any ? min : -Infinity;
+  };
+
+  const take = (): StageOutput => {
+    const r = out;
+    out = { alerts: [], updates: [], actions: [], decisions: [] };
+    return r;
+  };
+
+  return {
+    apply(records) {
+      for (const r of records) {
+        if (r.type === 'watermark') {
+          if (r.partition < 0 || r.partition >= n) continue;
+          const prev = wm[r.partition];
+          if (r.idle === true) {
+            // Idle marks only count while the partition has never had a real watermark.
+            if (prev === null) idle[r.partition] = true;
+            continue;
+          }
+          idle[r.partition] = false;
+          if (prev === null || prev === undefined || r.time > prev) {
+            wm[r.partition] = r.time;
+            if (r.time > maxWm) maxWm = r.time;
+            coreChanged = true;
+          }
+          continue;
+        }
+        if (r.time < frontier) late++;
+        if (buffer.length > 0 && compare(buffer[buffer.length - 1]!, r) > 0) sorted = false;
+        buffer.push(r);
+        coreChanged = true;
+      }
+      const min = minWatermark();
+      if (min > frontier) {
+        advance(min, false, min);
+        frontier = min;
+      }
+      return take();
+    },
+    flush() {
+      advance(Infinity, true, maxWm);
+      return take();
+    },
+    setConfig(config) {
+      cfg = config.stage;
+      version = config.version;
+    },
+    stats: () => ({
+      buffered: buffer.length,
+      frontier,
+      openEpisodes: open.size,
+      incidentOpen: incident !== null,
+      incidentTerminals: incident?.members.size ?? 0,
+      late,
+      activeTerminalsSeen: seen.size,
+    }),
+    takeChanges() {
+      const changes: Array<[string, unknown]> = [];
+      for (const t of seenChanged) changes.push([`seen:${t}`, seen.get(t)]);
+      seenChanged = new Set();
+      for (const t of openChanged) changes.push([`open:${t}`, open.has(t) ? [...open.get(t)!] : null]);
+      openChanged = new Set();
+      for (const [t, m] of memberChanges) changes.push([`member:${t}`, m]);
+      memberChanges = new Map();
+      if (coreChanged) {
+        coreChanged = false;
+        const snap: CoreSnapshot = {
+          v: 1,
+          wm: [...wm],
+          idle: [...idle],
+          frontier,
+          buffer: [...buffer],
+          recent: [...recent],
+          incident: incident === null ? null : (({ members: _m, merchants: _s, ...rest }) => ({ ...rest, evidence: [...rest.evidence] }))(incident),
+          gov: { window: gov.window, fleet: gov.fleet, merchants: [...gov.merchants], circuit: gov.circuit === null ? null : { ...gov.circuit } },
+          late,
+        };
+        changes.push(['core', snap]);
+      }
+      return changes;
+    },
+    restore(entries) {
+      seen = new Map();
+      bucketCounts = new Map();
+      open = new Map();
+      const members = new Map<string, string>();
+      for (const [k, v] of entries) {
+        if (v === null || v === undefined) continue; // a tombstone
+        if (k.startsWith('open:')) {
+          open.set(k.slice(5), [...(v as string[])]);
+          continue;
+        }
+        if (k.startsWith('member:')) {
+          members.set(k.slice(7), v as string);
+          continue;
+        }
+        if (k.startsWith('seen:')) {
+          onSeen({ type: 'seen', partition: 0, time: 0, terminal_id: k.slice(5), merchant_id: '', bucket: v as number });
+          continue;
+        }
+        if (k !== 'core') continue;
+        const s = v as CoreSnapshot;
+        wm = s.wm.length === n ? [...s.wm] : Array.from({ length: n }, (_, p) => s.wm[p] ?? null);
+        idle = Array.from({ length: n }, (_, p) => s.idle[p] ?? false);
+        frontier = s.frontier;
+        maxWm = Math.max(-1, ...wm.map((w) => w ?? -1));
+        buffer = [...s.buffer];
+        sorted = false;
+        recent = [...s.recent];
+        incident = s.incident === null ? null : { ...s.incident, members: new Map(), merchants: new Set(), evidence: [...s.incident.evidence] };
+        gov = { window: s.gov.window, fleet: s.gov.fleet, merchants: new Map(s.gov.merchants), circuit: s.gov.circuit };
+        late = s.late;
+      }
+      if (incident !== null) {
+        incident.members = members;
+        incident.merchants = new Set(members.values());
+      }
+      seenChanged = new Set();
+      openChanged = new Set();
+      memberChanges = new Map();
+      coreChanged = false;
+    },
+  };
+}

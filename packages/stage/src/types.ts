@@ -1,0 +1,95 @@
+// The second stage's input and output records. Inputs are what the detector partitions publish on the
+// internal topic (tillwatch.stage2.input.v1) in the same Kafka transaction as their alerts, and what
+// the backtest derives from the same engine output; outputs are alerts, alert updates, the actions that
+// are finally issued, and one decision per proposed action.
+import type { Action, ActionKind, TargetType } from '@tillwatch/schemas';
+
+/** An episode of a per-terminal sync rule began: its alert (sync_lag, terminal_offline) was raised. */
+export interface EpisodeStart {
+  type: 'start';
+  /** Detector input partition that produced it. */
+  partition: number;
+  /** The alert's detected_at (received time), the stage's ordering time. */
+  time: number;
+  rule: string;
+  alert_id: string;
+  terminal_id: string;
+  merchant_id: string;
+  /** The alert's first evidence event, if any (a silence has none). */
+  event_id: string | null;
+}
+
+/** The episode ended: its alert's episode_ended update (resolved_at is the time). */
+export interface EpisodeEnd {
+  type: 'end';
+  partition: number;
+  time: number;
+  rule: string;
+  alert_id: string;
+  terminal_id: string;
+  merchant_id: string;
+}
+
+/** An action a rule proposed (the action contract); the governor disposes. time = issued_at. */
+export interface ProposedAction {
+  type: 'action';
+  partition: number;
+  time: number;
+  action: Action;
+}
+
+/**
+ * A terminal sent something (transaction or heartbeat) in activity bucket `bucket` (received time /
+ * ACTIVITY_BUCKET_MS), published at its first record of the bucket: what the stage counts active
+ * terminals with. Idempotent: a repeat (after a detector restart) changes nothing.
+ */
+export interface TerminalSeen {
+  type: 'seen';
+  partition: number;
+  time: number;
+  terminal_id: string;
+  merchant_id: string;
+  bucket: number;
+}
+
+/**
+ * The detector partition's stream time: it will publish nothing with an earlier time. `idle`: the
+ * partition has received nothing yet, so it holds nothing back (it published no record either).
+ */
+export interface Watermark {
+  type: 'watermark';
+  partition: number;
+  time: number;
+  idle?: boolean;
+}
+
+export type StageRecord = EpisodeStart | EpisodeEnd | ProposedAction | TerminalSeen | Watermark;
+
+export type DecisionKind = 'issued' | 'suppressed' | 'downgraded';
+
+/** The governor's decision about one proposed action (ClickHouse action_decisions, topic tillwatch.actions.decisions.v1). */
+export interface ActionDecision {
+  /** = the proposed action's action_id: one decision per proposed action. */
+  decision_id: string;
+  action_id: string;
+  kind: ActionKind;
+  /** What was issued: the same action, its review downgrade, or nothing (suppressed). */
+  final_action_id: string | null;
+  final_kind: ActionKind | null;
+  alert_id: string;
+  rule: string;
+  terminal_id: string;
+  merchant_id: string;
+  target_type: TargetType;
+  target_id: string;
+  decision: DecisionKind;
+  /** Why: policy, fleet_incident, freeze_cap_fleet, freeze_cap_merchant, incident_opened. */
+  reason: string;
+  /** The fleet incident that suppressed it (or that it was issued for). */
+  incident_id: string | null;
+  /** Stage time (received time) of the decision. */
+  decided_at: number;
+}
+
+/** A line of `tillwatch backtest --actions FILE`: the action contract plus the decision. */
+export type GovernedAction = Action & { decision: DecisionKind; decision_reason: string; incident_id: string | null };

@@ -1,0 +1,145 @@
+// Unit cases of the stage core with synthetic inputs (terminal_offline included, which the detector
+// may not produce yet): incident opening, joining, the offline-then-upload outage as one incident,
+// closing `quiet` after the last recovery, the active-share threshold, and the governor's caps.
+import { describe, expect, it } from 'vitest';
+import { defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
+import type { Action } from '@tillwatch/schemas';
+import { createStageCore, type StageOutput } from '../src/core.js';
+import type { StageRecord } from '../src/types.js';
+
+const MIN = 60_000;
+const T = Date.UTC(2025, 0, 6, 9);
+
+const start = (i: number, time: number, rule = 'sync_lag', id = `${rule}-${i}`): StageRecord => ({ type: 'start', partition: 0, time, rule, alert_id: id, terminal_id: `T${i}`, merchant_id: `M${i}`, event_id: `ev-${id}` });
+const end = (i: number, time: number, rule = 'sync_lag', id = `${rule}-${i}`): StageRecord => ({ type: 'end', partition: 0, time, rule, alert_id: id, terminal_id: `T${i}`, merchant_id: `M${i}` });
+const wm = (time: number): StageRecord => ({ type: 'watermark', partition: 0, time });
+const seen = (i: number, time: number): StageRecord => ({ type: 'seen', partition: 0, time, terminal_id: `T${i}`, merchant_id: `M${i}`, bucket: Math.floor(time / 3_600_000) });
+const action = (i: number, time: number, kind: Action['kind'], rule: string, merchant = `M${i}`): StageRecord => ({
+  type: 'action',
+  partition: 0,
+  time,
+  action: { action_id: `a-${kind}-${i}-${time}`, kind, target_type: 'TERMINAL', target_id: `T${i}`, merchant_id: merchant, terminal_id: `T${i}`, alert_id: `al-${i}-${time}`, rule, reason: 'x', issued_at: time, expires_at: null },
+});
+
+function run(records: StageRecord[], c: RulesConfig = defaultRulesConfig()): StageOutput {
+  const core = createStageCore({ partitions: 1, config: c });
+  const a = core.apply(records);
+  const b = core.flush();
+  return { alerts: [...a.alerts, ...b.alerts], updates: [...a.updates, ...b.updates], actions: [...a.actions, ...b.actions], decisions: [...a.decisions, ...b.decisions] };
+}
+
+describe('sync_incident', () => {
+  it('opens one incident at the 10th terminal within the window; later ones join', () => {
+    const recs = Array.from({ length: 14 }, (_, i) => start(i, T + i * MIN));
+    const o = run([...recs, wm(T + 20 * MIN)]);
+    expect(o.alerts).toHaveLength(1);
+    const a = o.alerts[0]!;
+    expect(a).toMatchObject({ rule: 'sync_incident', severity: 'critical', detected_at: T + 9 * MIN, window_start: T, terminal_id: '*' });
+    expect(a.details.terminals).toBe(10);
+    expect(a.event_ids).toEqual(Array.from({ length: 10 }, (_, i) => `ev-sync_lag-${i}`));
+    expect(o.actions.map((x) => x.kind)).toEqual(['NOTIFY_ACQUIRER']);
+  });
+
+  it('9 terminals in the window, or 10 spread wider than the window: no incident', () => {
+    expect(run([...Array.from({ length: 9 }, (_, i) => start(i, T + i * MIN)), wm(T + 60 * MIN)]).alerts).toHaveLength(0);
+    expect(run([...Array.from({ length: 10 }, (_, i) => start(i, T + i * 2 * MIN)), wm(T + 60 * MIN)]).alerts).toHaveLength(0);
+  });
+
+  it('an outage seen first as silence, then as the late upload, is one incident closed quiet after the last recovery', () => {
+    const recs: StageRecord[] = [];
+    for (let i = 0; i < 12; i++) recs.push(start(i, T + i * 10_000, 'terminal_offline'));
+    // Back online at +40 min (offline ends), the upload opens sync_lag episodes at once.
+    for (let i = 0; i < 12; i++) recs.push(end(i, T + 40 * MIN + i * 1000, 'terminal_offline'), start(i, T + 40 * MIN + i * 1000 + 1));
+    // The sync episodes end 30 min after their last late transaction.
+    for (let i = 0; i < 12; i++) recs.push(end(i, T + 75 * MIN + i * 1000));
+    const lastRecovery = T + 75 * MIN + 11 * 1000;
+    const o = run([...recs, wm(T + 200 * MIN)]);
+    expect(o.alerts.filter((a) => a.rule === 'sync_incident')).toHaveLength(1);
+    expect(o.updates).toHaveLength(1);
+    expect(o.updates[0]).toMatchObject({ alert_id: o.alerts[0]!.alert_id, status: 'auto_resolved', resolution: 'episode_ended', resolved_at: lastRecovery + 30 * MIN });
+    expect(o.updates[0]!.details).toMatchObject({ terminals: 12, episodes: 24 });
+  });
+
+  it('stays open while a terminal is still offline, and not closed before the watermark passes quiet', () => {
+    const recs: StageRecord[] = Array.from({ length: 10 }, (_, i) => start(i, T + i * 1000, 'terminal_offline'));
+    for (let i = 1; i < 10; i++) recs.push(end(i, T + 20 * MIN, 'terminal_offline'));
+    expect(run([...recs, wm(T + 600 * MIN)]).updates).toHaveLength(0); // T0 never came back
+    recs.push(end(0, T + 30 * MIN, 'terminal_offline'));
+    expect(run([...recs, wm(T + 60 * MIN - 1)]).updates).toHaveLength(0);
+    expect(run([...recs, wm(T + 60 * MIN)]).updates).toHaveLength(1);
+  });
+
+  it('the threshold grows with the active fleet (min_share)', () => {
+    const active = Array.from({ length: 400 }, (_, i) => seen(i, T - 60 * MIN + i));
+    const starts = Array.from({ length: 19 }, (_, i) => start(i, T + i * 10_000));
+    expect(run([...active, ...starts, wm(T + 60 * MIN)]).alerts).toHaveLength(0); // needs 20 = 5 % of 400
+    expect(run([...active, ...starts, start(19, T + 200_000), wm(T + 60 * MIN)]).alerts[0]!.details).toMatchObject({ threshold: 20, active_terminals: 400 });
+  });
+
+  it('nothing happens until every partition has a watermark past it', () => {
+    const core = createStageCore({ partitions: 2, config: defaultRulesConfig() });
+    const recs = Array.from({ length: 10 }, (_, i) => start(i, T + i * 1000));
+    expect(core.apply([...recs, wm(T + MIN)]).alerts).toHaveLength(0);
+    expect(core.apply([{ type: 'watermark', partition: 1, time: T + 9 * 1000 }]).alerts).toHaveLength(0); // not past the 10th
+    expect(core.apply([{ type: 'watermark', partition: 1, time: T + 9 * 1000 + 1 }]).alerts).toHaveLength(1);
+  });
+
+  it('an idle partition holds nothing back', () => {
+    const core = createStageCore({ partitions: 2, config: defaultRulesConfig() });
+    const recs = Array.from({ length: 10 }, (_, i) => start(i, T + i * 1000));
+    expect(core.apply([...recs, wm(T + MIN), { type: 'watermark', partition: 1, time: 0, idle: true }]).alerts).toHaveLength(1);
+  });
+});
+
+describe('governor', () => {
+  it('suppresses NOTIFY_MERCHANT of the incident terminals while it is open, with the incident id', () => {
+    const recs: StageRecord[] = [];
+    for (let i = 0; i < 12; i++) recs.push(start(i, T + i * 1000), action(i, T + i * 1000, 'NOTIFY_MERCHANT', 'sync_lag'));
+    recs.push(action(3, T + 20_000, 'NOTIFY_MERCHANT', 'upload_backlog'), action(3, T + 20_000, 'NOTIFY_MERCHANT', 'refund_velocity'), action(50, T + 20_000, 'NOTIFY_MERCHANT', 'sequence_gap'));
+    const o = run([...recs, wm(T + 60 * MIN)]);
+    const inc = o.alerts[0]!.alert_id;
+    const byDecision = (d: string) => o.decisions.filter((x) => x.decision === d);
+    // T0..T8 before the incident, T50 not in it, refund_velocity not a sync rule; + the acquirer notice.
+    expect(byDecision('issued').map((d) => `${d.terminal_id}:${d.rule}`)).toEqual(['T0:sync_lag', 'T1:sync_lag', 'T2:sync_lag', 'T3:sync_lag', 'T4:sync_lag', 'T5:sync_lag', 'T6:sync_lag', 'T7:sync_lag', 'T8:sync_lag', '*:sync_incident', 'T3:refund_velocity', 'T50:sequence_gap']);
+    expect(byDecision('suppressed').map((d) => `${d.terminal_id}:${d.rule}`)).toEqual(['T9:sync_lag', 'T10:sync_lag', 'T11:sync_lag', 'T3:upload_backlog']);
+    expect(byDecision('suppressed').every((d) => d.incident_id === inc && d.final_action_id === null)).toBe(true);
+  });
+
+  it('caps freezes per window fleet-wide and per merchant; one circuit alert per window, closed with the count held back', () => {
+    const c = defaultRulesConfig();
+    const recs: StageRecord[] = [];
+    // 25 freezes at 25 merchants in the first hour, 4 at one merchant in the second hour.
+    for (let i = 0; i < 25; i++) recs.push(action(i, T + i * MIN, 'FREEZE_TERMINAL', 'refund_without_sale'));
+    for (let k = 0; k < 4; k++) recs.push(action(100 + k, T + 60 * MIN + k * MIN, 'FREEZE_CARD', 'refund_exceeds_sale', 'M-shop'));
+    const o = run([...recs, wm(T + 180 * MIN)], c);
+    const d = o.decisions;
+    expect(d.filter((x) => x.decision === 'issued')).toHaveLength(20 + 3);
+    expect(d.filter((x) => x.reason === 'freeze_cap_fleet')).toHaveLength(5);
+    expect(d.filter((x) => x.reason === 'freeze_cap_merchant')).toHaveLength(1);
+    expect(o.actions.filter((a) => a.kind === 'REVIEW_REFUND')).toHaveLength(6);
+    expect(o.alerts.map((a) => a.rule)).toEqual(['freeze_circuit_open', 'freeze_circuit_open']);
+    expect(o.updates.map((u) => u.details.held_back)).toEqual([5, 1]);
+    expect(o.updates[0]!.resolved_at).toBe(T + 60 * MIN);
+  });
+});
+
+describe('changelog', () => {
+  it('restores mid-incident and continues with the same output', () => {
+    const recs: StageRecord[] = [];
+    for (let i = 0; i < 12; i++) recs.push(seen(i, T + i * 1000), start(i, T + i * 1000), wm(T + i * 1000 + 1));
+    for (let i = 0; i < 12; i++) recs.push(end(i, T + 40 * MIN), wm(T + 40 * MIN + 1));
+    recs.push(wm(T + 200 * MIN));
+    const whole = run(recs);
+    const a = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+    const first = a.apply(recs.slice(0, 30));
+    const state = new Map(a.takeChanges().map(([k, v]) => [k, JSON.parse(JSON.stringify(v)) as unknown]));
+    expect([...state.keys()].some((k) => k.startsWith('seen:'))).toBe(true);
+    const b = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+    b.restore(state);
+    expect(b.stats()).toMatchObject({ incidentOpen: true, activeTerminalsSeen: 10 });
+    const rest = b.apply(recs.slice(30));
+    const fin = b.flush();
+    expect([...first.alerts, ...rest.alerts, ...fin.alerts]).toEqual(whole.alerts);
+    expect([...first.updates, ...rest.updates, ...fin.updates]).toEqual(whole.updates);
+  });
+});

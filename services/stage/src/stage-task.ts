@@ -1,0 +1,77 @@
+// The stage task: the pure stage core (@tillwatch/stage) wired to Kafka records. One task (the input
+// topic has one partition). Its state goes to the stage changelog as JSON values in the stream
+// package's changelog encoding.
+import type { Action, ActionDecision, Alert, AlertUpdate } from '@tillwatch/schemas';
+import type { RulesConfig } from '@tillwatch/rules';
+import { createStageCore, type StageOutput, type StageRecord } from '@tillwatch/stage';
+import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
+import type { StageMetrics } from './metrics.js';
+
+export interface StageTopics {
+  alerts: string;
+  alertUpdates: string;
+  freezeActions: string;
+  notifyActions: string;
+  actionDecisions: string;
+}
+
+export interface StageTaskOptions {
+  /** Partitions of the detector's input (pos.transactions.v1): all must publish a watermark. */
+  inputPartitions: number;
+  rules: RulesConfig;
+  topics: StageTopics;
+  encodeAlert(a: Alert): Buffer;
+  encodeUpdate(u: AlertUpdate): Buffer;
+  encodeAction(a: Action): Buffer;
+  encodeDecision(d: ActionDecision): Buffer;
+  metrics: StageMetrics;
+  /** Called after commit with what was published (tests, logs). */
+  onCommitted?: (out: StageOutput) => void;
+}
+
+const NOTIFY = new Set<string>(['NOTIFY_MERCHANT', 'NOTIFY_ACQUIRER']);
+
+export function createStageTask(o: StageTaskOptions): Task {
+  const core = createStageCore({ partitions: o.inputPartitions, config: o.rules });
+  const { topics } = o;
+
+  const toResult = (out: StageOutput): TaskResult => {
+    const st = core.stats();
+    o.metrics.buffered.set(st.buffered);
+    o.metrics.late.set(st.late);
+    o.metrics.incidentOpen.set(st.incidentOpen ? 1 : 0);
+    if (out.alerts.length === 0 && out.updates.length === 0 && out.actions.length === 0 && out.decisions.length === 0) return { messages: [] };
+    const messages: OutputMessage[] = [];
+    for (const a of out.alerts) messages.push({ topic: topics.alerts, key: a.merchant_id, value: o.encodeAlert(a) });
+    for (const a of out.actions) messages.push({ topic: NOTIFY.has(a.kind) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
+    for (const u of out.updates) messages.push({ topic: topics.alertUpdates, key: u.merchant_id, value: o.encodeUpdate(u) });
+    for (const d of out.decisions) messages.push({ topic: topics.actionDecisions, key: d.merchant_id, value: o.encodeDecision(d) });
+    return {
+      messages,
+      committed: () => {
+        const wall = Date.now();
+        for (const a of out.alerts) o.metrics.stageAlerts.inc({ rule: a.rule });
+        for (const d of out.decisions) {
+          o.metrics.decisions.inc({ decision: d.decision, kind: d.kind });
+          o.metrics.eventToAction.observe(Math.max(0, wall - d.decided_at) / 1000);
+        }
+        o.onCommitted?.(out);
+      },
+    };
+  };
+
+  return {
+    restore(entries) {
+      core.restore([...entries].map(([k, v]): [string, unknown] => [k, decodeChangelogValue(v)]));
+    },
+    process(_topic, records: DecodedRecord[]) {
+      return toResult(core.apply(records.map((r) => r.value as StageRecord)));
+    },
+    tick() {
+      return { messages: [] };
+    },
+    takeChanges() {
+      return core.takeChanges().map(([k, v]): [string, Buffer | null] => [k, encodeChangelogValue(v)]);
+    },
+  };
+}
