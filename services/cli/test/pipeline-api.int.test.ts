@@ -136,8 +136,9 @@ describe('npm start pipeline through the alert API', () => {
     for (const a of listed) {
       const { status, status_by: _by, status_at: _at, ...alert } = a;
       expect(status).toBe('open');
-      // rules_version (issue 9) is not in the API's alert view yet: compared without it.
-      const { rules_version: _rv, ...expected } = want.get(a.alert_id)!;
+      // rules_version (issue 9) and the alert's money (currency, amount_minor; issue 11) are not in the
+      // API's alert view yet: compared without them.
+      const { rules_version: _rv, currency: _cur, amount_minor: _amt, ...expected } = want.get(a.alert_id)!;
       expect(alert).toEqual({ ...expected, details: Object.fromEntries(Object.entries(expected.details).map(([k, v]) => [k, Number.isFinite(v) ? v : null])) });
     }
     // /metrics is on the API's ops port, not on the public API port.
