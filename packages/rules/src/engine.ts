@@ -80,6 +80,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private all: RuleInstance[] = [];
   private onEventHooks: RuleInstance[] = [];
   private heartbeatHooks: RuleInstance[] = [];
+  private beatingHooks: RuleInstance[] = [];
   private judgeHooks: RuleInstance[] = [];
   private storedHooks: RuleInstance[] = [];
   private refundHooks: RuleInstance[] = [];
@@ -143,6 +144,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     const withHook = (h: keyof RuleInstance): RuleInstance[] => this.all.filter((x) => typeof x[h] === 'function');
     this.onEventHooks = withHook('onEvent');
     this.heartbeatHooks = withHook('onHeartbeat');
+    this.beatingHooks = withHook('onBeatingEvent');
     this.judgeHooks = withHook('onSaleJudge');
     this.storedHooks = withHook('onSaleStored');
     this.refundHooks = withHook('onRefund');
@@ -261,6 +263,10 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     }
     const ev = this.onEventHooks;
     for (let i = 0; i < ev.length; i++) ev[i]!.onEvent!(term, t);
+    if (term.beats) {
+      const bh = this.beatingHooks;
+      for (let i = 0; i < bh.length; i++) bh[i]!.onBeatingEvent!(term, t);
+    }
 
     if (sale) this.onSale(m, term, t, th);
     else if (t.status === 'APPROVED' && t.kind !== 'SALE') {
@@ -289,6 +295,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       const m = term !== undefined ? term.merchant : (this.merchants.get(h.merchant_id) ?? this.newMerchant(h.merchant_id));
       term = this.newTerminal(m, h);
     } else if (recv > term.lastRecv) term.lastRecv = recv;
+    term.beats = true;
     const hooks = this.heartbeatHooks;
     for (let i = 0; i < hooks.length; i++) hooks[i]!.onHeartbeat!(term, h);
     this.markTerminal(term);
@@ -371,7 +378,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   }
 
   private createTerminal(m: MerchantState, id: string, lastRecv: number): TerminalState {
-    return { id, merchant: m, slot: -1, eDirty: false, hash: 0, rules: this.resolve(m.id, id), lastRecv, st: new Array<unknown>(RULES.length * VARIANTS) };
+    return { id, merchant: m, slot: -1, eDirty: false, hash: 0, rules: this.resolve(m.id, id), lastRecv, beats: false, st: new Array<unknown>(RULES.length * VARIANTS) };
   }
 
   /** First event of a terminal (or first after it was forgotten for idleness); the rules initialise their state on it. */
@@ -546,6 +553,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
 
   private terminalSnapshot(term: TerminalState): TerminalSnapshot {
     const out: Record<string, unknown> = { id: term.id, last_received: term.lastRecv };
+    if (term.beats) out.beats = true;
     let shadow: Record<string, Record<string, unknown>> | undefined;
     for (const inst of this.all) {
       if (inst.writeTerminal === undefined) continue;
@@ -625,6 +633,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       const term = this.createTerminal(m, ts.id, ts.last_received);
       this.registerTerminal(term); // first: rules may keep terminal state by slot
       const flat = ts as unknown as Record<string, unknown>;
+      term.beats = flat.beats === true;
       const shadow = (flat.shadow ?? {}) as Record<string, Record<string, unknown> | undefined>;
       for (const inst of this.all) {
         if (inst.readTerminal === undefined) continue;

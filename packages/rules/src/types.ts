@@ -58,6 +58,8 @@ export interface GapSnapshot {
 export interface TerminalSnapshot {
   id: string;
   last_received: number;
+  /** The terminal has sent a heartbeat (absent: never). */
+  beats?: boolean;
   max_seq: number;
   max_seq_event_id: string;
   max_seq_event_time: number;

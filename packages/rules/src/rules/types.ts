@@ -57,6 +57,8 @@ export interface TerminalState {
   /** Resolved parameters per variant. */
   rules: ResolvedRules[];
   lastRecv: number;
+  /** The terminal has sent a heartbeat (its transactions then also go to onBeatingEvent). */
+  beats: boolean;
   /** Per rule instance state, indexed by RuleInstance.slot; undefined until the instance first needs it. */
   st: unknown[];
 }
@@ -144,6 +146,12 @@ export interface RuleInstance {
    * fired) and the terminal was found or created. Rules without it never see heartbeats.
    */
   onHeartbeat?(term: TerminalState, h: Heartbeat): void;
+  /**
+   * Every transaction of a terminal that has sent a heartbeat, after onEvent. Rules that only watch
+   * heartbeating terminals use it instead of onEvent: transactions of other terminals never reach
+   * them, so the per-event call site stays as narrow as before heartbeats.
+   */
+  onBeatingEvent?(term: TerminalState, t: Transaction): void;
   /** An APPROVED SALE (not a redelivery), before it is stored in the ledger; voided: a void named it earlier. */
   onSaleJudge?(term: TerminalState, t: Transaction, voided: boolean): void;
   /**

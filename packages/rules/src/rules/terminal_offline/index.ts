@@ -82,9 +82,9 @@ class TerminalOffline implements RuleInstance {
     this.seen(term, w, h.received_time);
   }
 
-  onEvent(term: TerminalState, t: Transaction): void {
+  onBeatingEvent(term: TerminalState, t: Transaction): void {
     const w = term.st[this.slot] as Watch | undefined;
-    if (w === undefined) return; // not watched: no heartbeat yet
+    if (w === undefined) return; // not expected: a heartbeating terminal is watched
     if (w.offline) this.back(term, w, t.received_time, t.event_id, -1);
     if (t.received_time >= w.lastSeen) w.lastTxnEventId = t.event_id;
     this.seen(term, w, t.received_time);

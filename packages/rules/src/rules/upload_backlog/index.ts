@@ -4,8 +4,8 @@
 // judged at heartbeats): the sync failure is seen while it happens, before the late transactions
 // arrive. One alert per backlog, closed by an alert update (`episode_ended`) at the first heartbeat
 // whose backlog is below `min_queue`. A backlog that keeps shrinking (an upload in progress) is not
-// stuck. State per terminal: the highest seq received (a dense array by terminal slot, touched on
-// every transaction) and the backlog run, if any. See README.md.
+// stuck. State per terminal: the highest seq received since its first heartbeat (a dense array by
+// terminal slot) and the backlog run, if any. See README.md.
 import { alertUpdateId, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { duration, MIN, num } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
@@ -63,7 +63,8 @@ class UploadBacklog implements RuleInstance {
     return (this.synced = s);
   }
 
-  onEvent(term: TerminalState, t: Transaction): void {
+  /** Only terminals that heartbeat: the highest seq received from the first heartbeat on. */
+  onBeatingEvent(term: TerminalState, t: Transaction): void {
     const k = term.slot;
     const s = k < this.synced.length ? this.synced : this.grow(k);
     const cur = s[k]!;
