@@ -167,6 +167,9 @@ describe('second stage, live (kill -9 during a fleet outage)', () => {
 
     // Every decision through the sink into ClickHouse action_decisions, once each.
     const db = await createTestClickHouse({ migrate: true });
+    // The golden's stream time is January 2025, older than the table's 365-day TTL on decided_at, so
+    // ClickHouse would drop every row as it is written: this test checks delivery, not retention.
+    await db.ch.client.command({ query: `ALTER TABLE ${db.ch.table('action_decisions')} REMOVE TTL` });
     try {
       const sink = createSink({ kafka, registry, ch: db.ch, metrics: createSinkMetrics(createRegistry({ service: 'sink-test', defaultMetrics: false })), logger, groupId: randomId('g-sink'), topics, maxDelayMs: 200 });
       await sink.start();
