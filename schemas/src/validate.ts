@@ -89,17 +89,7 @@ export function validateTransaction(v: unknown, o?: ValidateOptions): Transactio
   if (nonEmpty(r.currency) && !CURRENCY.test(r.currency)) issues = add(issues, 'currency', `expected an ISO 4217 code like EUR, got ${show(r.currency)}`);
   if (nonEmpty(r.card_token) && PAN_LIKE.test(r.card_token)) issues = add(issues, 'card_token', 'looks like a raw card number (PAN); only tokens are accepted');
   if (!isInt(r.terminal_seq) || r.terminal_seq < 0) issues = add(issues, 'terminal_seq', `expected a non-negative integer, got ${show(r.terminal_seq)}`);
-  const et = r.event_time;
-  const rt = r.received_time;
-  const etOk = isInt(et) && et >= MIN_EPOCH_MS && et < MAX_EPOCH_MS;
-  const rtOk = isInt(rt) && rt >= MIN_EPOCH_MS && rt < MAX_EPOCH_MS;
-  if (!etOk) issues = add(issues, 'event_time', timeProblem(et));
-  if (!rtOk) issues = add(issues, 'received_time', timeProblem(rt));
-  if (etOk && rtOk) {
-    const maxSkew = o?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
-    const ahead = et - rt;
-    if (ahead > maxSkew) issues = add(issues, 'event_time', `${iso(et)} is ${formatDuration(ahead)} after received_time ${iso(rt)} (max clock skew ${formatDuration(maxSkew)})`, 'ClockSkew');
-  }
+  issues = checkTimes(r, o, issues);
   const orig = r.original_txn_id ?? null;
   if (orig !== null && !nonEmpty(orig)) issues = add(issues, 'original_txn_id', 'expected null or a non-empty string');
   if (issues !== undefined) throw new InvalidValueError(issues);
@@ -121,6 +111,25 @@ export function validateTransaction(v: unknown, o?: ValidateOptions): Transactio
   };
 }
 
+/**
+ * event_time and received_time: integers within [2000, 2200), and event_time at most
+ * `maxClockSkewMs` after received_time (ClockSkew). Shared by transactions and heartbeats.
+ */
+function checkTimes(r: Record<string, unknown>, o: ValidateOptions | undefined, issues: ValidationIssue[] | undefined): ValidationIssue[] | undefined {
+  const et = r.event_time;
+  const rt = r.received_time;
+  const etOk = isInt(et) && et >= MIN_EPOCH_MS && et < MAX_EPOCH_MS;
+  const rtOk = isInt(rt) && rt >= MIN_EPOCH_MS && rt < MAX_EPOCH_MS;
+  if (!etOk) issues = add(issues, 'event_time', timeProblem(et));
+  if (!rtOk) issues = add(issues, 'received_time', timeProblem(rt));
+  if (etOk && rtOk) {
+    const maxSkew = o?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    const ahead = et - rt;
+    if (ahead > maxSkew) issues = add(issues, 'event_time', `${iso(et)} is ${formatDuration(ahead)} after received_time ${iso(rt)} (max clock skew ${formatDuration(maxSkew)})`, 'ClockSkew');
+  }
+  return issues;
+}
+
 /** Avro `int` (queue_depth). */
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -138,24 +147,14 @@ export function validateHeartbeat(v: unknown, o?: ValidateOptions): Heartbeat {
   if (!nonEmpty(r.merchant_id)) issues = add(issues, 'merchant_id', `expected a non-empty string, got ${show(r.merchant_id)}`);
   if (!isInt(r.last_seq) || r.last_seq < 0) issues = add(issues, 'last_seq', `expected a non-negative integer, got ${show(r.last_seq)}`);
   if (!isInt(r.queue_depth) || r.queue_depth < 0 || r.queue_depth > INT32_MAX) issues = add(issues, 'queue_depth', `expected a non-negative 32-bit integer, got ${show(r.queue_depth)}`);
-  const et = r.event_time;
-  const rt = r.received_time;
-  const etOk = isInt(et) && et >= MIN_EPOCH_MS && et < MAX_EPOCH_MS;
-  const rtOk = isInt(rt) && rt >= MIN_EPOCH_MS && rt < MAX_EPOCH_MS;
-  if (!etOk) issues = add(issues, 'event_time', timeProblem(et));
-  if (!rtOk) issues = add(issues, 'received_time', timeProblem(rt));
-  if (etOk && rtOk) {
-    const maxSkew = o?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
-    const ahead = et - rt;
-    if (ahead > maxSkew) issues = add(issues, 'event_time', `${iso(et)} is ${formatDuration(ahead)} after received_time ${iso(rt)} (max clock skew ${formatDuration(maxSkew)})`, 'ClockSkew');
-  }
+  issues = checkTimes(r, o, issues);
   if (issues !== undefined) throw new InvalidValueError(issues);
   return {
     terminal_id: r.terminal_id as string,
     merchant_id: r.merchant_id as string,
     last_seq: r.last_seq as number,
     queue_depth: r.queue_depth as number,
-    event_time: et as number,
-    received_time: rt as number,
+    event_time: r.event_time as number,
+    received_time: r.received_time as number,
   };
 }
