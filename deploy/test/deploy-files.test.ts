@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { clickhouseConfig, kafkaConfig, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { apiConfig } from '@tillwatch/api';
-import { CLI, DOCUMENTED_ENV, METRICS_PORTS, SERVICE_PORTS, SERVICES, type ServiceName } from './support/env.js';
+import { CLI, DOCUMENTED_ENV, METRICS_PORTS, SERVICE_PORTS, SERVICES, STAGE_PORT, type ServiceName } from './support/env.js';
 import { decodeK8s } from './support/k8s-schema.js';
 import { deployDir, dockerDir, k8sDir, repoRoot } from './support/paths.js';
 
@@ -620,7 +620,7 @@ describe('k8s manifests', () => {
 
   it('containers get only documented variables, from objects that exist; ClickHouse and api keys only where used', () => {
     const containers = k8sObjects.filter((o) => o.spec?.template).flatMap((o) => o.spec!.template!.spec.containers.map((c) => [`${o.kind}/${o.metadata.name}`, c] as const));
-    expect(containers.length).toBe(4); // 3 Deployments + the provision Job
+    expect(containers.length).toBe(5); // 3 service Deployments + the stage + the provision Job
     for (const [owner, c] of containers) {
       const env = containerEnv(c);
       for (const k of env.keys()) expect(DOCUMENTED_ENV.has(k), `${owner}: ${k}`).toBe(true);
@@ -632,6 +632,29 @@ describe('k8s manifests', () => {
     expect(containerEnv(deployment('api').spec!.template!.spec.containers[0]!).has('API_KEYS')).toBe(true);
     const job = ofKind('Job').find((j) => j.metadata.name === 'tillwatch-provision')!;
     expect(job.spec!.template!.spec.containers[0]!.command).toEqual([...CLI, 'provision']);
+  });
+
+  it('the second stage runs: one replica of tillwatch stage (the only writer of pos.actions.* while DETECTOR_STAGE is on), recreated, probed, scraped', () => {
+    const d = ofKind('Deployment').find((x) => x.metadata.name === 'tillwatch-stage')!;
+    expect(d).toBeDefined();
+    expect(d.spec!.replicas).toBe(1);
+    expect((d.spec as { strategy?: { type?: string } }).strategy?.type).toBe('Recreate');
+    const tpl = d.spec!.template!;
+    const [c, ...others] = tpl.spec.containers;
+    expect(others).toEqual([]);
+    expect(c!.image).toBe(`tillwatch/detector:${kustomization.images.find((i) => i.name === 'tillwatch/detector')?.newTag}`);
+    expect(c!.command).toEqual([...CLI, 'stage']);
+    expect(c!.ports?.find((p) => p.name === 'http')?.containerPort).toBe(STAGE_PORT);
+    expect(containerEnv(c!).get('HTTP_PORT')).toBe(String(STAGE_PORT));
+    expect(containerEnv(c!).get('STAGE_GROUP_ID')).toBe('tillwatch-stage');
+    expect(containerEnv(c!).has('DETECTOR_STAGE')).toBe(false);
+    expect(containerEnv(deployment('detector').spec!.template!.spec.containers[0]!).get('DETECTOR_STAGE') ?? 'true').toBe('true');
+    expect(c!.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(c!.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(c!.resources?.limits?.['memory']).toBeTruthy();
+    expect(c!.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(tpl.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(STAGE_PORT), 'prometheus.io/path': '/metrics' });
+    expect(ofKind('Service').find((s) => s.metadata.name === 'tillwatch-stage')?.spec?.ports?.[0]?.targetPort).toBe('http');
   });
 
   it('the detector has no more replicas than the topic has partitions', () => {
@@ -673,6 +696,7 @@ describe('k8s manifests', () => {
       detector: { ingressFromAnywhere: false, egress: { kafka: true, registry: true, clickhouse: false } },
       sink: { ingressFromAnywhere: false, egress: { kafka: true, registry: true, clickhouse: true } },
       provision: { ingressFromAnywhere: false, egress: { kafka: true, registry: true, clickhouse: true } },
+      stage: { ingressFromAnywhere: false, egress: { kafka: true, registry: true, clickhouse: false } },
     } as const;
     const workloads = k8sObjects.filter((o) => o.spec?.template);
     expect(workloads.length).toBe(Object.keys(wanted).length);
@@ -686,7 +710,7 @@ describe('k8s manifests', () => {
       const ingress = p.ingress ?? [];
       const httpPort = w.spec!.template!.spec.containers[0]!.ports?.find((x) => x.name === 'http')?.containerPort;
       // Prometheus (namespace monitoring only) on the metrics port, if the workload has one.
-      const metricsPort = key in METRICS_PORTS ? METRICS_PORTS[key as ServiceName] : undefined;
+      const metricsPort = key === 'stage' ? STAGE_PORT : key in METRICS_PORTS ? METRICS_PORTS[key as ServiceName] : undefined;
       const fromMonitoring = metricsPort === undefined ? [] : [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: metricsPort }] }];
       if (wanted[key].ingressFromAnywhere) {
         // Clients from anywhere on the HTTP port only (never on the metrics port), then Prometheus.

@@ -13,7 +13,7 @@ import { createRegistry } from '@tillwatch/telemetry';
 import { ALL_METRIC_LABELS, API_METRICS, KNOWN_METRICS, metricNamesIn, unknownSeries, type MetricType } from './support/metrics.js';
 import { deployDir, k8sDir, prometheusDir } from './support/paths.js';
 import { MISSING_PROMTOOL, findPromtool, isCI, runPromtool } from './support/promtool.js';
-import { METRICS_PORTS, SERVICE_PORTS, SERVICES } from './support/env.js';
+import { METRICS_PORTS, SERVICE_PORTS, SERVICES, STAGE_PORT } from './support/env.js';
 
 interface AlertRule {
   alert?: string;
@@ -273,7 +273,10 @@ describe('scrape configs', () => {
       const target = relabel(meta, job.relabel_configs ?? []);
       if (target) scraped[target['job']!] = `${target['__address__']}${target['__metrics_path__']}`;
     }
-    expect(scraped).toEqual(Object.fromEntries(SERVICES.map((s) => [`tillwatch-${s}`, `10.1.2.3:${METRICS_PORTS[s]}/metrics`])));
+    expect(scraped).toEqual({
+      ...Object.fromEntries(SERVICES.map((s) => [`tillwatch-${s}`, `10.1.2.3:${METRICS_PORTS[s]}/metrics`])),
+      'tillwatch-stage': `10.1.2.3:${STAGE_PORT}/metrics`,
+    });
     for (const j of jobsInRules) expect(Object.keys(scraped).some((name) => new RegExp(`^(?:${j})$`).test(name)), `k8s: no job for ${j}`).toBe(true);
     // A pod whose annotation names another port than the discovered one is scraped on the annotated
     // port (the api: discovered on its HTTP port, scraped on its ops port).

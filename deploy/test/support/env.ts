@@ -45,5 +45,8 @@ export const SERVICES = Object.keys(SERVICE_PORTS) as ServiceName[];
  */
 export const METRICS_PORTS = { detector: 9464, sink: 9465, api: 9466 } as const satisfies Record<ServiceName, number>;
 
+/** The second stage (tillwatch stage, deploy/k8s/stage.yaml): HTTP_PORT = its metrics and health port. */
+export const STAGE_PORT = 9467;
+
 /** The one command line every image and manifest runs: node services/cli/bin/tillwatch.js <cmd>. */
 export const CLI = ['node', 'services/cli/bin/tillwatch.js'] as const;
