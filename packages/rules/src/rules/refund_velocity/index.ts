@@ -5,6 +5,7 @@
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { MIN, duration, num } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
+import { BySlot } from '../../storage/by-slot.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
 
 export interface RefundVelocityConfig extends RuleCommon {
@@ -25,27 +26,17 @@ interface VelocityState {
 /** Per-terminal state lives in the instance, in a dense array indexed by the terminal's slot (null = none). */
 class RefundVelocity implements RuleInstance {
   readonly def = refundVelocity;
-  private states: (VelocityState | null)[] = [];
+  private readonly states = new BySlot<VelocityState>();
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
   ) {}
 
-  private stateOf(k: number): VelocityState | null {
-    return k >= 0 && k < this.states.length ? this.states[k]! : null;
-  }
-
-  private setState(k: number, s: VelocityState | null): void {
-    const st = this.states;
-    while (k >= st.length) st.push(null);
-    st[k] = s;
-  }
-
   onRefund(term: TerminalState, t: Transaction): void {
     const p = term.rules[this.variant]!.refund_velocity;
-    let s = this.stateOf(term.slot);
-    if (s === null) this.setState(term.slot, (s = { ets: [], ids: [], silentUntil: -Infinity }));
+    let s = this.states.get(term.slot);
+    if (s === null) this.states.set(term.slot, (s = { ets: [], ids: [], silentUntil: -Infinity }));
     const et = t.event_time;
     // A refund without original_txn_id delivered twice reaches onRefund twice (the ledger cannot tell): count it once.
     if (s.ids.includes(t.event_id)) return;
@@ -94,7 +85,7 @@ class RefundVelocity implements RuleInstance {
   }
 
   dropTerminal(term: TerminalState): void {
-    if (this.stateOf(term.slot) !== null) this.states[term.slot] = null;
+    if (this.states.get(term.slot) !== null) this.states.set(term.slot, null);
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
@@ -102,7 +93,7 @@ class RefundVelocity implements RuleInstance {
   }
 
   writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
-    const s = this.stateOf(term.slot);
+    const s = this.states.get(term.slot);
     if (s === null) return;
     out.refund_velocity = { ets: s.ets.slice(), ids: s.ids.slice(), silent_until: Number.isFinite(s.silentUntil) ? s.silentUntil : null };
   }
@@ -110,7 +101,7 @@ class RefundVelocity implements RuleInstance {
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
     const v = snap.refund_velocity as { ets?: unknown; ids?: unknown; silent_until?: unknown } | undefined;
     if (v === undefined || !Array.isArray(v.ets) || !Array.isArray(v.ids)) return;
-    this.setState(term.slot, { ets: (v.ets as number[]).slice(), ids: (v.ids as string[]).slice(), silentUntil: typeof v.silent_until === 'number' ? v.silent_until : -Infinity });
+    this.states.set(term.slot, { ets: (v.ets as number[]).slice(), ids: (v.ids as string[]).slice(), silentUntil: typeof v.silent_until === 'number' ? v.silent_until : -Infinity });
   }
 }
 

@@ -7,6 +7,7 @@ import { alertUpdateId, type Transaction } from '@tillwatch/schemas';
 import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { alertId } from '../../ids.js';
+import { BySlot } from '../../storage/by-slot.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Timer, Variant } from '../types.js';
 
 export interface SyncLagConfig extends RuleCommon {
@@ -48,29 +49,19 @@ export interface LagEpisodeSnapshot {
  */
 class SyncLag implements RuleInstance {
   readonly def = syncLag;
-  private episodes: (Episode | null)[] = new Array<Episode | null>(256).fill(null);
+  private readonly episodes = new BySlot<Episode>(256);
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
   ) {}
 
-  private episodeOf(k: number): Episode | null {
-    return k >= 0 && k < this.episodes.length ? this.episodes[k]! : null;
-  }
-
-  private setEpisode(k: number, ep: Episode | null): void {
-    const eps = this.episodes;
-    while (k >= eps.length) eps.push(null);
-    eps[k] = ep;
-  }
-
   onEvent(term: TerminalState, t: Transaction): void {
     const p = term.rules[this.variant]!.sync_lag;
     const lag = t.received_time - t.event_time;
     if (lag <= p.threshold) return; // on time: the episode, if any, goes on
     const recv = t.received_time;
-    const ep = this.episodeOf(term.slot);
+    const ep = this.episodes.get(term.slot);
     if (ep !== null) {
       ep.lateCount++;
       if (lag > ep.maxLag) ep.maxLag = lag;
@@ -100,7 +91,7 @@ class SyncLag implements RuleInstance {
       lateCount: 1,
       maxLag: lag,
     };
-    this.setEpisode(term.slot, fresh);
+    this.episodes.set(term.slot, fresh);
     this.core.timers.push(fresh);
     if (!p.enabled) return;
     this.core.emit(
@@ -123,8 +114,8 @@ class SyncLag implements RuleInstance {
     const ep = timer as Episode;
     const term = ep.terminal;
     this.core.timers.remove(ep);
-    if (this.episodeOf(term.slot) !== ep) return; // not expected: a dropped terminal's timer is removed with it
-    this.episodes[term.slot] = null;
+    if (this.episodes.get(term.slot) !== ep) return; // not expected: a dropped terminal's timer is removed with it
+    this.episodes.set(term.slot, null);
     this.core.markTerminal(term);
     if (ep.alertId === null) return;
     const quiet = ep.due - ep.lastLate;
@@ -147,19 +138,19 @@ class SyncLag implements RuleInstance {
   }
 
   holdsTerminal(term: TerminalState): boolean {
-    return this.episodeOf(term.slot) !== null;
+    return this.episodes.get(term.slot) !== null;
   }
 
   /** The terminal is in a late-sync episode (tracked even while the rule is disabled). Read by the refund reasons (src/reasons/). */
   episodeOpen(term: TerminalState): boolean {
-    return this.episodeOf(term.slot) !== null;
+    return this.episodes.get(term.slot) !== null;
   }
 
   dropTerminal(term: TerminalState): void {
-    const ep = this.episodeOf(term.slot);
+    const ep = this.episodes.get(term.slot);
     if (ep === null) return;
     this.core.timers.remove(ep);
-    this.episodes[term.slot] = null;
+    this.episodes.set(term.slot, null);
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
@@ -167,7 +158,7 @@ class SyncLag implements RuleInstance {
   }
 
   writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
-    const ep = this.episodeOf(term.slot);
+    const ep = this.episodes.get(term.slot);
     out.lag_episode = ep !== null;
     if (ep === null) return;
     out.lag = {
@@ -200,7 +191,7 @@ class SyncLag implements RuleInstance {
       lateCount: s?.late_count ?? 0,
       maxLag: s?.max_lag ?? 0,
     };
-    this.setEpisode(term.slot, ep);
+    this.episodes.set(term.slot, ep);
     this.core.timers.push(ep);
   }
 }
