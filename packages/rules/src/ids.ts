@@ -26,3 +26,10 @@ export function actionId(alertId: string, kind: string): string {
 export function heartbeatEventId(h: { merchant_id: string; terminal_id: string; event_time: number; last_seq: number; queue_depth: number }): string {
   return `hb-${hex128(JSON.stringify(['heartbeat', h.merchant_id, h.terminal_id, h.event_time, h.last_seq, h.queue_depth]))}`;
 }
+
+const HEARTBEAT_EVIDENCE = /^hb-[0-9a-f]{32}$/;
+
+/** True for an evidence id made by heartbeatEventId (heartbeats are evidence but not transactions, and are not stored). */
+export function isHeartbeatEventId(id: string): boolean {
+  return HEARTBEAT_EVIDENCE.test(id);
+}

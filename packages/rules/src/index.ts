@@ -36,7 +36,7 @@ export {
 export { RULES } from './rules/registry.js';
 export type { RuleDefinition, RuleInstance, EngineCore } from './rules/types.js';
 export { createRuleEngine } from './engine.js';
-export { alertId, actionId, heartbeatEventId } from './ids.js';
+export { alertId, actionId, heartbeatEventId, isHeartbeatEventId } from './ids.js';
 export { MedianSample } from './median.js';
 export { createLineParser, type ParsedLine } from './jsonl.js';
 export { createBacktest, backtestLines, isHeartbeat, isRejected, redactPans, type Backtest, type BacktestInput, type BacktestSummary, type RejectedLine } from './backtest.js';

@@ -9,6 +9,7 @@ import { AjvCompiler } from '@fastify/ajv-compiler';
 import { ClickHouseUnavailableError, type ClickHouse, type TriageStatus } from '@tillwatch/clickhouse';
 import type { Alert } from '@tillwatch/schemas';
 import type { Logger } from '@tillwatch/telemetry';
+import { isHeartbeatEventId } from '@tillwatch/rules';
 import type { Registry } from 'prom-client';
 import { extractKey, roleAllows, type Access, type Authenticator, type Principal } from './auth.js';
 import { createPageCache } from './cache.js';
@@ -398,7 +399,17 @@ export function createApp(options: CreateAppOptions): ApiApp {
       // The fate of each action proposed for it (the second stage's governor; empty before it ran).
       const action_decisions = store.decisions ? await store.decisions(alert) : [];
       const found = new Set(evidence.map((t) => t.event_id));
-      return { alert, evidence: evidence.map(withMoney), missing_evidence: alert.event_ids.filter((e) => !found.has(e)), actions, action_decisions };
+      const notStored = alert.event_ids.filter((e) => !found.has(e));
+      // Heartbeat evidence (terminal_offline, upload_backlog, pending gaps) is never a stored
+      // transaction: it is named apart, not reported as missing.
+      return {
+        alert,
+        evidence: evidence.map(withMoney),
+        missing_evidence: notStored.filter((e) => !isHeartbeatEventId(e)),
+        heartbeat_evidence: notStored.filter(isHeartbeatEventId),
+        actions,
+        action_decisions,
+      };
     });
 
     api.get<{ Params: { id: string } }>('/alerts/:id/history', { config: { access: 'viewer' }, schema: routeSchemas.history }, async (req) => {

@@ -220,7 +220,12 @@ export const routeSchemas = {
         properties: {
           alert: ref('Alert'),
           evidence: { type: 'array', items: ref('Transaction') },
-          missing_evidence: { type: 'array', items: { type: 'string' }, description: 'event_ids not (or no longer) stored in transactions' },
+          missing_evidence: { type: 'array', items: { type: 'string' }, description: 'Transaction event_ids not (or no longer) stored in transactions' },
+          heartbeat_evidence: {
+            type: 'array',
+            items: { type: 'string' },
+            description: 'Evidence ids of heartbeats (hb- and 32 hex digits, deterministic from the heartbeat): heartbeats are evidence of terminal_offline, upload_backlog and pending-upload gaps, and are not stored as transactions',
+          },
           actions: { type: 'array', items: ref('Action'), description: 'Actions issued for it (by the action governor: as proposed, or downgraded to a review)' },
           action_decisions: {
             type: 'array',
@@ -241,7 +246,7 @@ export const routeSchemas = {
             },
           },
         },
-        required: ['alert', 'evidence', 'missing_evidence', 'actions', 'action_decisions'],
+        required: ['alert', 'evidence', 'missing_evidence', 'heartbeat_evidence', 'actions', 'action_decisions'],
       },
       ...errors(...authErrors, 404),
     },

@@ -10,8 +10,10 @@ import { createAlertStore, type AlertView } from '../src/store.js';
 import { createApiMetrics } from '../src/metrics.js';
 import { createAlertReadModel, type AlertReadModel } from '../src/read-model/read-model.js';
 import { createRegistry } from '@tillwatch/telemetry';
+import { heartbeatEventId } from '@tillwatch/rules';
 
 type Page = { items: AlertView[]; next_cursor: string | null };
+const HB_EVIDENCE = heartbeatEventId({ merchant_id: 'M-1', terminal_id: 'T-1', event_time: BASE, last_seq: 7, queue_depth: 3 });
 
 for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory read model'] as const) {
   describe(`alerts API (${variant})`, () => {
@@ -28,6 +30,8 @@ for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory re
       const readPath = variant === 'base alerts table' ? ('alerts' as const) : ('auto' as const);
       const data = makeAlerts(90);
       alerts = data.alerts;
+      // One alert with a heartbeat among its evidence (as terminal_offline and upload_backlog have).
+      alerts[1] = { ...alerts[1]!, event_ids: [...alerts[1]!.event_ids, HB_EVIDENCE] };
       // Two inserts (two parts), and replayed copies of 10 alerts in a third: reads must dedupe.
       await insertAlerts(t.ch, alerts.slice(0, 50));
       await insertAlerts(t.ch, alerts.slice(50));
@@ -145,11 +149,17 @@ for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory re
       const a = alerts[0]!;
       const res = await get(`/alerts/${a.alert_id}`);
       expect(res.statusCode, res.body).toBe(200);
-      const body = res.json<{ alert: AlertView; evidence: { event_id: string; card_token: string; merchant_id: string }[]; missing_evidence: string[]; actions: unknown[] }>();
+      const body = res.json<{ alert: AlertView; evidence: { event_id: string; card_token: string; merchant_id: string }[]; missing_evidence: string[]; heartbeat_evidence: string[]; actions: unknown[] }>();
       expect(body.alert.alert_id).toBe(a.alert_id);
       expect(body.evidence.map((e) => e.event_id)).toEqual([a.event_ids[0]]);
       expect(body.evidence[0]!.merchant_id).toBe(a.merchant_id);
       expect(body.missing_evidence).toEqual([a.event_ids[1]]);
+      expect(body.heartbeat_evidence).toEqual([]);
+      // Heartbeat evidence is named apart: heartbeats are not stored transactions, not "missing".
+      const hb = (await get(`/alerts/${alerts[1]!.alert_id}`)).json<{ evidence: { event_id: string }[]; missing_evidence: string[]; heartbeat_evidence: string[] }>();
+      expect(hb.evidence.map((e) => e.event_id).sort()).toEqual(alerts[1]!.event_ids.filter((e) => e !== HB_EVIDENCE).sort());
+      expect(hb.missing_evidence).toEqual([]);
+      expect(hb.heartbeat_evidence).toEqual([HB_EVIDENCE]);
       expect(body.actions).toEqual([]);
       const other = alerts[5]!;
       const full = (await get(`/alerts/${other.alert_id}`)).json<{ evidence: { event_id: string }[]; missing_evidence: string[] }>();

@@ -50,7 +50,7 @@
  *
  * @typedef {{ status: TriageStatus, actor: string, note: string, at: number, source?: 'update', update_id?: string, resolution?: string, resolved_by_event_ids?: string[] }} TriageEntry
  * @typedef {{ items: Alert[], next_cursor: string | null }} AlertPage
- * @typedef {{ alert: Alert, evidence: Transaction[], missing_evidence: string[], actions: Action[] }} AlertDetail
+ * @typedef {{ alert: Alert, evidence: Transaction[], missing_evidence: string[], heartbeat_evidence: string[], actions: Action[] }} AlertDetail
  * @typedef {{ alert_id: string, status: TriageStatus, entries: TriageEntry[] }} History
  * @typedef {{ alert_id: string, transactions: Transaction[], truncated: boolean }} Related
  * @typedef {{ minute: number, events: number, p50_ms: number | null, p90_ms: number | null, p99_ms: number | null, max_ms: number | null }} LagPoint

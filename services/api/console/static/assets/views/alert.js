@@ -162,7 +162,11 @@ function historySection(a, history) {
 function evidenceSection(a, detail, related) {
   const ev = [...detail.evidence].sort((x, y) => x.event_time - y.event_time);
   const evIds = new Set(ev.map((t) => t.event_id));
-  const missing = detail.missing_evidence.length ? h('p', { class: 'error' }, `Evidence not stored (or expired): ${detail.missing_evidence.join(', ')}`) : null;
+  const notStored = detail.missing_evidence.length ? h('p', { class: 'error' }, `Evidence not stored (or expired): ${detail.missing_evidence.join(', ')}`) : null;
+  const heartbeats = detail.heartbeat_evidence.length
+    ? h('p', { class: 'muted' }, `${detail.heartbeat_evidence.length === 1 ? 'One heartbeat' : `${detail.heartbeat_evidence.length} heartbeats`} of the terminal also count as evidence (heartbeats are not stored): ${detail.heartbeat_evidence.join(', ')}`)
+    : null;
+  const missing = notStored || heartbeats ? h('div', null, notStored, heartbeats) : null;
 
   if (a.rule === 'duplicate_charge' && ev.length >= 2) {
     const [first, second] = /** @type {[import('../types.js').Transaction, import('../types.js').Transaction]} */ (ev);
