@@ -1,7 +1,5 @@
 // kill -9 of a detector process in mid-stream, then a restart: no alert lost or duplicated in the
 // alert topic (read_committed) nor in ClickHouse. The detector runs as the real CLI process.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AvroSchemas, type Alert, type TopicRole } from '@tillwatch/schemas';
 import { randomId } from '@tillwatch/stream';
@@ -9,9 +7,8 @@ import { testKafka } from '@tillwatch/stream/testing';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
 import { createSink } from '@tillwatch/sink';
 import { createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
-import { backtest, closeStreamTime, deleteTopics, duplicates, ids, produceEvents, readAll, scenario, setupTopics, sleep, waitCommitted } from './support.js';
+import { backtest, closeStreamTime, deleteTopics, duplicates, ids, produceEvents, readAll, scenario, setupTopics, sleep, spawnDetector, waitCommitted } from './support.js';
 
-const cli = fileURLToPath(new URL('../../cli/bin/tillwatch.js', import.meta.url));
 const { kafka, registry, logger } = testKafka('crash-it');
 const cleanup: Record<TopicRole, string>[] = [];
 let db: TestClickHouse | undefined;
@@ -19,18 +16,6 @@ afterAll(async () => {
   for (const t of cleanup) await deleteTopics(kafka, t);
   await db?.dispose();
 });
-
-function spawnDetector(prefix: string, groupId: string): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
-  let output = '';
-  const child = spawn(process.execPath, [cli, 'detector'], {
-    env: { ...process.env, TOPIC_PREFIX: prefix, DETECTOR_GROUP_ID: groupId, HTTP_PORT: '0', LOG_LEVEL: process.env.TEST_DETECTOR_LOG_LEVEL ?? 'warn', DETECTOR_WALL_CLOCK_TIMERS: 'false' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, output: () => output };
-}
 
 async function committedTotal(groupId: string, topic: string): Promise<number> {
   const admin = kafka.admin();

@@ -1,5 +1,7 @@
 // Shared support for the detector's integration tests: generated scenarios, their backtest,
 // run-scoped topics on the real broker and registry, and an alert reader (read_committed).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Kafka } from 'kafkajs';
 import { AvroSchemas, valueSubject, type Alert, type TopicRole, type Transaction } from '@tillwatch/schemas';
 import { createRuleEngine, defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
@@ -87,3 +89,18 @@ export function duplicates(alerts: Alert[]): string[] {
 }
 
 export { closeStreamTime } from '@tillwatch/detector';
+
+const cli = fileURLToPath(new URL('../../cli/bin/tillwatch.js', import.meta.url));
+
+/** The detector as the real CLI process (`tillwatch detector`) on prefixed topics, in a given group. */
+export function spawnDetector(prefix: string, groupId: string): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
+  let output = '';
+  const child = spawn(process.execPath, [cli, 'detector'], {
+    env: { ...process.env, TOPIC_PREFIX: prefix, DETECTOR_GROUP_ID: groupId, HTTP_PORT: '0', LOG_LEVEL: process.env.TEST_DETECTOR_LOG_LEVEL ?? 'warn', DETECTOR_WALL_CLOCK_TIMERS: 'false' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}
