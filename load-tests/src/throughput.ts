@@ -20,6 +20,8 @@ import { startProfile, type TopEntry } from './profile.js';
 
 const args = process.argv.slice(2);
 const HEARTBEATS = args.includes('--heartbeats') || process.env.THROUGHPUT_HEARTBEATS === '1';
+// THROUGHPUT_CHANGELOG_FORMAT=1: the previous changelog value format (A/B of the dictionary keys).
+const CHANGELOG_FORMAT = process.env.THROUGHPUT_CHANGELOG_FORMAT === '1' ? 1 : 2;
 const [eventsArg, terminalsArg, partitionsArg] = args.filter((a) => !a.startsWith('--'));
 const N = Number(eventsArg ?? 300_000);
 const TERMINALS = Number(terminalsArg ?? 20_000);
@@ -73,7 +75,7 @@ try {
   const metricsRegistry = createRegistry({ service: 'load-detector', defaultMetrics: false });
   const metrics = createDetectorMetrics(metricsRegistry);
   const groupId = randomId('det');
-  const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0 });
+  const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0, ...(CHANGELOG_FORMAT === 1 ? { changelogFormat: 1 as const } : {}) });
   const stopProfile = process.env.PROFILE ? await startProfile('throughput') : undefined;
   await detector.start();
   // Timed from the moment the group is joined and every task restored, as the raw consumer is timed from its join.
@@ -123,6 +125,7 @@ try {
     detectorCpuMicrosPerEvent: Math.round(((cpu.user + cpu.system) / events.length) * 10) / 10,
     groupJoins,
     sessionTimeoutMs: DEFAULT_SESSION_TIMEOUT_MS,
+    changelogFormat: CHANGELOG_FORMAT,
     changelogOffsetsPerEvent: Math.round((changelogOffsets / events.length) * 1000) / 1000,
     loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
     ...(cpuProfileTop ? { cpuProfileTop } : {}),

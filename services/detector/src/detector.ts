@@ -28,6 +28,8 @@ export interface DetectorOptions {
   topics?: Partial<DetectorTopics & { changelog: string; dlq: string }>;
   /** Live mode: quiet partitions' clocks advance with wall time (sequence-gap timers). */
   wallClockTimers?: boolean;
+  /** Changelog value format written (default 2; 1 for a rolling upgrade from a version that reads only 1; env DETECTOR_CHANGELOG_FORMAT). */
+  changelogFormat?: 1 | 2;
   /** Consumer group session timeout (default DEFAULT_SESSION_TIMEOUT_MS; env DETECTOR_SESSION_TIMEOUT_MS). */
   sessionTimeoutMs?: number;
   tickIntervalMs?: number;
@@ -148,6 +150,7 @@ export function createDetector(o: DetectorOptions): Detector {
             encodeRefundReason: (r) => reasonSerde.encode(r),
             metrics: o.metrics,
             wallClockTimers: o.wallClockTimers ?? true,
+            ...(o.changelogFormat ? { changelogFormat: o.changelogFormat } : {}),
             ...(o.onAlerts ? { onAlerts: o.onAlerts } : {}),
             ...(o.stage ? { stage: createStageOutput({ partition, topic: o.stage.topic, ...(o.stage.graceMs !== undefined ? { graceMs: o.stage.graceMs } : {}) }) } : {}),
           }),
