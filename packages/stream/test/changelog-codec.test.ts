@@ -28,7 +28,8 @@ describe('changelog codec', () => {
       node: fc.oneof({ depthSize: 'small' }, fc.jsonValue({ maxDepth: 1 }), fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(key, tie('node'), { maxKeys: 20 })),
     })).node;
     fc.assert(
-      fc.property(fc.dictionary(key, value, { maxKeys: 40 }), (v) => {
+      // A key named __proto__ (generated inside jsonValue too) is the one exception, as above.
+      fc.property(fc.dictionary(key, value, { maxKeys: 40 }).filter((v) => !JSON.stringify(v).includes('"__proto__"')), (v) => {
         expect(decodeChangelogValue(encodeChangelogValue(v))).toStrictEqual(JSON.parse(JSON.stringify(v)));
       }),
       { numRuns: 300 },
