@@ -22,7 +22,9 @@ const topics = await provisionScopedTopics(kafka, registry, 6, randomId('lat'));
 try {
   const metricsRegistry = createRegistry({ service: 'load-detector', defaultMetrics: false });
   const groupId = randomId('det');
-  const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics: createDetectorMetrics(metricsRegistry), logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog } });
+  // LATENCY_TICK_MS: the detector's wall-clock tick (default 1000 as in production; 0 = off, an experiment).
+  const tick = process.env.LATENCY_TICK_MS === undefined ? {} : { tickIntervalMs: Number(process.env.LATENCY_TICK_MS) };
+  const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics: createDetectorMetrics(metricsRegistry), logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, ...tick });
   await detector.start();
   while (!detector.ready()) await sleep(20);
 
@@ -72,6 +74,7 @@ try {
   const p = percentiles(latencies, [50, 99, 99.9]);
   const result = {
     targetRate: RATE,
+    tickIntervalMs: process.env.LATENCY_TICK_MS === undefined ? 1000 : Number(process.env.LATENCY_TICK_MS),
     achievedRate: Math.round(achieved),
     seconds: SECONDS,
     terminals: TERMINALS,
