@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import type { Kafka } from 'kafkajs';
-import { AvroSchemas, valueSubject, type Transaction } from '@tillwatch/schemas';
+import { AvroSchemas, valueSubject, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { createAvroSerde, groupCaughtUp, type RegistryClient } from '@tillwatch/stream';
 
 export const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
@@ -18,9 +18,11 @@ export function writeResult(name: string, result: Record<string, unknown>): stri
   return path;
 }
 
-/** Publishes pre-encoded events as fast as the producer allows (acks=all, batches of 2,000). */
-export async function publish(kafka: Kafka, registry: RegistryClient, topic: string, events: Transaction[]): Promise<{ ms: number }> {
-  const serde = createAvroSerde<Transaction>(registry, valueSubject(topic), AvroSchemas.transaction);
+/** Publishes pre-encoded events as fast as the producer allows (acks=all, batches of 2,000); keyed by merchant_id. */
+export async function publish(kafka: Kafka, registry: RegistryClient, topic: string, events: Transaction[]): Promise<{ ms: number }>;
+export async function publish(kafka: Kafka, registry: RegistryClient, topic: string, events: Heartbeat[], schema: 'heartbeat'): Promise<{ ms: number }>;
+export async function publish(kafka: Kafka, registry: RegistryClient, topic: string, events: Array<{ merchant_id: string }>, schema: 'transaction' | 'heartbeat' = 'transaction'): Promise<{ ms: number }> {
+  const serde = createAvroSerde<{ merchant_id: string }>(registry, valueSubject(topic), AvroSchemas[schema]);
   await serde.init();
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();

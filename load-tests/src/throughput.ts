@@ -1,20 +1,28 @@
 // Load test (i): sustained events/s of one detector process through the real broker with all rules
 // on, measured in the same run as the raw consume rate of the same Kafka client on the same topic.
-//   npm run load:throughput -- [events=300000] [terminals=20000] [partitions=6]
+//   npm run load:throughput -- [events=300000] [terminals=20000] [partitions=6] [--heartbeats]
+// --heartbeats (or THROUGHPUT_HEARTBEATS=1): the fleet also sends one heartbeat per terminal per
+// minute of event time (staggered across the minute), on the heartbeats topic co-partitioned by
+// merchant_id (issue 10's load check); events/s still counts transactions, the heartbeats are
+// counted apart and in the CPU per transaction.
 // PROFILE=1 also takes a CPU profile of the detector phase (results/throughput.cpuprofile) and
 // prints its top five entries by self time.
-import { createDetector } from '@tillwatch/detector';
+import { createDetector, DEFAULT_SESSION_TIMEOUT_MS } from '@tillwatch/detector';
 import { defaultRulesConfig } from '@tillwatch/rules';
 import { createFleet } from '@tillwatch/simulator';
 import { deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
-import type { Transaction } from '@tillwatch/schemas';
+import type { Heartbeat, Transaction } from '@tillwatch/schemas';
 import { loadavg } from 'node:os';
 import { committedEnd, publish, sleep, writeResult } from './common.js';
 import { startProfile, type TopEntry } from './profile.js';
 
-const [eventsArg, terminalsArg, partitionsArg] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const HEARTBEATS = args.includes('--heartbeats') || process.env.THROUGHPUT_HEARTBEATS === '1';
+// THROUGHPUT_CHANGELOG_FORMAT=1: the previous changelog value format (A/B of the dictionary keys).
+const CHANGELOG_FORMAT = process.env.THROUGHPUT_CHANGELOG_FORMAT === '1' ? 1 : 2;
+const [eventsArg, terminalsArg, partitionsArg] = args.filter((a) => !a.startsWith('--'));
 const N = Number(eventsArg ?? 300_000);
 const TERMINALS = Number(terminalsArg ?? 20_000);
 const PARTITIONS = Number(partitionsArg ?? 6);
@@ -24,13 +32,23 @@ const topics = await provisionScopedTopics(kafka, registry, PARTITIONS, randomId
 try {
   const fleet = createFleet({ terminals: TERMINALS, cards: TERMINALS * 10, seed: 1, anomalyRate: 0.005 });
   const events: Transaction[] = [];
+  const heartbeats: Heartbeat[] = [];
   let now = Date.UTC(2026, 0, 5, 9);
+  let second = Math.floor(now / 1000);
   while (events.length < N) {
     now += 2;
     for (const e of fleet.next(now)) events.push(e);
+    // Each new second of event time, the terminals whose slot it is (index mod 60): one heartbeat
+    // per terminal per minute, spread over the minute.
+    if (HEARTBEATS && Math.floor(now / 1000) !== second) {
+      second = Math.floor(now / 1000);
+      const all = fleet.heartbeats(now);
+      for (let i = second % 60; i < all.length; i += 60) heartbeats.push(all[i]!);
+    }
   }
-  console.error(`publishing ${events.length} events (${TERMINALS} terminals) to ${PARTITIONS} partitions...`);
+  console.error(`publishing ${events.length} events${HEARTBEATS ? ` and ${heartbeats.length} heartbeats` : ''} (${TERMINALS} terminals) to ${PARTITIONS} partitions...`);
   const pub = await publish(kafka, registry, topics.transactions, events);
+  if (HEARTBEATS) await publish(kafka, registry, topics.heartbeats, heartbeats, 'heartbeat');
   console.error(`published in ${(pub.ms / 1000).toFixed(1)} s`);
 
   // Raw consume: the same kafkajs client and fetch settings, no decoding, no processing.
@@ -57,7 +75,7 @@ try {
   const metricsRegistry = createRegistry({ service: 'load-detector', defaultMetrics: false });
   const metrics = createDetectorMetrics(metricsRegistry);
   const groupId = randomId('det');
-  const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0 });
+  const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0, ...(CHANGELOG_FORMAT === 1 ? { changelogFormat: 1 as const } : {}) });
   const stopProfile = process.env.PROFILE ? await startProfile('throughput') : undefined;
   await detector.start();
   // Timed from the moment the group is joined and every task restored, as the raw consumer is timed from its join.
@@ -72,7 +90,8 @@ try {
   const cpu0 = process.cpuUsage();
   const done = async () => (await metrics.decoded.get()).values.reduce((n, v) => n + v.value, 0);
   let lastLog = first;
-  while ((await done()) < events.length) {
+  const records = events.length + heartbeats.length;
+  while ((await done()) < records) {
     await sleep(10);
     if (performance.now() - lastLog > 5000) {
       lastLog = performance.now();
@@ -82,6 +101,9 @@ try {
   const detMs = performance.now() - first;
   const cpu = process.cpuUsage(cpu0);
   while (!(await committedEnd(kafka, groupId, topics.transactions))) await sleep(50);
+  if (HEARTBEATS) while (!(await committedEnd(kafka, groupId, topics.heartbeats))) await sleep(50);
+  // Rebalances during the run (one member, steady): any join but the first was not asked for.
+  const groupJoins = Object.fromEntries((await metrics.groupJoins.get()).values.map((v) => [String(v.labels.kind), v.value]));
   const alerts = (await metrics.ruleHits.get()).values.reduce((n, v) => n + v.value, 0);
   await detector.stop();
   const cpuProfileTop: TopEntry[] | undefined = await stopProfile?.();
@@ -93,6 +115,7 @@ try {
   await admin.disconnect();
   const result = {
     events: events.length,
+    heartbeats: heartbeats.length,
     terminals: TERMINALS,
     partitions: PARTITIONS,
     rawConsumeEventsPerSec: Math.round(rawRate),
@@ -100,6 +123,9 @@ try {
     ratio: Math.round((detRate / rawRate) * 1000) / 1000,
     alerts,
     detectorCpuMicrosPerEvent: Math.round(((cpu.user + cpu.system) / events.length) * 10) / 10,
+    groupJoins,
+    sessionTimeoutMs: DEFAULT_SESSION_TIMEOUT_MS,
+    changelogFormat: CHANGELOG_FORMAT,
     changelogOffsetsPerEvent: Math.round((changelogOffsets / events.length) * 1000) / 1000,
     loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
     ...(cpuProfileTop ? { cpuProfileTop } : {}),

@@ -3,15 +3,16 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
-import { CHANGELOG_FORMAT_MSGPACK, decodeChangelogValue, encodeChangelogValue, UnknownChangelogFormatError } from '../src/processor/changelog-codec.js';
+import { CHANGELOG_FORMAT, CHANGELOG_FORMAT_MSGPACK, decodeChangelogValue, encodeChangelogValue, KEY_DICTIONARY_V1, UnknownChangelogFormatError } from '../src/processor/changelog-codec.js';
 
 describe('changelog codec', () => {
-  it('round-trips plain data as exactly as JSON did, behind format byte 0x01', () => {
+  it('round-trips plain data as exactly as JSON did, behind format byte 0x02', () => {
     fc.assert(
       // A key named __proto__ is the one exception (below): generated ~1 run in 13,000.
       fc.property(fc.jsonValue().filter((v) => !JSON.stringify(v).includes('"__proto__"')), (v) => {
         const buf = encodeChangelogValue(v);
-        expect(buf[0]).toBe(CHANGELOG_FORMAT_MSGPACK);
+        expect(buf[0]).toBe(CHANGELOG_FORMAT);
+        expect(CHANGELOG_FORMAT).toBe(0x02);
         // What JSON (the encoding it replaces) gives back: the same values (-0 becomes 0 in both).
         expect(decodeChangelogValue(buf)).toStrictEqual(JSON.parse(JSON.stringify(v)));
       }),
@@ -21,7 +22,38 @@ describe('changelog codec', () => {
     expect(decodeChangelogValue(encodeChangelogValue(entity))).toStrictEqual(entity);
   }, 30_000);
 
-  it('writes what msgpackr writes, at every size class of string, array, map and integer, across slab boundaries', () => {
+  it('round-trips maps keyed by dictionary names and others, nested, as JSON did', () => {
+    const key = fc.oneof(fc.constantFrom(...KEY_DICTIONARY_V1), fc.string().filter((k) => k !== '__proto__'));
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, fc.jsonValue({ maxDepth: 1 }), fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(key, tie('node'), { maxKeys: 20 })),
+    })).node;
+    fc.assert(
+      // A key named __proto__ (generated inside jsonValue too) is the one exception, as above.
+      fc.property(fc.dictionary(key, value, { maxKeys: 40 }).filter((v) => !JSON.stringify(v).includes('"__proto__"')), (v) => {
+        expect(decodeChangelogValue(encodeChangelogValue(v))).toStrictEqual(JSON.parse(JSON.stringify(v)));
+      }),
+      { numRuns: 300 },
+    );
+  }, 30_000);
+
+  it('writes a dictionary name as one byte, reads what the previous format (0x01, msgpackr) wrote as before', () => {
+    // Append-only: these indexes are in changelogs already written.
+    expect(KEY_DICTIONARY_V1.slice(0, 3)).toEqual(['alert_id', 'due', 'id']);
+    expect(KEY_DICTIONARY_V1.length).toBeLessThanOrEqual(128);
+    expect(new Set(KEY_DICTIONARY_V1).size).toBe(KEY_DICTIONARY_V1.length);
+    expect([...encodeChangelogValue({ id: 'T1' })]).toEqual([0x02, 0x81, 2, 0xa2, 0x54, 0x31]);
+    const sale = { seq: 7, sale: { txn_id: 'tx_1', event_id: null, card_token: 'tok_1', terminal_id: 'T1', seen: true, voided: false, dup: true, amount: 2599, currency: 'EUR', event_time: 1_767_603_600_123, dup_expiry: 1_767_604_200_123, ref_expiry: 1_770_195_600_123, refunded: 0, refunds: [], sale_card_token: 'tok_1' } };
+    const packr = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true });
+    const v1 = Buffer.concat([Buffer.from([CHANGELOG_FORMAT_MSGPACK]), packr.pack(sale)]);
+    const v2 = encodeChangelogValue(sale);
+    expect(decodeChangelogValue(v1)).toStrictEqual(sale);
+    expect(decodeChangelogValue(v2)).toStrictEqual(sale);
+    // Every key of this value is in the dictionary: its bytes, less one per key.
+    const keys = (o: object): string[] => Object.entries(o).flatMap(([k, x]) => [k, ...(x && typeof x === 'object' && !Array.isArray(x) ? keys(x) : [])]);
+    expect(v2.length).toBe(v1.length - keys(sale).reduce((n, k) => n + k.length, 0));
+  });
+
+  it('writes what msgpackr writes for keys outside the dictionary, at every size class of string, array, map and integer, across slab boundaries', () => {
     const packr = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true });
     const str = (n: number, c = 'a') => c.repeat(n);
     const map = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i % 3 === 0 ? null : i * 1.5]));
@@ -65,7 +97,12 @@ describe('changelog codec', () => {
   });
 
   it('refuses a format byte it does not know', () => {
-    expect(() => decodeChangelogValue(Buffer.from([0x02, 0x80]))).toThrow(UnknownChangelogFormatError);
+    expect(() => decodeChangelogValue(Buffer.from([0x03, 0x80]))).toThrow(UnknownChangelogFormatError);
+    // A dictionary index this version does not have (a newer writer), or bytes it never writes.
+    expect(() => decodeChangelogValue(Buffer.from([0x02, 0x81, 0x7f, 0x00]))).toThrow(UnknownChangelogFormatError);
+    expect(() => decodeChangelogValue(Buffer.from([0x02, 0xc4, 0x01, 0x00]))).toThrow(UnknownChangelogFormatError);
+    expect(() => decodeChangelogValue(Buffer.from([0x02, 0x92, 0x01]))).toThrow(RangeError);
+    expect(() => decodeChangelogValue(Buffer.from([0x02, 0x01, 0x01]))).toThrow(RangeError);
     expect(() => decodeChangelogValue(Buffer.alloc(0))).toThrow(/format byte 0x00/);
   });
 });

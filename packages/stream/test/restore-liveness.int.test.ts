@@ -83,14 +83,14 @@ interface Topics {
   dlq: string;
 }
 
-function member(topics: Topics, groupId: string, onRestoreRecord?: (p: number, n: number) => Promise<void> | void) {
+function member(topics: Topics, groupId: string, onRestoreRecord?: (p: number, n: number) => Promise<void> | void, prefetch?: () => Promise<void>) {
   const { logger, lines } = capturingLogger('restore-it');
   const registry = createRegistry({ service: 'restore-it', defaultMetrics: false });
   const processor = createTransactionalProcessor({
     kafka,
     groupId,
     transactionalIdPrefix: `${groupId}.txn`,
-    inputs: [{ topic: topics.input, decode: (v) => v }],
+    inputs: [{ topic: topics.input, decode: (v) => v, ...(prefetch ? { prefetch } : {}) }],
     changelogTopic: topics.changelog,
     dlqTopic: topics.dlq,
     encodeDeadLetter: () => Buffer.alloc(0),
@@ -216,6 +216,37 @@ describe('changelog restore longer than the group session (real broker)', () => 
       const seconds = await second.registry.getSingleMetricAsString('tillwatch_changelog_restore_seconds');
       expect(Number(/_count\{[^}]*\} (\d+)/.exec(seconds)?.[1])).toBe(PARTITIONS);
 
+      await expectExactlyOnce(topics.output);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  it('keeps the member while one batch outlasts the session (heartbeats during the batch), outputs exactly once', { timeout: 90_000 }, async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const { topics, groupId } = await withState(admin);
+      // The first batch waits 2.5 sessions inside eachBatch (an async step of the batch: a slow
+      // commit, a loaded CPU); kafkajs's fetch loop, which alone heartbeats, waits for it.
+      let slowed = 0;
+      const slowBatch = async () => {
+        if (slowed++ === 0) await sleep(2.5 * SESSION_MS);
+      };
+      const m = member(topics, groupId, undefined, slowBatch);
+      await m.processor.start();
+      try {
+        await waitGroupCaughtUp(admin, groupId, topics.input, 60_000);
+      } finally {
+        await m.processor.stop();
+      }
+      expect(slowed).toBeGreaterThan(1);
+      // One member, one generation: not evicted, no rebalance.
+      expect(named(m.lines, 'joined consumer group')).toHaveLength(1);
+      expect(named(m.lines, 'consumer group rebalancing')).toEqual([]);
+      const joins = await m.registry.getSingleMetricAsString('tillwatch_consumer_group_joins_total');
+      expect(joins).toMatch(/kind="first"[^}]*\} 1\n?$/m);
+      expect(joins).not.toMatch(/kind="(rejoin|new_member)"/);
       await expectExactlyOnce(topics.output);
     } finally {
       await admin.disconnect();

@@ -42,6 +42,10 @@ export function createDetectorMetrics(registry: Registry) {
     // reason_class: fenced (a newer owner took the task), retriable (broker or network trouble,
     // retried with the offsets kept) or fatal (the process stops); a fixed set.
     txnAborts: new Counter({ name: 'tillwatch_kafka_transactions_aborted_total', help: 'Kafka transactions aborted, by reason class', labelNames: ['reason_class'] as const, registers: [registry] }),
+    // first: the first join; rejoin: a rebalance with the same member id; new_member: joined under a
+    // new member id (evicted: session expired, or the consumer restarted). With a steady membership
+    // anything but one `first` is a rebalance nobody asked for (load-tests README, session timeout).
+    groupJoins: new Counter({ name: 'tillwatch_consumer_group_joins_total', help: 'Consumer group joins of this process, by kind (first, rejoin, new_member)', labelNames: ['kind'] as const, registers: [registry] }),
     producerReplacements: new Counter({ name: 'tillwatch_kafka_producer_replacements_total', help: 'Transactional producers replaced after a failed transaction (same transactional.id: fences and aborts the old one)', registers: [registry] }),
     decisionLatency: new Histogram({ name: 'tillwatch_event_to_decision_seconds', help: 'Wall time from received_time to the committed alert', buckets: LATENCY_BUCKETS, registers: [registry] }),
     eventTimeLag: new Gauge({ name: 'tillwatch_event_time_lag_seconds', help: 'Stream clock minus the latest event_time processed', labelNames: ['partition'] as const, registers: [registry] }),

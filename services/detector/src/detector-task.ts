@@ -3,7 +3,7 @@
 // go to the changelog in the stream package's binary changelog encoding (a format byte and
 // MessagePack; values written as JSON before it still restore), versioned by the topic name.
 import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction } from '@tillwatch/schemas';
-import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
+import { decodeChangelogValue, encodeChangelogValue, encodeChangelogValueV1, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
 import { createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
 import { applyHeartbeat } from './heartbeats.js';
@@ -52,6 +52,11 @@ export interface DetectorTaskOptions {
   onAlerts?: (alerts: Alert[]) => void;
   /** The second stage (issue 10): actions are proposed to it, not published (stage-output.ts). */
   stage?: StageOutput;
+  /**
+   * Changelog value format written: 2 (default, dictionary keys) or 1 (the previous one, which
+   * versions before issue 12's third pass read: for a rolling upgrade, until every instance reads 2).
+   */
+  changelogFormat?: 1 | 2;
 }
 
 const NONE: readonly never[] = Object.freeze([]);
@@ -78,6 +83,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
     o.onRulesApplied?.(o.partition, cfg.version);
   };
   const encodeShadow = o.encodeShadowAlert ?? o.encodeAlert;
+  const encodeValue = o.changelogFormat === 1 ? encodeChangelogValueV1 : encodeChangelogValue;
 
   const toResult = (alerts: Alert[], actions: Action[], updates: readonly AlertUpdate[] = NONE, reasons: readonly RefundReason[] = NONE, shadow: readonly Alert[] = NONE, tickWall = -1): TaskResult => {
     const staged = o.stage?.messages(alerts, actions, updates, engine.clock(), lastReceived, tickWall >= 0, tickWall);
@@ -164,7 +170,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       return toResult(out.alerts, out.actions, out.updates, out.refundReasons, out.shadowAlerts, wallMs);
     },
     takeChanges() {
-      const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : encodeChangelogValue(v)]);
+      const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : encodeValue(v)]);
       const clock = engine.clock();
       if (clock !== clockWritten) {
         changes.push([CLOCK_KEY, Buffer.from(String(clock))]);

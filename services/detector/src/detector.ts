@@ -28,6 +28,10 @@ export interface DetectorOptions {
   topics?: Partial<DetectorTopics & { changelog: string; dlq: string }>;
   /** Live mode: quiet partitions' clocks advance with wall time (sequence-gap timers). */
   wallClockTimers?: boolean;
+  /** Changelog value format written (default 2; 1 for a rolling upgrade from a version that reads only 1; env DETECTOR_CHANGELOG_FORMAT). */
+  changelogFormat?: 1 | 2;
+  /** Consumer group session timeout (default DEFAULT_SESSION_TIMEOUT_MS; env DETECTOR_SESSION_TIMEOUT_MS). */
+  sessionTimeoutMs?: number;
   tickIntervalMs?: number;
   onAlerts?: (alerts: Alert[]) => void;
   /** Builds the engine of one partition (default: createRuleEngine(rules)); a port for tests and wrappers. */
@@ -49,6 +53,14 @@ export interface Detector {
   /** Version of the rules in force (the live one when following pos.rules.v1). */
   rulesVersion(): number;
 }
+
+/**
+ * How long a killed detector's partitions wait before the group rebalances (issue 12 point 4).
+ * kafkajs has no static membership (KIP-345), so the session is shortened instead of the default
+ * 30 s; heartbeats keep going during long batches and restores (transactional-processor.ts). The
+ * false-eviction rate under full CPU that chose it: load-tests README, "Rebalance stall".
+ */
+export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 
 export function createDetector(o: DetectorOptions): Detector {
   const topics = {
@@ -122,6 +134,7 @@ export function createDetector(o: DetectorOptions): Detector {
         metrics: o.metrics,
         logger: o.logger,
         tickIntervalMs: o.tickIntervalMs ?? 1000,
+        sessionTimeoutMs: o.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
         ...(o.onFatal ? { onFatal: o.onFatal } : {}),
         createTask: (partition) =>
           createDetectorTask({
@@ -137,6 +150,7 @@ export function createDetector(o: DetectorOptions): Detector {
             encodeRefundReason: (r) => reasonSerde.encode(r),
             metrics: o.metrics,
             wallClockTimers: o.wallClockTimers ?? true,
+            ...(o.changelogFormat ? { changelogFormat: o.changelogFormat } : {}),
             ...(o.onAlerts ? { onAlerts: o.onAlerts } : {}),
             ...(o.stage ? { stage: createStageOutput({ partition, topic: o.stage.topic, ...(o.stage.graceMs !== undefined ? { graceMs: o.stage.graceMs } : {}) }) } : {}),
           }),

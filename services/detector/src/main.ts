@@ -5,12 +5,12 @@
 // outlasts SHUTDOWN_TIMEOUT_MS is abandoned with exit 1 (createServiceLifecycle in @tillwatch/stream).
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { bool, kafkaConfig, parseAll, parseEnv, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
+import { bool, int, kafkaConfig, parseAll, parseEnv, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { topicNames } from '@tillwatch/schemas';
 import { defaultRulesConfig, loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import { checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle } from '@tillwatch/stream';
 import { createDetectorMetrics, createLogger, createOpsServer, createRegistry } from '@tillwatch/telemetry';
-import { createDetector } from './detector.js';
+import { createDetector, DEFAULT_SESSION_TIMEOUT_MS } from './detector.js';
 import { createRulesMetrics } from './live-rules.js';
 
 export function loadRules(path: string | undefined): RulesConfig {
@@ -26,7 +26,17 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
       svc: (e) => serviceConfig(e, { httpPort: 9464 }),
       kafka: kafkaConfig,
       registry: registryConfig,
-      own: (e) => parseEnv({ wallClockTimers: { env: 'DETECTOR_WALL_CLOCK_TIMERS', field: bool(), default: true }, stage: { env: 'DETECTOR_STAGE', field: bool(), default: true } }, e),
+      own: (e) =>
+        parseEnv(
+          {
+            wallClockTimers: { env: 'DETECTOR_WALL_CLOCK_TIMERS', field: bool(), default: true },
+            stage: { env: 'DETECTOR_STAGE', field: bool(), default: true },
+            // The broker refuses a session outside group.min/max.session.timeout.ms (6 s to 30 min by default).
+            changelogFormat: { env: 'DETECTOR_CHANGELOG_FORMAT', field: int(1, 2), default: 2 },
+            sessionTimeoutMs: { env: 'DETECTOR_SESSION_TIMEOUT_MS', field: int(1_000, 1_800_000), default: DEFAULT_SESSION_TIMEOUT_MS },
+          },
+          e,
+        ),
     },
     env,
   );
@@ -39,7 +49,7 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
   const promRegistry = createRegistry({ service: 'detector' });
   const metrics = createDetectorMetrics(promRegistry);
   const life = createServiceLifecycle({ service: 'detector', logger, shutdownTimeoutMs: svc.shutdownTimeoutMs });
-  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers, ...(cfg.own.stage ? { stage: { topic: names.stageInput } } : {}), liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
+  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers, sessionTimeoutMs: cfg.own.sessionTimeoutMs, changelogFormat: cfg.own.changelogFormat === 1 ? 1 : 2, ...(cfg.own.stage ? { stage: { topic: names.stageInput } } : {}), liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
   // /healthz turns 503 the moment a fatal error is seen, while the stop is still running.
   const ops = createOpsServer({ registry: promRegistry, healthy: life.healthy, ready: () => ({ ready: detector.ready(), detail: { partitions: detector.assignedPartitions() } }), host: svc.httpHost, port: svc.httpPort });
   const { url } = await ops.listen();

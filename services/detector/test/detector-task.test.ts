@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createRuleEngine, defaultRulesConfig } from '@tillwatch/rules';
 import { createFleet } from '@tillwatch/simulator';
-import { CHANGELOG_FORMAT_MSGPACK, decodeChangelogValue, type DecodedRecord, type Task } from '@tillwatch/stream';
+import { CHANGELOG_FORMAT, decodeChangelogValue, type DecodedRecord, type Task } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Transaction } from '@tillwatch/schemas';
 import { CLOCK_KEY, createDetectorTask } from '../src/detector-task.js';
@@ -71,11 +71,11 @@ describe('detector task changelog', () => {
   const events = stream(7, 1500);
   const expected = run(events, 1_000_000, new Set()).out;
 
-  it('writes entity values in the binary encoding (format byte 0x01)', () => {
+  it('writes entity values in the binary encoding (format byte 0x02)', () => {
     const { changelog } = run(events, 50, new Set());
     expect(expected[topics.alerts]!.length).toBeGreaterThan(50);
     expect(expected[topics.freezeActions]!.length).toBeGreaterThan(0);
-    for (const [k, v] of changelog) if (k !== CLOCK_KEY) expect(v[0]).toBe(CHANGELOG_FORMAT_MSGPACK);
+    for (const [k, v] of changelog) if (k !== CLOCK_KEY) expect(v[0]).toBe(CHANGELOG_FORMAT);
   }, 60_000);
 
   it('split anywhere, restored from the binary changelog: exactly the same alerts and actions', () => {
@@ -89,7 +89,7 @@ describe('detector task changelog', () => {
   }, 60_000);
 
   it('restores a changelog written as JSON by earlier versions, and one that mixes both', () => {
-    const toJson = (v: Buffer) => (v[0] === CHANGELOG_FORMAT_MSGPACK ? Buffer.from(JSON.stringify(decodeChangelogValue(v))) : v);
+    const toJson = (v: Buffer) => (v[0] === CHANGELOG_FORMAT ? Buffer.from(JSON.stringify(decodeChangelogValue(v))) : v);
     let n = 0;
     const mixed = (v: Buffer) => (n++ % 2 === 0 ? toJson(v) : v);
     for (const rewrite of [toJson, mixed]) {

@@ -2,9 +2,18 @@
 // objects, arrays, strings, numbers, booleans, null), so the rule engine's entity shapes can change
 // without touching it; what the shapes mean is versioned by the changelog topic name, as before.
 //
-//   0x01 <MessagePack>   written since the binary changelog (maps with string keys; the writer
-//                        below since issue 12's second pass, msgpackr before; read by msgpackr)
-//   '{'  <JSON text>     written before it: read as JSON, so existing changelogs keep restoring
+//   0x02 <MessagePack, keyed by a dictionary>   written since issue 12's third pass: the same
+//                        MessagePack, except that a map key found in KEY_DICTIONARY_V1 below is
+//                        written as its index (a positive fixint, one byte) instead of its name;
+//                        any other key stays a string. Read by the decoder below.
+//   0x01 <MessagePack>   written before (maps with string keys; read by msgpackr)
+//   '{'  <JSON text>     written before that: read as JSON, so existing changelogs keep restoring
+//
+// Why the dictionary: every value carried its field names, about 140 of a sale value's 330 bytes
+// (the engine writes about one value per event). The dictionary holds the engine's field names
+// seen today; it is APPEND-ONLY (an index, once written to a changelog, means that name forever).
+// It does not tie the codec to the engine's shapes: a name not in it is written as a string, so
+// new or renamed fields cost bytes, never correctness.
 //
 // MessagePack is a self-describing binary layout (https://github.com/msgpack/msgpack/blob/master/spec.md):
 // every value carries its own keys, so a compacted changelog needs no schema registry round trip
@@ -13,6 +22,28 @@
 import { Unpackr } from 'msgpackr';
 
 export const CHANGELOG_FORMAT_MSGPACK = 0x01;
+export const CHANGELOG_FORMAT_MSGPACK_DICT = 0x02;
+/** The format byte this version writes. */
+export const CHANGELOG_FORMAT = CHANGELOG_FORMAT_MSGPACK_DICT;
+
+/**
+ * Map keys written as their index under format 0x02. APPEND-ONLY: never reorder, remove or rename
+ * an entry (changelogs written with it must keep restoring); new names go at the end, at most 128.
+ */
+export const KEY_DICTIONARY_V1: readonly string[] = Object.freeze([
+  // The engine's entities as of issue 12's third pass (terminal, sale, their rule state), most frequent first.
+  'alert_id', 'due', 'id', 'last_received', 'sales_seen', 'sample', 'lag_episode', 'max_seq', 'max_seq_event_id', 'max_seq_event_time',
+  'gaps', 'beats', 'offline_watch', 'last_seen', 'last_txn_event_id', 'hb_event_time', 'hb_last_seq', 'hb_queue_depth', 'offline', 'synced_seq',
+  'terminal_id', 'amount', 'card_token', 'txn_id', 'event_time', 'event_id', 'currency', 'seq', 'sale', 'seen',
+  'voided', 'ref_expiry', 'refunded', 'refunds', 'dup', 'dup_expiry', 'sale_card_token', 'sale_event_id', 'missing', 'refund_velocity',
+  'ets', 'ids', 'silent_until', 'count', 'by', 'detected_at', 'sync_failure', 'from', 'to', 'low_event_id',
+  'low_event_time', 'high_event_id', 'high_event_time', 'fired_gaps', 'lag', 'started_at', 'first_event_time', 'last_late', 'late_count', 'max_lag',
+  'dup_alerts', 'legs', 'resolved', 'shadow',
+]);
+const KEY_INDEX = new Map(KEY_DICTIONARY_V1.map((k, i) => [k, i]));
+/** False only inside encodeChangelogValueV1 (benchmarks and tests of the previous format). */
+let useDictionary = true;
+
 const JSON_OBJECT = 0x7b; // '{'
 
 // Decoding: msgpackr (maps as plain objects, no shared record structures).
@@ -177,7 +208,12 @@ function writeMap(o: Record<string, unknown>): void {
     if (!Object.prototype.hasOwnProperty.call(o, k)) continue;
     const v = o[k];
     if (v === undefined) continue;
-    writeString(k);
+    const index = useDictionary ? KEY_INDEX.get(k) : undefined;
+    if (index === undefined) writeString(k);
+    else {
+      room(1);
+      slab[pos++] = index; // < 128: a positive fixint
+    }
     writeValue(v);
     n++;
   }
@@ -199,11 +235,25 @@ function writeMap(o: Record<string, unknown>): void {
 }
 
 export function encodeChangelogValue(value: unknown): Buffer {
+  return encode(value, CHANGELOG_FORMAT);
+}
+
+/** The previous format (0x01: every key a string, the bytes msgpackr writes), for benchmarks and tests; this version never writes it. */
+export function encodeChangelogValueV1(value: unknown): Buffer {
+  useDictionary = false;
+  try {
+    return encode(value, CHANGELOG_FORMAT_MSGPACK);
+  } finally {
+    useDictionary = true;
+  }
+}
+
+function encode(value: unknown, format: number): Buffer {
   for (let size = SLAB_BYTES; ; size *= 2) {
     const start = pos;
     try {
       room(1);
-      slab[pos++] = CHANGELOG_FORMAT_MSGPACK;
+      slab[pos++] = format;
       writeValue(value);
       return slab.subarray(start, pos);
     } catch (e) {
@@ -218,8 +268,126 @@ export function encodeChangelogValue(value: unknown): Buffer {
   }
 }
 
+// Decoding format 0x02: a reader for exactly what the writer above produces (nil, booleans, the
+// int/uint/float64 families, str, array and map families); a map key is a string or a dictionary
+// index. Anything else is refused, as is an index the dictionary does not have (a newer writer).
+const EMPTY = Buffer.alloc(0);
+let rbuf: Buffer = EMPTY;
+let rpos = 0;
+
+function readLength(bytes: 1 | 2 | 4): number {
+  const at = rpos;
+  rpos += bytes;
+  if (rpos > rbuf.length) throw new RangeError('truncated changelog value');
+  return bytes === 1 ? rbuf[at]! : bytes === 2 ? rbuf.readUInt16BE(at) : rbuf.readUInt32BE(at);
+}
+
+function readStr(n: number): string {
+  const at = rpos;
+  rpos += n;
+  if (rpos > rbuf.length) throw new RangeError('truncated changelog value');
+  return rbuf.toString('utf8', at, rpos);
+}
+
+function readArray(n: number): unknown[] {
+  const a = new Array<unknown>(n);
+  for (let i = 0; i < n; i++) a[i] = readAny();
+  return a;
+}
+
+function readKey(): string {
+  const b = rbuf[rpos];
+  if (b !== undefined && b < 0x80) {
+    rpos++;
+    const k = KEY_DICTIONARY_V1[b];
+    if (k === undefined) throw new UnknownChangelogFormatError(`changelog value uses key index ${b}, which this version's dictionary does not have (written by a newer version?)`);
+    return k;
+  }
+  const k = readAny();
+  if (typeof k !== 'string') throw new TypeError('changelog value has a map key that is neither a string nor a dictionary index');
+  return k;
+}
+
+function readMap(n: number): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) {
+    const k = readKey();
+    // As msgpackr reads format 0x01 (its guard against prototype pollution).
+    o[k === '__proto__' ? '__proto_' : k] = readAny();
+  }
+  return o;
+}
+
+function readAny(): unknown {
+  if (rpos >= rbuf.length) throw new RangeError('truncated changelog value');
+  const b = rbuf[rpos++]!;
+  if (b < 0x80) return b;
+  if (b < 0x90) return readMap(b & 0x0f);
+  if (b < 0xa0) return readArray(b & 0x0f);
+  if (b < 0xc0) return readStr(b & 0x1f);
+  if (b >= 0xe0) return b - 0x100;
+  const at = rpos;
+  switch (b) {
+    case 0xc0:
+      return null;
+    case 0xc2:
+      return false;
+    case 0xc3:
+      return true;
+    case 0xcb:
+      rpos += 8;
+      if (rpos > rbuf.length) throw new RangeError('truncated changelog value');
+      return rbuf.readDoubleBE(at);
+    case 0xcc:
+      return readLength(1);
+    case 0xcd:
+      return readLength(2);
+    case 0xce:
+      return readLength(4);
+    case 0xd0:
+      rpos += 1;
+      return rbuf.readInt8(at);
+    case 0xd1:
+      rpos += 2;
+      return rbuf.readInt16BE(at);
+    case 0xd2:
+      rpos += 4;
+      return rbuf.readInt32BE(at);
+    case 0xd9:
+      return readStr(readLength(1));
+    case 0xda:
+      return readStr(readLength(2));
+    case 0xdb:
+      return readStr(readLength(4));
+    case 0xdc:
+      return readArray(readLength(2));
+    case 0xdd:
+      return readArray(readLength(4));
+    case 0xde:
+      return readMap(readLength(2));
+    case 0xdf:
+      return readMap(readLength(4));
+    default:
+      throw new UnknownChangelogFormatError(`changelog value holds MessagePack type 0x${b.toString(16)}, which format 0x02 never writes`);
+  }
+}
+
+function decodeDictFormat(buf: Buffer): unknown {
+  rbuf = buf;
+  rpos = 1;
+  try {
+    const v = readAny();
+    if (rpos !== buf.length) throw new RangeError(`changelog value has ${buf.length - rpos} bytes after its end`);
+    return v;
+  } finally {
+    rbuf = EMPTY; // the value's bytes are not kept alive by the reader
+  }
+}
+
 export function decodeChangelogValue(buf: Buffer): unknown {
   switch (buf[0]) {
+    case CHANGELOG_FORMAT_MSGPACK_DICT:
+      return decodeDictFormat(buf);
     case CHANGELOG_FORMAT_MSGPACK:
       return unpackr.unpack(buf.subarray(1));
     case JSON_OBJECT:

@@ -38,6 +38,8 @@ export interface ProcessorMetrics extends StreamMetrics {
   restoreRecords?: { inc(v?: number): void };
   txnAborts?: { inc(labels: { reason_class: string }): void };
   producerReplacements?: { inc(): void };
+  /** Every join of the consumer group: `first`, `rejoin` (same member id: a rebalance) or `new_member` (the member was evicted or restarted). */
+  groupJoins?: { inc(labels: { kind: 'first' | 'rejoin' | 'new_member' }): void };
 }
 
 export interface TransactionalProcessorOptions {
@@ -60,7 +62,11 @@ export interface TransactionalProcessorOptions {
   concurrency?: number;
   /** kafkajs fetch long-poll when a partition is empty. */
   maxWaitTimeInMs?: number;
-  /** Group session timeout (default 30 s); the broker bounds it by group.min/max.session.timeout.ms. */
+  /**
+   * Group session timeout (default 30 s); the broker bounds it by group.min/max.session.timeout.ms
+   * (6 s to 30 min by default). A killed member's partitions wait this long before the group
+   * rebalances; heartbeats go out every min(1 s, a third of it).
+   */
   sessionTimeoutMs?: number;
   /** Consumer lag poll interval (default 10 s, see lag-monitor.ts). */
   lagIntervalMs?: number;
@@ -114,6 +120,36 @@ const PROCESS_CHUNK = 1_000;
 
 /** How often a wait inside eachBatch asks for a heartbeat; kafkajs sends at most one per heartbeatInterval. */
 const KEEPALIVE_CHECK_MS = 1_000;
+
+/**
+ * A batch still in flight after this long stops heartbeating (the member is then evicted and its
+ * partitions move), as the Java client's max.poll.interval.ms bounds a stuck poll loop.
+ */
+const MAX_BATCH_KEEPALIVE_MS = 120_000;
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Heartbeats while a batch is processed and committed. kafkajs heartbeats only from its fetch
+ * loop, which waits for every batch of a fetch to finish: one slow batch (a large fetch under a
+ * loaded CPU, a transaction retrying CONCURRENT_TRANSACTIONS) would stop the heartbeats of the
+ * whole member, and with a short session get it evicted while alive. Unlike whileHeartbeating, an
+ * error does not end the work: the batch commits (or aborts) as it would, and the fetch loop's own
+ * heartbeat after it meets the rebalance and rejoins, within the rebalance timeout.
+ */
+function keepAlive(heartbeat: () => Promise<void>): () => void {
+  const started = performance.now();
+  let sending = false;
+  const timer = setInterval(() => {
+    if (sending) return;
+    if (performance.now() - started > MAX_BATCH_KEEPALIVE_MS) return clearInterval(timer);
+    sending = true;
+    heartbeat()
+      .catch(() => undefined)
+      .finally(() => (sending = false));
+  }, KEEPALIVE_CHECK_MS);
+  return () => clearInterval(timer);
+}
 
 /**
  * Awaits work while keeping the group membership alive through the eachBatch payload's
@@ -425,6 +461,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     const last = batch.messages[batch.messages.length - 1]!.offset;
     o.metrics.consumed.inc({ topic: batch.topic }, batch.messages.length);
     const started = performance.now();
+    const stopKeepAlive = keepAlive(heartbeat);
 
     await withLock(entry, async () => {
       for (let attempt = 0; ; attempt++) {
@@ -467,6 +504,12 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
             const result = entry.task!.process(batch.topic, records, wall);
             for (const m of result.messages) out.push(m);
             if (result.committed) done.push(result.committed);
+            // Between chunks the event loop runs the keep-alive timer (and other partitions' I/O).
+            if (i + PROCESS_CHUNK < messages.length) {
+              await yieldToLoop();
+              // Revoked meanwhile: the task is dropped with its uncommitted state; its next owner restores.
+              if (entry.closed || entry.lost) return;
+            }
           }
           for (const m of dead) out.push(m);
           for (const [key, value] of entry.task!.takeChanges()) out.push({ topic: o.changelogTopic, key, value, partition: batch.partition });
@@ -500,7 +543,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           // The next attempt rebuilds the task first (partitions paused meanwhile).
         }
       }
-    });
+    }).finally(stopKeepAlive);
     await heartbeat().catch(() => undefined);
   }
 
@@ -549,7 +592,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         partitionAssigners: [CoPartitionedAssigner],
         sessionTimeout,
         // About a third of the session, as kafkajs and the Java client recommend.
-        heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeout / 3)),
+        // At most 1 s, so a survivor learns of a rebalance (a dead member's session expired) within
+        // about a second; kafkajs sends one only when its loop or a keep-alive asks for it.
+        heartbeatInterval: Math.min(1_000, Math.floor(sessionTimeout / 3)),
         maxWaitTimeInMs: o.maxWaitTimeInMs ?? 100,
         maxBytesPerPartition: 4 * 1024 * 1024,
       });
@@ -560,6 +605,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         joins++;
         const previous = memberId;
         memberId = e.payload.memberId;
+        o.metrics.groupJoins?.inc({ kind: previous === undefined ? 'first' : previous === memberId ? 'rejoin' : 'new_member' });
         o.logger.info({ groupId: o.groupId, memberId, joins, assignment: e.payload.memberAssignment }, 'joined consumer group');
         try {
           onAssignment(e.payload.memberAssignment, previous !== undefined && previous !== memberId);

@@ -12,6 +12,8 @@ export const spec = {
       '  TILLWATCH_RULES        rules file, YAML or JSON (default: the built-in rules)',
       '  DETECTOR_WALL_CLOCK_TIMERS   quiet partitions\' clocks follow wall time (default true)',
       '  DETECTOR_STAGE         propose actions to the second stage (tillwatch stage) instead of publishing them (default true)',
+      '  DETECTOR_CHANGELOG_FORMAT     changelog value format written: 2 (default) or 1, for a rolling upgrade from a version that reads only 1',
+      '  DETECTOR_SESSION_TIMEOUT_MS   consumer group session: a killed detector\'s partitions wait this long before moving (default 10000; the broker allows 6000 to 1800000 by default)',
     ]),
     'Exit: 0 after SIGTERM/SIGINT (batch in flight committed); 1 on a fatal error (at start: Kafka or the registry unreachable; /healthz answers 503 from that moment) or a stop past SHUTDOWN_TIMEOUT_MS.',
   ],
