@@ -6,14 +6,16 @@
 // order only once every input partition's watermark has passed their time, so any interleaving of the
 // partitions' records gives the same output (test/properties.test.ts). A partition never heard from
 // holds everything back; an idle one (no input yet) holds nothing back.
-import { alertUpdateId, type Action, type Alert, type AlertUpdate } from '@tillwatch/schemas';
+import { alertUpdateId, incidentMembershipId, type Action, type Alert, type AlertUpdate, type IncidentMembership } from '@tillwatch/schemas';
 import { actionId, alertId, type RulesConfig, type StageConfig } from '@tillwatch/rules';
-import type { ActionDecision, EpisodeEnd, EpisodeStart, ProposedAction, StageRecord, TerminalSeen } from './types.js';
+import type { ActionDecision, EpisodeEnd, EpisodeStart, MemberAlert, ProposedAction, StageRecord, TerminalSeen } from './types.js';
 
 /** Rules whose alerts are episode starts (and whose episode_ended updates are episode ends). */
 export const EPISODE_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline']);
 /** Per-terminal NOTIFY_MERCHANT of these rules is suppressed for the terminals of an open incident. */
 export const INCIDENT_NOTIFY_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline', 'upload_backlog', 'sequence_gap']);
+/** Alerts of these rules of a member terminal belong to the open incident (IncidentMembership, role `during`); the detector publishes them as `alert` records. */
+export const MEMBER_ALERT_RULES: ReadonlySet<string> = new Set([...INCIDENT_NOTIFY_RULES].filter((r) => !EPISODE_RULES.has(r)));
 export const FREEZE_KINDS: ReadonlySet<string> = new Set(['FREEZE_TERMINAL', 'FREEZE_CARD']);
 /** Granularity of "active terminal": a terminal is counted from its first record in an hour. */
 export const ACTIVITY_BUCKET_MS = 3_600_000;
@@ -30,12 +32,15 @@ export interface StageOutput {
   /** Actions to publish (issued and downgraded; suppressed ones are not). */
   actions: Action[];
   decisions: ActionDecision[];
+  /** Per-terminal alerts linked to the incident (the incident's id on its member alerts). */
+  memberships: IncidentMembership[];
 }
 
 type Buffered = Exclude<StageRecord, { type: 'watermark' }>;
 
 interface Start {
   time: number;
+  rule: string;
   terminal_id: string;
   merchant_id: string;
   alert_id: string;
@@ -122,7 +127,7 @@ export interface StageCoreOptions {
   config: RulesConfig;
 }
 
-const RANK = { seen: 0, end: 1, start: 2, action: 3 } as const;
+const RANK = { seen: 0, end: 1, start: 2, alert: 3, action: 4 } as const;
 const idOf = (r: Buffered): string => (r.type === 'seen' ? r.terminal_id : r.type === 'action' ? r.action.action_id : r.alert_id);
 
 function compare(a: Buffered, b: Buffered): number {
@@ -160,7 +165,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   let memberChanges = new Map<string, string | null>();
   let coreChanged = false;
 
-  let out: StageOutput = { alerts: [], updates: [], actions: [], decisions: [] };
+  let out: StageOutput = { alerts: [], updates: [], actions: [], decisions: [], memberships: [] };
 
   const active = (t: number): number => {
     const from = Math.floor((t - cfg.sync_incident.active_within) / ACTIVITY_BUCKET_MS);
@@ -186,7 +191,22 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     inc.close_due = inc.open_members > 0 ? null : Math.max(inc.last_start, inc.last_recovery ?? inc.last_start) + cfg.sync_incident.quiet;
   };
 
-  const join = (inc: Incident, s: Start): void => {
+  const link = (inc: Incident, a: { alert_id: string; rule: string; terminal_id: string; merchant_id: string; time: number }, role: IncidentMembership['role'], at: number): void => {
+    out.memberships.push({
+      membership_id: incidentMembershipId(inc.id, a.alert_id),
+      incident_id: inc.id,
+      alert_id: a.alert_id,
+      rule: a.rule,
+      terminal_id: a.terminal_id,
+      merchant_id: a.merchant_id,
+      role,
+      alert_detected_at: a.time,
+      joined_at: at,
+    });
+  };
+
+  const join = (inc: Incident, s: Start, role: 'opening' | 'joined', at: number): void => {
+    link(inc, s, role, at);
     inc.entries++;
     if (s.time > inc.last_start) inc.last_start = s.time;
     if (!inc.members.has(s.terminal_id)) {
@@ -219,7 +239,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       threshold,
       active: activeNow,
     };
-    for (const s of starts) join(inc, s);
+    for (const s of starts) join(inc, s, 'opening', t);
     scheduleClose(inc);
     incident = inc;
     const terminals = inc.members.size;
@@ -294,10 +314,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     if (ids === undefined) open.set(r.terminal_id, [r.alert_id]);
     else if (!ids.includes(r.alert_id)) ids.push(r.alert_id);
     openChanged.add(r.terminal_id);
-    const s: Start = { time: r.time, terminal_id: r.terminal_id, merchant_id: r.merchant_id, alert_id: r.alert_id, event_id: r.event_id };
+    const s: Start = { time: r.time, rule: r.rule, terminal_id: r.terminal_id, merchant_id: r.merchant_id, alert_id: r.alert_id, event_id: r.event_id };
     if (incident !== null) {
       if (!wasOpen && incident.members.has(r.terminal_id)) incident.open_members++;
-      join(incident, s);
+      join(incident, s, 'joined', r.time);
       scheduleClose(incident);
       return;
     }
@@ -315,6 +335,11 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     const starts = recent;
     recent = [];
     openIncident(r.time, starts, threshold, activeNow);
+  };
+
+  // The same membership test as the governor's suppression: an alert of a member terminal while the incident is open.
+  const onMemberAlert = (r: MemberAlert): void => {
+    if (incident !== null && incident.members.has(r.terminal_id)) link(incident, r, 'during', r.time);
   };
 
   const onEnd = (r: EpisodeEnd): void => {
@@ -439,6 +464,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     if (r.type === 'seen') onSeen(r);
     else if (r.type === 'start') onStart(r);
     else if (r.type === 'end') onEnd(r);
+    else if (r.type === 'alert') onMemberAlert(r);
     else onAction(r);
   };
 
@@ -492,7 +518,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
 
   const take = (): StageOutput => {
     const r = out;
-    out = { alerts: [], updates: [], actions: [], decisions: [] };
+    out = { alerts: [], updates: [], actions: [], decisions: [], memberships: [] };
     return r;
   };
 
@@ -596,7 +622,8 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         maxWm = Math.max(-1, ...wm.map((w) => w ?? -1));
         buffer = [...s.buffer];
         sorted = false;
-        recent = [...s.recent];
+        // Snapshots written before memberships carry no rule (the membership's rule then stays empty).
+        recent = s.recent.map((x) => ({ ...x, rule: x.rule ?? '' }));
         incident = s.incident === null ? null : { ...s.incident, members: new Map(), merchants: new Set(), evidence: [...s.incident.evidence] };
         gov = { window: s.gov.window, fleet: s.gov.fleet, merchants: new Map(s.gov.merchants), circuit: s.gov.circuit };
         late = s.late;

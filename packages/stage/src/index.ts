@@ -9,6 +9,7 @@ export {
   FREEZE_CIRCUIT_OPEN,
   FREEZE_KINDS,
   INCIDENT_NOTIFY_RULES,
+  MEMBER_ALERT_RULES,
   SYNC_INCIDENT,
   type CoreSnapshot,
   type StageCore,

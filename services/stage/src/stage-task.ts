@@ -1,7 +1,7 @@
 // The stage task: the pure stage core (@tillwatch/stage) wired to Kafka records. One task (the input
 // topic has one partition). Its state goes to the stage changelog as JSON values in the stream
 // package's changelog encoding.
-import type { Action, ActionDecision, Alert, AlertUpdate } from '@tillwatch/schemas';
+import type { Action, ActionDecision, Alert, AlertUpdate, IncidentMembership } from '@tillwatch/schemas';
 import type { RulesConfig } from '@tillwatch/rules';
 import { createStageCore, type StageOutput, type StageRecord } from '@tillwatch/stage';
 import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
@@ -13,6 +13,8 @@ export interface StageTopics {
   freezeActions: string;
   notifyActions: string;
   actionDecisions: string;
+  /** pos.incidents.members.v1: which per-terminal alerts belong to which incident. */
+  incidentMembers: string;
 }
 
 export interface StageTaskOptions {
@@ -24,6 +26,7 @@ export interface StageTaskOptions {
   encodeUpdate(u: AlertUpdate): Buffer;
   encodeAction(a: Action): Buffer;
   encodeDecision(d: ActionDecision): Buffer;
+  encodeMembership(m: IncidentMembership): Buffer;
   metrics: StageMetrics;
   /** Called after commit with what was published (tests, logs). */
   onCommitted?: (out: StageOutput) => void;
@@ -40,12 +43,14 @@ export function createStageTask(o: StageTaskOptions): Task {
     o.metrics.buffered.set(st.buffered);
     o.metrics.late.set(st.late);
     o.metrics.incidentOpen.set(st.incidentOpen ? 1 : 0);
-    if (out.alerts.length === 0 && out.updates.length === 0 && out.actions.length === 0 && out.decisions.length === 0) return { messages: [] };
+    if (out.alerts.length === 0 && out.updates.length === 0 && out.actions.length === 0 && out.decisions.length === 0 && out.memberships.length === 0) return { messages: [] };
     const messages: OutputMessage[] = [];
     for (const a of out.alerts) messages.push({ topic: topics.alerts, key: a.merchant_id, value: o.encodeAlert(a) });
     for (const a of out.actions) messages.push({ topic: NOTIFY.has(a.kind) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
     for (const u of out.updates) messages.push({ topic: topics.alertUpdates, key: u.merchant_id, value: o.encodeUpdate(u) });
     for (const d of out.decisions) messages.push({ topic: topics.actionDecisions, key: d.merchant_id, value: o.encodeDecision(d) });
+    // After the incident alert in the same transaction: a membership is never visible before its incident.
+    for (const m of out.memberships) messages.push({ topic: topics.incidentMembers, key: m.merchant_id, value: o.encodeMembership(m) });
     return {
       messages,
       committed: () => {

@@ -5,7 +5,7 @@
 // publishes incident / circuit alerts, their updates, the governed actions and every decision.
 // Build (createStage) is separate from start (main.ts).
 import type { Kafka } from 'kafkajs';
-import { AvroSchemas, Topics, valueSubject, type Action, type ActionDecision, type Alert, type AlertUpdate, type DeadLetter } from '@tillwatch/schemas';
+import { AvroSchemas, Topics, valueSubject, type Action, type ActionDecision, type Alert, type AlertUpdate, type DeadLetter, type IncidentMembership } from '@tillwatch/schemas';
 import type { RulesConfig } from '@tillwatch/rules';
 import type { StageOutput } from '@tillwatch/stage';
 import { createAvroSerde, createTransactionalProcessor, InvalidRecordError, UndecodableRecordError, type RegistryClient, type TransactionalProcessor } from '@tillwatch/stream';
@@ -33,7 +33,7 @@ export interface Stage {
   ready(): boolean;
 }
 
-const TYPES = new Set(['start', 'end', 'action', 'seen', 'watermark']);
+const TYPES = new Set(['start', 'end', 'alert', 'action', 'seen', 'watermark']);
 
 /** Decodes one internal-topic value; anything else is a poison record (dead-lettered, never silently dropped). */
 export function decodeStageRecord(value: Buffer | null): unknown {
@@ -62,6 +62,7 @@ export function createStage(o: StageOptions): Stage {
     freezeActions: o.topics?.freezeActions ?? Topics.freezeActions,
     notifyActions: o.topics?.notifyActions ?? Topics.notifyActions,
     actionDecisions: o.topics?.actionDecisions ?? Topics.actionDecisions,
+    incidentMembers: o.topics?.incidentMembers ?? Topics.incidentMembers,
   };
   const groupId = o.groupId ?? 'tillwatch-stage';
   const alertSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.alerts), AvroSchemas.alert);
@@ -69,12 +70,13 @@ export function createStage(o: StageOptions): Stage {
   const freezeSerde = createAvroSerde<Action>(o.registry, valueSubject(topics.freezeActions), AvroSchemas.action);
   const notifySerde = createAvroSerde<Action>(o.registry, valueSubject(topics.notifyActions), AvroSchemas.action);
   const decisionSerde = createAvroSerde<ActionDecision>(o.registry, valueSubject(topics.actionDecisions), AvroSchemas.actionDecision);
+  const memberSerde = createAvroSerde<IncidentMembership>(o.registry, valueSubject(topics.incidentMembers), AvroSchemas.incidentMembership);
   const dlqSerde = createAvroSerde<DeadLetter>(o.registry, valueSubject(topics.dlq), AvroSchemas.deadLetter);
   let processor: TransactionalProcessor | undefined;
 
   return {
     async start() {
-      await Promise.all([alertSerde.init(), updateSerde.init(), freezeSerde.init(), notifySerde.init(), decisionSerde.init(), dlqSerde.init()]);
+      await Promise.all([alertSerde.init(), updateSerde.init(), freezeSerde.init(), notifySerde.init(), decisionSerde.init(), memberSerde.init(), dlqSerde.init()]);
       let partitions = o.inputPartitions;
       if (partitions === undefined) {
         const admin = o.kafka.admin();
@@ -110,6 +112,7 @@ export function createStage(o: StageOptions): Stage {
             encodeUpdate: (u) => updateSerde.encode(u),
             encodeAction: (a) => (a.kind === 'NOTIFY_MERCHANT' || a.kind === 'NOTIFY_ACQUIRER' ? notifySerde : freezeSerde).encode(a),
             encodeDecision: (d) => decisionSerde.encode(d),
+            encodeMembership: (m) => memberSerde.encode(m),
             metrics: o.metrics,
             ...(o.onCommitted ? { onCommitted: o.onCommitted } : {}),
           }),
