@@ -18,4 +18,4 @@ export {
   type StageStats,
 } from './core.js';
 export { createActivityTracker, stageRecordsOf, type ActivityTracker } from './derive.js';
-export { createBacktestStage, governedActions, type BacktestStage } from './backtest.js';
+export { alertLine, createBacktestStage, governedActions, type BacktestStage } from './backtest.js';
