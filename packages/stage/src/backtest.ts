@@ -27,6 +27,8 @@ export interface BacktestStage {
   takeActions(): GovernedAction[];
   /** Incident memberships since the last call. */
   takeMemberships(): IncidentMembership[];
+  /** With `keepDecisions`: the decisions and the published (final) actions since the last call, as the live stage writes them. */
+  takeDecisions(): { decisions: ActionDecision[]; actions: Action[] };
   decisions(): number;
 }
 
@@ -52,7 +54,7 @@ interface Line {
   due: number | null;
 }
 
-export function createBacktestStage(config: RulesConfig): BacktestStage {
+export function createBacktestStage(config: RulesConfig, options: { keepDecisions?: boolean } = {}): BacktestStage {
   const core = createStageCore({ partitions: 1, config });
   const tracker = createActivityTracker();
   const window = config.stage.sync_incident.window;
@@ -61,6 +63,7 @@ export function createBacktestStage(config: RulesConfig): BacktestStage {
   const updates: AlertUpdate[] = [];
   let actions: GovernedAction[] = [];
   let memberships: IncidentMembership[] = [];
+  let kept: { decisions: ActionDecision[]; actions: Action[] } = { decisions: [], actions: [] };
   let decisions = 0;
   const proposed = new Map<string, Action>();
   const records: StageRecord[] = [];
@@ -99,6 +102,10 @@ export function createBacktestStage(config: RulesConfig): BacktestStage {
     decisions += o.decisions.length;
     if (o.decisions.length > 0) for (const g of governedActions(o, proposed)) actions.push(g);
     for (const d of o.decisions) proposed.delete(d.action_id);
+    if (options.keepDecisions === true) {
+      for (const d of o.decisions) kept.decisions.push(d);
+      for (const a of o.actions) kept.actions.push(a);
+    }
   };
   return {
     ownsAlertLines: true,
@@ -137,6 +144,11 @@ export function createBacktestStage(config: RulesConfig): BacktestStage {
     takeMemberships() {
       const r = memberships;
       memberships = [];
+      return r;
+    },
+    takeDecisions() {
+      const r = kept;
+      kept = { decisions: [], actions: [] };
       return r;
     },
     decisions: () => decisions,

@@ -96,6 +96,8 @@ export interface CoreSnapshot {
   v: 1;
   wm: (number | null)[];
   idle: boolean[];
+  /** Partitions whose input ended (absent in snapshots written before end marks). */
+  ended?: boolean[];
   frontier: number;
   buffer: Buffered[];
   recent: Start[];
@@ -147,6 +149,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   const n = o.partitions;
   let wm: (number | null)[] = new Array<number | null>(n).fill(null);
   let idle: boolean[] = new Array<boolean>(n).fill(false);
+  let ended: boolean[] = new Array<boolean>(n).fill(false);
   let frontier = -1;
   let maxWm = -1;
   let buffer: Buffered[] = [];
@@ -503,17 +506,22 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     if (i > 0) buffer = buffer.slice(i);
   };
 
-  const minWatermark = (): number => {
+  /** The minimum watermark, and whether every partition at it has ended (then records at it are ready too). */
+  const minWatermark = (): { min: number; inclusive: boolean } => {
     let min = Infinity;
     let any = false;
+    let inclusive = true;
     for (let p = 0; p < n; p++) {
       if (idle[p]) continue;
       const w = wm[p];
-      if (w === null || w === undefined) return -Infinity;
+      if (w === null || w === undefined) return { min: -Infinity, inclusive: false };
       any = true;
-      if (w < min) min = w;
+      if (w < min) {
+        min = w;
+        inclusive = ended[p] === true;
+      } else if (w === min && ended[p] !== true) inclusive = false;
     }
-    return any ? min : -Infinity;
+    return any ? { min, inclusive } : { min: -Infinity, inclusive: false };
   };
 
   const take = (): StageOutput => {
@@ -534,6 +542,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
             continue;
           }
           idle[r.partition] = false;
+          if (r.end === true && !ended[r.partition]) {
+            ended[r.partition] = true;
+            coreChanged = true;
+          }
           if (prev === null || prev === undefined || r.time > prev) {
             wm[r.partition] = r.time;
             if (r.time > maxWm) maxWm = r.time;
@@ -546,9 +558,9 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         buffer.push(r);
         coreChanged = true;
       }
-      const min = minWatermark();
-      if (min > frontier) {
-        advance(min, false, min);
+      const { min, inclusive } = minWatermark();
+      if (min > frontier || (inclusive && min === frontier && min > -Infinity)) {
+        advance(min, inclusive, min);
         frontier = min;
       }
       return take();
@@ -584,6 +596,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
           v: 1,
           wm: [...wm],
           idle: [...idle],
+          ended: [...ended],
           frontier,
           buffer: [...buffer],
           recent: [...recent],
@@ -618,6 +631,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         const s = v as CoreSnapshot;
         wm = s.wm.length === n ? [...s.wm] : Array.from({ length: n }, (_, p) => s.wm[p] ?? null);
         idle = Array.from({ length: n }, (_, p) => s.idle[p] ?? false);
+        ended = Array.from({ length: n }, (_, p) => s.ended?.[p] ?? false);
         frontier = s.frontier;
         maxWm = Math.max(-1, ...wm.map((w) => w ?? -1));
         buffer = [...s.buffer];

@@ -78,6 +78,12 @@ export interface Watermark {
   partition: number;
   time: number;
   idle?: boolean;
+  /**
+   * End of input (`tillwatch replay`, after the detector processed the whole file): the partition
+   * publishes nothing more, not even at `time`, so records at `time` are applied too (as the backtest's
+   * flush applies them); timers still fire only up to `time`.
+   */
+  end?: boolean;
 }
 
 export type StageRecord = EpisodeStart | EpisodeEnd | MemberAlert | ProposedAction | TerminalSeen | Watermark;

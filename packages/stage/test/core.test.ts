@@ -113,6 +113,19 @@ describe('sync_incident', () => {
     expect(core.apply([{ type: 'watermark', partition: 1, time: T + 9 * 1000 + 1 }]).alerts).toHaveLength(1);
   });
 
+  it('end marks (replay): records at the last watermark apply once every partition at it has ended, as the backtest flush applies them', () => {
+    const recs = Array.from({ length: 10 }, (_, i) => ({ ...start(i, T + i * MIN), partition: i % 2 }));
+    const last = T + 9 * MIN;
+    const core = createStageCore({ partitions: 2, config: defaultRulesConfig() });
+    // Watermarks at the last start's time: it is not applied (a partition may still publish at its watermark).
+    expect(core.apply([...recs, { type: 'watermark', partition: 0, time: last }, { type: 'watermark', partition: 1, time: last }]).alerts).toEqual([]);
+    // One partition ended: still waiting for the other.
+    expect(core.apply([{ type: 'watermark', partition: 0, time: last, end: true }]).alerts).toEqual([]);
+    const o = core.apply([{ type: 'watermark', partition: 1, time: last, end: true }]);
+    expect(o.alerts.map((a) => [a.rule, a.detected_at])).toEqual([['sync_incident', last]]);
+    expect(core.flush().alerts).toEqual([]);
+  });
+
   it('an idle partition holds nothing back', () => {
     const core = createStageCore({ partitions: 2, config: defaultRulesConfig() });
     const recs = Array.from({ length: 10 }, (_, i) => start(i, T + i * 1000));

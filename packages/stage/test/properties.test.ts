@@ -72,7 +72,8 @@ function partitionRecords(p: number, steps: Step[]): StageRecord[] {
     }
     if (s.wm) out.push({ type: 'watermark', partition: p, time: t });
   }
-  out.push({ type: 'watermark', partition: p, time: t });
+  // Half the partitions end their input (replay's end marks): records at their last time apply before the flush.
+  out.push({ type: 'watermark', partition: p, time: t, ...(steps.length % 2 === 1 ? { end: true } : {}) });
   return out;
 }
 
