@@ -4,6 +4,7 @@
 import type { Action, ActionDecision, Alert, AlertUpdate, IncidentMembership } from '@tillwatch/schemas';
 import type { RulesConfig } from '@tillwatch/rules';
 import { createStageCore, type StageOutput, type StageRecord } from '@tillwatch/stage';
+import { createRulesSwitch } from '@tillwatch/rules-live';
 import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
 import type { StageMetrics } from './metrics.js';
 
@@ -20,7 +21,16 @@ export interface StageTopics {
 export interface StageTaskOptions {
   /** Partitions of the detector's input (pos.transactions.v1): all must publish a watermark. */
   inputPartitions: number;
+  /** The rule set the task starts with. */
   rules: RulesConfig;
+  /**
+   * The rule set in force (live rules, pos.rules.v1). Read at every batch boundary (process, tick):
+   * a new version applies from the batch about to run (core.setConfig: state kept, records still
+   * buffered are applied with it). Absent: `rules` stays.
+   */
+  currentRules?: () => RulesConfig;
+  /** Called when this task switched rules (the new version). */
+  onRulesApplied?: (version: number) => void;
   topics: StageTopics;
   encodeAlert(a: Alert): Buffer;
   encodeUpdate(u: AlertUpdate): Buffer;
@@ -37,6 +47,17 @@ const NOTIFY = new Set<string>(['NOTIFY_MERCHANT', 'NOTIFY_ACQUIRER']);
 export function createStageTask(o: StageTaskOptions): Task {
   const core = createStageCore({ partitions: o.inputPartitions, config: o.rules });
   const { topics } = o;
+  // The same switch as the detector's tasks (@tillwatch/rules-live).
+  const syncRules = o.currentRules
+    ? createRulesSwitch(
+        o.currentRules,
+        (cfg) => {
+          core.setConfig(cfg);
+          o.onRulesApplied?.(cfg.version);
+        },
+        o.rules,
+      )
+    : () => undefined;
 
   const toResult = (out: StageOutput): TaskResult => {
     const st = core.stats();
@@ -70,9 +91,11 @@ export function createStageTask(o: StageTaskOptions): Task {
       core.restore([...entries].map(([k, v]): [string, unknown] => [k, decodeChangelogValue(v)]));
     },
     process(_topic, records: DecodedRecord[]) {
+      syncRules();
       return toResult(core.apply(records.map((r) => r.value as StageRecord)));
     },
     tick() {
+      syncRules();
       return { messages: [] };
     },
     takeChanges() {
