@@ -127,7 +127,7 @@ export function createBacktestStage(config: RulesConfig, options: { keepDecision
       if (input.received_time > clock) clock = input.received_time;
       records.push({ type: 'watermark', partition: 0, time: clock });
       collect(core.apply(records));
-      release(core.stats().frontier);
+      release(core.frontier());
     },
     end() {
       collect(core.flush());

@@ -114,6 +114,8 @@ export interface StageCore {
   flush(): StageOutput;
   setConfig(config: RulesConfig): void;
   stats(): StageStats;
+  /** Records with an earlier time have all been applied (the minimum watermark reached so far). */
+  frontier(): number;
   /**
    * Changelog writes since the last call: `core` (watermarks, buffer, window, incident and governor
    * counters), `seen:<terminal>` (last activity hour), `open:<terminal>` (its open episodes' alert
@@ -573,6 +575,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       cfg = config.stage;
       version = config.version;
     },
+    frontier: () => frontier,
     stats: () => ({
       buffered: buffer.length,
       frontier,
