@@ -17,6 +17,7 @@ export const AvroSchemas = {
   deadLetter: load('dead-letter.avsc'),
   rulesDocument: load('rules-document.avsc'),
   actionDecision: load('action-decision.avsc'),
+  incidentMembership: load('incident-membership.avsc'),
 } as const;
 
 export type ContractName = keyof typeof AvroSchemas;
@@ -34,6 +35,7 @@ export const TopicContracts: Record<string, ContractName> = {
   [Topics.rules]: 'rulesDocument',
   [Topics.shadowAlerts]: 'alert',
   [Topics.actionDecisions]: 'actionDecision',
+  [Topics.incidentMembers]: 'incidentMembership',
 };
 
 /** Compatibility policy enforced by the registry on every subject. */

@@ -143,6 +143,29 @@ export interface Heartbeat {
   received_time: number;
 }
 
+export type IncidentRole = "opening" | "joined" | "during";
+export const IncidentRoleValues = ["opening", "joined", "during"] as const;
+
+/** A per-terminal alert (sync_lag, terminal_offline, upload_backlog, sequence_gap) belongs to a fleet sync incident (issue 10). Written only by the second stage, once it knows: the detector raises the per-terminal alert before the incident exists (the first terminals open it), so the link is a record of its own, not a field of the alert. Topic pos.incidents.members.v1, key = merchant_id; ClickHouse incident_members. An alert belongs to at most one incident. */
+export interface IncidentMembership {
+  /** Deterministic: incidentMembershipId(incident_id, alert_id) */
+  membership_id: string;
+  /** The sync_incident alert (pos.alerts.v1) */
+  incident_id: string;
+  /** The member per-terminal alert (pos.alerts.v1) */
+  alert_id: string;
+  /** Rule of the member alert */
+  rule: string;
+  terminal_id: string;
+  merchant_id: string;
+  /** opening: one of the episode starts that opened the incident; joined: an episode start while it was open; during: an upload_backlog or sequence_gap alert of a member terminal while it was open */
+  role: IncidentRole;
+  /** detected_at of the member alert */
+  alert_detected_at: number;
+  /** Stage time (received time) at which it was linked: the incident's opening time for opening members, else the alert's detected_at */
+  joined_at: number;
+}
+
 export type RefundKind = "REFUND" | "REVERSAL" | "VOID";
 export const RefundKindValues = ["REFUND", "REVERSAL", "VOID"] as const;
 

@@ -13,3 +13,12 @@ const hex128 = (s: string): string => createHash('sha256').update(s).digest('hex
 export function alertUpdateId(alertId: string, status: AlertUpdateStatus, resolution: AlertResolution, resolvedByEventIds: readonly string[]): string {
   return hex128(JSON.stringify(['alert_update', alertId, status, resolution, [...resolvedByEventIds].sort()]));
 }
+
+/**
+ * membership_id of an incident membership (schemas/avro/incident-membership.avsc): the incident and
+ * the member alert. An alert joins at most one incident, so a replay or a restarted stage writes the
+ * same id again (ClickHouse incident_members keeps one row).
+ */
+export function incidentMembershipId(incidentId: string, alertId: string): string {
+  return hex128(JSON.stringify(['incident_member', incidentId, alertId]));
+}

@@ -28,6 +28,8 @@ export const Topics = {
   stageChangelog: 'tillwatch.stage2.changelog.v1',
   /** The action governor's decisions (issued, suppressed, downgraded); key merchant_id. */
   actionDecisions: 'pos.actions.decisions.v1',
+  /** Which per-terminal alerts belong to which fleet incident (second stage); key merchant_id. */
+  incidentMembers: 'pos.incidents.members.v1',
 } as const;
 
 export type TopicRole = keyof typeof Topics;
@@ -70,6 +72,7 @@ export function topicSpecs(partitions = 6): TopicSpec[] {
     { role: 'stageInput', partitions: 1, config: { 'retention.ms': String(7 * DAY) } },
     { role: 'stageChangelog', partitions: 1, config: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': String(3600 * 1000), 'max.compaction.lag.ms': String(DAY) } },
     { role: 'actionDecisions', partitions, config: { 'retention.ms': String(30 * DAY) } },
+    { role: 'incidentMembers', partitions, config: { 'retention.ms': String(30 * DAY) } },
   ];
 }
 

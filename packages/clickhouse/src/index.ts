@@ -6,6 +6,7 @@ export {
   toAlertRow,
   toActionRow,
   toActionDecisionRow,
+  toIncidentMemberRow,
   type ActionDecisionRow,
   toDeadLetterRow,
   toAlertTriageRow,

@@ -6,7 +6,7 @@
 // best_effort (chDB default) and misread small values (an 8-digit number can be taken as
 // YYYYMMDD); the fixed-width string means the same to both parsers. Reading back, the column comes
 // out in the same format (date_time_output_format=simple, set by the factory) and is parsed as UTC.
-import type { Action, ActionDecision, Alert, AlertUpdate, DeadLetter, RefundReason, Transaction } from '@tillwatch/schemas';
+import type { Action, ActionDecision, Alert, IncidentMembership, AlertUpdate, DeadLetter, RefundReason, Transaction } from '@tillwatch/schemas';
 
 /** DateTime64(3) range accepted by ClickHouse: [1900-01-01, 2299-12-31 23:59:59.999]. */
 const MIN_MS = Date.UTC(1900, 0, 1);
@@ -303,6 +303,33 @@ export function toActionDecisionRow(d: ActionDecision): ActionDecisionRow {
   };
 }
 
+/** An incident membership (schemas/avro/incident-membership.avsc) as a row of incident_members (014). */
+export interface IncidentMemberRow {
+  membership_id: string;
+  incident_id: string;
+  alert_id: string;
+  rule: string;
+  terminal_id: string;
+  merchant_id: string;
+  role: IncidentMembership['role'];
+  alert_detected_at: string;
+  joined_at: string;
+}
+
+export function toIncidentMemberRow(m: IncidentMembership): IncidentMemberRow {
+  return {
+    membership_id: m.membership_id,
+    incident_id: m.incident_id,
+    alert_id: m.alert_id,
+    rule: m.rule,
+    terminal_id: m.terminal_id,
+    merchant_id: m.merchant_id,
+    role: m.role,
+    alert_detected_at: toDateTime64(m.alert_detected_at),
+    joined_at: toDateTime64(m.joined_at),
+  };
+}
+
 export function toDeadLetterRow(d: DeadLetter): DeadLetterRow {
   return {
     reason: d.reason,
@@ -448,4 +475,5 @@ export const ContractColumns = {
   refund_reasons: 'event_id, txn_id, original_txn_id, kind, reason, merchant_id, terminal_id, amount_minor, currency, event_time, received_time, alert_id',
   dead_letters: 'reason, error_class, stage, source_topic, source_partition, source_offset, key_base64, value_base64, failed_at',
   action_decisions: 'decision_id, action_id, kind, final_action_id, final_kind, alert_id, rule, terminal_id, merchant_id, target_type, target_id, decision, reason, incident_id, decided_at',
+  incident_members: 'membership_id, incident_id, alert_id, rule, terminal_id, merchant_id, role, alert_detected_at, joined_at',
 } as const;

@@ -21,6 +21,7 @@ const EXPECTED_TABLES = [
   'alerts_shadow',
   'currency_minor_units',
   'dead_letters',
+  'incident_members',
   'refund_reasons',
   'schema_migrations',
   'terminal_sync_lag_minute',
@@ -57,7 +58,7 @@ describe('migrate (embedded chDB)', () => {
   it('applies every migration once; a rerun changes nothing', async () => {
     const t = await testDb();
     const first = await migrate(t.ch, { dir: clickhouseMigrationsDir });
-    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at', '008_rules_versions_and_shadow', '009_money_trail', '010_shadow_alert_money', '012_action_decisions']);
+    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at', '008_rules_versions_and_shadow', '009_money_trail', '010_shadow_alert_money', '012_action_decisions', '014_incident_members']);
     expect(first.skipped).toEqual([]);
 
     const tables = await schemaSnapshot(t);

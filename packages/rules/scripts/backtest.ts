@@ -22,7 +22,14 @@ export interface BacktestStageHook {
   onOutput(input: { terminal_id: string; merchant_id: string; received_time: number }, out: EngineOutput): void;
   /** End of input. */
   end(): void;
-  take(): { alerts: readonly Alert[]; updates: readonly AlertUpdate[] };
+  /** The stage's alerts and updates; with `ownsAlertLines`, also every alert line to write (`alertLines`, in its order). */
+  take(): { alerts: readonly Alert[]; updates: readonly AlertUpdate[]; alertLines?: readonly string[] };
+  /**
+   * The stage writes the alert file: the engine's alerts (given to it through onOutput) and its own, as
+   * take().alertLines, when it knows what to add to them (the second stage adds the fleet incident a
+   * per-terminal alert belongs to, known only later); runBacktest writes no alert line itself.
+   */
+  ownsAlertLines?: boolean;
 }
 
 export interface RunBacktestOptions {
@@ -192,7 +199,8 @@ export async function runBacktest(o: RunBacktestOptions): Promise<BacktestRunSum
     if (stage === undefined) return;
     const s = stage.take();
     alertsSoFar += s.alerts.length;
-    for (const a of s.alerts) out.add(contractJson('alert', a));
+    if (s.alertLines !== undefined) for (const l of s.alertLines) out.add(l);
+    else for (const a of s.alerts) out.add(contractJson('alert', a));
     updates += s.updates.length;
     if (updatesOut !== null) for (const u of s.updates) updatesOut.add(contractJson('alertUpdate', u));
   };
@@ -217,7 +225,7 @@ export async function runBacktest(o: RunBacktestOptions): Promise<BacktestRunSum
       if (r.alerts.length === 0) continue;
       alertsSoFar += r.alerts.length;
       // Contract order, absent nullable fields as null: the same line replay writes for the decoded alert.
-      for (const a of r.alerts) out.add(contractJson('alert', a));
+      if (stage?.ownsAlertLines !== true) for (const a of r.alerts) out.add(contractJson('alert', a));
       if (actions !== null) for (const a of r.actions) actions.add(JSON.stringify(a));
     }
     group.length = 0;

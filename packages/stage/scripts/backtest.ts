@@ -3,6 +3,7 @@
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
+import { contractJson } from '@tillwatch/schemas';
 import { defaultRulesConfig, loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import { runBacktest, type BacktestRunSummary, type RunBacktestOptions } from '@tillwatch/rules/backtest';
 import { createBacktestStage } from '../src/backtest.js';
@@ -12,10 +13,13 @@ export interface StagedBacktestSummary extends BacktestRunSummary {
   /** The governor's decisions per kind (issued, suppressed, downgraded). */
   decisions: Record<DecisionKind, number>;
   governedActionsPath: string | null;
+  /** Incident memberships written to membershipsPath (counted either way). */
+  memberships: number;
+  membershipsPath: string | null;
 }
 
 /** RunBacktestOptions' actionsPath (engine actions) is replaced by the governor's actions. */
-export async function runStagedBacktest(o: Omit<RunBacktestOptions, 'stage' | 'actionsPath'> & { actionsPath?: string }): Promise<StagedBacktestSummary> {
+export async function runStagedBacktest(o: Omit<RunBacktestOptions, 'stage' | 'actionsPath'> & { actionsPath?: string; membershipsPath?: string }): Promise<StagedBacktestSummary> {
   let config: RulesConfig = defaultRulesConfig();
   if (o.configPath !== undefined) {
     // An invalid file is reported by runBacktest itself (same message as without the stage).
@@ -28,23 +32,31 @@ export async function runStagedBacktest(o: Omit<RunBacktestOptions, 'stage' | 'a
   const stage = createBacktestStage(config);
   const decisions: Record<DecisionKind, number> = { issued: 0, suppressed: 0, downgraded: 0 };
   const out = o.actionsPath === undefined ? null : createWriteStream(o.actionsPath);
+  const membersOut = o.membershipsPath === undefined ? null : createWriteStream(o.membershipsPath);
+  let memberships = 0;
   let failed: Error | null = null;
   out?.on('error', (e) => (failed = e));
-  const { actionsPath, ...rest } = o;
+  membersOut?.on('error', (e) => (failed = e));
+  const { actionsPath, membershipsPath, ...rest } = o;
   const summary = await runBacktest({
     ...rest,
     stage: {
       onOutput: stage.onOutput,
       end: stage.end,
+      ownsAlertLines: stage.ownsAlertLines,
       take: () => {
         const lines = stage.takeActions();
         for (const l of lines) decisions[l.decision]++;
         if (out !== null && lines.length > 0) out.write(lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+        const ms = stage.takeMemberships();
+        memberships += ms.length;
+        if (membersOut !== null && ms.length > 0) membersOut.write(ms.map((m) => contractJson('incidentMembership', m)).join('\n') + '\n');
         return stage.take();
       },
     },
   });
   if (out !== null) await new Promise<void>((resolve) => out.end(() => resolve()));
+  if (membersOut !== null) await new Promise<void>((resolve) => membersOut.end(() => resolve()));
   if (failed) throw failed;
-  return { ...summary, actionsPath: actionsPath ?? null, governedActionsPath: actionsPath ?? null, decisions };
+  return { ...summary, actionsPath: actionsPath ?? null, governedActionsPath: actionsPath ?? null, decisions, memberships, membershipsPath: membershipsPath ?? null };
 }

@@ -6,14 +6,16 @@
 // order only once every input partition's watermark has passed their time, so any interleaving of the
 // partitions' records gives the same output (test/properties.test.ts). A partition never heard from
 // holds everything back; an idle one (no input yet) holds nothing back.
-import { alertUpdateId, type Action, type Alert, type AlertUpdate } from '@tillwatch/schemas';
+import { alertUpdateId, incidentMembershipId, type Action, type Alert, type AlertUpdate, type IncidentMembership } from '@tillwatch/schemas';
 import { actionId, alertId, type RulesConfig, type StageConfig } from '@tillwatch/rules';
-import type { ActionDecision, EpisodeEnd, EpisodeStart, ProposedAction, StageRecord, TerminalSeen } from './types.js';
+import type { ActionDecision, EpisodeEnd, EpisodeStart, MemberAlert, ProposedAction, StageRecord, TerminalSeen } from './types.js';
 
 /** Rules whose alerts are episode starts (and whose episode_ended updates are episode ends). */
 export const EPISODE_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline']);
 /** Per-terminal NOTIFY_MERCHANT of these rules is suppressed for the terminals of an open incident. */
 export const INCIDENT_NOTIFY_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline', 'upload_backlog', 'sequence_gap']);
+/** Alerts of these rules of a member terminal belong to the open incident (IncidentMembership, role `during`); the detector publishes them as `alert` records. */
+export const MEMBER_ALERT_RULES: ReadonlySet<string> = new Set([...INCIDENT_NOTIFY_RULES].filter((r) => !EPISODE_RULES.has(r)));
 export const FREEZE_KINDS: ReadonlySet<string> = new Set(['FREEZE_TERMINAL', 'FREEZE_CARD']);
 /** Granularity of "active terminal": a terminal is counted from its first record in an hour. */
 export const ACTIVITY_BUCKET_MS = 3_600_000;
@@ -30,12 +32,15 @@ export interface StageOutput {
   /** Actions to publish (issued and downgraded; suppressed ones are not). */
   actions: Action[];
   decisions: ActionDecision[];
+  /** Per-terminal alerts linked to the incident (the incident's id on its member alerts). */
+  memberships: IncidentMembership[];
 }
 
 type Buffered = Exclude<StageRecord, { type: 'watermark' }>;
 
 interface Start {
   time: number;
+  rule: string;
   terminal_id: string;
   merchant_id: string;
   alert_id: string;
@@ -91,6 +96,8 @@ export interface CoreSnapshot {
   v: 1;
   wm: (number | null)[];
   idle: boolean[];
+  /** Partitions whose input ended (absent in snapshots written before end marks). */
+  ended?: boolean[];
   frontier: number;
   buffer: Buffered[];
   recent: Start[];
@@ -107,6 +114,8 @@ export interface StageCore {
   flush(): StageOutput;
   setConfig(config: RulesConfig): void;
   stats(): StageStats;
+  /** Records with an earlier time have all been applied (the minimum watermark reached so far). */
+  frontier(): number;
   /**
    * Changelog writes since the last call: `core` (watermarks, buffer, window, incident and governor
    * counters), `seen:<terminal>` (last activity hour), `open:<terminal>` (its open episodes' alert
@@ -122,7 +131,7 @@ export interface StageCoreOptions {
   config: RulesConfig;
 }
 
-const RANK = { seen: 0, end: 1, start: 2, action: 3 } as const;
+const RANK = { seen: 0, end: 1, start: 2, alert: 3, action: 4 } as const;
 const idOf = (r: Buffered): string => (r.type === 'seen' ? r.terminal_id : r.type === 'action' ? r.action.action_id : r.alert_id);
 
 function compare(a: Buffered, b: Buffered): number {
@@ -142,6 +151,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   const n = o.partitions;
   let wm: (number | null)[] = new Array<number | null>(n).fill(null);
   let idle: boolean[] = new Array<boolean>(n).fill(false);
+  let ended: boolean[] = new Array<boolean>(n).fill(false);
   let frontier = -1;
   let maxWm = -1;
   let buffer: Buffered[] = [];
@@ -160,7 +170,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   let memberChanges = new Map<string, string | null>();
   let coreChanged = false;
 
-  let out: StageOutput = { alerts: [], updates: [], actions: [], decisions: [] };
+  let out: StageOutput = { alerts: [], updates: [], actions: [], decisions: [], memberships: [] };
 
   const active = (t: number): number => {
     const from = Math.floor((t - cfg.sync_incident.active_within) / ACTIVITY_BUCKET_MS);
@@ -186,7 +196,22 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     inc.close_due = inc.open_members > 0 ? null : Math.max(inc.last_start, inc.last_recovery ?? inc.last_start) + cfg.sync_incident.quiet;
   };
 
-  const join = (inc: Incident, s: Start): void => {
+  const link = (inc: Incident, a: { alert_id: string; rule: string; terminal_id: string; merchant_id: string; time: number }, role: IncidentMembership['role'], at: number): void => {
+    out.memberships.push({
+      membership_id: incidentMembershipId(inc.id, a.alert_id),
+      incident_id: inc.id,
+      alert_id: a.alert_id,
+      rule: a.rule,
+      terminal_id: a.terminal_id,
+      merchant_id: a.merchant_id,
+      role,
+      alert_detected_at: a.time,
+      joined_at: at,
+    });
+  };
+
+  const join = (inc: Incident, s: Start, role: 'opening' | 'joined', at: number): void => {
+    link(inc, s, role, at);
     inc.entries++;
     if (s.time > inc.last_start) inc.last_start = s.time;
     if (!inc.members.has(s.terminal_id)) {
@@ -219,7 +244,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       threshold,
       active: activeNow,
     };
-    for (const s of starts) join(inc, s);
+    for (const s of starts) join(inc, s, 'opening', t);
     scheduleClose(inc);
     incident = inc;
     const terminals = inc.members.size;
@@ -294,10 +319,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     if (ids === undefined) open.set(r.terminal_id, [r.alert_id]);
     else if (!ids.includes(r.alert_id)) ids.push(r.alert_id);
     openChanged.add(r.terminal_id);
-    const s: Start = { time: r.time, terminal_id: r.terminal_id, merchant_id: r.merchant_id, alert_id: r.alert_id, event_id: r.event_id };
+    const s: Start = { time: r.time, rule: r.rule, terminal_id: r.terminal_id, merchant_id: r.merchant_id, alert_id: r.alert_id, event_id: r.event_id };
     if (incident !== null) {
       if (!wasOpen && incident.members.has(r.terminal_id)) incident.open_members++;
-      join(incident, s);
+      join(incident, s, 'joined', r.time);
       scheduleClose(incident);
       return;
     }
@@ -315,6 +340,11 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     const starts = recent;
     recent = [];
     openIncident(r.time, starts, threshold, activeNow);
+  };
+
+  // The same membership test as the governor's suppression: an alert of a member terminal while the incident is open.
+  const onMemberAlert = (r: MemberAlert): void => {
+    if (incident !== null && incident.members.has(r.terminal_id)) link(incident, r, 'during', r.time);
   };
 
   const onEnd = (r: EpisodeEnd): void => {
@@ -439,6 +469,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     if (r.type === 'seen') onSeen(r);
     else if (r.type === 'start') onStart(r);
     else if (r.type === 'end') onEnd(r);
+    else if (r.type === 'alert') onMemberAlert(r);
     else onAction(r);
   };
 
@@ -477,22 +508,27 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     if (i > 0) buffer = buffer.slice(i);
   };
 
-  const minWatermark = (): number => {
+  /** The minimum watermark, and whether every partition at it has ended (then records at it are ready too). */
+  const minWatermark = (): { min: number; inclusive: boolean } => {
     let min = Infinity;
     let any = false;
+    let inclusive = true;
     for (let p = 0; p < n; p++) {
       if (idle[p]) continue;
       const w = wm[p];
-      if (w === null || w === undefined) return -Infinity;
+      if (w === null || w === undefined) return { min: -Infinity, inclusive: false };
       any = true;
-      if (w < min) min = w;
+      if (w < min) {
+        min = w;
+        inclusive = ended[p] === true;
+      } else if (w === min && ended[p] !== true) inclusive = false;
     }
-    return any ? min : -Infinity;
+    return any ? { min, inclusive } : { min: -Infinity, inclusive: false };
   };
 
   const take = (): StageOutput => {
     const r = out;
-    out = { alerts: [], updates: [], actions: [], decisions: [] };
+    out = { alerts: [], updates: [], actions: [], decisions: [], memberships: [] };
     return r;
   };
 
@@ -508,6 +544,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
             continue;
           }
           idle[r.partition] = false;
+          if (r.end === true && !ended[r.partition]) {
+            ended[r.partition] = true;
+            coreChanged = true;
+          }
           if (prev === null || prev === undefined || r.time > prev) {
             wm[r.partition] = r.time;
             if (r.time > maxWm) maxWm = r.time;
@@ -520,9 +560,9 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         buffer.push(r);
         coreChanged = true;
       }
-      const min = minWatermark();
-      if (min > frontier) {
-        advance(min, false, min);
+      const { min, inclusive } = minWatermark();
+      if (min > frontier || (inclusive && min === frontier && min > -Infinity)) {
+        advance(min, inclusive, min);
         frontier = min;
       }
       return take();
@@ -535,6 +575,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       cfg = config.stage;
       version = config.version;
     },
+    frontier: () => frontier,
     stats: () => ({
       buffered: buffer.length,
       frontier,
@@ -558,6 +599,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
           v: 1,
           wm: [...wm],
           idle: [...idle],
+          ended: [...ended],
           frontier,
           buffer: [...buffer],
           recent: [...recent],
@@ -592,11 +634,13 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         const s = v as CoreSnapshot;
         wm = s.wm.length === n ? [...s.wm] : Array.from({ length: n }, (_, p) => s.wm[p] ?? null);
         idle = Array.from({ length: n }, (_, p) => s.idle[p] ?? false);
+        ended = Array.from({ length: n }, (_, p) => s.ended?.[p] ?? false);
         frontier = s.frontier;
         maxWm = Math.max(-1, ...wm.map((w) => w ?? -1));
         buffer = [...s.buffer];
         sorted = false;
-        recent = [...s.recent];
+        // Snapshots written before memberships carry no rule (the membership's rule then stays empty).
+        recent = s.recent.map((x) => ({ ...x, rule: x.rule ?? '' }));
         incident = s.incident === null ? null : { ...s.incident, members: new Map(), merchants: new Set(), evidence: [...s.incident.evidence] };
         gov = { window: s.gov.window, fleet: s.gov.fleet, merchants: new Map(s.gov.merchants), circuit: s.gov.circuit };
         late = s.late;

@@ -1,12 +1,16 @@
 // What a detector partition (or the backtest's engine) tells the second stage, derived from the rule
 // engine's output: episode starts and ends, proposed actions, terminal activity and the watermark.
 import type { Action, Alert, AlertUpdate } from '@tillwatch/schemas';
-import { ACTIVITY_BUCKET_MS, EPISODE_RULES } from './core.js';
+import { ACTIVITY_BUCKET_MS, EPISODE_RULES, MEMBER_ALERT_RULES } from './core.js';
 import type { StageRecord, TerminalSeen } from './types.js';
 
-/** Episode starts (active alerts of EPISODE_RULES), episode ends and proposed actions of one engine output. */
+/** Episode starts (alerts of EPISODE_RULES), other member-candidate alerts (MEMBER_ALERT_RULES), episode ends and proposed actions of one engine output. */
 export function stageRecordsOf(partition: number, out: { alerts: readonly Alert[]; actions: readonly Action[]; updates?: readonly AlertUpdate[] | undefined }, into: StageRecord[] = []): StageRecord[] {
   for (const a of out.alerts) {
+    if (MEMBER_ALERT_RULES.has(a.rule)) {
+      into.push({ type: 'alert', partition, time: a.detected_at, rule: a.rule, alert_id: a.alert_id, terminal_id: a.terminal_id, merchant_id: a.merchant_id });
+      continue;
+    }
     if (!EPISODE_RULES.has(a.rule)) continue;
     into.push({ type: 'start', partition, time: a.detected_at, rule: a.rule, alert_id: a.alert_id, terminal_id: a.terminal_id, merchant_id: a.merchant_id, event_id: a.event_ids[0] ?? null });
   }

@@ -9,6 +9,7 @@ export {
   FREEZE_CIRCUIT_OPEN,
   FREEZE_KINDS,
   INCIDENT_NOTIFY_RULES,
+  MEMBER_ALERT_RULES,
   SYNC_INCIDENT,
   type CoreSnapshot,
   type StageCore,
@@ -17,4 +18,4 @@ export {
   type StageStats,
 } from './core.js';
 export { createActivityTracker, stageRecordsOf, type ActivityTracker } from './derive.js';
-export { createBacktestStage, governedActions, type BacktestStage } from './backtest.js';
+export { alertLine, createBacktestStage, governedActions, type BacktestStage } from './backtest.js';

@@ -2,7 +2,9 @@
 // internal topic (tillwatch.stage2.input.v1) in the same Kafka transaction as their alerts, and what
 // the backtest derives from the same engine output; outputs are alerts, alert updates, the actions that
 // are finally issued, and one decision per proposed action.
-import type { Action, ActionKind, TargetType } from '@tillwatch/schemas';
+import type { Action, ActionKind, IncidentMembership, TargetType } from '@tillwatch/schemas';
+
+export type { IncidentMembership };
 
 /** An episode of a per-terminal sync rule began: its alert (sync_lag, terminal_offline) was raised. */
 export interface EpisodeStart {
@@ -22,6 +24,21 @@ export interface EpisodeStart {
 /** The episode ended: its alert's episode_ended update (resolved_at is the time). */
 export interface EpisodeEnd {
   type: 'end';
+  partition: number;
+  time: number;
+  rule: string;
+  alert_id: string;
+  terminal_id: string;
+  merchant_id: string;
+}
+
+/**
+ * An alert of a per-terminal sync rule that is not an episode start (upload_backlog, sequence_gap):
+ * it belongs to the open incident when its terminal is a member (an incident membership, role
+ * `during`). time = detected_at.
+ */
+export interface MemberAlert {
+  type: 'alert';
   partition: number;
   time: number;
   rule: string;
@@ -61,9 +78,15 @@ export interface Watermark {
   partition: number;
   time: number;
   idle?: boolean;
+  /**
+   * End of input (`tillwatch replay`, after the detector processed the whole file): the partition
+   * publishes nothing more, not even at `time`, so records at `time` are applied too (as the backtest's
+   * flush applies them); timers still fire only up to `time`.
+   */
+  end?: boolean;
 }
 
-export type StageRecord = EpisodeStart | EpisodeEnd | ProposedAction | TerminalSeen | Watermark;
+export type StageRecord = EpisodeStart | EpisodeEnd | MemberAlert | ProposedAction | TerminalSeen | Watermark;
 
 export type DecisionKind = 'issued' | 'suppressed' | 'downgraded';
 

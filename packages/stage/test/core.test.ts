@@ -25,7 +25,7 @@ function run(records: StageRecord[], c: RulesConfig = defaultRulesConfig()): Sta
   const core = createStageCore({ partitions: 1, config: c });
   const a = core.apply(records);
   const b = core.flush();
-  return { alerts: [...a.alerts, ...b.alerts], updates: [...a.updates, ...b.updates], actions: [...a.actions, ...b.actions], decisions: [...a.decisions, ...b.decisions] };
+  return { alerts: [...a.alerts, ...b.alerts], updates: [...a.updates, ...b.updates], actions: [...a.actions, ...b.actions], decisions: [...a.decisions, ...b.decisions], memberships: [...a.memberships, ...b.memberships] };
 }
 
 describe('sync_incident', () => {
@@ -60,6 +60,35 @@ describe('sync_incident', () => {
     expect(o.updates[0]!.details).toMatchObject({ terminals: 12, episodes: 24 });
   });
 
+  it("links every member alert to the incident: the opening starts, later entries, and upload_backlog/sequence_gap of member terminals while it is open", () => {
+    const memberAlert = (i: number, time: number, rule: string): StageRecord => ({ type: 'alert', partition: 0, time, rule, alert_id: `${rule}-${i}`, terminal_id: `T${i}`, merchant_id: `M${i}` });
+    const recs: StageRecord[] = [
+      // Before the incident: an upload_backlog of T0 (no incident yet) stays unlinked.
+      memberAlert(0, T - MIN, 'upload_backlog'),
+      ...Array.from({ length: 12 }, (_, i) => start(i, T + i * MIN)),
+      // While open: a sequence_gap of member T2 joins; one of T40 (not a member) does not.
+      memberAlert(2, T + 13 * MIN, 'sequence_gap'),
+      memberAlert(40, T + 13 * MIN, 'sequence_gap'),
+      // T0 leaves its episode, is still a member while the incident is open: its second episode joins.
+      end(0, T + 14 * MIN),
+      start(0, T + 15 * MIN, 'terminal_offline'),
+    ];
+    const o = run([...recs, wm(T + 20 * MIN)]);
+    const inc = o.alerts[0]!.alert_id;
+    expect(o.memberships.map((m) => [m.alert_id, m.role, m.joined_at - T])).toEqual([
+      ...Array.from({ length: 10 }, (_, i) => [`sync_lag-${i}`, 'opening', 9 * MIN]),
+      ['sync_lag-10', 'joined', 10 * MIN],
+      ['sync_lag-11', 'joined', 11 * MIN],
+      ['sequence_gap-2', 'during', 13 * MIN],
+      ['terminal_offline-0', 'joined', 15 * MIN],
+    ]);
+    expect(o.memberships.every((m) => m.incident_id === inc)).toBe(true);
+    expect(o.memberships[0]).toMatchObject({ rule: 'sync_lag', terminal_id: 'T0', merchant_id: 'M0', alert_detected_at: T });
+    // Deterministic ids, one per alert.
+    expect(new Set(o.memberships.map((m) => m.membership_id)).size).toBe(o.memberships.length);
+    expect(run([...recs, wm(T + 20 * MIN)]).memberships).toEqual(o.memberships);
+  });
+
   it('stays open while a terminal is still offline, and not closed before the watermark passes quiet', () => {
     const recs: StageRecord[] = Array.from({ length: 10 }, (_, i) => start(i, T + i * 1000, 'terminal_offline'));
     for (let i = 1; i < 10; i++) recs.push(end(i, T + 20 * MIN, 'terminal_offline'));
@@ -82,6 +111,19 @@ describe('sync_incident', () => {
     expect(core.apply([...recs, wm(T + MIN)]).alerts).toHaveLength(0);
     expect(core.apply([{ type: 'watermark', partition: 1, time: T + 9 * 1000 }]).alerts).toHaveLength(0); // not past the 10th
     expect(core.apply([{ type: 'watermark', partition: 1, time: T + 9 * 1000 + 1 }]).alerts).toHaveLength(1);
+  });
+
+  it('end marks (replay): records at the last watermark apply once every partition at it has ended, as the backtest flush applies them', () => {
+    const recs = Array.from({ length: 10 }, (_, i) => ({ ...start(i, T + i * MIN), partition: i % 2 }));
+    const last = T + 9 * MIN;
+    const core = createStageCore({ partitions: 2, config: defaultRulesConfig() });
+    // Watermarks at the last start's time: it is not applied (a partition may still publish at its watermark).
+    expect(core.apply([...recs, { type: 'watermark', partition: 0, time: last }, { type: 'watermark', partition: 1, time: last }]).alerts).toEqual([]);
+    // One partition ended: still waiting for the other.
+    expect(core.apply([{ type: 'watermark', partition: 0, time: last, end: true }]).alerts).toEqual([]);
+    const o = core.apply([{ type: 'watermark', partition: 1, time: last, end: true }]);
+    expect(o.alerts.map((a) => [a.rule, a.detected_at])).toEqual([['sync_incident', last]]);
+    expect(core.flush().alerts).toEqual([]);
   });
 
   it('an idle partition holds nothing back', () => {

@@ -1,5 +1,6 @@
 // Golden scenarios of the second stage, through the same path as `tillwatch backtest` (both stages):
-// events.jsonl -> alerts (engine + stage), alert updates, the governor's actions, byte for byte, plus
+// events.jsonl -> alerts (engine + stage, with incident_id), alert updates, the governor's actions, incident
+// memberships, byte for byte, plus
 // the declared expectations (scenarios/expectations.ts). Regenerate: npx tsx packages/stage/test/scenarios/generate.ts
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -23,6 +24,7 @@ describe('stage golden scenarios', () => {
       expect(out.alerts).toBe(await readFile(join(dir, name, 'expected.jsonl'), 'utf8'));
       expect(out.updates).toBe(await readFile(join(dir, name, 'expected-updates.jsonl'), 'utf8'));
       expect(out.actions).toBe(await readFile(join(dir, name, 'expected-actions.jsonl'), 'utf8'));
+      expect(out.memberships).toBe(await readFile(join(dir, name, 'expected-memberships.jsonl'), 'utf8'));
     });
   }
 });

@@ -63,6 +63,8 @@ function partitionRecords(p: number, steps: Step[]): StageRecord[] {
         out.push({ type: 'action', partition: p, time: t, action: action('FREEZE_TERMINAL', 'refund_without_sale') });
         break;
       case 3:
+        // A sequence_gap alert and its notification: of a member terminal, it joins the open incident.
+        out.push({ type: 'alert', partition: p, time: t, rule: 'sequence_gap', alert_id: `al-${id}`, terminal_id: terminal, merchant_id: merchant });
         out.push({ type: 'action', partition: p, time: t, action: action('NOTIFY_MERCHANT', 'sequence_gap') });
         break;
       default:
@@ -70,14 +72,15 @@ function partitionRecords(p: number, steps: Step[]): StageRecord[] {
     }
     if (s.wm) out.push({ type: 'watermark', partition: p, time: t });
   }
-  out.push({ type: 'watermark', partition: p, time: t });
+  // Half the partitions end their input (replay's end marks): records at their last time apply before the flush.
+  out.push({ type: 'watermark', partition: p, time: t, ...(steps.length % 2 === 1 ? { end: true } : {}) });
   return out;
 }
 
 const stepArb = fc.record({ dt: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 4 * MIN })), what: fc.integer({ min: 0, max: 5 }), terminal: fc.integer({ min: 0, max: 5 }), wm: fc.boolean() });
 
 function concat(outs: StageOutput[]): StageOutput {
-  return { alerts: outs.flatMap((o) => o.alerts), updates: outs.flatMap((o) => o.updates), actions: outs.flatMap((o) => o.actions), decisions: outs.flatMap((o) => o.decisions) };
+  return { alerts: outs.flatMap((o) => o.alerts), updates: outs.flatMap((o) => o.updates), actions: outs.flatMap((o) => o.actions), decisions: outs.flatMap((o) => o.decisions), memberships: outs.flatMap((o) => o.memberships) };
 }
 
 function reference(partitions: StageRecord[][]): StageOutput {
@@ -91,6 +94,7 @@ describe('stage ordering (watermarks)', () => {
   it('any interleaving, batching and changelog split of the partitions gives the same output', () => {
     let incidents = 0;
     let downgrades = 0;
+    let during = 0;
     fc.assert(
       fc.property(
         fc.array(fc.array(stepArb, { minLength: 1, maxLength: 60 }), { minLength: 1, maxLength: 4 }),
@@ -102,6 +106,7 @@ describe('stage ordering (watermarks)', () => {
           const expected = reference(parts);
           incidents += expected.alerts.filter((a) => a.rule === 'sync_incident').length;
           downgrades += expected.decisions.filter((d) => d.decision === 'downgraded').length;
+          during += expected.memberships.filter((m) => m.role === 'during').length;
           // A random merge that keeps each partition's own order.
           const cursor = parts.map(() => 0);
           const merged: StageRecord[] = [];
@@ -138,5 +143,6 @@ describe('stage ordering (watermarks)', () => {
     // Not vacuous: the generated streams open incidents and trip the freeze circuit.
     expect(incidents).toBeGreaterThan(20);
     expect(downgrades).toBeGreaterThan(20);
+    expect(during).toBeGreaterThan(20);
   });
 });

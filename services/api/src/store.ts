@@ -92,6 +92,8 @@ export interface AlertStore {
   actions(alert: Pick<Alert, 'merchant_id' | 'alert_id'>): Promise<Action[]>;
   /** The action governor's decisions about the actions proposed for this alert (action_decisions, 012). */
   decisions?(alert: Pick<Alert, 'alert_id'>): Promise<ActionDecisionView[]>;
+  /** The fleet incident this alert belongs to, and the member alerts of this alert when it is an incident (incident_members, 014). */
+  incident?(alert: Pick<Alert, 'alert_id'>): Promise<IncidentLinks>;
   recordTriage(entry: TriageEntry & { alert_id: string }): Promise<void>;
   /** Triage entries and alert updates, oldest first (lifecycle.ts). */
   history(alertId: string): Promise<HistoryEntry[]>;
@@ -109,6 +111,24 @@ export interface ActionDecisionView {
   final_kind: string | null;
   incident_id: string | null;
   decided_at: number;
+}
+
+/** A per-terminal alert linked to a fleet incident (schemas/avro/incident-membership.avsc). */
+export interface IncidentMemberView {
+  alert_id: string;
+  rule: string;
+  terminal_id: string;
+  merchant_id: string;
+  role: 'opening' | 'joined' | 'during';
+  alert_detected_at: number;
+  joined_at: number;
+}
+
+export interface IncidentLinks {
+  /** The sync_incident alert this alert belongs to; null when none (yet). */
+  incident_id: string | null;
+  /** When this alert is a sync_incident: its member alerts, in order of linking. */
+  members: IncidentMemberView[];
 }
 
 type AlertRead = Omit<AlertRow, 'details'> & { details: Record<string, number | null> };
@@ -129,6 +149,7 @@ export function createAlertStore(deps: {
   const TXNS = ch.table('transactions');
   const ACTIONS = ch.table('actions');
   const DECISIONS = ch.table('action_decisions');
+  const MEMBERS = ch.table('incident_members');
   const LAG = ch.table('terminal_sync_lag_minute');
   const UPDATES = ch.table('alert_updates');
   const RESOLVED = `SELECT alert_id FROM ${UPDATES} WHERE status = '${AUTO_RESOLVED}'`;
@@ -293,6 +314,20 @@ export function createAlertStore(deps: {
         { id: alert.alert_id },
       );
       return rows.map((r) => ({ ...r, decided_at: fromDateTime64(r.decided_at) }));
+    },
+
+    async incident(alert) {
+      // One read for both directions: the row of this alert (its incident) and the rows of its members.
+      const rows = await select<{ incident_id: string; alert_id: string; rule: string; terminal_id: string; merchant_id: string; role: IncidentMemberView['role']; alert_detected_at: string; joined_at: string }>(
+        'alert_incident',
+        `SELECT incident_id, alert_id, rule, terminal_id, merchant_id, role, alert_detected_at, joined_at FROM ${MEMBERS} FINAL WHERE alert_id = {id:String} OR incident_id = {id:String} ORDER BY joined_at, alert_detected_at, alert_id`,
+        { id: alert.alert_id },
+      );
+      const own = rows.find((r) => r.alert_id === alert.alert_id);
+      const members = rows
+        .filter((r) => r.incident_id === alert.alert_id)
+        .map(({ incident_id: _i, ...r }) => ({ ...r, alert_detected_at: fromDateTime64(r.alert_detected_at), joined_at: fromDateTime64(r.joined_at) }));
+      return { incident_id: own?.incident_id ?? null, members };
     },
 
     async recordTriage(entry) {

@@ -3,7 +3,8 @@
 // the in-memory read model (loaded from ClickHouse, then following it by polls).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
-import type { Alert } from '@tillwatch/schemas';
+import { incidentMembershipId, type Alert } from '@tillwatch/schemas';
+import { toIncidentMemberRow } from '@tillwatch/clickhouse';
 import { auth, buildApp, byListOrder, insertAlerts, insertTransactions, makeAlerts, BASE } from './fixtures.js';
 import type { ApiApp } from '../src/app.js';
 import { createAlertStore, type AlertView } from '../src/store.js';
@@ -183,6 +184,39 @@ for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory re
         { action_id: 'act-2', kind: 'NOTIFY_MERCHANT', decision: 'suppressed', reason: 'fleet_incident', final_action_id: null, final_kind: null, incident_id: 'inc-1', decided_at: at },
       ]);
       expect((await get(`/alerts/${alerts[0]!.alert_id}`)).json<{ action_decisions: unknown[] }>().action_decisions).toEqual([]);
+    });
+
+    it('GET /alerts/:id links a per-terminal alert to its fleet incident and lists an incident\'s member alerts (incident_members)', async () => {
+      const incident = alerts[2]!;
+      const members = [alerts[3]!, alerts[4]!];
+      const rows = members.map((m, i) =>
+        toIncidentMemberRow({
+          membership_id: incidentMembershipId(incident.alert_id, m.alert_id),
+          incident_id: incident.alert_id,
+          alert_id: m.alert_id,
+          rule: m.rule,
+          terminal_id: m.terminal_id,
+          merchant_id: m.merchant_id,
+          role: i === 0 ? 'opening' : 'joined',
+          alert_detected_at: m.detected_at,
+          joined_at: incident.detected_at + i,
+        }),
+      );
+      // Twice (a redelivery or a replayed stage): FINAL shows each link once.
+      for (let i = 0; i < 2; i++) await t.ch.client.insert({ table: t.ch.table('incident_members'), values: rows, format: 'JSONEachRow' });
+      type Body = { incident_id: string | null; incident_members: { alert_id: string; role: string; alert_detected_at: number; joined_at: number }[] };
+      const inc = (await get(`/alerts/${incident.alert_id}`)).json<Body>();
+      expect(inc.incident_id).toBeNull();
+      expect(inc.incident_members.map((m) => [m.alert_id, m.role, m.alert_detected_at, m.joined_at])).toEqual([
+        [members[0]!.alert_id, 'opening', members[0]!.detected_at, incident.detected_at],
+        [members[1]!.alert_id, 'joined', members[1]!.detected_at, incident.detected_at + 1],
+      ]);
+      for (const m of members) {
+        const body = (await get(`/alerts/${m.alert_id}`)).json<Body>();
+        expect(body.incident_id).toBe(incident.alert_id);
+        expect(body.incident_members).toEqual([]);
+      }
+      expect((await get(`/alerts/${alerts[0]!.alert_id}`)).json<Body>()).toMatchObject({ incident_id: null, incident_members: [] });
     });
 
     it('GET /alerts/:id answers 404 for an unknown alert', async () => {

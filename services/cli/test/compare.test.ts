@@ -88,6 +88,21 @@ describe('backtest --compare', () => {
     expect(headings.filter((h) => h.startsWith('## ')).slice(1)).toEqual(RULE_IDS.map((r) => `## ${r}`));
   });
 
+  it('reads a file as the backtest does: heartbeat lines ("type": "heartbeat") are heartbeats, not rejects', async () => {
+    const file = join(import.meta.dirname, '..', '..', '..', 'packages', 'rules', 'test', 'scenarios', 'upload_backlog_draining', 'events.jsonl');
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    expect(lines.every((l) => (JSON.parse(l) as { type?: string }).type === 'heartbeat')).toBe(true);
+    const out = join(dir, 'out-hb');
+    const rejects: Rejected[] = [];
+    const cfg = loadRulesConfig('version: 1\n', 'yaml');
+    const s = await runCompare({ source: fileSource(file, (r) => rejects.push(r)), inputLabel: '`hb.jsonl`', a: { path: 'a.yaml', config: cfg }, b: { path: 'b.yaml', config: cfg }, outDir: out, rejected: () => rejects.length });
+    expect(rejects).toEqual([]);
+    expect(s.events).toBe(lines.length);
+    const alerts = readFileSync(join(out, 'a.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Alert);
+    expect(alerts.map((a) => a.rule)).toEqual(['upload_backlog']);
+    expect(alerts).toEqual(backtestLines(lines, cfg).alerts);
+  });
+
   it('names outputs after the rules files, and parses --since', () => {
     expect(outputNames('x/a.yaml', 'y/b.json')).toEqual({ a: 'a', b: 'b' });
     expect(outputNames('x/rules.yaml', 'y/rules.yaml')).toEqual({ a: 'a-rules', b: 'b-rules' });

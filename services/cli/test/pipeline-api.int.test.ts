@@ -1,10 +1,17 @@
 // The whole pipeline as `npm start` wires it (lib/pipeline.ts), on the real local Kafka and
 // registry and embedded ClickHouse, seen through the alert API over real HTTP: simulator events →
 // detector → alert topic → sink → ClickHouse → read model → GET /alerts; the detector's alerts →
-// /stream/alerts; triage through the API. Own topic prefix, consumer groups and database.
+// /stream/alerts; triage through the API. A fleet outage through the same pipeline: the API shows the
+// backtest's incident, its member alerts and each member's incident_id (live incidents equal backtest
+// incidents). Own topic prefix, consumer groups and database per test.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Alert } from '@tillwatch/schemas';
+import type { Alert, Transaction } from '@tillwatch/schemas';
+import { closeStreamTime } from '@tillwatch/detector';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
 import { defaultRulesConfig } from '@tillwatch/rules';
 import { deleteScopedTopics, randomId, waitGroupCaughtUp } from '@tillwatch/stream';
@@ -12,6 +19,8 @@ import { createContext, type Context } from '../src/lib/context.js';
 import { provisionAll } from '../src/lib/provision.js';
 import { startPipeline, type RunningPipeline } from '../src/lib/pipeline.js';
 import { startSimulator } from '../src/lib/simulator.js';
+import { backtestFile } from '../src/lib/replay.js';
+import { publishFile } from '../src/commands/produce.js';
 
 const VIEWER = 'e2e-viewer-key-0123456789';
 const ANALYST = 'e2e-analyst-key-0123456789';
@@ -84,6 +93,7 @@ describe('npm start pipeline through the alert API', () => {
       TOPIC_PARTITIONS: '3',
       DETECTOR_GROUP_ID: `e2e-detector-${id}`,
       SINK_GROUP_ID: `e2e-sink-${id}`,
+      STAGE_GROUP_ID: `e2e-stage-${id}`,
       API_KEYS: `${VIEWER}:viewer:vera,${ANALYST}:analyst:ana`,
       API_FEED_POLL_MS: '200',
       API_ALERTS_CACHE_MS: '0',
@@ -167,5 +177,90 @@ describe('npm start pipeline through the alert API', () => {
     const acknowledged = await listAll(base, '&status=acknowledged');
     expect(acknowledged.map((a) => [a.alert_id, a.status_by])).toEqual([[dup.alert_id, 'ana']]);
     expect((await listAll(base, '&status=open')).length).toBe(want.size - 1);
+  });
+  it('a fleet outage: the API shows the backtest\'s incident, its member alerts, and the incident id of each member', async () => {
+    const id = randomId();
+    const env = {
+      ...process.env,
+      TOPIC_PREFIX: `e2e-inc-${id}.`,
+      TOPIC_PARTITIONS: '3',
+      DETECTOR_GROUP_ID: `e2e-inc-detector-${id}`,
+      SINK_GROUP_ID: `e2e-inc-sink-${id}`,
+      STAGE_GROUP_ID: `e2e-inc-stage-${id}`,
+      API_KEYS: `${VIEWER}:viewer:vera`,
+      API_FEED_POLL_MS: '200',
+      API_ALERTS_CACHE_MS: '0',
+      LOG_LEVEL: 'warn',
+    };
+    const c = createContext(env, 'e2e-inc');
+    const chdb = await createTestClickHouse();
+    const dir = await mkdtemp(join(tmpdir(), 'tw-e2e-inc-'));
+    let p: RunningPipeline | undefined;
+    try {
+      // The stage's fleet-outage golden (12 of 40 terminals offline), moved by whole hours to end about
+      // an hour ago: recent enough for the tables' TTLs, the same alert ids (hour-aligned windows).
+      const golden = fileURLToPath(new URL('../../../packages/stage/test/scenarios/fleet_outage/events.jsonl', import.meta.url));
+      const events = (await readFile(golden, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Transaction);
+      const HOUR = 3_600_000;
+      const shift = Math.floor((Date.now() - 5 * HOUR - events[0]!.received_time) / HOUR) * HOUR;
+      const file = join(dir, 'fleet-outage.jsonl');
+      await writeFile(file, events.map((e) => JSON.stringify({ ...e, event_time: e.event_time + shift, received_time: e.received_time + shift })).join('\n') + '\n');
+      const expected = await backtestFile(file, defaultRulesConfig());
+      const incident = expected.alerts.filter((a) => a.rule === 'sync_incident');
+      expect(incident).toHaveLength(1);
+      const incidentId = incident[0]!.alert_id;
+      expect(expected.memberships).toHaveLength(12);
+
+      await provisionAll(c, chdb.ch);
+      const fatal: Error[] = [];
+      p = await startPipeline({ ctx: c, ch: chdb.ch, rules: defaultRulesConfig(), api: { host: '127.0.0.1', port: 0 }, opsPorts: { detector: 0, sink: 0, api: 0 }, onFatal: (_s, e) => fatal.push(e) });
+      const base = p.api.url;
+      await publishFile(c, file, c.topics.transactions, c.topics.heartbeats);
+      // Every partition's clock to the file's end, as the backtest's (the live clock then moves on with wall time).
+      const admin = c.kafka.admin();
+      await admin.connect();
+      try {
+        await waitGroupCaughtUp(admin, env.DETECTOR_GROUP_ID, c.topics.transactions, 90_000);
+        await closeStreamTime(c.kafka, c.registry, c.topics.heartbeats, events.at(-1)!.received_time + shift);
+      } finally {
+        await admin.disconnect();
+      }
+
+      // Every alert of both stages listed, and the incident's member alerts linked (through the sink's incident_members).
+      type One = { incident_id: string | null; incident_members: { alert_id: string; role: string }[]; action_decisions: { decision: string; incident_id: string | null }[] };
+      let listed: Page['items'] = [];
+      let inc: One | undefined;
+      for (const deadline = Date.now() + 90_000; Date.now() < deadline; await sleep(500)) {
+        listed = await listAll(base);
+        const res = await http(`${base}/alerts/${incidentId}`, { key: VIEWER });
+        inc = res.status === 200 ? (res.json as One) : undefined;
+        if (listed.length >= expected.alerts.length && (inc?.incident_members.length ?? 0) >= expected.memberships.length) break;
+      }
+      expect(fatal).toEqual([]);
+      expect(listed.map((a) => a.alert_id).sort()).toEqual(expected.alerts.map((a) => a.alert_id).sort());
+      // The incident alert itself, as the backtest raised it.
+      const live = listed.find((a) => a.alert_id === incidentId)!;
+      expect([live.detected_at, live.event_ids, live.details, live.summary]).toEqual([incident[0]!.detected_at, incident[0]!.event_ids, incident[0]!.details, incident[0]!.summary]);
+      const byAlert = (xs: { alert_id: string; role: string }[]) => xs.map((m) => `${m.alert_id}:${m.role}`).sort();
+      expect(byAlert(inc!.incident_members)).toEqual(byAlert(expected.memberships));
+      expect(inc!.incident_id).toBeNull();
+      // Each member alert names the incident; the suppressed notification of a member says why.
+      for (const m of expected.memberships) {
+        const one = (await http(`${base}/alerts/${m.alert_id}`, { key: VIEWER })).json as One;
+        expect(one.incident_id).toBe(incidentId);
+      }
+      const suppressed = expected.decisions.filter((d) => d.decision === 'suppressed');
+      expect(suppressed.length).toBeGreaterThan(0);
+      const one = (await http(`${base}/alerts/${suppressed[0]!.alert_id}`, { key: VIEWER })).json as One;
+      expect(one.action_decisions.filter((d) => d.decision === 'suppressed').map((d) => d.incident_id)).toEqual([incidentId]);
+      // Alerts of no incident say so.
+      const other = expected.alerts.find((a) => a.incident_id === null && a.rule === 'refund_without_sale')!;
+      expect(((await http(`${base}/alerts/${other.alert_id}`, { key: VIEWER })).json as One).incident_id).toBeNull();
+    } finally {
+      await p?.stop();
+      await deleteScopedTopics(c.kafka, c.topics);
+      await chdb.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

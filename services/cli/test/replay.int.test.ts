@@ -1,6 +1,7 @@
-// `tillwatch replay` (Kafka, registry, an in-process detector, alerts, alert updates and refund
-// reasons read back read_committed) gives the same records as `tillwatch backtest` (the pure engine)
-// for the same file, both run as the real CLI; replay's own check says so too.
+// `tillwatch replay` (Kafka, registry, an in-process detector and second stage, alerts, alert updates,
+// refund reasons, incident memberships, decisions and actions read back read_committed) gives the same
+// records as `tillwatch backtest` (both pure stages) for the same file, both run as the real CLI;
+// replay's own check says so too.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createFleet } from '@tillwatch/simulator';
-import type { Alert, AlertUpdate, RefundReason, Transaction } from '@tillwatch/schemas';
+import type { Alert, AlertUpdate, IncidentMembership, RefundReason, Transaction } from '@tillwatch/schemas';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../bin/tillwatch.js', import.meta.url));
@@ -47,15 +48,9 @@ describe('tillwatch replay', () => {
     // replay's own check (exit 0, or execFile would have thrown).
     expect(replayed.stdout).toMatch(/live equals backtest/);
 
-    // The backtest runs both stages; replay runs the detector alone (the second stage's live-equals-
-    // backtest check is services/stage/test/stage-crash.int.test.ts), so the stage's own alerts
-    // (fleet incidents, freeze circuit) are left out of this comparison.
-    const stageRules = new Set(['sync_incident', 'freeze_circuit_open']);
-    const allBacktest = await readAlerts(join(dir, 'backtest.jsonl'));
-    const stageAlertIds = new Set(allBacktest.filter((a) => stageRules.has(a.rule)).map((a) => a.alert_id));
-    const backtest = allBacktest.filter((a) => !stageRules.has(a.rule));
+    // Both stages on both sides: every alert (the second stage's too) with its incident_id.
+    const backtest = await readAlerts(join(dir, 'backtest.jsonl'));
     const replay = await readAlerts(join(dir, 'replay.jsonl'));
-    expect(replay.filter((a) => stageRules.has(a.rule))).toEqual([]);
     expect(backtest.length).toBeGreaterThan(30);
     const rules = new Set(backtest.map((a) => a.rule));
     for (const r of ['duplicate_charge', 'abnormal_amount', 'sync_lag', 'sequence_gap', 'refund_without_sale', 'refund_exceeds_sale']) expect(rules).toContain(r);
@@ -66,7 +61,7 @@ describe('tillwatch replay', () => {
     for (const a of replay) expect(a).toEqual(byId.get(a.alert_id));
 
     // Alert updates and refund reasons: the same records (order aside), and the file exercises them.
-    const updBt = (await readLines<AlertUpdate>(bt('updates'))).filter((u) => !stageAlertIds.has(u.alert_id));
+    const updBt = await readLines<AlertUpdate>(bt('updates'));
     const updRp = await readLines<AlertUpdate>(rp('updates'));
     expect(updBt.length).toBeGreaterThan(0);
     const byUpdate = (xs: AlertUpdate[]) => [...xs].sort((a, b) => (a.update_id < b.update_id ? -1 : 1));
@@ -76,6 +71,38 @@ describe('tillwatch replay', () => {
     expect(refBt.length).toBeGreaterThan(0);
     const byEvent = (xs: RefundReason[]) => [...xs].sort((a, b) => (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : a.received_time - b.received_time));
     expect(byEvent(refRp)).toEqual(byEvent(refBt));
+  });
+
+  it('a fleet outage: the same incident, member alerts with its id, memberships, decisions and actions live as in the backtest', async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'tillwatch-replay-'));
+    // The stage's golden fleet outage: 12 of 40 terminals offline, an incident, suppressed notifications, capped freezes.
+    const file = fileURLToPath(new URL('../../../packages/stage/test/scenarios/fleet_outage/events.jsonl', import.meta.url));
+    const env = { ...process.env, LOG_LEVEL: 'warn' };
+    const p = (name: string): string => join(dir!, `fleet-${name}.jsonl`);
+    await run(process.execPath, [cli, 'backtest', '--events', file, '--out', p('bt'), '--updates', p('bt-updates'), '--memberships', p('bt-members'), '--no-progress'], { env });
+    const replayed = await run(process.execPath, [cli, 'replay', '--events', file, '--out', p('rp'), '--updates', p('rp-updates'), '--memberships', p('rp-members'), '--decisions', p('rp-decisions')], { env, timeout: 170_000 });
+    // replay's own check covers decisions and final actions against the backtest's.
+    expect(replayed.stdout).toMatch(/live equals backtest/);
+    expect(replayed.stdout).toMatch(/governor decisions +65 = backtest 65/);
+    const backtest = await readLines<Alert & { incident_id: string | null }>(p('bt'));
+    const replay = await readLines<Alert & { incident_id: string | null }>(p('rp'));
+    const incident = replay.filter((a) => a.rule === 'sync_incident');
+    expect(incident).toHaveLength(1);
+    // Every sync_lag alert carries the incident's id, live as in the backtest.
+    const lag = replay.filter((a) => a.rule === 'sync_lag');
+    expect(lag).toHaveLength(12);
+    for (const a of lag) expect(a.incident_id).toBe(incident[0]!.alert_id);
+    const byId = (xs: { alert_id: string }[]) => [...xs].sort((a, b) => (a.alert_id < b.alert_id ? -1 : 1));
+    expect(byId(replay)).toEqual(byId(backtest));
+    const members = await readLines<IncidentMembership>(p('rp-members'));
+    expect(members).toHaveLength(12);
+    const byMember = (xs: IncidentMembership[]) => [...xs].sort((a, b) => (a.membership_id < b.membership_id ? -1 : 1));
+    expect(byMember(members)).toEqual(byMember(await readLines<IncidentMembership>(p('bt-members'))));
+    const byUpdate = (xs: AlertUpdate[]) => [...xs].sort((a, b) => (a.update_id < b.update_id ? -1 : 1));
+    expect(byUpdate(await readLines<AlertUpdate>(p('rp-updates')))).toEqual(byUpdate(await readLines<AlertUpdate>(p('bt-updates'))));
+    const decisions = await readLines<{ decision: string; incident_id: string | null }>(p('rp-decisions'));
+    expect(decisions.filter((d) => d.decision === 'suppressed').every((d) => d.incident_id === incident[0]!.alert_id)).toBe(true);
+    expect(decisions.filter((d) => d.decision === 'downgraded')).toHaveLength(6);
   });
 
   it('publishes heartbeat lines ("type": "heartbeat") to the heartbeat topic: the same upload_backlog alert as the backtest', async () => {

@@ -6,6 +6,7 @@ import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction }
 import { decodeChangelogValue, encodeChangelogValue, encodeChangelogValueV1, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
 import { createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
+import { createRulesSwitch } from '@tillwatch/rules-live';
 import { applyHeartbeat } from './heartbeats.js';
 import type { StageOutput } from './stage-output.js';
 
@@ -71,17 +72,13 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
   let wallAtLastReceived = 0;
   let lastEventTime = 0;
   let clockWritten = -1;
-  let applied = o.rules?.();
-  // A batch boundary: nothing of this partition is in flight, so every record of the batch about to
-  // run (and everything after it) sees the new version, and nothing before it did.
-  const syncRules = () => {
-    if (!o.rules) return;
-    const cfg = o.rules();
-    if (cfg === applied) return;
-    engine.setRules(cfg);
-    applied = cfg;
-    o.onRulesApplied?.(o.partition, cfg.version);
-  };
+  // At a batch boundary (process, tick): the engine swaps to a new rules version, state kept.
+  const syncRules = o.rules
+    ? createRulesSwitch(o.rules, (cfg) => {
+        engine.setRules(cfg);
+        o.onRulesApplied?.(o.partition, cfg.version);
+      })
+    : () => undefined;
   const encodeShadow = o.encodeShadowAlert ?? o.encodeAlert;
   const encodeValue = o.changelogFormat === 1 ? encodeChangelogValueV1 : encodeChangelogValue;
 

@@ -6,8 +6,8 @@
 // run at all (unknown table, auth, ...) stops the sink after a few attempts, offsets uncommitted
 // (flush.ts).
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
-import { AvroSchemas, DEFAULT_MAX_CLOCK_SKEW_MS, Topics, validateTransaction, valueSubject, type Action, type ActionDecision, type Alert, type AlertUpdate, type DeadLetter, type RefundReason, type Transaction } from '@tillwatch/schemas';
-import { createBatchWriter, RowValueError, toActionDecisionRow, toActionRow, toAlertRow, toAlertUpdateRow, toDeadLetterRow, toRefundReasonRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
+import { AvroSchemas, DEFAULT_MAX_CLOCK_SKEW_MS, Topics, validateTransaction, valueSubject, type Action, type ActionDecision, type Alert, type IncidentMembership, type AlertUpdate, type DeadLetter, type RefundReason, type Transaction } from '@tillwatch/schemas';
+import { createBatchWriter, RowValueError, toActionDecisionRow, toActionRow, toIncidentMemberRow, toAlertRow, toAlertUpdateRow, toDeadLetterRow, toRefundReasonRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
 import { createAvroSerde, createConsumerLagMonitor, deadLetterMessage, FatalError, isPoison, sleep, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import type { Logger, SinkMetrics } from '@tillwatch/telemetry';
 import { DEFAULT_FLUSH_RETRY, FatalWriteError, flushWithRetry } from './flush.js';
@@ -23,6 +23,8 @@ export interface SinkTopics {
   refundReasons: string;
   /** The action governor's decisions (second stage) -> action_decisions. */
   actionDecisions: string;
+  /** Which per-terminal alerts belong to which fleet incident (second stage) -> incident_members. */
+  incidentMembers: string;
   dlq: string;
 }
 
@@ -118,6 +120,7 @@ export function createSink(o: SinkOptions): Sink {
     alertUpdates: o.topics?.alertUpdates ?? Topics.alertUpdates,
     refundReasons: o.topics?.refundReasons ?? Topics.refundReasons,
     actionDecisions: o.topics?.actionDecisions ?? Topics.actionDecisions,
+    incidentMembers: o.topics?.incidentMembers ?? Topics.incidentMembers,
     dlq: o.topics?.dlq ?? Topics.dlq,
   };
   const groupId = o.groupId ?? 'tillwatch-sink';
@@ -193,6 +196,7 @@ export function createSink(o: SinkOptions): Sink {
     [topics.alertUpdates, { table: 'alert_updates', serde: serde<AlertUpdate>(topics.alertUpdates, AvroSchemas.alertUpdate), toRow: (v) => toAlertUpdateRow(v as AlertUpdate) }],
     [topics.refundReasons, { table: 'refund_reasons', serde: serde<RefundReason>(topics.refundReasons, AvroSchemas.refundReason), toRow: (v) => toRefundReasonRow(v as RefundReason) }],
     [topics.actionDecisions, { table: 'action_decisions', serde: serde<ActionDecision>(topics.actionDecisions, AvroSchemas.actionDecision), toRow: (v) => toActionDecisionRow(v as ActionDecision) }],
+    [topics.incidentMembers, { table: 'incident_members', serde: serde<IncidentMembership>(topics.incidentMembers, AvroSchemas.incidentMembership), toRow: (v) => toIncidentMemberRow(v as IncidentMembership) }],
     [topics.dlq, { table: 'dead_letters', serde: dlqSerde as AvroSerde<unknown>, toRow: (v) => toDeadLetterRow(v as DeadLetter) }],
   ]);
 

@@ -6,6 +6,7 @@ import { extname } from 'node:path';
 import { kafkaConfig, parseAll, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { topicNames } from '@tillwatch/schemas';
 import { defaultRulesConfig, loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
+import { createRulesMetrics } from '@tillwatch/rules-live';
 import { checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle } from '@tillwatch/stream';
 import { createLogger, createOpsServer, createRegistry } from '@tillwatch/telemetry';
 import { createStageMetrics } from './metrics.js';
@@ -36,6 +37,7 @@ export async function runStageMain(env: Env = process.env): Promise<number> {
     logger,
     groupId: env.STAGE_GROUP_ID || 'tillwatch-stage',
     topics: { ...names, input: names.stageInput, changelog: names.stageChangelog },
+    liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) },
   });
   const ops = createOpsServer({ registry: promRegistry, healthy: life.healthy, ready: () => ({ ready: stage.ready(), detail: {} }), host: svc.httpHost, port: svc.httpPort });
   const { url } = await ops.listen();

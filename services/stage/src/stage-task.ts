@@ -1,9 +1,10 @@
 // The stage task: the pure stage core (@tillwatch/stage) wired to Kafka records. One task (the input
 // topic has one partition). Its state goes to the stage changelog as JSON values in the stream
 // package's changelog encoding.
-import type { Action, ActionDecision, Alert, AlertUpdate } from '@tillwatch/schemas';
+import type { Action, ActionDecision, Alert, AlertUpdate, IncidentMembership } from '@tillwatch/schemas';
 import type { RulesConfig } from '@tillwatch/rules';
 import { createStageCore, type StageOutput, type StageRecord } from '@tillwatch/stage';
+import { createRulesSwitch } from '@tillwatch/rules-live';
 import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
 import type { StageMetrics } from './metrics.js';
 
@@ -13,17 +14,29 @@ export interface StageTopics {
   freezeActions: string;
   notifyActions: string;
   actionDecisions: string;
+  /** pos.incidents.members.v1: which per-terminal alerts belong to which incident. */
+  incidentMembers: string;
 }
 
 export interface StageTaskOptions {
   /** Partitions of the detector's input (pos.transactions.v1): all must publish a watermark. */
   inputPartitions: number;
+  /** The rule set the task starts with. */
   rules: RulesConfig;
+  /**
+   * The rule set in force (live rules, pos.rules.v1). Read at every batch boundary (process, tick):
+   * a new version applies from the batch about to run (core.setConfig: state kept, records still
+   * buffered are applied with it). Absent: `rules` stays.
+   */
+  currentRules?: () => RulesConfig;
+  /** Called when this task switched rules (the new version). */
+  onRulesApplied?: (version: number) => void;
   topics: StageTopics;
   encodeAlert(a: Alert): Buffer;
   encodeUpdate(u: AlertUpdate): Buffer;
   encodeAction(a: Action): Buffer;
   encodeDecision(d: ActionDecision): Buffer;
+  encodeMembership(m: IncidentMembership): Buffer;
   metrics: StageMetrics;
   /** Called after commit with what was published (tests, logs). */
   onCommitted?: (out: StageOutput) => void;
@@ -34,18 +47,31 @@ const NOTIFY = new Set<string>(['NOTIFY_MERCHANT', 'NOTIFY_ACQUIRER']);
 export function createStageTask(o: StageTaskOptions): Task {
   const core = createStageCore({ partitions: o.inputPartitions, config: o.rules });
   const { topics } = o;
+  // The same switch as the detector's tasks (@tillwatch/rules-live).
+  const syncRules = o.currentRules
+    ? createRulesSwitch(
+        o.currentRules,
+        (cfg) => {
+          core.setConfig(cfg);
+          o.onRulesApplied?.(cfg.version);
+        },
+        o.rules,
+      )
+    : () => undefined;
 
   const toResult = (out: StageOutput): TaskResult => {
     const st = core.stats();
     o.metrics.buffered.set(st.buffered);
     o.metrics.late.set(st.late);
     o.metrics.incidentOpen.set(st.incidentOpen ? 1 : 0);
-    if (out.alerts.length === 0 && out.updates.length === 0 && out.actions.length === 0 && out.decisions.length === 0) return { messages: [] };
+    if (out.alerts.length === 0 && out.updates.length === 0 && out.actions.length === 0 && out.decisions.length === 0 && out.memberships.length === 0) return { messages: [] };
     const messages: OutputMessage[] = [];
     for (const a of out.alerts) messages.push({ topic: topics.alerts, key: a.merchant_id, value: o.encodeAlert(a) });
     for (const a of out.actions) messages.push({ topic: NOTIFY.has(a.kind) ? topics.notifyActions : topics.freezeActions, key: a.merchant_id, value: o.encodeAction(a) });
     for (const u of out.updates) messages.push({ topic: topics.alertUpdates, key: u.merchant_id, value: o.encodeUpdate(u) });
     for (const d of out.decisions) messages.push({ topic: topics.actionDecisions, key: d.merchant_id, value: o.encodeDecision(d) });
+    // After the incident alert in the same transaction: a membership is never visible before its incident.
+    for (const m of out.memberships) messages.push({ topic: topics.incidentMembers, key: m.merchant_id, value: o.encodeMembership(m) });
     return {
       messages,
       committed: () => {
@@ -65,9 +91,11 @@ export function createStageTask(o: StageTaskOptions): Task {
       core.restore([...entries].map(([k, v]): [string, unknown] => [k, decodeChangelogValue(v)]));
     },
     process(_topic, records: DecodedRecord[]) {
+      syncRules();
       return toResult(core.apply(records.map((r) => r.value as StageRecord)));
     },
     tick() {
+      syncRules();
       return { messages: [] };
     },
     takeChanges() {

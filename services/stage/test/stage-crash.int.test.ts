@@ -3,12 +3,12 @@
 // chunks; the stage is killed with SIGKILL while the outage's upload burst is being processed, then
 // restarted from its changelog. Afterwards every output topic holds exactly what `tillwatch backtest`
 // (both stages in-process) wrote for the same input: the same incident and circuit alerts with the
-// same ids, the same updates, actions and decisions, none lost, none doubled.
+// same ids, the same updates, actions, decisions and incident memberships, none lost, none doubled.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AvroSchemas, type Action, type ActionDecision, type Alert, type AlertUpdate, type TopicRole, type Transaction } from '@tillwatch/schemas';
+import { AvroSchemas, type Action, type ActionDecision, type Alert, type AlertUpdate, type IncidentMembership, type TopicRole, type Transaction } from '@tillwatch/schemas';
 import { defaultRulesConfig } from '@tillwatch/rules';
 import { createDetector } from '@tillwatch/detector';
 import { randomId } from '@tillwatch/stream';
@@ -88,7 +88,7 @@ async function waitStageCaughtUp(groupId: string, topic: string, timeoutMs: numb
 const sortedIds = (xs: { id: string }[]): string[] => xs.map((x) => x.id).sort();
 
 describe('second stage, live (kill -9 during a fleet outage)', () => {
-  it('loses and doubles no incident alert, update, action or decision, and equals the backtest', { timeout: 240_000 }, async () => {
+  it('loses and doubles no incident alert, update, action, decision or membership, and equals the backtest', { timeout: 240_000 }, async () => {
     const prefix = randomId('stage');
     const topics = await setupTopics(kafka, registry, 3, prefix);
     cleanup.push(topics);
@@ -145,31 +145,41 @@ describe('second stage, live (kill -9 during a fleet outage)', () => {
       await stage.exited;
     }
 
-    const expectedAlerts = jsonl<Alert>('expected.jsonl');
+    // The backtest's alert lines are the alert contract plus incident_id (joined from the memberships).
+    const expectedLines = jsonl<Alert & { incident_id: string | null }>('expected.jsonl');
+    const expectedAlerts: Alert[] = expectedLines.map(({ incident_id: _i, ...a }) => a);
+    const expectedMembers = jsonl<IncidentMembership>('expected-memberships.jsonl');
     const expectedUpdates = jsonl<AlertUpdate>('expected-updates.jsonl');
     const governed = jsonl<Action & { decision: string }>('expected-actions.jsonl');
-    const [alerts, updates, freezes, notifies, decisions] = await Promise.all([
+    const [alerts, updates, freezes, notifies, decisions, members] = await Promise.all([
       readAll<Alert>(kafka, registry, topics.alerts, AvroSchemas.alert),
       readAll<AlertUpdate>(kafka, registry, topics.alertUpdates, AvroSchemas.alertUpdate),
       readAll<Action>(kafka, registry, topics.freezeActions, AvroSchemas.action),
       readAll<Action>(kafka, registry, topics.notifyActions, AvroSchemas.action),
       readAll<ActionDecision>(kafka, registry, topics.actionDecisions, AvroSchemas.actionDecision),
+      readAll<IncidentMembership>(kafka, registry, topics.incidentMembers, AvroSchemas.incidentMembership),
     ]);
     const stageRules = new Set(['sync_incident', 'freeze_circuit_open']);
     // Exactly one incident and one circuit alert, the backtest's, with its id and details.
     expect(alerts.filter((a) => stageRules.has(a.rule)).map((a) => ({ ...a, rules_version: 1 }))).toEqual(expectedAlerts.filter((a) => stageRules.has(a.rule)).map((a) => ({ ...a, rules_version: 1 })));
     expect(sortedIds(alerts.map((a) => ({ id: a.alert_id })))).toEqual(sortedIds(expectedAlerts.map((a) => ({ id: a.alert_id }))));
     expect(sortedIds(updates.map((u) => ({ id: u.update_id })))).toEqual(sortedIds(expectedUpdates.map((u) => ({ id: u.update_id }))));
+    // Incident memberships: the backtest's, each once; joined with the alerts they give every alert the backtest's incident_id.
+    const byMember = (xs: IncidentMembership[]) => [...xs].sort((a, b) => (a.membership_id < b.membership_id ? -1 : 1));
+    expect(byMember(members)).toEqual(byMember(expectedMembers));
+    const incidentOf = new Map(members.map((m) => [m.alert_id, m.incident_id]));
+    expect(new Map(alerts.map((a) => [a.alert_id, incidentOf.get(a.alert_id) ?? null]))).toEqual(new Map(expectedLines.map((a) => [a.alert_id, a.incident_id])));
     // Actions: what the governor issued or downgraded, each once; nothing suppressed got out.
     const issued = governed.filter((a) => a.decision !== 'suppressed');
     expect(sortedIds([...freezes, ...notifies].map((a) => ({ id: `${a.action_id}:${a.kind}` })))).toEqual(sortedIds(issued.map((a) => ({ id: `${a.action_id}:${a.kind}` }))));
     expect(sortedIds(decisions.map((d) => ({ id: `${d.final_action_id ?? d.action_id}:${d.decision}` })))).toEqual(sortedIds(governed.map((a) => ({ id: `${a.action_id}:${a.decision}` }))));
 
-    // Every decision through the sink into ClickHouse action_decisions, once each.
+    // Every decision through the sink into ClickHouse action_decisions (and every membership into incident_members), once each.
     const db = await createTestClickHouse({ migrate: true });
     // The golden's stream time is January 2025, older than the table's 365-day TTL on decided_at, so
     // ClickHouse would drop every row as it is written: this test checks delivery, not retention.
     await db.ch.client.command({ query: `ALTER TABLE ${db.ch.table('action_decisions')} REMOVE TTL` });
+    await db.ch.client.command({ query: `ALTER TABLE ${db.ch.table('incident_members')} REMOVE TTL` });
     try {
       const sink = createSink({ kafka, registry, ch: db.ch, metrics: createSinkMetrics(createRegistry({ service: 'sink-test', defaultMetrics: false })), logger, groupId: randomId('g-sink'), topics, maxDelayMs: 200 });
       await sink.start();
@@ -180,7 +190,16 @@ describe('second stage, live (kill -9 during a fleet outage)', () => {
         if (Number(rows[0]?.n) >= governed.length) break;
         await sleep(200);
       }
+      // And every membership into incident_members, once each.
+      let memberRows: { n: string | number; u: string | number }[] = [];
+      for (let i = 0; i < 100; i++) {
+        const rs = await db.ch.client.query({ query: `SELECT count() AS n, uniqExact(alert_id) AS u FROM ${db.ch.table('incident_members')} FINAL`, format: 'JSONEachRow' });
+        memberRows = await rs.json();
+        if (Number(memberRows[0]?.n) >= expectedMembers.length) break;
+        await sleep(200);
+      }
       await sink.stop();
+      expect([Number(memberRows[0]!.n), Number(memberRows[0]!.u)]).toEqual([expectedMembers.length, expectedMembers.length]);
       expect(Number(rows[0]?.n)).toBe(governed.length);
       expect(Number(rows[0]?.u)).toBe(governed.length);
       expect(Number(rows[0]?.suppressed)).toBe(governed.filter((a) => a.decision === 'suppressed').length);

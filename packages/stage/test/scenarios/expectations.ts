@@ -1,6 +1,6 @@
 // What each golden scenario must show, checked on the output of both stages (generate.ts refuses to
 // write goldens that break it; golden.test.ts checks it again besides the byte-for-byte comparison).
-import type { Alert, AlertUpdate } from '@tillwatch/schemas';
+import type { Alert, AlertUpdate, IncidentMembership } from '@tillwatch/schemas';
 import type { GovernedAction } from '../../src/types.js';
 import { lines, type ScenarioOutput } from './run.js';
 
@@ -8,11 +8,15 @@ type Check = (o: ScenarioOutput) => string[];
 
 const FREEZE = new Set(['FREEZE_TERMINAL', 'FREEZE_CARD']);
 
+/** An alert line of the backtest: the alert contract plus the incident it belongs to. */
+type AlertLine = Alert & { incident_id: string | null };
+
 function fleetOutage(o: ScenarioOutput): string[] {
   const p: string[] = [];
-  const alerts = lines<Alert>(o.alerts);
+  const alerts = lines<AlertLine>(o.alerts);
   const updates = lines<AlertUpdate>(o.updates);
   const actions = lines<GovernedAction>(o.actions);
+  const members = lines<IncidentMembership>(o.memberships);
   const incidents = alerts.filter((a) => a.rule === 'sync_incident');
   if (incidents.length !== 1) return [`expected exactly 1 sync_incident alert, got ${incidents.length}`];
   const inc = incidents[0]!;
@@ -45,6 +49,16 @@ function fleetOutage(o: ScenarioOutput): string[] {
   if (!downgraded.some((d) => d.decision_reason === 'freeze_cap_merchant')) p.push('no downgrade by the merchant cap');
   if (!downgraded.some((d) => d.decision_reason === 'freeze_cap_fleet')) p.push('no downgrade by the fleet cap');
   for (const d of downgraded) if (d.kind !== 'REVIEW_REFUND') p.push(`downgraded to ${d.kind}`);
+  // The incident's id on its member alerts: all 12 sync_lag alerts (10 opened it, 2 joined), each once
+  // in the memberships; every suppressed notification's alert is a member; nothing else is.
+  const memberIds = new Set(members.map((m) => m.alert_id));
+  if (members.length !== memberIds.size) p.push('an alert linked twice');
+  if (members.some((m) => m.incident_id !== inc.alert_id)) p.push('a membership of another incident');
+  for (const a of lagAlerts) if (a.incident_id !== inc.alert_id || !memberIds.has(a.alert_id)) p.push(`sync_lag alert ${a.alert_id} of ${a.terminal_id} without the incident id`);
+  if (members.filter((m) => m.role === 'opening').length !== 10) p.push('expected the 10 starts that opened the incident as opening members');
+  for (const a of alerts) if (a.incident_id !== null && !memberIds.has(a.alert_id)) p.push(`alert ${a.alert_id} (${a.rule}) carries an incident id without a membership`);
+  for (const a of alerts) if (memberIds.has(a.alert_id) && a.incident_id !== inc.alert_id) p.push(`member alert ${a.alert_id} without the incident id`);
+  for (const s of suppressed) if (!memberIds.has(s.alert_id)) p.push(`suppressed ${s.action_id}: its alert ${s.alert_id} is not a member`);
   const circuits = alerts.filter((a) => a.rule === 'freeze_circuit_open');
   if (circuits.length !== 1) p.push(`expected 1 freeze_circuit_open alert, got ${circuits.length}`);
   const circuitEnd = updates.find((u) => u.alert_id === circuits[0]?.alert_id);
@@ -54,8 +68,9 @@ function fleetOutage(o: ScenarioOutput): string[] {
 
 function scatteredEpisodes(o: ScenarioOutput): string[] {
   const p: string[] = [];
-  const alerts = lines<Alert>(o.alerts);
+  const alerts = lines<AlertLine>(o.alerts);
   const actions = lines<GovernedAction>(o.actions);
+  if (alerts.some((a) => a.incident_id !== null) || o.memberships !== '') p.push('an alert linked to an incident');
   const lag = alerts.filter((a) => a.rule === 'sync_lag');
   if (lag.length !== 15) p.push(`expected 15 sync_lag alerts, got ${lag.length}`);
   if (alerts.some((a) => a.rule === 'sync_incident')) p.push('an incident was opened');

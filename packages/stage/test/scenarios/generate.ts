@@ -25,5 +25,6 @@ for (const [name, build] of Object.entries(SCENARIOS)) {
   await writeFile(join(dir, 'expected.jsonl'), out.alerts);
   await writeFile(join(dir, 'expected-updates.jsonl'), out.updates);
   await writeFile(join(dir, 'expected-actions.jsonl'), out.actions);
+  await writeFile(join(dir, 'expected-memberships.jsonl'), out.memberships);
   console.log(`${name}: written`);
 }

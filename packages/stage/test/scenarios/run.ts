@@ -8,15 +8,16 @@ export interface ScenarioOutput {
   alerts: string;
   updates: string;
   actions: string;
+  memberships: string;
 }
 
 export async function runScenario(eventsPath: string): Promise<ScenarioOutput> {
   const dir = await mkdtemp(join(tmpdir(), 'tw-stage-'));
   try {
     const p = (f: string): string => join(dir, f);
-    await runStagedBacktest({ eventsPath, outPath: p('alerts.jsonl'), updatesPath: p('updates.jsonl'), actionsPath: p('actions.jsonl'), log: () => {} });
-    const [alerts, updates, actions] = await Promise.all(['alerts.jsonl', 'updates.jsonl', 'actions.jsonl'].map((f) => readFile(p(f), 'utf8')));
-    return { alerts: alerts!, updates: updates!, actions: actions! };
+    await runStagedBacktest({ eventsPath, outPath: p('alerts.jsonl'), updatesPath: p('updates.jsonl'), actionsPath: p('actions.jsonl'), membershipsPath: p('memberships.jsonl'), log: () => {} });
+    const [alerts, updates, actions, memberships] = await Promise.all(['alerts.jsonl', 'updates.jsonl', 'actions.jsonl', 'memberships.jsonl'].map((f) => readFile(p(f), 'utf8')));
+    return { alerts: alerts!, updates: updates!, actions: actions!, memberships: memberships! };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,4 +1,4 @@
-// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE] [--updates FILE] [--refunds FILE] [--actions FILE] [--max-rejects N] [--json]
+// tillwatch backtest --events FILE --out FILE [--config FILE] [--rejects FILE] [--updates FILE] [--refunds FILE] [--actions FILE] [--memberships FILE] [--max-rejects N] [--json]
 // Both pipeline stages: the rule engine, then the second stage (fleet incidents, action governor).
 // The same pure rule engine as the live detector, clocked by the stream's received times, and the
 // same validation (a line the backtest rejects is a record the detector dead-letters).
@@ -19,6 +19,7 @@ export const spec = {
     updates: { type: 'string', value: 'FILE', description: 'where alert updates (auto-resolutions, episode ends) are written, one JSON line each' },
     refunds: { type: 'string', value: 'FILE', description: 'where refund reasons are written ({event_id, txn_id, original_txn_id, reason, ...}), one JSON line each' },
     actions: { type: 'string', value: 'FILE', description: "where the action governor's actions are written: the action contract plus decision (issued, suppressed or downgraded), decision_reason and incident_id, one JSON line each" },
+    memberships: { type: 'string', value: 'FILE', description: 'where the incident memberships are written (which per-terminal alert belongs to which fleet incident; the alert lines carry it as incident_id), one JSON line each' },
     'max-rejects': { type: 'string', value: 'N', description: 'exit 1 when more than N lines are rejected (default: unlimited)' },
     json: { type: 'boolean', description: 'print the summary as one JSON object on stdout (for scripts)' },
     'no-progress': { type: 'boolean', description: 'no progress bar on stderr (shown only on a terminal anyway)' },
@@ -38,6 +39,7 @@ export async function run(argv: string[]): Promise<number> {
   await assertReadableFile(values.events);
   const summary = await runStagedBacktest({
     actionsPath: values.actions,
+    membershipsPath: values.memberships,
     eventsPath: values.events,
     outPath: values.out,
     configPath: values.config,
@@ -49,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   const tooMany = summary.rejected > maxRejects;
   if (values.json) console.log(JSON.stringify({ ...summary, maxRejects: Number.isFinite(maxRejects) ? maxRejects : null, ok: !tooMany }));
-  else console.log(`${formatSummary(summary)}\n${formatTrailSummary(summary)}\n  governor decisions      ${summary.decisions.issued} issued, ${summary.decisions.suppressed} suppressed, ${summary.decisions.downgraded} downgraded${values.actions ? `  -> ${values.actions}` : ''}`);
+  else console.log(`${formatSummary(summary)}\n${formatTrailSummary(summary)}\n  governor decisions      ${summary.decisions.issued} issued, ${summary.decisions.suppressed} suppressed, ${summary.decisions.downgraded} downgraded${values.actions ? `  -> ${values.actions}` : ''}\n  incident memberships    ${summary.memberships}${values.memberships ? `  -> ${values.memberships}` : ''}`);
   if (tooMany) {
     console.error(`tillwatch backtest: ${summary.rejected} lines rejected, more than --max-rejects ${maxRejects} (see ${summary.rejectsPath})`);
     return 1;

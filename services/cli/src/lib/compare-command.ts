@@ -3,8 +3,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
-import type { Transaction } from '@tillwatch/schemas';
+import { loadRulesConfig, type BacktestInput, type RulesConfig } from '@tillwatch/rules';
 import { openClickHouse } from './clickhouse.js';
 import { LineWriter } from '@tillwatch/rules/backtest';
 import { Comparison, outputNames, renderDiff, type CompareResult } from './compare.js';
@@ -14,7 +13,7 @@ export const COMPARE_USAGE =
   'usage: tillwatch backtest --compare A.yaml B.yaml --out DIR (--events FILE | --from-clickhouse [--since 7d] [--merchant M]) [--no-progress]';
 
 export interface CompareRunOptions {
-  source: AsyncIterable<Transaction[]>;
+  source: AsyncIterable<BacktestInput[]>;
   inputLabel: string;
   a: { path: string; config: RulesConfig };
   b: { path: string; config: RulesConfig };
@@ -127,7 +126,7 @@ export async function runCompareCommand(argv: string[]): Promise<number> {
     const size = (await stat(eventsPath)).size;
     console.error(`backtest --compare: ${eventsPath} (${(size / 1e6).toFixed(1)} MB)`);
     // ~200 bytes per line: sizes the engines' buffers once instead of growing them.
-    summary = await runCompare({ source: fileSource(eventsPath, onReject), inputLabel: `\`${eventsPath}\``, a, b, outDir: values.out, expectedEvents: Math.min(2_000_000, Math.ceil(size / 200)), rejected: () => rejectedCount, ...(progress ? { progress } : {}) });
+    summary = await runCompare({ source: fileSource(eventsPath, onReject, a.config), inputLabel: `\`${eventsPath}\``, a, b, outDir: values.out, expectedEvents: Math.min(2_000_000, Math.ceil(size / 200)), rejected: () => rejectedCount, ...(progress ? { progress } : {}) });
   }
   if (rejects.length > 0) await writeFile(join(values.out, 'rejects.jsonl'), rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const r = summary.result;

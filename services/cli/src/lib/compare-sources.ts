@@ -2,8 +2,8 @@
 // ClickHouse, both STREAMED in batches (bounded memory whatever the input size).
 import { open } from 'node:fs/promises';
 import { ContractColumns, fromTransactionRow, toDateTime64, type ClickHouse } from '@tillwatch/clickhouse';
-import { createLineParser, redactPans } from '@tillwatch/rules';
-import { InvalidValueError, validateTransaction, type Transaction } from '@tillwatch/schemas';
+import { createBacktest, createLineParser, defaultRulesConfig, isRejected, type BacktestInput, type RulesConfig } from '@tillwatch/rules';
+import type { Transaction } from '@tillwatch/schemas';
 
 export interface Rejected {
   line: number;
@@ -13,22 +13,17 @@ export interface Rejected {
 
 const CHUNK = 4 << 20;
 
-function validate(v: unknown, lineNo: number, raw: () => string, onReject: (r: Rejected) => void): Transaction | null {
-  try {
-    return validateTransaction(v);
-  } catch (e) {
-    if (!(e instanceof InvalidValueError)) throw e;
-    onReject({ line: lineNo, reason: `invalid transaction: ${e.message}`, raw: redactPans(raw().slice(0, 4096)) });
-    return null;
-  }
-}
-
 /**
- * A JSON-lines file in arrival order, read in 4 MiB chunks. Lines go through the engine package's
- * byte-level parser (the fast path `tillwatch backtest` uses) with JSON.parse as the fallback; a
- * line that is not a valid transaction is reported through onReject (never fatal, never silent).
+ * A JSON-lines file in arrival order, read in 4 MiB chunks, line by line exactly as `tillwatch
+ * backtest` reads it: the engine package's byte-level parser with JSON.parse as the fallback, then the
+ * backtest's own validation (createBacktest's validate/parse: a line with "type": "heartbeat" is a
+ * heartbeat, any other a transaction; the same rejects and reasons, with `config`'s
+ * engine.max_clock_skew). A line that is not a valid record is reported through onReject (never fatal,
+ * never silent).
  */
-export async function* fileSource(path: string, onReject: (r: Rejected) => void): AsyncGenerator<Transaction[]> {
+export async function* fileSource(path: string, onReject: (r: Rejected) => void, config: RulesConfig = defaultRulesConfig()): AsyncGenerator<BacktestInput[]> {
+  // Used for its line validation only (its engine stays empty).
+  const lines = createBacktest(config);
   const fh = await open(path, 'r');
   const fast = createLineParser((b, s, e) => (b as Buffer).toString('latin1', s, e));
   let buf = Buffer.allocUnsafe(CHUNK);
@@ -43,23 +38,14 @@ export async function* fileSource(path: string, onReject: (r: Rejected) => void)
       }
       const { bytesRead: n } = await fh.read(buf, carry, buf.length - carry, null);
       const end = carry + n;
-      const out: Transaction[] = [];
+      const out: BacktestInput[] = [];
       const handle = (s: number, e: number) => {
-        lineNo++;
         const text = () => buf.toString('utf8', s, e);
-        let v: unknown = fast(buf, s, e);
-        if (v === null) {
-          const t = text();
-          if (t.trim().length === 0) return;
-          try {
-            v = JSON.parse(t);
-          } catch (err) {
-            onReject({ line: lineNo, reason: `invalid JSON: ${(err as Error).message}`, raw: redactPans(t.slice(0, 4096)) });
-            return;
-          }
-        }
-        const tx = validate(v, lineNo, text, onReject);
-        if (tx) out.push(tx);
+        const v = fast(buf, s, e);
+        const r = v !== null ? lines.validate(v, ++lineNo, text) : lines.parse(text(), ++lineNo);
+        if (r === null) return;
+        if (isRejected(r)) onReject(r);
+        else out.push(r);
       };
       if (n === 0) {
         if (end > 0) handle(0, end);

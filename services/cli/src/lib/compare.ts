@@ -6,8 +6,8 @@
 // and in both, with up to 5 examples each. Alerts of rules in `mode: shadow` count as alerts of their
 // rule set (the comparison is of what each rule set would raise).
 import { basename, extname } from 'node:path';
-import { RULE_IDS, createBacktest, type Backtest, type EngineOptions, type RulesConfig } from '@tillwatch/rules';
-import type { Alert, Transaction } from '@tillwatch/schemas';
+import { RULE_IDS, createBacktest, type Backtest, type BacktestInput, type EngineOptions, type RulesConfig } from '@tillwatch/rules';
+import type { Alert } from '@tillwatch/schemas';
 
 export const EXAMPLES_PER_BUCKET = 5;
 
@@ -70,7 +70,7 @@ export class Comparison {
   }
 
   /** One event through both engines (input order). */
-  apply(t: Transaction): void {
+  apply(t: BacktestInput): void {
     const ra = this.a.apply(t);
     const rb = this.b.apply(t);
     if (ra.alerts.length || ra.shadowAlerts.length) this.take('a', ra.alerts, ra.shadowAlerts);

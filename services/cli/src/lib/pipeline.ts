@@ -67,6 +67,7 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     logger: ctx.logger,
     groupId: ctx.env['STAGE_GROUP_ID'] || 'tillwatch-stage',
     topics: { ...ctx.topics, input: ctx.topics.stageInput, changelog: ctx.topics.stageChangelog },
+    liveRules: { topic: ctx.topics.rules, metrics: createRulesMetrics(stageProm) },
     onFatal: (e) => o.onFatal('stage', e),
     // The stage's alerts (fleet incidents, freeze circuit) are the pipeline's alerts too.
     onCommitted: (out) => {
