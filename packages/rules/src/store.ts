@@ -283,9 +283,42 @@ const I_DUP_HASH = 13;
 const I_PREV = 14; // merchant list
 const I_NEXT = 15;
 
+const WASM_PAGE = 65536;
+
+/** The part of WebAssembly.Memory used here (the package's lib settings do not declare WebAssembly). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+const WasmMemoryCtor = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => WasmMemory } }).WebAssembly.Memory;
+
+/**
+ * A zeroed buffer of at least `bytes` whose first byte is 64-byte aligned (a cache line), growable in
+ * place. Why not `new ArrayBuffer`: Node allocates large ArrayBuffers with calloc, whose chunks start
+ * 16 bytes into a page, so 64-byte rows laid out from the start of one straddle two cache lines each
+ * (every row access loads two lines). A WebAssembly.Memory is page aligned. No code runs in it: it is
+ * only memory.
+ */
+export class AlignedBuffer {
+  private readonly mem: WasmMemory;
+  constructor(bytes: number) {
+    this.mem = new WasmMemoryCtor({ initial: Math.max(1, Math.ceil(bytes / WASM_PAGE)) });
+  }
+  get buffer(): ArrayBuffer {
+    return this.mem.buffer;
+  }
+  /** Grows to at least `bytes`, keeping the contents; views of the old buffer are detached (take new ones). */
+  grow(bytes: number): ArrayBuffer {
+    const have = this.mem.buffer.byteLength;
+    if (bytes > have) this.mem.grow(Math.ceil((bytes - have) / WASM_PAGE));
+    return this.mem.buffer;
+  }
+}
+
 /** Growable row store; rows are recycled through a free list and stamped with a generation. */
 export class SaleRows {
   cap: number;
+  private readonly mem: AlignedBuffer;
   f: Float64Array;
   i: Int32Array;
   /** Rarely touched (refunds only): kept out of the hot line. */
@@ -305,7 +338,8 @@ export class SaleRows {
 
   constructor(capacity = 1024) {
     this.cap = capacity;
-    const buf = new ArrayBuffer(capacity * 64);
+    this.mem = new AlignedBuffer(capacity * 64);
+    const buf = this.mem.buffer;
     this.f = new Float64Array(buf);
     this.i = new Int32Array(buf);
     this.refunded = new Float64Array(capacity);
@@ -436,10 +470,8 @@ export class SaleRows {
 
   private grow(): void {
     const cap = this.cap * 2;
-    const buf = new ArrayBuffer(cap * 64);
-    const f = new Float64Array(buf);
-    f.set(this.f);
-    this.f = f;
+    const buf = this.mem.grow(cap * 64);
+    this.f = new Float64Array(buf);
     this.i = new Int32Array(buf);
     const r = new Float64Array(cap);
     r.set(this.refunded);
