@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import type { IndexedMinHeap } from '../heap.js';
 import type { SampleSlab } from '../median.js';
 import type { SaleLedger } from '../storage/ledger.js';
+import type { TerminalFields } from '../storage/terminal-rows.js';
 import type { ResolvedRules, RulesConfig } from '../config.js';
 
 /** `shadow`: the rule evaluates, its alerts go to EngineOutput.shadowAlerts, and it issues no actions. */
@@ -91,6 +92,12 @@ export interface EngineCore {
   /** The merchant lost state in a sweep: the engine removes it once it holds nothing. */
   touch(m: MerchantState): void;
   readonly timers: IndexedMinHeap<Timer>;
+  /**
+   * Reserves `count` numeric fields per terminal in the engine's terminal rows (storage/terminal-rows.ts),
+   * each `init` for a new terminal (reset whenever a terminal takes a slot). Call it when the instance
+   * is created; release() the range in dispose.
+   */
+  terminalFields(count: number, init: number): TerminalFields;
   /** Median sample slab for a sample size (shared by all terminals with that size). */
   slab(capacity: number): SampleSlab;
   /** The terminal changed: write it to the changelog at the next takeChangedEntities. */
