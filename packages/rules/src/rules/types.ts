@@ -1,8 +1,9 @@
 // The contract between the engine loop and a rule. A rule is a folder under src/rules/<rule_id>/ that
 // exports one RuleDefinition; src/rules/registry.ts lists them. The engine owns the clock, the timers,
 // the terminals and the sale ledger (shared storage); a rule owns its config schema and defaults, its
-// default action policy, its state (per terminal: in the instance, indexed by `term.slot`, as every
-// rule here does since it costs no extra cache line per event, or in `term.st[slot]`; or rule-wide),
+// default action policy, its state (per terminal: numbers in its field range of the engine's terminal
+// rows (terminalFields), objects in the instance indexed by `term.slot`, or in `term.st[slot]`; or
+// rule-wide),
 // how that state is written to and read from the changelog, and what it does on events and timers.
 import type { ActionKind, AlertUpdate, Heartbeat, Severity, Transaction } from '@tillwatch/schemas';
 import type { z } from 'zod';
