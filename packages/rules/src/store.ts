@@ -290,28 +290,52 @@ interface WasmMemory {
   readonly buffer: ArrayBuffer;
   grow(pages: number): number;
 }
-const WasmMemoryCtor = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => WasmMemory } }).WebAssembly.Memory;
+type WasmMemoryCtor = new (d: { initial: number }) => WasmMemory;
+/** Undefined where WebAssembly is not available (e.g. `node --jitless`): plain ArrayBuffers then. */
+const WasmMemory = (globalThis as unknown as { WebAssembly?: { Memory?: WasmMemoryCtor } }).WebAssembly?.Memory;
 
 /**
  * A zeroed buffer of at least `bytes` whose first byte is 64-byte aligned (a cache line), growable in
  * place. Why not `new ArrayBuffer`: Node allocates large ArrayBuffers with calloc, whose chunks start
  * 16 bytes into a page, so 64-byte rows laid out from the start of one straddle two cache lines each
  * (every row access loads two lines). A WebAssembly.Memory is page aligned. No code runs in it: it is
- * only memory.
+ * only memory. Where WebAssembly is missing, or the memory cannot grow (its limit is 4 GiB), it falls
+ * back to a plain ArrayBuffer (same contents, only the alignment is lost).
  */
 export class AlignedBuffer {
-  private readonly mem: WasmMemory;
+  private mem: WasmMemory | null = null;
+  private plain: ArrayBuffer | null = null;
   constructor(bytes: number) {
-    this.mem = new WasmMemoryCtor({ initial: Math.max(1, Math.ceil(bytes / WASM_PAGE)) });
+    const pages = Math.max(1, Math.ceil(bytes / WASM_PAGE));
+    try {
+      if (WasmMemory !== undefined) this.mem = new WasmMemory({ initial: pages });
+    } catch {
+      this.mem = null;
+    }
+    if (this.mem === null) this.plain = new ArrayBuffer(pages * WASM_PAGE);
   }
   get buffer(): ArrayBuffer {
-    return this.mem.buffer;
+    return this.mem !== null ? this.mem.buffer : this.plain!;
   }
-  /** Grows to at least `bytes`, keeping the contents; views of the old buffer are detached (take new ones). */
+  /** Grows to at least `bytes`, keeping the contents; views of the old buffer are detached or stale (take new ones). */
   grow(bytes: number): ArrayBuffer {
-    const have = this.mem.buffer.byteLength;
-    if (bytes > have) this.mem.grow(Math.ceil((bytes - have) / WASM_PAGE));
-    return this.mem.buffer;
+    const have = this.buffer.byteLength;
+    if (bytes <= have) return this.buffer;
+    const pages = Math.ceil((bytes - have) / WASM_PAGE);
+    if (this.mem !== null) {
+      try {
+        this.mem.grow(pages);
+        return this.mem.buffer;
+      } catch {
+        // Past the WebAssembly limit: continue in a plain buffer.
+      }
+    }
+    const old = this.buffer;
+    const next = new ArrayBuffer(have + pages * WASM_PAGE);
+    new Uint8Array(next).set(new Uint8Array(old));
+    this.mem = null;
+    this.plain = next;
+    return next;
   }
 }
 
