@@ -16,6 +16,7 @@ import { RefundReasons } from './reasons/index.js';
 import { RULES } from './rules/registry.js';
 import type { EngineCore, MerchantState, RuleCommon, RuleInstance, RuleStats, TerminalState, Timer } from './rules/types.js';
 import { E_DIRTY, SEEN, SaleLedger, TXN_SEED, VOIDED, type LedgerOwner, type RefundResult, type SaleFields } from './storage/ledger.js';
+import { TerminalRowTable, type TerminalFields } from './storage/terminal-rows.js';
 import { RowIndex, hashString } from './store.js';
 import type { EngineOptions, EntityChange, EngineOutput, EngineStats, MerchantSnapshot, RuleEngine, SaleSnapshot, TerminalSnapshot } from './types.js';
 
@@ -73,6 +74,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private readonly termIdx = new RowIndex(4096);
   private readonly termBySlot: (TerminalState | undefined)[] = [];
   private readonly termFree: number[] = [];
+  /** Numeric per-terminal state of the rules, one row per terminal slot (storage/terminal-rows.ts); more tables only when one row is full. */
+  private readonly rowTables: TerminalRowTable[] = [new TerminalRowTable()];
   /** Median samples, one slab per sample size. */
   private readonly slabs = new Map<number, SampleSlab>();
   // Rule instances by slot (rule index * VARIANTS + variant), and per hook, in registry order.
@@ -372,6 +375,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     term.slot = slot;
     term.hash = hashString(term.id, TERMINAL_SEED);
     this.termBySlot[slot] = term;
+    const tables = this.rowTables;
+    for (let i = 0; i < tables.length; i++) tables[i]!.reset(slot);
     this.termIdx.insert(term.hash, slot);
     term.merchant.terminals.set(term.id, term);
     this.nTerminals++;
@@ -399,6 +404,18 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.termFree.push(term.slot);
     term.slot = -1;
     if (this.trackEntities && !this.restoring) this.tombstones.push({ merchant: term.merchant.id, kind: 'terminal', id: term.id, value: null });
+  }
+
+  terminalFields(count: number, init: number): TerminalFields {
+    for (const table of this.rowTables) {
+      const range = table.reserve(count, init);
+      if (range !== null) return range;
+    }
+    const table = new TerminalRowTable(Math.max(256, this.termBySlot.length));
+    this.rowTables.push(table);
+    const range = table.reserve(count, init);
+    if (range === null) throw new RangeError(`terminalFields: a rule asked for ${count} fields, more than a terminal row holds`);
+    return range;
   }
 
   slab(capacity: number): SampleSlab {

@@ -283,9 +283,66 @@ const I_DUP_HASH = 13;
 const I_PREV = 14; // merchant list
 const I_NEXT = 15;
 
+const WASM_PAGE = 65536;
+
+/** The part of WebAssembly.Memory used here (the package's lib settings do not declare WebAssembly). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+type WasmMemoryCtor = new (d: { initial: number }) => WasmMemory;
+/** Undefined where WebAssembly is not available (e.g. `node --jitless`): plain ArrayBuffers then. */
+const WasmMemory = (globalThis as unknown as { WebAssembly?: { Memory?: WasmMemoryCtor } }).WebAssembly?.Memory;
+
+/**
+ * A zeroed buffer of at least `bytes` whose first byte is 64-byte aligned (a cache line), growable in
+ * place. Why not `new ArrayBuffer`: Node allocates large ArrayBuffers with calloc, whose chunks start
+ * 16 bytes into a page, so 64-byte rows laid out from the start of one straddle two cache lines each
+ * (every row access loads two lines). A WebAssembly.Memory is page aligned. No code runs in it: it is
+ * only memory. Where WebAssembly is missing, or the memory cannot grow (its limit is 4 GiB), it falls
+ * back to a plain ArrayBuffer (same contents, only the alignment is lost).
+ */
+export class AlignedBuffer {
+  private mem: WasmMemory | null = null;
+  private plain: ArrayBuffer | null = null;
+  constructor(bytes: number) {
+    const pages = Math.max(1, Math.ceil(bytes / WASM_PAGE));
+    try {
+      if (WasmMemory !== undefined) this.mem = new WasmMemory({ initial: pages });
+    } catch {
+      this.mem = null;
+    }
+    if (this.mem === null) this.plain = new ArrayBuffer(pages * WASM_PAGE);
+  }
+  get buffer(): ArrayBuffer {
+    return this.mem !== null ? this.mem.buffer : this.plain!;
+  }
+  /** Grows to at least `bytes`, keeping the contents; views of the old buffer are detached or stale (take new ones). */
+  grow(bytes: number): ArrayBuffer {
+    const have = this.buffer.byteLength;
+    if (bytes <= have) return this.buffer;
+    const pages = Math.ceil((bytes - have) / WASM_PAGE);
+    if (this.mem !== null) {
+      try {
+        this.mem.grow(pages);
+        return this.mem.buffer;
+      } catch {
+        // Past the WebAssembly limit: continue in a plain buffer.
+      }
+    }
+    const old = this.buffer;
+    const next = new ArrayBuffer(have + pages * WASM_PAGE);
+    new Uint8Array(next).set(new Uint8Array(old));
+    this.mem = null;
+    this.plain = next;
+    return next;
+  }
+}
+
 /** Growable row store; rows are recycled through a free list and stamped with a generation. */
 export class SaleRows {
   cap: number;
+  private readonly mem: AlignedBuffer;
   f: Float64Array;
   i: Int32Array;
   /** Rarely touched (refunds only): kept out of the hot line. */
@@ -305,7 +362,8 @@ export class SaleRows {
 
   constructor(capacity = 1024) {
     this.cap = capacity;
-    const buf = new ArrayBuffer(capacity * 64);
+    this.mem = new AlignedBuffer(capacity * 64);
+    const buf = this.mem.buffer;
     this.f = new Float64Array(buf);
     this.i = new Int32Array(buf);
     this.refunded = new Float64Array(capacity);
@@ -436,10 +494,8 @@ export class SaleRows {
 
   private grow(): void {
     const cap = this.cap * 2;
-    const buf = new ArrayBuffer(cap * 64);
-    const f = new Float64Array(buf);
-    f.set(this.f);
-    this.f = f;
+    const buf = this.mem.grow(cap * 64);
+    this.f = new Float64Array(buf);
     this.i = new Int32Array(buf);
     const r = new Float64Array(cap);
     r.set(this.refunded);

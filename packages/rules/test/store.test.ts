@@ -2,7 +2,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MedianSample } from '../src/index.js';
-import { ExpiryWheel, RowIndex, hashString } from '../src/store.js';
+import { TerminalRowTable } from '../src/storage/terminal-rows.js';
+import { AlignedBuffer, ExpiryWheel, RowIndex, SaleRows, hashString } from '../src/store.js';
 
 const naiveMedian = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -94,5 +95,53 @@ describe('ExpiryWheel', () => {
         expect(w.size).toBe(expiries.length - seen.size);
       }),
     );
+  });
+});
+
+describe('AlignedBuffer and SaleRows', () => {
+  it('keeps every row through growth (the buffer grows in place or is copied)', () => {
+    const b = new AlignedBuffer(100);
+    new Float64Array(b.buffer).fill(7);
+    const grown = b.grow(5 * 65536 + 8);
+    expect(grown.byteLength).toBeGreaterThanOrEqual(5 * 65536 + 8);
+    const f = new Float64Array(grown);
+    expect(f[0]).toBe(7);
+    expect(f[65536 / 8 - 1]).toBe(7);
+    expect(f[65536 / 8]).toBe(0);
+    const rows = new SaleRows(4);
+    const made: number[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const r = rows.alloc();
+      rows.setAmount(r, i * 3);
+      rows.setEventTime(r, 1e12 + i);
+      made.push(r);
+    }
+    made.forEach((r, i) => {
+      expect(rows.amount(r)).toBe(i * 3);
+      expect(rows.eventTime(r)).toBe(1e12 + i);
+    });
+  });
+});
+
+describe('TerminalRowTable', () => {
+  it('gives each range its own fields, resets them when a slot is taken, and reuses released ranges', () => {
+    const t = new TerminalRowTable(2);
+    const a = t.reserve(8, 0)!;
+    const b = t.reserve(2, NaN)!;
+    expect(b.base).toBeGreaterThanOrEqual(a.base + 8);
+    for (let k = 0; k < 40; k++) t.reset(k); // grows past its initial 2 slots
+    a.f[a.at(39, 7)] = 5;
+    b.f[b.at(39, 0)] = 9;
+    expect(a.f[a.at(39, 7)]).toBe(5);
+    expect(Number.isNaN(b.f[b.at(38, 1)]!)).toBe(true);
+    t.reset(39);
+    expect(a.f[a.at(39, 7)]).toBe(0);
+    expect(Number.isNaN(b.f[b.at(39, 0)]!)).toBe(true);
+    // A full row refuses; a released range is handed out again, initialised for every slot.
+    expect(t.reserve(7, 0)).toBeNull();
+    b.release();
+    const c = t.reserve(2, 1)!;
+    expect(c.base).toBe(b.base);
+    expect(c.f[c.at(12, 1)]).toBe(1);
   });
 });

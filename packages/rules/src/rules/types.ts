@@ -1,14 +1,16 @@
 // The contract between the engine loop and a rule. A rule is a folder under src/rules/<rule_id>/ that
 // exports one RuleDefinition; src/rules/registry.ts lists them. The engine owns the clock, the timers,
 // the terminals and the sale ledger (shared storage); a rule owns its config schema and defaults, its
-// default action policy, its state (per terminal: in the instance, indexed by `term.slot`, as every
-// rule here does since it costs no extra cache line per event, or in `term.st[slot]`; or rule-wide),
+// default action policy, its state (per terminal: numbers in its field range of the engine's terminal
+// rows (terminalFields), objects in the instance indexed by `term.slot`, or in `term.st[slot]`; or
+// rule-wide),
 // how that state is written to and read from the changelog, and what it does on events and timers.
 import type { ActionKind, AlertUpdate, Heartbeat, Severity, Transaction } from '@tillwatch/schemas';
 import type { z } from 'zod';
 import type { IndexedMinHeap } from '../heap.js';
 import type { SampleSlab } from '../median.js';
 import type { SaleLedger } from '../storage/ledger.js';
+import type { TerminalFields } from '../storage/terminal-rows.js';
 import type { ResolvedRules, RulesConfig } from '../config.js';
 
 /** `shadow`: the rule evaluates, its alerts go to EngineOutput.shadowAlerts, and it issues no actions. */
@@ -91,6 +93,12 @@ export interface EngineCore {
   /** The merchant lost state in a sweep: the engine removes it once it holds nothing. */
   touch(m: MerchantState): void;
   readonly timers: IndexedMinHeap<Timer>;
+  /**
+   * Reserves `count` numeric fields per terminal in the engine's terminal rows (storage/terminal-rows.ts),
+   * each `init` for a new terminal (reset whenever a terminal takes a slot). Call it when the instance
+   * is created; release() the range in dispose.
+   */
+  terminalFields(count: number, init: number): TerminalFields;
   /** Median sample slab for a sample size (shared by all terminals with that size). */
   slab(capacity: number): SampleSlab;
   /** The terminal changed: write it to the changelog at the next takeChangedEntities. */

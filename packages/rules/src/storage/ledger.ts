@@ -167,7 +167,10 @@ export class SaleLedger {
       this.extend(row, refExp);
       this.owner.markRow(row);
     }
+    // The sale's event id and card, kept for the refund lookback (duplicate_charge, refund_card_mismatch
+    // and refund_after_deadline read them from these columns).
     c.eventId[row] = t.event_id;
+    c.card[row] = t.card_token;
     c.terminalId[row] = terminalId; // the terminal's own string: rows do not keep event strings alive
     c.setAmount(row, t.amount_minor);
     c.currency[row] = cur;

@@ -4,6 +4,7 @@
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { num } from '../../fields.js';
 import { SAMPLE_HEADER, sampleAdd, sampleInit, sampleLowerBound, sampleMedian, sampleRelease, sampleSize, sampleValues, type SampleSlab } from '../../median.js';
+import type { TerminalFields } from '../../storage/terminal-rows.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Variant } from '../types.js';
 
 export interface AbnormalAmountConfig extends RuleCommon {
@@ -15,10 +16,13 @@ export interface AbnormalAmountConfig extends RuleCommon {
   sample_size: number;
 }
 
-/** Numbers per terminal slot in the instance's table: the sample header (median.ts), then the rule's own. */
-const STRIDE = 8;
+// Fields of the rule's range in the engine's terminal row (storage/terminal-rows.ts): the sample
+// header (median.ts, SAMPLE_HEADER numbers), then the rule's own.
 /** Approved sales the terminal has made (judged or not). */
 const F_SEEN = SAMPLE_HEADER;
+/** Capacity of the terminal's sample (its slab), 0 = no sample. */
+const F_CAP = SAMPLE_HEADER + 1;
+const FIELDS = SAMPLE_HEADER + 2;
 
 const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
 
@@ -26,48 +30,49 @@ const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
 const fmtMedian = (median: number, currency: string): string => (Number.isInteger(median) ? formatMoney(median, currency) : `about ${formatMoney(Math.round(median), currency)}`);
 
 /**
- * Per-terminal state lives in the instance, indexed by the terminal's slot (TerminalState.slot, stable
- * while the terminal is registered): the sample header and the sales count in one Float64Array row,
- * the sample's slab (null: no sample) in a dense array. An object per terminal cost one more cache
- * miss per sale.
+ * Per-terminal state lives in the rule's range of the engine's terminal row (the sample header, the
+ * sales count and the sample's capacity): the row the other rules read for the same sale, so no cache
+ * line of the rule's own per sale. The values are in the slab of that capacity (median.ts).
  */
 class AbnormalAmount implements RuleInstance {
   readonly def = abnormalAmount;
   private nSamples = 0;
-  private hot = new Float64Array(STRIDE * 256);
-  private slabOf: (SampleSlab | null)[] = new Array<SampleSlab | null>(256).fill(null);
+  private readonly fields: TerminalFields;
+  /** The last slab looked up (one sample size in force almost always). */
+  private lastSlab: SampleSlab | null = null;
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
-  ) {}
+  ) {
+    this.fields = core.terminalFields(FIELDS, 0);
+  }
 
-  private grow(k: number): void {
-    const n = Math.max(2 * this.slabOf.length, k + 1);
-    const hot = new Float64Array(STRIDE * n);
-    hot.set(this.hot);
-    this.hot = hot;
-    for (let i = this.slabOf.length; i < n; i++) this.slabOf.push(null);
+  private slabOf(capacity: number): SampleSlab {
+    const last = this.lastSlab;
+    if (last !== null && last.capacity === capacity) return last;
+    return (this.lastSlab = this.core.slab(capacity));
   }
 
   onSaleJudge(term: TerminalState, t: Transaction, voided: boolean): void {
-    const k = term.slot;
-    if (k >= this.slabOf.length) this.grow(k);
-    const h = this.hot;
-    const o = k * STRIDE;
+    const h = this.fields.f;
+    const o = this.fields.at(term.slot, 0);
     const pa = term.rules[this.variant]!.abnormal_amount;
     const amount = t.amount_minor;
-    let slab = this.slabOf[k]!;
-    if (pa.enabled || slab !== null) {
-      if (slab === null) {
-        slab = this.slabOf[k] = this.core.slab(pa.sample_size);
+    const cap = h[o + F_CAP]!;
+    if (pa.enabled || cap !== 0) {
+      let slab: SampleSlab;
+      if (cap === 0) {
+        slab = this.slabOf(pa.sample_size);
         sampleInit(h, o, slab);
+        h[o + F_CAP] = pa.sample_size;
         this.nSamples++;
-      } else if (slab.capacity !== pa.sample_size) slab = this.resize(k, pa.sample_size); // the rule set changed
+      } else if (cap !== pa.sample_size) slab = this.resize(o, cap, pa.sample_size); // the rule set changed
+      else slab = this.slabOf(cap);
       // The cheap lower bound settles almost every sale; the exact median is taken only near the threshold.
       if (pa.enabled && !voided && h[o + F_SEEN]! >= pa.min_sales && amount >= pa.ratio * sampleLowerBound(h, o, slab)) {
         const median = sampleMedian(h, o, slab);
-        if (median > 0 && amount >= pa.ratio * median) this.fire(term, k, t, median, pa);
+        if (median > 0 && amount >= pa.ratio * median) this.fire(term, o, t, median, pa);
       }
       sampleAdd(h, o, slab, amount);
     }
@@ -75,22 +80,21 @@ class AbnormalAmount implements RuleInstance {
   }
 
   /** A new sample size keeps the most recent values. */
-  private resize(k: number, capacity: number): SampleSlab {
-    const h = this.hot;
-    const o = k * STRIDE;
-    const old = this.slabOf[k]!;
+  private resize(o: number, from: number, capacity: number): SampleSlab {
+    const h = this.fields.f;
+    const old = this.slabOf(from);
     const values = sampleValues(h, o, old);
     sampleRelease(h, o, old);
-    const slab = (this.slabOf[k] = this.core.slab(capacity));
+    const slab = this.slabOf(capacity);
     sampleInit(h, o, slab);
+    h[o + F_CAP] = capacity;
     for (const v of values.slice(Math.max(0, values.length - capacity))) sampleAdd(h, o, slab, v);
     return slab;
   }
 
-  private fire(term: TerminalState, k: number, t: Transaction, median: number, pa: AbnormalAmountConfig): void {
+  private fire(term: TerminalState, o: number, t: Transaction, median: number, pa: AbnormalAmountConfig): void {
     const ratio = t.amount_minor / median;
-    const o = k * STRIDE;
-    const n = sampleSize(this.hot, o);
+    const n = sampleSize(this.fields.f, o);
     this.core.emit(
       this,
       pa,
@@ -102,7 +106,7 @@ class AbnormalAmount implements RuleInstance {
       t.event_time,
       t.received_time,
       `Sale ${t.txn_id} of ${formatMoney(t.amount_minor, t.currency)} at terminal ${term.id} is ${ratio.toFixed(1)}x the terminal's median approved sale of ${fmtMedian(median, t.currency)} over its last ${n} sales.`,
-      { amount_minor: t.amount_minor, median_minor: median, ratio: round4(ratio), threshold_ratio: pa.ratio, sample_size: n, sales_seen: this.hot[o + F_SEEN]! },
+      { amount_minor: t.amount_minor, median_minor: median, ratio: round4(ratio), threshold_ratio: pa.ratio, sample_size: n, sales_seen: this.fields.f[o + F_SEEN]! },
       t.txn_id,
       t.currency,
       t.amount_minor,
@@ -111,41 +115,44 @@ class AbnormalAmount implements RuleInstance {
 
   dropTerminal(term: TerminalState): void {
     const k = term.slot;
-    if (k < 0 || k >= this.slabOf.length) return;
-    const slab = this.slabOf[k]!;
-    if (slab !== null) {
-      sampleRelease(this.hot, k * STRIDE, slab);
-      this.slabOf[k] = null;
+    if (k < 0) return;
+    const h = this.fields.f;
+    const o = this.fields.at(k, 0);
+    const cap = h[o + F_CAP]!;
+    if (cap !== 0) {
+      sampleRelease(h, o, this.slabOf(cap));
+      h[o + F_CAP] = 0;
       this.nSamples--;
     }
-    this.hot[k * STRIDE + F_SEEN] = 0;
+    h[o + F_SEEN] = 0;
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
     for (const term of terminals) this.dropTerminal(term);
+    this.fields.release();
   }
 
   writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
     const k = term.slot;
-    const known = k >= 0 && k < this.slabOf.length;
-    const slab = known ? this.slabOf[k]! : null;
-    out.sales_seen = known ? this.hot[k * STRIDE + F_SEEN]! : 0;
-    out.sample = slab === null ? [] : sampleValues(this.hot, k * STRIDE, slab);
+    const h = this.fields.f;
+    const o = k >= 0 ? this.fields.at(k, 0) : -1;
+    const cap = o >= 0 ? h[o + F_CAP]! : 0;
+    out.sales_seen = o >= 0 ? h[o + F_SEEN]! : 0;
+    out.sample = cap === 0 ? [] : sampleValues(h, o, this.slabOf(cap));
   }
 
-  /** Called after the engine registered the terminal (its slot is set). */
+  /** Called after the engine registered the terminal (its slot is set, its fields reset). */
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
-    const k = term.slot;
-    if (k >= this.slabOf.length) this.grow(k);
-    const h = this.hot;
-    const o = k * STRIDE;
+    const h = this.fields.f;
+    const o = this.fields.at(term.slot, 0);
     h[o + F_SEEN] = typeof snap.sales_seen === 'number' ? snap.sales_seen : 0;
     const sample = Array.isArray(snap.sample) ? (snap.sample as number[]) : [];
     const pa = term.rules[this.variant]!.abnormal_amount;
     if (sample.length > 0 || pa.enabled) {
       const cap = pa.sample_size;
-      const slab = (this.slabOf[k] = this.core.slab(cap));
+      const slab = this.slabOf(cap);
       sampleInit(h, o, slab);
+      h[o + F_CAP] = cap;
       // A smaller configured sample keeps the most recent values.
       for (const v of sample.slice(Math.max(0, sample.length - cap))) sampleAdd(h, o, slab, v);
       this.nSamples++;

@@ -140,7 +140,9 @@ class DuplicateCharge implements RuleInstance {
     readonly variant: Variant,
     capacity: number,
   ) {
-    this.legs = new RowIndex(capacity * 2);
+    // Sized for the sales the engine expects (load <= 1/2 before it grows): legs are the sales within
+    // the duplicate horizon, at most all of them. Half the size of the ledger's index, half the TLB reach.
+    this.legs = new RowIndex(capacity);
     this.reconfigure();
   }
 
@@ -187,13 +189,11 @@ class DuplicateCharge implements RuleInstance {
     const head = slot >= 0 ? this.legs.rowAt(slot) : -1;
     match(this, core, m, term, t, row, head);
     if (this.shadow !== null) match(this.shadow, core, m, term, t, row, head);
-    // Push on the chain head; share the card string already stored.
+    // Push on the chain head (the ledger stored the sale's card in the row).
     if (slot >= 0) {
-      c.card[row] = c.card[head]!;
       c.setLegNext(row, head);
       this.legs.set(slot, row);
     } else {
-      c.card[row] = t.card_token;
       c.setLegNext(row, -1);
       this.legs.insert(h, row);
     }
@@ -232,9 +232,7 @@ class DuplicateCharge implements RuleInstance {
     c.setLegNext(row, -1);
     c.clearFlags(row, LEG);
     this.nLegs--;
-    // Only refunds can still match the row, and they need neither its event id nor its card.
-    c.eventId[row] = null;
-    c.card[row] = null;
+    // The row keeps its event id and card: the refund rules read them for the whole refund lookback.
   }
 
   onRowFreed(row: number): void {

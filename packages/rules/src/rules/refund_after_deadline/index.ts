@@ -1,6 +1,6 @@
 // refund_after_deadline: an APPROVED REFUND more than `deadline` (event time) after its sale. The
 // deadline may not exceed engine.refund_lookback (config validation): older sales are not held. State:
-// the sale's event id per sale row (evidence; a column of the sale rows), for the whole lookback,
+// the sale's event id per sale row (evidence; the ledger's event id column), for the whole lookback,
 // written with the sale's changelog value. See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { DAY, duration } from '../../fields.js';
@@ -15,25 +15,16 @@ export interface RefundAfterDeadlineConfig extends RuleCommon {
 
 class RefundAfterDeadline implements RuleInstance {
   readonly def = refundAfterDeadline;
-  /**
-   * Per sale row: the sale's event_id (null: no sale stored in that row), a column of the sale rows
-   * (cleared when a row is freed). Shared by name with the shadow instance, so a shadow added later by
-   * setRules knows every sale held, and with refund_card_mismatch.
-   */
-  private readonly events: (string | null)[];
 
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
-  ) {
-    this.events = core.sales.rows.column('sale_event_id');
-  }
+  ) {}
 
+  // The sale's event id is the ledger's column (rows.eventId), kept for the whole refund lookback.
   onSaleStored(term: TerminalState, t: Transaction, row: number, voided: boolean, hadRefunds: boolean): void {
-    if (row < 0) return;
-    this.events[row] = t.event_id;
-    if (!hadRefunds || voided) return;
+    if (row < 0 || !hadRefunds || voided) return;
     // The sale arrived after refunds of it: each refund past the deadline fires now.
     const m = term.merchant;
     for (const r of this.core.sales.refundsOf(row)) {
@@ -53,7 +44,7 @@ class RefundAfterDeadline implements RuleInstance {
 
   private fire(p: RefundAfterDeadlineConfig, m: MerchantState, sale: number, terminalId: string, card: string, refundTxn: string, refundEventId: string, amount: number, refundEt: number, detectedAt: number): void {
     if (!p.enabled) return;
-    const saleEvent = this.events[sale];
+    const saleEvent = this.core.sales.rows.eventId[sale];
     if (saleEvent === null || saleEvent === undefined) return;
     const c = this.core.sales.rows;
     const saleEt = c.eventTime(sale);
@@ -77,13 +68,13 @@ class RefundAfterDeadline implements RuleInstance {
   }
 
   writeSale(row: number, out: Record<string, unknown>): void {
-    const ev = this.events[row];
+    const ev = this.core.sales.rows.eventId[row];
     if (ev !== null && ev !== undefined) out.sale_event_id = ev;
   }
 
   readSale(_m: MerchantState, row: number, s: Record<string, unknown>): void {
     const ev = s.sale_event_id;
-    this.events[row] = typeof ev === 'string' ? ev : null;
+    if (typeof ev === 'string') this.core.sales.rows.eventId[row] = ev;
   }
 }
 

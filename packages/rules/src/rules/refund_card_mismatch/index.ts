@@ -1,7 +1,7 @@
 // refund_card_mismatch: an APPROVED REFUND of a known APPROVED SALE to a different card_token than the
 // sale's (refunds to another card are a classic cashier fraud). State: the sale's card and event id per
-// sale row (columns of the sale rows), for the whole refund lookback (the ledger's own copies are
-// dropped after the duplicate horizon), written with the sale's changelog value. See README.md.
+// sale row (the ledger's card and event id columns, kept for the whole refund lookback), written
+// with the sale's changelog value (sale_card_token, sale_event_id). See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { SEEN, VOIDED } from '../../storage/ledger.js';
 import type { EngineCore, MerchantState, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
@@ -10,28 +10,17 @@ export type RefundCardMismatchConfig = RuleCommon;
 
 class RefundCardMismatch implements RuleInstance {
   readonly def = refundCardMismatch;
-  /**
-   * Per sale row: the sale's card_token and event_id (null: no sale stored in that row), in columns of
-   * the sale rows (cleared when a row is freed). Shared by name with the shadow instance, so a shadow
-   * added later by setRules knows every sale held; refund_after_deadline shares the event ids.
-   */
-  private readonly cards: (string | null)[];
-  private readonly events: (string | null)[];
-
+  // Per sale row: the sale's card_token and event_id (null: no sale stored in that row) are the ledger's
+  // columns (rows.card, rows.eventId), which it keeps for the whole refund lookback and clears when a
+  // row is freed; so a shadow instance added later by setRules knows every sale held.
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
-  ) {
-    this.cards = core.sales.rows.column('sale_card_token');
-    this.events = core.sales.rows.column('sale_event_id');
-  }
+  ) {}
 
   onSaleStored(term: TerminalState, t: Transaction, row: number, voided: boolean, hadRefunds: boolean): void {
-    if (row < 0) return;
-    this.cards[row] = t.card_token;
-    this.events[row] = t.event_id;
-    if (!hadRefunds || voided) return;
+    if (row < 0 || !hadRefunds || voided) return;
     // The sale arrived after refunds of it: each refund to another card fires now.
     const m = term.merchant;
     for (const r of this.core.sales.refundsOf(row)) {
@@ -45,7 +34,7 @@ class RefundCardMismatch implements RuleInstance {
     if (row < 0 || t.original_txn_id === null) return;
     const flags = this.core.sales.rows.flags(row);
     if (!(flags & SEEN) || flags & VOIDED) return; // refund_without_sale's case
-    const card = this.cards[row];
+    const card = this.core.sales.rows.card[row];
     if (card === null || card === undefined || card === t.card_token) return;
     this.fire(term.rules[this.variant]!.refund_card_mismatch, term.merchant, row, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.event_time, t.received_time);
   }
@@ -54,8 +43,8 @@ class RefundCardMismatch implements RuleInstance {
     if (!p.enabled) return;
     const c = this.core.sales.rows;
     const saleEt = c.eventTime(sale);
-    const saleCard = this.cards[sale]!;
-    const saleEvent = this.events[sale]!;
+    const saleCard = c.card[sale]!;
+    const saleEvent = c.eventId[sale]!;
     // Evidence: the sale and the refund, earlier event time first (ties: event id).
     const evidence = saleEt < refundEt || (saleEt === refundEt && saleEvent <= refundEventId) ? [saleEvent, refundEventId] : [refundEventId, saleEvent];
     this.core.emit(
@@ -77,18 +66,25 @@ class RefundCardMismatch implements RuleInstance {
   }
 
   writeSale(row: number, out: Record<string, unknown>): void {
-    const card = this.cards[row];
+    const c = this.core.sales.rows;
+    const card = c.card[row];
     if (card !== null && card !== undefined) {
       out.sale_card_token = card;
-      out.sale_event_id = this.events[row]!;
+      out.sale_event_id = c.eventId[row]!;
     }
   }
 
+  /**
+   * The changelog value keeps these two fields apart from duplicate_charge's `card_token`/`event_id`
+   * (which it writes only while the sale is a duplicate leg); restored into the ledger's columns, which
+   * hold the same values. Called after the ledger and duplicate_charge read the row.
+   */
   readSale(_m: MerchantState, row: number, s: Record<string, unknown>): void {
+    const c = this.core.sales.rows;
     const card = s.sale_card_token;
     const ev = s.sale_event_id;
-    this.cards[row] = typeof card === 'string' ? card : null;
-    this.events[row] = typeof ev === 'string' ? ev : null;
+    if (typeof card === 'string') c.card[row] = card;
+    if (typeof ev === 'string') c.eventId[row] = ev;
   }
 }
 

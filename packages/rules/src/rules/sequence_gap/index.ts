@@ -6,6 +6,7 @@ import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { alertId } from '../../ids.js';
 import type { GapSnapshot } from '../../types.js';
+import type { TerminalFields } from '../../storage/terminal-rows.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Timer, Variant } from '../types.js';
 
 export interface SequenceGapConfig extends RuleCommon {
@@ -54,6 +55,12 @@ export interface FiredGapSnapshot {
   detected_at: number;
 }
 
+// Fields of the rule's range in the engine's terminal row (storage/terminal-rows.ts).
+/** The highest terminal_seq seen (NaN: no baseline yet). */
+const MAX_SEQ = 0;
+/** Its event time. */
+const MAX_SEQ_ET = 1;
+
 /**
  * Per-terminal state lives in the instance, indexed by the terminal's slot (TerminalState.slot, stable
  * while the terminal is registered): the highest seq and its event time in one typed array (two
@@ -63,8 +70,8 @@ export interface FiredGapSnapshot {
 class SequenceGap implements RuleInstance {
   readonly def = sequenceGap;
   private nGaps = 0;
-  /** [maxSeq, maxSeqEt] per terminal slot; maxSeq NaN = the terminal has no baseline. */
-  private hot = new Float64Array(2 * 256).fill(NaN);
+  /** [maxSeq, maxSeqEt] in the rule's range of the engine's terminal row; maxSeq NaN = the terminal has no baseline. */
+  private readonly fields: TerminalFields;
   private evIds: (string | null)[] = new Array<string | null>(256).fill(null);
   private gapsOf: (Gap[] | null)[] = new Array<Gap[] | null>(256).fill(null);
   /** Fired gaps waiting to be filled, per terminal slot (rare). */
@@ -73,36 +80,36 @@ class SequenceGap implements RuleInstance {
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
-  ) {}
+  ) {
+    this.fields = core.terminalFields(2, NaN);
+  }
 
-  private grow(k: number): Float64Array {
-    const n = Math.max(2 * (this.hot.length >> 1), k + 1);
-    const hot = new Float64Array(2 * n).fill(NaN);
-    hot.set(this.hot);
-    this.hot = hot;
+  private grow(k: number): void {
+    const n = Math.max(2 * this.evIds.length, k + 1);
     for (let i = this.evIds.length; i < n; i++) {
       this.evIds.push(null);
       this.gapsOf.push(null);
       this.firedOf.push(null);
     }
-    return hot;
   }
 
   onEvent(term: TerminalState, t: Transaction): void {
     const k = term.slot;
-    const hot = 2 * k < this.hot.length ? this.hot : this.grow(k);
-    const max = hot[2 * k]!;
+    if (k >= this.evIds.length) this.grow(k);
+    const hot = this.fields.f;
+    const o = this.fields.at(k, MAX_SEQ);
+    const max = hot[o]!;
     const seq = t.terminal_seq;
     if (max !== max) {
       // NaN: the first seq seen of a terminal is its baseline.
-      hot[2 * k] = seq;
-      hot[2 * k + 1] = t.event_time;
+      hot[o] = seq;
+      hot[o + MAX_SEQ_ET] = t.event_time;
       this.evIds[k] = t.event_id;
       return;
     }
     if (seq === max + 1) {
-      hot[2 * k] = seq;
-      hot[2 * k + 1] = t.event_time;
+      hot[o] = seq;
+      hot[o + MAX_SEQ_ET] = t.event_time;
       this.evIds[k] = t.event_id;
     } else if (seq > max) {
       const p = term.rules[this.variant]!.sequence_gap;
@@ -117,7 +124,7 @@ class SequenceGap implements RuleInstance {
           to: seq - 1,
           missing: [max + 1, seq - 1],
           lowEventId: this.evIds[k]!,
-          lowEt: hot[2 * k + 1]!,
+          lowEt: hot[o + MAX_SEQ_ET]!,
           highEventId: t.event_id,
           highEt: t.event_time,
           firstDue: t.received_time + p.timeout,
@@ -131,8 +138,8 @@ class SequenceGap implements RuleInstance {
         this.core.timers.push(g);
         this.nGaps++;
       }
-      hot[2 * k] = seq;
-      hot[2 * k + 1] = t.event_time;
+      hot[o] = seq;
+      hot[o + MAX_SEQ_ET] = t.event_time;
       this.evIds[k] = t.event_id;
     } else {
       const gaps = this.gapsOf[k];
@@ -317,7 +324,7 @@ class SequenceGap implements RuleInstance {
 
   dropTerminal(term: TerminalState): void {
     const k = term.slot;
-    if (k < 0 || 2 * k >= this.hot.length) return;
+    if (k < 0 || k >= this.evIds.length) return;
     const gaps = this.gapsOf[k];
     if (gaps !== null && gaps !== undefined) {
       for (const g of gaps) this.core.timers.remove(g);
@@ -326,22 +333,24 @@ class SequenceGap implements RuleInstance {
     this.gapsOf[k] = null;
     this.firedOf[k] = null;
     this.evIds[k] = null;
-    this.hot[2 * k] = NaN;
-    this.hot[2 * k + 1] = NaN;
+    const f = this.fields.f;
+    f[this.fields.at(k, MAX_SEQ)] = NaN;
+    f[this.fields.at(k, MAX_SEQ_ET)] = NaN;
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
     for (const term of terminals) this.dropTerminal(term);
+    this.fields.release();
   }
 
   writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
     const k = term.slot;
-    if (k < 0 || 2 * k >= this.hot.length) return;
-    const max = this.hot[2 * k]!;
+    if (k < 0 || k >= this.evIds.length) return;
+    const max = this.fields.f[this.fields.at(k, MAX_SEQ)]!;
     if (max !== max) return;
     out.max_seq = max;
     out.max_seq_event_id = this.evIds[k]!;
-    out.max_seq_event_time = this.hot[2 * k + 1]!;
+    out.max_seq_event_time = this.fields.f[this.fields.at(k, MAX_SEQ_ET)]!;
     out.gaps = (this.gapsOf[k] ?? []).map(
       (g): GapSnapshot => ({
         from: g.from,
@@ -365,9 +374,10 @@ class SequenceGap implements RuleInstance {
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
     if (typeof snap.max_seq !== 'number') return;
     const k = term.slot;
-    const hot = 2 * k < this.hot.length ? this.hot : this.grow(k);
-    hot[2 * k] = snap.max_seq;
-    hot[2 * k + 1] = snap.max_seq_event_time as number;
+    if (k >= this.evIds.length) this.grow(k);
+    const hot = this.fields.f;
+    hot[this.fields.at(k, MAX_SEQ)] = snap.max_seq;
+    hot[this.fields.at(k, MAX_SEQ_ET)] = snap.max_seq_event_time as number;
     this.evIds[k] = snap.max_seq_event_id as string;
     const fired = snap.fired_gaps as FiredGapSnapshot[] | undefined;
     this.firedOf[k] =

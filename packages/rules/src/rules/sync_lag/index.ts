@@ -8,6 +8,7 @@ import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { alertId } from '../../ids.js';
 import { BySlot } from '../../storage/by-slot.js';
+import type { TerminalFields } from '../../storage/terminal-rows.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Timer, Variant } from '../types.js';
 
 export interface SyncLagConfig extends RuleCommon {
@@ -42,6 +43,9 @@ export interface LagEpisodeSnapshot {
   due: number;
 }
 
+/** Field of the rule's range in the engine's terminal row (storage/terminal-rows.ts): an episode is open (1) or not (0). */
+const EP_OPEN = 0;
+
 /**
  * The open episode of each terminal lives in the instance, in a dense array indexed by the terminal's
  * slot (TerminalState.slot, stable while the terminal is registered; null = none), like sequence_gap's
@@ -50,11 +54,21 @@ export interface LagEpisodeSnapshot {
 class SyncLag implements RuleInstance {
   readonly def = syncLag;
   private readonly episodes = new BySlot<Episode>(256);
+  /** EP_OPEN in the engine's terminal row: 1 while the terminal has an open episode (read on every sale by the refund reasons). */
+  private readonly fields: TerminalFields;
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
-  ) {}
+  ) {
+    this.fields = core.terminalFields(1, 0);
+  }
+
+  /** Sets or clears the terminal's open episode (the object and the row's flag together). */
+  private setEpisode(term: TerminalState, ep: Episode | null): void {
+    this.episodes.set(term.slot, ep);
+    this.fields.f[this.fields.at(term.slot, EP_OPEN)] = ep === null ? 0 : 1;
+  }
 
   onEvent(term: TerminalState, t: Transaction): void {
     const p = term.rules[this.variant]!.sync_lag;
@@ -91,7 +105,7 @@ class SyncLag implements RuleInstance {
       lateCount: 1,
       maxLag: lag,
     };
-    this.episodes.set(term.slot, fresh);
+    this.setEpisode(term, fresh);
     this.core.timers.push(fresh);
     if (!p.enabled) return;
     this.core.emit(
@@ -115,7 +129,7 @@ class SyncLag implements RuleInstance {
     const term = ep.terminal;
     this.core.timers.remove(ep);
     if (this.episodes.get(term.slot) !== ep) return; // not expected: a dropped terminal's timer is removed with it
-    this.episodes.set(term.slot, null);
+    this.setEpisode(term, null);
     this.core.markTerminal(term);
     if (ep.alertId === null) return;
     const quiet = ep.due - ep.lastLate;
@@ -143,18 +157,19 @@ class SyncLag implements RuleInstance {
 
   /** The terminal is in a late-sync episode (tracked even while the rule is disabled). Read by the refund reasons (src/reasons/). */
   episodeOpen(term: TerminalState): boolean {
-    return this.episodes.get(term.slot) !== null;
+    return term.slot >= 0 && this.fields.f[this.fields.at(term.slot, EP_OPEN)] === 1;
   }
 
   dropTerminal(term: TerminalState): void {
     const ep = this.episodes.get(term.slot);
     if (ep === null) return;
     this.core.timers.remove(ep);
-    this.episodes.set(term.slot, null);
+    this.setEpisode(term, null);
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
     for (const term of terminals) this.dropTerminal(term);
+    this.fields.release();
   }
 
   writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
@@ -191,7 +206,7 @@ class SyncLag implements RuleInstance {
       lateCount: s?.late_count ?? 0,
       maxLag: s?.max_lag ?? 0,
     };
-    this.episodes.set(term.slot, ep);
+    this.setEpisode(term, ep);
     this.core.timers.push(ep);
   }
 }
