@@ -7,7 +7,7 @@ import { testKafka } from '@tillwatch/stream/testing';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
 import { createSink } from '@tillwatch/sink';
 import { createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
-import { backtest, closeStreamTime, deleteTopics, duplicates, ids, produceEvents, readAll, scenario, setupTopics, sleep, spawnDetector, waitCommitted } from './support.js';
+import { backtest, closeStreamTime, deleteTopics, duplicates, ids, produceEvents, readAll, scenario, setupTopics, sleep, spawnDetector, stableAssignment, waitCommitted } from './support.js';
 
 const { kafka, registry, logger } = testKafka('crash-it');
 const cleanup: Record<TopicRole, string>[] = [];
@@ -38,7 +38,9 @@ describe('crash recovery (kill -9)', () => {
     const expected = backtest(events);
 
     const first = spawnDetector(prefix, groupId);
-    // Feed the stream while the first detector works, and kill it hard part-way through.
+    // Feed the stream once the first detector has joined (so that it works while the stream
+    // arrives, instead of finding all of it there), and kill it hard part-way through.
+    await stableAssignment(kafka, groupId, topics.transactions, 3, 1);
     const feeding = (async () => {
       for (let i = 0; i < events.length; i += 2000) {
         await produceEvents(kafka, registry, topics.transactions, events.slice(i, i + 2000));

@@ -1,12 +1,11 @@
 // Scale-out with real processes: two `tillwatch detector` processes in one group on 12 partitions, a
 // third joins mid-stream and one of the first two leaves (SIGTERM). Every move is a rebalance with
 // a restore from the changelog in another process; the alerts must equal the backtest, none doubled.
-import { AssignerProtocol } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AvroSchemas, type Alert, type TopicRole } from '@tillwatch/schemas';
 import { randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
-import { backtest, closeStreamTime, deleteTopics, duplicates, ids, produceEvents, readAll, scenario, setupTopics, sleep, spawnDetector, waitCommitted } from './support.js';
+import { backtest, closeStreamTime, deleteTopics, duplicates, ids, produceEvents, readAll, scenario, setupTopics, sleep, spawnDetector, stableAssignment, waitCommitted } from './support.js';
 
 const { kafka, registry } = testKafka('scale-out-it');
 const cleanup: Record<TopicRole, string>[] = [];
@@ -15,33 +14,6 @@ afterAll(async () => {
   for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
   for (const t of cleanup) await deleteTopics(kafka, t);
 });
-
-/** Transaction partitions of each member of the group, once the group is stable with `members` members. */
-async function stableAssignment(groupId: string, topic: string, members: number, timeoutMs = 90_000): Promise<number[][]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < deadline) {
-      const { groups } = await admin.describeGroups([groupId]);
-      const g = groups[0];
-      last = `${g?.state} with ${g?.members.length} members`;
-      if (g?.state === 'Stable' && g.members.length === members) {
-        const parts = g.members.map((m) => {
-          const a = AssignerProtocol.MemberAssignment.decode(m.memberAssignment);
-          return [...(a?.assignment[topic] ?? [])].sort((x, y) => x - y);
-        });
-        // Stable and every partition owned: the assignment is final.
-        if (parts.flat().length === 12) return parts;
-      }
-      await sleep(250);
-    }
-    throw new Error(`group ${groupId} not stable with ${members} members within ${timeoutMs} ms (last: ${last})`);
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 describe('scale-out with detector processes', () => {
   it('12 partitions: two processes, a third joins, one leaves; alerts equal the backtest, none doubled', { timeout: 300_000 }, async () => {
@@ -62,13 +34,13 @@ describe('scale-out with detector processes', () => {
 
     const a = spawnOne();
     const b = spawnOne();
-    const two = await stableAssignment(groupId, topics.transactions, 2);
+    const two = await stableAssignment(kafka, groupId, topics.transactions, 12, 2);
     expect(two.flat().sort((x, y) => x - y)).toEqual(all);
     await produceEvents(kafka, registry, topics.transactions, events.slice(0, 3000));
 
     // A third process joins mid-stream: tasks move to it and restore there.
     const c = spawnOne();
-    const three = await stableAssignment(groupId, topics.transactions, 3);
+    const three = await stableAssignment(kafka, groupId, topics.transactions, 12, 3);
     expect(three.flat().sort((x, y) => x - y)).toEqual(all);
     for (const owned of three) expect(owned.length).toBeGreaterThan(0);
     await produceEvents(kafka, registry, topics.transactions, events.slice(3000, 6000));
@@ -77,7 +49,7 @@ describe('scale-out with detector processes', () => {
     // One of the first two leaves (SIGTERM: finish, commit, leave the group): its tasks restore on the others.
     b.child.kill('SIGTERM');
     expect(await b.exited, output()).toBe(0);
-    const after = await stableAssignment(groupId, topics.transactions, 2);
+    const after = await stableAssignment(kafka, groupId, topics.transactions, 12, 2);
     expect(after.flat().sort((x, y) => x - y)).toEqual(all);
     await produceEvents(kafka, registry, topics.transactions, events.slice(6000));
 

@@ -2,7 +2,7 @@
 // run-scoped topics on the real broker and registry, and an alert reader (read_committed).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Kafka } from 'kafkajs';
+import { AssignerProtocol, type Kafka } from 'kafkajs';
 import { AvroSchemas, valueSubject, type Alert, type TopicRole, type Transaction } from '@tillwatch/schemas';
 import { createRuleEngine, defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import { createFleet } from '@tillwatch/simulator';
@@ -103,4 +103,31 @@ export function spawnDetector(prefix: string, groupId: string): { child: ChildPr
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, exited, output: () => output };
+}
+
+/** Partitions of `topic` owned by each member of the group, once it is stable with `members` members owning all `partitions`. */
+export async function stableAssignment(kafka: Kafka, groupId: string, topic: string, partitions: number, members: number, timeoutMs = 90_000): Promise<number[][]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const { groups } = await admin.describeGroups([groupId]);
+      const g = groups[0];
+      last = `${g?.state} with ${g?.members.length} members`;
+      if (g?.state === 'Stable' && g.members.length === members) {
+        const parts = g.members.map((m) => {
+          const a = AssignerProtocol.MemberAssignment.decode(m.memberAssignment);
+          return [...(a?.assignment[topic] ?? [])].sort((x, y) => x - y);
+        });
+        // Stable and every partition owned: the assignment is final.
+        if (parts.flat().length === partitions) return parts;
+      }
+      await sleep(250);
+    }
+    throw new Error(`group ${groupId} not stable with ${members} members within ${timeoutMs} ms (last: ${last})`);
+  } finally {
+    await admin.disconnect();
+  }
 }
