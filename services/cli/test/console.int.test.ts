@@ -191,7 +191,8 @@ describeBrowser('the console in Chromium against the npm start pipeline', () => 
     await b.page.goto(`${shared}#key=${VIEWER}`);
     await b.page.locator('#queue-rows tr').first().waitFor();
     expect(await b.page.locator('#f-rule').inputValue()).toBe('duplicate_charge');
-    expect(await b.page.locator('#queue-rows tr').count()).toBe(1);
+    // The list may render before the filtered page replaces it: wait for the filtered one.
+    await expect.poll(() => b.page.locator('#queue-rows tr').count(), { timeout: 10_000 }).toBe(1);
 
     // Keyboard: j selects, Enter opens.
     await a.page.locator('main').focus();
