@@ -294,6 +294,8 @@ try {
     await new Promise((r) => setTimeout(r, 10_000));
   }
   const stageRecords = (await stageMetrics.consumed.get()).values.reduce((n, v) => n + v.value, 0);
+  // Records that reached the stage below its frontier (delayed past the grace): applied out of order.
+  const lateRecords = (await stageMetrics.late.get()).values[0]?.value ?? 0;
   const all = [...traces.values()].filter((t) => t.committed !== undefined);
   const done = all.filter((t) => t.time < probeFrom);
   const probed = all.filter((t) => t.time >= probeFrom);
@@ -322,7 +324,7 @@ try {
     quietProbes: { probes, decisions: probed.length, ...breakdown(probed) },
     slowest: slowest.map((t) => ({ atS: +((t.time - started) / 1000).toFixed(1), total: t.committed! - t.time, toDetectorCommit: (t.detectorCommit ?? NaN) - t.time, toStageFetch: (t.stageFetch ?? NaN) - t.time, toRelease: (t.released ?? NaN) - t.time, holder: t.holder, holderFromTick: t.holderFromTick })),
     watermarks: { batch: batchWatermarks, tick: tickWatermarks, idle: idleMarks },
-    stageInputRecords: stageRecords, stageInputRecordsPerSecond: Math.round(stageRecords / elapsed),
+    stageInputRecords: stageRecords, stageInputRecordsPerSecond: Math.round(stageRecords / elapsed), stageLateRecords: lateRecords,
   }, null, 1));
 } finally {
   await producer.disconnect();
