@@ -31,6 +31,8 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
           {
             wallClockTimers: { env: 'DETECTOR_WALL_CLOCK_TIMERS', field: bool(), default: true },
             stage: { env: 'DETECTOR_STAGE', field: bool(), default: true },
+            // How far a quiet partition's stage watermark trails its clock (services/stage/README.md, "Latency").
+            stageGraceMs: { env: 'DETECTOR_STAGE_GRACE_MS', field: int(0, 600_000), default: 5000 },
             // The broker refuses a session outside group.min/max.session.timeout.ms (6 s to 30 min by default).
             changelogFormat: { env: 'DETECTOR_CHANGELOG_FORMAT', field: int(1, 2), default: 2 },
             sessionTimeoutMs: { env: 'DETECTOR_SESSION_TIMEOUT_MS', field: int(1_000, 1_800_000), default: DEFAULT_SESSION_TIMEOUT_MS },
@@ -49,7 +51,7 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
   const promRegistry = createRegistry({ service: 'detector' });
   const metrics = createDetectorMetrics(promRegistry);
   const life = createServiceLifecycle({ service: 'detector', logger, shutdownTimeoutMs: svc.shutdownTimeoutMs });
-  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers, sessionTimeoutMs: cfg.own.sessionTimeoutMs, changelogFormat: cfg.own.changelogFormat === 1 ? 1 : 2, ...(cfg.own.stage ? { stage: { topic: names.stageInput } } : {}), liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
+  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers, sessionTimeoutMs: cfg.own.sessionTimeoutMs, changelogFormat: cfg.own.changelogFormat === 1 ? 1 : 2, ...(cfg.own.stage ? { stage: { topic: names.stageInput, graceMs: cfg.own.stageGraceMs } } : {}), liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
   // /healthz turns 503 the moment a fatal error is seen, while the stop is still running.
   const ops = createOpsServer({ registry: promRegistry, healthy: life.healthy, ready: () => ({ ready: detector.ready(), detail: { partitions: detector.assignedPartitions() } }), host: svc.httpHost, port: svc.httpPort });
   const { url } = await ops.listen();

@@ -13,8 +13,8 @@ export interface StageOutput {
   seen(terminalId: string, merchantId: string, receivedTime: number): void;
   /**
    * The internal-topic messages for one batch or tick: episode records, proposed actions, activity
-   * seen since the last call, and the watermark (always after a batch; after a tick at most every
-   * `watermarkIntervalMs` of clock, or `idle` while the partition has had no input).
+   * seen since the last call, and the watermark (always after a batch; after a tick when it moved,
+   * at most every `watermarkIntervalMs` of wall time, or `idle` while the partition has had no input).
    */
   messages(alerts: readonly Alert[], actions: readonly Action[], updates: readonly AlertUpdate[], clock: number, lastReceived: number, fromTick: boolean, wallMs: number): OutputMessage[];
 }
@@ -22,7 +22,11 @@ export interface StageOutput {
 export interface StageOutputOptions {
   partition: number;
   topic: string;
-  /** Tick watermarks closer than this (ms of stream clock) to the last one are skipped (default 1000). */
+  /**
+   * At most one tick watermark per this much wall time (default 500 ms: with the detector's 1 s
+   * tick, every tick that moves the watermark publishes it; a faster tick is thinned out). Batch
+   * watermarks do not count: the first tick past the grace after a batch publishes at once.
+   */
   watermarkIntervalMs?: number;
   /**
    * In live mode the clock runs ahead of the received times with wall time; a record stamped by its
@@ -37,7 +41,8 @@ export function createStageOutput(o: StageOutputOptions): StageOutput {
   const pending: StageRecord[] = [];
   let lastWm = -1;
   let lastIdle = -Infinity;
-  const interval = o.watermarkIntervalMs ?? 1000;
+  let lastTick = -Infinity;
+  const interval = o.watermarkIntervalMs ?? 500;
   const grace = o.graceMs ?? 5000;
   return {
     seen(terminalId, merchantId, receivedTime) {
@@ -54,7 +59,8 @@ export function createStageOutput(o: StageOutputOptions): StageOutput {
         return [{ topic: o.topic, key: null, partition: 0, value: Buffer.from(JSON.stringify({ type: 'watermark', partition: o.partition, time: 0, idle: true })) }];
       }
       const wm = Math.max(lastWm, lastReceived, clock - grace);
-      if (pending.length === 0 && (wm === lastWm || (fromTick && wm - lastWm < interval))) return [];
+      if (pending.length === 0 && (wm === lastWm || (fromTick && wallMs - lastTick < interval))) return [];
+      if (fromTick) lastTick = wallMs;
       pending.push({ type: 'watermark', partition: o.partition, time: wm });
       lastWm = wm;
       const out = pending.map((r): OutputMessage => ({ topic: o.topic, key: null, partition: 0, value: Buffer.from(JSON.stringify(r)) }));

@@ -12,6 +12,7 @@ export const spec = {
       '  TILLWATCH_RULES        rules file, YAML or JSON (default: the built-in rules)',
       '  DETECTOR_WALL_CLOCK_TIMERS   quiet partitions\' clocks follow wall time (default true)',
       '  DETECTOR_STAGE         propose actions to the second stage (tillwatch stage) instead of publishing them (default true)',
+      '  DETECTOR_STAGE_GRACE_MS   how far a quiet partition\'s stage watermark trails its clock: a record delayed longer reaches the stage late; a quiet partition holds the stage back this long (default 5000)',
       '  DETECTOR_CHANGELOG_FORMAT     changelog value format written: 2 (default) or 1, for a rolling upgrade from a version that reads only 1',
       '  DETECTOR_SESSION_TIMEOUT_MS   consumer group session: a killed detector\'s partitions wait this long before moving (default 10000; the broker allows 6000 to 1800000 by default)',
     ]),
