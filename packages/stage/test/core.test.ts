@@ -128,7 +128,7 @@ describe('sync_incident', () => {
     expect(o.memberships.some((m) => m.alert_id === 'upload_backlog-1')).toBe(false);
   });
 
-  it('a backlog older than window before the offline entry stays unlinked, also after a restore', () => {
+  it('a backlog older than window before the offline entry stays unlinked', () => {
     const recs: StageRecord[] = [
       memberAlert(20, T - 10 * MIN, 'upload_backlog'),
       ...openAt(T),

@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { eventsJsonl, SCENARIOS } from './scenarios/build.js';
+import { contractJson } from '@tillwatch/schemas';
+import { SCENARIOS } from './scenarios/build.js';
 import { EXPECTATIONS } from './scenarios/expectations.js';
 import { runScenario } from './scenarios/run.js';
 
@@ -17,7 +18,7 @@ describe('stage golden scenarios', () => {
     it(name, async () => {
       const events = join(dir, name, 'events.jsonl');
       // The committed input is what build.ts makes (the story in code and the file agree).
-      expect(await readFile(events, 'utf8')).toBe(eventsJsonl(SCENARIOS[name]()));
+      expect(await readFile(events, 'utf8')).toBe(SCENARIOS[name]().map((t) => contractJson('transaction', t)).join('\n') + '\n');
       const out = await runScenario(events);
       expect(EXPECTATIONS[name](out)).toEqual([]);
       expect(out.alerts).toBe(await readFile(join(dir, name, 'expected.jsonl'), 'utf8'));

@@ -1,12 +1,5 @@
 // The stage's golden scenarios, built by code (so the story is readable) and written as JSON lines.
-import { contractJson, type Heartbeat, type Transaction } from '@tillwatch/schemas';
-
-/** A line of events.jsonl: a transaction, or a heartbeat (`"type": "heartbeat"`, as `tillwatch backtest` reads it). */
-export type ScenarioEvent = Transaction | (Heartbeat & { type: 'heartbeat' });
-
-/** The events as the JSON lines of events.jsonl. */
-export const eventsJsonl = (events: readonly ScenarioEvent[]): string =>
-  events.map((e) => ('type' in e ? `{"type":"heartbeat",${contractJson('heartbeat', e).slice(1)}` : contractJson('transaction', e))).join('\n') + '\n';
+import type { Transaction } from '@tillwatch/schemas';
 
 const MIN = 60_000;
 /** 2025-01-06 09:00 UTC, on an hour boundary (the freeze window is epoch-aligned). */
@@ -44,39 +37,16 @@ function txn(b: Builder, terminal: string, merchant: string, eventTime: number, 
 const byArrival = (a: Transaction, b: Transaction): number => a.received_time - b.received_time || (a.event_id < b.event_id ? -1 : 1);
 
 /**
- * Heartbeats of one terminal every minute from `from` to `to` (event time; received 500 ms later):
- * last_seq and queue_depth as the terminal knows them (its transactions recorded by then, and those of
- * them not yet received).
- */
-function heartbeats(txns: readonly Transaction[], terminal: string, from: number, to: number): Array<Heartbeat & { type: 'heartbeat' }> {
-  const own = txns.filter((t) => t.terminal_id === terminal);
-  const out: Array<Heartbeat & { type: 'heartbeat' }> = [];
-  for (let t = from; t <= to; t += MIN) {
-    const recorded = own.filter((x) => x.event_time <= t);
-    out.push({
-      type: 'heartbeat',
-      terminal_id: terminal,
-      merchant_id: own[0]!.merchant_id,
-      last_seq: Math.max(0, ...recorded.map((x) => x.terminal_seq)),
-      queue_depth: recorded.filter((x) => x.received_time > t).length,
-      event_time: t,
-      received_time: t + 500,
-    });
-  }
-  return out;
-}
-
-/**
  * 40 terminals at 20 merchants (two each), a sale every 5 min from 09:00 to 12:30. At 10:00, 12 of
  * them (30 %: one per merchant at M00..M11) lose the host; they keep selling offline and each also
  * refunds two of its offline sales (T00 at M00: four). They reconnect between 10:40 and 10:44 and
  * upload the backlog refunds first, so every refund arrives before its sale (refund_without_sale:
  * FREEZE_TERMINAL): 26 proposed freezes in one hour, over the fleet cap (20) and over M00's cap (3).
- * T22 (the last to reconnect, at 10:43:40) heartbeats every minute from 10:25: its queue is stuck
- * (upload_backlog, 10:35) before its late upload enters the incident: the backlog alert belongs to it
- * (role `before`).
+ * T02's 09:52 sale never reaches us: the 09:57 one reveals the gap, which fires (sequence_gap, 30 min
+ * timeout) at 10:27:02, before T02's late upload (10:40:21) opens the incident with the others: the
+ * gap alert belongs to the incident too (role `before`).
  */
-export function fleetOutage(): ScenarioEvent[] {
+export function fleetOutage(): Transaction[] {
   const b: Builder = { out: [], seq: new Map(), n: 0 };
   const end = T0 + 210 * MIN;
   const outageStart = T0 + 60 * MIN;
@@ -106,8 +76,9 @@ export function fleetOutage(): ScenarioEvent[] {
     list.sort((x, y) => x.event_time - y.event_time || (x.event_id < y.event_id ? -1 : 1));
     list.forEach((t, k) => (t.terminal_seq = k + 1));
   }
-  const beats = heartbeats(b.out, 'T22', outageStart + 25 * MIN, end);
-  return [...b.out.sort(byArrival), ...beats].sort((x, y) => x.received_time - y.received_time || ('type' in x ? 1 : 0) - ('type' in y ? 1 : 0) || ('type' in x || 'type' in y ? 0 : byArrival(x, y)));
+  const lost = b.out.findIndex((t) => t.terminal_id === 'T02' && t.event_time === T0 + 52 * MIN);
+  b.out.splice(lost, 1);
+  return b.out.sort(byArrival);
 }
 
 /**
@@ -115,7 +86,7 @@ export function fleetOutage(): ScenarioEvent[] {
  * a different terminal is offline for 30 min and uploads its backlog on reconnect: 15 unrelated
  * single-terminal episodes over 10 hours. No incident: never 10 terminals within 15 min.
  */
-export function scatteredEpisodes(): ScenarioEvent[] {
+export function scatteredEpisodes(): Transaction[] {
   const b: Builder = { out: [], seq: new Map(), n: 0 };
   const start = T0 - 60 * MIN;
   const end = start + 12 * 60 * MIN;

@@ -4,7 +4,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { eventsJsonl, SCENARIOS } from './build.js';
+import { contractJson } from '@tillwatch/schemas';
+import { SCENARIOS } from './build.js';
 import { EXPECTATIONS } from './expectations.js';
 import { runScenario } from './run.js';
 
@@ -13,7 +14,7 @@ for (const [name, build] of Object.entries(SCENARIOS)) {
   const dir = join(here, name);
   await mkdir(dir, { recursive: true });
   const events = join(dir, 'events.jsonl');
-  await writeFile(events, eventsJsonl(build()));
+  await writeFile(events, build().map((t) => contractJson('transaction', t)).join('\n') + '\n');
   const out = await runScenario(events);
   const problems = EXPECTATIONS[name as keyof typeof EXPECTATIONS](out);
   if (problems.length > 0) {
