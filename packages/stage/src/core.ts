@@ -14,7 +14,7 @@ import type { ActionDecision, EpisodeEnd, EpisodeStart, MemberAlert, ProposedAct
 export const EPISODE_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline']);
 /** Per-terminal NOTIFY_MERCHANT of these rules is suppressed for the terminals of an open incident. */
 export const INCIDENT_NOTIFY_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline', 'upload_backlog', 'sequence_gap']);
-/** Alerts of these rules of a member terminal belong to the open incident (IncidentMembership, role `during`); the detector publishes them as `alert` records. */
+/** Alerts of these rules of a member terminal belong to the open incident (IncidentMembership, role `during`), or of a terminal entering within `window` after them (role `before`); the detector publishes them as `alert` records. */
 export const MEMBER_ALERT_RULES: ReadonlySet<string> = new Set([...INCIDENT_NOTIFY_RULES].filter((r) => !EPISODE_RULES.has(r)));
 export const FREEZE_KINDS: ReadonlySet<string> = new Set(['FREEZE_TERMINAL', 'FREEZE_CARD']);
 /** Granularity of "active terminal": a terminal is counted from its first record in an hour. */
