@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS {db}.incident_members
     rule              LowCardinality(String),
     terminal_id       LowCardinality(String),
     merchant_id       LowCardinality(String),
-    role              Enum8('opening' = 1, 'joined' = 2, 'during' = 3),
+    role              Enum8('opening' = 1, 'joined' = 2, 'during' = 3, 'before' = 4),
     alert_detected_at DateTime64(3, 'UTC'),
     joined_at         DateTime64(3, 'UTC') COMMENT 'stream (received) time at which the stage linked it',
     ingested_at       DateTime64(3, 'UTC') DEFAULT now64(3),

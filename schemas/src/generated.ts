@@ -143,8 +143,8 @@ export interface Heartbeat {
   received_time: number;
 }
 
-export type IncidentRole = "opening" | "joined" | "during";
-export const IncidentRoleValues = ["opening", "joined", "during"] as const;
+export type IncidentRole = "opening" | "joined" | "during" | "before";
+export const IncidentRoleValues = ["opening", "joined", "during", "before"] as const;
 
 /** A per-terminal alert (sync_lag, terminal_offline, upload_backlog, sequence_gap) belongs to a fleet sync incident (issue 10). Written only by the second stage, once it knows: the detector raises the per-terminal alert before the incident exists (the first terminals open it), so the link is a record of its own, not a field of the alert. Topic pos.incidents.members.v1, key = merchant_id; ClickHouse incident_members. An alert belongs to at most one incident. */
 export interface IncidentMembership {
@@ -158,11 +158,11 @@ export interface IncidentMembership {
   rule: string;
   terminal_id: string;
   merchant_id: string;
-  /** opening: one of the episode starts that opened the incident; joined: an episode start while it was open; during: an upload_backlog or sequence_gap alert of a member terminal while it was open */
+  /** opening: one of the episode starts that opened the incident; joined: an episode start while it was open; during: an upload_backlog or sequence_gap alert of a member terminal while it was open; before: an upload_backlog or sequence_gap alert of a terminal raised before it entered the incident (opening or joined), at most the incident rule's window before its entering episode start, and not linked to an earlier incident */
   role: IncidentRole;
   /** detected_at of the member alert */
   alert_detected_at: number;
-  /** Stage time (received time) at which it was linked: the incident's opening time for opening members, else the alert's detected_at */
+  /** Stage time (received time) at which it was linked: the incident's opening time for opening members (and their before alerts), the entering start's time for before alerts of joined members, else the alert's detected_at */
   joined_at: number;
 }
 

@@ -9,7 +9,9 @@
 // (pos.incidents.members.v1); here each alert line of a rule that can belong to an incident waits
 // until its membership is decided, so the file says what the API says about the alert (alert joined
 // with incident_members). The wait is bounded by stream time: an episode start can be linked only by
-// an incident opening within `sync_incident.window` after it; any other candidate when it is applied.
+// an incident opening within `sync_incident.window` after it; an upload_backlog or sequence_gap alert
+// by its terminal entering (role `before`) with a start less than `window` after it, itself linked less
+// than `window` after that start: within 2 x `window`.
 import { contractJson, type Action, type Alert, type AlertUpdate, type IncidentMembership } from '@tillwatch/schemas';
 import type { EngineOutput, RulesConfig } from '@tillwatch/rules';
 import { createStageCore, EPISODE_RULES, INCIDENT_NOTIFY_RULES, type StageOutput } from './core.js';
@@ -115,7 +117,7 @@ export function createBacktestStage(config: RulesConfig, options: { keepDecision
           queue.push({ alert: a, incident: null, due: null });
           continue;
         }
-        const l: Line = { alert: a, incident: null, due: a.detected_at + (EPISODE_RULES.has(a.rule) ? window : 1) };
+        const l: Line = { alert: a, incident: null, due: a.detected_at + (EPISODE_RULES.has(a.rule) ? window : 2 * window) };
         queue.push(l);
         undecided.set(a.alert_id, l);
       }

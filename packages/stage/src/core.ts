@@ -14,7 +14,7 @@ import type { ActionDecision, EpisodeEnd, EpisodeStart, MemberAlert, ProposedAct
 export const EPISODE_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline']);
 /** Per-terminal NOTIFY_MERCHANT of these rules is suppressed for the terminals of an open incident. */
 export const INCIDENT_NOTIFY_RULES: ReadonlySet<string> = new Set(['sync_lag', 'terminal_offline', 'upload_backlog', 'sequence_gap']);
-/** Alerts of these rules of a member terminal belong to the open incident (IncidentMembership, role `during`); the detector publishes them as `alert` records. */
+/** Alerts of these rules of a member terminal belong to the open incident (IncidentMembership, role `during`), or of a terminal entering within `window` after them (role `before`); the detector publishes them as `alert` records. */
 export const MEMBER_ALERT_RULES: ReadonlySet<string> = new Set([...INCIDENT_NOTIFY_RULES].filter((r) => !EPISODE_RULES.has(r)));
 export const FREEZE_KINDS: ReadonlySet<string> = new Set(['FREEZE_TERMINAL', 'FREEZE_CARD']);
 /** Granularity of "active terminal": a terminal is counted from its first record in an hour. */
@@ -25,6 +25,11 @@ export const SYNC_INCIDENT = { id: 'sync_incident', version: 1 } as const;
 export const FREEZE_CIRCUIT_OPEN = { id: 'freeze_circuit_open', version: 1 } as const;
 /** Evidence of an incident: the first event of each of its first this-many terminals. */
 export const EVIDENCE_TERMINALS = 10;
+/**
+ * Per terminal, at most this many unlinked upload_backlog/sequence_gap alerts are kept (the latest) to
+ * be linked with role `before` when the terminal enters an incident; older ones also go after `window`.
+ */
+export const MAX_PRIOR_ALERTS = 16;
 
 export interface StageOutput {
   alerts: Alert[];
@@ -45,6 +50,14 @@ interface Start {
   merchant_id: string;
   alert_id: string;
   event_id: string | null;
+}
+
+/** An unlinked member-rule alert, kept for `window` in case its terminal enters an incident (role `before`). */
+interface Prior {
+  time: number;
+  rule: string;
+  alert_id: string;
+  merchant_id: string;
 }
 
 interface Incident {
@@ -119,7 +132,8 @@ export interface StageCore {
   /**
    * Changelog writes since the last call: `core` (watermarks, buffer, window, incident and governor
    * counters), `seen:<terminal>` (last activity hour), `open:<terminal>` (its open episodes' alert
-   * ids) and `member:<terminal>` (its merchant, while in the open incident); null = tombstone.
+   * ids), `member:<terminal>` (its merchant, while in the open incident) and `prior:<terminal>` (its
+   * unlinked upload_backlog/sequence_gap alerts of the last `window`); null = tombstone.
    */
   takeChanges(): Array<[string, unknown]>;
   restore(entries: Iterable<[string, unknown]>): void;
@@ -169,6 +183,12 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   let openChanged = new Set<string>();
   let memberChanges = new Map<string, string | null>();
   let coreChanged = false;
+  // Unlinked upload_backlog/sequence_gap alerts per terminal (changelog keys prior:<t>), and the same
+  // entries in time order over the fleet, to prune them by stream time (rebuilt on restore).
+  let prior = new Map<string, Prior[]>();
+  let priorQueue: Array<{ time: number; terminal_id: string; alert_id: string }> = [];
+  let priorHead = 0;
+  let priorChanged = new Set<string>();
 
   let out: StageOutput = { alerts: [], updates: [], actions: [], decisions: [], memberships: [] };
 
@@ -210,11 +230,54 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     });
   };
 
+  /**
+   * Drops the unlinked alerts that can no longer be linked. A start enters at the latest `window` after
+   * its time (an opening start waits for the others), and links alerts of the `window` before it: kept 2 x window.
+   */
+  const prunePrior = (now: number): void => {
+    const from = now - 2 * cfg.sync_incident.window;
+    while (priorHead < priorQueue.length && priorQueue[priorHead]!.time <= from) {
+      const q = priorQueue[priorHead++]!;
+      const list = prior.get(q.terminal_id);
+      if (list === undefined) continue;
+      const i = list.findIndex((p) => p.alert_id === q.alert_id);
+      if (i < 0) continue; // already linked or capped out
+      list.splice(i, 1);
+      if (list.length === 0) prior.delete(q.terminal_id);
+      priorChanged.add(q.terminal_id);
+    }
+    if (priorHead > 1024 && priorHead * 2 > priorQueue.length) {
+      priorQueue = priorQueue.slice(priorHead);
+      priorHead = 0;
+    }
+  };
+
+  const keepPrior = (r: MemberAlert): void => {
+    let list = prior.get(r.terminal_id);
+    if (list === undefined) prior.set(r.terminal_id, (list = []));
+    if (list.some((p) => p.alert_id === r.alert_id)) return;
+    list.push({ time: r.time, rule: r.rule, alert_id: r.alert_id, merchant_id: r.merchant_id });
+    if (list.length > MAX_PRIOR_ALERTS) list.shift();
+    priorQueue.push({ time: r.time, terminal_id: r.terminal_id, alert_id: r.alert_id });
+    priorChanged.add(r.terminal_id);
+  };
+
+  /** A terminal enters an incident: its unlinked alerts of the `window` before its entering start belong to it too (role `before`). */
+  const linkPrior = (inc: Incident, s: Start, at: number): void => {
+    const list = prior.get(s.terminal_id);
+    if (list === undefined) return;
+    const from = s.time - cfg.sync_incident.window;
+    for (const p of list) if (p.time > from) link(inc, { ...p, terminal_id: s.terminal_id }, 'before', at);
+    prior.delete(s.terminal_id);
+    priorChanged.add(s.terminal_id);
+  };
+
   const join = (inc: Incident, s: Start, role: 'opening' | 'joined', at: number): void => {
     link(inc, s, role, at);
     inc.entries++;
     if (s.time > inc.last_start) inc.last_start = s.time;
     if (!inc.members.has(s.terminal_id)) {
+      linkPrior(inc, s, at);
       inc.members.set(s.terminal_id, s.merchant_id);
       memberChanges.set(s.terminal_id, s.merchant_id);
       inc.merchants.add(s.merchant_id);
@@ -343,8 +406,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   };
 
   // The same membership test as the governor's suppression: an alert of a member terminal while the incident is open.
+  // Any other alert is kept for `window`: its terminal may still enter (role `before`).
   const onMemberAlert = (r: MemberAlert): void => {
     if (incident !== null && incident.members.has(r.terminal_id)) link(incident, r, 'during', r.time);
+    else keepPrior(r);
   };
 
   const onEnd = (r: EpisodeEnd): void => {
@@ -466,6 +531,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   };
 
   const applyRecord = (r: Buffered): void => {
+    prunePrior(r.time);
     if (r.type === 'seen') onSeen(r);
     else if (r.type === 'start') onStart(r);
     else if (r.type === 'end') onEnd(r);
@@ -593,6 +659,8 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       openChanged = new Set();
       for (const [t, m] of memberChanges) changes.push([`member:${t}`, m]);
       memberChanges = new Map();
+      for (const t of priorChanged) changes.push([`prior:${t}`, prior.has(t) ? prior.get(t)!.map((p) => ({ ...p })) : null]);
+      priorChanged = new Set();
       if (coreChanged) {
         coreChanged = false;
         const snap: CoreSnapshot = {
@@ -615,6 +683,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       seen = new Map();
       bucketCounts = new Map();
       open = new Map();
+      prior = new Map();
       const members = new Map<string, string>();
       for (const [k, v] of entries) {
         if (v === null || v === undefined) continue; // a tombstone
@@ -624,6 +693,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         }
         if (k.startsWith('member:')) {
           members.set(k.slice(7), v as string);
+          continue;
+        }
+        if (k.startsWith('prior:')) {
+          prior.set(k.slice(6), (v as Prior[]).map((p) => ({ ...p })));
           continue;
         }
         if (k.startsWith('seen:')) {
@@ -649,9 +722,15 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         incident.members = members;
         incident.merchants = new Set(members.values());
       }
+      // The pruning order over the fleet, from the kept alerts (time, then id: as they were applied).
+      priorQueue = [];
+      priorHead = 0;
+      for (const [t, list] of prior) for (const p of list) priorQueue.push({ time: p.time, terminal_id: t, alert_id: p.alert_id });
+      priorQueue.sort((a, b) => a.time - b.time || (a.alert_id < b.alert_id ? -1 : a.alert_id > b.alert_id ? 1 : 0));
       seenChanged = new Set();
       openChanged = new Set();
       memberChanges = new Map();
+      priorChanged = new Set();
       coreChanged = false;
     },
   };

@@ -63,10 +63,10 @@ describe('sync_incident', () => {
   it("links every member alert to the incident: the opening starts, later entries, and upload_backlog/sequence_gap of member terminals while it is open", () => {
     const memberAlert = (i: number, time: number, rule: string): StageRecord => ({ type: 'alert', partition: 0, time, rule, alert_id: `${rule}-${i}`, terminal_id: `T${i}`, merchant_id: `M${i}` });
     const recs: StageRecord[] = [
-      // Before the incident: an upload_backlog of T0 (no incident yet) stays unlinked.
-      memberAlert(0, T - MIN, 'upload_backlog'),
+      // Before the incident, more than `window` (15 min) before T0's start: stays unlinked.
+      memberAlert(0, T - 16 * MIN, 'upload_backlog'),
       ...Array.from({ length: 12 }, (_, i) => start(i, T + i * MIN)),
-      // While open: a sequence_gap of member T2 joins; one of T40 (not a member) does not.
+      // While open: a sequence_gap of member T2 joins; one of T40 (not a member, never entering) does not.
       memberAlert(2, T + 13 * MIN, 'sequence_gap'),
       memberAlert(40, T + 13 * MIN, 'sequence_gap'),
       // T0 leaves its episode, is still a member while the incident is open: its second episode joins.
@@ -87,6 +87,74 @@ describe('sync_incident', () => {
     // Deterministic ids, one per alert.
     expect(new Set(o.memberships.map((m) => m.membership_id)).size).toBe(o.memberships.length);
     expect(run([...recs, wm(T + 20 * MIN)]).memberships).toEqual(o.memberships);
+  });
+
+  const memberAlert = (i: number, time: number, rule: string, id = `${rule}-${i}`): StageRecord => ({ type: 'alert', partition: 0, time, rule, alert_id: id, terminal_id: `T${i}`, merchant_id: `M${i}` });
+  const openAt = (at: number): StageRecord[] => Array.from({ length: 10 }, (_, i) => start(i, at + i * 1000));
+
+  it("links a terminal's upload_backlog raised before it goes offline and joins (role before), at its entry", () => {
+    const recs: StageRecord[] = [
+      ...openAt(T),
+      // T20's queue is stuck (upload_backlog) 8 min before the stage sees it go offline, and a gap 2 min before.
+      memberAlert(20, T + 2 * MIN, 'upload_backlog'),
+      memberAlert(20, T + 8 * MIN, 'sequence_gap'),
+      start(20, T + 10 * MIN, 'terminal_offline'),
+      // Once a member: during.
+      memberAlert(20, T + 11 * MIN, 'sequence_gap', 'sequence_gap-20b'),
+    ];
+    const o = run([...recs, wm(T + 20 * MIN)]);
+    const inc = o.alerts[0]!.alert_id;
+    expect(o.memberships.filter((m) => m.terminal_id === 'T20').map((m) => [m.alert_id, m.role, m.joined_at - T, m.alert_detected_at - T])).toEqual([
+      ['terminal_offline-20', 'joined', 10 * MIN, 10 * MIN],
+      ['upload_backlog-20', 'before', 10 * MIN, 2 * MIN],
+      ['sequence_gap-20', 'before', 10 * MIN, 8 * MIN],
+      ['sequence_gap-20b', 'during', 11 * MIN, 11 * MIN],
+    ]);
+    expect(o.memberships.every((m) => m.incident_id === inc)).toBe(true);
+    expect(new Set(o.memberships.map((m) => m.alert_id)).size).toBe(o.memberships.length);
+  });
+
+  it("an opening terminal's upload_backlog within window before its start is linked at the opening; one older than window stays unlinked", () => {
+    const recs: StageRecord[] = [
+      // T0 starts at T; the incident opens at T + 9 s. T0's backlog 14 min before its start: before.
+      memberAlert(0, T - 14 * MIN, 'upload_backlog'),
+      // T1's backlog 15 min before its start (T + 1 s): exactly `window`, not within it.
+      memberAlert(1, T + 1000 - 15 * MIN, 'upload_backlog'),
+      ...openAt(T),
+    ];
+    const o = run([...recs, wm(T + 20 * MIN)]);
+    const before = o.memberships.filter((m) => m.role === 'before');
+    expect(before.map((m) => [m.alert_id, m.joined_at - T])).toEqual([['upload_backlog-0', 9000]]);
+    expect(o.memberships.some((m) => m.alert_id === 'upload_backlog-1')).toBe(false);
+  });
+
+  it('a backlog older than window before the offline entry stays unlinked', () => {
+    const recs: StageRecord[] = [
+      memberAlert(20, T - 10 * MIN, 'upload_backlog'),
+      ...openAt(T),
+      // T20 goes offline 16 min after its backlog: older than the window.
+      start(20, T + 6 * MIN, 'terminal_offline'),
+    ];
+    const o = run([...recs, wm(T + 20 * MIN)]);
+    expect(o.memberships.map((m) => m.alert_id)).toContain('terminal_offline-20');
+    expect(o.memberships.some((m) => m.alert_id === 'upload_backlog-20')).toBe(false);
+  });
+
+  it('keeps the unlinked alerts in the changelog (prior:<terminal>) and links them after a restore', () => {
+    const recs: StageRecord[] = [memberAlert(20, T - 5 * MIN, 'upload_backlog'), ...openAt(T), start(20, T + 5 * MIN, 'terminal_offline'), wm(T + 20 * MIN)];
+    const whole = run(recs);
+    expect(whole.memberships.find((m) => m.alert_id === 'upload_backlog-20')).toMatchObject({ role: 'before', joined_at: T + 5 * MIN });
+    const a = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+    const first = a.apply([recs[0]!, wm(T - MIN)]);
+    const changes = a.takeChanges();
+    expect(changes.find(([k]) => k === 'prior:T20')?.[1]).toEqual([{ time: T - 5 * MIN, rule: 'upload_backlog', alert_id: 'upload_backlog-20', merchant_id: 'M20' }]);
+    const b = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+    b.restore(new Map(changes.map(([k, v]) => [k, JSON.parse(JSON.stringify(v)) as unknown])));
+    const rest = b.apply(recs.slice(1));
+    const fin = b.flush();
+    expect([...first.memberships, ...rest.memberships, ...fin.memberships]).toEqual(whole.memberships);
+    // Linked: the terminal's kept alerts are tombstoned.
+    expect(b.takeChanges().find(([k]) => k === 'prior:T20')?.[1]).toBeNull();
   });
 
   it('stays open while a terminal is still offline, and not closed before the watermark passes quiet', () => {

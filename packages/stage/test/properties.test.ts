@@ -1,6 +1,6 @@
 // The stage's ordering guarantee: any interleaving of the partitions' records, in any batching, and
 // split anywhere through the changelog (JSON round trip, restored into a new core), gives the same
-// alerts, updates, actions and decisions as feeding the partitions one after another.
+// alerts, updates, actions, decisions and memberships as feeding the partitions one after another.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
@@ -63,7 +63,8 @@ function partitionRecords(p: number, steps: Step[]): StageRecord[] {
         out.push({ type: 'action', partition: p, time: t, action: action('FREEZE_TERMINAL', 'refund_without_sale') });
         break;
       case 3:
-        // A sequence_gap alert and its notification: of a member terminal, it joins the open incident.
+        // A sequence_gap alert and its notification: of a member terminal, it joins the open incident
+        // (`during`); of another, it is linked if the terminal enters within `window` (`before`).
         out.push({ type: 'alert', partition: p, time: t, rule: 'sequence_gap', alert_id: `al-${id}`, terminal_id: terminal, merchant_id: merchant });
         out.push({ type: 'action', partition: p, time: t, action: action('NOTIFY_MERCHANT', 'sequence_gap') });
         break;
@@ -95,6 +96,7 @@ describe('stage ordering (watermarks)', () => {
     let incidents = 0;
     let downgrades = 0;
     let during = 0;
+    let before = 0;
     fc.assert(
       fc.property(
         fc.array(fc.array(stepArb, { minLength: 1, maxLength: 60 }), { minLength: 1, maxLength: 4 }),
@@ -107,6 +109,7 @@ describe('stage ordering (watermarks)', () => {
           incidents += expected.alerts.filter((a) => a.rule === 'sync_incident').length;
           downgrades += expected.decisions.filter((d) => d.decision === 'downgraded').length;
           during += expected.memberships.filter((m) => m.role === 'during').length;
+          before += expected.memberships.filter((m) => m.role === 'before').length;
           // A random merge that keeps each partition's own order.
           const cursor = parts.map(() => 0);
           const merged: StageRecord[] = [];
@@ -144,5 +147,6 @@ describe('stage ordering (watermarks)', () => {
     expect(incidents).toBeGreaterThan(20);
     expect(downgrades).toBeGreaterThan(20);
     expect(during).toBeGreaterThan(20);
+    expect(before).toBeGreaterThan(20);
   });
 });

@@ -260,7 +260,7 @@ export const routeSchemas = {
                 rule: { type: 'string' },
                 terminal_id: { type: 'string' },
                 merchant_id: { type: 'string' },
-                role: { type: 'string', enum: ['opening', 'joined', 'during'], description: 'opening: one of the starts that opened it; joined: a start while open; during: another alert of a member terminal while open' },
+                role: { type: 'string', enum: ['opening', 'joined', 'during', 'before'], description: 'opening: one of the starts that opened it; joined: a start while open; during: another alert of a member terminal while open; before: an upload_backlog or sequence_gap alert of the terminal within the window before it entered' },
                 alert_detected_at: { type: 'integer', description: 'detected_at of the member alert, epoch ms' },
                 joined_at: { type: 'integer', description: 'Stream (received) time at which it was linked, epoch ms' },
               },

@@ -119,7 +119,7 @@ export interface IncidentMemberView {
   rule: string;
   terminal_id: string;
   merchant_id: string;
-  role: 'opening' | 'joined' | 'during';
+  role: 'opening' | 'joined' | 'during' | 'before';
   alert_detected_at: number;
   joined_at: number;
 }

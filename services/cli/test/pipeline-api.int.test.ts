@@ -209,7 +209,7 @@ describe('npm start pipeline through the alert API', () => {
       const incident = expected.alerts.filter((a) => a.rule === 'sync_incident');
       expect(incident).toHaveLength(1);
       const incidentId = incident[0]!.alert_id;
-      expect(expected.memberships).toHaveLength(12);
+      expect(expected.memberships).toHaveLength(13); // 12 sync_lag starts, T02's sequence_gap (role before)
 
       await provisionAll(c, chdb.ch);
       const fatal: Error[] = [];

@@ -83,7 +83,7 @@ describe('tillwatch replay', () => {
     const replayed = await run(process.execPath, [cli, 'replay', '--events', file, '--out', p('rp'), '--updates', p('rp-updates'), '--memberships', p('rp-members'), '--decisions', p('rp-decisions')], { env, timeout: 170_000 });
     // replay's own check covers decisions and final actions against the backtest's.
     expect(replayed.stdout).toMatch(/live equals backtest/);
-    expect(replayed.stdout).toMatch(/governor decisions +65 = backtest 65/);
+    expect(replayed.stdout).toMatch(/governor decisions +66 = backtest 66/);
     const backtest = await readLines<Alert & { incident_id: string | null }>(p('bt'));
     const replay = await readLines<Alert & { incident_id: string | null }>(p('rp'));
     const incident = replay.filter((a) => a.rule === 'sync_incident');
@@ -95,7 +95,11 @@ describe('tillwatch replay', () => {
     const byId = (xs: { alert_id: string }[]) => [...xs].sort((a, b) => (a.alert_id < b.alert_id ? -1 : 1));
     expect(byId(replay)).toEqual(byId(backtest));
     const members = await readLines<IncidentMembership>(p('rp-members'));
-    expect(members).toHaveLength(12);
+    // The 12 sync_lag starts and T02's sequence_gap raised before its start (role before).
+    expect(members).toHaveLength(13);
+    const gap = replay.filter((a) => a.rule === 'sequence_gap');
+    expect(gap.map((a) => [a.terminal_id, a.incident_id])).toEqual([['T02', incident[0]!.alert_id]]);
+    expect(members.find((m) => m.alert_id === gap[0]!.alert_id)?.role).toBe('before');
     const byMember = (xs: IncidentMembership[]) => [...xs].sort((a, b) => (a.membership_id < b.membership_id ? -1 : 1));
     expect(byMember(members)).toEqual(byMember(await readLines<IncidentMembership>(p('bt-members'))));
     const byUpdate = (xs: AlertUpdate[]) => [...xs].sort((a, b) => (a.update_id < b.update_id ? -1 : 1));

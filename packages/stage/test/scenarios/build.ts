@@ -42,6 +42,9 @@ const byArrival = (a: Transaction, b: Transaction): number => a.received_time - 
  * refunds two of its offline sales (T00 at M00: four). They reconnect between 10:40 and 10:44 and
  * upload the backlog refunds first, so every refund arrives before its sale (refund_without_sale:
  * FREEZE_TERMINAL): 26 proposed freezes in one hour, over the fleet cap (20) and over M00's cap (3).
+ * T02's 09:52 sale never reaches us: the 09:57 one reveals the gap, which fires (sequence_gap, 30 min
+ * timeout) at 10:27:02, before T02's late upload (10:40:21) opens the incident with the others: the
+ * gap alert belongs to the incident too (role `before`).
  */
 export function fleetOutage(): Transaction[] {
   const b: Builder = { out: [], seq: new Map(), n: 0 };
@@ -73,6 +76,8 @@ export function fleetOutage(): Transaction[] {
     list.sort((x, y) => x.event_time - y.event_time || (x.event_id < y.event_id ? -1 : 1));
     list.forEach((t, k) => (t.terminal_seq = k + 1));
   }
+  const lost = b.out.findIndex((t) => t.terminal_id === 'T02' && t.event_time === T0 + 52 * MIN);
+  b.out.splice(lost, 1);
   return b.out.sort(byArrival);
 }
 

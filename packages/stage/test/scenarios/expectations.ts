@@ -59,6 +59,16 @@ function fleetOutage(o: ScenarioOutput): string[] {
   for (const a of alerts) if (a.incident_id !== null && !memberIds.has(a.alert_id)) p.push(`alert ${a.alert_id} (${a.rule}) carries an incident id without a membership`);
   for (const a of alerts) if (memberIds.has(a.alert_id) && a.incident_id !== inc.alert_id) p.push(`member alert ${a.alert_id} without the incident id`);
   for (const s of suppressed) if (!memberIds.has(s.alert_id)) p.push(`suppressed ${s.action_id}: its alert ${s.alert_id} is not a member`);
+  // T02's lost sale (sequence_gap) was seen before its late upload opened the incident: it belongs to it (role before).
+  const gaps = alerts.filter((a) => a.rule === 'sequence_gap');
+  if (gaps.length !== 1 || gaps[0]!.terminal_id !== 'T02') p.push(`expected one sequence_gap alert (T02), got ${gaps.length}`);
+  else {
+    const m = members.find((x) => x.alert_id === gaps[0]!.alert_id);
+    const entry = members.find((x) => x.terminal_id === 'T02' && x.rule === 'sync_lag');
+    if (m?.role !== 'before' || gaps[0]!.incident_id !== inc.alert_id) p.push('the sequence_gap of T02 should belong to the incident with role before');
+    else if (entry === undefined || m.joined_at !== entry.joined_at || m.alert_detected_at >= entry.alert_detected_at) p.push("the sequence_gap of T02 should be linked at its terminal's entry, and raised before it");
+  }
+  if (members.filter((m) => m.role !== 'before').some((m) => m.rule !== 'sync_lag')) p.push('a member other than the sync_lag alerts and the before backlog');
   const circuits = alerts.filter((a) => a.rule === 'freeze_circuit_open');
   if (circuits.length !== 1) p.push(`expected 1 freeze_circuit_open alert, got ${circuits.length}`);
   const circuitEnd = updates.find((u) => u.alert_id === circuits[0]?.alert_id);
