@@ -45,4 +45,6 @@ export interface InputTopic {
   prefetch?(values: (Buffer | null)[]): Promise<void>;
   /** Decodes and validates one value; throws PoisonRecordError for records that can never be processed. */
   decode(value: Buffer | null): unknown;
+  /** Record time of a decoded value (e.g. received_time): the order of inputs under `alignInputs`. */
+  time?(value: unknown): number;
 }

@@ -31,6 +31,7 @@ import { CoPartitionedAssigner } from './copartitioned-assigner.js';
 import { createConsumerLagMonitor, type ConsumerLagMonitor } from './lag-monitor.js';
 import { MARKER_KEY, RestoreAbortedError, restoreChangelog } from './changelog.js';
 import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
+import { alignBound, isCaughtUp, newPositions, type TaskPositions } from './align.js';
 
 export interface ProcessorMetrics extends StreamMetrics {
   txnLatency?: { observe(v: number): void };
@@ -54,6 +55,12 @@ export interface TransactionalProcessorOptions {
   /** Encodes a dead letter for the DLQ topic (Avro through the registry). */
   encodeDeadLetter(d: DeadLetter): Buffer;
   createTask(partition: number): Task;
+  /**
+   * Processes each task's inputs in record-time order across topics (align.ts): every input must
+   * give `time(value)`. A batch stops before a record later than what another input, not caught
+   * up, may still deliver; its rest is fetched again. Default off (fetch-batch order).
+   */
+  alignInputs?: boolean;
   metrics: ProcessorMetrics;
   logger: Logger;
   /** Wall-clock tick for quiet-partition timers; 0 disables. */
@@ -101,6 +108,8 @@ interface TaskEntry {
   broken: boolean;
   /** Committed offset per input topic, read after fencing: records below it are already in the restored state. */
   committed: Map<string, bigint>;
+  /** alignInputs: what the task knows of each input's position (reset with every restore). */
+  positions?: TaskPositions;
 }
 
 export interface TransactionalProcessor {
@@ -204,6 +213,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   const now = o.now ?? Date.now;
   const tasks = new Map<number, TaskEntry>();
   const inputs = new Map(o.inputs.map((i) => [i.topic, i]));
+  if (o.alignInputs) {
+    for (const i of o.inputs) if (!i.time) throw new TypeError(`alignInputs: input ${i.topic} has no time(value)`);
+  }
   let consumer: Consumer | undefined;
   let admin: Admin | undefined;
   let tickTimer: NodeJS.Timeout | undefined;
@@ -293,6 +305,19 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       for (const t of committed) {
         const p = t.partitions.find((x) => x.partition === e.partition);
         if (p && BigInt(p.offset) >= 0n) e.committed.set(t.topic, BigInt(p.offset));
+      }
+    }
+    if (o.alignInputs) {
+      // An input no batch has come from yet is caught up when nothing lies past the committed
+      // offset (or past the log start when nothing was committed): an empty topic never blocks.
+      const ends = new Map<string, Array<{ partition: number; high: string; low: string }>>();
+      for (const i of o.inputs) ends.set(i.topic, await admin!.fetchTopicOffsets(i.topic));
+      for (const e of entries) {
+        e.positions = newPositions(o.inputs.map((i) => i.topic), (topic) => {
+          const p = ends.get(topic)?.find((x) => x.partition === e.partition);
+          if (!p) return true;
+          return isCaughtUp(e.committed.get(topic) ?? BigInt(p.low), BigInt(p.high));
+        });
       }
     }
     o.logger.info({ partitions: entries.map((e) => e.partition) }, 'restoring tasks from changelog');
@@ -475,7 +500,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         // Offsets ascend within a batch: only a batch that starts below the committed offset is filtered.
         const from = entry.committed.get(batch.topic) ?? -1n;
         const messages = from < 0n || BigInt(batch.messages[0]!.offset) >= from ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
+        const positions = o.alignInputs ? entry.positions : undefined;
         if (messages.length === 0) {
+          if (positions) positions.get(batch.topic)!.caughtUp = isCaughtUp(BigInt(batch.lastOffset()) + 1n, BigInt(batch.highWatermark));
           resolveOffset(last);
           return;
         }
@@ -489,21 +516,48 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           const dead: OutputMessage[] = [];
           const done: Array<() => void> = [];
           let decoded = 0;
+          // alignInputs: the batch stops before its first record later than the other inputs allow
+          // (align.ts); the rest is fetched again from there. Poison records never stop it.
+          const bound = positions ? alignBound(positions, batch.topic) : Number.POSITIVE_INFINITY;
+          let stopAt = -1;
+          let stopTime = 0;
+          let lastTime: number | undefined;
           for (let i = 0; i < messages.length; i += PROCESS_CHUNK) {
             const records: DecodedRecord[] = [];
             for (let j = i, end = Math.min(messages.length, i + PROCESS_CHUNK); j < end; j++) {
               const m = messages[j]!;
+              let value: unknown;
               try {
-                records.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: input.decode(m.value) });
+                value = input.decode(m.value);
               } catch (e) {
                 if (!isPoison(e)) throw e;
                 dead.push(deadLetter(m, batch.topic, batch.partition, e));
+                continue;
               }
+              if (positions) {
+                const t = input.time!(value);
+                if (t > bound) {
+                  stopAt = j;
+                  stopTime = t;
+                  break;
+                }
+                lastTime = t;
+              }
+              records.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value });
+            }
+            if (stopAt === 0) {
+              // Nothing to process before the other inputs catch up: no transaction; kafkajs fetches
+              // this partition again from its first unresolved offset.
+              positions!.get(batch.topic)!.head = stopTime;
+              positions!.get(batch.topic)!.caughtUp = false;
+              if (messages[0] !== batch.messages[0]) resolveOffset((BigInt(messages[0]!.offset) - 1n).toString());
+              return;
             }
             decoded += records.length;
             const result = entry.task!.process(batch.topic, records, wall);
             for (const m of result.messages) out.push(m);
             if (result.committed) done.push(result.committed);
+            if (stopAt >= 0) break;
             // Between chunks the event loop runs the keep-alive timer (and other partitions' I/O).
             if (i + PROCESS_CHUNK < messages.length) {
               await yieldToLoop();
@@ -513,9 +567,16 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           }
           for (const m of dead) out.push(m);
           for (const [key, value] of entry.task!.takeChanges()) out.push({ topic: o.changelogTopic, key, value, partition: batch.partition });
-          await commit(entry, out, { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
-          entry.committed.set(batch.topic, BigInt(last) + 1n);
-          resolveOffset(last);
+          const next = stopAt >= 0 ? BigInt(messages[stopAt]!.offset) : BigInt(last) + 1n;
+          await commit(entry, out, { topic: batch.topic, partition: batch.partition, offset: next.toString() });
+          entry.committed.set(batch.topic, next);
+          resolveOffset(stopAt >= 0 ? messages[stopAt - 1]!.offset : last);
+          if (positions) {
+            const p = positions.get(batch.topic)!;
+            if (lastTime !== undefined) p.last = lastTime;
+            p.head = stopAt >= 0 ? stopTime : undefined;
+            p.caughtUp = stopAt < 0 && isCaughtUp(BigInt(batch.lastOffset()) + 1n, BigInt(batch.highWatermark));
+          }
           o.metrics.decoded.inc({ topic: batch.topic }, decoded);
           o.metrics.batchLatency.observe({ stage: 'process' }, (performance.now() - started) / 1000);
           for (const f of done) f();
@@ -614,6 +675,15 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           o.logger.error({ err }, 'assignment handling failed');
         }
       });
+      // A fetched batch with nothing to process (only transaction markers or aborted records) never
+      // reaches eachBatch; kafkajs resolves it itself. Its position may be what makes an input caught up.
+      if (o.alignInputs) {
+        consumer.on(consumer.events.START_BATCH_PROCESS, (e) => {
+          const b = e.payload;
+          const p = b.batchSize === 0 ? tasks.get(b.partition)?.positions?.get(b.topic) : undefined;
+          if (p && p.head === undefined) p.caughtUp = isCaughtUp(BigInt(b.lastOffset) + 1n, BigInt(b.highWatermark));
+        });
+      }
       consumer.on(consumer.events.REBALANCING, (e) => o.logger.info({ groupId: e.payload.groupId, memberId: e.payload.memberId }, 'consumer group rebalancing'));
       // kafkajs restarts its consumer after retriable crashes; after any other it stays down, and
       // a detector that consumes nothing must not look healthy.
