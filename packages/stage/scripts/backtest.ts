@@ -16,6 +16,8 @@ export interface StagedBacktestSummary extends BacktestRunSummary {
   /** Incident memberships written to membershipsPath (counted either way). */
   memberships: number;
   membershipsPath: string | null;
+  /** Memberships decided after their alert line was written (input out of received-time order); those lines say incident_id null. */
+  late_links: number;
 }
 
 /** RunBacktestOptions' actionsPath (engine actions) is replaced by the governor's actions. */
@@ -58,5 +60,5 @@ export async function runStagedBacktest(o: Omit<RunBacktestOptions, 'stage' | 'a
   if (out !== null) await new Promise<void>((resolve) => out.end(() => resolve()));
   if (membersOut !== null) await new Promise<void>((resolve) => membersOut.end(() => resolve()));
   if (failed) throw failed;
-  return { ...summary, actionsPath: actionsPath ?? null, governedActionsPath: actionsPath ?? null, decisions, memberships, membershipsPath: membershipsPath ?? null };
+  return { ...summary, actionsPath: actionsPath ?? null, governedActionsPath: actionsPath ?? null, decisions, memberships, membershipsPath: membershipsPath ?? null, late_links: stage.lateLinks() };
 }

@@ -258,8 +258,28 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     if (list.some((p) => p.alert_id === r.alert_id)) return;
     list.push({ time: r.time, rule: r.rule, alert_id: r.alert_id, merchant_id: r.merchant_id });
     if (list.length > MAX_PRIOR_ALERTS) list.shift();
-    priorQueue.push({ time: r.time, terminal_id: r.terminal_id, alert_id: r.alert_id });
+    insertPrior({ time: r.time, terminal_id: r.terminal_id, alert_id: r.alert_id });
     priorChanged.add(r.terminal_id);
+  };
+
+  /**
+   * The pruning order is (time, alert_id), the order restore() rebuilds: a late alert goes to its
+   * place, not to the end, so pruning does not depend on whether the stage restarted in between.
+   */
+  const insertPrior = (q: { time: number; terminal_id: string; alert_id: string }): void => {
+    const after = (x: { time: number; alert_id: string }): boolean => x.time > q.time || (x.time === q.time && x.alert_id > q.alert_id);
+    let hi = priorQueue.length;
+    if (hi === priorHead || !after(priorQueue[hi - 1]!)) {
+      priorQueue.push(q);
+      return;
+    }
+    let lo = priorHead;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (after(priorQueue[mid]!)) hi = mid;
+      else lo = mid + 1;
+    }
+    priorQueue.splice(lo, 0, q);
   };
 
   /** A terminal enters an incident: its unlinked alerts of the `window` before its entering start belong to it too (role `before`). */

@@ -234,6 +234,33 @@ describe('governor', () => {
 });
 
 describe('changelog', () => {
+  it('prunes a late kept alert in the same order with and without a restore in between', () => {
+    // p2 arrives late (its time is before p1's): kept in (time, id) order, it is pruned by the
+    // same stream time whether or not the stage restarted between the two phases.
+    const c: RulesConfig = { ...defaultRulesConfig(), stage: { ...defaultRulesConfig().stage, sync_incident: { ...defaultRulesConfig().stage.sync_incident, min_terminals: 1, min_share: 0 } } };
+    const alertRec = (t: number, term: string, id: string): StageRecord => ({ type: 'alert', partition: 0, time: t, rule: 'sequence_gap', alert_id: id, terminal_id: term, merchant_id: 'M' });
+    const startRec = (t: number, term: string, id: string): StageRecord => ({ type: 'start', partition: 0, time: t, rule: 'sync_lag', alert_id: id, terminal_id: term, merchant_id: 'M', event_id: null });
+    const seenRec = (t: number, term: string): StageRecord => ({ type: 'seen', partition: 0, time: t, terminal_id: term, merchant_id: 'M', bucket: Math.floor(t / 3_600_000) });
+    const phase1: StageRecord[][] = [[alertRec(T + 100 * MIN, 'A', 'p1'), wm(T + 101 * MIN)], [alertRec(T + 50 * MIN, 'B', 'p2'), wm(T + 102 * MIN)]];
+    const phase2: StageRecord[][] = [[seenRec(T + 120 * MIN, 'C'), wm(T + 121 * MIN)], [startRec(T + 60 * MIN, 'B', 's1'), wm(T + 122 * MIN)]];
+    const links = (restart: boolean): string[] => {
+      let core = createStageCore({ partitions: 1, config: c });
+      const out: string[] = [];
+      const take = (o: StageOutput) => out.push(...o.memberships.map((m) => `${m.alert_id}:${m.role}`));
+      for (const b of phase1) take(core.apply(b));
+      const changes = core.takeChanges();
+      if (restart) {
+        core = createStageCore({ partitions: 1, config: c });
+        core.restore(new Map(changes.map(([k, v]) => [k, JSON.parse(JSON.stringify(v)) as unknown])));
+      }
+      for (const b of phase2) take(core.apply(b));
+      take(core.flush());
+      return out;
+    };
+    expect(links(false)).toEqual(links(true));
+    expect(links(false)).toEqual(['s1:opening']);
+  });
+
   it('restores mid-incident and continues with the same output', () => {
     const recs: StageRecord[] = [];
     for (let i = 0; i < 12; i++) recs.push(seen(i, T + i * 1000), start(i, T + i * 1000), wm(T + i * 1000 + 1));

@@ -51,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   const tooMany = summary.rejected > maxRejects;
   if (values.json) console.log(JSON.stringify({ ...summary, maxRejects: Number.isFinite(maxRejects) ? maxRejects : null, ok: !tooMany }));
-  else console.log(`${formatSummary(summary)}\n${formatTrailSummary(summary)}\n  governor decisions      ${summary.decisions.issued} issued, ${summary.decisions.suppressed} suppressed, ${summary.decisions.downgraded} downgraded${values.actions ? `  -> ${values.actions}` : ''}\n  incident memberships    ${summary.memberships}${values.memberships ? `  -> ${values.memberships}` : ''}`);
+  else console.log(`${formatSummary(summary)}\n${formatTrailSummary(summary)}\n  governor decisions      ${summary.decisions.issued} issued, ${summary.decisions.suppressed} suppressed, ${summary.decisions.downgraded} downgraded${values.actions ? `  -> ${values.actions}` : ''}\n  incident memberships    ${summary.memberships}${values.memberships ? `  -> ${values.memberships}` : ''}${summary.late_links > 0 ? `\n  late links              ${summary.late_links} (input out of received-time order: those alert lines say incident_id null; the memberships file has the link)` : ''}`);
   if (tooMany) {
     console.error(`tillwatch backtest: ${summary.rejected} lines rejected, more than --max-rejects ${maxRejects} (see ${summary.rejectsPath})`);
     return 1;
