@@ -399,7 +399,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
       // The fate of each action proposed for it (the second stage's governor; empty before it ran).
       const action_decisions = store.decisions ? await store.decisions(alert) : [];
       // The fleet incident of a per-terminal alert, or an incident's member alerts (the second stage's incident_members).
-      const links = store.incident ? await store.incident(alert) : { incident_id: null, members: [] };
+      const links = store.incident ? await store.incident(alert) : { incident_id: null, members: [], members_total: 0 };
       const found = new Set(evidence.map((t) => t.event_id));
       const notStored = alert.event_ids.filter((e) => !found.has(e));
       // Heartbeat evidence (terminal_offline, upload_backlog, pending gaps) is never a stored
@@ -413,6 +413,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
         action_decisions,
         incident_id: links.incident_id,
         incident_members: links.members,
+        incident_members_total: links.members_total,
       };
     });
 

@@ -252,7 +252,7 @@ export const routeSchemas = {
           },
           incident_members: {
             type: 'array',
-            description: 'For a sync_incident alert: its member per-terminal alerts (sync_lag, terminal_offline, upload_backlog, sequence_gap), in order of linking; empty otherwise',
+            description: 'For a sync_incident alert: its member per-terminal alerts (sync_lag, terminal_offline, upload_backlog, sequence_gap), in order of linking, the first 500 (incident_members_total says how many in all); empty otherwise',
             items: {
               type: 'object',
               properties: {
@@ -267,8 +267,9 @@ export const routeSchemas = {
               required: ['alert_id', 'rule', 'terminal_id', 'merchant_id', 'role', 'alert_detected_at', 'joined_at'],
             },
           },
+          incident_members_total: { type: 'integer', description: 'How many member alerts the incident has in all (incident_members lists the first 500); 0 for other alerts' },
         },
-        required: ['alert', 'evidence', 'missing_evidence', 'heartbeat_evidence', 'actions', 'action_decisions', 'incident_id', 'incident_members'],
+        required: ['alert', 'evidence', 'missing_evidence', 'heartbeat_evidence', 'actions', 'action_decisions', 'incident_id', 'incident_members', 'incident_members_total'],
       },
       ...errors(...authErrors, 404),
     },

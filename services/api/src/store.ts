@@ -127,9 +127,14 @@ export interface IncidentMemberView {
 export interface IncidentLinks {
   /** The sync_incident alert this alert belongs to; null when none (yet). */
   incident_id: string | null;
-  /** When this alert is a sync_incident: its member alerts, in order of linking. */
+  /** When this alert is a sync_incident: its member alerts, in order of linking (the first INCIDENT_MEMBERS_SHOWN). */
   members: IncidentMemberView[];
+  /** How many member alerts it has in all (members is cut at INCIDENT_MEMBERS_SHOWN). */
+  members_total: number;
 }
+
+/** Member alerts listed on an incident's GET /alerts/:id (a fleet outage can link tens of thousands). */
+export const INCIDENT_MEMBERS_SHOWN = 500;
 
 type AlertRead = Omit<AlertRow, 'details'> & { details: Record<string, number | null> };
 type StatusRead = { alert_id: string; status: AlertStatus; actor: string; at_ms: number };
@@ -317,17 +322,16 @@ export function createAlertStore(deps: {
     },
 
     async incident(alert) {
-      // One read for both directions: the row of this alert (its incident) and the rows of its members.
-      const rows = await select<{ incident_id: string; alert_id: string; rule: string; terminal_id: string; merchant_id: string; role: IncidentMemberView['role']; alert_detected_at: string; joined_at: string }>(
-        'alert_incident',
-        `SELECT incident_id, alert_id, rule, terminal_id, merchant_id, role, alert_detected_at, joined_at FROM ${MEMBERS} FINAL WHERE alert_id = {id:String} OR incident_id = {id:String} ORDER BY joined_at, alert_detected_at, alert_id`,
-        { id: alert.alert_id },
+      type MemberRead = { incident_id: string; alert_id: string; rule: string; terminal_id: string; merchant_id: string; role: IncidentMemberView['role']; alert_detected_at: string; joined_at: string };
+      const own = await select<{ incident_id: string }>('alert_incident', `SELECT incident_id FROM ${MEMBERS} FINAL WHERE alert_id = {id:String} LIMIT 1`, { id: alert.alert_id });
+      const rows = await select<MemberRead & { total: string | number }>(
+        'incident_members',
+        `SELECT incident_id, alert_id, rule, terminal_id, merchant_id, role, alert_detected_at, joined_at, count() OVER () AS total
+         FROM ${MEMBERS} FINAL WHERE incident_id = {id:String} ORDER BY joined_at, alert_detected_at, alert_id LIMIT {n:UInt32}`,
+        { id: alert.alert_id, n: INCIDENT_MEMBERS_SHOWN },
       );
-      const own = rows.find((r) => r.alert_id === alert.alert_id);
-      const members = rows
-        .filter((r) => r.incident_id === alert.alert_id)
-        .map(({ incident_id: _i, ...r }) => ({ ...r, alert_detected_at: fromDateTime64(r.alert_detected_at), joined_at: fromDateTime64(r.joined_at) }));
-      return { incident_id: own?.incident_id ?? null, members };
+      const members = rows.map(({ incident_id: _i, total: _t, ...r }) => ({ ...r, alert_detected_at: fromDateTime64(r.alert_detected_at), joined_at: fromDateTime64(r.joined_at) }));
+      return { incident_id: own[0]?.incident_id ?? null, members, members_total: rows.length === 0 ? 0 : Number(rows[0]!.total) };
     },
 
     async recordTriage(entry) {

@@ -7,7 +7,7 @@ import { incidentMembershipId, type Alert } from '@tillwatch/schemas';
 import { toIncidentMemberRow } from '@tillwatch/clickhouse';
 import { auth, buildApp, byListOrder, insertAlerts, insertTransactions, makeAlerts, BASE } from './fixtures.js';
 import type { ApiApp } from '../src/app.js';
-import { createAlertStore, type AlertView } from '../src/store.js';
+import { createAlertStore, INCIDENT_MEMBERS_SHOWN, type AlertView } from '../src/store.js';
 import { createApiMetrics } from '../src/metrics.js';
 import { createAlertReadModel, type AlertReadModel } from '../src/read-model/read-model.js';
 import { createRegistry } from '@tillwatch/telemetry';
@@ -204,9 +204,10 @@ for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory re
       );
       // Twice (a redelivery or a replayed stage): FINAL shows each link once.
       for (let i = 0; i < 2; i++) await t.ch.client.insert({ table: t.ch.table('incident_members'), values: rows, format: 'JSONEachRow' });
-      type Body = { incident_id: string | null; incident_members: { alert_id: string; role: string; alert_detected_at: number; joined_at: number }[] };
+      type Body = { incident_id: string | null; incident_members: { alert_id: string; role: string; alert_detected_at: number; joined_at: number }[]; incident_members_total: number };
       const inc = (await get(`/alerts/${incident.alert_id}`)).json<Body>();
       expect(inc.incident_id).toBeNull();
+      expect(inc.incident_members_total).toBe(2);
       expect(inc.incident_members.map((m) => [m.alert_id, m.role, m.alert_detected_at, m.joined_at])).toEqual([
         [members[0]!.alert_id, 'opening', members[0]!.detected_at, incident.detected_at],
         [members[1]!.alert_id, 'joined', members[1]!.detected_at, incident.detected_at + 1],
@@ -216,7 +217,27 @@ for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory re
         expect(body.incident_id).toBe(incident.alert_id);
         expect(body.incident_members).toEqual([]);
       }
-      expect((await get(`/alerts/${alerts[0]!.alert_id}`)).json<Body>()).toMatchObject({ incident_id: null, incident_members: [] });
+      expect((await get(`/alerts/${alerts[0]!.alert_id}`)).json<Body>()).toMatchObject({ incident_id: null, incident_members: [], incident_members_total: 0 });
+
+      // A large outage: the first INCIDENT_MEMBERS_SHOWN members are listed, and how many there are in all.
+      const big = alerts[6]!;
+      const many = Array.from({ length: INCIDENT_MEMBERS_SHOWN + 5 }, (_, i) =>
+        toIncidentMemberRow({
+          membership_id: incidentMembershipId(big.alert_id, `al-m-${i}`),
+          incident_id: big.alert_id,
+          alert_id: `al-m-${String(i).padStart(4, '0')}`,
+          rule: 'terminal_offline',
+          terminal_id: `T-m-${i}`,
+          merchant_id: `M-m-${i}`,
+          role: 'joined',
+          alert_detected_at: big.detected_at + i,
+          joined_at: big.detected_at + i,
+        }),
+      );
+      await t.ch.client.insert({ table: t.ch.table('incident_members'), values: many, format: 'JSONEachRow' });
+      const bigBody = (await get(`/alerts/${big.alert_id}`)).json<Body>();
+      expect(bigBody.incident_members_total).toBe(INCIDENT_MEMBERS_SHOWN + 5);
+      expect(bigBody.incident_members.map((m) => m.alert_id)).toEqual(many.slice(0, INCIDENT_MEMBERS_SHOWN).map((m) => m.alert_id));
     });
 
     it('GET /alerts/:id answers 404 for an unknown alert', async () => {
