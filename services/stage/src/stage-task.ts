@@ -5,7 +5,7 @@ import type { Action, ActionDecision, Alert, AlertUpdate, IncidentMembership } f
 import type { RulesConfig } from '@tillwatch/rules';
 import { createStageCore, type StageOutput, type StageRecord } from '@tillwatch/stage';
 import { createRulesSwitch } from '@tillwatch/rules-live';
-import { decodeChangelogValue, encodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
+import { decodeChangelogValue, encodeChangelogValueV1, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
 import type { StageMetrics } from './metrics.js';
 
 export interface StageTopics {
@@ -99,7 +99,10 @@ export function createStageTask(o: StageTaskOptions): Task {
       return { messages: [] };
     },
     takeChanges() {
-      return core.takeChanges().map(([k, v]): [string, Buffer | null] => [k, encodeChangelogValue(v)]);
+      // A removed key is a real tombstone (null value), so compaction drops it. Values are written in
+      // format 0x01: 0x02's dictionary holds the engine's field names, none of the stage's, and a
+      // stage of the previous release reads 0x01 only (roll back without a new changelog topic).
+      return core.takeChanges().map(([k, v]): [string, Buffer | null] => [k, v === null || v === undefined ? null : encodeChangelogValueV1(v)]);
     },
   };
 }
