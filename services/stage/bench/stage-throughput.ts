@@ -8,9 +8,8 @@
 // to its last (group join and restore excluded). Prints records/s, decisions and transactions (the
 // restore's fencing marker transaction not counted).
 // Topics are deleted at the end.
-import type { Action } from '@tillwatch/schemas';
 import { defaultRulesConfig } from '@tillwatch/rules';
-import type { StageRecord } from '@tillwatch/stage';
+import { BENCH_PARTITIONS, benchStageRecords } from '@tillwatch/stage/bench-records';
 import { deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createRegistry } from '@tillwatch/telemetry';
@@ -18,49 +17,7 @@ import { createStage } from '../src/stage.js';
 import { createStageMetrics } from '../src/metrics.js';
 
 const total = Number(process.argv[2] ?? 200_000);
-const P = 6;
-const TERMINALS = 12_000;
-const T0 = Date.UTC(2025, 0, 6, 9);
-let seed = 42;
-const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-
-function generate(): StageRecord[] {
-  const out: StageRecord[] = [];
-  const clock = new Array<number>(P).fill(T0);
-  const open = new Map<string, string>();
-  let n = 0;
-  while (out.length < total) {
-    const p = Math.floor(rnd() * P);
-    const batchEnd = clock[p]! + 200;
-    for (let k = 0; k < 8; k++) {
-      const t = clock[p]! + Math.floor(rnd() * 200);
-      const term = `T${p}-${Math.floor(rnd() * (TERMINALS / P))}`;
-      const merchant = `M${term.slice(1, 6)}`;
-      const r = rnd();
-      if (r < 0.5) out.push({ type: 'seen', partition: p, time: t, terminal_id: term, merchant_id: merchant, bucket: Math.floor(t / 3_600_000) });
-      else if (r < 0.75) {
-        const id = `al-${++n}`;
-        const prev = open.get(term);
-        if (prev === undefined) {
-          open.set(term, id);
-          out.push({ type: 'start', partition: p, time: t, rule: 'sync_lag', alert_id: id, terminal_id: term, merchant_id: merchant, event_id: `ev-${n}` });
-        } else {
-          open.delete(term);
-          out.push({ type: 'end', partition: p, time: t, rule: 'sync_lag', alert_id: prev, terminal_id: term, merchant_id: merchant });
-        }
-      } else {
-        const kind: Action['kind'] = r < 0.85 ? 'FREEZE_TERMINAL' : 'NOTIFY_MERCHANT';
-        const action: Action = { action_id: `a-${++n}`, kind, target_type: 'TERMINAL', target_id: term, merchant_id: merchant, terminal_id: term, alert_id: `x-${n}`, rule: kind === 'FREEZE_TERMINAL' ? 'refund_without_sale' : 'sequence_gap', reason: 'r', issued_at: t, expires_at: null };
-        out.push({ type: 'action', partition: p, time: t, action });
-      }
-    }
-    clock[p] = batchEnd;
-    out.push({ type: 'watermark', partition: p, time: batchEnd });
-  }
-  // Every partition's watermark past everything: all of it is applied.
-  for (let p = 0; p < P; p++) out.push({ type: 'watermark', partition: p, time: Math.max(...clock) + 1 });
-  return out;
-}
+const P = BENCH_PARTITIONS;
 
 const { kafka, registry, logger } = testKafka('stage-throughput');
 const topics = await provisionScopedTopics(kafka, registry, P, randomId('stagetp'));
@@ -81,7 +38,7 @@ const stage = createStage({
   },
 });
 try {
-  const records = generate();
+  const records = benchStageRecords(total, { closeAll: true });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   for (let i = 0; i < records.length; i += 5000) {
