@@ -55,6 +55,24 @@ export interface FiredGapSnapshot {
   detected_at: number;
 }
 
+/**
+ * Removes seq from a list of inclusive ranges [a0, b0, a1, b1, ...] (splitting the range holding it);
+ * false when no range holds it.
+ */
+function removeFromRanges(ms: number[], seq: number): boolean {
+  for (let i = 0; i < ms.length; i += 2) {
+    const a = ms[i]!;
+    const b = ms[i + 1]!;
+    if (seq < a || seq > b) continue;
+    if (a === b) ms.splice(i, 2);
+    else if (seq === a) ms[i] = a + 1;
+    else if (seq === b) ms[i + 1] = b - 1;
+    else ms.splice(i, 2, a, seq - 1, seq + 1, b);
+    return true;
+  }
+  return false;
+}
+
 // Fields of the rule's range in the engine's terminal row (storage/terminal-rows.ts).
 /** The highest terminal_seq seen (NaN: no baseline yet). */
 const MAX_SEQ = 0;
@@ -152,17 +170,9 @@ class SequenceGap implements RuleInstance {
   private fill(k: number, gaps: Gap[], seq: number): boolean {
     for (let gi = 0; gi < gaps.length; gi++) {
       const ms = gaps[gi]!.missing;
-      for (let i = 0; i < ms.length; i += 2) {
-        const a = ms[i]!;
-        const b = ms[i + 1]!;
-        if (seq < a || seq > b) continue;
-        if (a === b) ms.splice(i, 2);
-        else if (seq === a) ms[i] = a + 1;
-        else if (seq === b) ms[i + 1] = b - 1;
-        else ms.splice(i, 2, a, seq - 1, seq + 1, b);
-        if (ms.length === 0) this.close(k, gaps, gi);
-        return true;
-      }
+      if (!removeFromRanges(ms, seq)) continue;
+      if (ms.length === 0) this.close(k, gaps, gi);
+      return true;
     }
     return false;
   }
@@ -178,23 +188,15 @@ class SequenceGap implements RuleInstance {
       const f = fired[fi]!;
       if (clk - f.detectedAt > horizon) continue; // forgotten (logically; dropped below when touched)
       const ms = f.missing;
-      for (let i = 0; i < ms.length; i += 2) {
-        const a = ms[i]!;
-        const b = ms[i + 1]!;
-        if (seq < a || seq > b) continue;
-        if (a === b) ms.splice(i, 2);
-        else if (seq === a) ms[i] = a + 1;
-        else if (seq === b) ms[i + 1] = b - 1;
-        else ms.splice(i, 2, a, seq - 1, seq + 1, b);
-        f.by.push(t.event_id);
-        this.core.markTerminal(term);
-        if (ms.length === 0) {
-          fired.splice(fi, 1);
-          this.filled(term, f);
-        }
-        this.pruneFired(k);
-        return;
+      if (!removeFromRanges(ms, seq)) continue;
+      f.by.push(t.event_id);
+      this.core.markTerminal(term);
+      if (ms.length === 0) {
+        fired.splice(fi, 1);
+        this.filled(term, f);
       }
+      this.pruneFired(k);
+      return;
     }
     // else: a redelivery of a number that already arrived, or one outside every gap.
   }
