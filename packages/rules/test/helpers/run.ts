@@ -1,6 +1,6 @@
 // Runs events through an engine and collects everything it produced.
 import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction } from '@tillwatch/schemas';
-import { isHeartbeat, type EngineOutput, type RuleEngine } from '../../src/index.js';
+import { createChangelogView, createRuleEngine, isHeartbeat, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '../../src/index.js';
 
 export interface Collected {
   alerts: Alert[];
@@ -27,4 +27,31 @@ export const feed = (e: RuleEngine, x: Transaction | Heartbeat): EngineOutput =>
 export function runEvents(e: RuleEngine, events: readonly (Transaction | Heartbeat)[], into: Collected = collected()): Collected {
   for (const t of events) collect(into, feed(e, t));
   return into;
+}
+
+/**
+ * The events through an engine that is replaced by a restored one before event `cut`: the first
+ * engine's entity changelog (as JSON, the way it travels) is applied to a topic, a new engine with the
+ * same config and the same clock restores from it and goes on. What a detector restart does.
+ */
+export function runWithRestoreAt(config: RulesConfig, events: readonly (Transaction | Heartbeat)[], cut: number): Collected {
+  const topic = new Map<string, ChangelogValue>();
+  let e = createRuleEngine(config);
+  let view = createChangelogView(e);
+  const out = collected();
+  events.forEach((x, i) => {
+    if (i === cut) {
+      for (const [k, v] of JSON.parse(JSON.stringify(view.takeChanges())) as [string, ChangelogValue | null][]) {
+        if (v === null) topic.delete(k);
+        else topic.set(k, v);
+      }
+      const clock = e.clock();
+      e = createRuleEngine(config);
+      view = createChangelogView(e);
+      e.setClock(clock);
+      view.restore(topic);
+    }
+    collect(out, feed(e, x));
+  });
+  return out;
 }

@@ -1,9 +1,9 @@
 // sequence_gap with heartbeats: a missing seq the terminal still holds in its queue is pending upload,
 // not lost: its gap waits until the queue is empty (or no heartbeat has proved it for `timeout`).
 import { describe, expect, it } from 'vitest';
-import { RULE_IDS, createChangelogView, createRuleEngine, parseRulesConfig, type ChangelogValue } from '../../../index.js';
+import { RULE_IDS, createRuleEngine, parseRulesConfig } from '../../../index.js';
 import { MIN, SEC, Scenario, T0 } from '../../../../test/helpers/builder.js';
-import { collect, collected, feed, runEvents } from '../../../../test/helpers/run.js';
+import { runEvents, runWithRestoreAt } from '../../../../test/helpers/run.js';
 
 const config = parseRulesConfig({ rules: Object.fromEntries(RULE_IDS.filter((r) => r !== 'sequence_gap').map((r) => [r, { enabled: false }])) });
 
@@ -71,24 +71,7 @@ describe('sequence_gap with heartbeats', () => {
     const events = s.events;
     const expected = runEvents(createRuleEngine(config), events);
     for (let cut = 1; cut < events.length; cut += 2) {
-      const topic = new Map<string, ChangelogValue>();
-      let e = createRuleEngine(config);
-      let view = createChangelogView(e);
-      const out = collected();
-      events.forEach((x, i) => {
-        if (i === cut) {
-          for (const [k, v] of JSON.parse(JSON.stringify(view.takeChanges())) as [string, ChangelogValue | null][]) {
-            if (v === null) topic.delete(k);
-            else topic.set(k, v);
-          }
-          const clock = e.clock();
-          e = createRuleEngine(config);
-          view = createChangelogView(e);
-          e.setClock(clock);
-          view.restore(topic);
-        }
-        collect(out, feed(e, x));
-      });
+      const out = runWithRestoreAt(config, events, cut);
       expect(out.alerts).toEqual(expected.alerts);
     }
   });

@@ -1,9 +1,9 @@
 import { alertUpdateId } from '@tillwatch/schemas';
 import { describe, expect, it } from 'vitest';
-import { RULE_IDS, createChangelogView, createRuleEngine, heartbeatEventId, parseRulesConfig, type ChangelogValue, type RulesConfig } from '../../../index.js';
+import { RULE_IDS, createRuleEngine, heartbeatEventId, parseRulesConfig, type RulesConfig } from '../../../index.js';
 import { alertId } from '../../../ids.js';
 import { MIN, SEC, Scenario, T0 } from '../../../../test/helpers/builder.js';
-import { collect, collected, feed, runEvents } from '../../../../test/helpers/run.js';
+import { collect, collected, runEvents, runWithRestoreAt } from '../../../../test/helpers/run.js';
 
 const only = (p: Record<string, unknown> = {}): RulesConfig =>
   parseRulesConfig({ rules: { ...Object.fromEntries(RULE_IDS.filter((r) => r !== 'terminal_offline').map((r) => [r, { enabled: false }])), terminal_offline: p } });
@@ -97,24 +97,7 @@ describe('terminal_offline', () => {
     const expected = runEvents(createRuleEngine(only()), events);
     expect([expected.alerts.length, expected.updates.length]).toEqual([1, 1]);
     for (let cut = 1; cut < events.length; cut += 3) {
-      const topic = new Map<string, ChangelogValue>();
-      let e = createRuleEngine(only());
-      let view = createChangelogView(e);
-      const out = collected();
-      events.forEach((x, i) => {
-        if (i === cut) {
-          for (const [k, v] of JSON.parse(JSON.stringify(view.takeChanges())) as [string, ChangelogValue | null][]) {
-            if (v === null) topic.delete(k);
-            else topic.set(k, v);
-          }
-          const clock = e.clock();
-          e = createRuleEngine(only());
-          view = createChangelogView(e);
-          e.setClock(clock);
-          view.restore(topic);
-        }
-        collect(out, feed(e, x));
-      });
+      const out = runWithRestoreAt(only(), events, cut);
       expect([out.alerts, out.updates]).toEqual([expected.alerts, expected.updates]);
     }
   });

@@ -1,8 +1,8 @@
 import { alertUpdateId } from '@tillwatch/schemas';
 import { describe, expect, it } from 'vitest';
-import { RULE_IDS, createChangelogView, createRuleEngine, parseRulesConfig, type ChangelogValue, type RulesConfig } from '../../../index.js';
+import { RULE_IDS, createRuleEngine, parseRulesConfig, type RulesConfig } from '../../../index.js';
 import { MIN, SEC, Scenario } from '../../../../test/helpers/builder.js';
-import { collect, collected, feed, runEvents } from '../../../../test/helpers/run.js';
+import { runEvents, runWithRestoreAt } from '../../../../test/helpers/run.js';
 
 const only = (p: Record<string, unknown> = {}): RulesConfig =>
   parseRulesConfig({ rules: { ...Object.fromEntries(RULE_IDS.filter((r) => r !== 'upload_backlog').map((r) => [r, { enabled: false }])), upload_backlog: p } });
@@ -81,24 +81,7 @@ describe('upload_backlog', () => {
     const expected = runEvents(createRuleEngine(only()), events);
     expect([expected.alerts.length, expected.updates.length]).toEqual([1, 1]);
     for (let cut = 1; cut < events.length; cut += 2) {
-      const topic = new Map<string, ChangelogValue>();
-      let e = createRuleEngine(only());
-      let view = createChangelogView(e);
-      const out = collected();
-      events.forEach((x, i) => {
-        if (i === cut) {
-          for (const [k, v] of JSON.parse(JSON.stringify(view.takeChanges())) as [string, ChangelogValue | null][]) {
-            if (v === null) topic.delete(k);
-            else topic.set(k, v);
-          }
-          const clock = e.clock();
-          e = createRuleEngine(only());
-          view = createChangelogView(e);
-          e.setClock(clock);
-          view.restore(topic);
-        }
-        collect(out, feed(e, x));
-      });
+      const out = runWithRestoreAt(only(), events, cut);
       expect([out.alerts, out.updates]).toEqual([expected.alerts, expected.updates]);
     }
   });
