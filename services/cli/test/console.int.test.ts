@@ -90,10 +90,22 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-async function open(viewport: { width: number; height: number }): Promise<{ context: BrowserContext; page: Page; dialogs: string[] }> {
+async function open(viewport: { width: number; height: number }): Promise<{ context: BrowserContext; page: Page; dialogs: string[]; calls: string[] }> {
   const context = await browser!.newContext({ viewport, locale: 'en-US', timezoneId: 'UTC' });
   const page = await context.newPage();
   const dialogs: string[] = [];
+  // The page's API calls (status, and for a list the ids it returned): what a failure message shows.
+  const calls: string[] = [];
+  page.on('response', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/console/') || u.pathname.startsWith('/stream/')) return;
+    const at = new Date().toISOString().slice(11, 23);
+    if (u.pathname !== '/alerts' || !r.ok()) return void calls.push(`${at} ${r.status()} ${u.pathname}${u.search}`);
+    r.json().then(
+      (b: { items?: { alert_id: string }[] }) => calls.push(`${at} ${r.status()} ${u.pathname}${u.search} -> [${(b.items ?? []).map((x) => x.alert_id).join(', ')}]`),
+      () => calls.push(`${at} ${r.status()} ${u.pathname}${u.search} (body unread)`),
+    );
+  });
   // An alert() from injected markup would open a JS dialog: record (and dismiss) it.
   page.on('dialog', (d) => {
     dialogs.push(d.message());
@@ -103,7 +115,17 @@ async function open(viewport: { width: number; height: number }): Promise<{ cont
   page.on('console', (m) => {
     if (m.type() === 'error' && !/status of (400|401|403|404)/.test(m.text())) pageErrors.push(`console: ${m.text()}`);
   });
-  return { context, page, dialogs };
+  return { context, page, dialogs, calls };
+}
+
+/** Wait for the first queue row; on a timeout, say what the page showed and which API calls it made. */
+async function firstRow(p: { page: Page; calls: string[] }, timeout = 30_000): Promise<void> {
+  try {
+    await p.page.locator('#queue-rows tr').first().waitFor({ timeout });
+  } catch (e) {
+    const shown = await p.page.locator('main').innerText().catch(() => '(main unreadable)');
+    throw new Error(`${(e as Error).message}\nurl: ${p.page.url()}\nmain shows:\n${shown.slice(0, 2000)}\nAPI calls:\n${p.calls.join('\n')}\npage errors: ${pageErrors.join(' | ')}`);
+  }
 }
 
 /** Transactions (made just now, so their alerts are the newest in the queue) that make known alerts: a duplicate charge across two terminals, a refund over its sale, and a refund without sale at a merchant whose id is markup. */
@@ -185,11 +207,18 @@ describeBrowser('the console in Chromium against the npm start pipeline', () => 
     await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(1);
     expect(await rows.first().textContent()).toContain('duplicate_charge');
 
-    // The shared link gives the same view (filters come from the URL).
+    // The shared link gives the same view (filters come from the URL). The analyst's row may have
+    // come from the live feed, which polls ClickHouse apart from the list's read model: a new tab
+    // reads the list only, so first see the list serve it (within a few polls, not never).
     const shared = a.page.url();
+    const listed = async (): Promise<string> => {
+      const r = await fetch(`${base}/alerts${new URL(shared).search}&status=open`, { headers: { 'x-api-key': VIEWER } });
+      return `${r.status} ${((await r.json()) as { items?: { rule: string }[] }).items?.map((x) => x.rule).join(',') ?? ''}`;
+    };
+    await expect.poll(listed, { timeout: 20_000, interval: 200 }).toBe('200 duplicate_charge');
     const b = await open(DESKTOP);
     await b.page.goto(`${shared}#key=${VIEWER}`);
-    await b.page.locator('#queue-rows tr').first().waitFor();
+    await firstRow(b);
     expect(await b.page.locator('#f-rule').inputValue()).toBe('duplicate_charge');
     // The list may render before the filtered page replaces it: wait for the filtered one.
     await expect.poll(() => b.page.locator('#queue-rows tr').count(), { timeout: 10_000 }).toBe(1);
