@@ -81,7 +81,7 @@ export interface AlertRow {
   detected_at: string;
   summary: string;
   details: Record<string, number | string>;
-  /** Rules document version in force (migration 008); absent when read from a table without it (alerts_by_detected). */
+  /** Rules document version in force (migration 008); absent when read from a table without it (006's alerts_by_detected). */
   rules_version?: number;
   currency: string | null;
   amount_minor: number | null;
@@ -372,7 +372,7 @@ export function fromTransactionRow(r: Read<TransactionRow>): Transaction {
   };
 }
 
-/** Read alert rows may lack currency/amount_minor (read through ContractColumns.alerts, or from alerts_by_detected). */
+/** Alert rows as read (ContractColumns.alerts, from `alerts` or migration 015's alerts_by_detected_v2); currency/amount_minor null: no single amount. */
 export function fromAlertRow(r: Omit<Read<AlertRow>, 'details' | 'currency' | 'amount_minor'> & { details: Record<string, number | null>; currency?: string | null; amount_minor?: number | string | null }): Alert {
   const details: Record<string, number> = {};
   for (const [k, v] of Object.entries(r.details)) details[k] = v === null ? Number.NaN : v;
@@ -469,7 +469,7 @@ export function fromDeadLetterRow(r: Read<DeadLetterRow>): DeadLetter {
 /** Column lists for reading contract-shaped rows back (excludes ingested_at and ALIAS columns). */
 export const ContractColumns = {
   transactions: 'event_id, txn_id, kind, status, terminal_id, merchant_id, card_token, amount_minor, currency, terminal_seq, original_txn_id, event_time, received_time',
-  alerts: 'alert_id, rule, rule_version, severity, terminal_id, merchant_id, card_token, event_ids, window_start, window_end, detected_at, summary, details',
+  alerts: 'alert_id, rule, rule_version, severity, terminal_id, merchant_id, card_token, event_ids, window_start, window_end, detected_at, summary, details, rules_version, currency, amount_minor',
   actions: 'action_id, kind, target_type, target_id, merchant_id, terminal_id, alert_id, rule, reason, issued_at, expires_at',
   alert_updates: 'update_id, alert_id, rule, rule_version, terminal_id, merchant_id, status, resolution, resolved_by_event_ids, resolved_at, summary, details',
   refund_reasons: 'event_id, txn_id, original_txn_id, kind, reason, merchant_id, terminal_id, amount_minor, currency, event_time, received_time, alert_id',

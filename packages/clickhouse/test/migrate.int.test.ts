@@ -14,8 +14,8 @@ const EXPECTED_TABLES = [
   'alert_triage',
   'alert_updates',
   'alerts',
-  'alerts_by_detected',
-  'alerts_by_detected_mv',
+  'alerts_by_detected_v2',
+  'alerts_by_detected_v2_mv',
   'alerts_per_minute',
   'alerts_per_minute_mv',
   'alerts_shadow',
@@ -58,7 +58,7 @@ describe('migrate (embedded chDB)', () => {
   it('applies every migration once; a rerun changes nothing', async () => {
     const t = await testDb();
     const first = await migrate(t.ch, { dir: clickhouseMigrationsDir });
-    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at', '008_rules_versions_and_shadow', '009_money_trail', '010_shadow_alert_money', '012_action_decisions', '014_incident_members']);
+    expect(first.applied).toEqual(['001_transactions', '002_alerts', '003_actions', '004_dead_letters', '005_rollups', '006_alert_read_paths', '007_triage_ingested_at', '008_rules_versions_and_shadow', '009_money_trail', '010_shadow_alert_money', '012_action_decisions', '014_incident_members', '015_alert_read_paths_version_money']);
     expect(first.skipped).toEqual([]);
 
     const tables = await schemaSnapshot(t);

@@ -54,7 +54,7 @@ describe('splitStatements', () => {
     for (const f of files) {
       const statements = splitStatements(readFileSync(join(clickhouseMigrationsDir, f), 'utf8'));
       expect(statements.length, f).toBeGreaterThan(0);
-      for (const s of statements) expect(s, f).toMatch(/^(--[^\n]*\n\s*)*(CREATE|ALTER|INSERT) /);
+      for (const s of statements) expect(s, f).toMatch(/^(--[^\n]*\n\s*)*(CREATE|ALTER|INSERT|DROP (VIEW|TABLE) IF EXISTS) /);
     }
   });
 });

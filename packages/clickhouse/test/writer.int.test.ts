@@ -62,7 +62,7 @@ describe('batch writer on embedded chDB', () => {
     await w.add(toAlertRow(b));
     await w.close();
     const back = await rows<Parameters<typeof fromAlertRow>[0]>(
-      `SELECT ${ContractColumns.alerts}, rules_version FROM ${t.ch.table('alerts')} FINAL WHERE alert_id LIKE 'rt-al-%' ORDER BY alert_id`,
+      `SELECT ${ContractColumns.alerts} FROM ${t.ch.table('alerts')} FINAL WHERE alert_id LIKE 'rt-al-%' ORDER BY alert_id`,
     );
     expect(back.map(fromAlertRow)).toEqual([a, b]);
     const [ratio] = await rows<{ r: number }>(`SELECT details['ratio'] AS r FROM ${t.ch.table('alerts')} WHERE alert_id = 'rt-al-1'`);

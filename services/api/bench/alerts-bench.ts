@@ -7,7 +7,7 @@
 // 1. Loads 1,000,000 alerts into embedded ClickHouse at .cache/api-bench (generated in bulk with
 //    INSERT ... SELECT FROM numbers(); kept between runs, --reload regenerates), plus replayed
 //    copies of 1% of them (ReplacingMergeTree duplicates the reads must hide) and triage rows for 2%.
-//    All migrations apply, 006 (time-ordered alerts_by_detected) and 007 included.
+//    All migrations apply, the time-ordered alerts_by_detected_v2 (006, 015) and 007 included.
 // 2. Per scenario: builds the in-memory read model (services/api/src/read-model) from ClickHouse
 //    when the scenario uses it, and starts the API on 127.0.0.1 (random port) in this process: the
 //    API and chDB share it, as in `npm start`.
@@ -294,7 +294,7 @@ await db.ensureDatabase();
 const counts = {
   alertRows: await count(db, `SELECT count() AS n FROM ${db.table('alerts')}`),
   distinctAlerts: await count(db, `SELECT uniqExact(alert_id) AS n FROM ${db.table('alerts')}`),
-  timeTableRows: await count(db, `SELECT count() AS n FROM ${db.table('alerts_by_detected')}`),
+  timeTableRows: await count(db, `SELECT count() AS n FROM ${db.table('alerts_by_detected_v2')}`),
   triageRows: await count(db, `SELECT count() AS n FROM ${db.table('alert_triage')}`),
   alertParts: await count(db, `SELECT count() AS n FROM system.parts WHERE database = 'bench' AND table = 'alerts' AND active`),
 };

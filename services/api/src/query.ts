@@ -23,7 +23,7 @@ export function createSelect(ch: ClickHouse, metrics: ApiMetrics): Select {
 }
 
 /**
- * Whether migration 006's time-ordered `alerts_by_detected` exists. Asked once and remembered; a
+ * Whether the time-ordered alerts table (TIME_TABLE: migration 015's `alerts_by_detected_v2`) exists. Asked once and remembered; a
  * failure (ClickHouse down at start) is not remembered, the next call asks again.
  */
 export function timeTableDetector(ch: ClickHouse, select: Select): () => Promise<boolean> {

@@ -78,9 +78,9 @@ export interface TerminalView {
   open_alerts: AlertView[];
 }
 
-/** How list queries read alerts: depends on whether the optional 006 read-path migration is applied. */
+/** How list queries read alerts: depends on whether the read-path migrations (006, 015) are applied. */
 export interface ReadPaths {
-  /** `alerts_by_detected` (ORDER BY detected_at, alert_id) exists: global time-ordered pages read in order. */
+  /** `alerts_by_detected_v2` (ORDER BY detected_at, alert_id) exists: global time-ordered pages read in order. */
   timeTable: boolean;
 }
 
@@ -142,7 +142,7 @@ type StatusRead = { alert_id: string; status: AlertStatus; actor: string; at_ms:
 export function createAlertStore(deps: {
   ch: ClickHouse;
   metrics: ApiMetrics;
-  /** 'auto' (default): use alerts_by_detected when it exists. 'alerts': always read `alerts` (the standard schema's path). */
+  /** 'auto' (default): use alerts_by_detected_v2 when it exists. 'alerts': always read `alerts` (the standard schema's path). */
   readPath?: 'auto' | 'alerts';
   /** In-memory read model: answers list and lookup reads it holds completely; the rest read ClickHouse. */
   readModel?: AlertReadModel;

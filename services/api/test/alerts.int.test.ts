@@ -1,9 +1,9 @@
 // GET /alerts, /alerts/:id, triage and history against embedded ClickHouse with data, on every read
-// path: the standard schema (FINAL over `alerts`), the 006 time-ordered `alerts_by_detected`, and
+// path: the standard schema (FINAL over `alerts`), the time-ordered `alerts_by_detected_v2` (006, 015), and
 // the in-memory read model (loaded from ClickHouse, then following it by polls).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
-import { incidentMembershipId, type Alert } from '@tillwatch/schemas';
+import { formatMoney, incidentMembershipId, type Alert } from '@tillwatch/schemas';
 import { toIncidentMemberRow } from '@tillwatch/clickhouse';
 import { auth, buildApp, byListOrder, insertAlerts, insertTransactions, makeAlerts, BASE } from './fixtures.js';
 import type { ApiApp } from '../src/app.js';
@@ -88,9 +88,11 @@ for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory re
       const body = res.json<Page>();
       const expected = [...alerts].sort(byListOrder).slice(0, 5);
       expect(body.items.map((a) => a.alert_id)).toEqual(expected.map((a) => a.alert_id));
-      // rules_version (issue 9) is not in the API's alert view yet.
-      const { rules_version: _rv, ...first } = expected[0]!;
-      expect(body.items[0]).toEqual({ ...first, status: 'open', status_by: null, status_at: null });
+      // Every field of the contract, rules_version and the money included (the fixtures vary both).
+      const money = (a: Alert) => (a.currency != null ? { currency: a.currency, amount_minor: a.amount_minor ?? null, amount: formatMoney(a.amount_minor!, a.currency) } : { currency: null, amount_minor: null, amount: null });
+      expect(new Set(expected.map((a) => a.rules_version)).size).toBeGreaterThan(1);
+      expect(expected.some((a) => a.currency == null) && expected.some((a) => a.currency != null)).toBe(true);
+      expect(body.items).toEqual(expected.map((a) => ({ ...a, ...money(a), status: 'open', status_by: null, status_at: null })));
       expect(body.next_cursor).toEqual(expect.any(String));
     });
 

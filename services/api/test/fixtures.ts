@@ -66,7 +66,9 @@ export function makeAlerts(n: number, start = 0): { alerts: Alert[]; transaction
       alert_id: `al-${hex(`alert${k}`).slice(0, 20)}`,
       rule,
       rule_version: 1,
-      rules_version: 0,
+      // Versions 0-2, and money on two alerts of three (the rest about no single amount): every read path must carry them.
+      rules_version: k % 3,
+      ...(k % 3 !== 2 ? { currency: k % 2 === 0 ? 'EUR' : 'JPY', amount_minor: t1.amount_minor } : {}),
       severity: SEVERITIES[(k * 7) % 4]!,
       terminal_id: terminal,
       merchant_id: merchantOfTerminal(terminal),

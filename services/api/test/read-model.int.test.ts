@@ -195,8 +195,8 @@ describe('alert read model', () => {
     const { viaClickHouse } = await setup();
     const base = await createTestClickHouse({ migrate: true });
     try {
-      await base.ch.client.command({ query: `DROP TABLE ${base.ch.table('alerts_by_detected_mv')}` });
-      await base.ch.client.command({ query: `DROP TABLE ${base.ch.table('alerts_by_detected')}` });
+      await base.ch.client.command({ query: `DROP TABLE ${base.ch.table('alerts_by_detected_v2_mv')}` });
+      await base.ch.client.command({ query: `DROP TABLE ${base.ch.table('alerts_by_detected_v2')}` });
       await insertAlerts(base.ch, alerts.slice(0, 500));
       const registry = createRegistry({ service: 'rm-base', defaultMetrics: false });
       const metrics = createApiMetrics(registry);

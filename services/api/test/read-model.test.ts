@@ -77,10 +77,21 @@ describe('alert codec', () => {
     summary: 'sync lag 12 min on T1 — “late”',
     details: { lag_ms: 720_000, ratio: 0.125, missing: Number.NaN, neg: -1.5 },
   };
-  const tail = (a: Alert) => ({ rule_version: a.rule_version, card_token: a.card_token, event_ids: a.event_ids, window_start: a.window_start, window_end: a.window_end, summary: a.summary, details: a.details });
+  const tail = (a: Alert) => ({
+    rule_version: a.rule_version,
+    card_token: a.card_token,
+    event_ids: a.event_ids,
+    window_start: a.window_start,
+    window_end: a.window_end,
+    summary: a.summary,
+    details: a.details,
+    rules_version: a.rules_version,
+    ...(a.currency != null ? { currency: a.currency } : {}),
+    ...(a.amount_minor != null ? { amount_minor: a.amount_minor } : {}),
+  });
 
   it('round-trips the tail of an alert (unicode, NaN, empty strings, null token, no details)', () => {
-    for (const a of [base, { ...base, card_token: null, event_ids: [], details: {}, summary: '' }]) {
+    for (const a of [base, { ...base, card_token: null, event_ids: [], details: {}, summary: '' }, { ...base, rules_version: 4_000_000_000, currency: 'JPY', amount_minor: 9_007_199_254_740_991 }]) {
       const bytes = codec.encode(a);
       expect(bytes).toBeDefined();
       expect(codec.decode(Buffer.from(bytes!))).toEqual(tail(a));
@@ -90,6 +101,7 @@ describe('alert codec', () => {
   it('a string over 64 KiB is not encodable (that row stays in ClickHouse only)', () => {
     expect(codec.encode({ ...base, summary: 'x'.repeat(70_000) })).toBeUndefined();
     expect(codec.encode({ ...base, rule_version: 70_000 })).toBeUndefined();
+    expect(codec.encode({ ...base, currency: 'EUR', amount_minor: 2 ** 53 })).toBeUndefined();
     // The scratch buffer grows for large but encodable rows.
     const big = { ...base, event_ids: Array.from({ length: 500 }, (_, i) => `ev-${i}-${'y'.repeat(40)}`) };
     expect(codec.decode(Buffer.from(codec.encode(big)!))).toEqual(tail(big));

@@ -2,7 +2,7 @@
 // ClickHouse-polling feed against embedded ClickHouse.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
-import type { Alert } from '@tillwatch/schemas';
+import { formatMoney, type Alert } from '@tillwatch/schemas';
 import { createRegistry } from '@tillwatch/telemetry';
 import { auth, buildApp, insertAlerts, makeAlerts } from './fixtures.js';
 import { createPollingAlertFeed } from '../src/feed.js';
@@ -58,7 +58,9 @@ describe('GET /stream/alerts', () => {
     const { raw, events } = await readEvents(res.stream(), 2);
     expect(raw.startsWith('retry: 5000\n: connected as vera\n\n')).toBe(true);
     expect(events.map((e) => e.id)).toEqual(['al-sse-1', 'al-sse-3']);
-    expect(events[0]!.data).toEqual({ ...a1, summary: 'card [PAN ****1111] charged twice', status: 'open', status_by: null, status_at: null });
+    // With its rules version and money (makeAlerts gives the first alert an amount in EUR).
+    expect(a1.currency).toBe('EUR');
+    expect(events[0]!.data).toEqual({ ...a1, amount: formatMoney(a1.amount_minor!, 'EUR'), summary: 'card [PAN ****1111] charged twice', status: 'open', status_by: null, status_at: null });
     expect((events[1]!.data as { details: unknown }).details).toEqual({ ratio: null });
     expect(raw).not.toContain('4111111111111111');
     expect(await registry.getSingleMetricAsString('tillwatch_api_sse_clients')).toContain('tillwatch_api_sse_clients{service="sse-test"} 1');

@@ -239,6 +239,9 @@ describeBrowser('the console in Chromium against the npm start pipeline', () => 
     expect(ev).toContain('T-c2');
     expect(ev).toContain('different terminals');
     expect(ev).toContain('EUR 42.50');
+    // The alert's own facts: the rules version in force (the default document is version 1) and its amount.
+    expect(await a.page.locator('dt:text-is("Rules version") + dd').textContent()).toBe('1');
+    expect(await a.page.locator('dt:text-is("Amount") + dd').textContent()).toContain('42.50');
     await a.page.getByRole('heading', { name: 'Recent transactions' }).waitFor();
     await a.page.screenshot({ path: join(SHOTS, 'console-alert-1280.png'), fullPage: true });
 

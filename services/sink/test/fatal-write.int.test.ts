@@ -111,8 +111,8 @@ describe('sink: a table ClickHouse does not have', () => {
       expect(await count(false)).toBe(N);
       const rs = await ch.client.query({ query: `SELECT uniqExact(alert_id) AS n FROM ${ch.table('alerts')}`, format: 'JSONEachRow' });
       expect(Number(((await rs.json()) as { n: number }[])[0]?.n)).toBe(N);
-      // The materialized views re-attach to the re-created table (the API reads alerts_by_detected).
-      const mv = await ch.client.query({ query: `SELECT uniqExact(alert_id) AS n FROM ${ch.table('alerts_by_detected')}`, format: 'JSONEachRow' });
+      // The materialized views re-attach to the re-created table (the API reads alerts_by_detected_v2).
+      const mv = await ch.client.query({ query: `SELECT uniqExact(alert_id) AS n FROM ${ch.table('alerts_by_detected_v2')}`, format: 'JSONEachRow' });
       expect(Number(((await mv.json()) as { n: number }[])[0]?.n)).toBe(N);
     } finally {
       await admin.disconnect();

@@ -1,15 +1,17 @@
 // The part of an alert the index does not already hold as columns, as compact bytes for the row
-// arena: rule_version, card_token, event_ids, window_start/end, summary, details. (alert_id, rule,
-// severity, terminal, merchant and detected_at live in the index's columns.) About 190 bytes for a
-// typical alert against ~450 as JSON text.
+// arena: rule_version, card_token, event_ids, window_start/end, summary, details, rules_version,
+// currency, amount_minor. (alert_id, rule, severity, terminal, merchant and detected_at live in the
+// index's columns.) About 200 bytes for a typical alert against ~450 as JSON text.
 //
 // Layout (little endian): u16 rule_version | str? card_token | u16 n, n x str event_ids |
-// f64 window_start | f64 window_end | str summary | u16 n, n x (str key, f64 value) details.
+// f64 window_start | f64 window_end | str summary | u16 n, n x (str key, f64 value) details |
+// u32 rules_version | str? currency | u8 0 (no amount) or u8 1 + f64 amount_minor.
 // str = u16 byte length + UTF-8 bytes; str? = u8 0 (null) | u8 1 + str. A string over 65,535
 // bytes (or more than 65,535 list items) is not encodable: that row stays in ClickHouse only.
+// amount_minor is an integer below 2^53 (a JSON number): f64 holds it exactly.
 import type { Alert } from '@tillwatch/schemas';
 
-export type AlertTail = Pick<Alert, 'rule_version' | 'card_token' | 'event_ids' | 'window_start' | 'window_end' | 'summary' | 'details'>;
+export type AlertTail = Pick<Alert, 'rule_version' | 'card_token' | 'event_ids' | 'window_start' | 'window_end' | 'summary' | 'details' | 'rules_version' | 'currency' | 'amount_minor'>;
 
 const MAX16 = 0xffff;
 
@@ -40,6 +42,22 @@ export function createAlertCodec(): AlertCodec {
     scratch.writeDoubleLE(v, at);
     at += 8;
   };
+  const u32 = (v: number): boolean => {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) return false;
+    ensure(4);
+    scratch.writeUInt32LE(v, at);
+    at += 4;
+    return true;
+  };
+  const optStr = (s: string | null | undefined): boolean => {
+    ensure(1);
+    if (s == null) {
+      scratch[at++] = 0;
+      return true;
+    }
+    scratch[at++] = 1;
+    return str(s);
+  };
   const str = (s: string): boolean => {
     const len = Buffer.byteLength(s, 'utf8');
     if (len > MAX16) return false;
@@ -53,12 +71,7 @@ export function createAlertCodec(): AlertCodec {
     encode(a) {
       at = 0;
       if (!u16(a.rule_version)) return undefined;
-      ensure(1);
-      if (a.card_token === null) scratch[at++] = 0;
-      else {
-        scratch[at++] = 1;
-        if (!str(a.card_token)) return undefined;
-      }
+      if (!optStr(a.card_token)) return undefined;
       if (!u16(a.event_ids.length)) return undefined;
       for (const e of a.event_ids) if (!str(e)) return undefined;
       f64(a.window_start);
@@ -69,6 +82,14 @@ export function createAlertCodec(): AlertCodec {
       for (const [k, v] of entries) {
         if (!str(k)) return undefined;
         f64(v);
+      }
+      if (!u32(a.rules_version) || !optStr(a.currency)) return undefined;
+      ensure(1);
+      if (a.amount_minor == null) scratch[at++] = 0;
+      else {
+        if (!Number.isSafeInteger(a.amount_minor)) return undefined;
+        scratch[at++] = 1;
+        f64(a.amount_minor);
       }
       return scratch.subarray(0, at);
     },
@@ -104,7 +125,11 @@ export function createAlertCodec(): AlertCodec {
         const k = rdStr();
         details[k] = rdF64();
       }
-      return { rule_version, card_token, event_ids, window_start, window_end, summary, details };
+      const rules_version = b.readUInt32LE(p);
+      p += 4;
+      const currency = b[p++] === 0 ? null : rdStr();
+      const amount_minor = b[p++] === 0 ? null : rdF64();
+      return { rule_version, card_token, event_ids, window_start, window_end, summary, details, rules_version, ...(currency !== null ? { currency } : {}), ...(amount_minor !== null ? { amount_minor } : {}) };
     },
   };
 }

@@ -222,7 +222,7 @@ export function createAlertReadModel(options: AlertReadModelOptions): AlertReadM
       const head = index.get(p);
       const off = index.rowOffset(p);
       const bytes = off >= 0 ? arena.read(off) : undefined;
-      if (bytes) out[i] = toAlertView({ ...head, ...codec.decode(bytes), rules_version: 0 /* not kept by the read model yet */ }, index.triageOf(head.alert_id));
+      if (bytes) out[i] = toAlertView({ ...head, ...codec.decode(bytes) }, index.triageOf(head.alert_id));
       else missing.push({ at: i, head, key: { t: head.detected_at, id: head.alert_id, merchant: head.merchant_id } });
     }
     if (missing.length) {

@@ -24,7 +24,7 @@ export interface TriageRead {
 }
 
 export interface ReadModelSource {
-  /** Whether 006's time-ordered alerts_by_detected exists (pages then read in order). */
+  /** Whether the time-ordered alerts_by_detected_v2 (015) exists (pages then read in order). */
   timeTable(): Promise<boolean>;
   /** Key of the k-th newest alert (0 = newest), or undefined when there are not more than k. */
   keyAt(k: number): Promise<AlertKey | undefined>;

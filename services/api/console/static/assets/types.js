@@ -20,6 +20,10 @@
  * @property {number} detected_at
  * @property {string} summary
  * @property {Record<string, number | null>} details
+ * @property {number} rules_version version of the rules document in force when it fired (0: before versions)
+ * @property {string | null} currency ISO 4217; null: no single amount
+ * @property {number | null} amount_minor
+ * @property {string | null} amount amount_minor as money, e.g. "42.50 EUR"
  * @property {TriageStatus} status
  * @property {string | null} status_by
  * @property {number | null} status_at

@@ -62,8 +62,9 @@ export function alertView(ctx, o) {
       ctx.api.get(`/terminals/${encodeURIComponent(a.terminal_id)}/sync-lag?minutes=60`, ctx.signal),
     ]);
     if (ctx.signal.aborted) return;
-    const currency = detail.evidence[0]?.currency;
-    const amount = a.details['amount_minor'] ?? a.details['refund_amount_minor'] ?? a.details['sale_amount_minor'];
+    // The alert's own money when it carries it (alerts since issue 11), else what its details and evidence say.
+    const currency = a.currency ?? detail.evidence[0]?.currency;
+    const amount = a.currency ? a.amount_minor : (a.details['amount_minor'] ?? a.details['refund_amount_minor'] ?? a.details['sale_amount_minor']);
 
     const header = h(
       'header',
@@ -83,6 +84,7 @@ export function alertView(ctx, o) {
         ['Card', a.card_token === null ? '–' : h('code', null, a.card_token)],
         ['Status', [statusBadge(a.status), a.status_by ? ` by ${a.status_by}` : '', a.status_at ? [' at ', timeEl(a.status_at)] : '']],
         ['Alert id', h('code', null, a.alert_id)],
+        ['Rules version', a.rules_version > 0 ? String(a.rules_version) : '– (fired before rules had versions)'],
       ]),
       h('h3', null, 'Details'),
       dl(Object.entries(a.details).map(([k, v]) => [k.replace(/_(ms|minor)$/, '').replace(/_/g, ' '), formatDetail(k, v, currency)])),
