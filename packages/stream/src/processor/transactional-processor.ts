@@ -114,6 +114,8 @@ interface TaskEntry {
   positions?: TaskPositions;
   /** alignInputs: records fetched and not committed yet, per input (discarded, and fetched again, by every restore). */
   buffers?: Map<string, InputBuffer<KafkaMessage>>;
+  /** alignInputs: inputs paused because their buffer is full (PAUSE_BUFFERED); a restore resumes them. */
+  pausedFull?: Set<string>;
 }
 
 export interface TransactionalProcessor {
@@ -132,10 +134,16 @@ const MAX_REQUEST_BYTES = 512 * 1024;
 const PROCESS_CHUNK = 1_000;
 
 /**
- * alignInputs: pending records one input may hold in memory. A batch arriving above it is not
- * taken (nor resolved): kafkajs fetches it again later, as when an input is far ahead of another.
+ * alignInputs: an input with this many records pending in memory (far ahead of another input) is
+ * paused until its buffer drains below it, so that kafkajs does not keep fetching it.
  */
-const MAX_BUFFERED = 100_000;
+const PAUSE_BUFFERED = 10_000;
+
+/**
+ * alignInputs: a batch arriving while its input holds this many pending records (fetched before the
+ * pause took effect) is not taken, nor resolved: kafkajs fetches it again later.
+ */
+const MAX_BUFFERED = 50_000;
 
 /** How often a wait inside eachBatch asks for a heartbeat; kafkajs sends at most one per heartbeatInterval. */
 const KEEPALIVE_CHECK_MS = 1_000;
@@ -492,6 +500,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   function discardBuffers(entry: TaskEntry): void {
     const buffers = entry.buffers;
     entry.buffers = undefined;
+    // The restore that follows pauses every input of the task and resumes them when it ends.
+    entry.pausedFull = undefined;
     if (!buffers) return;
     for (const [topic, b] of buffers) {
       if (pendingCount(b) === 0) continue;
@@ -527,10 +537,29 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     for (const [key, value] of entry.task!.takeChanges()) step.messages.push({ topic: o.changelogTopic, key, value, partition: entry.partition });
     await commit(entry, step.messages, step.offsets.map((x) => ({ topic: x.topic, partition: entry.partition, offset: x.offset.toString() })));
     for (const [topic, at] of step.taken) dropBefore(buffers.get(topic)!, at);
+    pauseFull(entry);
     for (const x of step.offsets) entry.committed.set(x.topic, x.offset);
     for (const [topic, n] of step.decoded) o.metrics.decoded.inc({ topic }, n);
     for (const f of step.done) f();
     return true;
+  }
+
+  /** alignInputs: pauses the inputs whose buffer is full, resumes those drained below PAUSE_BUFFERED. */
+  function pauseFull(entry: TaskEntry): void {
+    if (!consumer || !entry.buffers || !entry.task || entry.closed || entry.lost) return;
+    const paused = (entry.pausedFull ??= new Set());
+    for (const [topic, b] of entry.buffers) {
+      const full = pendingCount(b) >= PAUSE_BUFFERED;
+      if (full === paused.has(topic)) continue;
+      try {
+        if (full) consumer.pause([{ topic, partitions: [entry.partition] }]);
+        else consumer.resume([{ topic, partitions: [entry.partition] }]);
+        if (full) paused.add(topic);
+        else paused.delete(topic);
+      } catch (e) {
+        o.logger.warn({ err: e, topic, partition: entry.partition, full }, 'could not pause or resume a buffered input');
+      }
+    }
   }
 
   /**
@@ -555,7 +584,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       buffer.fetchedToEnd = isCaughtUp(BigInt(batch.lastOffset()) + 1n, BigInt(batch.highWatermark));
       resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
     }
-    return stepAligned(entry);
+    const stepped = await stepAligned(entry);
+    if (!stepped) pauseFull(entry);
+    return stepped;
   }
 
   /** alignInputs: a step outside any batch (an input found caught up by a batch with no records), under the task's lock. */
