@@ -2,7 +2,7 @@
 // transaction for `silence` (engine clock). One alert per silence, closed by an alert update
 // (`episode_ended`) when the terminal is heard from again. A terminal is watched from its first
 // heartbeat on (terminals that never heartbeat are never judged). The silence end is a timer in the
-// engine's heap, moved by every sign of life. State per terminal: the watch. See README.md.
+// engine's heap, moved (lazily, see Watch) by every sign of life. State per terminal: the watch. See README.md.
 import { alertUpdateId, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
