@@ -21,7 +21,7 @@
 // partitions here, is aborted when they move, and every task is rebuilt when the member id
 // changed (the session expired: another member may have owned the partitions in between).
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger, StreamMetrics } from '@tillwatch/telemetry';
 import type { DeadLetter } from '@tillwatch/schemas';
 import { isPoison, FatalError, RetriableError, type PoisonRecordError } from '../errors.js';
@@ -31,7 +31,8 @@ import { CoPartitionedAssigner } from './copartitioned-assigner.js';
 import { createConsumerLagMonitor, type ConsumerLagMonitor } from './lag-monitor.js';
 import { MARKER_KEY, RestoreAbortedError, restoreChangelog } from './changelog.js';
 import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
-import { alignBound, isCaughtUp, newPositions, type TaskPositions } from './align.js';
+import { appendRecords, dropBefore, freshRecords, isCaughtUp, newInputBuffer, newPositions, pendingCount, type InputBuffer, type TaskPositions } from './align.js';
+import { alignedStep } from './aligned-step.js';
 
 export interface ProcessorMetrics extends StreamMetrics {
   txnLatency?: { observe(v: number): void };
@@ -57,8 +58,9 @@ export interface TransactionalProcessorOptions {
   createTask(partition: number): Task;
   /**
    * Processes each task's inputs in record-time order across topics (align.ts): every input must
-   * give `time(value)`. A batch stops before a record later than what another input, not caught
-   * up, may still deliver; its rest is fetched again. Default off (fetch-batch order).
+   * give `time(value)`. Records later than what another input, not caught up, may still deliver
+   * wait in memory (up to MAX_BUFFERED per input) and are merged with that input's next batch in
+   * one transaction (aligned-step.ts). Default off (fetch-batch order).
    */
   alignInputs?: boolean;
   metrics: ProcessorMetrics;
@@ -110,6 +112,10 @@ interface TaskEntry {
   committed: Map<string, bigint>;
   /** alignInputs: what the task knows of each input's position (reset with every restore). */
   positions?: TaskPositions;
+  /** alignInputs: records fetched and not committed yet, per input (discarded, and fetched again, by every restore). */
+  buffers?: Map<string, InputBuffer<KafkaMessage>>;
+  /** alignInputs: inputs paused because their buffer is full (PAUSE_BUFFERED); a restore resumes them. */
+  pausedFull?: Set<string>;
 }
 
 export interface TransactionalProcessor {
@@ -126,6 +132,18 @@ const MAX_REQUEST_BYTES = 512 * 1024;
 
 /** Records decoded and processed at a time within a fetched batch (see eachBatch). */
 const PROCESS_CHUNK = 1_000;
+
+/**
+ * alignInputs: an input with this many records pending in memory (far ahead of another input) is
+ * paused until its buffer drains below it, so that kafkajs does not keep fetching it.
+ */
+const PAUSE_BUFFERED = 10_000;
+
+/**
+ * alignInputs: a batch arriving while its input holds this many pending records (fetched before the
+ * pause took effect) is not taken, nor resolved: kafkajs fetches it again later.
+ */
+const MAX_BUFFERED = 50_000;
 
 /** How often a wait inside eachBatch asks for a heartbeat; kafkajs sends at most one per heartbeatInterval. */
 const KEEPALIVE_CHECK_MS = 1_000;
@@ -239,7 +257,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     return run;
   };
 
-  async function commit(entry: TaskEntry, messages: OutputMessage[], offsets?: { topic: string; partition: number; offset: string }): Promise<void> {
+  async function commit(entry: TaskEntry, messages: OutputMessage[], offsets?: { topic: string; partition: number; offset: string } | Array<{ topic: string; partition: number; offset: string }>): Promise<void> {
     const started = performance.now();
     const txn = await entry.producer.transaction();
     try {
@@ -264,7 +282,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       }
       await sendChunk();
       if (offsets) {
-        await txn.sendOffsets({ consumerGroupId: o.groupId, topics: [{ topic: offsets.topic, partitions: [{ partition: offsets.partition, offset: offsets.offset }] }] });
+        const list = Array.isArray(offsets) ? offsets : [offsets];
+        if (list.length > 0) await txn.sendOffsets({ consumerGroupId: o.groupId, topics: list.map((x) => ({ topic: x.topic, partitions: [{ partition: x.partition, offset: x.offset }] })) });
       }
       await txn.commit();
     } catch (e) {
@@ -279,6 +298,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
   /** Fences the previous owner, commits a marker, reads the committed changelog up to it. */
   async function restore(entries: TaskEntry[], signal: AbortSignal): Promise<void> {
     if (entries.length === 0) return;
+    // The restored state is the committed one: buffered records are fetched again from there.
+    for (const e of entries) discardBuffers(e);
     for (const e of entries) {
       if (e.broken) {
         // A new producer with the same transactional.id: its InitProducerId completes or aborts
@@ -318,6 +339,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           if (!p) return true;
           return isCaughtUp(e.committed.get(topic) ?? BigInt(p.low), BigInt(p.high));
         });
+        e.buffers = new Map(o.inputs.map((i) => [i.topic, newInputBuffer<KafkaMessage>(e.positions!.get(i.topic)!.caughtUp)]));
       }
     }
     o.logger.info({ partitions: entries.map((e) => e.partition) }, 'restoring tasks from changelog');
@@ -474,6 +496,117 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     return deadLetterMessage(o.dlqTopic, (d) => o.encodeDeadLetter(d), source, { errorClass: err.errorClass, reason: err.message, stage: `${o.deadLetterStagePrefix ?? 'detector'}.${err.stage}` }, now());
   }
 
+  /** alignInputs: drops a task's buffered records; kafkajs fetches them again from the first one not committed. */
+  function discardBuffers(entry: TaskEntry): void {
+    const buffers = entry.buffers;
+    entry.buffers = undefined;
+    // The restore that follows pauses every input of the task and resumes them when it ends.
+    entry.pausedFull = undefined;
+    if (!buffers) return;
+    for (const [topic, b] of buffers) {
+      if (pendingCount(b) === 0) continue;
+      try {
+        // Batches of this partition fetched before the seek are stale from now on (isStale), and dropped.
+        consumer?.seek({ topic, partition: entry.partition, offset: b.records[b.start]!.offset });
+      } catch (e) {
+        // Not running any more: the next assignment fetches from the committed offsets anyway.
+        o.logger.warn({ err: e, topic, partition: entry.partition }, 'could not seek back to buffered records');
+      }
+    }
+  }
+
+  /**
+   * alignInputs: one step of the task (aligned-step.ts): its buffered records as far as the bound
+   * allows, in time order across inputs, in one transaction committing every input's offset.
+   * False when nothing could be taken (no transaction).
+   */
+  async function stepAligned(entry: TaskEntry): Promise<boolean> {
+    const buffers = entry.buffers!;
+    const step = await alignedStep({
+      task: entry.task!,
+      partition: entry.partition,
+      inputs,
+      buffers,
+      positions: entry.positions!,
+      wallMs: now(),
+      chunk: PROCESS_CHUNK,
+      deadLetter: (m, topic, err) => deadLetter(m, topic, entry.partition, err),
+      gone: () => entry.closed || entry.lost,
+    });
+    if (!step) return false;
+    for (const [key, value] of entry.task!.takeChanges()) step.messages.push({ topic: o.changelogTopic, key, value, partition: entry.partition });
+    await commit(entry, step.messages, step.offsets.map((x) => ({ topic: x.topic, partition: entry.partition, offset: x.offset.toString() })));
+    for (const [topic, at] of step.taken) dropBefore(buffers.get(topic)!, at);
+    pauseFull(entry);
+    for (const x of step.offsets) entry.committed.set(x.topic, x.offset);
+    for (const [topic, n] of step.decoded) o.metrics.decoded.inc({ topic }, n);
+    for (const f of step.done) f();
+    return true;
+  }
+
+  /** alignInputs: pauses the inputs whose buffer is full, resumes those drained below PAUSE_BUFFERED. */
+  function pauseFull(entry: TaskEntry): void {
+    if (!consumer || !entry.buffers || !entry.task || entry.closed || entry.lost) return;
+    const paused = (entry.pausedFull ??= new Set());
+    for (const [topic, b] of entry.buffers) {
+      const full = pendingCount(b) >= PAUSE_BUFFERED;
+      if (full === paused.has(topic)) continue;
+      try {
+        if (full) consumer.pause([{ topic, partitions: [entry.partition] }]);
+        else consumer.resume([{ topic, partitions: [entry.partition] }]);
+        if (full) paused.add(topic);
+        else paused.delete(topic);
+      } catch (e) {
+        o.logger.warn({ err: e, topic, partition: entry.partition, full }, 'could not pause or resume a buffered input');
+      }
+    }
+  }
+
+  /**
+   * alignInputs: a fetched batch goes into its input's buffer (resolved: kafkajs fetches on after
+   * it), then the task takes what it can. A batch above MAX_BUFFERED is left unresolved (fetched
+   * again later); a stale one (fetched before a seek back) is dropped. True when a transaction committed.
+   */
+  async function takeAligned(entry: TaskEntry, payload: EachBatchPayload, messages: KafkaMessage[]): Promise<boolean> {
+    const { batch, isStale, resolveOffset } = payload;
+    const buffer = entry.buffers?.get(batch.topic);
+    if (!buffer || isStale()) return false;
+    if (pendingCount(buffer) < MAX_BUFFERED) {
+      const input = inputs.get(batch.topic)!;
+      // Records fetched again (kafkajs starts from the committed offset after a rebalance) are already buffered.
+      const fresh = freshRecords(buffer, messages);
+      if (fresh.length > 0 && input.prefetch) {
+        await input.prefetch(fresh.map((m) => m.value));
+        // The prefetch awaited: the task may have been rebuilt meanwhile (its buffers discarded).
+        if (entry.buffers?.get(batch.topic) !== buffer || isStale()) return false;
+      }
+      appendRecords(buffer, fresh);
+      buffer.fetchedToEnd = isCaughtUp(BigInt(batch.lastOffset()) + 1n, BigInt(batch.highWatermark));
+      resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
+    }
+    const stepped = await stepAligned(entry);
+    if (!stepped) pauseFull(entry);
+    return stepped;
+  }
+
+  /** alignInputs: a step outside any batch (an input found caught up by a batch with no records), under the task's lock. */
+  function stepAlignedLater(entry: TaskEntry): void {
+    void withLock(entry, async () => {
+      if (!entry.task || entry.closed || entry.lost || !entry.buffers) return;
+      try {
+        await stepAligned(entry);
+      } catch (e) {
+        o.logger.warn({ err: e, partition: entry.partition }, 'aligned step failed; restoring task');
+        entry.task = undefined;
+        const kind = classifyError(e);
+        if (kind === 'fenced') entry.lost = true;
+        else if (kind === 'fatal') fatal(e as Error);
+        // Rebuilt in the background (its restore fetches the buffered records again), partitions paused.
+        else void ensureRestored([entry]).catch(() => undefined);
+      }
+    }).catch((e: unknown) => o.logger.error({ err: e }, 'aligned step failed'));
+  }
+
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, heartbeat, isRunning, isStale, resolveOffset } = payload;
     if (batch.messages.length === 0) return;
@@ -500,13 +633,15 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         // Offsets ascend within a batch: only a batch that starts below the committed offset is filtered.
         const from = entry.committed.get(batch.topic) ?? -1n;
         const messages = from < 0n || BigInt(batch.messages[0]!.offset) >= from ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
-        const positions = o.alignInputs ? entry.positions : undefined;
-        if (messages.length === 0) {
-          if (positions) positions.get(batch.topic)!.caughtUp = isCaughtUp(BigInt(batch.lastOffset()) + 1n, BigInt(batch.highWatermark));
+        if (messages.length === 0 && !o.alignInputs) {
           resolveOffset(last);
           return;
         }
         try {
+          if (o.alignInputs) {
+            if (await takeAligned(entry, payload, messages)) o.metrics.batchLatency.observe({ stage: 'process' }, (performance.now() - started) / 1000);
+            return;
+          }
           if (input.prefetch) await input.prefetch(messages.map((m) => m.value));
           // Decoded and processed PROCESS_CHUNK records at a time (arrival order, one transaction
           // for the whole batch): a fetched batch holds up to tens of thousands of records, and
@@ -516,12 +651,6 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           const dead: OutputMessage[] = [];
           const done: Array<() => void> = [];
           let decoded = 0;
-          // alignInputs: the batch stops before its first record later than the other inputs allow
-          // (align.ts); the rest is fetched again from there. Poison records never stop it.
-          const bound = positions ? alignBound(positions, batch.topic) : Number.POSITIVE_INFINITY;
-          let stopAt = -1;
-          let stopTime = 0;
-          let lastTime: number | undefined;
           for (let i = 0; i < messages.length; i += PROCESS_CHUNK) {
             const records: DecodedRecord[] = [];
             for (let j = i, end = Math.min(messages.length, i + PROCESS_CHUNK); j < end; j++) {
@@ -534,30 +663,12 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
                 dead.push(deadLetter(m, batch.topic, batch.partition, e));
                 continue;
               }
-              if (positions) {
-                const t = input.time!(value);
-                if (t > bound) {
-                  stopAt = j;
-                  stopTime = t;
-                  break;
-                }
-                lastTime = t;
-              }
               records.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value });
-            }
-            if (stopAt === 0) {
-              // Nothing to process before the other inputs catch up: no transaction; kafkajs fetches
-              // this partition again from its first unresolved offset.
-              positions!.get(batch.topic)!.head = stopTime;
-              positions!.get(batch.topic)!.caughtUp = false;
-              if (messages[0] !== batch.messages[0]) resolveOffset((BigInt(messages[0]!.offset) - 1n).toString());
-              return;
             }
             decoded += records.length;
             const result = entry.task!.process(batch.topic, records, wall);
             for (const m of result.messages) out.push(m);
             if (result.committed) done.push(result.committed);
-            if (stopAt >= 0) break;
             // Between chunks the event loop runs the keep-alive timer (and other partitions' I/O).
             if (i + PROCESS_CHUNK < messages.length) {
               await yieldToLoop();
@@ -567,16 +678,10 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           }
           for (const m of dead) out.push(m);
           for (const [key, value] of entry.task!.takeChanges()) out.push({ topic: o.changelogTopic, key, value, partition: batch.partition });
-          const next = stopAt >= 0 ? BigInt(messages[stopAt]!.offset) : BigInt(last) + 1n;
+          const next = BigInt(last) + 1n;
           await commit(entry, out, { topic: batch.topic, partition: batch.partition, offset: next.toString() });
           entry.committed.set(batch.topic, next);
-          resolveOffset(stopAt >= 0 ? messages[stopAt - 1]!.offset : last);
-          if (positions) {
-            const p = positions.get(batch.topic)!;
-            if (lastTime !== undefined) p.last = lastTime;
-            p.head = stopAt >= 0 ? stopTime : undefined;
-            p.caughtUp = stopAt < 0 && isCaughtUp(BigInt(batch.lastOffset()) + 1n, BigInt(batch.highWatermark));
-          }
+          resolveOffset(last);
           o.metrics.decoded.inc({ topic: batch.topic }, decoded);
           o.metrics.batchLatency.observe({ stage: 'process' }, (performance.now() - started) / 1000);
           for (const f of done) f();
@@ -677,11 +782,17 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       });
       // A fetched batch with nothing to process (only transaction markers or aborted records) never
       // reaches eachBatch; kafkajs resolves it itself. Its position may be what makes an input caught up.
+      // Records of the other inputs may be waiting in memory for exactly that.
       if (o.alignInputs) {
         consumer.on(consumer.events.START_BATCH_PROCESS, (e) => {
           const b = e.payload;
-          const p = b.batchSize === 0 ? tasks.get(b.partition)?.positions?.get(b.topic) : undefined;
-          if (p && p.head === undefined) p.caughtUp = isCaughtUp(BigInt(b.lastOffset) + 1n, BigInt(b.highWatermark));
+          if (b.batchSize !== 0) return;
+          const entry = tasks.get(b.partition);
+          const buffer = entry?.buffers?.get(b.topic);
+          if (!entry || !buffer) return;
+          const was = buffer.fetchedToEnd;
+          buffer.fetchedToEnd = isCaughtUp(BigInt(b.lastOffset) + 1n, BigInt(b.highWatermark));
+          if (!was && buffer.fetchedToEnd && [...entry.buffers!.values()].some((x) => pendingCount(x) > 0)) stepAlignedLater(entry);
         });
       }
       consumer.on(consumer.events.REBALANCING, (e) => o.logger.info({ groupId: e.payload.groupId, memberId: e.payload.memberId }, 'consumer group rebalancing'));

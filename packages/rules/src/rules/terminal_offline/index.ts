@@ -2,7 +2,7 @@
 // transaction for `silence` (engine clock). One alert per silence, closed by an alert update
 // (`episode_ended`) when the terminal is heard from again. A terminal is watched from its first
 // heartbeat on (terminals that never heartbeat are never judged). The silence end is a timer in the
-// engine's heap, moved by every sign of life. State per terminal: the watch. See README.md.
+// engine's heap, moved (lazily, see Watch) by every sign of life. State per terminal: the watch. See README.md.
 import { alertUpdateId, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
@@ -14,8 +14,16 @@ export interface TerminalOfflineConfig extends RuleCommon {
   silence: number;
 }
 
-/** A watched terminal; it is its own silence timer (in the heap while the terminal is online). */
+/**
+ * A watched terminal; it is its own silence timer (in the heap while the terminal is online).
+ * `due` is its key in the heap and may lag behind `silentAt`, the silence's real end: a sign of life
+ * that only pushes the end later (every heartbeat) sets silentAt and leaves the heap alone; when the
+ * stale key comes due, onTimer moves the timer to silentAt instead of firing. Timers still fire in
+ * (real end, terminal, ...) order, one heap move per silence period instead of one per heartbeat.
+ */
 interface Watch extends Timer {
+  /** lastSeen + silence as of the last sign of life (what `due` was before it was made lazy). */
+  silentAt: number;
   /** Latest received_time of a heartbeat or transaction since the watch started. */
   lastSeen: number;
   /** The last sign of life: a transaction's event_id, or null when it was a heartbeat (below). */
@@ -54,9 +62,11 @@ class TerminalOffline implements RuleInstance {
     const w = term.st[this.slot] as Watch | undefined;
     if (w === undefined) {
       // The first heartbeat starts the watch.
+      const due = h.received_time + term.rules[this.variant]!.terminal_offline.silence;
       const fresh: Watch = {
         heapIndex: -1,
-        due: h.received_time + term.rules[this.variant]!.terminal_offline.silence,
+        due,
+        silentAt: due,
         terminal: term,
         owner: this,
         order: 0,
@@ -95,10 +105,14 @@ class TerminalOffline implements RuleInstance {
     if (recv > w.lastSeen) w.lastSeen = recv;
     const due = w.lastSeen + term.rules[this.variant]!.terminal_offline.silence;
     if (w.heapIndex >= 0) {
-      if (due === w.due) return;
+      if (due === w.silentAt) return;
+      w.silentAt = due;
+      // Later than the heap key: left to onTimer (see Watch). Earlier (a shorter silence): moved now.
+      if (due > w.due) return;
       this.core.timers.remove(w);
     }
     w.due = due;
+    w.silentAt = due;
     this.core.timers.push(w);
   }
 
@@ -136,6 +150,12 @@ class TerminalOffline implements RuleInstance {
     const w = timer as Watch;
     const term = w.terminal;
     this.core.timers.remove(w);
+    if (w.silentAt > w.due) {
+      // A stale key (see Watch): the silence ends later; the timer goes back in the heap at its real end.
+      w.due = w.silentAt;
+      this.core.timers.push(w);
+      return;
+    }
     if (term.st[this.slot] !== w) return; // not expected: a dropped terminal's timer is removed with it
     w.offline = true;
     this.core.markTerminal(term);
@@ -185,7 +205,7 @@ class TerminalOffline implements RuleInstance {
       hb_event_time: w.hbEt,
       hb_last_seq: w.hbSeq,
       hb_queue_depth: w.hbQueue,
-      due: w.heapIndex >= 0 ? w.due : null,
+      due: w.heapIndex >= 0 ? w.silentAt : null,
       offline: w.offline,
       alert_id: w.alertId,
     } satisfies OfflineWatchSnapshot;
@@ -194,9 +214,11 @@ class TerminalOffline implements RuleInstance {
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
     const s = snap.offline_watch as OfflineWatchSnapshot | undefined;
     if (s === undefined) return;
+    const due = s.due ?? s.last_seen + term.rules[this.variant]!.terminal_offline.silence;
     const w: Watch = {
       heapIndex: -1,
-      due: s.due ?? s.last_seen + term.rules[this.variant]!.terminal_offline.silence,
+      due,
+      silentAt: due,
       terminal: term,
       owner: this,
       order: 0,
