@@ -86,6 +86,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private beatingHooks: RuleInstance[] = [];
   private judgeHooks: RuleInstance[] = [];
   private storedHooks: RuleInstance[] = [];
+  /** storedHooks without those that act only on a sale whose refunds came first (saleStoredOnlyIfRefunded). */
+  private storedPlainHooks: RuleInstance[] = [];
   private refundHooks: RuleInstance[] = [];
   private voidHooks: RuleInstance[] = [];
   private prefetchHooks: RuleInstance[] = [];
@@ -150,6 +152,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.beatingHooks = withHook('onBeatingEvent');
     this.judgeHooks = withHook('onSaleJudge');
     this.storedHooks = withHook('onSaleStored');
+    this.storedPlainHooks = this.storedHooks.filter((x) => x.saleStoredOnlyIfRefunded !== true);
     this.refundHooks = withHook('onRefund');
     this.voidHooks = withHook('onVoid');
     this.prefetchHooks = withHook('prefetchSale');
@@ -316,7 +319,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     for (let i = 0; i < judges.length; i++) judges[i]!.onSaleJudge!(term, t, voided);
     const hadRefunds = row >= 0 && ledger.hasRefunds(row);
     row = ledger.storeSale(m, term.id, t, th, row, this.lookback);
-    const stored = this.storedHooks;
+    // Registry order either way: the hooks skipped without refunds would have returned at once.
+    const stored = hadRefunds ? this.storedHooks : this.storedPlainHooks;
     for (let i = 0; i < stored.length; i++) stored[i]!.onSaleStored!(term, t, row, voided, hadRefunds);
     this.reasons.onSaleStored(term, t, row);
   }

@@ -168,6 +168,11 @@ export interface RuleInstance {
    */
   onSaleStored?(term: TerminalState, t: Transaction, row: number, voided: boolean, hadRefunds: boolean): void;
   /**
+   * True: onSaleStored does nothing unless hadRefunds (a sale whose refunds arrived first), so the
+   * engine calls it only then (the refund rules: one call per sale fewer each, on the hottest path).
+   */
+  readonly saleStoredOnlyIfRefunded?: boolean;
+  /**
    * An APPROVED REFUND after the ledger recorded it. row: the sale's row (-1 when none could be kept:
    * no original_txn_id, or beyond the lookback); before: refunded total of the sale before this refund.
    * Not called for a refund delivered twice.
