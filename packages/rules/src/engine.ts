@@ -14,7 +14,7 @@ import { actionId, alertId } from './ids.js';
 import { SampleSlab } from './median.js';
 import { RefundReasons } from './reasons/index.js';
 import { RULES } from './rules/registry.js';
-import type { EngineCore, MerchantState, RuleCommon, RuleInstance, RuleStats, TerminalState, Timer } from './rules/types.js';
+import { PREFETCH_MAX, type EngineCore, type MerchantState, type RuleCommon, type RuleInstance, type RuleStats, type TerminalState, type Timer } from './rules/types.js';
 import { E_DIRTY, SEEN, SaleLedger, TXN_SEED, VOIDED, type LedgerOwner, type RefundResult, type SaleFields } from './storage/ledger.js';
 import { TerminalRowTable, type TerminalFields } from './storage/terminal-rows.js';
 import { RowIndex, hashString } from './store.js';
@@ -98,6 +98,11 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private sharedRules: ResolvedRules[] | null = null;
   /** Sink for the early probe loads (kept so the compiler cannot drop them). */
   prefetchSink = 0;
+  // Sales hinted by prefetch(): the objects, their txn hashes, how many, and the next one expected.
+  private readonly hinted: (Transaction | null)[] = new Array<Transaction | null>(PREFETCH_MAX).fill(null);
+  private readonly hintTxn = new Int32Array(PREFETCH_MAX);
+  private hintCount = 0;
+  private hintAt = 0;
   private touched: MerchantState[] = [];
   // Entity-level change tracking (takeChangedEntities), on from its first call.
   private trackEntities = false;
@@ -156,6 +161,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.refundHooks = withHook('onRefund');
     this.voidHooks = withHook('onVoid');
     this.prefetchHooks = withHook('prefetchSale');
+    for (const x of this.prefetchHooks) if (x.hintSale === undefined || x.probeHint === undefined) throw new TypeError(`rule ${x.def.id}: prefetchSale needs hintSale and probeHint`);
     this.sweepHooks = withHook('sweep');
     this.holdHooks = withHook('holdsTerminal');
   }
@@ -249,13 +255,22 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     // probe lines are requested now and their cache misses overlap each other and the terminal lookup:
     // every hash first (the rules hash inside prefetchSale, just before their load), then the loads
     // back to back (the ledger's last), summed into a sink.
+    // A sale hinted by prefetch() has its hashes computed and its loads issued already.
     const sale = t.kind === 'SALE' && t.status === 'APPROVED';
     let th = 0;
     if (sale) {
-      th = hashString(t.txn_id, TXN_SEED);
+      let hint = this.hintAt;
+      if (hint < this.hintCount && this.hinted[hint] === t) {
+        th = this.hintTxn[hint]!;
+        this.hinted[hint] = null;
+        this.hintAt = hint + 1;
+      } else {
+        hint = -1;
+        th = hashString(t.txn_id, TXN_SEED);
+      }
       const pre = this.prefetchHooks;
       let sink = 0;
-      for (let i = 0; i < pre.length; i++) sink ^= pre[i]!.prefetchSale!(t);
+      for (let i = 0; i < pre.length; i++) sink ^= pre[i]!.prefetchSale!(t, hint);
       this.prefetchSink = sink ^ this.sales.probeTxn(th);
     }
     let term = this.findTerminal(t);
@@ -287,6 +302,30 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     const top2 = this.timers.peek();
     if (top2 !== undefined && top2.due <= this.clk) this.fireDue();
     return this.flush();
+  }
+
+  prefetch(inputs: readonly (Transaction | Heartbeat)[], from: number, to: number): void {
+    // Every hash first, then the loads back to back (their cache misses overlap each other).
+    const pre = this.prefetchHooks;
+    const end = Math.min(to, inputs.length);
+    let n = 0;
+    for (let i = Math.max(0, from); i < end && n < PREFETCH_MAX; i++) {
+      const t = inputs[i] as Transaction;
+      if (t.kind !== 'SALE' || t.status !== 'APPROVED') continue; // a heartbeat has no kind
+      this.hinted[n] = t;
+      this.hintTxn[n] = hashString(t.txn_id, TXN_SEED);
+      for (let j = 0; j < pre.length; j++) pre[j]!.hintSale!(t, n);
+      n++;
+    }
+    for (let k = n; k < this.hintCount; k++) this.hinted[k] = null; // no reference kept to old inputs
+    this.hintCount = n;
+    this.hintAt = 0;
+    let sink = 0;
+    for (let k = 0; k < n; k++) {
+      sink ^= this.sales.probeTxn(this.hintTxn[k]!);
+      for (let j = 0; j < pre.length; j++) sink ^= pre[j]!.probeHint!(k);
+    }
+    this.prefetchSink = sink;
   }
 
   onHeartbeat(h: Heartbeat): EngineOutput {
