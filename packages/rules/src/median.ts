@@ -184,8 +184,10 @@ function rebuild(h: Float64Array, o: number, slab: SampleSlab): void {
   if (n0 > 0 && cap >= 2 * REBUILD_EVERY) {
     // Incremental: drop the evicted values from the sorted copy, merge in the pending ones. Every
     // evicted value is in the copy: fewer than cap values were applied, so only older ones left.
-    insertionSort(evicted, 0, ev);
-    insertionSort(buf, po, added);
+    // The typed-array sort (native) of the two small runs; -0 and +0 may swap places, which no
+    // median decision can see (a median of zeros never fires, and the bound compares by value).
+    if (ev > 1) evicted.subarray(0, ev).sort();
+    buf.subarray(po, po + added).sort();
     let w = so;
     let e = 0;
     for (let i = so; i < so + n0; i++) {
@@ -213,18 +215,6 @@ function rebuild(h: Float64Array, o: number, slab: SampleSlab): void {
   h[o + H_N0] = count;
   const j = ((count - 1) >> 1) - (REBUILD_EVERY - 1);
   h[o + H_LB] = j >= 0 ? buf[so + j]! : 0;
-}
-
-function insertionSort(buf: Float64Array, from: number, count: number): void {
-  for (let i = from + 1; i < from + count; i++) {
-    const v = buf[i]!;
-    let j = i - 1;
-    while (j >= from && buf[j]! > v) {
-      buf[j + 1] = buf[j]!;
-      j--;
-    }
-    buf[j + 1] = v;
-  }
 }
 
 /** Standalone sample (tests, tools): the same code the engine runs on its terminals. */
