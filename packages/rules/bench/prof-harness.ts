@@ -1,5 +1,5 @@
 // Profiling harness: `npx esbuild packages/rules/bench/prof-harness.ts --bundle --platform=node --format=esm
-// --outfile=/tmp/prof.mjs && node --cpu-prof --cpu-prof-dir=/tmp/prof /tmp/prof.mjs [--events N] [--rounds R]`
+// --outfile=/tmp/prof.mjs && node --cpu-prof --cpu-prof-dir=/tmp/prof /tmp/prof.mjs [--events N] [--rounds R] [--prefetch N]`
 // (a bundle keeps line numbers that tsx's transform hides). Runs the engine alone on the pre-parsed
 // bench file (`npm run bench:rules` writes it) and prints events/s and CPU µs/event per round.
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,8 @@ const arg = (name: string, dflt: number): number => {
 };
 const EVENTS = arg('--events', 1_200_000);
 const ROUNDS = arg('--rounds', 2);
+/** engine.prefetch every this many events, as bench.ts does (0: off). */
+const PREFETCH = arg('--prefetch', 8);
 const file = join(process.cwd(), '.cache', 'bench', 'events-v2-s42-1200000.jsonl');
 const buf = readFileSync(file);
 const events: Transaction[] = [];
@@ -28,7 +30,10 @@ for (let round = 0; round < ROUNDS; round++) {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   let alerts = 0;
-  for (let i = 0; i < events.length; i++) alerts += engine.onTransaction(events[i]!).alerts.length;
+  for (let i = 0; i < events.length; i++) {
+    if (PREFETCH > 0 && i % PREFETCH === 0) engine.prefetch(events, i, i + PREFETCH);
+    alerts += engine.onTransaction(events[i]!).alerts.length;
+  }
   const wall = performance.now() - t0;
   const u = process.cpuUsage(c0);
   console.log(`round ${round}: ${Math.round((events.length * 1000) / wall).toLocaleString('en-US')} events/s, ${((u.user + u.system) / events.length).toFixed(3)} µs/event CPU, ${alerts} alerts`);
