@@ -103,6 +103,11 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private readonly hintTxn = new Int32Array(PREFETCH_MAX);
   private hintCount = 0;
   private hintAt = 0;
+  // Inputs hinted by prefetch() (all kinds) and the terminal each had then (undefined: none yet).
+  private readonly termHinted: (TerminalRef | null)[] = new Array<TerminalRef | null>(PREFETCH_MAX).fill(null);
+  private readonly termHintOf: (TerminalState | undefined)[] = new Array<TerminalState | undefined>(PREFETCH_MAX).fill(undefined);
+  private termHintCount = 0;
+  private termHintAt = 0;
   private touched: MerchantState[] = [];
   // Entity-level change tracking (takeChangedEntities), on from its first call.
   private trackEntities = false;
@@ -273,7 +278,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       for (let i = 0; i < pre.length; i++) sink ^= pre[i]!.prefetchSale!(t, hint);
       this.prefetchSink = sink ^ this.sales.probeTxn(th);
     }
-    let term = this.findTerminal(t);
+    let term = this.terminalOf(t);
     let m: MerchantState;
     if (term === undefined || this.clk - term.lastRecv > this.idleTtl) {
       m = term !== undefined ? term.merchant : (this.merchants.get(t.merchant_id) ?? this.newMerchant(t.merchant_id));
@@ -326,6 +331,34 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       for (let j = 0; j < pre.length; j++) sink ^= pre[j]!.probeHint!(k);
     }
     this.prefetchSink = sink;
+    // The terminals of all the inputs, looked up one after the other (independent lookups, whose
+    // loads of terminal and merchant objects overlap); an input then takes its terminal from here if
+    // it is still registered (a terminal dropped or replaced meanwhile has slot -1: looked up again).
+    let m = 0;
+    for (let i = Math.max(0, from); i < end && m < PREFETCH_MAX; i++) {
+      const x = inputs[i]!;
+      this.termHinted[m] = x;
+      this.termHintOf[m++] = this.findTerminal(x);
+    }
+    for (let k = m; k < this.termHintCount; k++) {
+      this.termHinted[k] = null;
+      this.termHintOf[k] = undefined;
+    }
+    this.termHintCount = m;
+    this.termHintAt = 0;
+  }
+
+  /** The terminal of an input: from prefetch's lookup when it hinted this input next, else looked up now. */
+  private terminalOf(t: TerminalRef): TerminalState | undefined {
+    const k = this.termHintAt;
+    if (k < this.termHintCount && this.termHinted[k] === t) {
+      this.termHintAt = k + 1;
+      const term = this.termHintOf[k];
+      this.termHinted[k] = null;
+      this.termHintOf[k] = undefined;
+      if (term !== undefined && term.slot >= 0) return term;
+    }
+    return this.findTerminal(t);
   }
 
   onHeartbeat(h: Heartbeat): EngineOutput {
@@ -335,7 +368,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     if (top !== undefined && top.due <= this.clk) this.fireDue();
     if (this.clk >= this.nextSweepAt) this.sweep();
     // A heartbeat keeps its terminal known (and alive against the idle TTL) like a transaction does.
-    let term = this.findTerminal(h);
+    let term = this.terminalOf(h);
     if (term === undefined || this.clk - term.lastRecv > this.idleTtl) {
       const m = term !== undefined ? term.merchant : (this.merchants.get(h.merchant_id) ?? this.newMerchant(h.merchant_id));
       term = this.newTerminal(m, h);

@@ -3,7 +3,8 @@
 import type { Heartbeat, Transaction } from '@tillwatch/schemas';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createRuleEngine, type EngineOutput, type RulesConfig } from '../src/index.js';
+import { createRuleEngine, parseRulesConfig, type EngineOutput, type RulesConfig } from '../src/index.js';
+import { MIN, SEC, Scenario } from './helpers/builder.js';
 import { feed } from './helpers/run.js';
 import { CONFIGS, inputStream } from './helpers/streams.js';
 
@@ -52,4 +53,26 @@ describe('engine.prefetch', () => {
       { numRuns: 25 },
     );
   }, 60_000);
+
+  it('a terminal replaced inside a hinted window is looked up again (not the one the hint found)', () => {
+    // T1 goes idle past the TTL: its second event replaces it; the third was hinted with the old one.
+    const cfg = parseRulesConfig({ engine: { terminal_idle_ttl: '1m' }, rules: { sequence_gap: { timeout: '30s' } } });
+    const s = new Scenario();
+    s.sale({ at: 0, terminal: 'T1', seq: 1 });
+    s.sale({ at: 2 * MIN, terminal: 'T1', seq: 10 });
+    s.sale({ at: 2 * MIN + SEC, terminal: 'T1', seq: 11 });
+    const events = s.events;
+    // Output and end state (the entity changelog: the new T1 has seen two sales, not one).
+    const state = (hint: boolean): string => {
+      const e = createRuleEngine(cfg);
+      e.takeChangedEntities(); // starts tracking
+      const out = events.map((t, i) => {
+        if (hint && i === 1) e.prefetch(events, 1, events.length); // T1 exists (made by the first event)
+        return feed(e, t);
+      });
+      return JSON.stringify([out, e.takeChangedEntities()]);
+    };
+    expect(state(true)).toEqual(state(false));
+    expect(state(false)).toContain('"sales_seen":2');
+  });
 });
