@@ -335,11 +335,16 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     // loads of terminal and merchant objects overlap); an input then takes its terminal from here if
     // it is still registered (a terminal dropped or replaced meanwhile has slot -1: looked up again).
     let m = 0;
+    let rowSink = 0;
+    const rows = this.rowTables[0]!;
     for (let i = Math.max(0, from); i < end && m < PREFETCH_MAX; i++) {
       const x = inputs[i]!;
+      const term = this.findTerminal(x);
       this.termHinted[m] = x;
-      this.termHintOf[m++] = this.findTerminal(x);
+      this.termHintOf[m++] = term;
+      if (term !== undefined) rowSink += rows.touch(term.slot); // the rules' per-terminal numbers
     }
+    this.prefetchSink ^= rowSink | 0;
     for (let k = m; k < this.termHintCount; k++) {
       this.termHinted[k] = null;
       this.termHintOf[k] = undefined;
