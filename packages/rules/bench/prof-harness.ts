@@ -1,5 +1,5 @@
 // Profiling harness: `npx esbuild packages/rules/bench/prof-harness.ts --bundle --platform=node --format=esm
-// --outfile=/tmp/prof.mjs && node --cpu-prof --cpu-prof-dir=/tmp/prof /tmp/prof.mjs [--events N] [--rounds R] [--prefetch N]`
+// --outfile=/tmp/prof.mjs && node --cpu-prof --cpu-prof-dir=/tmp/prof /tmp/prof.mjs [--events N] [--rounds R] [--prefetch N] [--no-hint]`
 // (a bundle keeps line numbers that tsx's transform hides). Runs the engine alone on the pre-parsed
 // bench file (`npm run bench:rules` writes it) and prints events/s and CPU µs/event per round.
 import { readFileSync } from 'node:fs';
@@ -16,6 +16,8 @@ const EVENTS = arg('--events', 1_200_000);
 const ROUNDS = arg('--rounds', 2);
 /** engine.prefetch every this many events, as bench.ts does (0: off). */
 const PREFETCH = arg('--prefetch', 8);
+/** `--no-hint`: no capacity hint (buffers grow by doubling), as bench.ts's "no hint" row. */
+const NO_HINT = process.argv.includes('--no-hint');
 const file = join(process.cwd(), '.cache', 'bench', 'events-v2-s42-1200000.jsonl');
 const buf = readFileSync(file);
 const events: Transaction[] = [];
@@ -26,7 +28,7 @@ for (let p = 0; p < buf.length && events.length < EVENTS; ) {
   p = q + 1;
 }
 for (let round = 0; round < ROUNDS; round++) {
-  const engine = createRuleEngine(defaultRulesConfig(), { expectedSales: events.length });
+  const engine = createRuleEngine(defaultRulesConfig(), NO_HINT ? {} : { expectedSales: events.length });
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   let alerts = 0;
