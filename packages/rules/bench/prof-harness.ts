@@ -1,7 +1,10 @@
-// Profiling harness: `npx esbuild packages/rules/bench/prof-harness.ts --bundle --platform=node --format=esm
-// --outfile=/tmp/prof.mjs && node --cpu-prof --cpu-prof-dir=/tmp/prof /tmp/prof.mjs [--events N] [--rounds R] [--prefetch N] [--no-hint]`
-// (a bundle keeps line numbers that tsx's transform hides). Runs the engine alone on the pre-parsed
-// bench file (`npm run bench:rules` writes it) and prints events/s and CPU µs/event per round.
+// Profiling harness (from the repository root):
+//   npx esbuild packages/rules/bench/prof-harness.ts --bundle --platform=node --format=esm --external:yaml \
+//     --external:zod --outfile=.cache/prof/prof.mjs && ln -sfn ../schemas/avro .cache/avro &&
+//   node --cpu-prof --cpu-prof-dir=/tmp/prof .cache/prof/prof.mjs [--events N] [--rounds R] [--prefetch N] [--no-hint]
+// (a bundle keeps line numbers that tsx's transform hides; the schemas package reads ../avro next to
+// the bundle). Runs the engine alone on the pre-parsed bench file (`npm run bench:rules` writes it) and
+// prints events/s and CPU µs/event per round.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
