@@ -1,11 +1,12 @@
 // Same-process A/B of rule engines from several checkouts: `npx tsx packages/rules/bench/ab.ts
-// [--events N] [--rounds R] label=ROOT ...` (ROOT: a checkout of this repository, e.g. a worktree of an
+// [--events N] [--rounds R] [--prefetch N] label=ROOT ...` (ROOT: a checkout of this repository, e.g. a worktree of an
 // older commit made with `git worktree add --detach /tmp/old <commit>` plus a `node_modules` symlink;
 // `.` is this one). The engines consume the same pre-parsed events of the bench file in alternating
 // chunks of 5,000 (order rotated per chunk), each timed apart (wall and CPU), so load from other
 // processes on a shared machine hits every engine alike. Prints per round events/s, CPU µs per event
 // and each engine's CPU-time ratio against the first (>1: faster than the first); then the medians
-// over the rounds after the first (warm-up). Run `npm run bench:rules` once first (it writes the file).
+// over the rounds after the first (warm-up). Engines that have engine.prefetch get it every N events
+// (default 8, 0: never) unless their label starts with "np-" (e.g. `np-after=. after=.`). Run `npm run bench:rules` once first (it writes the file).
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,10 @@ const arg = (name: string, dflt: number): number => {
 const EVENTS = arg('--events', 600_000);
 const ROUNDS = arg('--rounds', 5);
 const CHUNK = 5000;
+const PREFETCH = arg('--prefetch', 8);
+interface PrefetchingEngine {
+  prefetch(inputs: readonly Transaction[], from: number, to: number): void;
+}
 const specs = process.argv
   .slice(2)
   .filter((a) => a.includes('='))
@@ -53,6 +58,8 @@ const us: number[][] = specs.map(() => []);
 console.log(`${events.length.toLocaleString('en-US')} events, chunks of ${CHUNK}, ${ROUNDS} rounds`);
 for (let round = 0; round < ROUNDS; round++) {
   const engines = mods.map((m) => m.createRuleEngine(m.defaultRulesConfig(), { expectedSales: events.length }));
+  // engine.prefetch every PREFETCH events where the engine has it (older ones do not), unless the label starts with "np-".
+  const prefetchOf = engines.map((en, e) => PREFETCH > 0 && typeof (en as Partial<PrefetchingEngine>).prefetch === 'function' && !specs[e]!.label.startsWith('np-'));
   const wall = specs.map(() => 0);
   const cpu = specs.map(() => 0);
   gc();
@@ -63,7 +70,11 @@ for (let round = 0; round < ROUNDS; round++) {
       const engine = engines[e]!;
       const c0 = process.cpuUsage();
       const t0 = performance.now();
-      for (let i = c; i < end; i++) engine.onTransaction(events[i]!);
+      const pf = prefetchOf[e]!;
+      for (let i = c; i < end; i++) {
+        if (pf && (i - c) % PREFETCH === 0) (engine as PrefetchingEngine).prefetch(events, i, i + PREFETCH);
+        engine.onTransaction(events[i]!);
+      }
       wall[e]! += performance.now() - t0;
       const u = process.cpuUsage(c0);
       cpu[e]! += u.user + u.system;

@@ -1,4 +1,4 @@
-// Rule engine benchmark: `npm run bench:rules` (tsx packages/rules/bench/bench.ts [--events N]).
+// Rule engine benchmark: `npm run bench:rules` (tsx packages/rules/bench/bench.ts [--events N] [--no-prefetch]).
 // Prints figures; it is not a timed test and asserts nothing.
 //
 //  1. generates a realistic stream (thousands of terminals, ~300k cards, anomalies sprinkled) as
@@ -28,6 +28,8 @@ const gc = vm.runInNewContext('gc') as () => void;
 const argN = process.argv.indexOf('--events');
 const EVENTS = argN > 0 ? Number(process.argv[argN + 1]) : 1_200_000;
 const BATCH = 4096;
+/** engine.prefetch every this many events (the detector-like loops hint the next few sales); `--no-prefetch`: 0, off. */
+const PREFETCH = process.argv.includes('--no-prefetch') ? 0 : 8;
 const REPEAT = 3;
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -130,7 +132,10 @@ function engineInMemory(events: Transaction[], expectedSales: number | undefined
     gc(); // construction allocates the buffers; collect before timing event processing
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    for (let i = 0; i < events.length; i++) alerts += engine.onTransaction(events[i]!).alerts.length;
+    for (let i = 0; i < events.length; i++) {
+      if (PREFETCH > 0 && i % PREFETCH === 0) engine.prefetch(events, i, i + PREFETCH);
+      alerts += engine.onTransaction(events[i]!).alerts.length;
+    }
     rates.push((events.length * 1000) / (performance.now() - t0));
     cpuUs.push(cpuSince(c0) / events.length);
   }
@@ -153,7 +158,10 @@ function engineBatched(file: string, expectedSales: number): EngineRun {
     const n = forEachBatch(file, (batch) => {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
-      for (let i = 0; i < batch.length; i++) alerts += e.onTransaction(batch[i]!).alerts.length;
+      for (let i = 0; i < batch.length; i++) {
+        if (PREFETCH > 0 && i % PREFETCH === 0) e.prefetch(batch, i, i + PREFETCH);
+        alerts += e.onTransaction(batch[i]!).alerts.length;
+      }
       ms += performance.now() - t0;
       us += cpuSince(c0);
     });

@@ -14,7 +14,7 @@ import { actionId, alertId } from './ids.js';
 import { SampleSlab } from './median.js';
 import { RefundReasons } from './reasons/index.js';
 import { RULES } from './rules/registry.js';
-import type { EngineCore, MerchantState, RuleCommon, RuleInstance, RuleStats, TerminalState, Timer } from './rules/types.js';
+import { PREFETCH_MAX, type EngineCore, type MerchantState, type RuleCommon, type RuleInstance, type RuleStats, type TerminalState, type Timer } from './rules/types.js';
 import { E_DIRTY, SEEN, SaleLedger, TXN_SEED, VOIDED, type LedgerOwner, type RefundResult, type SaleFields } from './storage/ledger.js';
 import { TerminalRowTable, type TerminalFields } from './storage/terminal-rows.js';
 import { RowIndex, hashString } from './store.js';
@@ -86,6 +86,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private beatingHooks: RuleInstance[] = [];
   private judgeHooks: RuleInstance[] = [];
   private storedHooks: RuleInstance[] = [];
+  /** storedHooks without those that act only on a sale whose refunds came first (saleStoredOnlyIfRefunded). */
+  private storedPlainHooks: RuleInstance[] = [];
   private refundHooks: RuleInstance[] = [];
   private voidHooks: RuleInstance[] = [];
   private prefetchHooks: RuleInstance[] = [];
@@ -96,6 +98,16 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private sharedRules: ResolvedRules[] | null = null;
   /** Sink for the early probe loads (kept so the compiler cannot drop them). */
   prefetchSink = 0;
+  // Sales hinted by prefetch(): the objects, their txn hashes, how many, and the next one expected.
+  private readonly hinted: (Transaction | null)[] = new Array<Transaction | null>(PREFETCH_MAX).fill(null);
+  private readonly hintTxn = new Int32Array(PREFETCH_MAX);
+  private hintCount = 0;
+  private hintAt = 0;
+  // Inputs hinted by prefetch() (all kinds) and the terminal each had then (undefined: none yet).
+  private readonly termHinted: (TerminalRef | null)[] = new Array<TerminalRef | null>(PREFETCH_MAX).fill(null);
+  private readonly termHintOf: (TerminalState | undefined)[] = new Array<TerminalState | undefined>(PREFETCH_MAX).fill(undefined);
+  private termHintCount = 0;
+  private termHintAt = 0;
   private touched: MerchantState[] = [];
   // Entity-level change tracking (takeChangedEntities), on from its first call.
   private trackEntities = false;
@@ -150,9 +162,11 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.beatingHooks = withHook('onBeatingEvent');
     this.judgeHooks = withHook('onSaleJudge');
     this.storedHooks = withHook('onSaleStored');
+    this.storedPlainHooks = this.storedHooks.filter((x) => x.saleStoredOnlyIfRefunded !== true);
     this.refundHooks = withHook('onRefund');
     this.voidHooks = withHook('onVoid');
     this.prefetchHooks = withHook('prefetchSale');
+    for (const x of this.prefetchHooks) if (x.hintSale === undefined || x.probeHint === undefined) throw new TypeError(`rule ${x.def.id}: prefetchSale needs hintSale and probeHint`);
     this.sweepHooks = withHook('sweep');
     this.holdHooks = withHook('holdsTerminal');
   }
@@ -246,16 +260,25 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     // probe lines are requested now and their cache misses overlap each other and the terminal lookup:
     // every hash first (the rules hash inside prefetchSale, just before their load), then the loads
     // back to back (the ledger's last), summed into a sink.
+    // A sale hinted by prefetch() has its hashes computed and its loads issued already.
     const sale = t.kind === 'SALE' && t.status === 'APPROVED';
     let th = 0;
     if (sale) {
-      th = hashString(t.txn_id, TXN_SEED);
+      let hint = this.hintAt;
+      if (hint < this.hintCount && this.hinted[hint] === t) {
+        th = this.hintTxn[hint]!;
+        this.hinted[hint] = null;
+        this.hintAt = hint + 1;
+      } else {
+        hint = -1;
+        th = hashString(t.txn_id, TXN_SEED);
+      }
       const pre = this.prefetchHooks;
       let sink = 0;
-      for (let i = 0; i < pre.length; i++) sink ^= pre[i]!.prefetchSale!(t);
+      for (let i = 0; i < pre.length; i++) sink ^= pre[i]!.prefetchSale!(t, hint);
       this.prefetchSink = sink ^ this.sales.probeTxn(th);
     }
-    let term = this.findTerminal(t);
+    let term = this.terminalOf(t);
     let m: MerchantState;
     if (term === undefined || this.clk - term.lastRecv > this.idleTtl) {
       m = term !== undefined ? term.merchant : (this.merchants.get(t.merchant_id) ?? this.newMerchant(t.merchant_id));
@@ -286,6 +309,63 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     return this.flush();
   }
 
+  prefetch(inputs: readonly (Transaction | Heartbeat)[], from: number, to: number): void {
+    // Every hash first, then the loads back to back (their cache misses overlap each other).
+    const pre = this.prefetchHooks;
+    const end = Math.min(to, inputs.length);
+    let n = 0;
+    for (let i = Math.max(0, from); i < end && n < PREFETCH_MAX; i++) {
+      const t = inputs[i] as Transaction;
+      if (t.kind !== 'SALE' || t.status !== 'APPROVED') continue; // a heartbeat has no kind
+      this.hinted[n] = t;
+      this.hintTxn[n] = hashString(t.txn_id, TXN_SEED);
+      for (let j = 0; j < pre.length; j++) pre[j]!.hintSale!(t, n);
+      n++;
+    }
+    for (let k = n; k < this.hintCount; k++) this.hinted[k] = null; // no reference kept to old inputs
+    this.hintCount = n;
+    this.hintAt = 0;
+    let sink = 0;
+    for (let k = 0; k < n; k++) {
+      sink ^= this.sales.probeTxn(this.hintTxn[k]!);
+      for (let j = 0; j < pre.length; j++) sink ^= pre[j]!.probeHint!(k);
+    }
+    this.prefetchSink = sink;
+    // The terminals of all the inputs, looked up one after the other (independent lookups, whose
+    // loads of terminal and merchant objects overlap); an input then takes its terminal from here if
+    // it is still registered (a terminal dropped or replaced meanwhile has slot -1: looked up again).
+    let m = 0;
+    let rowSink = 0;
+    const rows = this.rowTables[0]!;
+    for (let i = Math.max(0, from); i < end && m < PREFETCH_MAX; i++) {
+      const x = inputs[i]!;
+      const term = this.findTerminal(x);
+      this.termHinted[m] = x;
+      this.termHintOf[m++] = term;
+      if (term !== undefined) rowSink += rows.touch(term.slot); // the rules' per-terminal numbers
+    }
+    this.prefetchSink ^= rowSink | 0;
+    for (let k = m; k < this.termHintCount; k++) {
+      this.termHinted[k] = null;
+      this.termHintOf[k] = undefined;
+    }
+    this.termHintCount = m;
+    this.termHintAt = 0;
+  }
+
+  /** The terminal of an input: from prefetch's lookup when it hinted this input next, else looked up now. */
+  private terminalOf(t: TerminalRef): TerminalState | undefined {
+    const k = this.termHintAt;
+    if (k < this.termHintCount && this.termHinted[k] === t) {
+      this.termHintAt = k + 1;
+      const term = this.termHintOf[k];
+      this.termHinted[k] = null;
+      this.termHintOf[k] = undefined;
+      if (term !== undefined && term.slot >= 0) return term;
+    }
+    return this.findTerminal(t);
+  }
+
   onHeartbeat(h: Heartbeat): EngineOutput {
     const recv = h.received_time;
     if (recv > this.clk) this.clk = recv;
@@ -293,7 +373,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     if (top !== undefined && top.due <= this.clk) this.fireDue();
     if (this.clk >= this.nextSweepAt) this.sweep();
     // A heartbeat keeps its terminal known (and alive against the idle TTL) like a transaction does.
-    let term = this.findTerminal(h);
+    let term = this.terminalOf(h);
     if (term === undefined || this.clk - term.lastRecv > this.idleTtl) {
       const m = term !== undefined ? term.merchant : (this.merchants.get(h.merchant_id) ?? this.newMerchant(h.merchant_id));
       term = this.newTerminal(m, h);
@@ -316,7 +396,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     for (let i = 0; i < judges.length; i++) judges[i]!.onSaleJudge!(term, t, voided);
     const hadRefunds = row >= 0 && ledger.hasRefunds(row);
     row = ledger.storeSale(m, term.id, t, th, row, this.lookback);
-    const stored = this.storedHooks;
+    // Registry order either way: the hooks skipped without refunds would have returned at once.
+    const stored = hadRefunds ? this.storedHooks : this.storedPlainHooks;
     for (let i = 0; i < stored.length; i++) stored[i]!.onSaleStored!(term, t, row, voided, hadRefunds);
     this.reasons.onSaleStored(term, t, row);
   }

@@ -14,24 +14,32 @@
 // row per terminal slot), hence the functional API: no object per sample to chase. The values of all
 // samples sharing a capacity live in one SampleSlab.
 
+import { AlignedBuffer } from './store.js';
+
 const REBUILD_EVERY = 32;
 
 /**
- * One buffer holding many samples of the same capacity (2 x capacity doubles each): reaching a
- * terminal's sample costs one cache miss instead of two (typed-array object, then its data).
+ * One buffer holding many samples of the same capacity (a stride of doubles each, rounded up to whole
+ * cache lines, in a line-aligned buffer): reaching a terminal's sample costs one cache miss instead of
+ * two (typed-array object, then its data), and its regions start on line boundaries.
  */
 export class SampleSlab {
   buf: Float64Array;
+  /** Doubles per sample: values added since the last rebuild, ring, sorted copy; a multiple of 8 (64 bytes). */
+  readonly stride: number;
+  /** Null for a small slab (a standalone sample): a plain array, no 64 KiB page of its own. */
+  private readonly mem: AlignedBuffer | null;
   private top = 0;
   private readonly free: number[] = [];
 
-  constructor(readonly capacity: number, initialSamples = 16) {
-    this.buf = new Float64Array((capacity * 2 + 2 * REBUILD_EVERY) * initialSamples);
-  }
-
-  /** Doubles per sample: ring, sorted copy, values evicted since the rebuild, values added since. */
-  get stride(): number {
-    return this.capacity * 2 + 2 * REBUILD_EVERY;
+  constructor(
+    readonly capacity: number,
+    initialSamples = 16,
+  ) {
+    this.stride = Math.ceil((capacity * 2 + REBUILD_EVERY) / 8) * 8;
+    const bytes = this.stride * 8 * initialSamples;
+    this.mem = bytes >= 65536 ? new AlignedBuffer(bytes) : null;
+    this.buf = this.mem !== null ? new Float64Array(this.mem.buffer) : new Float64Array(bytes / 8);
   }
 
   alloc(): number {
@@ -39,9 +47,12 @@ export class SampleSlab {
     if (f !== undefined) return f;
     const stride = this.stride;
     if ((this.top + 1) * stride > this.buf.length) {
-      const bigger = new Float64Array(this.buf.length * 2);
-      bigger.set(this.buf);
-      this.buf = bigger;
+      if (this.mem !== null) this.buf = new Float64Array(this.mem.grow(this.buf.length * 8 * 2));
+      else {
+        const bigger = new Float64Array(this.buf.length * 2);
+        bigger.set(this.buf);
+        this.buf = bigger;
+      }
     }
     return this.top++ * stride;
   }
@@ -70,11 +81,12 @@ const H_LB = 5;
 export const SAMPLE_HEADER = 6;
 
 /*
- * At the sample's offset in the slab: [0, cap) ring of the values as of the last rebuild (n0 of them,
- * oldest at head); [cap, 2cap) the same values sorted; [2cap, 2cap + K) scratch for evicted values
- * during a rebuild; [2cap + K, 2cap + 2K) values added since the last rebuild (added of them), in
- * arrival order.
+ * At the sample's offset in the slab (line-aligned): [0, K) values added since the last rebuild (added
+ * of them), in arrival order, whole cache lines; [K, K + cap) ring of the values as of the last
+ * rebuild (n0 of them, oldest at head); [K + cap, K + 2cap) the same values sorted. The values a rebuild evicts go to one scratch array
+ * shared by all samples (EVICTED): it stays in cache, a per-sample region would not.
  */
+const EVICTED = new Float64Array(REBUILD_EVERY);
 
 /** Starts an empty sample in `slab`; its header at h[o..o+SAMPLE_HEADER). */
 export function sampleInit(h: Float64Array, o: number, slab: SampleSlab): void {
@@ -99,7 +111,7 @@ export function sampleSize(h: Float64Array, o: number): number {
 export function sampleAdd(h: Float64Array, o: number, slab: SampleSlab, value: number): void {
   // Only the pending region is written per sale (one cache line); the ring is updated at rebuild.
   const added = h[o + H_ADDED]!;
-  slab.buf[h[o + H_OFF]! + 2 * slab.capacity + REBUILD_EVERY + added] = value;
+  slab.buf[h[o + H_OFF]! + added] = value;
   const n = h[o + H_N]!;
   if (n < slab.capacity) h[o + H_N] = n + 1;
   h[o + H_ADDED] = added + 1;
@@ -114,7 +126,7 @@ export function sampleLowerBound(h: Float64Array, o: number, slab: SampleSlab): 
   const lb = h[o + H_LB]!;
   if (lb > 0) return lb;
   const j = ((h[o + H_N]! - 1) >> 1) - h[o + H_ADDED]!;
-  return j >= 0 && j < h[o + H_N0]! ? slab.buf[h[o + H_OFF]! + slab.capacity + j]! : 0;
+  return j >= 0 && j < h[o + H_N0]! ? slab.buf[h[o + H_OFF]! + REBUILD_EVERY + slab.capacity + j]! : 0;
 }
 
 /** Exact median of the values held; NaN when empty. Even count: mean of the two middle values. */
@@ -123,7 +135,7 @@ export function sampleMedian(h: Float64Array, o: number, slab: SampleSlab): numb
   if (n === 0) return NaN;
   if (h[o + H_ADDED]! > 0) rebuild(h, o, slab);
   const buf = slab.buf;
-  const base = h[o + H_OFF]! + slab.capacity;
+  const base = h[o + H_OFF]! + REBUILD_EVERY + slab.capacity;
   const mid = n >> 1;
   return n & 1 ? buf[base + mid]! : (buf[base + mid - 1]! + buf[base + mid]!) / 2;
 }
@@ -132,7 +144,8 @@ export function sampleMedian(h: Float64Array, o: number, slab: SampleSlab): numb
 export function sampleValues(h: Float64Array, o: number, slab: SampleSlab): number[] {
   const cap = slab.capacity;
   const buf = slab.buf;
-  const off = h[o + H_OFF]!;
+  const po = h[o + H_OFF]!;
+  const off = po + REBUILD_EVERY;
   const head = h[o + H_HEAD]!;
   const all: number[] = [];
   for (let k = 0; k < h[o + H_N0]!; k++) {
@@ -141,17 +154,17 @@ export function sampleValues(h: Float64Array, o: number, slab: SampleSlab): numb
     all.push(buf[off + i]!);
   }
   const added = h[o + H_ADDED]!;
-  for (let k = 0; k < added; k++) all.push(buf[off + 2 * cap + REBUILD_EVERY + k]!);
+  for (let k = 0; k < added; k++) all.push(buf[po + k]!);
   return all.slice(Math.max(0, all.length - cap));
 }
 
 function rebuild(h: Float64Array, o: number, slab: SampleSlab): void {
   const buf = slab.buf;
   const cap = slab.capacity;
-  const off = h[o + H_OFF]!;
+  const po = h[o + H_OFF]!; // pending values
+  const off = po + REBUILD_EVERY; // ring
   const so = off + cap; // sorted copy
-  const eo = off + 2 * cap; // evicted values
-  const po = eo + REBUILD_EVERY; // pending values
+  const evicted = EVICTED;
   const n0 = h[o + H_N0]!;
   const added = h[o + H_ADDED]!;
   // Apply the pending values to the ring, remembering what they evict.
@@ -162,7 +175,7 @@ function rebuild(h: Float64Array, o: number, slab: SampleSlab): void {
     const v = buf[po + k]!;
     if (count < cap) buf[off + count++] = v; // head stays 0 until the ring is full
     else {
-      buf[eo + ev++] = buf[off + head]!;
+      evicted[ev++] = buf[off + head]!;
       buf[off + head] = v;
       head = head + 1 === cap ? 0 : head + 1;
     }
@@ -171,13 +184,15 @@ function rebuild(h: Float64Array, o: number, slab: SampleSlab): void {
   if (n0 > 0 && cap >= 2 * REBUILD_EVERY) {
     // Incremental: drop the evicted values from the sorted copy, merge in the pending ones. Every
     // evicted value is in the copy: fewer than cap values were applied, so only older ones left.
-    insertionSort(buf, eo, ev);
-    insertionSort(buf, po, added);
+    // The typed-array sort (native) of the two small runs; -0 and +0 may swap places, which no
+    // median decision can see (a median of zeros never fires, and the bound compares by value).
+    if (ev > 1) evicted.subarray(0, ev).sort();
+    buf.subarray(po, po + added).sort();
     let w = so;
     let e = 0;
     for (let i = so; i < so + n0; i++) {
       const v = buf[i]!;
-      if (e < ev && v === buf[eo + e]) e++;
+      if (e < ev && v === evicted[e]) e++;
       else buf[w++] = v;
     }
     // Merge from the back so the copy can grow in place.
@@ -200,18 +215,6 @@ function rebuild(h: Float64Array, o: number, slab: SampleSlab): void {
   h[o + H_N0] = count;
   const j = ((count - 1) >> 1) - (REBUILD_EVERY - 1);
   h[o + H_LB] = j >= 0 ? buf[so + j]! : 0;
-}
-
-function insertionSort(buf: Float64Array, from: number, count: number): void {
-  for (let i = from + 1; i < from + count; i++) {
-    const v = buf[i]!;
-    let j = i - 1;
-    while (j >= from && buf[j]! > v) {
-      buf[j + 1] = buf[j]!;
-      j--;
-    }
-    buf[j + 1] = v;
-  }
 }
 
 /** Standalone sample (tests, tools): the same code the engine runs on its terminals. */

@@ -137,6 +137,15 @@ export interface RuleEngine {
   /** Advances the clock to max(clock, t.received_time) (firing due timers), then applies the event. */
   onTransaction(t: Transaction): EngineOutput;
   /**
+   * Optional hint, no effect on results: the APPROVED SALEs among `inputs[from, to)` (at most
+   * PREFETCH_MAX of them are taken) will be given to onTransaction next, in this order. Their index
+   * hashes are computed now and their first probe loads issued back to back, so the cache misses of
+   * several sales overlap instead of stalling each sale in turn; onTransaction then reuses the hashes
+   * of a hinted sale (the same object, unchanged since). A caller holding a batch calls it every few
+   * events, e.g. `if (i % 8 === 0) engine.prefetch(batch, i, i + 8)` before `onTransaction(batch[i])`.
+   */
+  prefetch(inputs: readonly (Transaction | Heartbeat)[], from: number, to: number): void;
+  /**
    * Advances the clock to max(clock, h.received_time) (firing due timers) like a transaction does,
    * then gives the heartbeat to the rules that read heartbeats (terminal_offline, upload_backlog,
    * sequence_gap). The terminal's state (changelog entity) records it.

@@ -137,6 +137,9 @@ export interface RuleStats {
   lateSales: number;
 }
 
+/** Sales one engine.prefetch call hints at most (hint slots 0 .. PREFETCH_MAX-1). */
+export const PREFETCH_MAX = 16;
+
 /**
  * One running instance of a rule (the active one, or the shadow one). Every hook is optional; the
  * engine calls each hook of the instances that have it, in registry order, active before shadow.
@@ -167,6 +170,11 @@ export interface RuleInstance {
    * kept). hadRefunds: refunds of it arrived before the sale.
    */
   onSaleStored?(term: TerminalState, t: Transaction, row: number, voided: boolean, hadRefunds: boolean): void;
+  /**
+   * True: onSaleStored does nothing unless hadRefunds (a sale whose refunds arrived first), so the
+   * engine calls it only then (the refund rules: one call per sale fewer each, on the hottest path).
+   */
+  readonly saleStoredOnlyIfRefunded?: boolean;
   /**
    * An APPROVED REFUND after the ledger recorded it. row: the sale's row (-1 when none could be kept:
    * no original_txn_id, or beyond the lookback); before: refunded total of the sale before this refund.
@@ -200,7 +208,14 @@ export interface RuleInstance {
    * after hashing the sale's txn_id and issues the ledger's own probe load right after, so the cache
    * misses overlap (no hashing in between).
    */
-  prefetchSale?(t: Transaction): number;
+  prefetchSale?(t: Transaction, hint: number): number;
+  /**
+   * With prefetchSale: engine.prefetch hints a sale coming soon; the rule computes its hash now and
+   * keeps it under `hint` (0 .. PREFETCH_MAX-1); prefetchSale(t, hint) then reuses it (hint -1: none).
+   */
+  hintSale?(t: Transaction, hint: number): void;
+  /** The first memory load of the lookup of the sale hinted under `hint` (its value is only a sink). */
+  probeHint?(hint: number): number;
   /** The rule set changed (setRules): parameters in merchant/terminal `rules` are already new. */
   reconfigure?(): void;
   /** The instance is removed by setRules: drop its state everywhere. */

@@ -78,6 +78,13 @@ export class TerminalRowTable {
     this.freed.push(range);
   }
 
+  /** Loads both cache lines of slot k's row (an early miss, for engine.prefetch); the value is only a sink. */
+  touch(k: number): number {
+    const f = this.f;
+    const o = k * ROW;
+    return o + ROW <= f.length ? f[o]! + f[o + ROW - 1]! : 0;
+  }
+
   /** A terminal took slot k: every range gets its initial values (the table grows to hold the slot). */
   reset(k: number): void {
     if (k >= this.slots) this.grow(k);

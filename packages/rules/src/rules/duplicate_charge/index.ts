@@ -9,7 +9,7 @@ import { fmtDuration } from '../../format.js';
 import { alertId } from '../../ids.js';
 import { LEG, TXN_SEED, VOIDED } from '../../storage/ledger.js';
 import { ExpiryWheel, RowIndex, hashString, mixInt } from '../../store.js';
-import type { EngineCore, MerchantState, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Variant } from '../types.js';
+import { PREFETCH_MAX, type EngineCore, type MerchantState, type RuleCommon, type RuleDefinition, type RuleInstance, type RuleStats, type TerminalState, type Variant } from '../types.js';
 
 export interface DuplicateChargeConfig extends RuleCommon {
   /** Max event-time distance between the two legs, ms. */
@@ -17,6 +17,9 @@ export interface DuplicateChargeConfig extends RuleCommon {
 }
 
 const CARD_SEED = 0x5bd1e995;
+
+/** The leg index hash of a sale: (card, amount); the merchant is checked against the row. */
+const legHash = (t: Transaction): number => mixInt(hashString(t.card_token, CARD_SEED), t.amount_minor);
 
 /**
  * A duplicate-charge alert raised into pos.alerts (active instance, mode active), kept on both legs'
@@ -127,6 +130,8 @@ class DuplicateCharge implements RuleInstance {
   private prefetch = 0;
   /** Hash of the sale being processed (computed by prefetchSale). */
   private dh = 0;
+  /** Hashes of the sales hinted by engine.prefetch, by hint slot. */
+  private readonly hints = new Int32Array(PREFETCH_MAX);
   private on = true;
   private shadow: RuleInstance | null = null;
   private nLegs = 0;
@@ -162,9 +167,17 @@ class DuplicateCharge implements RuleInstance {
       Object.values(cfg.overrides.terminals).some(enabledSomewhere);
   }
 
-  prefetchSale(t: Transaction): number {
-    const h = (this.dh = mixInt(hashString(t.card_token, CARD_SEED), t.amount_minor));
+  prefetchSale(t: Transaction, hint: number): number {
+    const h = (this.dh = hint >= 0 ? this.hints[hint]! : legHash(t));
     return this.legs.probe(h);
+  }
+
+  hintSale(t: Transaction, hint: number): void {
+    this.hints[hint] = legHash(t);
+  }
+
+  probeHint(hint: number): number {
+    return this.legs.probe(this.hints[hint]!);
   }
 
   onSaleStored(term: TerminalState, t: Transaction, row: number, voided: boolean): void {

@@ -23,6 +23,8 @@ class RefundAfterDeadline implements RuleInstance {
   ) {}
 
   // The sale's event id is the ledger's column (rows.eventId), kept for the whole refund lookback.
+  readonly saleStoredOnlyIfRefunded = true;
+
   onSaleStored(term: TerminalState, t: Transaction, row: number, voided: boolean, hadRefunds: boolean): void {
     if (row < 0 || !hadRefunds || voided) return;
     // The sale arrived after refunds of it: each refund past the deadline fires now.

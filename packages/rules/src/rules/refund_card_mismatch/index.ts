@@ -19,6 +19,8 @@ class RefundCardMismatch implements RuleInstance {
     readonly variant: Variant,
   ) {}
 
+  readonly saleStoredOnlyIfRefunded = true;
+
   onSaleStored(term: TerminalState, t: Transaction, row: number, voided: boolean, hadRefunds: boolean): void {
     if (row < 0 || !hadRefunds || voided) return;
     // The sale arrived after refunds of it: each refund to another card fires now.

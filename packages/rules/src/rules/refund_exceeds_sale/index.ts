@@ -26,6 +26,8 @@ class RefundExceedsSale implements RuleInstance {
   }
 
   /** The sale arrived after refunds of it: each refund that took the running total above it fires now. */
+  readonly saleStoredOnlyIfRefunded = true;
+
   onSaleStored(term: TerminalState, t: Transaction, row: number, voided: boolean, hadRefunds: boolean): void {
     if (row < 0 || !hadRefunds || voided) return;
     const m = term.merchant;

@@ -1,0 +1,45 @@
+// Profiling harness (from the repository root):
+//   npx esbuild packages/rules/bench/prof-harness.ts --bundle --platform=node --format=esm --external:yaml \
+//     --external:zod --outfile=.cache/prof/prof.mjs && ln -sfn ../schemas/avro .cache/avro &&
+//   node --cpu-prof --cpu-prof-dir=/tmp/prof .cache/prof/prof.mjs [--events N] [--rounds R] [--prefetch N] [--no-hint]
+// (a bundle keeps line numbers that tsx's transform hides; the schemas package reads ../avro next to
+// the bundle). Runs the engine alone on the pre-parsed bench file (`npm run bench:rules` writes it) and
+// prints events/s and CPU µs/event per round.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { validateTransaction, type Transaction } from '@tillwatch/schemas';
+import { createRuleEngine, defaultRulesConfig } from '../src/index.js';
+
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const EVENTS = arg('--events', 1_200_000);
+const ROUNDS = arg('--rounds', 2);
+/** engine.prefetch every this many events, as bench.ts does (0: off). */
+const PREFETCH = arg('--prefetch', 8);
+/** `--no-hint`: no capacity hint (buffers grow by doubling), as bench.ts's "no hint" row. */
+const NO_HINT = process.argv.includes('--no-hint');
+const file = join(process.cwd(), '.cache', 'bench', 'events-v2-s42-1200000.jsonl');
+const buf = readFileSync(file);
+const events: Transaction[] = [];
+for (let p = 0; p < buf.length && events.length < EVENTS; ) {
+  let q = buf.indexOf(10, p);
+  if (q < 0) q = buf.length;
+  if (q > p) events.push(validateTransaction(JSON.parse(buf.toString('utf8', p, q))));
+  p = q + 1;
+}
+for (let round = 0; round < ROUNDS; round++) {
+  const engine = createRuleEngine(defaultRulesConfig(), NO_HINT ? {} : { expectedSales: events.length });
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let alerts = 0;
+  for (let i = 0; i < events.length; i++) {
+    if (PREFETCH > 0 && i % PREFETCH === 0) engine.prefetch(events, i, i + PREFETCH);
+    alerts += engine.onTransaction(events[i]!).alerts.length;
+  }
+  const wall = performance.now() - t0;
+  const u = process.cpuUsage(c0);
+  console.log(`round ${round}: ${Math.round((events.length * 1000) / wall).toLocaleString('en-US')} events/s, ${((u.user + u.system) / events.length).toFixed(3)} µs/event CPU, ${alerts} alerts`);
+}
