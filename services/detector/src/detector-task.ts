@@ -134,8 +134,11 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
         for (const a of out.shadowAlerts) shadow.push(a);
       };
       if (topic === topics.transactions) {
-        for (const r of records) {
-          const t = r.value as Transaction;
+        const values = records.map((r) => r.value as Transaction);
+        for (let i = 0; i < values.length; i++) {
+          // A hint, no effect on results: the next 8 sales' index loads issued together (packages/rules README, bench).
+          if ((i & 7) === 0) engine.prefetch(values, i, i + 8);
+          const t = values[i]!;
           collect(engine.onTransaction(t));
           o.stage?.seen(t.terminal_id, t.merchant_id, t.received_time);
           if (t.received_time >= lastReceived) {
