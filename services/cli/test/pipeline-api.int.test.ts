@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Alert, Transaction } from '@tillwatch/schemas';
+import { formatMoney, type Alert, type Transaction } from '@tillwatch/schemas';
 import { closeStreamTime } from '@tillwatch/detector';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
 import { defaultRulesConfig } from '@tillwatch/rules';
@@ -146,10 +146,10 @@ describe('npm start pipeline through the alert API', () => {
     for (const a of listed) {
       const { status, status_by: _by, status_at: _at, ...alert } = a;
       expect(status).toBe('open');
-      // rules_version (issue 9) and the alert's money (currency, amount_minor; issue 11) are not in the
-      // API's alert view yet: compared without them.
-      const { rules_version: _rv, currency: _cur, amount_minor: _amt, ...expected } = want.get(a.alert_id)!;
-      expect(alert).toEqual({ ...expected, details: Object.fromEntries(Object.entries(expected.details).map(([k, v]) => [k, Number.isFinite(v) ? v : null])) });
+      // Every field of the contract, rules_version and the alert's money included, plus `amount` (the money formatted).
+      const expected = want.get(a.alert_id)!;
+      const money = expected.currency != null ? { currency: expected.currency, amount_minor: expected.amount_minor ?? null, amount: formatMoney(expected.amount_minor!, expected.currency) } : { currency: null, amount_minor: null, amount: null };
+      expect(alert).toEqual({ ...expected, ...money, details: Object.fromEntries(Object.entries(expected.details).map(([k, v]) => [k, Number.isFinite(v) ? v : null])) });
     }
     // /metrics is on the API's ops port, not on the public API port.
     expect((await fetch(`${base}/metrics`, { headers: { 'x-api-key': 'none' } })).status).not.toBe(200);
