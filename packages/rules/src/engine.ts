@@ -193,6 +193,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
    * what each rule does with its state on a change). Atomic: nothing is evaluated half-switched.
    */
   setRules(config: RulesConfig): void {
+    // New rule instances have no hint state: a hint given before must not be used after.
+    this.dropHints();
     this.config = config;
     this.lateness = config.engine.allowed_lateness;
     this.lookback = config.engine.refund_lookback;
@@ -709,7 +711,18 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     if (this.sales.markDirty(row)) this.dirtyRows.push(row, this.sales.rows.gen(row));
   }
 
+  /** Forgets every prefetch() hint (a hint is only ever an optimisation). */
+  private dropHints(): void {
+    for (let k = 0; k < this.hintCount; k++) this.hinted[k] = null;
+    for (let k = 0; k < this.termHintCount; k++) {
+      this.termHinted[k] = null;
+      this.termHintOf[k] = undefined;
+    }
+    this.hintCount = this.hintAt = this.termHintCount = this.termHintAt = 0;
+  }
+
   restoreMerchant(merchantId: string, snap: MerchantSnapshot | null): void {
+    this.dropHints();
     // Restored state is what the changelog already holds: no tombstones for what it replaces, and
     // nothing restored counts as changed.
     this.restoring = true;

@@ -54,6 +54,30 @@ describe('engine.prefetch', () => {
     );
   }, 60_000);
 
+  it('hints given before a rules change are dropped: a new rule instance (a shadow duplicate_charge) sees none', () => {
+    const sc = new Scenario();
+    sc.sale({ at: 0, terminal: 'T1', seq: 1, card: 'tok_dup', amount: 4250 });
+    sc.sale({ at: 10 * SEC, terminal: 'T2', seq: 1, card: 'tok_other', amount: 100 });
+    sc.sale({ at: 20 * SEC, terminal: 'T2', seq: 2, card: 'tok_dup', amount: 4250 });
+    const events = sc.events;
+    const after = parseRulesConfig({ version: 2, shadow: { duplicate_charge: {} } });
+    const runSwitch = (hint: boolean): string[] => {
+      const e = createRuleEngine(parseRulesConfig({}));
+      return events.map((t, i) => {
+        // The hint covers the second leg; the switch comes after the hint, before that leg arrives.
+        if (i === 1) {
+          if (hint) e.prefetch(events, 1, events.length);
+          e.setRules(after);
+        }
+        const o = feed(e, t);
+        return JSON.stringify([o.alerts.map((a) => a.rule), o.shadowAlerts.map((a) => a.rule)]);
+      });
+    };
+    const plain = runSwitch(false);
+    expect(plain[2]).toBe('[["duplicate_charge"],["duplicate_charge"]]');
+    expect(runSwitch(true)).toEqual(plain);
+  });
+
   it('a terminal replaced inside a hinted window is looked up again (not the one the hint found)', () => {
     // T1 goes idle past the TTL: its second event replaces it; the third was hinted with the old one.
     const cfg = parseRulesConfig({ engine: { terminal_idle_ttl: '1m' }, rules: { sequence_gap: { timeout: '30s' } } });

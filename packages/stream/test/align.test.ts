@@ -3,10 +3,41 @@
 // with no deadlock, whatever the batch sizes and the order in which the two batches of a fetch run;
 // and the buffered steps that replaced stopping and fetching again (aligned-step.ts).
 import { describe, expect, it } from 'vitest';
-import { alignBound, appendRecords, dropBefore, freshRecords, newInputBuffer, newPositions, type InputBuffer, type TaskPositions } from '../src/processor/align.js';
+import { alignBound, appendRecords, detachPending, dropBefore, freshRecords, newInputBuffer, newPositions, type InputBuffer, type TaskPositions } from '../src/processor/align.js';
 import { alignedStep } from '../src/processor/aligned-step.js';
 import { PoisonRecordError } from '../src/errors.js';
 import type { InputTopic, Task } from '../src/processor/task.js';
+
+describe('detachPending', () => {
+  it('gives each waiting record its own bytes, once, and keeps offsets, order and content', () => {
+    // Values as kafkajs hands them out: slices of one fetch response.
+    const response = Buffer.alloc(1 << 20, 7);
+    const rec = (o: number) => ({ offset: String(o), value: response.subarray(o * 10, o * 10 + 10) });
+    const b = newInputBuffer<{ offset: string; value: Buffer }>(false);
+    const batch = [0, 1, 2, 3, 4].map(rec);
+    appendRecords(b, batch);
+    dropBefore(b, 2); // 0 and 1 were taken
+    const copy = (m: { offset: string; value: Buffer }) => ({ ...m, value: Buffer.from(m.value) });
+    detachPending(b, copy);
+    expect(b.records.map((m) => m.offset)).toEqual(['2', '3', '4']);
+    for (const m of b.records) {
+      expect(m.value.buffer).not.toBe(response.buffer);
+      expect(m.value.equals(response.subarray(Number(m.offset) * 10, Number(m.offset) * 10 + 10))).toBe(true);
+    }
+    expect(batch[2]!.value.buffer).toBe(response.buffer); // the fetched batch's own array is not changed
+    // Records appended later are copied; those copied before are kept as they are.
+    const before = b.records[0];
+    appendRecords(b, [5, 6].map(rec));
+    detachPending(b, copy);
+    expect(b.records[0]).toBe(before);
+    expect(b.records.map((m) => m.value.buffer === response.buffer)).toEqual([false, false, false, false, false]);
+    // Nothing pending: nothing to do.
+    dropBefore(b, b.records.length);
+    detachPending(b, () => {
+      throw new Error('no record is pending');
+    });
+  });
+});
 
 describe('alignBound', () => {
   it('is +Infinity against a caught-up input, else its head, else its last time, else -Infinity', () => {

@@ -64,10 +64,29 @@ export interface InputBuffer<M> {
   through: bigint;
   /** The last batch taken in reached the partition's high watermark. */
   fetchedToEnd: boolean;
+  /** Highest offset whose pending record is a copy of its own (detachPending). */
+  detachedThrough: bigint;
 }
 
 export function newInputBuffer<M>(fetchedToEnd: boolean): InputBuffer<M> {
-  return { records: [], start: 0, through: -1n, fetchedToEnd };
+  return { records: [], start: 0, through: -1n, fetchedToEnd, detachedThrough: -1n };
+}
+
+/**
+ * Replaces the pending records not copied yet by `copy(record)`. kafkajs hands out keys and values
+ * as slices of the whole fetch response, so one record kept waiting would keep that response (up
+ * to maxBytes, other partitions' records included) in memory; a copy keeps its own bytes only.
+ * Records taken in the step that fetched them are never copied.
+ */
+export function detachPending<M extends { offset: string }>(b: InputBuffer<M>, copy: (m: M) => M): void {
+  const n = b.records.length;
+  if (n === b.start || BigInt(b.records[n - 1]!.offset) <= b.detachedThrough) return;
+  // A new array: the first one may be the fetched batch's own (appendRecords).
+  const pending = b.records.slice(b.start);
+  for (let i = pending.length - 1; i >= 0 && BigInt(pending[i]!.offset) > b.detachedThrough; i--) pending[i] = copy(pending[i]!);
+  b.records = pending;
+  b.start = 0;
+  b.detachedThrough = BigInt(pending[pending.length - 1]!.offset);
 }
 
 /** Pending records of a buffer. */

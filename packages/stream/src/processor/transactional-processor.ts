@@ -31,7 +31,7 @@ import { CoPartitionedAssigner } from './copartitioned-assigner.js';
 import { createConsumerLagMonitor, type ConsumerLagMonitor } from './lag-monitor.js';
 import { MARKER_KEY, RestoreAbortedError, restoreChangelog } from './changelog.js';
 import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
-import { appendRecords, dropBefore, freshRecords, isCaughtUp, newInputBuffer, newPositions, pendingCount, type InputBuffer, type TaskPositions } from './align.js';
+import { appendRecords, detachPending, dropBefore, freshRecords, isCaughtUp, newInputBuffer, newPositions, pendingCount, type InputBuffer, type TaskPositions } from './align.js';
 import { alignedStep } from './aligned-step.js';
 
 export interface ProcessorMetrics extends StreamMetrics {
@@ -144,6 +144,19 @@ const PAUSE_BUFFERED = 10_000;
  * pause took effect) is not taken, nor resolved: kafkajs fetches it again later.
  */
 const MAX_BUFFERED = 50_000;
+
+/** A fetched record with its own copies of key, value and headers (not slices of the fetch response). */
+const copyBytes = <T extends Buffer | string | null | undefined>(b: T): T => (Buffer.isBuffer(b) ? (Buffer.from(b) as T) : b);
+function copyMessage(m: KafkaMessage): KafkaMessage {
+  const headers: NonNullable<KafkaMessage['headers']> = {};
+  for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = Array.isArray(v) ? v.map((x) => copyBytes(x)) : copyBytes(v);
+  // Mutating a shallow copy keeps whichever KafkaMessage variant m is (MessageSetEntry or RecordBatchEntry).
+  const c = { ...m };
+  c.key = copyBytes(m.key);
+  c.value = copyBytes(m.value);
+  c.headers = headers;
+  return c;
+}
 
 /** How often a wait inside eachBatch asks for a heartbeat; kafkajs sends at most one per heartbeatInterval. */
 const KEEPALIVE_CHECK_MS = 1_000;
@@ -366,7 +379,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         e.positions = newPositions(o.inputs.map((i) => i.topic), (topic) => {
           const p = ends.get(topic)?.find((x) => x.partition === e.partition);
           if (!p) return true;
-          return isCaughtUp(e.committed.get(topic) ?? BigInt(p.low), BigInt(p.high));
+          // A committed offset below the log start (retention removed what it pointed at) counts from the log start.
+          const from = e.committed.get(topic) ?? BigInt(p.low);
+          return isCaughtUp(from > BigInt(p.low) ? from : BigInt(p.low), BigInt(p.high));
         });
         e.buffers = new Map(o.inputs.map((i) => [i.topic, newInputBuffer<KafkaMessage>(e.positions!.get(i.topic)!.caughtUp)]));
       }
@@ -615,6 +630,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     }
     const stepped = await stepAligned(entry);
     if (!stepped) pauseFull(entry);
+    // What waits for the other input keeps its own bytes, not the fetch response (align.ts).
+    const kept = entry.buffers?.get(batch.topic);
+    if (kept) detachPending(kept, copyMessage);
     return stepped;
   }
 
