@@ -17,12 +17,19 @@ import { repoRoot } from '../src/lib/paths.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+/** n distinct free ports: every listener stays open until all are taken (one closed first could be handed out again). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = createServer();
+      servers.push(s);
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    }
+    return servers.map((s) => (s.address() as { port: number }).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
 }
 
 let root: string;
@@ -36,7 +43,7 @@ beforeAll(async () => {
   root = mkdtempSync(path.join(tmpdir(), 'tillwatch-start-'));
   mkdirSync(path.join(root, '.stack'), { recursive: true });
   symlinkSync(shared.config.paths.artifacts, path.join(root, '.stack', 'artifacts'), 'dir');
-  const [kafka, controller, registry, management] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [kafka, controller, registry, management] = await freePorts(4);
   stack = createLocalStack({
     rootDir: root,
     kafka: { port: kafka!, controllerPort: controller!, heapMb: 384 },
