@@ -7,13 +7,13 @@
 // and each engine's CPU-time ratio against the first (>1: faster than the first); then the medians
 // over the rounds after the first (warm-up). Engines that have engine.prefetch get it every N events
 // (default 8, 0: never) unless their label starts with "np-" (e.g. `np-after=. after=.`). Run `npm run bench:rules` once first (it writes the file).
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { validateTransaction, type Transaction } from '@tillwatch/schemas';
+import type { Transaction } from '@tillwatch/schemas';
+import { BENCH_FILE_NAME, readBenchEvents } from './bench-file.js';
 import type * as EngineModuleNs from '../src/index.js';
 
 type EngineModule = typeof EngineModuleNs;
@@ -42,15 +42,8 @@ const specs = process.argv
 if (specs.length < 2) throw new Error('usage: ab.ts [--events N] [--rounds R] label=ROOT label=ROOT ...');
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const file = join(root, '.cache', 'bench', 'events-v2-s42-1200000.jsonl');
-const buf = readFileSync(file);
-const events: Transaction[] = [];
-for (let p = 0; p < buf.length && events.length < EVENTS; ) {
-  let q = buf.indexOf(10, p);
-  if (q < 0) q = buf.length;
-  if (q > p) events.push(validateTransaction(JSON.parse(buf.toString('utf8', p, q))));
-  p = q + 1;
-}
+const file = join(root, '.cache', 'bench', BENCH_FILE_NAME);
+const events = readBenchEvents(file, EVENTS);
 const mods = (await Promise.all(specs.map((s) => import(join(s.root, 'packages/rules/src/index.ts'))))) as EngineModule[];
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ratios: number[][] = specs.map(() => []);

@@ -5,10 +5,9 @@
 // (a bundle keeps line numbers that tsx's transform hides; the schemas package reads ../avro next to
 // the bundle). Runs the engine alone on the pre-parsed bench file (`npm run bench:rules` writes it) and
 // prints events/s and CPU µs/event per round.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { validateTransaction, type Transaction } from '@tillwatch/schemas';
+import { BENCH_FILE_NAME, readBenchEvents } from './bench-file.js';
 import { createRuleEngine, defaultRulesConfig } from '../src/index.js';
 
 const arg = (name: string, dflt: number): number => {
@@ -21,15 +20,8 @@ const ROUNDS = arg('--rounds', 2);
 const PREFETCH = arg('--prefetch', 8);
 /** `--no-hint`: no capacity hint (buffers grow by doubling), as bench.ts's "no hint" row. */
 const NO_HINT = process.argv.includes('--no-hint');
-const file = join(process.cwd(), '.cache', 'bench', 'events-v2-s42-1200000.jsonl');
-const buf = readFileSync(file);
-const events: Transaction[] = [];
-for (let p = 0; p < buf.length && events.length < EVENTS; ) {
-  let q = buf.indexOf(10, p);
-  if (q < 0) q = buf.length;
-  if (q > p) events.push(validateTransaction(JSON.parse(buf.toString('utf8', p, q))));
-  p = q + 1;
-}
+const file = join(process.cwd(), '.cache', 'bench', BENCH_FILE_NAME);
+const events = readBenchEvents(file, EVENTS);
 for (let round = 0; round < ROUNDS; round++) {
   const engine = createRuleEngine(defaultRulesConfig(), NO_HINT ? {} : { expectedSales: events.length });
   const c0 = process.cpuUsage();
