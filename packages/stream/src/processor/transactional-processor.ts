@@ -636,6 +636,19 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     return stepped;
   }
 
+  /**
+   * A transaction outside any batch (a tick, an aligned step) failed: the task's state is dropped and
+   * rebuilt in the background, its partitions paused; a fenced task is lost, a fatal error stops all.
+   */
+  function taskFailed(entry: TaskEntry, e: unknown, what: string): void {
+    o.logger.warn({ err: e, partition: entry.partition }, `${what} failed; restoring task`);
+    entry.task = undefined;
+    const kind = classifyError(e);
+    if (kind === 'fenced') entry.lost = true;
+    else if (kind === 'fatal') fatal(e as Error);
+    else void ensureRestored([entry]).catch(() => undefined);
+  }
+
   /** alignInputs: a step outside any batch (an input found caught up by a batch with no records), under the task's lock. */
   function stepAlignedLater(entry: TaskEntry): void {
     void withLock(entry, async () => {
@@ -643,13 +656,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       try {
         await stepAligned(entry);
       } catch (e) {
-        o.logger.warn({ err: e, partition: entry.partition }, 'aligned step failed; restoring task');
-        entry.task = undefined;
-        const kind = classifyError(e);
-        if (kind === 'fenced') entry.lost = true;
-        else if (kind === 'fatal') fatal(e as Error);
-        // Rebuilt in the background (its restore fetches the buffered records again), partitions paused.
-        else void ensureRestored([entry]).catch(() => undefined);
+        // Its restore fetches the buffered records again.
+        taskFailed(entry, e, 'aligned step');
       }
     }).catch((e: unknown) => o.logger.error({ err: e }, 'aligned step failed'));
   }
@@ -778,13 +786,8 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           await commit(entry, messages);
           result.committed?.();
         } catch (e) {
-          o.logger.warn({ err: e, partition: entry.partition }, 'tick transaction failed; restoring task');
-          entry.task = undefined;
-          const kind = classifyError(e);
-          if (kind === 'fenced') entry.lost = true;
-          else if (kind === 'fatal') fatal(e as Error);
-          // Rebuilt in the background, partitions paused: a batch of this task waits for it heartbeating.
-          else void ensureRestored([entry]).catch(() => undefined);
+          // A batch of this task waits for the rebuild, heartbeating.
+          taskFailed(entry, e, 'tick transaction');
         }
       }).catch((e: unknown) => o.logger.error({ err: e }, 'tick failed'));
     }
