@@ -4,6 +4,10 @@
 // records of one input go to the task in runs (one process() call per run, at most `chunk`
 // records). The buffers are not changed here: the caller drops the taken records once the
 // transaction committed (`taken`); when it fails, they are still pending.
+// A task with processMixed() takes the records of every input in one call per chunk (each record
+// names its topic), in the same order: with inputs that interleave record by record (a heartbeat
+// between two transactions), runs of one topic are one or two records long, and a process() call
+// per run cost more than the records in it (issue 10's load check).
 import type { KafkaMessage } from 'kafkajs';
 import { isPoison, type PoisonRecordError } from '../errors.js';
 import { nextInput, type InputBuffer, type TaskPositions } from './align.js';
@@ -78,19 +82,21 @@ export async function alignedStep(s: AlignedStepInput): Promise<AlignedStep | un
 
   const messages: OutputMessage[] = [];
   const done: Array<() => void> = [];
+  const mixed = s.task.processMixed !== undefined;
   let runTopic: string | undefined;
   let run: DecodedRecord[] = [];
   const flush = () => {
     if (run.length === 0) return;
-    const result = s.task.process(runTopic!, run, s.wallMs);
+    const result = mixed ? s.task.processMixed!(run, s.wallMs) : s.task.process(runTopic!, run, s.wallMs);
     for (const m of result.messages) messages.push(m);
     if (result.committed) done.push(result.committed);
-    decoded.set(runTopic!, (decoded.get(runTopic!) ?? 0) + run.length);
+    if (mixed) for (const r of run) decoded.set(r.topic, (decoded.get(r.topic) ?? 0) + 1);
+    else decoded.set(runTopic!, (decoded.get(runTopic!) ?? 0) + run.length);
     run = [];
   };
   let sinceYield = 0;
   for (let topic = nextInput(s.positions); topic !== undefined; topic = nextInput(s.positions)) {
-    if (topic !== runTopic || run.length >= s.chunk) {
+    if ((topic !== runTopic && !mixed) || run.length >= s.chunk) {
       flush();
       runTopic = topic;
     }
