@@ -121,6 +121,8 @@ try {
   // Rebalances during the run (one member, steady): any join but the first was not asked for.
   const groupJoins = Object.fromEntries((await metrics.groupJoins.get()).values.map((v) => [String(v.labels.kind), v.value]));
   const alerts = (await metrics.ruleHits.get()).values.reduce((n, v) => n + v.value, 0);
+  // Kafka transactions committed (one per aligned step or batch) and fetched batches handled, per 1,000 transactions.
+  const stageCounts = Object.fromEntries((await metrics.batchLatency.get()).values.filter((v) => v.metricName?.endsWith('_count')).map((v) => [String(v.labels.stage), v.value]));
   await detector.stop();
   const cpuProfileTop: TopEntry[] | undefined = await stopProfile?.();
   const detRate = events.length / (detMs / 1000);
@@ -144,6 +146,8 @@ try {
     groupJoins,
     sessionTimeoutMs: DEFAULT_SESSION_TIMEOUT_MS,
     changelogFormat: CHANGELOG_FORMAT,
+    kafkaTransactionsPer1000Events: Math.round(((stageCounts.txn_send ?? 0) / events.length) * 1000 * 100) / 100,
+    fetchedBatchesPer1000Events: Math.round(((stageCounts.queued ?? 0) / events.length) * 1000 * 100) / 100,
     changelogOffsetsPerEvent: Math.round((changelogOffsets / events.length) * 1000) / 1000,
     loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
     ...(cpuProfileTop ? { cpuProfileTop } : {}),

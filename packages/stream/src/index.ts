@@ -9,6 +9,7 @@ export * from './processor/task.js';
 export * from './processor/changelog.js';
 export * from './processor/copartitioned-assigner.js';
 export * from './processor/align.js';
+export * from './processor/aligned-step.js';
 export * from './processor/transactional-processor.js';
 export * from './processor/lag-monitor.js';
 export * from './scoped-topics.js';

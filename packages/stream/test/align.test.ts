@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { alignBound, appendRecords, detachPending, dropBefore, freshRecords, newInputBuffer, newPositions, type InputBuffer, type TaskPositions } from '../src/processor/align.js';
 import { alignedStep } from '../src/processor/aligned-step.js';
 import { PoisonRecordError } from '../src/errors.js';
-import type { InputTopic, Task } from '../src/processor/task.js';
+import type { DecodedRecord, InputTopic, Task } from '../src/processor/task.js';
 
 describe('detachPending', () => {
   it('gives each waiting record its own bytes, once, and keeps offsets, order and content', () => {
@@ -137,17 +137,32 @@ describe('buffered steps (aligned-step.ts) on two inputs', () => {
       const fetchAt: Record<string, number> = { tx: 0, hb: 0 };
       // The task's committed output: record times in the order processed, and dead letters.
       const out: number[] = [];
+      const outOf: Record<string, number[]> = { tx: [], hb: [] };
       let dead = 0;
-      let tentative: number[] = [];
+      let tentative: Array<[string, number]> = [];
+      // Every other case: a task that takes both inputs in one call (processMixed), each record naming its topic.
+      const mixed = seed % 2 === 0;
       const task: Task = {
         restore: () => undefined,
-        process: (_topic, records) => {
-          for (const x of records) tentative.push(x.value as number);
+        process: (topic, records) => {
+          for (const x of records) {
+            expect(x.topic).toBe(topic);
+            tentative.push([topic, x.value as number]);
+          }
           return { messages: [] };
         },
+        ...(mixed
+          ? {
+              processMixed: (records: DecodedRecord[]) => {
+                for (const x of records) tentative.push([x.topic, x.value as number]);
+                return { messages: [] };
+              },
+            }
+          : {}),
         tick: () => ({ messages: [] }),
         takeChanges: () => [],
       };
+      if (mixed) task.process = () => expect.unreachable('process() with processMixed present') as never;
       // A restore: the committed state, empty buffers, kafkajs fetching from the committed offsets.
       let positions!: TaskPositions;
       let buffers!: Map<string, InputBuffer<Msg>>;
@@ -162,7 +177,10 @@ describe('buffered steps (aligned-step.ts) on two inputs', () => {
         const s = await alignedStep({ task, partition: 0, inputs, buffers: buffers as Map<string, InputBuffer<never>>, positions, wallMs: 0, chunk: 1 + Math.floor(r() * 7), deadLetter: () => ({ topic: 'dlq', key: null, value: null }), gone: () => false });
         if (!s) return;
         if (r() < 0.1) return restore(); // the transaction failed: nothing of it counts
-        out.push(...tentative);
+        for (const [t, v] of tentative) {
+          out.push(v);
+          outOf[t]!.push(v);
+        }
         tentative = [];
         dead += s.messages.filter((m) => m.topic === 'dlq').length;
         for (const [t, at] of s.taken) dropBefore(buffers.get(t)!, at);
@@ -196,6 +214,8 @@ describe('buffered steps (aligned-step.ts) on two inputs', () => {
       expect(out).toEqual([...out].sort((a, b) => a - b));
       expect([...out].sort((a, b) => a - b)).toEqual(all.filter((m) => m.value !== null).map((m) => Number(m.value!.toString())).sort((a, b) => a - b));
       expect(dead).toBe(all.filter((m) => m.value === null).length);
+      // Each record given to the task under its own topic.
+      for (const t of topics) expect([...outOf[t]!].sort((a, b) => a - b)).toEqual(logs[t]!.filter((m) => m.value !== null).map((m) => Number(m.value!.toString())).sort((a, b) => a - b));
     }
   });
 });

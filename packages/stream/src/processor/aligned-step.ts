@@ -4,9 +4,13 @@
 // records of one input go to the task in runs (one process() call per run, at most `chunk`
 // records). The buffers are not changed here: the caller drops the taken records once the
 // transaction committed (`taken`); when it fails, they are still pending.
+// A task with processMixed() takes the records of every input in one call per chunk (each record
+// names its topic), in the same order: with inputs that interleave record by record (a heartbeat
+// between two transactions), runs of one topic are one or two records long, and a process() call
+// per run cost more than the records in it (issue 10's load check).
 import type { KafkaMessage } from 'kafkajs';
 import { isPoison, type PoisonRecordError } from '../errors.js';
-import { nextInput, type InputBuffer, type TaskPositions } from './align.js';
+import type { InputBuffer, TaskPositions } from './align.js';
 import type { DecodedRecord, InputTopic, OutputMessage, Task } from './task.js';
 
 export interface AlignedStepInput {
@@ -41,65 +45,91 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Takes what the bound allows; undefined when nothing can be taken (or the task is gone). */
 export async function alignedStep(s: AlignedStepInput): Promise<AlignedStep | undefined> {
-  const cursor = new Map<string, number>();
-  const heads = new Map<string, { message: KafkaMessage; value: unknown }>();
+  // Per input, in the positions' order (nextInput's tie-break): arrays, not maps, on the per-record path.
+  const topics = [...s.positions.keys()];
+  const n = topics.length;
+  const buffers = topics.map((t) => s.buffers.get(t)!);
+  const inputs = topics.map((t) => s.inputs.get(t)!);
+  const pos = topics.map((t) => s.positions.get(t)!);
+  const cursor = buffers.map((b) => b.start);
+  const headMessage: Array<KafkaMessage | undefined> = new Array<KafkaMessage | undefined>(n).fill(undefined);
+  const headValue: unknown[] = new Array<unknown>(n).fill(undefined);
+  const count = new Array<number>(n).fill(0);
   const dead: OutputMessage[] = [];
-  const decoded = new Map<string, number>();
 
-  // The next non-poison record of `topic` becomes its head (poison ones on the way go to the DLQ).
-  const fill = (topic: string): void => {
-    const buffer = s.buffers.get(topic)!;
-    const input = s.inputs.get(topic)!;
-    const p = s.positions.get(topic)!;
-    let i = cursor.get(topic)!;
-    heads.delete(topic);
+  // The next non-poison record of input k becomes its head (poison ones on the way go to the DLQ).
+  const fill = (k: number): void => {
+    const buffer = buffers[k]!;
+    const input = inputs[k]!;
+    const p = pos[k]!;
+    const records = buffer.records;
+    let i = cursor[k]!;
+    headMessage[k] = undefined;
+    headValue[k] = undefined;
     p.head = undefined;
-    for (; i < buffer.records.length; i++) {
-      const m = buffer.records[i]!;
+    for (; i < records.length; i++) {
+      const m = records[i]!;
       let value: unknown;
       try {
         value = input.decode(m.value);
       } catch (e) {
         if (!isPoison(e)) throw e;
-        dead.push(s.deadLetter(m, topic, e));
+        dead.push(s.deadLetter(m, topics[k]!, e));
         continue;
       }
-      heads.set(topic, { message: m, value });
+      headMessage[k] = m;
+      headValue[k] = value;
       p.head = input.time!(value);
       break;
     }
-    cursor.set(topic, i);
+    cursor[k] = i;
     p.caughtUp = p.head === undefined && buffer.fetchedToEnd;
   };
-  for (const [topic, buffer] of s.buffers) {
-    cursor.set(topic, buffer.start);
-    fill(topic);
-  }
+  for (let k = 0; k < n; k++) fill(k);
+
+  // nextInput (align.ts) on the arrays: the earliest head (ties: the first input), if within its bound.
+  const next = (): number => {
+    let best = -1;
+    let bestAt = Number.POSITIVE_INFINITY;
+    for (let k = 0; k < n; k++) {
+      const h = pos[k]!.head;
+      if (h !== undefined && (best < 0 || h < bestAt)) {
+        best = k;
+        bestAt = h;
+      }
+    }
+    if (best < 0) return -1;
+    for (let k = 0; k < n; k++) {
+      const p = pos[k]!;
+      if (k === best || p.caughtUp) continue;
+      if (bestAt > (p.head ?? p.last ?? Number.NEGATIVE_INFINITY)) return -1;
+    }
+    return best;
+  };
 
   const messages: OutputMessage[] = [];
   const done: Array<() => void> = [];
-  let runTopic: string | undefined;
+  const mixed = s.task.processMixed !== undefined;
+  let runInput = -1;
   let run: DecodedRecord[] = [];
   const flush = () => {
     if (run.length === 0) return;
-    const result = s.task.process(runTopic!, run, s.wallMs);
+    const result = mixed ? s.task.processMixed!(run, s.wallMs) : s.task.process(topics[runInput]!, run, s.wallMs);
     for (const m of result.messages) messages.push(m);
     if (result.committed) done.push(result.committed);
-    decoded.set(runTopic!, (decoded.get(runTopic!) ?? 0) + run.length);
     run = [];
   };
   let sinceYield = 0;
-  for (let topic = nextInput(s.positions); topic !== undefined; topic = nextInput(s.positions)) {
-    if (topic !== runTopic || run.length >= s.chunk) {
-      flush();
-      runTopic = topic;
-    }
-    const head = heads.get(topic)!;
-    const p = s.positions.get(topic)!;
-    run.push({ topic, partition: s.partition, offset: head.message.offset, key: head.message.key, value: head.value });
+  for (let k = next(); k >= 0; k = next()) {
+    if ((k !== runInput && !mixed) || run.length >= s.chunk) flush();
+    runInput = k;
+    const m = headMessage[k]!;
+    const p = pos[k]!;
+    run.push({ topic: topics[k]!, partition: s.partition, offset: m.offset, key: m.key, value: headValue[k] });
+    count[k]!++;
     p.last = p.head;
-    cursor.set(topic, cursor.get(topic)! + 1);
-    fill(topic);
+    cursor[k]!++;
+    fill(k);
     if (++sinceYield >= s.chunk) {
       flush();
       sinceYield = 0;
@@ -112,11 +142,14 @@ export async function alignedStep(s: AlignedStepInput): Promise<AlignedStep | un
 
   const offsets: AlignedStep['offsets'] = [];
   const taken = new Map<string, number>();
-  for (const [topic, buffer] of s.buffers) {
-    const at = cursor.get(topic)!;
+  const decoded = new Map<string, number>();
+  for (let k = 0; k < n; k++) {
+    const buffer = buffers[k]!;
+    const at = cursor[k]!;
+    if (count[k]! > 0) decoded.set(topics[k]!, count[k]!);
     if (at === buffer.start) continue;
-    taken.set(topic, at);
-    offsets.push({ topic, offset: at < buffer.records.length ? BigInt(buffer.records[at]!.offset) : buffer.through + 1n });
+    taken.set(topics[k]!, at);
+    offsets.push({ topic: topics[k]!, offset: at < buffer.records.length ? BigInt(buffer.records[at]!.offset) : buffer.through + 1n });
   }
   if (offsets.length === 0) return undefined;
   for (const m of dead) messages.push(m);

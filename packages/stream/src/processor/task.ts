@@ -33,6 +33,11 @@ export interface Task {
    * with the changes taken after the last of them.
    */
   process(topic: string, records: DecodedRecord[], wallMs: number): TaskResult;
+  /**
+   * Optional, used under `alignInputs`: records of any of the task's input topics (each names its
+   * own), in the order to apply them; the same as process() called once per run of one topic.
+   */
+  processMixed?(records: DecodedRecord[], wallMs: number): TaskResult;
   /** Wall-clock tick: timers that must fire while a partition is quiet. */
   tick(wallMs: number): TaskResult;
   /** Changelog writes since the last call; null = tombstone. */

@@ -624,15 +624,19 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         // The prefetch awaited: the task may have been rebuilt meanwhile (its buffers discarded).
         if (entry.buffers?.get(batch.topic) !== buffer || isStale()) return false;
       }
+      // Records still waiting from an earlier fetch of this input get their own bytes before this
+      // fetch's join them (align.ts, detachPending): the records not copied then all come from
+      // this input's latest fetch response, so a task keeps at most one response per input alive.
+      // Copying only those that outlive the next fetch, not every record left after a step: with
+      // heartbeats, whose fetch spans more time than the transactions', a copy per heartbeat made
+      // the collector's scavenges about +3 µs per transaction (issue 10's load check).
+      if (fresh.length > 0) detachPending(buffer, copyMessage);
       appendRecords(buffer, fresh);
       buffer.fetchedToEnd = isCaughtUp(BigInt(batch.lastOffset()) + 1n, BigInt(batch.highWatermark));
       resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
     }
     const stepped = await stepAligned(entry);
     if (!stepped) pauseFull(entry);
-    // What waits for the other input keeps its own bytes, not the fetch response (align.ts).
-    const kept = entry.buffers?.get(batch.topic);
-    if (kept) detachPending(kept, copyMessage);
     return stepped;
   }
 
