@@ -542,7 +542,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     subjectTxn: string | null,
     currency: string | null = null,
     amountMinor: number | null = null,
-  ): void {
+  ): string {
     const rule = inst.def.id;
     const version = inst.def.version;
     // The id depends on rule, rule version and evidence only: a new rules document version raising
@@ -571,7 +571,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     // A shadow instance, or a rule/override in mode shadow: evaluated, reported apart, no actions.
     if (inst.variant === 1 || params.mode === 'shadow') {
       out.shadowAlerts.push(alert);
-      return;
+      return id;
     }
     out.alerts.push(alert);
     for (const pa of this.config.policy[rule as keyof RulesConfig['policy']]) {
@@ -593,6 +593,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
         expires_at: pa.expires_after === null ? null : detectedAt + pa.expires_after,
       });
     }
+    return id;
   }
 
   emitUpdate(update: AlertUpdate): void {
