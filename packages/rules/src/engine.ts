@@ -332,7 +332,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       sink ^= this.sales.probeTxn(this.hintTxn[k]!);
       for (let j = 0; j < pre.length; j++) sink ^= pre[j]!.probeHint!(k);
     }
-    this.prefetchSink = sink;
+    // The rows these sales will be stored in (when they are new).
+    this.prefetchSink = sink ^ this.sales.rows.touchNext(n);
     // The terminals of all the inputs, looked up one after the other (independent lookups, whose
     // loads of terminal and merchant objects overlap); an input then takes its terminal from here if
     // it is still registered (a terminal dropped or replaced meanwhile has slot -1: looked up again).

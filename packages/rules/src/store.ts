@@ -486,6 +486,22 @@ export class SaleRows {
     return col;
   }
 
+  /**
+   * Loads the lines of the next n rows alloc() will hand out (an early miss: a new row's line is not
+   * in cache, and alloc reads it back at once); the value is only a sink.
+   */
+  touchNext(n: number): number {
+    const free = this.free;
+    const nf = free.length;
+    let sink = 0;
+    for (let k = 0; k < n; k++) {
+      const row = k < nf ? free[nf - 1 - k]! : this.top + (k - nf);
+      if (row >= this.cap) break;
+      sink ^= this.i[row * 16 + I_GEN]!;
+    }
+    return sink;
+  }
+
   alloc(): number {
     this.live++;
     const f = this.free.pop();
