@@ -20,7 +20,7 @@ import { AlignedBuffer } from './store.js';
 /** Additions between two recomputations of the bound, at most (fewer while the sample is small). */
 const REBUILD_EVERY = 32;
 /** A bound in force is kept while its rank is at least r - (r >> SLACK_SHIFT) (r: the rank aimed at). */
-const SLACK_SHIFT = 2;
+const SLACK_SHIFT = 1;
 
 /**
  * One buffer holding many samples of the same capacity (a stride of doubles each, rounded up to whole
@@ -187,7 +187,7 @@ function rebound(h: Float64Array, o: number, slab: SampleSlab): void {
   h[o + H_ADDED] = 0;
   h[o + H_EVERY] = every;
   // The bound in force usually still holds and is nearly as tight: v is a valid bound iff fewer than
-  // r + 1 values are below it (then S[r] >= v). Kept when its rank is at least r - r/SLACK.
+  // r + 1 values are below it (then S[r] >= v). Kept while its rank is at least r - (r >> SLACK_SHIFT) (r/2: rank >= 9 of 101).
   const v = h[o + H_LB]!;
   if (v > 0) {
     const buf = slab.buf;
