@@ -19,8 +19,8 @@ import { AlignedBuffer } from './store.js';
 
 /** Additions between two recomputations of the bound, at most (fewer while the sample is small). */
 const REBUILD_EVERY = 32;
-/** A bound in force is kept while its rank is at least r - (r >> SLACK_SHIFT) (r: the rank aimed at). */
-const SLACK_SHIFT = 1;
+/** A bound in force is kept while it holds and its rank is at least r >> KEEP_SHIFT (r: the rank aimed at). */
+const KEEP_SHIFT = 2;
 
 /**
  * One buffer holding many samples of the same capacity (a stride of doubles each, rounded up to whole
@@ -186,15 +186,16 @@ function rebound(h: Float64Array, o: number, slab: SampleSlab): void {
   const r = mid - (every - 1);
   h[o + H_ADDED] = 0;
   h[o + H_EVERY] = every;
-  // The bound in force usually still holds and is nearly as tight: v is a valid bound iff fewer than
-  // r + 1 values are below it (then S[r] >= v). Kept while its rank is at least r - (r >> SLACK_SHIFT) (r/2: rank >= 9 of 101).
+  // The bound in force usually still holds and is tight enough: v is a valid bound iff fewer than
+  // r + 1 values are below it (then S[r] >= v). Kept while its rank is at least r/4 (a full sample of
+  // 101: r = 19, kept from rank 4); a looser bound only means the exact median is taken more often.
   const v = h[o + H_LB]!;
   if (v > 0) {
     const buf = slab.buf;
     const off = h[o + H_OFF]!;
     let below = 0;
     for (let i = 0; i < n; i++) if (buf[off + i]! < v) below++;
-    if (below <= r && below >= r - (r >> SLACK_SHIFT)) return;
+    if (below <= r && below >= r >> KEEP_SHIFT) return;
   }
   h[o + H_LB] = select(copyRing(h, o, slab, n), n, r);
 }
