@@ -4,7 +4,8 @@
 // Keeping a sorted array up to date costs a binary search and a ~n/3-element shift per sale; worse, at
 // fleet scale every touch of a terminal's sample is a cache miss. So the sample is only a ring of its
 // values (one cache line written per sale), and the terminal carries a bound `lb` that the exact median
-// cannot be below, recomputed every few additions by a selection over a copy of the ring (no sorting).
+// cannot be below, checked every few additions by one counting pass over the ring and recomputed by a
+// selection over a copy of it only when it no longer holds or has become loose (no sorting).
 // Removing values never lowers an order statistic and adding k values lowers it by at most k ranks, so
 // with S the sorted values at a recomputation (n0 of them) and K additions until the next one, the
 // median stays >= S[((n0-1)>>1) - (K-1)] until then. abnormal_amount asks for the exact median (a
