@@ -332,7 +332,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       sink ^= this.sales.probeTxn(this.hintTxn[k]!);
       for (let j = 0; j < pre.length; j++) sink ^= pre[j]!.probeHint!(k);
     }
-    this.prefetchSink = sink;
+    // The rows these sales will be stored in (when they are new).
+    this.prefetchSink = sink ^ this.sales.rows.touchNext(n);
     // The terminals of all the inputs, looked up one after the other (independent lookups, whose
     // loads of terminal and merchant objects overlap); an input then takes its terminal from here if
     // it is still registered (a terminal dropped or replaced meanwhile has slot -1: looked up again).
@@ -542,7 +543,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     subjectTxn: string | null,
     currency: string | null = null,
     amountMinor: number | null = null,
-  ): void {
+  ): string {
     const rule = inst.def.id;
     const version = inst.def.version;
     // The id depends on rule, rule version and evidence only: a new rules document version raising
@@ -571,7 +572,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     // A shadow instance, or a rule/override in mode shadow: evaluated, reported apart, no actions.
     if (inst.variant === 1 || params.mode === 'shadow') {
       out.shadowAlerts.push(alert);
-      return;
+      return id;
     }
     out.alerts.push(alert);
     for (const pa of this.config.policy[rule as keyof RulesConfig['policy']]) {
@@ -593,6 +594,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
         expires_at: pa.expires_after === null ? null : detectedAt + pa.expires_after,
       });
     }
+    return id;
   }
 
   emitUpdate(update: AlertUpdate): void {

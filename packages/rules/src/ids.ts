@@ -2,9 +2,11 @@
 // pure; SHA-256 rather than a fast non-cryptographic hash because alert ids key downstream dedup
 // (ClickHouse ReplacingMergeTree) and event ids come from terminals: a crafted collision must not be
 // able to hide an alert.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
-const hex128 = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 32);
+// The one-shot hash (no Hash object per id: half the time of createHash().update().digest()); the same
+// digest (a string is hashed as UTF-8 either way).
+const hex128 = (s: string): string => hash('sha256', s, 'hex').slice(0, 32);
 
 /** Id of an alert: rule, version and the sorted evidence event ids; the same evidence always gives the same id. */
 export function alertId(rule: string, version: number, evidence: readonly string[]): string {

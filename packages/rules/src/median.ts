@@ -2,13 +2,15 @@
 // O(1) amortised per sale.
 //
 // Keeping a sorted array up to date costs a binary search and a ~n/3-element shift per sale; worse, at
-// fleet scale every touch of a terminal's sample is a cache miss. So the sample lives in one buffer
-// (ring, then a sorted copy) and is sorted only every REBUILD_EVERY additions; between rebuilds the
-// terminal carries a bound `lb` that the exact median cannot be below. Removing values never
-// lowers an order statistic and adding k values lowers it by at most k ranks, so with S the sorted
-// copy of n0 values, the median stays >= C[(n-1)>>1] >= S[((n0-1)>>1) - (REBUILD_EVERY-1)] until the
-// next rebuild. abnormal_amount asks for the exact median only when amount >= ratio x lb, which an
-// ordinary sale never reaches; the decision is always the exact one.
+// fleet scale every touch of a terminal's sample is a cache miss. So the sample is only a ring of its
+// values (one cache line written per sale), and the terminal carries a bound `lb` that the exact median
+// cannot be below, checked every few additions by one counting pass over the ring and recomputed by a
+// selection over a copy of it only when it no longer holds or has become loose (no sorting).
+// Removing values never lowers an order statistic and adding k values lowers it by at most k ranks, so
+// with S the sorted values at a recomputation (n0 of them) and K additions until the next one, the
+// median stays >= S[((n0-1)>>1) - (K-1)] until then. abnormal_amount asks for the exact median (a
+// selection over the ring) only when amount >= ratio x lb, which an ordinary sale never reaches; the
+// decision is always the exact one.
 //
 // A sample's header (a few numbers) lives in a typed-array row the caller owns (abnormal_amount: one
 // row per terminal slot), hence the functional API: no object per sample to chase. The values of all
@@ -16,7 +18,10 @@
 
 import { AlignedBuffer } from './store.js';
 
+/** Additions between two recomputations of the bound, at most (fewer while the sample is small). */
 const REBUILD_EVERY = 32;
+/** A bound in force is kept while it holds and its rank is at least r >> KEEP_SHIFT (r: the rank aimed at). */
+const KEEP_SHIFT = 2;
 
 /**
  * One buffer holding many samples of the same capacity (a stride of doubles each, rounded up to whole
@@ -25,7 +30,7 @@ const REBUILD_EVERY = 32;
  */
 export class SampleSlab {
   buf: Float64Array;
-  /** Doubles per sample: values added since the last rebuild, ring, sorted copy; a multiple of 8 (64 bytes). */
+  /** Doubles per sample: the ring of values; a multiple of 8 (64 bytes). */
   readonly stride: number;
   /** Null for a small slab (a standalone sample): a plain array, no 64 KiB page of its own. */
   private readonly mem: AlignedBuffer | null;
@@ -36,7 +41,7 @@ export class SampleSlab {
     readonly capacity: number,
     initialSamples = 16,
   ) {
-    this.stride = Math.ceil((capacity * 2 + REBUILD_EVERY) / 8) * 8;
+    this.stride = Math.ceil(capacity / 8) * 8;
     const bytes = this.stride * 8 * initialSamples;
     this.mem = bytes >= 65536 ? new AlignedBuffer(bytes) : null;
     this.buf = this.mem !== null ? new Float64Array(this.mem.buffer) : new Float64Array(bytes / 8);
@@ -65,28 +70,26 @@ export class SampleSlab {
 // A sample's header: six numbers at offset `o` of a Float64Array the caller owns (a rule keeps one row
 // per terminal slot, so reaching a terminal's sample costs no object and no pointer chase). The slab
 // holding the values is passed alongside.
-/** Offset of the sample's values in its slab. */
+/** Offset of the sample's ring in its slab. */
 const H_OFF = 0;
-/** Oldest value of the ring (as of the last rebuild). */
+/** Oldest value of the ring (0 until the ring is full: values fill it in arrival order). */
 const H_HEAD = 1;
 /** Values held. */
 const H_N = 2;
-/** Values added since the last rebuild (pending). */
+/** Values added since the bound was last computed. */
 const H_ADDED = 3;
-/** Values in the sorted copy (0 before the first rebuild). */
-const H_N0 = 4;
-/** The static lower bound carried since the last rebuild (0: none). */
+/** Additions after which the bound is computed again (the K the bound was computed for). */
+const H_EVERY = 4;
+/** The static lower bound of the median (0: none known). */
 const H_LB = 5;
 /** Numbers a sample header takes; a caller's row may hold its own fields after them. */
 export const SAMPLE_HEADER = 6;
 
-/*
- * At the sample's offset in the slab (line-aligned): [0, K) values added since the last rebuild (added
- * of them), in arrival order, whole cache lines; [K, K + cap) ring of the values as of the last
- * rebuild (n0 of them, oldest at head); [K + cap, K + 2cap) the same values sorted. The values a rebuild evicts go to one scratch array
- * shared by all samples (EVICTED): it stays in cache, a per-sample region would not.
+/**
+ * Scratch for selections (the ring's values copied, then partially ordered): one array shared by all
+ * samples, so it stays in cache; grown to the largest capacity seen.
  */
-const EVICTED = new Float64Array(REBUILD_EVERY);
+let scratch = new Float64Array(256);
 
 /** Starts an empty sample in `slab`; its header at h[o..o+SAMPLE_HEADER). */
 export function sampleInit(h: Float64Array, o: number, slab: SampleSlab): void {
@@ -94,7 +97,7 @@ export function sampleInit(h: Float64Array, o: number, slab: SampleSlab): void {
   h[o + H_HEAD] = 0;
   h[o + H_N] = 0;
   h[o + H_ADDED] = 0;
-  h[o + H_N0] = 0;
+  h[o + H_EVERY] = 1;
   h[o + H_LB] = 0;
 }
 
@@ -109,112 +112,136 @@ export function sampleSize(h: Float64Array, o: number): number {
 }
 
 export function sampleAdd(h: Float64Array, o: number, slab: SampleSlab, value: number): void {
-  // Only the pending region is written per sale (one cache line); the ring is updated at rebuild.
-  const added = h[o + H_ADDED]!;
-  slab.buf[h[o + H_OFF]! + added] = value;
+  // One value of the ring is written per sale (one cache line).
+  const cap = slab.capacity;
+  const off = h[o + H_OFF]!;
   const n = h[o + H_N]!;
-  if (n < slab.capacity) h[o + H_N] = n + 1;
-  h[o + H_ADDED] = added + 1;
-  if (added + 1 >= REBUILD_EVERY) rebuild(h, o, slab);
+  if (n < cap) {
+    slab.buf[off + n] = value;
+    h[o + H_N] = n + 1;
+  } else {
+    const head = h[o + H_HEAD]!;
+    slab.buf[off + head] = value;
+    h[o + H_HEAD] = head + 1 === cap ? 0 : head + 1;
+  }
+  const added = h[o + H_ADDED]! + 1;
+  if (added >= h[o + H_EVERY]!) rebound(h, o, slab);
+  else h[o + H_ADDED] = added;
 }
 
-/**
- * A value the exact median is never below (0 when none is known): the static bound carried since the
- * last rebuild, else (small samples) the tighter S[((n-1)>>1) - added] read from the sorted copy.
- */
-export function sampleLowerBound(h: Float64Array, o: number, slab: SampleSlab): number {
-  const lb = h[o + H_LB]!;
-  if (lb > 0) return lb;
-  const j = ((h[o + H_N]! - 1) >> 1) - h[o + H_ADDED]!;
-  return j >= 0 && j < h[o + H_N0]! ? slab.buf[h[o + H_OFF]! + REBUILD_EVERY + slab.capacity + j]! : 0;
+/** A value the exact median is never below (0 when none is known). */
+export function sampleLowerBound(h: Float64Array, o: number, _slab: SampleSlab): number {
+  return h[o + H_LB]!;
 }
 
 /** Exact median of the values held; NaN when empty. Even count: mean of the two middle values. */
 export function sampleMedian(h: Float64Array, o: number, slab: SampleSlab): number {
   const n = h[o + H_N]!;
   if (n === 0) return NaN;
-  if (h[o + H_ADDED]! > 0) rebuild(h, o, slab);
-  const buf = slab.buf;
-  const base = h[o + H_OFF]! + REBUILD_EVERY + slab.capacity;
+  const a = copyRing(h, o, slab, n);
   const mid = n >> 1;
-  return n & 1 ? buf[base + mid]! : (buf[base + mid - 1]! + buf[base + mid]!) / 2;
+  const hi = select(a, n, mid);
+  if (n & 1) return hi;
+  // select left every value below index mid at or below a[mid]: the other middle value is their maximum.
+  let lo = a[0]!;
+  for (let i = 1; i < mid; i++) if (a[i]! > lo) lo = a[i]!;
+  return (lo + hi) / 2;
 }
 
 /** Values oldest first (for snapshots). */
 export function sampleValues(h: Float64Array, o: number, slab: SampleSlab): number[] {
   const cap = slab.capacity;
   const buf = slab.buf;
-  const po = h[o + H_OFF]!;
-  const off = po + REBUILD_EVERY;
+  const off = h[o + H_OFF]!;
+  const n = h[o + H_N]!;
   const head = h[o + H_HEAD]!;
   const all: number[] = [];
-  for (let k = 0; k < h[o + H_N0]!; k++) {
+  for (let k = 0; k < n; k++) {
     let i = head + k;
     if (i >= cap) i -= cap;
     all.push(buf[off + i]!);
   }
-  const added = h[o + H_ADDED]!;
-  for (let k = 0; k < added; k++) all.push(buf[po + k]!);
-  return all.slice(Math.max(0, all.length - cap));
+  return all;
 }
 
-function rebuild(h: Float64Array, o: number, slab: SampleSlab): void {
+/** The n values of the ring copied to the scratch array (in ring order). */
+function copyRing(h: Float64Array, o: number, slab: SampleSlab, n: number): Float64Array {
+  if (scratch.length < n) scratch = new Float64Array(Math.max(n, scratch.length * 2));
+  const a = scratch;
   const buf = slab.buf;
-  const cap = slab.capacity;
-  const po = h[o + H_OFF]!; // pending values
-  const off = po + REBUILD_EVERY; // ring
-  const so = off + cap; // sorted copy
-  const evicted = EVICTED;
-  const n0 = h[o + H_N0]!;
-  const added = h[o + H_ADDED]!;
-  // Apply the pending values to the ring, remembering what they evict.
-  let count = n0;
-  let head = h[o + H_HEAD]!;
-  let ev = 0;
-  for (let k = 0; k < added; k++) {
-    const v = buf[po + k]!;
-    if (count < cap) buf[off + count++] = v; // head stays 0 until the ring is full
-    else {
-      evicted[ev++] = buf[off + head]!;
-      buf[off + head] = v;
-      head = head + 1 === cap ? 0 : head + 1;
-    }
+  const off = h[o + H_OFF]!;
+  for (let i = 0; i < n; i++) a[i] = buf[off + i]!;
+  return a;
+}
+
+/**
+ * Computes the bound again: with n values now and K additions until the next computation, the
+ * order statistic ((n-1)>>1) - (K-1) of the values now (see the header comment). K is up to
+ * REBUILD_EVERY, about two thirds of the median's rank while the sample is small (so the bound is a
+ * low order statistic, never none once the sample holds a value).
+ */
+function rebound(h: Float64Array, o: number, slab: SampleSlab): void {
+  const n = h[o + H_N]!;
+  const mid = (n - 1) >> 1;
+  const every = Math.max(1, Math.min(REBUILD_EVERY, ((mid * 2) / 3 + 1) | 0));
+  const r = mid - (every - 1);
+  h[o + H_ADDED] = 0;
+  h[o + H_EVERY] = every;
+  // The bound in force usually still holds and is tight enough: v is a valid bound iff fewer than
+  // r + 1 values are below it (then S[r] >= v). Kept while its rank is at least r/4 (a full sample of
+  // 101: r = 19, kept from rank 4); a looser bound only means the exact median is taken more often.
+  const v = h[o + H_LB]!;
+  if (v > 0) {
+    const buf = slab.buf;
+    const off = h[o + H_OFF]!;
+    let below = 0;
+    for (let i = 0; i < n; i++) if (buf[off + i]! < v) below++;
+    if (below <= r && below >= r >> KEEP_SHIFT) return;
   }
-  h[o + H_HEAD] = head;
-  if (n0 > 0 && cap >= 2 * REBUILD_EVERY) {
-    // Incremental: drop the evicted values from the sorted copy, merge in the pending ones. Every
-    // evicted value is in the copy: fewer than cap values were applied, so only older ones left.
-    // The typed-array sort (native) of the two small runs; -0 and +0 may swap places, which no
-    // median decision can see (a median of zeros never fires, and the bound compares by value).
-    if (ev > 1) evicted.subarray(0, ev).sort();
-    buf.subarray(po, po + added).sort();
-    let w = so;
-    let e = 0;
-    for (let i = so; i < so + n0; i++) {
-      const v = buf[i]!;
-      if (e < ev && v === evicted[e]) e++;
-      else buf[w++] = v;
+  h[o + H_LB] = select(copyRing(h, o, slab, n), n, r);
+}
+
+/**
+ * The k-th smallest (0-based) of a[0..n) (quickselect, median-of-three pivot). Leaves a[0..k) at or
+ * below it and a(k..n) at or above it.
+ */
+function select(a: Float64Array, n: number, k: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (hi > lo) {
+    const m = (lo + hi) >> 1;
+    let x = a[lo]!;
+    let y = a[m]!;
+    const z = a[hi]!;
+    if (x > y) {
+      const t = x;
+      x = y;
+      y = t;
     }
-    // Merge from the back so the copy can grow in place.
-    let i = w - 1;
-    let j = added - 1;
-    let d = so + count - 1;
-    while (j >= 0) {
-      const a = buf[po + j]!;
-      if (i >= so && buf[i]! > a) buf[d--] = buf[i--]!;
-      else {
-        buf[d--] = a;
+    if (y > z) {
+      y = z;
+      if (x > y) y = x;
+    }
+    const pivot = y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
         j--;
       }
     }
-  } else {
-    buf.copyWithin(so, off, off + count);
-    buf.subarray(so, so + count).sort();
+    // a[lo..j] <= pivot, a(j..i) == pivot, a[i..hi] >= pivot.
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k]!;
   }
-  h[o + H_ADDED] = 0;
-  h[o + H_N0] = count;
-  const j = ((count - 1) >> 1) - (REBUILD_EVERY - 1);
-  h[o + H_LB] = j >= 0 ? buf[so + j]! : 0;
+  return a[k]!;
 }
 
 /** Standalone sample (tests, tools): the same code the engine runs on its terminals. */

@@ -107,6 +107,7 @@ export interface EngineCore {
   markRow(row: number): void;
   /** Parameters in force for a terminal id of a merchant (the terminal may be unknown). */
   rulesFor(m: MerchantState, terminalId: string): ResolvedRules[];
+  /** Raises an alert; returns its id (alertId of rule, version and evidence). */
   emit(
     rule: RuleInstance,
     params: RuleCommon,
@@ -123,7 +124,7 @@ export interface EngineCore {
     /** The money the alert is about (Alert.currency / amount_minor); omitted: none (both null). */
     currency?: string | null,
     amountMinor?: number | null,
-  ): void;
+  ): string;
   /** A lifecycle update of an alert raised earlier (EngineOutput.updates, pos.alerts.updates.v1); never a second alert. */
   emitUpdate(update: AlertUpdate): void;
 }

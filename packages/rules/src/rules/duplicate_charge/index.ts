@@ -6,7 +6,6 @@
 import { alertUpdateId, formatMoney, type AlertResolution, type Transaction } from '@tillwatch/schemas';
 import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
-import { alertId } from '../../ids.js';
 import { LEG, TXN_SEED, VOIDED } from '../../storage/ledger.js';
 import { ExpiryWheel, RowIndex, hashString, mixInt } from '../../store.js';
 import { PREFETCH_MAX, type EngineCore, type MerchantState, type RuleCommon, type RuleDefinition, type RuleInstance, type RuleStats, type TerminalState, type Variant } from '../types.js';
@@ -87,7 +86,7 @@ function fire(inst: RuleInstance, core: EngineCore, m: MerchantState, term: Term
   const t1 = c.terminalId[first]!;
   const t2 = c.terminalId[second]!;
   const evidence = [c.eventId[first]!, c.eventId[second]!];
-  core.emit(
+  const id = core.emit(
     inst,
     p,
     t2,
@@ -106,7 +105,7 @@ function fire(inst: RuleInstance, core: EngineCore, m: MerchantState, term: Term
   // Only alerts that reach pos.alerts get a lifecycle (a shadow alert has nobody to close it for).
   if (inst instanceof DuplicateCharge && p.mode === 'active') {
     inst.raised(m, first, second, {
-      id: alertId(duplicateCharge.id, duplicateCharge.version, evidence),
+      id,
       legs: [c.txn[first]!, c.txn[second]!],
       terminal: t2,
       card: t.card_token,
