@@ -43,7 +43,8 @@ export class SampleSlab {
   ) {
     this.stride = Math.ceil(capacity / 8) * 8;
     const bytes = this.stride * 8 * initialSamples;
-    this.mem = bytes >= 65536 ? new AlignedBuffer(bytes) : null;
+    // Not committed up front: a slab's strides are handed out one terminal at a time (AlignedBuffer).
+    this.mem = bytes >= 65536 ? new AlignedBuffer(bytes, false) : null;
     this.buf = this.mem !== null ? new Float64Array(this.mem.buffer) : new Float64Array(bytes / 8);
   }
 
@@ -203,12 +204,18 @@ function rebound(h: Float64Array, o: number, slab: SampleSlab): void {
 
 /**
  * The k-th smallest (0-based) of a[0..n) (quickselect, median-of-three pivot). Leaves a[0..k) at or
- * below it and a(k..n) at or above it.
+ * below it and a(k..n) at or above it. Amounts chosen against the pivot rule could make it
+ * quadratic; past 2·log2(n) + 8 partitions the rest is sorted instead (n log n, same result).
  */
-function select(a: Float64Array, n: number, k: number): number {
+export function select(a: Float64Array, n: number, k: number, partitions = 2 * Math.ceil(Math.log2(n + 1)) + 8): number {
   let lo = 0;
   let hi = n - 1;
+  let budget = partitions;
   while (hi > lo) {
+    if (--budget < 0) {
+      a.subarray(lo, hi + 1).sort();
+      return a[k]!;
+    }
     const m = (lo + hi) >> 1;
     let x = a[lo]!;
     let y = a[m]!;

@@ -144,6 +144,7 @@ export class RowIndex {
     const old = this.slots;
     const cap = (this.mask + 1) * 2;
     const sl = (this.slots = new Int32Array(cap * 2));
+    commitPages(sl.buffer);
     const mask = (this.mask = cap - 1);
     for (let k = 0; k < old.length; k += 2) {
       const r = old[k]!;
@@ -289,7 +290,7 @@ const WASM_PAGE = 65536;
 const OS_PAGE = 4096;
 
 /**
- * Writes a zero into every OS page of a freshly allocated, zeroed buffer (from byte \`from\`), so the kernel
+ * Writes a zero into every OS page of a freshly allocated, zeroed buffer (from byte `from`), so the kernel
  * maps all its pages now instead of one page fault at a time while events are processed (measured:
  * 3-7% of the engine's CPU time on the bench stream went to the kernel, mostly first touches of the
  * rows and indexes). Contents unchanged (they are zero already).
@@ -319,7 +320,15 @@ const WasmMemory = (globalThis as unknown as { WebAssembly?: { Memory?: WasmMemo
 export class AlignedBuffer {
   private mem: WasmMemory | null = null;
   private plain: ArrayBuffer | null = null;
-  constructor(bytes: number) {
+  /**
+   * commit: map every page now and on each growth (commitPages), for buffers filled densely from the
+   * start (rows, indexes); false for one whose pages are handed out sparsely (sample slabs: a large
+   * `sample_size` would otherwise take its whole first slab in RSS for one terminal).
+   */
+  constructor(
+    bytes: number,
+    private readonly commit = true,
+  ) {
     const pages = Math.max(1, Math.ceil(bytes / WASM_PAGE));
     try {
       if (WasmMemory !== undefined) this.mem = new WasmMemory({ initial: pages });
@@ -327,7 +336,7 @@ export class AlignedBuffer {
       this.mem = null;
     }
     if (this.mem === null) this.plain = new ArrayBuffer(pages * WASM_PAGE);
-    commitPages(this.buffer);
+    if (this.commit) commitPages(this.buffer);
   }
   get buffer(): ArrayBuffer {
     return this.mem !== null ? this.mem.buffer : this.plain!;
@@ -340,6 +349,7 @@ export class AlignedBuffer {
     if (this.mem !== null) {
       try {
         this.mem.grow(pages);
+        if (this.commit) commitPages(this.mem.buffer, have);
         return this.mem.buffer;
       } catch {
         // Past the WebAssembly limit: continue in a plain buffer.
@@ -348,6 +358,7 @@ export class AlignedBuffer {
     const old = this.buffer;
     const next = new ArrayBuffer(have + pages * WASM_PAGE);
     new Uint8Array(next).set(new Uint8Array(old));
+    if (this.commit) commitPages(next, have);
     this.mem = null;
     this.plain = next;
     return next;
@@ -531,6 +542,7 @@ export class SaleRows {
     this.i = new Int32Array(buf);
     const r = new Float64Array(cap);
     r.set(this.refunded);
+    commitPages(r.buffer, this.refunded.byteLength);
     this.refunded = r;
     // Growing in place reallocates the backing store once (a memcpy), unlike copying element by element.
     const extend = <T>(a: T[], fill: T): T[] => {

@@ -2,6 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MedianSample } from '../src/index.js';
+import { select } from '../src/median.js';
 import { TerminalRowTable } from '../src/storage/terminal-rows.js';
 import { AlignedBuffer, ExpiryWheel, RowIndex, SaleRows, hashString } from '../src/store.js';
 
@@ -45,6 +46,23 @@ describe('MedianSample', () => {
 
   it('reports NaN when empty', () => {
     expect(new MedianSample(5).median()).toBeNaN();
+  });
+
+  it('select: the k-th smallest with values partitioned around it, also when it gives up partitioning and sorts', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 50 }), { minLength: 1, maxLength: 300 }), fc.nat(), fc.integer({ min: 0, max: 4 }), (values, kk, partitions) => {
+        const k = kk % values.length;
+        const sorted = [...values].sort((x, y) => x - y);
+        for (const limit of [partitions, undefined]) {
+          const a = Float64Array.from(values);
+          const v = select(a, a.length, k, limit);
+          expect(v).toBe(sorted[k]);
+          for (let i = 0; i < k; i++) expect(a[i]).toBeLessThanOrEqual(v);
+          for (let i = k + 1; i < a.length; i++) expect(a[i]).toBeGreaterThanOrEqual(v);
+          expect([...a].sort((x, y) => x - y)).toEqual(sorted);
+        }
+      }),
+    );
   });
 });
 

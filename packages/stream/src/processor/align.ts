@@ -76,8 +76,9 @@ export function newInputBuffer<M>(fetchedToEnd: boolean): InputBuffer<M> {
  * Replaces the pending records not copied yet by `copy(record)`. kafkajs hands out keys and values
  * as slices of the whole fetch response, so one record kept waiting would keep that response (up
  * to maxBytes, other partitions' records included) in memory; a copy keeps its own bytes only.
- * The processor calls it before a new fetch's records are appended: records taken before their
- * input's next fetch are never copied, and those not copied come from one response per input.
+ * The processor calls it before a new fetch's records are appended and on every tick: records
+ * taken before their input's next fetch and the next tick are never copied, and no response is kept
+ * alive by waiting records for longer than a tick interval.
  */
 export function detachPending<M extends { offset: string }>(b: InputBuffer<M>, copy: (m: M) => M): void {
   const n = b.records.length;
