@@ -362,6 +362,12 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     }
     this.termHintCount = m;
     this.termHintAt = 0;
+    // The inputs after these (the next call's), whose objects and ids are read first thing there:
+    // requested now, so their cache misses overlap the events in between.
+    const ahead = Math.min(inputs.length, end + (end - from));
+    let inSink = 0;
+    for (let i = end; i < ahead; i++) inSink += inputs[i]!.terminal_id.length;
+    this.prefetchSink ^= inSink;
   }
 
   /** The terminal of an input: from prefetch's lookup when it hinted this input next, else looked up now. */
