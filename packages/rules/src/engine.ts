@@ -106,6 +106,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   // Inputs hinted by prefetch() (all kinds) and the terminal each had then (undefined: none yet).
   private readonly termHinted: (TerminalRef | null)[] = new Array<TerminalRef | null>(PREFETCH_MAX).fill(null);
   private readonly termHintOf: (TerminalState | undefined)[] = new Array<TerminalState | undefined>(PREFETCH_MAX).fill(undefined);
+  private readonly termHintHash = new Int32Array(PREFETCH_MAX);
   private termHintCount = 0;
   private termHintAt = 0;
   private touched: MerchantState[] = [];
@@ -337,14 +338,21 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     // The terminals of all the inputs, looked up one after the other (independent lookups, whose
     // loads of terminal and merchant objects overlap); an input then takes its terminal from here if
     // it is still registered (a terminal dropped or replaced meanwhile has slot -1: looked up again).
+    // Their hashes first, then the first probe line of each (the misses overlap), then the lookups.
     let m = 0;
-    let rowSink = 0;
-    const rows = this.rowTables[0]!;
+    const termHash = this.termHintHash;
     for (let i = Math.max(0, from); i < end && m < PREFETCH_MAX; i++) {
       const x = inputs[i]!;
-      const term = this.findTerminal(x);
       this.termHinted[m] = x;
-      this.termHintOf[m++] = term;
+      termHash[m++] = hashString(x.terminal_id, TERMINAL_SEED);
+    }
+    const idx = this.termIdx;
+    let rowSink = 0;
+    for (let k = 0; k < m; k++) rowSink ^= idx.probe(termHash[k]!);
+    const rows = this.rowTables[0]!;
+    for (let k = 0; k < m; k++) {
+      const term = this.findTerminalHashed(this.termHinted[k]!, termHash[k]!);
+      this.termHintOf[k] = term;
       if (term !== undefined) rowSink += rows.touch(term.slot); // the rules' per-terminal numbers
     }
     this.prefetchSink ^= rowSink | 0;
@@ -354,6 +362,12 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     }
     this.termHintCount = m;
     this.termHintAt = 0;
+    // The inputs after these (the next call's), whose objects and ids are read first thing there:
+    // requested now, so their cache misses overlap the events in between.
+    const ahead = Math.min(inputs.length, end + (end - from));
+    let inSink = 0;
+    for (let i = end; i < ahead; i++) inSink += inputs[i]!.terminal_id.length;
+    this.prefetchSink ^= inSink;
   }
 
   /** The terminal of an input: from prefetch's lookup when it hinted this input next, else looked up now. */
@@ -441,8 +455,12 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   }
 
   private findTerminal(t: TerminalRef): TerminalState | undefined {
+    return this.findTerminalHashed(t, hashString(t.terminal_id, TERMINAL_SEED));
+  }
+
+  /** findTerminal with the terminal id's hash computed already. */
+  private findTerminalHashed(t: TerminalRef, h: number): TerminalState | undefined {
     const tid = t.terminal_id;
-    const h = hashString(tid, TERMINAL_SEED);
     const idx = this.termIdx;
     for (let i = idx.first(h); ; i = idx.nextSlot(i)) {
       const r = idx.rowAt(i);
