@@ -10,7 +10,7 @@
 import { loadavg } from 'node:os';
 import { createDetectorTask } from '@tillwatch/detector';
 import { createRuleEngine, defaultRulesConfig } from '@tillwatch/rules';
-import { createFleet } from '@tillwatch/simulator';
+import { fleetInput } from './fleet-input.js';
 import { AvroSchemas, Topics, validateHeartbeat, validateTransaction, valueSubject, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { alignedStep, appendRecords, createAvroSerde, dropBefore, newInputBuffer, newPositions, type InputBuffer, type InputTopic, type RegistryClient, type Task } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
@@ -34,20 +34,7 @@ const reason = createAvroSerde(registry, valueSubject('bench-reason'), AvroSchem
 await Promise.all([txn.init(), hb.init(), alert.init(), action.init(), update.init(), reason.init()]);
 
 // The load test's input (throughput.ts): the same fleet, heartbeats staggered over the minute.
-const fleet = createFleet({ terminals: TERMINALS, cards: TERMINALS * 10, seed: 1, anomalyRate: 0.005 });
-const events: Transaction[] = [];
-const heartbeats: Heartbeat[] = [];
-let now = Date.UTC(2026, 0, 5, 9);
-let second = Math.floor(now / 1000);
-while (events.length < N) {
-  now += 2;
-  for (const e of fleet.next(now)) events.push(e);
-  if (Math.floor(now / 1000) !== second) {
-    second = Math.floor(now / 1000);
-    const all = fleet.heartbeats(now);
-    for (let i = second % 60; i < all.length; i += 60) heartbeats.push(all[i]!);
-  }
-}
+const { events, heartbeats } = fleetInput(N, TERMINALS, true);
 const hash = (s: string) => {
   let h = 0;
   for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;

@@ -10,14 +10,13 @@
 // prints its top five entries by self time.
 import { createDetector, DEFAULT_SESSION_TIMEOUT_MS } from '@tillwatch/detector';
 import { defaultRulesConfig } from '@tillwatch/rules';
-import { createFleet } from '@tillwatch/simulator';
 import { deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
-import type { Heartbeat, Transaction } from '@tillwatch/schemas';
 import { loadavg } from 'node:os';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { committedEnd, publish, sleep, writeResult } from './common.js';
+import { fleetInput } from './fleet-input.js';
 import { startProfile, type TopEntry } from './profile.js';
 
 const args = process.argv.slice(2);
@@ -32,22 +31,7 @@ const PARTITIONS = Number(partitionsArg ?? 6);
 const { kafka, registry, logger } = testKafka('load-throughput');
 const topics = await provisionScopedTopics(kafka, registry, PARTITIONS, randomId('load'));
 try {
-  const fleet = createFleet({ terminals: TERMINALS, cards: TERMINALS * 10, seed: 1, anomalyRate: 0.005 });
-  const events: Transaction[] = [];
-  const heartbeats: Heartbeat[] = [];
-  let now = Date.UTC(2026, 0, 5, 9);
-  let second = Math.floor(now / 1000);
-  while (events.length < N) {
-    now += 2;
-    for (const e of fleet.next(now)) events.push(e);
-    // Each new second of event time, the terminals whose slot it is (index mod 60): one heartbeat
-    // per terminal per minute, spread over the minute.
-    if (HEARTBEATS && Math.floor(now / 1000) !== second) {
-      second = Math.floor(now / 1000);
-      const all = fleet.heartbeats(now);
-      for (let i = second % 60; i < all.length; i += 60) heartbeats.push(all[i]!);
-    }
-  }
+  const { events, heartbeats } = fleetInput(N, TERMINALS, HEARTBEATS);
   console.error(`publishing ${events.length} events${HEARTBEATS ? ` and ${heartbeats.length} heartbeats` : ''} (${TERMINALS} terminals) to ${PARTITIONS} partitions...`);
   const pub = await publish(kafka, registry, topics.transactions, events);
   if (HEARTBEATS) await publish(kafka, registry, topics.heartbeats, heartbeats, 'heartbeat');

@@ -1,0 +1,24 @@
+// The throughput load test's input, shared by throughput.ts (through Kafka) and heartbeat-cpu.ts
+// (in process): the simulator's fleet (seed 1, 10 cards per terminal, 0.5 % anomalies) from
+// 2026-01-05 09:00 UTC, and with heartbeats one per terminal per minute, spread over the minute
+// (each new second of event time, the terminals whose slot it is: index mod 60).
+import { createFleet } from '@tillwatch/simulator';
+import type { Heartbeat, Transaction } from '@tillwatch/schemas';
+
+export function fleetInput(n: number, terminals: number, withHeartbeats: boolean): { events: Transaction[]; heartbeats: Heartbeat[] } {
+  const fleet = createFleet({ terminals, cards: terminals * 10, seed: 1, anomalyRate: 0.005 });
+  const events: Transaction[] = [];
+  const heartbeats: Heartbeat[] = [];
+  let now = Date.UTC(2026, 0, 5, 9);
+  let second = Math.floor(now / 1000);
+  while (events.length < n) {
+    now += 2;
+    for (const e of fleet.next(now)) events.push(e);
+    if (withHeartbeats && Math.floor(now / 1000) !== second) {
+      second = Math.floor(now / 1000);
+      const all = fleet.heartbeats(now);
+      for (let i = second % 60; i < all.length; i += 60) heartbeats.push(all[i]!);
+    }
+  }
+  return { events, heartbeats };
+}
