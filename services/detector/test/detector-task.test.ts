@@ -1,6 +1,7 @@
 // The detector task's changelog at the detector/stream boundary: state written in the binary
 // changelog encoding (format byte + MessagePack) restores exactly, wherever the stream is cut, and
 // a changelog written by earlier versions (JSON values, first byte '{') still restores.
+// processMixed (transactions and heartbeats in one call) gives what process() gives per run of one topic.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createRuleEngine, defaultRulesConfig } from '@tillwatch/rules';
@@ -96,6 +97,69 @@ describe('detector task changelog', () => {
       const { out, changelog } = run(events, 37, new Set([400, 900, 1300]), rewrite);
       expect(out).toEqual(expected);
       expect([...changelog].some(([k, v]) => k !== CLOCK_KEY && v[0] === 0x7b)).toBe(true);
+    }
+  }, 60_000);
+});
+
+describe('detector task: processMixed', () => {
+  // Transactions and heartbeats of one fleet, merged by received time (heartbeats every 60 s per
+  // terminal, some terminals going quiet so terminal_offline and upload_backlog have work).
+  function mixed(seed: number, n: number): DecodedRecord[] {
+    const fleet = createFleet({ terminals: 40, cards: 60, seed, anomalyRate: 0.08 });
+    const out: DecodedRecord[] = [];
+    let now = Date.UTC(2026, 0, 5, 9);
+    let minute = Math.floor(now / 60_000);
+    while (out.length < n) {
+      now += 1_500;
+      for (const e of fleet.next(now)) out.push({ topic: topics.transactions, partition: 0, offset: '', key: null, value: e });
+      if (Math.floor(now / 60_000) !== minute) {
+        minute = Math.floor(now / 60_000);
+        for (const h of fleet.heartbeats(now)) out.push({ topic: topics.heartbeats, partition: 0, offset: '', key: null, value: h });
+      }
+    }
+    return out.slice(0, n);
+  }
+
+  /**
+   * Every message per output topic in order, and every changelog write, in order; `mixedCalls`:
+   * processMixed per chunk, else process() per run of one topic. (Across topics the order differs:
+   * a call emits its alerts, then its actions; nothing reads one transaction's topics in an order.)
+   */
+  function outputs(recs: DecodedRecord[], chunk: number, mixedCalls: boolean): { messages: Record<string, string[]>; changes: string[] } {
+    const task = newTask();
+    task.restore(new Map());
+    const messages: Record<string, string[]> = {};
+    const changes: string[] = [];
+    const take = (ms: { topic: string; value: Buffer | null }[]) => {
+      for (const m of ms) (messages[m.topic] ??= []).push(m.value?.toString() ?? '');
+      for (const [k, v] of task.takeChanges()) changes.push(`${k} ${v?.toString('base64') ?? 'tombstone'}`);
+    };
+    for (let i = 0; i < recs.length; i += chunk) {
+      const part = recs.slice(i, i + chunk);
+      if (mixedCalls) take(task.processMixed!(part, 0).messages);
+      else {
+        const runs: DecodedRecord[][] = [];
+        for (const r of part) {
+          const last = runs[runs.length - 1];
+          if (last !== undefined && last[0]!.topic === r.topic) last.push(r);
+          else runs.push([r]);
+        }
+        const ms: { topic: string; value: Buffer | null }[] = [];
+        for (const run of runs) for (const m of task.process(run[0]!.topic, run, 0).messages) ms.push(m);
+        take(ms);
+      }
+    }
+    return { messages, changes };
+  }
+
+  it('gives the messages and changelog writes of process() called once per run of one topic', () => {
+    const recs = mixed(11, 2_500);
+    expect(recs.some((r) => r.topic === topics.heartbeats)).toBe(true);
+    for (const chunk of [1, 7, 100, 2_500]) {
+      const viaRuns = outputs(recs, chunk, false);
+      expect(viaRuns.messages[topics.alerts]!.length).toBeGreaterThan(20);
+      expect(viaRuns.changes.length).toBeGreaterThan(100);
+      expect(outputs(recs, chunk, true)).toEqual(viaRuns);
     }
   }, 60_000);
 });
