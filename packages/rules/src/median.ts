@@ -1,5 +1,6 @@
-// A terminal's last `capacity` approved sale amounts (arrival order), with an exact median that costs
-// O(1) amortised per sale.
+// A terminal's last `capacity` approved sale amounts (arrival order), with an exact median decision
+// that costs one ring write per sale plus, every up to 32 sales, one counting pass over the ring (and
+// a selection when the bound has to be recomputed).
 //
 // Keeping a sorted array up to date costs a binary search and a ~n/3-element shift per sale; worse, at
 // fleet scale every touch of a terminal's sample is a cache miss. So the sample is only a ring of its
@@ -165,7 +166,7 @@ export function sampleValues(h: Float64Array, o: number, slab: SampleSlab): numb
   return all;
 }
 
-/** The n values of the ring copied to the scratch array (in ring order). */
+/** The n values of the ring copied to the scratch array (in storage order: a selection needs no other). */
 function copyRing(h: Float64Array, o: number, slab: SampleSlab, n: number): Float64Array {
   if (scratch.length < n) scratch = new Float64Array(Math.max(n, scratch.length * 2));
   const a = scratch;

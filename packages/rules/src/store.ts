@@ -508,7 +508,7 @@ export class SaleRows {
     for (let k = 0; k < n; k++) {
       const row = k < nf ? free[nf - 1 - k]! : this.top + (k - nf);
       if (row >= this.cap) break;
-      sink ^= this.i[row * 16 + I_GEN]!;
+      sink ^= this.gen(row);
     }
     return sink;
   }

@@ -625,12 +625,10 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         if (entry.buffers?.get(batch.topic) !== buffer || isStale()) return false;
       }
       // Records still waiting from an earlier fetch of this input get their own bytes before this
-      // fetch's join them (align.ts, detachPending): the records not copied then all come from
-      // this input's latest fetch response, and the tick copies those that waited longer, so a
-      // response outlives its step by at most a tick interval.
-      // Copying only those that outlive the next fetch or a tick, not every record left after a step: with
-      // heartbeats, whose fetch spans more time than the transactions', a copy per heartbeat made
-      // the collector's scavenges about +3 µs per transaction (issue 10's load check).
+      // fetch's join them (align.ts, detachPending); the tick copies those that wait across it, so a
+      // response outlives its step by at most a tick interval. Not every record left after a step:
+      // with heartbeats, whose fetch spans more time than the transactions', a copy per heartbeat
+      // made the collector's scavenges about +3 µs per transaction (issue 10's load check).
       if (fresh.length > 0) detachPending(buffer, copyMessage);
       appendRecords(buffer, fresh);
       buffer.fetchedToEnd = isCaughtUp(BigInt(batch.lastOffset()) + 1n, BigInt(batch.highWatermark));
