@@ -242,9 +242,47 @@ function overridesOf(raw: unknown, level: 'merchant' | 'terminal'): Record<strin
  */
 export function parseRulesConfig(obj: unknown): RulesConfig {
   const r = documentSchema.safeParse(obj);
-  if (!r.success) throw new RulesConfigError(toIssues(r.error));
+  if (!r.success) {
+    // Every problem at once: the cross-field checks also run on the document without its invalid
+    // fields (each takes its default), so a bad value does not hide a bad combination elsewhere.
+    const issues = toIssues(r.error);
+    const pruned = withoutPaths(obj, r.error.issues);
+    const again = pruned === undefined ? undefined : documentSchema.safeParse(pruned);
+    if (again?.success) {
+      const reported = new Set(issues.map((i) => i.path));
+      for (const x of crossFieldIssues(assemble(pruned, again.data))) if (!reported.has(x.path)) issues.push(x);
+    }
+    throw new RulesConfigError(issues);
+  }
+  const config = assemble(obj, r.data);
+  const issues = crossFieldIssues(config);
+  if (issues.length > 0) throw new RulesConfigError(issues);
+  return config;
+}
+
+/**
+ * A copy of a decoded document without the fields zod refused (unknown keys included), or undefined
+ * when the document itself is refused (not a mapping). Only plain data comes here (YAML or JSON).
+ */
+function withoutPaths(obj: unknown, refused: readonly z.ZodIssue[]): unknown {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return undefined;
+  const copy = structuredClone(obj) as Record<string, unknown>;
+  for (const iss of refused) {
+    const path = iss.code === 'unrecognized_keys' ? iss.keys.map((k) => [...iss.path, k]) : [iss.path];
+    for (const p of path) {
+      if (p.length === 0) return undefined;
+      let at: unknown = copy;
+      for (let i = 0; i < p.length - 1 && typeof at === 'object' && at !== null; i++) at = (at as Record<PropertyKey, unknown>)[p[i]!];
+      if (typeof at === 'object' && at !== null) delete (at as Record<PropertyKey, unknown>)[p[p.length - 1]!];
+    }
+  }
+  return copy;
+}
+
+/** The complete config of a document that passed the schema (`parsed`: zod's output for `obj`), defaults filled. */
+function assemble(obj: unknown, data: unknown): RulesConfig {
   // Sections left out parse as undefined.
-  const parsed = r.data as {
+  const parsed = data as {
     version?: number;
     engine?: Partial<EngineSettings>;
     stage?: { sync_incident?: Partial<SyncIncidentConfig>; governor?: Partial<GovernorConfig> };
@@ -277,8 +315,12 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
     if (s !== undefined) shadow[rule.id] = dropUndefined(s);
   }
   config.shadow = shadow as ShadowSection;
+  return config;
+}
 
-  // Cross-field checks: a forgotten terminal must not take pending state with it.
+/** Problems between fields that are each valid alone. */
+function crossFieldIssues(config: RulesConfig): ConfigIssue[] {
+  // A forgotten terminal must not take pending state with it.
   const issues: ConfigIssue[] = [];
   const { engine, rules, overrides } = config;
   const levels = [...Object.values(overrides.merchants), ...Object.values(overrides.terminals), config.shadow as RuleOverrides];
@@ -288,7 +330,7 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
   }
   // One record serves both duplicate legs and refund matching: it must outlive the duplicate horizon.
   const longestWindow = Math.max(rules.duplicate_charge.window, ...[...Object.values(overrides.merchants), config.shadow as RuleOverrides].map((o) => o.duplicate_charge?.window ?? 0));
-  if (issues.length === 0 && engine.refund_lookback < engine.allowed_lateness + longestWindow) {
+  if (engine.refund_lookback < engine.allowed_lateness + longestWindow) {
     issues.push({ path: 'engine.refund_lookback', problem: `must be at least allowed_lateness + the longest duplicate_charge window (${engine.allowed_lateness + longestWindow} ms), got ${engine.refund_lookback} ms` });
   }
   // refund_after_deadline needs the sale: a deadline longer than the lookback could never be judged.
@@ -301,8 +343,7 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
   for (const [path, d] of deadlines) {
     if (d !== undefined && d > engine.refund_lookback) issues.push({ path, problem: `must not be longer than engine.refund_lookback (${engine.refund_lookback} ms), got ${d} ms` });
   }
-  if (issues.length > 0) throw new RulesConfigError(issues);
-  return config;
+  return issues;
 }
 
 /** The effective parameters of every rule for one terminal: base < merchant override < terminal override. */

@@ -106,6 +106,26 @@ describe('rules config', () => {
     expect(e.message).toMatch(/^3 problems in the rules config:\n {2}- rules\.abnormal_amount\.ratio: /);
   });
 
+  it('reports field problems and cross-field problems together (a bad value does not hide a bad combination)', () => {
+    // The field problem, and the three cross-field problems of the valid rest (the invalid ratio takes its default).
+    expect(problemsOf({ engine: { terminal_idle_ttl: '1m', refund_lookback: '1h' }, rules: { abnormal_amount: { ratio: 'x' } } }).map((p) => p.split(':')[0])).toEqual([
+      'rules.abnormal_amount.ratio',
+      'engine.terminal_idle_ttl',
+      'engine.refund_lookback',
+      'rules.refund_after_deadline.deadline',
+    ]);
+    // Two cross-field problems on the engine section are both reported (the lookback is not skipped
+    // because the idle TTL was refused).
+    expect(problemsOf({ engine: { terminal_idle_ttl: '1m', refund_lookback: '1h' } }).map((p) => p.split(':')[0])).toEqual(['engine.terminal_idle_ttl', 'engine.refund_lookback', 'rules.refund_after_deadline.deadline']);
+    // An unknown key is dropped before the cross-field checks; a refused field is not reported twice.
+    expect(problemsOf({ engine: { terminal_idle_ttl: 'soon', refund_lookback: '1h' }, bogus: 1 }).map((p) => p.split(':')[0])).toEqual([
+      'engine.terminal_idle_ttl',
+      'bogus',
+      'engine.refund_lookback',
+      'rules.refund_after_deadline.deadline',
+    ]);
+  });
+
   it('validates overrides, and refuses a per-terminal duplicate window', () => {
     expect(problemsOf({ overrides: { merchants: { M1: { abnormal_amount: { ratio: 'big' } } } } })).toEqual(['overrides.merchants.M1.abnormal_amount.ratio: expected a number >= 3, got "big"']);
     expect(problemsOf({ overrides: { terminals: { T1: { duplicate_charge: { window: '5m' } } } } })[0]).toMatch(/^overrides\.terminals\.T1\.duplicate_charge\.window: cannot be set per terminal/);
