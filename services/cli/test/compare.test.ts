@@ -10,7 +10,6 @@ import type { Alert, Transaction } from '@tillwatch/schemas';
 import { createFleet } from '@tillwatch/simulator';
 import { runCompare } from '../src/lib/compare-command.js';
 import { fileSource, parseSince, type Rejected } from '../src/lib/compare-sources.js';
-import { outputNames } from '../src/lib/compare.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tw-compare-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -53,8 +52,10 @@ describe('backtest --compare', () => {
     const read = (f: string): Alert[] => readFileSync(join(out, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Alert);
     const sepA = backtestLines(lines, cfgA).alerts;
     const sepB = backtestLines(lines, cfgB).alerts;
-    expect(read('active.jsonl')).toEqual(sepA);
-    expect(read('candidate.jsonl')).toEqual(sepB);
+    // DIR/a.jsonl and DIR/b.jsonl whatever the rules files are called (diff.md names the files).
+    expect(s.files).toEqual({ a: join(out, 'a.jsonl'), b: join(out, 'b.jsonl'), diff: join(out, 'diff.md') });
+    expect(read('a.jsonl')).toEqual(sepA);
+    expect(read('b.jsonl')).toEqual(sepB);
 
     const idsA = new Set(sepA.map((a) => a.alert_id));
     const idsB = new Set(sepB.map((a) => a.alert_id));
@@ -84,7 +85,7 @@ describe('backtest --compare', () => {
     if (process.env.UPDATE_GOLDEN) writeFileSync(golden, md);
     expect(md).toBe(readFileSync(golden, 'utf8'));
     const headings = md.split('\n').filter((l) => l.startsWith('#'));
-    expect(headings.slice(0, 2)).toEqual(['# Rule set comparison: active vs candidate', '## Summary']);
+    expect(headings.slice(0, 2)).toEqual(['# Rule set comparison: a (`rules/active.yaml`) vs b (`rules/candidate.yaml`)', '## Summary']);
     expect(headings.filter((h) => h.startsWith('## ')).slice(1)).toEqual(RULE_IDS.map((r) => `## ${r}`));
   });
 
@@ -103,9 +104,7 @@ describe('backtest --compare', () => {
     expect(alerts).toEqual(backtestLines(lines, cfg).alerts);
   });
 
-  it('names outputs after the rules files, and parses --since', () => {
-    expect(outputNames('x/a.yaml', 'y/b.json')).toEqual({ a: 'a', b: 'b' });
-    expect(outputNames('x/rules.yaml', 'y/rules.yaml')).toEqual({ a: 'a-rules', b: 'b-rules' });
+  it('parses --since', () => {
     const now = Date.UTC(2026, 11, 6);
     expect(parseSince('7d', now)).toBe(now - 7 * 86_400_000);
     expect(parseSince('90m', now)).toBe(now - 90 * 60_000);

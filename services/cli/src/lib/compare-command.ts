@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadRulesConfig, type BacktestInput, type RulesConfig } from '@tillwatch/rules';
 import { openClickHouse } from './clickhouse.js';
 import { LineWriter } from '@tillwatch/rules/backtest';
-import { Comparison, outputNames, renderDiff, type CompareResult } from './compare.js';
+import { Comparison, SIDE_NAMES, renderDiff, type CompareResult } from './compare.js';
 import { clickhouseSource, fileSource, parseSince, type Rejected } from './compare-sources.js';
 
 export const COMPARE_USAGE =
@@ -36,7 +36,7 @@ export interface CompareRunSummary {
 /** The shell: both engines over one pass of the source, alerts streamed to files, diff.md at the end. */
 export async function runCompare(o: CompareRunOptions): Promise<CompareRunSummary> {
   await mkdir(o.outDir, { recursive: true });
-  const names = outputNames(o.a.path, o.b.path);
+  const names = SIDE_NAMES;
   const files = { a: join(o.outDir, `${names.a}.jsonl`), b: join(o.outDir, `${names.b}.jsonl`), diff: join(o.outDir, 'diff.md') };
   const sinks = { a: new LineWriter(files.a), b: new LineWriter(files.b) };
   const cmp = new Comparison(o.a.config, o.b.config, { expectedSales: o.expectedEvents ?? 0 }, (side, alert) => sinks[side].add(JSON.stringify(alert)));

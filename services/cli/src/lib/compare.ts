@@ -1,18 +1,17 @@
 // `tillwatch backtest --compare a.yaml b.yaml`: two rule sets on the same input in ONE pass. Every
 // event is parsed and validated once and fed to two engines (createBacktest from @tillwatch/rules,
-// the engine the detector runs); their alerts are written as they fire (DIR/<a>.jsonl, DIR/<b>.jsonl)
+// the engine the detector runs); their alerts are written as they fire (DIR/a.jsonl, DIR/b.jsonl)
 // and matched by alert_id - deterministic from rule, rule version and evidence, so the same alert
 // raised by both rule sets has the same id - into DIR/diff.md: per rule, alerts only in a, only in b,
 // and in both, with up to 5 examples each. Alerts of rules in `mode: shadow` count as alerts of their
 // rule set (the comparison is of what each rule set would raise).
-import { basename, extname } from 'node:path';
 import { RULE_IDS, createBacktest, type Backtest, type BacktestInput, type EngineOptions, type RulesConfig } from '@tillwatch/rules';
 import type { Alert } from '@tillwatch/schemas';
 
 export const EXAMPLES_PER_BUCKET = 5;
 
 export interface RuleSetInput {
-  /** Path of the rules file (its basename names the output file). */
+  /** Path of the rules file (named in diff.md and on stdout). */
   path: string;
   config: RulesConfig;
 }
@@ -42,13 +41,12 @@ export interface CompareResult {
   rules: RuleDiff[];
 }
 
-/** Output file names: the rules files' basenames without extension (prefixed a-/b- when they clash). */
-export function outputNames(aPath: string, bPath: string): { a: string; b: string } {
-  const stem = (p: string) => basename(p, extname(p)) || 'rules';
-  const a = stem(aPath);
-  const b = stem(bPath);
-  return a === b ? { a: `a-${a}`, b: `b-${b}` } : { a, b };
-}
+/**
+ * The two sides' names: `a` and `b` whatever the rules files are called (the issue's contract:
+ * DIR/a.jsonl and DIR/b.jsonl; diff.md says which file each is). Fixed names cannot clash with each
+ * other or with DIR/rejects.jsonl and DIR/diff.md.
+ */
+export const SIDE_NAMES = { a: 'a', b: 'b' } as const;
 
 const toRef = (x: Alert): AlertRef => ({ rule: x.rule, summary: x.summary, terminal_id: x.terminal_id, merchant_id: x.merchant_id, detected_at: x.detected_at });
 
@@ -135,7 +133,7 @@ const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 export function renderDiff(r: CompareResult, c: DiffContext): string {
   const { a, b } = r.names;
   const out: string[] = [];
-  out.push(`# Rule set comparison: ${a} vs ${b}`, '');
+  out.push(`# Rule set comparison: ${a} (\`${c.aPath}\`) vs ${b} (\`${c.bPath}\`)`, '');
   out.push(`- input: ${c.input}`);
   out.push(`- events: ${c.events} processed, ${c.rejected} rejected`);
   out.push(`- a = \`${c.aPath}\` (rules version ${r.versions.a}): ${r.alerts.a} alerts -> \`${a}.jsonl\``);
