@@ -137,6 +137,7 @@ export function createBacktestStage(config: RulesConfig, options: { keepDecision
       stageRecordsOf(0, out, records);
       for (const r of records) if (r.type === 'action') proposed.set(r.action.action_id, r.action);
       if (input.received_time > clock) clock = input.received_time;
+      tracker.closes(0, clock, clock, records);
       records.push({ type: 'watermark', partition: 0, time: clock });
       collect(core.apply(records));
       release(core.frontier());

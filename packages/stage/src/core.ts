@@ -131,7 +131,7 @@ export interface StageCore {
   frontier(): number;
   /**
    * Changelog writes since the last call: `core` (watermarks, buffer, window, incident and governor
-   * counters), `seen:<terminal>` (last activity hour), `open:<terminal>` (its open episodes' alert
+   * counters), `seen:<terminal>` (its last activity, received time), `open:<terminal>` (its open episodes' alert
    * ids), `member:<terminal>` (its merchant, while in the open incident) and `prior:<terminal>` (its
    * unlinked upload_backlog/sequence_gap alerts of the last `window`); null = tombstone.
    */
@@ -175,8 +175,9 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   let incident: Incident | null = null;
   let gov: Governor = { window: -1, fleet: 0, merchants: new Map(), circuit: null };
   let late = 0;
+  // Each terminal's last activity (received time), and the terminals by the hour of it.
   let seen = new Map<string, number>();
-  let bucketCounts = new Map<number, number>();
+  let byHour = new Map<number, Set<string>>();
   let seenChanged = new Set<string>();
   // Open episodes and incident members go to the changelog per terminal (keys open:<t>, member:<t>),
   // so a batch writes what changed, not the whole fleet-wide outage.
@@ -192,25 +193,36 @@ export function createStageCore(o: StageCoreOptions): StageCore {
 
   let out: StageOutput = { alerts: [], updates: [], actions: [], decisions: [], memberships: [] };
 
+  /** Terminals that sent anything within active_within before `t` (last activity >= t - active_within), exactly. */
   const active = (t: number): number => {
-    const from = Math.floor((t - cfg.sync_incident.active_within) / ACTIVITY_BUCKET_MS);
+    const since = t - cfg.sync_incident.active_within;
+    const from = Math.floor(since / ACTIVITY_BUCKET_MS);
     let sum = 0;
-    for (const [b, c] of bucketCounts) if (b >= from) sum += c;
+    for (const [h, terminals] of byHour) {
+      if (h > from) sum += terminals.size;
+      else if (h === from) for (const id of terminals) if (seen.get(id)! >= since) sum++;
+    }
     return sum;
   };
 
-  const onSeen = (r: TerminalSeen): void => {
-    const prev = seen.get(r.terminal_id);
-    if (prev !== undefined && prev >= r.bucket) return;
+  /** A terminal's activity at `at` (received time): kept when later than what the stage knows. */
+  const onActivity = (terminal: string, at: number): void => {
+    const prev = seen.get(terminal);
+    if (prev !== undefined && prev >= at) return;
     if (prev !== undefined) {
-      const c = bucketCounts.get(prev)! - 1;
-      if (c === 0) bucketCounts.delete(prev);
-      else bucketCounts.set(prev, c);
+      const h = Math.floor(prev / ACTIVITY_BUCKET_MS);
+      const set = byHour.get(h)!;
+      set.delete(terminal);
+      if (set.size === 0) byHour.delete(h);
     }
-    bucketCounts.set(r.bucket, (bucketCounts.get(r.bucket) ?? 0) + 1);
-    seen.set(r.terminal_id, r.bucket);
-    seenChanged.add(r.terminal_id);
+    const h = Math.floor(at / ACTIVITY_BUCKET_MS);
+    let set = byHour.get(h);
+    if (set === undefined) byHour.set(h, (set = new Set()));
+    set.add(terminal);
+    seen.set(terminal, at);
+    seenChanged.add(terminal);
   };
+  const onSeen = (r: TerminalSeen): void => onActivity(r.terminal_id, r.last ?? r.time);
 
   const scheduleClose = (inc: Incident): void => {
     inc.close_due = inc.open_members > 0 ? null : Math.max(inc.last_start, inc.last_recovery ?? inc.last_start) + cfg.sync_incident.quiet;
@@ -701,7 +713,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     },
     restore(entries) {
       seen = new Map();
-      bucketCounts = new Map();
+      byHour = new Map();
       open = new Map();
       prior = new Map();
       const members = new Map<string, string>();
@@ -720,7 +732,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
           continue;
         }
         if (k.startsWith('seen:')) {
-          onSeen({ type: 'seen', partition: 0, time: 0, terminal_id: k.slice(5), merchant_id: '', bucket: v as number });
+          // The last activity's received time; a stage before exact activity wrote the hour number
+          // (read as that hour's end, what it counted then).
+          const at = v as number;
+          onActivity(k.slice(5), at < 1e9 ? (at + 1) * ACTIVITY_BUCKET_MS - 1 : at);
           continue;
         }
         if (k !== 'core') continue;

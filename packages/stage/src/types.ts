@@ -60,13 +60,24 @@ export interface ProposedAction {
  * ACTIVITY_BUCKET_MS), published at its first record of the bucket: what the stage counts active
  * terminals with. Idempotent: a repeat (after a detector restart) changes nothing.
  */
+/**
+ * Terminal activity, for the incident's "active terminals" (sent anything within active_within). Two
+ * kinds: a terminal's first record in an hour of received time (`time` = that record's received time),
+ * published at once; and the close of an hour the terminal was active in (`last` = its last record's
+ * received time in `bucket`), published with the partition's next watermark once the terminal has
+ * moved on to a later hour or the hour has ended. Together they give the stage each terminal's exact
+ * last activity at any stream time.
+ */
 export interface TerminalSeen {
   type: 'seen';
   partition: number;
   time: number;
   terminal_id: string;
   merchant_id: string;
+  /** The hour of received time (received_time / 3,600,000, floored). */
   bucket: number;
+  /** A close: the terminal's last received time in `bucket`. Absent: `time` is the activity. */
+  last?: number;
 }
 
 /**

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import type { Action } from '@tillwatch/schemas';
 import { createStageCore, type StageOutput } from '../src/core.js';
+import { createActivityTracker } from '../src/derive.js';
 import type { StageRecord } from '../src/types.js';
 
 const MIN = 60_000;
@@ -171,6 +172,48 @@ describe('sync_incident', () => {
     const starts = Array.from({ length: 19 }, (_, i) => start(i, T + i * 10_000));
     expect(run([...active, ...starts, wm(T + 60 * MIN)]).alerts).toHaveLength(0); // needs 20 = 5 % of 400
     expect(run([...active, ...starts, start(19, T + 200_000), wm(T + 60 * MIN)]).alerts[0]!.details).toMatchObject({ threshold: 20, active_terminals: 400 });
+  });
+
+  it('counts a terminal active exactly while its last activity is within active_within (24 h), not by the hour', () => {
+    const H = 60 * MIN;
+    const D = Date.UTC(2025, 0, 5); // midnight; the outage is the next day
+    const tracker = createActivityTracker();
+    const background: StageRecord[] = [];
+    // 400 terminals sent something at 00:10 and last at 00:50, then nothing.
+    for (let i = 0; i < 400; i++) {
+      background.push(tracker.seen(0, `B${i}`, `MB${i}`, D + 10 * MIN)!);
+      expect(tracker.seen(0, `B${i}`, `MB${i}`, D + 50 * MIN)).toBeNull(); // same hour: nothing at once
+    }
+    // The hour ends: each terminal's close carries its last activity, once.
+    tracker.closes(0, D + H + MIN, D + H + MIN, background);
+    expect(background).toHaveLength(800);
+    expect(background[400]).toMatchObject({ type: 'seen', terminal_id: 'B0', bucket: Math.floor(D / H), last: D + 50 * MIN, time: D + H + MIN });
+    const more: StageRecord[] = [];
+    tracker.closes(0, D + 2 * H, D + 2 * H, more);
+    expect(more).toEqual([]);
+    const outage = (at: number): StageRecord[] => [
+      ...background,
+      ...Array.from({ length: 20 }, (_, i) => seen(i, at - 10 * MIN)),
+      ...Array.from({ length: 20 }, (_, i) => start(i, at + i * 1000)),
+      wm(at + H),
+    ];
+    // At 00:30 the next day the 400 sent something 23 h 40 min ago: 420 active, threshold 21, 20 starts open nothing.
+    expect(run(outage(D + 24 * H + 30 * MIN)).alerts).toHaveLength(0);
+    // At 00:55 their last activity (00:50) is 24 h 5 min old: 20 active, threshold 10 (by the hour they would still count).
+    expect(run(outage(D + 24 * H + 55 * MIN)).alerts[0]!.details).toMatchObject({ threshold: 10, active_terminals: 20 });
+  });
+
+  it('closes the hour a terminal leaves as soon as it leaves, with its last activity in it', () => {
+    const H = 60 * MIN;
+    const tracker = createActivityTracker();
+    const out: StageRecord[] = [];
+    expect(tracker.seen(3, 'T1', 'M1', T + 5 * MIN)).toMatchObject({ time: T + 5 * MIN, bucket: Math.floor(T / H) });
+    expect(tracker.seen(3, 'T1', 'M1', T + 40 * MIN)).toBeNull();
+    expect(tracker.seen(3, 'T1', 'M1', T + 30 * MIN)).toBeNull(); // out of order, same hour: not the last
+    expect(tracker.seen(3, 'T1', 'M1', T + H + MIN)).toMatchObject({ time: T + H + MIN, bucket: Math.floor(T / H) + 1 });
+    expect(tracker.seen(3, 'T1', 'M1', T + 50 * MIN)).toBeNull(); // an hour it left: published already
+    tracker.closes(3, T + H + 2 * MIN, T + H + 2 * MIN, out);
+    expect(out).toEqual([{ type: 'seen', partition: 3, time: T + H + 2 * MIN, terminal_id: 'T1', merchant_id: 'M1', bucket: Math.floor(T / H), last: T + 40 * MIN }]);
   });
 
   it('nothing happens until every partition has a watermark past it', () => {

@@ -59,6 +59,8 @@ export function createStageOutput(o: StageOutputOptions): StageOutput {
         return [{ topic: o.topic, key: null, partition: 0, value: Buffer.from(JSON.stringify({ type: 'watermark', partition: o.partition, time: 0, idle: true })) }];
       }
       const wm = Math.max(lastWm, lastReceived, clock - grace);
+      // Hours of activity that ended by this watermark, or that a terminal has left: their closes.
+      tracker.closes(o.partition, wm, wm, pending);
       if (pending.length === 0 && (wm === lastWm || (fromTick && wallMs - lastTick < interval))) return [];
       if (fromTick) lastTick = wallMs;
       pending.push({ type: 'watermark', partition: o.partition, time: wm });
