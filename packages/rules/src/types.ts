@@ -49,10 +49,13 @@ export interface GapSnapshot {
   low_event_time: number;
   high_event_id: string;
   high_event_time: number;
-  /** Only once a heartbeat showed the gap held in the terminal's queue: the original due, pending now, the last such heartbeat. */
+  /** Only once a heartbeat showed the gap held in the terminal's queue: the original due, pending now (no timer: `due` is stale). */
   first_due?: number;
   pending?: boolean;
+  /** Written before issue 10's fix (the last heartbeat that proved it held); ignored when read. */
   held_at?: number;
+  /** A heartbeat with an empty queue and last_seq >= every missing seq proved the gap lost (absent: not). */
+  lost?: boolean;
 }
 
 export interface TerminalSnapshot {

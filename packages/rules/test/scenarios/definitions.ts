@@ -639,7 +639,7 @@ export const scenarios: ScenarioDef[] = [
   {
     name: 'sequence_gap_pending_upload',
     about:
-      'Two terminals reconnect with seq 20 on time while 4-19 are still in their queues and upload one every 3 min (48 min, past the 30 min timeout); heartbeats every 60 s report the queue, so the gap is pending upload, not lost: T1 uploads everything (no alert); T2 never uploads seq 9, which fires when its queue is empty, saying it was held by the terminal and is no longer pending. (Each upload is one sync_lag episode.)',
+      'Two terminals reconnect with seq 20 on time while 4-19 are still in their queues and upload one every 3 min (48 min, past the 30 min timeout); heartbeats every 60 s report the queue, so the gap is pending upload, not lost: T1 uploads everything (no alert); T2 never uploads seq 9, which fires when its queue is empty, saying it was held by the terminal, is not pending and is proven lost by the heartbeat (lost_by_heartbeat). (Each upload is one sync_lag episode.)',
     build(s) {
       type Ev = { recv: number; add: () => { event_id: string } };
       const evs: Ev[] = [];
@@ -667,11 +667,76 @@ export const scenarios: ScenarioDef[] = [
           terminal: 'T2',
           // T2's last upload (seq 19) at 20 s + 50 min; its first heartbeat with an empty queue 30.5 s later.
           detectedAt: 20 * SEC + 50 * MIN + 30 * SEC + 500,
-          details: { missing_from: 9, missing_to: 9, missing_count: 1, low_seq: 3, high_seq: 20, timeout_ms: 30 * MIN, pending_upload: 0, held_by_terminal: 1 },
+          details: { missing_from: 9, missing_to: 9, missing_count: 1, low_seq: 3, high_seq: 20, timeout_ms: 30 * MIN, pending_upload: 0, held_by_terminal: 1, lost_by_heartbeat: 1 },
         },
         // The slow upload is late too: seq 8 (made 80 s in, uploaded at 17 min) is the first more than 15 min late.
         { rule: 'sync_lag', evidence: [lows.get('T1s8')!], terminal: 'T1' },
         { rule: 'sync_lag', evidence: [lows.get('T2s8')!], terminal: 'T2' },
+      ];
+    },
+  },
+  {
+    name: 'sequence_gap_pending_through_silence',
+    about:
+      'Issue 10: a gap a heartbeat proves pending does not fire until the queue is empty, even when the heartbeats stop. T1 and T2 reconnect with seq 20 on time while 4-19 sit in their queues (heartbeats every 60 s report 16), then lose the network at 10 min for 2 h (no heartbeat, no upload: terminal_offline, each closed by its first heartbeat back). Back at 130 min: T1 uploads 4-19 (no sequence_gap; one sync_lag); T2 reports an empty queue and never uploads them: lost, it fires at that heartbeat (not 30 min after its last heartbeat, at 39 min, as before the fix), details lost_by_heartbeat 1.',
+    build(s) {
+      type Ev = { recv: number; add: () => { event_id: string } };
+      const evs: Ev[] = [];
+      const keep = new Map<string, { event_id: string }>();
+      for (const [terminal, off] of [['T1', 0], ['T2', 20 * SEC]] as const) {
+        for (let seq = 1; seq <= 3; seq++) evs.push({ recv: off + seq * SEC + 1500, add: () => { const t = s.sale({ at: off + seq * SEC, terminal, seq, card: `${terminal}c${seq}` }); keep.set(`${terminal}s${seq}`, t); return t; } });
+        evs.push({ recv: off + 4 * MIN + 1500, add: () => { const t = s.sale({ at: off + 4 * MIN, terminal, seq: 20, card: `${terminal}c20` }); keep.set(`${terminal}s20`, t); return t; } });
+        const back = 130 * MIN;
+        const uploads = terminal === 'T1' ? Array.from({ length: 16 }, (_, i) => ({ seq: 4 + i, at: back + off + 10 * SEC + i * 2 * SEC })) : [];
+        for (const u of uploads) evs.push({ recv: u.at, add: () => { const t = s.sale({ at: off + u.seq * 10 * SEC, recvAt: u.at, terminal, seq: u.seq, card: `${terminal}c${u.seq}` }); keep.set(`${terminal}s${u.seq}`, t); return t; } });
+        for (let at = off + 30 * SEC; at < 160 * MIN; at += MIN) {
+          if (at >= 10 * MIN && at < back) continue; // no network
+          const queue = at < back ? 16 : uploads.filter((u) => u.at > at + 500).length;
+          evs.push({ recv: at + 500, add: () => { const h = s.heartbeat({ at, terminal, lastSeq: 20, queue }); keep.set(`${terminal}h${at}`, h); return h; } });
+        }
+      }
+      evs.sort((a, b) => a.recv - b.recv).forEach((e) => e.add());
+      const hb = (terminal: string, at: number) => keep.get(`${terminal}h${at}`)!;
+      return [
+        {
+          rule: 'sequence_gap',
+          evidence: [keep.get('T2s3')!, keep.get('T2s20')!],
+          terminal: 'T2',
+          // T2's first heartbeat back (130 min + 20 s + 30 s) reports an empty queue.
+          detectedAt: 130 * MIN + 50 * SEC + 500,
+          details: { missing_from: 4, missing_to: 19, missing_count: 16, low_seq: 3, high_seq: 20, timeout_ms: 30 * MIN, pending_upload: 0, held_by_terminal: 1, lost_by_heartbeat: 1 },
+        },
+        { rule: 'terminal_offline', evidence: [hb('T1', 9 * MIN + 30 * SEC)], terminal: 'T1', detectedAt: 19 * MIN + 30 * SEC + 500 },
+        { rule: 'terminal_offline', evidence: [hb('T2', 9 * MIN + 50 * SEC)], terminal: 'T2', detectedAt: 19 * MIN + 50 * SEC + 500 },
+        { rule: 'sync_lag', evidence: [keep.get('T1s4')!], terminal: 'T1' },
+      ];
+    },
+  },
+  {
+    name: 'upload_backlog_seqs_before_first_heartbeat',
+    about:
+      'Issue 10: "the highest synced terminal_seq" counts seqs received before the first heartbeat. T1 makes seqs 1-25 in its first 4 min; 1-5 arrive on time, before its first heartbeat; its heartbeats (every 60 s from 5 min, queue 0: it believes them sent) report last_seq 25, 20 ahead, for 30 min: upload_backlog fires 10 min after the first (before the fix: never). 6-25 arrive at 40 min; the next heartbeat (gap 0, below min_queue) closes it. The late upload is one sync_lag.',
+    build(s) {
+      type Ev = { recv: number; add: () => { event_id: string } };
+      const evs: Ev[] = [];
+      const keep = new Map<string, { event_id: string }>();
+      for (let seq = 1; seq <= 25; seq++) {
+        const at = (seq - 1) * 10 * SEC;
+        const recv = seq <= 5 ? at + 1500 : 40 * MIN + (seq - 6) * SEC;
+        evs.push({ recv, add: () => { const t = s.sale({ at, recvAt: recv, seq, card: `tok_b${seq}`, amount: 1000 + seq }); keep.set(`s${seq}`, t); return t; } });
+      }
+      for (let at = 5 * MIN; at < 45 * MIN; at += MIN) evs.push({ recv: at + 500, add: () => { const h = s.heartbeat({ at, lastSeq: 25, queue: 0 }); keep.set(`h${at}`, h); return h; } });
+      evs.sort((a, b) => a.recv - b.recv).forEach((e) => e.add());
+      return [
+        {
+          rule: 'upload_backlog',
+          evidence: [keep.get(`h${5 * MIN}`)!, keep.get(`h${15 * MIN}`)!],
+          terminal: 'T1',
+          detectedAt: 15 * MIN + 500,
+          details: { queue_depth: 0, last_seq: 25, seq_ahead: 20, backlog: 20, min_queue: 5, stuck_ms: 10 * MIN, stuck_for_ms: 10 * MIN, synced_seq: 5 },
+          closed: { at: 41 * MIN + 500, resolution: 'episode_ended', details: { duration_ms: 36 * MIN, max_backlog: 20, backlog: 0, queue_depth: 0 } },
+        },
+        { rule: 'sync_lag', evidence: [keep.get('s6')!], terminal: 'T1', detectedAt: 40 * MIN },
       ];
     },
   },

@@ -23,11 +23,15 @@ interface Gap extends Timer {
   lowEt: number;
   highEventId: string;
   highEt: number;
-  /** Heartbeats (see README): the original due time; a heartbeat proved the gap held in the terminal's queue (ever / now, and when last). */
+  /**
+   * Heartbeats (see README): the original due time; a heartbeat proved the gap held in the terminal's
+   * queue (ever / now: pending upload, no timer in the heap while so); a heartbeat with an empty queue
+   * and last_seq >= every missing seq proved it lost (final).
+   */
   firstDue: number;
   held: boolean;
   pending: boolean;
-  heldAt: number;
+  lost: boolean;
 }
 
 /**
@@ -79,6 +83,20 @@ const MAX_SEQ = 0;
 /** Its event time. */
 const MAX_SEQ_ET = 1;
 
+/** The active instance of each engine (created with the engine, never disposed: it tracks the highest seq even when disabled). */
+const activeOf = new WeakMap<EngineCore, SequenceGap>();
+
+/**
+ * The highest terminal_seq received from a terminal since the engine registered it (NaN: none), as
+ * the active sequence_gap instance tracks it: upload_backlog's "highest synced terminal_seq" reads it
+ * here at heartbeats instead of tracking it again on every transaction. Restored with sequence_gap's
+ * changelog field `max_seq`.
+ */
+export function highestSeqReceived(core: EngineCore, term: TerminalState): number {
+  const g = activeOf.get(core);
+  return g === undefined || term.slot < 0 ? NaN : g.fields.f[g.fields.at(term.slot, MAX_SEQ)]!;
+}
+
 /**
  * Per-terminal state lives in the instance, indexed by the terminal's slot (TerminalState.slot, stable
  * while the terminal is registered): the highest seq and its event time in one typed array (two
@@ -89,7 +107,7 @@ class SequenceGap implements RuleInstance {
   readonly def = sequenceGap;
   private nGaps = 0;
   /** [maxSeq, maxSeqEt] in the rule's range of the engine's terminal row; maxSeq NaN = the terminal has no baseline. */
-  private readonly fields: TerminalFields;
+  readonly fields: TerminalFields;
   private evIds: (string | null)[] = new Array<string | null>(256).fill(null);
   private gapsOf: (Gap[] | null)[] = new Array<Gap[] | null>(256).fill(null);
   /** Fired gaps waiting to be filled, per terminal slot (rare). */
@@ -100,6 +118,7 @@ class SequenceGap implements RuleInstance {
     readonly variant: Variant,
   ) {
     this.fields = core.terminalFields(2, NaN);
+    if (variant === 0) activeOf.set(core, this);
   }
 
   private grow(k: number): void {
@@ -148,7 +167,7 @@ class SequenceGap implements RuleInstance {
           firstDue: t.received_time + p.timeout,
           held: false,
           pending: false,
-          heldAt: 0,
+          lost: false,
         };
         const gaps = this.gapsOf[k];
         if (gaps === null || gaps === undefined) this.gapsOf[k] = [g];
@@ -239,8 +258,11 @@ class SequenceGap implements RuleInstance {
 
   /**
    * A heartbeat: a missing seq the terminal still holds (queue_depth > 0, last_seq >= it) is pending
-   * upload, not lost, and its gap waits; a heartbeat with an empty queue ends the wait (a gap already
-   * past its due time then fires at once, as lost).
+   * upload, not lost: its gap leaves the timer heap and waits, however long, until a heartbeat reports
+   * the queue empty (then what is still missing is lost: a gap past its due time fires at once), the
+   * numbers arrive, or the terminal is forgotten (idle past engine.terminal_idle_ttl: dropped, no
+   * alert; a pending gap does not hold its terminal). An empty queue with last_seq >= every missing seq
+   * proves the gap lost, for good.
    */
   onHeartbeat(term: TerminalState, h: Heartbeat): void {
     const k = term.slot;
@@ -248,16 +270,19 @@ class SequenceGap implements RuleInstance {
     if (gaps === null || gaps === undefined) return;
     const clk = this.core.clk;
     for (const g of gaps) {
-      if (h.queue_depth > 0 && h.last_seq >= g.missing[0]!) {
+      const ms = g.missing;
+      if (h.queue_depth > 0) {
+        if (g.lost || h.last_seq < ms[0]!) continue;
         g.held = true;
-        g.pending = true;
-        if (h.received_time > g.heldAt) g.heldAt = h.received_time;
-      } else if (h.queue_depth === 0 && g.pending) {
-        g.pending = false;
-        const due = g.firstDue <= clk ? clk : g.firstDue;
-        if (due !== g.due) {
+        if (!g.pending) {
+          g.pending = true;
           this.core.timers.remove(g);
-          g.due = due;
+        }
+      } else {
+        if (h.last_seq >= ms[ms.length - 1]!) g.lost = true;
+        if (g.pending) {
+          g.pending = false;
+          g.due = g.firstDue <= clk ? clk : g.firstDue;
           this.core.timers.push(g);
         }
       }
@@ -274,17 +299,6 @@ class SequenceGap implements RuleInstance {
     if (idx < 0) {
       this.core.timers.remove(g); // not expected: every gap in the heap belongs to a live terminal
       return;
-    }
-    if (g.pending) {
-      // Pending upload, proven by a heartbeat within the last `timeout`: wait for the queue to empty.
-      const wait = g.heldAt + term.rules[this.variant]!.sequence_gap.timeout;
-      if (wait > g.due) {
-        this.core.timers.remove(g);
-        g.due = wait;
-        this.core.timers.push(g);
-        this.core.markTerminal(term);
-        return;
-      }
     }
     this.close(k, gaps!, idx);
     this.core.markTerminal(term);
@@ -305,8 +319,10 @@ class SequenceGap implements RuleInstance {
       Math.min(g.lowEt, g.highEt),
       Math.max(g.lowEt, g.highEt),
       g.due,
-      `Terminal ${term.id} is still missing ${what} ${fmtDuration(p.timeout)} after seq ${g.to + 1} arrived.`,
-      { missing_from: from, missing_to: to, missing_count: count, low_seq: g.from - 1, high_seq: g.to + 1, timeout_ms: p.timeout, ...(g.held ? { pending_upload: g.pending ? 1 : 0, held_by_terminal: 1 } : {}) },
+      `Terminal ${term.id} is still missing ${what} ${fmtDuration(p.timeout)} after seq ${g.to + 1} arrived${g.lost ? ': its heartbeat reports an empty upload queue, so lost, not pending upload' : ''}.`,
+      // A terminal that heartbeats: which (pending_upload is always 0 here: a gap proven pending does
+      // not fire); one that never did: unknown, the base details only.
+      { missing_from: from, missing_to: to, missing_count: count, low_seq: g.from - 1, high_seq: g.to + 1, timeout_ms: p.timeout, ...(term.beats ? { pending_upload: 0, held_by_terminal: g.held ? 1 : 0, lost_by_heartbeat: g.lost ? 1 : 0 } : {}) },
       null,
     );
     // Only alerts that reach pos.alerts wait to be closed (a shadow alert has nobody to close it for).
@@ -319,9 +335,13 @@ class SequenceGap implements RuleInstance {
     }
   }
 
+  /** Gaps with a timer hold the terminal; pending ones do not (they go with it when it is forgotten for idleness). */
   holdsTerminal(term: TerminalState): boolean {
     const k = term.slot;
-    return k >= 0 && k < this.gapsOf.length && this.gapsOf[k] !== null;
+    const gaps = k >= 0 && k < this.gapsOf.length ? this.gapsOf[k] : null;
+    if (gaps === null || gaps === undefined) return false;
+    for (let i = 0; i < gaps.length; i++) if (!gaps[i]!.pending) return true;
+    return false;
   }
 
   dropTerminal(term: TerminalState): void {
@@ -363,7 +383,8 @@ class SequenceGap implements RuleInstance {
         low_event_time: g.lowEt,
         high_event_id: g.highEventId,
         high_event_time: g.highEt,
-        ...(g.held ? { first_due: g.firstDue, pending: g.pending, held_at: g.heldAt } : {}),
+        ...(g.held ? { first_due: g.firstDue, pending: g.pending } : {}),
+        ...(g.lost ? { lost: true } : {}),
       }),
     );
     const fired = this.firedOf[k];
@@ -405,11 +426,11 @@ class SequenceGap implements RuleInstance {
           firstDue: g.first_due ?? g.due,
           held: g.first_due !== undefined,
           pending: g.pending ?? false,
-          heldAt: g.held_at ?? 0,
+          lost: g.lost === true,
         }),
       );
       this.gapsOf[k] = gaps;
-      for (const g of gaps) this.core.timers.push(g);
+      for (const g of gaps) if (!g.pending) this.core.timers.push(g); // a pending gap waits without a timer
       this.nGaps += gaps.length;
     }
   }

@@ -4,12 +4,14 @@
 // judged at heartbeats): the sync failure is seen while it happens, before the late transactions
 // arrive. One alert per backlog, closed by an alert update (`episode_ended`) at the first heartbeat
 // whose backlog is below `min_queue`. A backlog that keeps shrinking (an upload in progress) is not
-// stuck. State per terminal: the highest seq received since its first heartbeat (a dense array by
-// terminal slot) and the backlog run, if any. See README.md.
-import { alertUpdateId, type Heartbeat, type Transaction } from '@tillwatch/schemas';
+// stuck. State per terminal: the backlog run, if any; the highest seq received from the terminal is
+// sequence_gap's (highestSeqReceived: every transaction counts, also those before the first heartbeat,
+// with no per-transaction work here). See README.md.
+import { alertUpdateId, type Heartbeat } from '@tillwatch/schemas';
 import { duration, MIN, num } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { alertId, heartbeatEventId } from '../../ids.js';
+import { highestSeqReceived } from '../sequence_gap/index.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
 
 export interface UploadBacklogConfig extends RuleCommon {
@@ -35,7 +37,7 @@ interface Run {
   alertId: string | null;
 }
 
-/** The changelog form (TerminalSnapshot fields `synced_seq` and `backlog`). */
+/** The changelog form (TerminalSnapshot field `backlog`). */
 export interface BacklogSnapshot {
   since: number;
   since_event_time: number;
@@ -49,32 +51,16 @@ export interface BacklogSnapshot {
 
 class UploadBacklog implements RuleInstance {
   readonly def = uploadBacklog;
-  /** Highest terminal_seq received per terminal slot (NaN = none yet). */
-  private synced = new Float64Array(256).fill(NaN);
   constructor(
     private readonly core: EngineCore,
     readonly slot: number,
     readonly variant: Variant,
   ) {}
 
-  private grow(k: number): Float64Array {
-    const s = new Float64Array(Math.max(this.synced.length * 2, k + 1)).fill(NaN);
-    s.set(this.synced);
-    return (this.synced = s);
-  }
-
-  /** Only terminals that heartbeat: the highest seq received from the first heartbeat on. */
-  onBeatingEvent(term: TerminalState, t: Transaction): void {
-    const k = term.slot;
-    const s = k < this.synced.length ? this.synced : this.grow(k);
-    const cur = s[k]!;
-    if (!(t.terminal_seq <= cur)) s[k] = t.terminal_seq; // NaN: first one
-  }
-
   onHeartbeat(term: TerminalState, h: Heartbeat): void {
     const p = term.rules[this.variant]!.upload_backlog;
-    const k = term.slot;
-    const synced = k < this.synced.length ? this.synced[k]! : NaN;
+    // The highest terminal_seq received from the terminal (NaN: none), before its first heartbeat too.
+    const synced = highestSeqReceived(this.core, term);
     const ahead = synced === synced && h.last_seq > synced ? h.last_seq - synced : 0;
     const backlog = Math.max(h.queue_depth, ahead);
     const run = term.st[this.slot] as Run | undefined;
@@ -151,8 +137,6 @@ class UploadBacklog implements RuleInstance {
 
   dropTerminal(term: TerminalState): void {
     term.st[this.slot] = undefined;
-    const k = term.slot;
-    if (k >= 0 && k < this.synced.length) this.synced[k] = NaN;
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
@@ -160,9 +144,6 @@ class UploadBacklog implements RuleInstance {
   }
 
   writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
-    const k = term.slot;
-    const synced = k >= 0 && k < this.synced.length ? this.synced[k]! : NaN;
-    if (synced === synced) out.synced_seq = synced;
     const run = term.st[this.slot] as Run | undefined;
     if (run === undefined) return;
     out.backlog = { since: run.since, since_event_time: run.sinceEt, since_id: run.sinceId, last: run.last, max: run.max, began: run.began, fired: run.fired, alert_id: run.alertId } satisfies BacklogSnapshot;
@@ -170,10 +151,7 @@ class UploadBacklog implements RuleInstance {
 
   /** Called after the engine registered the terminal (its slot is set). */
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
-    if (typeof snap.synced_seq === 'number') {
-      const k = term.slot;
-      (k < this.synced.length ? this.synced : this.grow(k))[k] = snap.synced_seq;
-    }
+    // (`synced_seq`, written before issue 10's fix, is ignored: sequence_gap's `max_seq` is the highest seq received.)
     const s = snap.backlog as BacklogSnapshot | undefined;
     if (s === undefined) return;
     term.st[this.slot] = { since: s.since, sinceEt: s.since_event_time, sinceId: s.since_id, last: s.last, max: s.max, began: s.began, fired: s.fired, alertId: s.alert_id } satisfies Run;
