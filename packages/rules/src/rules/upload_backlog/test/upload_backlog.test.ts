@@ -17,7 +17,7 @@ describe('upload_backlog', () => {
 
   it('a queue >= min_queue that does not shrink for stuck_for fires once at the heartbeat proving it; closed when it falls below min_queue', () => {
     const s = new Scenario();
-    s.heartbeat({ at: 0, lastSeq: 0 }); // seqs are tracked from a terminal's first heartbeat on
+    s.heartbeat({ at: 0, lastSeq: 0 });
     for (let j = 1; j <= 3; j++) s.sale({ at: j * MIN, seq: j });
     const q = [0, 2, 5, 6, 6, 8, 8, 9, 10, 11, 12, 13, 14, 15, 15, 15, 9, 4, 0]; // heartbeats each minute from 4 min
     const hs = q.map((queue, i) => s.heartbeat({ at: (4 + i) * MIN, queue, lastSeq: 3 + Math.max(queue, i > 15 ? 15 : 0) }));
@@ -46,14 +46,15 @@ describe('upload_backlog', () => {
     ]);
   });
 
-  it('seqs received before the first heartbeat are not tracked: last_seq ahead counts from a transaction after it', () => {
+  it('seqs received before the first heartbeat count as synced (issue 10): last_seq 8 ahead of seq 1 fires at stuck_for, and closes when the seqs arrive', () => {
     const s = new Scenario();
     s.sale({ at: 0, seq: 1 });
-    for (let i = 0; i < 12; i++) s.heartbeat({ at: (1 + i) * MIN, lastSeq: 9, queue: 0 }); // 8 ahead of seq 1, but seq 1 came before any heartbeat
-    expect(runEvents(createRuleEngine(only()), s.events).alerts).toEqual([]);
-    s.sale({ at: 13 * MIN, seq: 2, lag: 0 });
-    const more = Array.from({ length: 12 }, (_, i) => s.heartbeat({ at: (14 + i) * MIN, lastSeq: 9, queue: 0 }));
-    expect(runEvents(createRuleEngine(only()), s.events).alerts.map((a) => a.event_ids)).toEqual([[more[0]!.event_id, more[10]!.event_id]]);
+    const hs = Array.from({ length: 12 }, (_, i) => s.heartbeat({ at: (1 + i) * MIN, lastSeq: 9, queue: 0 }));
+    for (let seq = 2; seq <= 9; seq++) s.sale({ at: 13 * MIN, seq, lag: 0 });
+    const close = s.heartbeat({ at: 14 * MIN, lastSeq: 9, queue: 0 });
+    const out = runEvents(createRuleEngine(only()), s.events);
+    expect(out.alerts.map((a) => a.event_ids)).toEqual([[hs[0]!.event_id, hs[10]!.event_id]]);
+    expect(out.updates.map((u) => u.resolved_by_event_ids)).toEqual([[close.event_id]]);
   });
 
   it('a queue that keeps shrinking (an upload in progress) is not stuck; nor one below min_queue however long', () => {
