@@ -37,9 +37,9 @@ export interface DetectorTaskOptions {
   /** Encodes for pos.alerts.shadow.v1 (its own subject); default encodeAlert. */
   encodeShadowAlert?(a: Alert): Buffer;
   /**
-   * The rule set in force (live rules). Read at every batch boundary (process, tick): when it is a
-   * new object, the engine swaps to it before the batch (engine.setRules, state kept). Absent: the
-   * engine keeps the rules it was built with.
+   * The rule set in force (live rules). Read at every batch boundary (the first process,
+   * processMixed or tick call after takeChanges): when it is a new object, the engine swaps to it
+   * before the batch (engine.setRules, state kept). Absent: the engine keeps the rules it was built with.
    */
   rules?: () => RulesConfig;
   /** Called when this task switched rules (partition, new version). */
@@ -72,13 +72,23 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
   let wallAtLastReceived = 0;
   let lastEventTime = 0;
   let clockWritten = -1;
-  // At a batch boundary (process, tick): the engine swaps to a new rules version, state kept.
-  const syncRules = o.rules
+  // At a batch boundary: the engine swaps to a new rules version, state kept. A batch (one Kafka
+  // transaction) may reach the task in several process()/processMixed() calls (1,000 records each,
+  // the event loop running between them: a new version can arrive there) and ends when its changes
+  // are taken (task.ts). So the switch is tried only at the first call after takeChanges(): every
+  // alert of one transaction carries one rules_version.
+  const switchRules = o.rules
     ? createRulesSwitch(o.rules, (cfg) => {
         engine.setRules(cfg);
         o.onRulesApplied?.(o.partition, cfg.version);
       })
     : () => undefined;
+  let inBatch = false;
+  const syncRules = () => {
+    if (inBatch) return;
+    inBatch = true;
+    switchRules();
+  };
   const encodeShadow = o.encodeShadowAlert ?? o.encodeAlert;
   const encodeValue = o.changelogFormat === 1 ? encodeChangelogValueV1 : encodeChangelogValue;
 
@@ -181,6 +191,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       return toResult(out.alerts, out.actions, out.updates, out.refundReasons, out.shadowAlerts, wallMs);
     },
     takeChanges() {
+      inBatch = false; // the batch ends here: the next call may switch rules
       const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : encodeValue(v)]);
       const clock = engine.clock();
       if (clock !== clockWritten) {

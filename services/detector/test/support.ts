@@ -34,15 +34,29 @@ export const setupTopics = (kafka: Kafka, registry: RegistryClient, partitions =
 
 export const deleteTopics = deleteScopedTopics;
 
-export async function produceEvents(kafka: Kafka, registry: RegistryClient, topic: string, events: Transaction[], schema: object = AvroSchemas.transaction): Promise<void> {
+/** An open producer of transactions to one topic (Avro through the registry), keyed by merchant_id like the gateways. */
+export async function openEventProducer(kafka: Kafka, registry: RegistryClient, topic: string, schema: object = AvroSchemas.transaction): Promise<{ send(events: Transaction[]): Promise<void>; close(): Promise<void> }> {
   const serde = createAvroSerde<Transaction>(registry, valueSubject(topic), schema);
   await serde.init();
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  for (let i = 0; i < events.length; i += 500) {
-    await producer.send({ topic, acks: -1, messages: events.slice(i, i + 500).map((e) => ({ key: e.merchant_id, value: serde.encode(e) })) });
+  return {
+    async send(events) {
+      for (let i = 0; i < events.length; i += 500) {
+        await producer.send({ topic, acks: -1, messages: events.slice(i, i + 500).map((e) => ({ key: e.merchant_id, value: serde.encode(e) })) });
+      }
+    },
+    close: () => producer.disconnect(),
+  };
+}
+
+export async function produceEvents(kafka: Kafka, registry: RegistryClient, topic: string, events: Transaction[], schema: object = AvroSchemas.transaction): Promise<void> {
+  const producer = await openEventProducer(kafka, registry, topic, schema);
+  try {
+    await producer.send(events);
+  } finally {
+    await producer.close();
   }
-  await producer.disconnect();
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -58,11 +72,18 @@ export async function waitCommitted(kafka: Kafka, groupId: string, topic: string
   }
 }
 
-/** Reads every committed record of a topic (read_committed) until it is idle for idleMs. */
-export async function readAll<T>(kafka: Kafka, registry: RegistryClient, topic: string, schema: object, idleMs = 2500): Promise<T[]> {
+/** A record read back with its position. */
+export interface ReadRecord<T> {
+  partition: number;
+  offset: bigint;
+  value: T;
+}
+
+/** Reads every committed record of a topic (read_committed) until it is idle for idleMs; each partition's records in offset order. */
+export async function readAllRecords<T>(kafka: Kafka, registry: RegistryClient, topic: string, schema: object, idleMs = 2500): Promise<ReadRecord<T>[]> {
   const serde = createAvroSerde<T>(registry, valueSubject(topic), schema);
   const consumer = kafka.consumer({ groupId: `reader-${topic}-${Math.random().toString(36).slice(2)}`, readUncommitted: false, maxWaitTimeInMs: 100 });
-  const out: T[] = [];
+  const out: ReadRecord<T>[] = [];
   let last = Date.now();
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -71,12 +92,17 @@ export async function readAll<T>(kafka: Kafka, registry: RegistryClient, topic: 
     eachBatch: async ({ batch }) => {
       last = Date.now();
       await serde.prefetch(batch.messages.map((m) => m.value));
-      for (const m of batch.messages) out.push(serde.decode(m.value));
+      for (const m of batch.messages) out.push({ partition: batch.partition, offset: BigInt(m.offset), value: serde.decode(m.value) });
     },
   });
   while (Date.now() - last < idleMs) await sleep(100);
   await consumer.disconnect();
   return out;
+}
+
+/** Reads every committed record of a topic (read_committed) until it is idle for idleMs. */
+export async function readAll<T>(kafka: Kafka, registry: RegistryClient, topic: string, schema: object, idleMs = 2500): Promise<T[]> {
+  return (await readAllRecords<T>(kafka, registry, topic, schema, idleMs)).map((r) => r.value);
 }
 
 export const ids = (alerts: Alert[]): string[] => alerts.map((a) => a.alert_id).sort();
