@@ -73,17 +73,33 @@ export async function startLiveRules(o: LiveRulesOptions): Promise<LiveRules> {
 }
 
 /**
- * A task's switch to the rule set in force, called at each batch boundary (before a batch or a tick:
- * nothing of the task is in flight, so every record of the batch about to run, and everything after
- * it, sees the new version, and nothing before it did). `apply` runs once per new version (compared by
- * identity with the one the task was built with, `initial`).
+ * A task's switch to the rule set in force, at batch boundaries only. A batch (one Kafka transaction)
+ * may reach the task in several calls (process/processMixed in chunks of 1,000 records, with the event
+ * loop running between them, where a new version can arrive) and ends when its changes are taken. So
+ * `sync()`, called before every process/processMixed/tick call, switches only at the first call of a
+ * batch: every output of one transaction carries one rules version, and nothing before the switch saw
+ * the new one. `batchEnded()` marks the end (takeChanges, restore). `apply` runs once per new version
+ * (compared by identity with the one the task was built with, `initial`).
  */
-export function createRulesSwitch(current: () => RulesConfig, apply: (config: RulesConfig) => void, initial: RulesConfig = current()): () => void {
+export interface RulesSwitch {
+  sync(): void;
+  batchEnded(): void;
+}
+
+export function createRulesSwitch(current: () => RulesConfig, apply: (config: RulesConfig) => void, initial: RulesConfig = current()): RulesSwitch {
   let applied = initial;
-  return () => {
-    const cfg = current();
-    if (cfg === applied) return;
-    apply(cfg);
-    applied = cfg;
+  let inBatch = false;
+  return {
+    sync() {
+      if (inBatch) return;
+      inBatch = true;
+      const cfg = current();
+      if (cfg === applied) return;
+      apply(cfg);
+      applied = cfg;
+    },
+    batchEnded() {
+      inBatch = false;
+    },
   };
 }

@@ -72,23 +72,14 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
   let wallAtLastReceived = 0;
   let lastEventTime = 0;
   let clockWritten = -1;
-  // At a batch boundary: the engine swaps to a new rules version, state kept. A batch (one Kafka
-  // transaction) may reach the task in several process()/processMixed() calls (1,000 records each,
-  // the event loop running between them: a new version can arrive there) and ends when its changes
-  // are taken (task.ts). So the switch is tried only at the first call after takeChanges(): every
-  // alert of one transaction carries one rules_version.
-  const switchRules = o.rules
+  // At a batch boundary (the first call of a batch, see createRulesSwitch): the engine swaps to a new
+  // rules version, state kept; every alert of one transaction carries one rules_version.
+  const rulesSwitch = o.rules
     ? createRulesSwitch(o.rules, (cfg) => {
         engine.setRules(cfg);
         o.onRulesApplied?.(o.partition, cfg.version);
       })
-    : () => undefined;
-  let inBatch = false;
-  const syncRules = () => {
-    if (inBatch) return;
-    inBatch = true;
-    switchRules();
-  };
+    : undefined;
   const encodeShadow = o.encodeShadowAlert ?? o.encodeAlert;
   const encodeValue = o.changelogFormat === 1 ? encodeChangelogValueV1 : encodeChangelogValue;
 
@@ -120,7 +111,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
 
   // Records of one topic (`topic`), or of either (each record's own topic), in the order to apply them.
   const run = (records: DecodedRecord[], topic: string | undefined, wallMs: number): TaskResult => {
-    syncRules();
+    rulesSwitch?.sync();
     const alerts: Alert[] = [];
     const actions: Action[] = [];
     const updates: AlertUpdate[] = [];
@@ -176,6 +167,7 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       lastReceived = engine.clock();
       wallAtLastReceived = Date.now();
       clockWritten = lastReceived;
+      rulesSwitch?.batchEnded(); // a restored task starts a batch afresh
     },
     process(topic, records: DecodedRecord[], wallMs) {
       return run(records, topic, wallMs);
@@ -185,13 +177,13 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       return run(records, undefined, wallMs);
     },
     tick(wallMs) {
-      syncRules();
+      rulesSwitch?.sync();
       if (!o.wallClockTimers || lastReceived === 0) return o.stage ? toResult([], [], NONE, NONE, NONE, wallMs) : { messages: [] };
       const out = engine.advanceClock(lastReceived + Math.max(0, wallMs - wallAtLastReceived));
       return toResult(out.alerts, out.actions, out.updates, out.refundReasons, out.shadowAlerts, wallMs);
     },
     takeChanges() {
-      inBatch = false; // the batch ends here: the next call may switch rules
+      rulesSwitch?.batchEnded();
       const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : encodeValue(v)]);
       const clock = engine.clock();
       if (clock !== clockWritten) {

@@ -47,8 +47,9 @@ const NOTIFY = new Set<string>(['NOTIFY_MERCHANT', 'NOTIFY_ACQUIRER']);
 export function createStageTask(o: StageTaskOptions): Task {
   const core = createStageCore({ partitions: o.inputPartitions, config: o.rules });
   const { topics } = o;
-  // The same switch as the detector's tasks (@tillwatch/rules-live).
-  const syncRules = o.currentRules
+  // The same switch as the detector's tasks (@tillwatch/rules-live): only at the first call of a
+  // batch, so every output of one transaction is decided under one rules version.
+  const rulesSwitch = o.currentRules
     ? createRulesSwitch(
         o.currentRules,
         (cfg) => {
@@ -57,7 +58,7 @@ export function createStageTask(o: StageTaskOptions): Task {
         },
         o.rules,
       )
-    : () => undefined;
+    : undefined;
 
   const toResult = (out: StageOutput): TaskResult => {
     const st = core.stats();
@@ -89,16 +90,18 @@ export function createStageTask(o: StageTaskOptions): Task {
   return {
     restore(entries) {
       core.restore([...entries].map(([k, v]): [string, unknown] => [k, decodeChangelogValue(v)]));
+      rulesSwitch?.batchEnded();
     },
     process(_topic, records: DecodedRecord[]) {
-      syncRules();
+      rulesSwitch?.sync();
       return toResult(core.apply(records.map((r) => r.value as StageRecord)));
     },
     tick() {
-      syncRules();
+      rulesSwitch?.sync();
       return { messages: [] };
     },
     takeChanges() {
+      rulesSwitch?.batchEnded();
       // A removed key is a real tombstone (null value), so compaction drops it. Values are written in
       // format 0x01: 0x02's dictionary holds the engine's field names, none of the stage's, and a
       // stage of the previous release reads 0x01 only (roll back without a new changelog topic).
