@@ -782,6 +782,12 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     }
   }
 
+  terminalsActiveSince(since: number): Array<{ terminal_id: string; merchant_id: string; last_received: number }> {
+    const out: Array<{ terminal_id: string; merchant_id: string; last_received: number }> = [];
+    for (const m of this.merchants.values()) for (const t of m.terminals.values()) if (t.lastRecv >= since) out.push({ terminal_id: t.id, merchant_id: m.id, last_received: t.lastRecv });
+    return out;
+  }
+
   stats(): EngineStats {
     const r: RuleStats = { cards: 0, duplicateLegs: 0, pendingGaps: 0, samples: 0, lateSales: 0 };
     for (const inst of this.all) inst.stats?.(r);

@@ -174,5 +174,7 @@ export interface RuleEngine {
   clock(): number;
   /** Raises the clock (never lowers it) without firing timers; the next call fires what is due. */
   setClock(ms: number): void;
+  /** Terminals whose last record (transaction or heartbeat) was received at or after `since`: id, merchant and that received time. */
+  terminalsActiveSince(since: number): Array<{ terminal_id: string; merchant_id: string; last_received: number }>;
   stats(): EngineStats;
 }

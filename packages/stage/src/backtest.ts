@@ -136,8 +136,9 @@ export function createBacktestStage(config: RulesConfig, options: { keepDecision
       if (s !== null) records.push(s);
       stageRecordsOf(0, out, records);
       for (const r of records) if (r.type === 'action') proposed.set(r.action.action_id, r.action);
+      const published = clock;
       if (input.received_time > clock) clock = input.received_time;
-      tracker.closes(0, clock, clock, records);
+      tracker.closes(0, clock, published, records);
       records.push({ type: 'watermark', partition: 0, time: clock });
       collect(core.apply(records));
       release(core.frontier());

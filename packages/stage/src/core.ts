@@ -131,7 +131,7 @@ export interface StageCore {
   frontier(): number;
   /**
    * Changelog writes since the last call: `core` (watermarks, buffer, window, incident and governor
-   * counters), `seen:<terminal>` (its last activity, received time), `open:<terminal>` (its open episodes' alert
+   * counters), `act:<terminal>` (its last activity, received time; an older stage wrote `seen:<terminal>`, its hour), `open:<terminal>` (its open episodes' alert
    * ids), `member:<terminal>` (its merchant, while in the open incident) and `prior:<terminal>` (its
    * unlinked upload_backlog/sequence_gap alerts of the last `window`); null = tombstone.
    */
@@ -178,6 +178,8 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   // Each terminal's last activity (received time), and the terminals by the hour of it.
   let seen = new Map<string, number>();
   let byHour = new Map<number, Set<string>>();
+  // Terminals restored from an older stage's `seen:<terminal>` key (hour numbers), until rewritten.
+  let legacySeen = new Set<string>();
   let seenChanged = new Set<string>();
   // Open episodes and incident members go to the changelog per terminal (keys open:<t>, member:<t>),
   // so a batch writes what changed, not the whole fleet-wide outage.
@@ -685,7 +687,11 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     }),
     takeChanges() {
       const changes: Array<[string, unknown]> = [];
-      for (const t of seenChanged) changes.push([`seen:${t}`, seen.get(t)]);
+      for (const t of seenChanged) {
+        changes.push([`act:${t}`, seen.get(t)]);
+        // The hour-number key of an older stage goes once this terminal's exact value is written.
+        if (legacySeen.delete(t)) changes.push([`seen:${t}`, null]);
+      }
       seenChanged = new Set();
       for (const t of openChanged) changes.push([`open:${t}`, open.has(t) ? [...open.get(t)!] : null]);
       openChanged = new Set();
@@ -714,6 +720,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     restore(entries) {
       seen = new Map();
       byHour = new Map();
+      legacySeen = new Set();
       open = new Map();
       prior = new Map();
       const members = new Map<string, string>();
@@ -731,11 +738,15 @@ export function createStageCore(o: StageCoreOptions): StageCore {
           prior.set(k.slice(6), (v as Prior[]).map((p) => ({ ...p })));
           continue;
         }
+        if (k.startsWith('act:')) {
+          onActivity(k.slice(4), v as number);
+          continue;
+        }
         if (k.startsWith('seen:')) {
-          // The last activity's received time; a stage before exact activity wrote the hour number
-          // (read as that hour's end, what it counted then).
-          const at = v as number;
-          onActivity(k.slice(5), at < 1e9 ? (at + 1) * ACTIVITY_BUCKET_MS - 1 : at);
+          // An older stage's key: the hour of the last activity, read as that hour's end (what it
+          // counted then). Kept under its own key so that a rollback to that stage still reads it.
+          legacySeen.add(k.slice(5));
+          onActivity(k.slice(5), ((v as number) + 1) * ACTIVITY_BUCKET_MS - 1);
           continue;
         }
         if (k !== 'core') continue;

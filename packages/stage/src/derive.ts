@@ -32,15 +32,22 @@ export function stageRecordsOf(partition: number, out: { alerts: readonly Alert[
  * activity exactly (its active count is exact at any time), with one or two small records per active
  * terminal per hour whatever its traffic.
  *
- * The map is an optimisation, not state the stage depends on: after a restart it starts empty and
- * repeats some first records, which the stage ignores (it keeps the latest activity per terminal); the
- * closes of the hour a restart interrupted are lost, so for a terminal silent ever since the stage
- * knows that hour's first record instead of its last (it may stop counting it up to an hour early).
+ * A close's time is its hour's end, or the partition's last published watermark if that is later (a
+ * record is never below a watermark already published): the same in the live detector, which calls
+ * `closes` once per batch, and in the backtest, which calls it per event.
+ *
+ * The map is not state the stage depends on, but it must not lose the hour in progress: a restored
+ * detector task (restart, rebalance, failed transaction) seeds it from the engine's restored terminals
+ * (`seed`: each terminal's last received time), so the closes of the hour the restore interrupted are
+ * published as if nothing had happened. Repeated first records are harmless: the stage keeps the
+ * latest activity per terminal.
  */
 export interface ActivityTracker {
   seen(partition: number, terminalId: string, merchantId: string, receivedTime: number): TerminalSeen | null;
-  /** Appends the closes due once the partition's watermark is `watermark`, published at time `time` (>= every earlier watermark of the partition). */
-  closes(partition: number, watermark: number, time: number, into: StageRecord[]): void;
+  /** Appends the closes due once the partition's watermark is `watermark`; `published`: the watermark it published last (-1: none). */
+  closes(partition: number, watermark: number, published: number, into: StageRecord[]): void;
+  /** After a restore: the terminals' last received times (from the engine), for the hours not closed yet. */
+  seed(activity: Iterable<{ terminal_id: string; merchant_id: string; last_received: number }>): void;
 }
 
 interface Activity {
@@ -78,8 +85,9 @@ export function createActivityTracker(): ActivityTracker {
       entered.push({ bucket, terminal: terminalId });
       return { type: 'seen', partition, time: receivedTime, terminal_id: terminalId, merchant_id: merchantId, bucket };
     },
-    closes(partition, watermark, time, into) {
-      for (const m of moved) into.push({ type: 'seen', partition, time, terminal_id: m.terminal, merchant_id: m.merchant, bucket: m.bucket, last: m.last });
+    closes(partition, watermark, published, into) {
+      const timeOf = (bucket: number): number => Math.max(published, (bucket + 1) * ACTIVITY_BUCKET_MS);
+      for (const m of moved) into.push({ type: 'seen', partition, time: timeOf(m.bucket), terminal_id: m.terminal, merchant_id: m.merchant, bucket: m.bucket, last: m.last });
       moved.length = 0;
       // An hour is over once the watermark reaches its end: nothing of this partition comes below it.
       const current = Math.floor(watermark / ACTIVITY_BUCKET_MS);
@@ -88,12 +96,25 @@ export function createActivityTracker(): ActivityTracker {
         const a = byTerminal.get(terminal)!;
         if (a.bucket !== bucket || !a.open) continue; // moved on (closed above) or closed already
         a.open = false;
-        into.push({ type: 'seen', partition, time, terminal_id: terminal, merchant_id: a.merchant, bucket, last: a.last });
+        into.push({ type: 'seen', partition, time: timeOf(bucket), terminal_id: terminal, merchant_id: a.merchant, bucket, last: a.last });
       }
       if (head > 4096 && head * 2 > entered.length) {
         entered = entered.slice(head);
         head = 0;
       }
+    },
+    seed(activity) {
+      const fresh: Array<{ bucket: number; terminal: string }> = [];
+      for (const x of activity) {
+        if (byTerminal.has(x.terminal_id)) continue;
+        const bucket = Math.floor(x.last_received / ACTIVITY_BUCKET_MS);
+        byTerminal.set(x.terminal_id, { merchant: x.merchant_id, bucket, last: x.last_received, open: true });
+        fresh.push({ bucket, terminal: x.terminal_id });
+      }
+      // In hour order, so the closes due come off the head of `entered`.
+      fresh.sort((a, b) => a.bucket - b.bucket);
+      entered = [...fresh, ...entered.slice(head)];
+      head = 0;
     },
   };
 }

@@ -313,7 +313,7 @@ describe('changelog', () => {
     const a = createStageCore({ partitions: 1, config: defaultRulesConfig() });
     const first = a.apply(recs.slice(0, 30));
     const state = new Map(a.takeChanges().map(([k, v]) => [k, JSON.parse(JSON.stringify(v)) as unknown]));
-    expect([...state.keys()].some((k) => k.startsWith('seen:'))).toBe(true);
+    expect([...state.keys()].some((k) => k.startsWith('act:'))).toBe(true);
     const b = createStageCore({ partitions: 1, config: defaultRulesConfig() });
     b.restore(state);
     expect(b.stats()).toMatchObject({ incidentOpen: true, activeTerminalsSeen: 10 });
@@ -321,5 +321,20 @@ describe('changelog', () => {
     const fin = b.flush();
     expect([...first.alerts, ...rest.alerts, ...fin.alerts]).toEqual(whole.alerts);
     expect([...first.updates, ...rest.updates, ...fin.updates]).toEqual(whole.updates);
+  });
+  it("restores an older stage's seen:<terminal> (an hour number) as that hour's end, and replaces it by act:<terminal>", () => {
+    const H = 60 * MIN;
+    const hour = Math.floor(T / H);
+    const core = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+    core.restore(new Map<string, unknown>([['seen:T1', hour], ['seen:T3', hour], ['act:T2', T + 5 * MIN]]));
+    expect(core.stats()).toMatchObject({ activeTerminalsSeen: 3 });
+    // T1 is active in the next hour; T3 at 09:10, before the end of the hour its old key stands for; T2 later.
+    core.apply([seen(3, T + 10 * MIN), seen(2, T + 20 * MIN), seen(1, T + 70 * MIN), wm(T + 80 * MIN)]);
+    const changes = new Map(core.takeChanges());
+    expect(changes.get('act:T1')).toBe(T + 70 * MIN);
+    expect(changes.get('seen:T1')).toBeNull(); // the old key's tombstone, once its exact value is written
+    expect(changes.get('act:T2')).toBe(T + 20 * MIN);
+    expect(changes.has('seen:T2')).toBe(false);
+    expect(changes.has('act:T3') || changes.has('seen:T3')).toBe(false); // 09:10 is not later than 09:59:59.999
   });
 });

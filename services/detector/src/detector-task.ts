@@ -7,6 +7,7 @@ import { decodeChangelogValue, encodeChangelogValue, encodeChangelogValueV1, typ
 import { createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
 import { createRulesSwitch } from '@tillwatch/rules-live';
+import { ACTIVITY_BUCKET_MS } from '@tillwatch/stage';
 import { applyHeartbeat } from './heartbeats.js';
 import type { StageOutput } from './stage-output.js';
 
@@ -168,6 +169,9 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       wallAtLastReceived = Date.now();
       clockWritten = lastReceived;
       rulesSwitch?.batchEnded(); // a restored task starts a batch afresh
+      // The stage's activity closes of the hour in progress (and of the one before, if its close was
+      // not published yet) come from the restored terminals, not from a tracker that starts empty.
+      o.stage?.restored(engine.terminalsActiveSince((Math.floor(engine.clock() / ACTIVITY_BUCKET_MS) - 1) * ACTIVITY_BUCKET_MS));
     },
     process(topic, records: DecodedRecord[], wallMs) {
       return run(records, topic, wallMs);

@@ -11,6 +11,8 @@ import { STREAM_CLOCK_TERMINAL } from './stream-clock.js';
 export interface StageOutput {
   /** A transaction or heartbeat of this partition arrived (activity, counted per hour). */
   seen(terminalId: string, merchantId: string, receivedTime: number): void;
+  /** After the task's state was restored: the engine's terminals active in the last hours (see ActivityTracker.seed). */
+  restored(activity: Iterable<{ terminal_id: string; merchant_id: string; last_received: number }>): void;
   /**
    * The internal-topic messages for one batch or tick: episode records, proposed actions, activity
    * seen since the last call, and the watermark (always after a batch; after a tick when it moved,
@@ -50,6 +52,11 @@ export function createStageOutput(o: StageOutputOptions): StageOutput {
       const s = tracker.seen(o.partition, terminalId, merchantId, receivedTime);
       if (s !== null) pending.push(s);
     },
+    restored(activity) {
+      const seed: Array<{ terminal_id: string; merchant_id: string; last_received: number }> = [];
+      for (const x of activity) if (x.terminal_id !== STREAM_CLOCK_TERMINAL) seed.push(x);
+      tracker.seed(seed);
+    },
     messages(alerts, actions, updates, clock, lastReceived, fromTick, wallMs) {
       stageRecordsOf(o.partition, { alerts, actions, updates }, pending);
       if (clock <= 0) {
@@ -60,7 +67,7 @@ export function createStageOutput(o: StageOutputOptions): StageOutput {
       }
       const wm = Math.max(lastWm, lastReceived, clock - grace);
       // Hours of activity that ended by this watermark, or that a terminal has left: their closes.
-      tracker.closes(o.partition, wm, wm, pending);
+      tracker.closes(o.partition, wm, lastWm, pending);
       if (pending.length === 0 && (wm === lastWm || (fromTick && wallMs - lastTick < interval))) return [];
       if (fromTick) lastTick = wallMs;
       pending.push({ type: 'watermark', partition: o.partition, time: wm });

@@ -86,4 +86,24 @@ describe('detector output to the second stage', () => {
     expect(out.messages.filter((m) => m.topic === 'freeze')).toHaveLength(1);
     expect(out.messages.some((m) => m.topic === 'stage-in')).toBe(false);
   });
+
+  it('a restored task (restart, rebalance, failed transaction) publishes the closes of the hour in progress as the task before it would have', () => {
+    const closes = (ms: OutputMessage[]) => staged(ms).filter((r) => r.type === 'seen' && r.last !== undefined);
+    const before = (t: ReturnType<typeof task>) => {
+      t.process('tx', recs([1, 2, 3].map((i) => txn(10 + i, T + 10 * MIN + i, { terminal_id: `T${i}` }))), Date.now());
+      t.process('tx', recs([1, 2, 3].map((i) => txn(20 + i, T + 25 * MIN + i, { terminal_id: `T${i}` }))), Date.now());
+    };
+    // The next hour's first record (another terminal) passes the watermark over 10:00.
+    const after = [txn(99, T + 65 * MIN, { terminal_id: 'T9' })];
+    const a = task();
+    before(a);
+    const state = new Map<string, Buffer>();
+    for (const [k, v] of a.takeChanges()) if (v !== null) state.set(k, v);
+    const expected = closes(a.process('tx', recs(after), Date.now()).messages);
+    expect(expected.map((r) => (r.type === 'seen' ? [r.terminal_id, r.last, r.time] : []))).toEqual([1, 2, 3].map((i) => [`T${i}`, T + 25 * MIN + i, T + 60 * MIN]));
+    // A new task restored from that changelog: the same closes, although its tracker never saw 09:25.
+    const b = task();
+    b.restore(state);
+    expect(closes(b.process('tx', recs(after), Date.now()).messages)).toEqual(expected);
+  });
 });
