@@ -245,8 +245,10 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
   if (!r.success) {
     // Every problem at once: the cross-field checks also run on the document without its invalid
     // fields (each takes its default), so a bad value does not hide a bad combination elsewhere.
+    // Only when no refused field is an input of those checks: a default standing in for it would make
+    // up a problem the user did not write.
     const issues = toIssues(r.error);
-    const pruned = withoutPaths(obj, r.error.issues);
+    const pruned = r.error.issues.some(feedsCrossChecks) ? undefined : withoutPaths(obj, r.error.issues);
     const again = pruned === undefined ? undefined : documentSchema.safeParse(pruned);
     if (again?.success) {
       const reported = new Set(issues.map((i) => i.path));
@@ -266,7 +268,12 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
  */
 function withoutPaths(obj: unknown, refused: readonly z.ZodIssue[]): unknown {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return undefined;
-  const copy = structuredClone(obj) as Record<string, unknown>;
+  let copy: Record<string, unknown>;
+  try {
+    copy = structuredClone(obj) as Record<string, unknown>;
+  } catch {
+    return undefined; // not plain data (a caller's object with functions): the field problems alone
+  }
   for (const iss of refused) {
     const path = iss.code === 'unrecognized_keys' ? iss.keys.map((k) => [...iss.path, k]) : [iss.path];
     for (const p of path) {
@@ -277,6 +284,18 @@ function withoutPaths(obj: unknown, refused: readonly z.ZodIssue[]): unknown {
     }
   }
   return copy;
+}
+
+/** Fields the cross-field checks read (under engine, rules, overrides or shadow). */
+const CROSS_INPUTS = new Set<PropertyKey>(['terminal_idle_ttl', 'refund_lookback', 'allowed_lateness', 'timeout', 'window', 'deadline']);
+
+/** A refused field (or a refused section that may hold one) that the cross-field checks read. */
+function feedsCrossChecks(iss: z.ZodIssue): boolean {
+  if (iss.code === 'unrecognized_keys') return iss.keys.some((k) => CROSS_INPUTS.has(k));
+  const p = iss.path;
+  if (p.length === 0 || CROSS_INPUTS.has(p[p.length - 1]!)) return true;
+  // A whole section: engine, a rule's fields, an override's or the shadow section's.
+  return p[0] === 'overrides' ? p.length <= 4 : p.length <= 2;
 }
 
 /** The complete config of a document that passed the schema (`parsed`: zod's output for `obj`), defaults filled. */

@@ -117,13 +117,18 @@ describe('rules config', () => {
     // Two cross-field problems on the engine section are both reported (the lookback is not skipped
     // because the idle TTL was refused).
     expect(problemsOf({ engine: { terminal_idle_ttl: '1m', refund_lookback: '1h' } }).map((p) => p.split(':')[0])).toEqual(['engine.terminal_idle_ttl', 'engine.refund_lookback', 'rules.refund_after_deadline.deadline']);
-    // An unknown key is dropped before the cross-field checks; a refused field is not reported twice.
-    expect(problemsOf({ engine: { terminal_idle_ttl: 'soon', refund_lookback: '1h' }, bogus: 1 }).map((p) => p.split(':')[0])).toEqual([
-      'engine.terminal_idle_ttl',
+    // An unknown key is dropped before the cross-field checks.
+    expect(problemsOf({ engine: { terminal_idle_ttl: '1m', refund_lookback: '1h' }, bogus: 1 }).map((p) => p.split(':')[0])).toEqual([
       'bogus',
+      'engine.terminal_idle_ttl',
       'engine.refund_lookback',
       'rules.refund_after_deadline.deadline',
     ]);
+    // A refused input of the cross-field checks stops them: its default would make up a problem
+    // (here: a deadline longer than the default lookback, which the user did not write).
+    expect(problemsOf({ engine: { refund_lookback: 'sixty days' }, rules: { refund_after_deadline: { deadline: '30d' } } })).toEqual([expect.stringMatching(/^engine\.refund_lookback: /)]);
+    // Not plain data (a caller's object): the field problems, no crash.
+    expect(problemsOf({ rules: { abnormal_amount: { ratio: () => 1 } } })).toEqual([expect.stringMatching(/^rules\.abnormal_amount\.ratio: /)]);
   });
 
   it('validates overrides, and refuses a per-terminal duplicate window', () => {
