@@ -4,10 +4,10 @@
 import type { Heartbeat, Transaction } from '@tillwatch/schemas';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RULE_IDS, createChangelogView, createRuleEngine, parseRulesConfig, type ChangelogValue, type RulesConfig } from '../../../index.js';
+import { RULE_IDS, createRuleEngine, parseRulesConfig, type RulesConfig } from '../../../index.js';
 import { alertId } from '../../../ids.js';
 import { MIN, SEC, Scenario, T0 } from '../../../../test/helpers/builder.js';
-import { collect, collected, feed, runEvents, type Collected } from '../../../../test/helpers/run.js';
+import { collect, runEvents, runSplit } from '../../../../test/helpers/run.js';
 
 const only = (silence: number): RulesConfig =>
   parseRulesConfig({ rules: { ...Object.fromEntries(RULE_IDS.filter((r) => r !== 'terminal_offline').map((r) => [r, { enabled: false }])), terminal_offline: { silence } } });
@@ -68,33 +68,6 @@ function buildOffline({ before, steps, other }: { before: number[]; steps: { gap
   }
   for (let at = 0; at <= recv; at += other) sign(s, 'T2', at, true);
   return { events: arrival(s), signs, last: recv };
-}
-
-/** Restored from the entity changelog (JSON, as through Kafka) before each event in `cuts`; the clock ticked before each event in `ticks`. */
-function runSplit(cfg: RulesConfig, events: readonly Event[], cuts: ReadonlySet<number>, ticks: ReadonlyMap<number, number>, end: number): Collected {
-  const topic = new Map<string, ChangelogValue>();
-  let e = createRuleEngine(cfg);
-  let view = createChangelogView(e);
-  const out = collected();
-  events.forEach((x, i) => {
-    if (cuts.has(i)) {
-      for (const [k, v] of JSON.parse(JSON.stringify(view.takeChanges())) as [string, ChangelogValue | null][]) {
-        if (v === null) topic.delete(k);
-        else topic.set(k, v);
-      }
-      const clock = e.clock();
-      e = createRuleEngine(cfg);
-      view = createChangelogView(e);
-      e.setClock(clock);
-      view.restore(topic);
-    }
-    const f = ticks.get(i);
-    // A live tick somewhere between the clock and the next arrival (never past it).
-    if (f !== undefined) collect(out, e.advanceClock(Math.floor(e.clock() + f * Math.max(0, x.received_time - e.clock()))));
-    collect(out, feed(e, x));
-  });
-  collect(out, e.advanceClock(end));
-  return out;
 }
 
 describe('terminal_offline properties', () => {

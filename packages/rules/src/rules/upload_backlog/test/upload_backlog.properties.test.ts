@@ -7,10 +7,10 @@
 import type { Heartbeat, Transaction } from '@tillwatch/schemas';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RULE_IDS, createChangelogView, createRuleEngine, parseRulesConfig, type ChangelogValue, type RulesConfig } from '../../../index.js';
+import { RULE_IDS, createRuleEngine, parseRulesConfig, type RulesConfig } from '../../../index.js';
 import { alertId } from '../../../ids.js';
 import { MIN, SEC, Scenario, T0 } from '../../../../test/helpers/builder.js';
-import { collect, collected, feed, runEvents, type Collected } from '../../../../test/helpers/run.js';
+import { runEvents, runSplit } from '../../../../test/helpers/run.js';
 
 const only = (min_queue: number, stuck_for: number): RulesConfig =>
   parseRulesConfig({ rules: { ...Object.fromEntries(RULE_IDS.filter((r) => r !== 'upload_backlog').map((r) => [r, { enabled: false }])), upload_backlog: { min_queue, stuck_for } } });
@@ -93,32 +93,6 @@ function buildEpisodes(eps: Episode[], stuckFor: number, emit: (recv: number, qu
       update: [id, [close.id], close.recv, close.recv - since.recv, max, ep.close],
     });
   }
-  return out;
-}
-
-/** Restored from the entity changelog (JSON, as through Kafka) before each event in `cuts`; the clock ticked before each event in `ticks`. */
-function runSplit(cfg: RulesConfig, events: readonly Event[], cuts: ReadonlySet<number>, ticks: ReadonlyMap<number, number>): Collected {
-  const topic = new Map<string, ChangelogValue>();
-  let e = createRuleEngine(cfg);
-  let view = createChangelogView(e);
-  const out = collected();
-  events.forEach((x, i) => {
-    if (cuts.has(i)) {
-      for (const [k, v] of JSON.parse(JSON.stringify(view.takeChanges())) as [string, ChangelogValue | null][]) {
-        if (v === null) topic.delete(k);
-        else topic.set(k, v);
-      }
-      const clock = e.clock();
-      e = createRuleEngine(cfg);
-      view = createChangelogView(e);
-      e.setClock(clock);
-      view.restore(topic);
-    }
-    const f = ticks.get(i);
-    // A live tick somewhere between the clock and the next arrival (never past it).
-    if (f !== undefined) collect(out, e.advanceClock(Math.floor(e.clock() + f * Math.max(0, x.received_time - e.clock()))));
-    collect(out, feed(e, x));
-  });
   return out;
 }
 
