@@ -5,25 +5,15 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createRuleEngine, defaultRulesConfig } from '@tillwatch/rules';
-import { createFleet } from '@tillwatch/simulator';
 import { CHANGELOG_FORMAT, decodeChangelogValue, type DecodedRecord, type Task } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Transaction } from '@tillwatch/schemas';
 import { CLOCK_KEY, createDetectorTask } from '../src/detector-task.js';
+import { createFleet } from '@tillwatch/simulator';
+import { fleetStream } from './fleet-stream.js';
 
 const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify', alertUpdates: 'updates', refundReasons: 'reasons', shadowAlerts: 'shadow' };
 const metrics = createDetectorMetrics(createRegistry({ service: 'detector-task-test', defaultMetrics: false }));
-
-function stream(seed: number, n: number): Transaction[] {
-  const fleet = createFleet({ terminals: 40, cards: 60, seed, anomalyRate: 0.08 });
-  const out: Transaction[] = [];
-  let now = Date.UTC(2026, 0, 5, 9);
-  while (out.length < n) {
-    now += 1_500;
-    for (const e of fleet.next(now)) out.push(e);
-  }
-  return out.slice(0, n);
-}
 
 const newTask = (): Task =>
   createDetectorTask({
@@ -69,7 +59,7 @@ function run(events: Transaction[], every: number, cuts: Set<number>, rewrite: (
 }
 
 describe('detector task changelog', () => {
-  const events = stream(7, 1500);
+  const events = fleetStream(7, 1500);
   const expected = run(events, 1_000_000, new Set()).out;
 
   it('writes entity values in the binary encoding (format byte 0x02)', () => {

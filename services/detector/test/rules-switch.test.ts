@@ -7,25 +7,14 @@
 // checks the same on the real broker, where the timing is not under the test's control.
 import { describe, expect, it } from 'vitest';
 import { createRuleEngine, loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
-import { createFleet } from '@tillwatch/simulator';
 import type { DecodedRecord, Task } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Alert, Transaction } from '@tillwatch/schemas';
 import { createDetectorTask } from '../src/detector-task.js';
+import { fleetStream } from './fleet-stream.js';
 
 const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify', alertUpdates: 'updates', refundReasons: 'reasons', shadowAlerts: 'shadow' };
 const metrics = createDetectorMetrics(createRegistry({ service: 'rules-switch-test', defaultMetrics: false }));
-
-function stream(n: number): Transaction[] {
-  const fleet = createFleet({ terminals: 40, cards: 60, seed: 11, anomalyRate: 0.08 });
-  const out: Transaction[] = [];
-  let now = Date.UTC(2026, 0, 5, 9);
-  while (out.length < n) {
-    now += 1_500;
-    for (const e of fleet.next(now)) out.push(e);
-  }
-  return out.slice(0, n);
-}
 
 const v1 = loadRulesConfig('version: 1\n', 'yaml');
 const v2 = loadRulesConfig('version: 2\n', 'yaml');
@@ -52,7 +41,7 @@ const records = (events: Transaction[], from: number): DecodedRecord[] => events
 const versions = (messages: { topic: string; value: Buffer | null }[]): number[] => messages.filter((m) => m.topic === topics.alerts).map((m) => (JSON.parse(m.value!.toString()) as Alert).rules_version);
 
 describe('detector task: live rules switch', () => {
-  const events = stream(3000);
+  const events = fleetStream(11, 3000);
   const [a, b, c] = [events.slice(0, 1000), events.slice(1000, 2000), events.slice(2000)];
 
   for (const mode of ['process', 'processMixed'] as const) {
