@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import type { Action } from '@tillwatch/schemas';
 import { createStageCore, type StageOutput } from '../src/core.js';
+import { createActivityTracker } from '../src/derive.js';
 import type { StageRecord } from '../src/types.js';
 
 const MIN = 60_000;
@@ -13,7 +14,9 @@ const BASE = Date.UTC(2025, 0, 6, 9);
 
 function config(): RulesConfig {
   const c = defaultRulesConfig();
-  c.stage.sync_incident = { ...c.stage.sync_incident, min_terminals: 3, window: 15 * MIN, quiet: 10 * MIN };
+  // A short active_within: the incident's active_terminals (in its details) follows the exact activity
+  // (first records and hour closes), so the ordering of those records is checked too.
+  c.stage.sync_incident = { ...c.stage.sync_incident, min_terminals: 3, active_within: 30 * MIN, window: 15 * MIN, quiet: 10 * MIN };
   c.stage.governor = { ...c.stage.governor, max_freezes: 3, max_freezes_per_merchant: 2, freeze_window: 30 * MIN };
   return c;
 }
@@ -23,6 +26,8 @@ type Step = { dt: number; what: number; terminal: number; wm: boolean };
 /** One partition's records, as a detector partition publishes them: times never below its last watermark. */
 function partitionRecords(p: number, steps: Step[]): StageRecord[] {
   const out: StageRecord[] = [];
+  const tracker = createActivityTracker();
+  let published = -1;
   const open = new Map<string, string>();
   let t = BASE;
   let n = 0;
@@ -68,11 +73,20 @@ function partitionRecords(p: number, steps: Step[]): StageRecord[] {
         out.push({ type: 'alert', partition: p, time: t, rule: 'sequence_gap', alert_id: `al-${id}`, terminal_id: terminal, merchant_id: merchant });
         out.push({ type: 'action', partition: p, time: t, action: action('NOTIFY_MERCHANT', 'sequence_gap') });
         break;
-      default:
-        out.push({ type: 'seen', partition: p, time: t, terminal_id: terminal, merchant_id: merchant, bucket: Math.floor(t / 3_600_000) });
+      default: {
+        // Activity as the detector publishes it: a terminal's first record of an hour, and (at the
+        // watermarks below) each hour's close with its last record.
+        const first = tracker.seen(p, terminal, merchant, t);
+        if (first !== null) out.push(first);
+      }
     }
-    if (s.wm) out.push({ type: 'watermark', partition: p, time: t });
+    if (s.wm) {
+      tracker.closes(p, t, published, out);
+      out.push({ type: 'watermark', partition: p, time: t });
+      published = t;
+    }
   }
+  tracker.closes(p, t, published, out);
   // Half the partitions end their input (replay's end marks): records at their last time apply before the flush.
   out.push({ type: 'watermark', partition: p, time: t, ...(steps.length % 2 === 1 ? { end: true } : {}) });
   return out;
