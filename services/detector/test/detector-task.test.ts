@@ -10,9 +10,9 @@ import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Transaction } from '@tillwatch/schemas';
 import { CLOCK_KEY, createDetectorTask } from '../src/detector-task.js';
 import { createFleet } from '@tillwatch/simulator';
-import { fleetStream } from './fleet-stream.js';
+import { JSON_ENCODERS, TOPICS, fleetStream } from './task-fixtures.js';
 
-const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify', alertUpdates: 'updates', refundReasons: 'reasons', shadowAlerts: 'shadow' };
+const topics = TOPICS;
 const metrics = createDetectorMetrics(createRegistry({ service: 'detector-task-test', defaultMetrics: false }));
 
 const newTask = (): Task =>
@@ -20,10 +20,7 @@ const newTask = (): Task =>
     partition: 0,
     engine: createRuleEngine(defaultRulesConfig()),
     topics,
-    encodeAlert: (a) => Buffer.from(JSON.stringify(a)),
-    encodeAction: (a) => Buffer.from(JSON.stringify(a)),
-    encodeUpdate: (u) => Buffer.from(JSON.stringify(u)),
-    encodeRefundReason: (r) => Buffer.from(JSON.stringify(r)),
+    ...JSON_ENCODERS,
     metrics,
     wallClockTimers: false,
   });

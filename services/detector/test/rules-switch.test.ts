@@ -11,9 +11,9 @@ import type { DecodedRecord, Task } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Alert, Transaction } from '@tillwatch/schemas';
 import { createDetectorTask } from '../src/detector-task.js';
-import { fleetStream } from './fleet-stream.js';
+import { JSON_ENCODERS, TOPICS, fleetStream } from './task-fixtures.js';
 
-const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify', alertUpdates: 'updates', refundReasons: 'reasons', shadowAlerts: 'shadow' };
+const topics = TOPICS;
 const metrics = createDetectorMetrics(createRegistry({ service: 'rules-switch-test', defaultMetrics: false }));
 
 const v1 = loadRulesConfig('version: 1\n', 'yaml');
@@ -26,10 +26,7 @@ function newTask(current: () => RulesConfig, switched: number[]): Task {
     topics,
     rules: current,
     onRulesApplied: (_p, version) => switched.push(version),
-    encodeAlert: (a) => Buffer.from(JSON.stringify(a)),
-    encodeAction: (a) => Buffer.from(JSON.stringify(a)),
-    encodeUpdate: (u) => Buffer.from(JSON.stringify(u)),
-    encodeRefundReason: (r) => Buffer.from(JSON.stringify(r)),
+    ...JSON_ENCODERS,
     metrics,
     wallClockTimers: false,
   });

@@ -10,8 +10,9 @@ import type { DecodedRecord, OutputMessage } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import { createDetectorTask } from '../src/detector-task.js';
 import { createStageOutput } from '../src/stage-output.js';
+import { JSON_ENCODERS, TOPICS } from './task-fixtures.js';
 
-const topics = { transactions: 'tx', heartbeats: 'hb', alerts: 'alerts', freezeActions: 'freeze', notifyActions: 'notify', alertUpdates: 'updates', refundReasons: 'reasons', shadowAlerts: 'shadow' };
+const topics = TOPICS;
 const metrics = createDetectorMetrics(createRegistry({ service: 'stage-output-test', defaultMetrics: false }));
 const T = Date.UTC(2026, 0, 5, 9);
 const MIN = 60_000;
@@ -28,10 +29,7 @@ function task() {
     partition: 2,
     engine: createRuleEngine(defaultRulesConfig()),
     topics,
-    encodeAlert: (a) => Buffer.from(JSON.stringify(a)),
-    encodeAction: (a) => Buffer.from(JSON.stringify(a)),
-    encodeUpdate: (u) => Buffer.from(JSON.stringify(u)),
-    encodeRefundReason: (r) => Buffer.from(JSON.stringify(r)),
+    ...JSON_ENCODERS,
     metrics,
     wallClockTimers: true,
     stage: createStageOutput({ partition: 2, topic: 'stage-in' }),
@@ -81,7 +79,7 @@ describe('detector output to the second stage', () => {
   });
 
   it('without a stage, actions are published as before', () => {
-    const t = createDetectorTask({ partition: 0, engine: createRuleEngine(defaultRulesConfig()), topics, encodeAlert: (a) => Buffer.from(JSON.stringify(a)), encodeAction: (a) => Buffer.from(JSON.stringify(a)), encodeUpdate: (u) => Buffer.from(JSON.stringify(u)), encodeRefundReason: (r) => Buffer.from(JSON.stringify(r)), metrics, wallClockTimers: false });
+    const t = createDetectorTask({ partition: 0, engine: createRuleEngine(defaultRulesConfig()), topics, ...JSON_ENCODERS, metrics, wallClockTimers: false });
     const out = t.process('tx', recs([txn(2, T, { kind: 'REFUND', original_txn_id: 'nope' })]), 0);
     expect(out.messages.filter((m) => m.topic === 'freeze')).toHaveLength(1);
     expect(out.messages.some((m) => m.topic === 'stage-in')).toBe(false);
