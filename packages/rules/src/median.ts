@@ -174,11 +174,10 @@ export function sampleWrite(h: Float64Array, o: number, slab: SampleSlab, w: Sta
   const n = h[o + H_N]!;
   const head = h[o + H_HEAD]!;
   w.list(k, n);
-  for (let j = 0; j < n; j++) {
-    let i = head + j;
-    if (i >= cap) i -= cap;
-    w.addNum(buf[off + i]!);
-  }
+  // The ring in at most two runs: head .. end of the ring, then its start.
+  const first = Math.min(n, cap - head);
+  w.addNumbers(buf, off + head, off + head + first);
+  w.addNumbers(buf, off, off + n - first);
   w.end();
 }
 

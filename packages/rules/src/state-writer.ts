@@ -71,6 +71,8 @@ export interface StateWriter {
   /** Closes the innermost map or list opened with map, list or addMap. */
   end(): void;
   addNum(v: number): void;
+  /** Items a[from], ..., a[to - 1], numbers (a typed array's range, say). */
+  addNumbers(a: ArrayLike<number>, from: number, to: number): void;
   addStr(v: string | null): void;
   addBool(v: boolean): void;
   /** Opens a map as the next item of the list; its fields follow, then end(). */
@@ -140,6 +142,10 @@ export class ObjectStateWriter implements StateWriter {
   }
   addNum(v: number): void {
     (this.cur as unknown[]).push(v);
+  }
+  addNumbers(a: ArrayLike<number>, from: number, to: number): void {
+    const list = this.cur as unknown[];
+    for (let i = from; i < to; i++) list.push(a[i]);
   }
   addStr(v: string | null): void {
     (this.cur as unknown[]).push(v);
