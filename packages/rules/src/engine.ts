@@ -18,7 +18,11 @@ import { PREFETCH_MAX, type EngineCore, type MerchantState, type RuleCommon, typ
 import { E_DIRTY, SEEN, SaleLedger, TXN_SEED, VOIDED, type LedgerOwner, type RefundResult, type SaleFields } from './storage/ledger.js';
 import { TerminalRowTable, type TerminalFields } from './storage/terminal-rows.js';
 import { RowIndex, hashString } from './store.js';
-import type { EngineOptions, EntityChange, EngineOutput, EngineStats, MerchantSnapshot, RuleEngine, SaleSnapshot, TerminalSnapshot } from './types.js';
+import { ObjectStateWriter, fieldKey, fieldKeys, type FieldKey, type StateWriter } from './state-writer.js';
+import type { EngineOptions, EntityChange, EntitySink, EngineOutput, EngineStats, MerchantSnapshot, RuleEngine, SaleSnapshot, TerminalSnapshot } from './types.js';
+
+/** The engine's own fields of a terminal's changelog value. */
+const K = fieldKeys('id', 'last_received', 'beats', 'shadow');
 
 const EMPTY_OUTPUT: EngineOutput = Object.freeze({
   alerts: Object.freeze([]) as unknown as Alert[],
@@ -116,6 +120,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private dirtyTerms: TerminalState[] = [];
   private dirtyRows: number[] = [];
   private tombstones: EntityChange[] = [];
+  /** Field key of each shadow instance's map in a terminal's value (its rule id), by instance slot. */
+  private readonly shadowKeys: FieldKey[] = [];
   private nTerminals = 0;
   private nEvents = 0;
   /** Why each approved refund, reversal and void happened (src/reasons/). */
@@ -671,40 +677,81 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
 
   // ---------------------------------------------------------------- changelog: entities
 
-  private terminalSnapshot(term: TerminalState): TerminalSnapshot {
-    const out: Record<string, unknown> = { id: term.id, last_received: term.lastRecv };
-    if (term.beats) out.beats = true;
-    let shadow: Record<string, Record<string, unknown>> | undefined;
-    for (const inst of this.all) {
-      if (inst.writeTerminal === undefined) continue;
-      if (inst.variant === 0) inst.writeTerminal(term, out);
-      else inst.writeTerminal(term, ((shadow ??= {})[inst.def.id] = {}));
+  /** A terminal's changelog value: the engine's fields, then each active instance's, then the shadow instances' under `shadow`. */
+  private writeTerminalValue(term: TerminalState, w: StateWriter): void {
+    w.str(K.id, term.id);
+    w.num(K.last_received, term.lastRecv);
+    if (term.beats) w.bool(K.beats, true);
+    const all = this.all;
+    let shadow = false;
+    for (let i = 0; i < all.length; i++) {
+      const inst = all[i]!;
+      if (inst.variant === 0 && inst.writeTerminal !== undefined) inst.writeTerminal(term, w);
+      else if (inst.variant === 1 && inst.writeTerminal !== undefined) shadow = true;
     }
-    if (shadow !== undefined) out.shadow = shadow;
-    return out as unknown as TerminalSnapshot;
+    if (!shadow) return;
+    w.map(K.shadow);
+    for (let i = 0; i < all.length; i++) {
+      const inst = all[i]!;
+      if (inst.variant !== 1 || inst.writeTerminal === undefined) continue;
+      w.map((this.shadowKeys[inst.slot] ??= fieldKey(inst.def.id)));
+      inst.writeTerminal(term, w);
+      w.end();
+    }
+    w.end();
   }
 
-  private saleSnapshot(r: number): SaleSnapshot {
-    const out: Record<string, unknown> = {};
-    this.sales.write(r, out);
-    for (const inst of this.all) inst.writeSale?.(r, out);
-    this.reasons.writeSale(r, out);
-    return out as unknown as SaleSnapshot;
+  /** A sale's changelog value: the ledger's fields, then each rule's, then the refund reasons'. */
+  private writeSaleValue(r: number, w: StateWriter): void {
+    this.sales.write(r, w);
+    const all = this.all;
+    for (let i = 0; i < all.length; i++) all[i]!.writeSale?.(r, w);
+    this.reasons.writeSale(r, w);
   }
 
   takeChangedEntities(): EntityChange[] {
+    const out: EntityChange[] = [];
     if (!this.trackEntities) {
       this.trackEntities = true;
-      return [];
+      return out;
     }
-    const out: EntityChange[] = this.tombstones;
+    const w = new ObjectStateWriter();
+    let at: EntityChange | null = null;
+    this.writeChangedEntities({
+      removed: (merchant, kind, id) => void out.push({ merchant, kind, id, value: null }),
+      begin: (merchant, kind, id) => {
+        at = { merchant, kind, id, value: null };
+        w.begin();
+        return w;
+      },
+      end: () => {
+        at!.value = w.take() as unknown as TerminalSnapshot | SaleSnapshot;
+        out.push(at!);
+      },
+    });
+    return out;
+  }
+
+  writeChangedEntities(sink: EntitySink): void {
+    if (!this.trackEntities) {
+      this.trackEntities = true;
+      return;
+    }
+    const gone = this.tombstones;
     this.tombstones = [];
+    for (let k = 0; k < gone.length; k++) {
+      const g = gone[k]!;
+      sink.removed(g.merchant, g.kind, g.id);
+    }
     const terms = this.dirtyTerms;
     this.dirtyTerms = [];
-    for (const term of terms) {
+    for (let k = 0; k < terms.length; k++) {
+      const term = terms[k]!;
       term.eDirty = false;
       // A dropped or logically expired terminal is tombstoned when it is physically removed.
-      if (term.slot >= 0 && this.terminalLive(term)) out.push({ merchant: term.merchant.id, kind: 'terminal', id: term.id, value: this.terminalSnapshot(term) });
+      if (term.slot < 0 || !this.terminalLive(term)) continue;
+      this.writeTerminalValue(term, sink.begin(term.merchant.id, 'terminal', term.id));
+      sink.end();
     }
     const rows = this.dirtyRows;
     this.dirtyRows = [];
@@ -714,9 +761,9 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       if (c.gen(r) !== rows[k + 1]) continue; // freed since (its tombstone is in out)
       c.clearFlags(r, E_DIRTY);
       if (this.clk > c.refExpiry(r)) continue;
-      out.push({ merchant: this.merchantOfRow(r).id, kind: 'sale', id: c.txn[r]!, value: this.saleSnapshot(r) });
+      this.writeSaleValue(r, sink.begin(this.merchantOfRow(r).id, 'sale', c.txn[r]!));
+      sink.end();
     }
-    return out;
   }
 
   markTerminal(term: TerminalState): void {

@@ -51,5 +51,7 @@ export type {
   RefundSnapshot,
   GapSnapshot,
   RuleEngine,
+  EntitySink,
 } from './types.js';
-export { createChangelogView, type ChangelogView, type ChangelogValue, type SaleEntry } from './changelog.js';
+export { FIELD_NAMES, ObjectStateWriter, fieldKey, fieldKeys, type FieldKey, type StateWriter } from './state-writer.js';
+export { createChangelogView, type ChangelogView, type ChangelogValue, type ChangelogValueSink, type SaleEntry } from './changelog.js';

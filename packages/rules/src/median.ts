@@ -16,7 +16,7 @@
 // A sample's header (a few numbers) lives in a typed-array row the caller owns (abnormal_amount: one
 // row per terminal slot), hence the functional API: no object per sample to chase. The values of all
 // samples sharing a capacity live in one SampleSlab.
-
+import type { FieldKey, StateWriter } from './state-writer.js';
 import { AlignedBuffer } from './store.js';
 
 /** Additions between two recomputations of the bound, at most (fewer while the sample is small). */
@@ -164,6 +164,21 @@ export function sampleValues(h: Float64Array, o: number, slab: SampleSlab): numb
     all.push(buf[off + i]!);
   }
   return all;
+}
+
+/** Values oldest first, written as the list `k` of a changelog value (what sampleValues returns). */
+export function sampleWrite(h: Float64Array, o: number, slab: SampleSlab, w: StateWriter, k: FieldKey): void {
+  const cap = slab.capacity;
+  const buf = slab.buf;
+  const off = h[o + H_OFF]!;
+  const n = h[o + H_N]!;
+  const head = h[o + H_HEAD]!;
+  w.list(k, n);
+  // The ring in at most two runs: head .. end of the ring, then its start.
+  const first = Math.min(n, cap - head);
+  w.addNumbers(buf, off + head, off + head + first);
+  w.addNumbers(buf, off, off + n - first);
+  w.end();
 }
 
 /** The n values of the ring copied to the scratch array (in storage order: a selection needs no other). */

@@ -1,5 +1,6 @@
 import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction } from '@tillwatch/schemas';
 import type { RulesConfig } from './config.js';
+import type { StateWriter } from './state-writer.js';
 
 /** What one engine call produced. The shared empty result is frozen: do not mutate outputs. */
 export interface EngineOutput {
@@ -136,6 +137,19 @@ export interface EntityChange {
   value: TerminalSnapshot | SaleSnapshot | null;
 }
 
+/**
+ * Receives the changed entities without objects built for them (RuleEngine.writeChangedEntities):
+ * each removed entity, and each changed one's value written field by field between begin and end.
+ */
+export interface EntitySink {
+  /** The entity was removed (write a tombstone). */
+  removed(merchant: string, kind: 'terminal' | 'sale', id: string): void;
+  /** A changed entity: returns the writer its value's fields go to (the value's map already begun). */
+  begin(merchant: string, kind: 'terminal' | 'sale', id: string): StateWriter;
+  /** The value begun last is complete. */
+  end(): void;
+}
+
 export interface RuleEngine {
   /** Advances the clock to max(clock, t.received_time) (firing due timers), then applies the event. */
   onTransaction(t: Transaction): EngineOutput;
@@ -169,6 +183,12 @@ export interface RuleEngine {
    * Restoring the entities (grouped per merchant, through restoreMerchant) gives back the state.
    */
   takeChangedEntities(): EntityChange[];
+  /**
+   * The same feed (and the same tracking: a change is given once, by whichever of the two is called),
+   * written through `sink` instead of returned as objects: removed entities first, then terminals, then
+   * sales, as takeChangedEntities orders them; each value's fields in the order of its object.
+   */
+  writeChangedEntities(sink: EntitySink): void;
   /** Replaces one merchant's state (null removes it); used by createChangelogView's restore. Does not fire timers. */
   restoreMerchant(merchantId: string, snapshot: MerchantSnapshot | null): void;
   clock(): number;

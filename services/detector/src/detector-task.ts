@@ -3,8 +3,8 @@
 // go to the changelog in the stream package's binary changelog encoding (a format byte and
 // MessagePack; values written as JSON before it still restore), versioned by the topic name.
 import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction } from '@tillwatch/schemas';
-import { decodeChangelogValue, encodeChangelogValue, encodeChangelogValueV1, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
-import { createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
+import { ChangelogValueWriter, decodeChangelogValue, type DecodedRecord, type OutputMessage, type Task, type TaskResult } from '@tillwatch/stream';
+import { FIELD_NAMES, createChangelogView, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import type { DetectorMetrics } from '@tillwatch/telemetry';
 import { createRulesSwitch } from '@tillwatch/rules-live';
 import { ACTIVITY_BUCKET_MS } from '@tillwatch/stage';
@@ -82,7 +82,8 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
       })
     : undefined;
   const encodeShadow = o.encodeShadowAlert ?? o.encodeAlert;
-  const encodeValue = o.changelogFormat === 1 ? encodeChangelogValueV1 : encodeChangelogValue;
+  // Changelog values written straight from the engine's state into their encoding (no snapshot objects).
+  const valueWriter = new ChangelogValueWriter(FIELD_NAMES, o.changelogFormat === 1 ? 1 : 2);
 
   const toResult = (alerts: Alert[], actions: Action[], updates: readonly AlertUpdate[] = NONE, reasons: readonly RefundReason[] = NONE, shadow: readonly Alert[] = NONE, tickWall = -1): TaskResult => {
     const staged = o.stage?.messages(alerts, actions, updates, engine.clock(), lastReceived, tickWall >= 0, tickWall);
@@ -188,7 +189,8 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
     },
     takeChanges() {
       rulesSwitch?.batchEnded();
-      const changes: Array<[string, Buffer | null]> = changelog.takeChanges().map(([k, v]) => [k, v === null ? null : encodeValue(v)]);
+      const changes: Array<[string, Buffer | null]> = [];
+      changelog.writeChanges(valueWriter, changes);
       const clock = engine.clock();
       if (clock !== clockWritten) {
         changes.push([CLOCK_KEY, Buffer.from(String(clock))]);

@@ -14,6 +14,10 @@ import type { Alert, RefundReason, RefundReasonCode, Transaction } from '@tillwa
 import type { EngineCore, RuleInstance, TerminalState } from '../rules/types.js';
 import { SEEN, TXN_SEED } from '../storage/ledger.js';
 import { hashString } from '../store.js';
+import { fieldKeys, type StateWriter } from '../state-writer.js';
+
+/** Changelog fields (SaleSnapshot). */
+const K = fieldKeys('sync_failure');
 
 /**
  * Sale-row flag: the sale synced late or during its terminal's late-sync episode. Bits 1-8 are the
@@ -112,8 +116,8 @@ export class RefundReasons {
   }
 
   /** The changelog fields of a sale row (`sync_failure`, absent when false). */
-  writeSale(row: number, out: Record<string, unknown>): void {
-    if (this.core.sales.rows.flags(row) & SYNC_FAILURE) out.sync_failure = true;
+  writeSale(row: number, w: StateWriter): void {
+    if (this.core.sales.rows.flags(row) & SYNC_FAILURE) w.bool(K.sync_failure, true);
   }
 
   readSale(row: number, s: Record<string, unknown>): void {

@@ -12,6 +12,7 @@ import type { SampleSlab } from '../median.js';
 import type { SaleLedger } from '../storage/ledger.js';
 import type { TerminalFields } from '../storage/terminal-rows.js';
 import type { ResolvedRules, RulesConfig } from '../config.js';
+import type { StateWriter } from '../state-writer.js';
 
 /** `shadow`: the rule evaluates, its alerts go to EngineOutput.shadowAlerts, and it issues no actions. */
 export type RuleMode = 'active' | 'shadow';
@@ -194,12 +195,17 @@ export interface RuleInstance {
   holdsTerminal?(term: TerminalState): boolean;
   /** The terminal is dropped (idle or replaced): release what the instance holds for it. */
   dropTerminal?(term: TerminalState): void;
-  /** Writes the instance's state of the terminal into the changelog value (plain JSON fields). */
-  writeTerminal?(term: TerminalState, out: Record<string, unknown>): void;
+  /**
+   * Writes the instance's state of the terminal into its changelog value, field by field through `w`
+   * (src/state-writer.ts: field names registered once with fieldKeys; nested maps and lists opened
+   * and ended). A field is written at most once per terminal by one rule; what is written must read
+   * back as the plain object readTerminal gets.
+   */
+  writeTerminal?(term: TerminalState, w: StateWriter): void;
   /** Restores what writeTerminal wrote (fields may be missing: state written by another rule set). */
   readTerminal?(term: TerminalState, snap: Record<string, unknown>): void;
-  /** Rule-wide state of a sale row for the changelog (duplicate legs). Active instance only. */
-  writeSale?(row: number, out: Record<string, unknown>): void;
+  /** Rule-wide state of a sale row for the changelog (duplicate legs), through `w` as writeTerminal. Active instance only. */
+  writeSale?(row: number, w: StateWriter): void;
   readSale?(merchant: MerchantState, row: number, snap: Record<string, unknown>): void;
   /** The ledger frees a row: drop references to it. Active instance only. */
   onRowFreed?(row: number): void;

@@ -6,6 +6,10 @@
 import type { Transaction } from '@tillwatch/schemas';
 import type { MerchantState } from '../rules/types.js';
 import { ExpiryWheel, RowIndex, SaleRows, hashString } from '../store.js';
+import { fieldKeys, type StateWriter } from '../state-writer.js';
+
+/** The ledger's fields of a sale's changelog value (SaleSnapshot). */
+const K = fieldKeys('txn_id', 'terminal_id', 'seen', 'voided', 'amount', 'currency', 'event_time', 'ref_expiry', 'refunded', 'refunds', 'event_id', 'card_token');
 
 // Row flags. Bits 1-8 belong to the ledger and the engine; rules get the rest (see LEG).
 /** The APPROVED SALE itself has arrived (else: a placeholder made by a refund or void). */
@@ -246,19 +250,33 @@ export class SaleLedger {
   }
 
   /** Changelog fields of a row (the ledger's part of a SaleSnapshot). */
-  write(r: number, out: Record<string, unknown>): void {
+  write(r: number, w: StateWriter): void {
     const c = this.rows;
     const f = c.flags(r);
-    out.txn_id = c.txn[r]!;
-    out.terminal_id = c.terminalId[r]!;
-    out.seen = (f & SEEN) !== 0;
-    out.voided = (f & VOIDED) !== 0;
-    out.amount = c.amount(r);
-    out.currency = c.currency[r]!;
-    out.event_time = c.eventTime(r);
-    out.ref_expiry = c.refExpiry(r);
-    out.refunded = c.refunded[r]!;
-    out.refunds = (this.refunds.get(r) ?? []).map((x) => ({ txn_id: x.txn, event_id: x.eventId, terminal_id: x.terminalId, card_token: x.card, amount: x.amount, event_time: x.et }));
+    w.str(K.txn_id, c.txn[r]!);
+    w.str(K.terminal_id, c.terminalId[r]!);
+    w.bool(K.seen, (f & SEEN) !== 0);
+    w.bool(K.voided, (f & VOIDED) !== 0);
+    w.num(K.amount, c.amount(r));
+    w.str(K.currency, c.currency[r]!);
+    w.num(K.event_time, c.eventTime(r));
+    w.num(K.ref_expiry, c.refExpiry(r));
+    w.num(K.refunded, c.refunded[r]!);
+    const refunds = this.refunds.get(r);
+    const n = refunds === undefined ? 0 : refunds.length;
+    w.list(K.refunds, n);
+    for (let i = 0; i < n; i++) {
+      const x = refunds![i]!;
+      w.addMap();
+      w.str(K.txn_id, x.txn);
+      w.str(K.event_id, x.eventId);
+      w.str(K.terminal_id, x.terminalId);
+      w.str(K.card_token, x.card);
+      w.num(K.amount, x.amount);
+      w.num(K.event_time, x.et);
+      w.end();
+    }
+    w.end();
   }
 
   /** Restores a row from what write() wrote. */

@@ -62,13 +62,23 @@ export class UnknownChangelogFormatError extends Error {
 // property is left out, undefined in an array is nil, -0 is 0. Anything else (functions, symbols,
 // bigints, class instances other than arrays) is refused.
 const SLAB_BYTES = 256 * 1024;
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+/** The slab as a plain Uint8Array (the same memory): its element stores are cheaper than a Buffer's. */
+let u8: Uint8Array = new Uint8Array(slab.buffer, slab.byteOffset, slab.length);
+/** The slab as a DataView: big-endian numbers written without Buffer's checks. */
+let dv = new DataView(slab.buffer, slab.byteOffset, slab.length);
+
+function setSlab(b: Buffer): void {
+  slab = b;
+  u8 = new Uint8Array(b.buffer, b.byteOffset, b.length);
+  dv = new DataView(b.buffer, b.byteOffset, b.length);
+}
 let pos = 0;
 /** Thrown (and caught in encodeChangelogValue) when the slab has no room left for the value. */
 const FULL = Symbol('slab full');
 
 function room(n: number): void {
-  if (pos + n > slab.length) throw FULL;
+  if (pos + n > u8.length) throw FULL;
 }
 
 function writeString(s: string): void {
@@ -76,12 +86,22 @@ function writeString(s: string): void {
   // ASCII (every identifier, currency and key the engine writes): one byte per char, written here.
   room(5 + n);
   const header = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+  if (n >= 24 && pos + header + 3 * n <= u8.length) {
+    // Longer strings (event ids): through Buffer's UTF-8 writer, cheaper than the loop below from
+    // about this length; its byte count is the string's length only when every char is ASCII.
+    const w = slab.write(s, pos + header, 3 * n, 'utf8');
+    if (w === n) {
+      writeStrHeader(n, header);
+      pos += header + n;
+      return;
+    }
+  }
   let p = pos + header;
   let i = 0;
   for (; i < n; i++) {
     const c = s.charCodeAt(i);
     if (c >= 0x80) break;
-    slab[p++] = c;
+    u8[p++] = c;
   }
   let bytes = n;
   if (i < n) {
@@ -99,53 +119,53 @@ function writeString(s: string): void {
 }
 
 function writeStrHeader(bytes: number, header: number): void {
-  if (header === 1) slab[pos] = 0xa0 | bytes;
+  if (header === 1) u8[pos] = 0xa0 | bytes;
   else if (header === 2) {
-    slab[pos] = 0xd9;
-    slab[pos + 1] = bytes;
+    u8[pos] = 0xd9;
+    u8[pos + 1] = bytes;
   } else if (header === 3) {
-    slab[pos] = 0xda;
-    slab.writeUInt16BE(bytes, pos + 1);
+    u8[pos] = 0xda;
+    dv.setUint16(pos + 1, bytes);
   } else {
-    slab[pos] = 0xdb;
-    slab.writeUInt32BE(bytes, pos + 1);
+    u8[pos] = 0xdb;
+    dv.setUint32(pos + 1, bytes);
   }
 }
 
 function writeNumber(v: number): void {
   room(9);
   if (v >>> 0 === v) {
-    if (v < 0x80) slab[pos++] = v;
+    if (v < 0x80) u8[pos++] = v;
     else if (v < 0x100) {
-      slab[pos++] = 0xcc;
-      slab[pos++] = v;
+      u8[pos++] = 0xcc;
+      u8[pos++] = v;
     } else if (v < 0x10000) {
-      slab[pos++] = 0xcd;
-      slab[pos++] = v >>> 8;
-      slab[pos++] = v & 0xff;
+      u8[pos++] = 0xcd;
+      u8[pos++] = v >>> 8;
+      u8[pos++] = v & 0xff;
     } else {
-      slab[pos++] = 0xce;
-      slab.writeUInt32BE(v, pos);
+      u8[pos++] = 0xce;
+      dv.setUint32(pos, v);
       pos += 4;
     }
   } else if (v >> 0 === v) {
-    if (v >= -32) slab[pos++] = v & 0xff;
+    if (v >= -32) u8[pos++] = v & 0xff;
     else if (v >= -128) {
-      slab[pos++] = 0xd0;
-      slab[pos++] = v & 0xff;
+      u8[pos++] = 0xd0;
+      u8[pos++] = v & 0xff;
     } else if (v >= -32768) {
-      slab[pos++] = 0xd1;
-      slab.writeInt16BE(v, pos);
+      u8[pos++] = 0xd1;
+      dv.setInt16(pos, v);
       pos += 2;
     } else {
-      slab[pos++] = 0xd2;
-      slab.writeInt32BE(v, pos);
+      u8[pos++] = 0xd2;
+      dv.setInt32(pos, v);
       pos += 4;
     }
   } else {
     // -0 is 0 (as in JSON); every other number, integer or not, as float64.
-    slab[pos++] = 0xcb;
-    slab.writeDoubleBE(v === 0 ? 0 : v, pos);
+    u8[pos++] = 0xcb;
+    dv.setFloat64(pos, v === 0 ? 0 : v);
     pos += 8;
   }
 }
@@ -160,16 +180,16 @@ function writeValue(v: unknown): void {
       return;
     case 'boolean':
       room(1);
-      slab[pos++] = v ? 0xc3 : 0xc2;
+      u8[pos++] = v ? 0xc3 : 0xc2;
       return;
     case 'undefined':
       room(1);
-      slab[pos++] = 0xc0;
+      u8[pos++] = 0xc0;
       return;
     case 'object':
       if (v === null) {
         room(1);
-        slab[pos++] = 0xc0;
+        u8[pos++] = 0xc0;
       } else if (Array.isArray(v)) writeArray(v);
       else {
         const proto = Object.getPrototypeOf(v) as unknown;
@@ -185,14 +205,14 @@ function writeValue(v: unknown): void {
 function writeArray(a: unknown[]): void {
   const n = a.length;
   room(5);
-  if (n < 16) slab[pos++] = 0x90 | n;
+  if (n < 16) u8[pos++] = 0x90 | n;
   else if (n < 65536) {
-    slab[pos++] = 0xdc;
-    slab.writeUInt16BE(n, pos);
+    u8[pos++] = 0xdc;
+    dv.setUint16(pos, n);
     pos += 2;
   } else {
-    slab[pos++] = 0xdd;
-    slab.writeUInt32BE(n, pos);
+    u8[pos++] = 0xdd;
+    dv.setUint32(pos, n);
     pos += 4;
   }
   for (let i = 0; i < n; i++) writeValue(a[i]);
@@ -212,25 +232,25 @@ function writeMap(o: Record<string, unknown>): void {
     if (index === undefined) writeString(k);
     else {
       room(1);
-      slab[pos++] = index; // < 128: a positive fixint
+      u8[pos++] = index; // < 128: a positive fixint
     }
     writeValue(v);
     n++;
   }
   if (n < 16) {
-    slab[at] = 0x80 | n;
+    u8[at] = 0x80 | n;
     return;
   }
   const extra = n < 65536 ? 2 : 4;
   room(extra);
-  slab.copyWithin(at + 1 + extra, at + 1, pos);
+  u8.copyWithin(at + 1 + extra, at + 1, pos);
   pos += extra;
   if (extra === 2) {
-    slab[at] = 0xde;
-    slab.writeUInt16BE(n, at + 1);
+    u8[at] = 0xde;
+    dv.setUint16(at + 1, n);
   } else {
-    slab[at] = 0xdf;
-    slab.writeUInt32BE(n, at + 1);
+    u8[at] = 0xdf;
+    dv.setUint32(at + 1, n);
   }
 }
 
@@ -253,7 +273,7 @@ function encode(value: unknown, format: number): Buffer {
     const start = pos;
     try {
       room(1);
-      slab[pos++] = format;
+      u8[pos++] = format;
       writeValue(value);
       return slab.subarray(start, pos);
     } catch (e) {
@@ -262,9 +282,506 @@ function encode(value: unknown, format: number): Buffer {
         throw e;
       }
       // A fresh slab (the values already handed out keep the old one alive as long as they live).
-      slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, size));
+      setSlab(Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, size)));
       pos = 0;
     }
+  }
+}
+
+// Writing a value field by field (ChangelogValueWriter): what the rule engine's entities are written
+// with in the detector (@tillwatch/rules' StateWriter, ChangelogValueSink<Buffer>), without the plain
+// object the generic writer above walks. Its bytes are the generic writer's for that object, byte for
+// byte: the same MessagePack per value, fields in the order written, a key in the dictionary as its
+// index. Keys come as numbers into a table of names (the rules' FIELD_NAMES, append-only), each
+// resolved to its dictionary index once. A field written again in the same map keeps its first
+// position and takes the last value (undefined: the field goes), as a plain object would.
+/** A field set to undefined holds its place with this byte (never valid MessagePack) until its map ends. */
+const HOLE = 0xc1;
+const NO_CODE = -1;
+const UNRESOLVED = -2;
+const IS_MAP = -1;
+
+/** End of the MessagePack value at p (one the writers above wrote). */
+function skipValue(p: number): number {
+  const b = u8[p]!;
+  if (b < 0x80 || b >= 0xe0 || b === 0xc0 || b === HOLE || b === 0xc2 || b === 0xc3) return p + 1;
+  if (b < 0x90) return skipEntries(p + 1, b & 0x0f);
+  if (b < 0xa0) return skipItems(p + 1, b & 0x0f);
+  if (b < 0xc0) return p + 1 + (b & 0x1f);
+  switch (b) {
+    case 0xcb:
+      return p + 9;
+    case 0xcc:
+    case 0xd0:
+      return p + 2;
+    case 0xcd:
+    case 0xd1:
+      return p + 3;
+    case 0xce:
+    case 0xd2:
+      return p + 5;
+    case 0xd9:
+      return p + 2 + u8[p + 1]!;
+    case 0xda:
+      return p + 3 + slab.readUInt16BE(p + 1);
+    case 0xdb:
+      return p + 5 + slab.readUInt32BE(p + 1);
+    case 0xdc:
+      return skipItems(p + 3, slab.readUInt16BE(p + 1));
+    case 0xdd:
+      return skipItems(p + 5, slab.readUInt32BE(p + 1));
+    case 0xde:
+      return skipEntries(p + 3, slab.readUInt16BE(p + 1));
+    case 0xdf:
+      return skipEntries(p + 5, slab.readUInt32BE(p + 1));
+    default:
+      throw new Error(`changelog value writer: unexpected MessagePack type 0x${b.toString(16)}`);
+  }
+}
+
+function skipItems(p: number, n: number): number {
+  for (let i = 0; i < n; i++) p = skipValue(p);
+  return p;
+}
+
+function skipEntries(p: number, n: number): number {
+  for (let i = 0; i < n; i++) p = skipValue(skipValue(p));
+  return p;
+}
+
+export class ChangelogValueWriter {
+  private readonly names: readonly string[];
+  private readonly dictionary: boolean;
+  private readonly format: number;
+  /** Per key: its dictionary index, NO_CODE (written as its name) or UNRESOLVED. */
+  private codes = new Int16Array(0);
+  /** Start of the value being written (its format byte) in the slab. */
+  private start = 0;
+  /** Open containers: depth -1 = none (between values). */
+  private depth = -1;
+  /** Per depth: header position (maps: the byte reserved for it), fields or items written, items announced (lists; IS_MAP for a map). */
+  private hdr = new Int32Array(16);
+  private cnt = new Int32Array(16);
+  /** Per depth: fields of the open map set to undefined (left out when it ends, their places kept until then). */
+  private holes = new Int32Array(16);
+  private want = new Int32Array(16);
+  /** Per depth: the open map's serial; stamp[depth * keyCap + key] === it: the map has that field. */
+  private serial = new Int32Array(16);
+  /** Per depth: the last field written in the open map (key, value position), so a field written again right after is replaced without reading the map. */
+  private lastKey = new Int32Array(16);
+  private lastVal = new Int32Array(16);
+  private nextSerial = 0;
+  private keyCap = 0;
+  private stamp = new Int32Array(0);
+
+  /** names: the field names by key (read live: names appended later are resolved when met). format: 2 (default) or 1 (no dictionary). */
+  constructor(names: readonly string[], format: 1 | 2 = 2) {
+    this.names = names;
+    this.dictionary = format === 2;
+    this.format = format === 2 ? CHANGELOG_FORMAT_MSGPACK_DICT : CHANGELOG_FORMAT_MSGPACK;
+    this.resolve();
+  }
+
+  /** Resolves every name known now; the key stamps are laid out again for the new key count and depth count. */
+  private resolve(): void {
+    const cap = Math.max(64, this.names.length + 32, this.keyCap);
+    const codes = new Int16Array(cap).fill(UNRESOLVED);
+    for (let k = 0; k < this.names.length; k++) {
+      const i = this.dictionary ? KEY_INDEX.get(this.names[k]!) : undefined;
+      codes[k] = i === undefined ? NO_CODE : i;
+    }
+    this.codes = codes;
+    const depths = this.hdr.length;
+    const stamp = new Int32Array(depths * cap);
+    for (let d = 0; d * this.keyCap < this.stamp.length; d++) stamp.set(this.stamp.subarray(d * this.keyCap, (d + 1) * this.keyCap), d * cap);
+    this.stamp = stamp;
+    this.keyCap = cap;
+  }
+
+  /** Room for n more bytes: a bigger slab when needed, the value so far moved to its start. */
+  private ensure(n: number): void {
+    if (pos + n <= u8.length) return;
+    const used = pos - this.start;
+    const next = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, 2 * (used + n)));
+    slab.copy(next, 0, this.start, pos);
+    const shift = this.start;
+    for (let d = 0; d <= this.depth; d++) {
+      this.hdr[d] = this.hdr[d]! - shift;
+      this.lastVal[d] = this.lastVal[d]! - shift;
+    }
+    // The values already handed out keep the old slab alive as long as they live.
+    setSlab(next);
+    pos = used;
+    this.start = 0;
+  }
+
+  /** Any plain data through the generic writer (its slab-full signal answered with a bigger slab). */
+  private generic(v: unknown): void {
+    for (;;) {
+      const rel = pos - this.start;
+      try {
+        writeValue(v);
+        return;
+      } catch (e) {
+        pos = this.start + rel;
+        if (e !== FULL) throw e;
+        this.ensure(slab.length);
+      }
+    }
+  }
+
+  private push(): number {
+    const d = ++this.depth;
+    if (d === this.hdr.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.hdr = grow(this.hdr);
+      this.cnt = grow(this.cnt);
+      this.want = grow(this.want);
+      this.serial = grow(this.serial);
+      this.holes = grow(this.holes);
+      this.lastKey = grow(this.lastKey);
+      this.lastVal = grow(this.lastVal);
+      this.resolve();
+    }
+    this.cnt[d] = 0;
+    return d;
+  }
+
+  private openMap(): void {
+    const d = this.push();
+    this.ensure(1);
+    this.hdr[d] = pos++;
+    this.want[d] = IS_MAP;
+    let s = ++this.nextSerial;
+    if (s === 0x7fffffff) {
+      this.stamp.fill(0);
+      s = this.nextSerial = 1;
+    }
+    this.serial[d] = s;
+    this.holes[d] = 0;
+    this.lastKey[d] = -1;
+  }
+
+  private openList(n: number): void {
+    const d = this.push();
+    this.want[d] = n;
+    this.ensure(5);
+    this.hdr[d] = pos;
+    if (n < 16) u8[pos++] = 0x90 | n;
+    else if (n < 65536) {
+      u8[pos++] = 0xdc;
+      dv.setUint16(pos, n);
+      pos += 2;
+    } else {
+      u8[pos++] = 0xdd;
+      dv.setUint32(pos, n);
+      pos += 4;
+    }
+  }
+
+  /**
+   * Writes the key of a new field of the open map (the caller ensured room for a dictionary index and
+   * its value); false when the map has the field already (the caller replaces its value).
+   */
+  private field(k: number): boolean {
+    const d = this.depth;
+    if (d < 0 || this.want[d] !== IS_MAP) throw new Error(d < 0 ? 'changelog value writer: a field outside a value' : 'changelog value writer: a field inside a list (items are added with add*)');
+    if (k >= this.keyCap) this.resolve();
+    const si = d * this.keyCap + k;
+    const serial = this.serial[d]!;
+    if (this.stamp[si] === serial) return false;
+    this.stamp[si] = serial;
+    let code = this.codes[k]!;
+    if (code === UNRESOLVED) {
+      this.resolve();
+      code = this.codes[k]!;
+    }
+    if (code >= 0) u8[pos++] = code; // < 128: a positive fixint
+    else {
+      const name = this.names[k]!;
+      this.ensure(5 + 3 * name.length + 9);
+      writeString(name);
+    }
+    this.lastKey[d] = k;
+    this.lastVal[d] = pos;
+    this.cnt[d] = this.cnt[d]! + 1;
+    return true;
+  }
+
+  private item(): void {
+    const d = this.depth;
+    if (d < 0 || this.want[d] === IS_MAP) throw new Error('changelog value writer: a list item outside a list');
+    this.cnt[d] = this.cnt[d]! + 1;
+  }
+
+  /** find()'s answer: the field's key position, value position and value end. */
+  private fKey = 0;
+  private fVal = 0;
+  private fEnd = 0;
+
+  /** Finds the open map's field k (reading the map written so far): sets fKey, fVal, fEnd. */
+  private find(k: number): void {
+    const d = this.depth;
+    if (this.lastKey[d] === k) {
+      // The last field (its value ends where the map does now).
+      const v = this.lastVal[d]!;
+      const c = this.codes[k]!;
+      this.fKey = c >= 0 ? v - 1 : -1;
+      this.fVal = v;
+      this.fEnd = pos;
+      if (c >= 0) return;
+    }
+    const code = this.codes[k]!;
+    const name = this.names[k]!;
+    let p = this.hdr[d]! + 1;
+    for (let i = 0; i < this.cnt[d]!; i++) {
+      const keyAt = p;
+      const b = u8[p]!;
+      let hit: boolean;
+      if (b < 0x80) {
+        hit = b === code;
+        p++;
+      } else {
+        p = skipValue(p);
+        hit = code < 0 && slab.toString('utf8', b < 0xc0 ? keyAt + 1 : keyAt + (b === 0xd9 ? 2 : b === 0xda ? 3 : 5), p) === name;
+      }
+      const end = skipValue(p);
+      if (hit) {
+        this.lastKey[d] = -1; // (positions after it may move)
+        this.fKey = keyAt;
+        this.fVal = p;
+        this.fEnd = end;
+        return;
+      }
+      p = end;
+    }
+    throw new Error(`changelog value writer: field ${name} not found`);
+  }
+
+  /** The open map has field k already: its value becomes v, in place (as assigning a property again does). */
+  private replace(k: number, v: unknown): void {
+    this.find(k);
+    const wasHole = u8[this.fVal] === HOLE;
+    if (v === undefined) {
+      // A plain object keeps the property's place: a hole until the map ends, or another value.
+      if (wasHole) return;
+      u8[this.fVal] = HOLE;
+      u8.copyWithin(this.fVal + 1, this.fEnd, pos);
+      pos -= this.fEnd - this.fVal - 1;
+      this.holes[this.depth] = this.holes[this.depth]! + 1;
+      if (this.lastKey[this.depth] !== k) this.lastKey[this.depth] = -1;
+      return;
+    }
+    if (wasHole) this.holes[this.depth] = this.holes[this.depth]! - 1;
+    const n = typeof v === 'string' ? v.length : -1;
+    const h = n < 0 ? 0 : n < 32 ? 1 : n < 256 ? 2 : 0;
+    if (h > 0 && this.fEnd - this.fVal === n + h && (h === 1 ? u8[this.fVal] === (0xa0 | n) : u8[this.fVal] === 0xd9 && u8[this.fVal + 1] === n)) {
+      // The same string again (refund_card_mismatch and refund_after_deadline both write a sale's
+      // sale_event_id): compared in place (an ASCII string's bytes are its char codes).
+      const str = v as string;
+      let same = true;
+      for (let i = 0, p = this.fVal + h; i < n; i++, p++) {
+        if (u8[p] !== str.charCodeAt(i)) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return;
+    }
+    const relVal = this.fVal - this.start;
+    const relEnd = this.fEnd - this.start;
+    const relAt = pos - this.start;
+    this.generic(v);
+    const at = this.start + relAt;
+    const vAt = this.start + relVal;
+    const vEnd = this.start + relEnd;
+    const len = pos - at;
+    if (len === vEnd - vAt && slab.compare(slab, at, pos, vAt, vEnd) === 0) {
+      pos = at; // the same value again
+      return;
+    }
+    const copy = Buffer.from(slab.subarray(at, pos));
+    pos = at;
+    u8.copyWithin(vAt + len, vEnd, pos);
+    copy.copy(slab, vAt);
+    pos += len - (vEnd - vAt);
+  }
+
+  /** Removes the fields of the map at depth d left undefined; returns how many fields it keeps. */
+  private dropHoles(d: number): number {
+    let p = this.hdr[d]! + 1;
+    let out = p;
+    let kept = 0;
+    for (let i = 0; i < this.cnt[d]!; i++) {
+      const keyAt = p;
+      const valAt = skipValue(p);
+      p = skipValue(valAt);
+      if (u8[valAt] === HOLE) continue;
+      if (out !== keyAt) u8.copyWithin(out, keyAt, p);
+      out += p - keyAt;
+      kept++;
+    }
+    pos = out;
+    this.holes[d] = 0;
+    this.cnt[d] = kept;
+    return kept;
+  }
+
+  /** Starts a value (a map): its fields follow, then endValue(). */
+  beginValue(): void {
+    this.depth = -1;
+    this.start = pos;
+    this.ensure(1);
+    u8[pos++] = this.format;
+    this.openMap();
+  }
+
+  /** The value written since beginValue, encoded (a view of the shared slab: hand it on, do not keep it for writing). */
+  endValue(): Buffer {
+    if (this.depth !== 0) throw new Error(`changelog value writer: ${this.depth < 0 ? 'no value begun' : 'a map or list was not ended'}`);
+    this.end();
+    this.depth = -1;
+    return slab.subarray(this.start, pos);
+  }
+
+  num(k: number, v: number): void {
+    if (typeof v !== 'number') return this.value(k, v);
+    this.ensure(10);
+    if (!this.field(k)) return this.replace(k, v);
+    writeNumber(v);
+  }
+
+  str(k: number, v: string | null): void {
+    if (typeof v !== 'string') return this.value(k, v);
+    this.ensure(6 + 3 * v.length);
+    if (!this.field(k)) return this.replace(k, v);
+    writeString(v);
+  }
+
+  bool(k: number, v: boolean): void {
+    if (typeof v !== 'boolean') return this.value(k, v);
+    this.ensure(2);
+    if (!this.field(k)) return this.replace(k, v);
+    u8[pos++] = v ? 0xc3 : 0xc2;
+  }
+
+  nil(k: number): void {
+    this.ensure(2);
+    if (!this.field(k)) return this.replace(k, null);
+    u8[pos++] = 0xc0;
+  }
+
+  value(k: number, v: unknown): void {
+    if (v === undefined) {
+      this.ensure(2);
+      if (!this.field(k)) return this.replace(k, v);
+      u8[pos++] = HOLE;
+      this.holes[this.depth] = this.holes[this.depth]! + 1;
+      return;
+    }
+    this.ensure(1);
+    if (!this.field(k)) return this.replace(k, v);
+    this.generic(v);
+  }
+
+  map(k: number): void {
+    this.ensure(2);
+    if (!this.field(k)) throw new Error(`changelog value writer: map ${this.names[k]} written twice in one map`);
+    this.openMap();
+  }
+
+  list(k: number, n: number): void {
+    this.ensure(1);
+    if (!this.field(k)) throw new Error(`changelog value writer: list ${this.names[k]} written twice in one map`);
+    this.openList(n);
+  }
+
+  numbers(k: number, a: readonly number[]): void {
+    const n = a.length;
+    this.list(k, n);
+    this.addNumbers(a, 0, n);
+    this.end();
+  }
+
+  strings(k: number, a: readonly string[]): void {
+    const n = a.length;
+    this.list(k, n);
+    for (let i = 0; i < n; i++) this.addStr(a[i]!);
+    this.end();
+  }
+
+  end(): void {
+    const d = this.depth;
+    if (d < 0) throw new Error('changelog value writer: end() without an open map or list');
+    let n = this.cnt[d]!;
+    if (this.want[d] !== IS_MAP) {
+      if (n !== this.want[d]) throw new Error(`changelog value writer: a list of ${this.want[d]} items got ${n}`);
+      this.depth = d - 1;
+      return;
+    }
+    if (this.holes[d]! > 0) n = this.dropHoles(d);
+    if (n < 16) {
+      u8[this.hdr[d]!] = 0x80 | n;
+      this.depth = d - 1;
+      return;
+    }
+    const extra = n < 65536 ? 2 : 4;
+    this.ensure(extra); // (the value's positions move with it if the slab grows)
+    this.depth = d - 1;
+    const h = this.hdr[d]!;
+    u8.copyWithin(h + 1 + extra, h + 1, pos);
+    pos += extra;
+    if (extra === 2) {
+      u8[h] = 0xde;
+      dv.setUint16(h + 1, n);
+    } else {
+      u8[h] = 0xdf;
+      dv.setUint32(h + 1, n);
+    }
+  }
+
+  addNum(v: number): void {
+    this.item();
+    if (typeof v === 'number') {
+      this.ensure(9);
+      writeNumber(v);
+    } else this.generic(v);
+  }
+
+  /** Items a[from], ..., a[to - 1] of the open list, numbers. */
+  addNumbers(a: ArrayLike<number>, from: number, to: number): void {
+    const d = this.depth;
+    if (d < 0 || this.want[d] === IS_MAP) throw new Error('changelog value writer: list items outside a list');
+    if (to <= from) return;
+    this.cnt[d] = this.cnt[d]! + (to - from);
+    this.ensure(9 * (to - from));
+    for (let i = from; i < to; i++) {
+      const x = a[i];
+      if (typeof x === 'number') writeNumber(x);
+      else this.generic(x);
+    }
+  }
+
+  addStr(v: string | null): void {
+    this.item();
+    if (typeof v === 'string') {
+      this.ensure(5 + 3 * v.length);
+      writeString(v);
+    } else this.generic(v);
+  }
+
+  addBool(v: boolean): void {
+    this.item();
+    this.generic(v);
+  }
+
+  addMap(): void {
+    this.item();
+    this.openMap();
   }
 }
 

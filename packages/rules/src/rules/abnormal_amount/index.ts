@@ -3,8 +3,12 @@
 // (see median.ts) and the count of approved sales seen. See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { num } from '../../fields.js';
-import { SAMPLE_HEADER, sampleAdd, sampleInit, sampleLowerBound, sampleMedian, sampleRelease, sampleSize, sampleValues, type SampleSlab } from '../../median.js';
+import { SAMPLE_HEADER, sampleAdd, sampleInit, sampleLowerBound, sampleMedian, sampleRelease, sampleSize, sampleValues, sampleWrite, type SampleSlab } from '../../median.js';
 import type { TerminalFields } from '../../storage/terminal-rows.js';
+import { fieldKeys, type StateWriter } from '../../state-writer.js';
+
+/** Changelog fields (TerminalSnapshot). */
+const K = fieldKeys('sales_seen', 'sample');
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Variant } from '../types.js';
 
 export interface AbnormalAmountConfig extends RuleCommon {
@@ -132,13 +136,16 @@ class AbnormalAmount implements RuleInstance {
     this.fields.release();
   }
 
-  writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
+  writeTerminal(term: TerminalState, w: StateWriter): void {
     const k = term.slot;
     const h = this.fields.f;
     const o = k >= 0 ? this.fields.at(k, 0) : -1;
     const cap = o >= 0 ? h[o + F_CAP]! : 0;
-    out.sales_seen = o >= 0 ? h[o + F_SEEN]! : 0;
-    out.sample = cap === 0 ? [] : sampleValues(h, o, this.slabOf(cap));
+    w.num(K.sales_seen, o >= 0 ? h[o + F_SEEN]! : 0);
+    if (cap === 0) {
+      w.list(K.sample, 0);
+      w.end();
+    } else sampleWrite(h, o, this.slabOf(cap), w, K.sample);
   }
 
   /** Called after the engine registered the terminal (its slot is set, its fields reset). */

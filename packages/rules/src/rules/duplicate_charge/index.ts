@@ -8,6 +8,10 @@ import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { LEG, TXN_SEED, VOIDED } from '../../storage/ledger.js';
 import { ExpiryWheel, RowIndex, hashString, mixInt } from '../../store.js';
+import { fieldKeys, type StateWriter } from '../../state-writer.js';
+
+/** Changelog fields (SaleSnapshot, RaisedDuplicateSnapshot). */
+const K = fieldKeys('event_id', 'card_token', 'dup', 'dup_expiry', 'dup_alerts', 'alert_id', 'legs', 'terminal_id', 'amount', 'currency', 'resolved');
 import { PREFETCH_MAX, type EngineCore, type MerchantState, type RuleCommon, type RuleDefinition, type RuleInstance, type RuleStats, type TerminalState, type Variant } from '../types.js';
 
 export interface DuplicateChargeConfig extends RuleCommon {
@@ -354,18 +358,32 @@ class DuplicateCharge implements RuleInstance {
     core.touch(m);
   }
 
-  writeSale(row: number, out: Record<string, unknown>): void {
+  writeSale(row: number, w: StateWriter): void {
     const c = this.core.sales.rows;
     const dup = (c.flags(row) & LEG) !== 0 && this.core.clk <= c.dupExpiry(row);
-    out.event_id = dup ? c.eventId[row]! : null;
-    out.card_token = dup ? c.card[row]! : null;
-    out.dup = dup;
-    out.dup_expiry = c.dupExpiry(row);
+    w.str(K.event_id, dup ? c.eventId[row]! : null);
+    w.str(K.card_token, dup ? c.card[row]! : null);
+    w.bool(K.dup, dup);
+    w.num(K.dup_expiry, c.dupExpiry(row));
     const raised = this.raisedOf.get(row);
     if (raised !== undefined) {
-      out.dup_alerts = raised.map(
-        (r): RaisedDuplicateSnapshot => ({ alert_id: r.id, legs: [r.legs[0], r.legs[1]], terminal_id: r.terminal, card_token: r.card, amount: r.amount, currency: r.currency, resolved: r.resolved }),
-      );
+      // RaisedDuplicateSnapshot, in this order.
+      w.list(K.dup_alerts, raised.length);
+      for (const r of raised) {
+        w.addMap();
+        w.str(K.alert_id, r.id);
+        w.list(K.legs, 2);
+        w.addStr(r.legs[0]);
+        w.addStr(r.legs[1]);
+        w.end();
+        w.str(K.terminal_id, r.terminal);
+        w.str(K.card_token, r.card);
+        w.num(K.amount, r.amount);
+        w.str(K.currency, r.currency);
+        w.bool(K.resolved, r.resolved);
+        w.end();
+      }
+      w.end();
     }
   }
 

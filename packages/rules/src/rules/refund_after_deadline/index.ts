@@ -6,6 +6,10 @@ import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { DAY, duration } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { SEEN, VOIDED } from '../../storage/ledger.js';
+import { fieldKeys, type StateWriter } from '../../state-writer.js';
+
+/** Changelog fields (SaleSnapshot). */
+const K = fieldKeys('sale_event_id');
 import type { EngineCore, MerchantState, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
 
 export interface RefundAfterDeadlineConfig extends RuleCommon {
@@ -69,9 +73,10 @@ class RefundAfterDeadline implements RuleInstance {
     );
   }
 
-  writeSale(row: number, out: Record<string, unknown>): void {
+  writeSale(row: number, w: StateWriter): void {
     const ev = this.core.sales.rows.eventId[row];
-    if (ev !== null && ev !== undefined) out.sale_event_id = ev;
+    // (refund_card_mismatch, earlier in the registry, may have written the same field: the same value.)
+    if (ev !== null && ev !== undefined) w.str(K.sale_event_id, ev);
   }
 
   readSale(_m: MerchantState, row: number, s: Record<string, unknown>): void {

@@ -4,6 +4,10 @@
 // with the sale's changelog value (sale_card_token, sale_event_id). See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { SEEN, VOIDED } from '../../storage/ledger.js';
+import { fieldKeys, type StateWriter } from '../../state-writer.js';
+
+/** Changelog fields (SaleSnapshot). */
+const K = fieldKeys('sale_card_token', 'sale_event_id');
 import type { EngineCore, MerchantState, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
 
 export type RefundCardMismatchConfig = RuleCommon;
@@ -67,12 +71,12 @@ class RefundCardMismatch implements RuleInstance {
     );
   }
 
-  writeSale(row: number, out: Record<string, unknown>): void {
+  writeSale(row: number, w: StateWriter): void {
     const c = this.core.sales.rows;
     const card = c.card[row];
     if (card !== null && card !== undefined) {
-      out.sale_card_token = card;
-      out.sale_event_id = c.eventId[row]!;
+      w.str(K.sale_card_token, card);
+      w.str(K.sale_event_id, c.eventId[row]!);
     }
   }
 

@@ -6,6 +6,10 @@ import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { MIN, duration, num } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { BySlot } from '../../storage/by-slot.js';
+import { fieldKeys, type StateWriter } from '../../state-writer.js';
+
+/** Changelog fields (TerminalSnapshot `refund_velocity`). */
+const K = fieldKeys('refund_velocity', 'ets', 'ids', 'silent_until');
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
 
 export interface RefundVelocityConfig extends RuleCommon {
@@ -92,10 +96,15 @@ class RefundVelocity implements RuleInstance {
     for (const term of terminals) this.dropTerminal(term);
   }
 
-  writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
+  writeTerminal(term: TerminalState, w: StateWriter): void {
     const s = this.states.get(term.slot);
     if (s === null) return;
-    out.refund_velocity = { ets: s.ets.slice(), ids: s.ids.slice(), silent_until: Number.isFinite(s.silentUntil) ? s.silentUntil : null };
+    w.map(K.refund_velocity);
+    w.numbers(K.ets, s.ets);
+    w.strings(K.ids, s.ids);
+    if (Number.isFinite(s.silentUntil)) w.num(K.silent_until, s.silentUntil);
+    else w.nil(K.silent_until);
+    w.end();
   }
 
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {

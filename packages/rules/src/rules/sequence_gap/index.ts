@@ -7,6 +7,10 @@ import { fmtDuration } from '../../format.js';
 import { alertId } from '../../ids.js';
 import type { GapSnapshot } from '../../types.js';
 import type { TerminalFields } from '../../storage/terminal-rows.js';
+import { fieldKeys, type StateWriter } from '../../state-writer.js';
+
+/** Changelog fields (TerminalSnapshot, GapSnapshot, FiredGapSnapshot). */
+const K = fieldKeys('max_seq', 'max_seq_event_id', 'max_seq_event_time', 'gaps', 'from', 'to', 'missing', 'due', 'low_event_id', 'low_event_time', 'high_event_id', 'high_event_time', 'first_due', 'pending', 'lost', 'fired_gaps', 'alert_id', 'count', 'by', 'detected_at');
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Timer, Variant } from '../types.js';
 
 export interface SequenceGapConfig extends RuleCommon {
@@ -365,31 +369,50 @@ class SequenceGap implements RuleInstance {
     this.fields.release();
   }
 
-  writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
+  writeTerminal(term: TerminalState, w: StateWriter): void {
     const k = term.slot;
     if (k < 0 || k >= this.evIds.length) return;
     const max = this.fields.f[this.fields.at(k, MAX_SEQ)]!;
     if (max !== max) return;
-    out.max_seq = max;
-    out.max_seq_event_id = this.evIds[k]!;
-    out.max_seq_event_time = this.fields.f[this.fields.at(k, MAX_SEQ_ET)]!;
-    out.gaps = (this.gapsOf[k] ?? []).map(
-      (g): GapSnapshot => ({
-        from: g.from,
-        to: g.to,
-        missing: [...g.missing],
-        due: g.due,
-        low_event_id: g.lowEventId,
-        low_event_time: g.lowEt,
-        high_event_id: g.highEventId,
-        high_event_time: g.highEt,
-        ...(g.held ? { first_due: g.firstDue, pending: g.pending } : {}),
-        ...(g.lost ? { lost: true } : {}),
-      }),
-    );
+    w.num(K.max_seq, max);
+    w.str(K.max_seq_event_id, this.evIds[k]!);
+    w.num(K.max_seq_event_time, this.fields.f[this.fields.at(k, MAX_SEQ_ET)]!);
+    // GapSnapshot and FiredGapSnapshot fields, in this order.
+    const gaps = this.gapsOf[k];
+    const n = gaps === null || gaps === undefined ? 0 : gaps.length;
+    w.list(K.gaps, n);
+    for (let i = 0; i < n; i++) {
+      const g = gaps![i]!;
+      w.addMap();
+      w.num(K.from, g.from);
+      w.num(K.to, g.to);
+      w.numbers(K.missing, g.missing);
+      w.num(K.due, g.due);
+      w.str(K.low_event_id, g.lowEventId);
+      w.num(K.low_event_time, g.lowEt);
+      w.str(K.high_event_id, g.highEventId);
+      w.num(K.high_event_time, g.highEt);
+      if (g.held) {
+        w.num(K.first_due, g.firstDue);
+        w.bool(K.pending, g.pending);
+      }
+      if (g.lost) w.bool(K.lost, true);
+      w.end();
+    }
+    w.end();
     const fired = this.firedOf[k];
     if (fired !== null && fired !== undefined) {
-      out.fired_gaps = fired.map((f): FiredGapSnapshot => ({ alert_id: f.alertId, missing: [...f.missing], count: f.count, by: [...f.by], detected_at: f.detectedAt }));
+      w.list(K.fired_gaps, fired.length);
+      for (const f of fired) {
+        w.addMap();
+        w.str(K.alert_id, f.alertId);
+        w.numbers(K.missing, f.missing);
+        w.num(K.count, f.count);
+        w.strings(K.by, f.by);
+        w.num(K.detected_at, f.detectedAt);
+        w.end();
+      }
+      w.end();
     }
   }
 

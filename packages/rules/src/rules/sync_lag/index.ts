@@ -9,6 +9,10 @@ import { fmtDuration } from '../../format.js';
 import { alertId } from '../../ids.js';
 import { BySlot } from '../../storage/by-slot.js';
 import type { TerminalFields } from '../../storage/terminal-rows.js';
+import { fieldKeys, type StateWriter } from '../../state-writer.js';
+
+/** Changelog fields (TerminalSnapshot `lag_episode`, `lag`: LagEpisodeSnapshot). */
+const K = fieldKeys('lag_episode', 'lag', 'alert_id', 'started_at', 'first_event_time', 'last_late', 'late_count', 'max_lag', 'due');
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Timer, Variant } from '../types.js';
 
 export interface SyncLagConfig extends RuleCommon {
@@ -172,19 +176,20 @@ class SyncLag implements RuleInstance {
     this.fields.release();
   }
 
-  writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
+  writeTerminal(term: TerminalState, w: StateWriter): void {
     const ep = this.episodes.get(term.slot);
-    out.lag_episode = ep !== null;
+    w.bool(K.lag_episode, ep !== null);
     if (ep === null) return;
-    out.lag = {
-      alert_id: ep.alertId,
-      started_at: ep.startedAt,
-      first_event_time: ep.firstEt,
-      last_late: ep.lastLate,
-      late_count: ep.lateCount,
-      max_lag: ep.maxLag,
-      due: ep.due,
-    } satisfies LagEpisodeSnapshot;
+    // LagEpisodeSnapshot, in this order.
+    w.map(K.lag);
+    w.str(K.alert_id, ep.alertId);
+    w.num(K.started_at, ep.startedAt);
+    w.num(K.first_event_time, ep.firstEt);
+    w.num(K.last_late, ep.lastLate);
+    w.num(K.late_count, ep.lateCount);
+    w.num(K.max_lag, ep.maxLag);
+    w.num(K.due, ep.due);
+    w.end();
   }
 
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {

@@ -8,6 +8,10 @@ import { duration, MIN } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { alertId, heartbeatEventId } from '../../ids.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Timer, Variant } from '../types.js';
+import { fieldKeys, type StateWriter } from '../../state-writer.js';
+
+/** Changelog fields (TerminalSnapshot `offline_watch`: OfflineWatchSnapshot). */
+const K = fieldKeys('offline_watch', 'last_seen', 'last_txn_event_id', 'hb_event_time', 'hb_last_seq', 'hb_queue_depth', 'due', 'offline', 'alert_id');
 
 export interface TerminalOfflineConfig extends RuleCommon {
   /** No heartbeat and no transaction for this long (engine clock) is a silence, ms. */
@@ -196,19 +200,21 @@ class TerminalOffline implements RuleInstance {
     for (const term of terminals) this.dropTerminal(term);
   }
 
-  writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
+  writeTerminal(term: TerminalState, out: StateWriter): void {
     const w = term.st[this.slot] as Watch | undefined;
     if (w === undefined) return;
-    out.offline_watch = {
-      last_seen: w.lastSeen,
-      last_txn_event_id: w.lastTxnEventId,
-      hb_event_time: w.hbEt,
-      hb_last_seq: w.hbSeq,
-      hb_queue_depth: w.hbQueue,
-      due: w.heapIndex >= 0 ? w.silentAt : null,
-      offline: w.offline,
-      alert_id: w.alertId,
-    } satisfies OfflineWatchSnapshot;
+    // OfflineWatchSnapshot, in this order.
+    out.map(K.offline_watch);
+    out.num(K.last_seen, w.lastSeen);
+    out.str(K.last_txn_event_id, w.lastTxnEventId);
+    out.num(K.hb_event_time, w.hbEt);
+    out.num(K.hb_last_seq, w.hbSeq);
+    out.num(K.hb_queue_depth, w.hbQueue);
+    if (w.heapIndex >= 0) out.num(K.due, w.silentAt);
+    else out.nil(K.due);
+    out.bool(K.offline, w.offline);
+    out.str(K.alert_id, w.alertId);
+    out.end();
   }
 
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {

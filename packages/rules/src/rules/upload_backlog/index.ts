@@ -13,6 +13,10 @@ import { fmtDuration } from '../../format.js';
 import { alertId, heartbeatEventId } from '../../ids.js';
 import { highestSeqReceived } from '../sequence_gap/index.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
+import { fieldKeys, type StateWriter } from '../../state-writer.js';
+
+/** Changelog fields (TerminalSnapshot `backlog`: BacklogSnapshot). */
+const K = fieldKeys('backlog', 'since', 'since_event_time', 'since_id', 'last', 'max', 'began', 'fired', 'alert_id');
 
 export interface UploadBacklogConfig extends RuleCommon {
   /** A backlog of at least this many transactions counts (queue_depth, or last_seq ahead of the highest seq received). */
@@ -143,10 +147,20 @@ class UploadBacklog implements RuleInstance {
     for (const term of terminals) this.dropTerminal(term);
   }
 
-  writeTerminal(term: TerminalState, out: Record<string, unknown>): void {
+  writeTerminal(term: TerminalState, w: StateWriter): void {
     const run = term.st[this.slot] as Run | undefined;
     if (run === undefined) return;
-    out.backlog = { since: run.since, since_event_time: run.sinceEt, since_id: run.sinceId, last: run.last, max: run.max, began: run.began, fired: run.fired, alert_id: run.alertId } satisfies BacklogSnapshot;
+    // BacklogSnapshot, in this order.
+    w.map(K.backlog);
+    w.num(K.since, run.since);
+    w.num(K.since_event_time, run.sinceEt);
+    w.str(K.since_id, run.sinceId);
+    w.num(K.last, run.last);
+    w.num(K.max, run.max);
+    w.num(K.began, run.began);
+    w.bool(K.fired, run.fired);
+    w.str(K.alert_id, run.alertId);
+    w.end();
   }
 
   /** Called after the engine registered the terminal (its slot is set). */
