@@ -3,7 +3,8 @@
 // `npm ci` alone applies it; `--error-on-fail` fails the install when the patch no longer applies).
 // The patch replaces the producer's O(n^2) per-partition grouping with a one-pass equivalent
 // (src/producer/groupMessagesPerPartition.js) and the byte-wise CRC-32C of every record batch with
-// slicing-by-8 (src/protocol/recordBatch/crc32C/crc32C.js), and makes the protocol encoder
+// @node-rs/crc32's native one (src/protocol/recordBatch/crc32C/crc32C.js; @node-rs/crc32 is a dependency
+// of this package, prebuilt per platform on npm), and makes the protocol encoder
 // allocate less per record (src/protocol/encoder.js: pooled buffers, varints written in place),
 // and writes an uncompressed partition's record batch in one pass when its messages have no
 // timestamps and no headers (src/protocol/requests/produce/v3/request.js, used for Produce v3-v7),
@@ -20,7 +21,7 @@ export const KAFKAJS_VERSION = '2.2.4';
 /** Patched module (as kafkajs requires it) -> the mark the patch puts on its export. */
 export const KAFKAJS_PATCHES: Record<string, string> = {
   'kafkajs/src/producer/groupMessagesPerPartition.js': 'groupMessagesPerPartition@1',
-  'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js': 'crc32C@1',
+  'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js': 'crc32C@2',
   'kafkajs/src/protocol/encoder.js': 'encoder@1',
   'kafkajs/src/protocol/requests/produce/v3/request.js': 'produceV3@1',
   'kafkajs/src/protocol/recordBatch/record/v0/decoder.js': 'recordDecoder@1',
