@@ -6,7 +6,8 @@
 // processes on a shared machine hits every engine alike. Prints per round events/s, CPU µs per event
 // and each engine's CPU-time ratio against the first (>1: faster than the first); then the medians
 // over the rounds after the first (warm-up). Engines that have engine.prefetch get it every N events
-// (default 8, 0: never) unless their label starts with "np-" (e.g. `np-after=. after=.`). Run `npm run bench:rules` once first (it writes the file).
+// (default 8, 0: never) unless their label starts with "np-" (e.g. `np-after=. after=.`); a label "p<N>-" (e.g.
+// `p16-after=.`) gives that engine a hint distance of its own. Run `npm run bench:rules` once first (it writes the file).
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -53,6 +54,8 @@ for (let round = 0; round < ROUNDS; round++) {
   const engines = mods.map((m) => m.createRuleEngine(m.defaultRulesConfig(), { expectedSales: events.length }));
   // engine.prefetch every PREFETCH events where the engine has it (older ones do not), unless the label starts with "np-".
   const prefetchOf = engines.map((en, e) => PREFETCH > 0 && typeof (en as Partial<PrefetchingEngine>).prefetch === 'function' && !specs[e]!.label.startsWith('np-'));
+  // A label "p<N>-..." (e.g. p16-after=.) gives that engine its own hint distance N.
+  const every = specs.map((s) => Number(/^p(\d+)-/.exec(s.label)?.[1] ?? PREFETCH));
   const wall = specs.map(() => 0);
   const cpu = specs.map(() => 0);
   gc();
@@ -64,8 +67,9 @@ for (let round = 0; round < ROUNDS; round++) {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
       const pf = prefetchOf[e]!;
+      const n = every[e]!;
       for (let i = c; i < end; i++) {
-        if (pf && (i - c) % PREFETCH === 0) (engine as PrefetchingEngine).prefetch(events, i, i + PREFETCH);
+        if (pf && (i - c) % n === 0) (engine as PrefetchingEngine).prefetch(events, i, i + n);
         engine.onTransaction(events[i]!);
       }
       wall[e]! += performance.now() - t0;

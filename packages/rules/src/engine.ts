@@ -97,6 +97,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
   private prefetchHooks: RuleInstance[] = [];
   private sweepHooks: RuleInstance[] = [];
   private holdHooks: RuleInstance[] = [];
+  private rowFreedHooks: RuleInstance[] = [];
   private readonly refund: RefundResult = { row: -1, before: 0 };
   /** The resolved rules of every scope without an override (see resolve). */
   private sharedRules: ResolvedRules[] | null = null;
@@ -176,6 +177,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     for (const x of this.prefetchHooks) if (x.hintSale === undefined || x.probeHint === undefined) throw new TypeError(`rule ${x.def.id}: prefetchSale needs hintSale and probeHint`);
     this.sweepHooks = withHook('sweep');
     this.holdHooks = withHook('holdsTerminal');
+    this.rowFreedHooks = withHook('onRowFreed');
   }
 
   private *allTerminals(): Iterable<TerminalState> {
@@ -305,11 +307,12 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
 
     if (sale) this.onSale(m, term, t, th);
     else if (t.status === 'APPROVED' && t.kind !== 'SALE') {
-      let fresh = true;
-      if (t.kind === 'REFUND') fresh = this.onRefund(m, term, t);
-      else if (t.original_txn_id !== null) this.onVoid(term, m, t, t.original_txn_id); // REVERSAL, VOID
+      // The sale row it names (-1: none), or -2 for a refund delivered twice.
+      let row = -1;
+      if (t.kind === 'REFUND') row = this.onRefund(m, term, t);
+      else if (t.original_txn_id !== null) row = this.onVoid(term, m, t, t.original_txn_id); // REVERSAL, VOID
       // Its reason, after the rules ran on it (a refund delivered twice has it already).
-      if (fresh) this.emitReason(term, t);
+      if (row !== -2) this.emitReason(term, t, row);
     }
     this.markTerminal(term);
     // A timer created already due (a gap whose higher seq arrived long after the clock) fires now.
@@ -425,8 +428,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
     this.reasons.onSaleStored(term, t, row);
   }
 
-  /** False: the same refund again (nothing was applied). */
-  private onRefund(m: MerchantState, term: TerminalState, t: Transaction): boolean {
+  /** The sale row the refund names (-1: none kept), or -2: the same refund again (nothing was applied). */
+  private onRefund(m: MerchantState, term: TerminalState, t: Transaction): number {
     const orig = t.original_txn_id;
     let r: RefundResult | null = this.refund;
     if (orig === null) {
@@ -434,22 +437,25 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       r.before = 0;
     } else {
       r = this.sales.recordRefund(m, term.id, t, orig, this.lookback, r);
-      if (r === null) return false; // the same refund again
+      if (r === null) return -2; // the same refund again
     }
+    const row = r.row;
     const hooks = this.refundHooks;
-    for (let i = 0; i < hooks.length; i++) hooks[i]!.onRefund!(term, t, r.row, r.before);
-    return true;
+    for (let i = 0; i < hooks.length; i++) hooks[i]!.onRefund!(term, t, row, r.before);
+    return row;
   }
 
-  private emitReason(term: TerminalState, t: Transaction): void {
-    const reason = this.reasons.reason(term, t, this.out?.alerts ?? []);
+  /** row: the sale row the ledger gave the refund, reversal or void (-1: none), as the reason would look it up. */
+  private emitReason(term: TerminalState, t: Transaction, row: number): void {
+    const reason = this.reasons.reason(term, t, this.out?.alerts ?? [], row);
     ((this.out ??= { alerts: [], actions: [], shadowAlerts: [] }).refundReasons ??= []).push(reason);
   }
 
-  private onVoid(term: TerminalState, m: MerchantState, t: Transaction, orig: string): void {
+  private onVoid(term: TerminalState, m: MerchantState, t: Transaction, orig: string): number {
     const row = this.sales.recordVoid(m, t, orig, this.lookback);
     const hooks = this.voidHooks;
     for (let i = 0; i < hooks.length; i++) hooks[i]!.onVoid!(term, t, row);
+    return row;
   }
 
   private newMerchant(id: string): MerchantState {
@@ -547,7 +553,8 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
 
   rowFreed(m: MerchantState, row: number): void {
     if (this.trackEntities && !this.restoring) this.tombstones.push({ merchant: m.id, kind: 'sale', id: this.sales.rows.txn[row]!, value: null });
-    for (const inst of this.all) inst.onRowFreed?.(row);
+    const hooks = this.rowFreedHooks;
+    for (let i = 0; i < hooks.length; i++) hooks[i]!.onRowFreed!(row);
   }
 
   // ---------------------------------------------------------------- output

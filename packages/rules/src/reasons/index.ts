@@ -68,8 +68,10 @@ export class RefundReasons {
   /**
    * The reason of an APPROVED REFUND, REVERSAL or VOID, once the rules ran on it. alerts: the alerts
    * (pos.alerts, not shadow) of the engine call so far (those that fired on it are among them).
+   * saleRow: the row of its original_txn_id as the ledger found or made it for this event (-1: none);
+   * omitted: looked up here.
    */
-  reason(term: TerminalState, t: Transaction, alerts: readonly Alert[]): RefundReason {
+  reason(term: TerminalState, t: Transaction, alerts: readonly Alert[], saleRow?: number): RefundReason {
     // The alerts that fired on it (a plain loop: this runs for every approved refund, reversal and void).
     let noSale: Alert | undefined;
     let policy: Alert | undefined;
@@ -87,7 +89,7 @@ export class RefundReasons {
     } else {
       const orig = t.original_txn_id;
       const ledger = this.core.sales;
-      const row = orig === null ? -1 : ledger.find(term.merchant, orig, hashString(orig, TXN_SEED));
+      const row = orig === null ? -1 : saleRow !== undefined ? saleRow : ledger.find(term.merchant, orig, hashString(orig, TXN_SEED));
       const dup = row >= 0 && this.duplicates !== null ? this.duplicates.alertsOfRow(row) : [];
       const flags = row >= 0 ? ledger.rows.flags(row) : 0;
       if (dup.length > 0) {

@@ -6,6 +6,7 @@ import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { MIN, duration, num } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
 import { BySlot } from '../../storage/by-slot.js';
+import { hashString } from '../../store.js';
 import { fieldKeys, type StateWriter } from '../../state-writer.js';
 
 /** Changelog fields (TerminalSnapshot `refund_velocity`). */
@@ -23,8 +24,26 @@ interface VelocityState {
   /** Refunds (event time, event id), ordered by event time then id, within `window` of the latest. */
   ets: number[];
   ids: string[];
+  /**
+   * hashString of each id (same order), so that looking for a redelivered id compares numbers and
+   * reads a stored id (an old event's string, rarely in cache) only when its hash matches. Built
+   * lazily: absent or short after a restore (readTerminal restores ets and ids only).
+   */
+  hs?: number[];
   /** No alert for refunds with an event time before this (the last firing refund's + window). */
   silentUntil: number;
+}
+
+const ID_SEED = 0x5bd1e995;
+
+/** The hashes of s.ids, (re)built when missing (a restored state). */
+function idHashes(s: VelocityState): number[] {
+  let hs = s.hs;
+  if (hs === undefined || hs.length !== s.ids.length) {
+    hs = s.hs = [];
+    for (let k = 0; k < s.ids.length; k++) hs.push(hashString(s.ids[k]!, ID_SEED));
+  }
+  return hs;
 }
 
 /** Per-terminal state lives in the instance, in a dense array indexed by the terminal's slot (null = none). */
@@ -40,15 +59,25 @@ class RefundVelocity implements RuleInstance {
   onRefund(term: TerminalState, t: Transaction): void {
     const p = term.rules[this.variant]!.refund_velocity;
     let s = this.states.get(term.slot);
-    if (s === null) this.states.set(term.slot, (s = { ets: [], ids: [], silentUntil: -Infinity }));
+    if (s === null) this.states.set(term.slot, (s = { ets: [], ids: [], hs: [], silentUntil: -Infinity }));
     const et = t.event_time;
+    const id = t.event_id;
     // A refund without original_txn_id delivered twice reaches onRefund twice (the ledger cannot tell): count it once.
-    if (s.ids.includes(t.event_id)) return;
+    const hs = idHashes(s);
+    const h = hashString(id, ID_SEED);
+    for (let k = 0; k < hs.length; k++) if (hs[k] === h && s.ids[k] === id) return;
     // Insert in (event time, event id) order: arrival order never decides.
     let i = s.ets.length;
-    while (i > 0 && (s.ets[i - 1]! > et || (s.ets[i - 1] === et && s.ids[i - 1]! > t.event_id))) i--;
-    s.ets.splice(i, 0, et);
-    s.ids.splice(i, 0, t.event_id);
+    while (i > 0 && (s.ets[i - 1]! > et || (s.ets[i - 1] === et && s.ids[i - 1]! > id))) i--;
+    if (i === s.ets.length) {
+      s.ets.push(et);
+      s.ids.push(id);
+      hs.push(h);
+    } else {
+      s.ets.splice(i, 0, et);
+      s.ids.splice(i, 0, id);
+      hs.splice(i, 0, h);
+    }
     // Forget what no later refund's window can reach (a late refund's own window may lose older ones).
     const keepFrom = s.ets[s.ets.length - 1]! - p.window;
     let drop = 0;
@@ -56,6 +85,7 @@ class RefundVelocity implements RuleInstance {
     if (drop > 0) {
       s.ets.splice(0, drop);
       s.ids.splice(0, drop);
+      hs.splice(0, drop);
     }
     this.core.markTerminal(term);
     if (!p.enabled || et < s.silentUntil) return;
