@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { committedEnd, publish, sleep, writeResult } from './common.js';
 import { fleetInput } from './fleet-input.js';
-import { startProfile, type TopEntry } from './profile.js';
+import { startHeapProfile, startProfile, type TopEntry } from './profile.js';
 
 const args = process.argv.slice(2);
 const HEARTBEATS = args.includes('--heartbeats') || process.env.THROUGHPUT_HEARTBEATS === '1';
@@ -63,6 +63,7 @@ try {
   const groupId = randomId('det');
   const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0, ...(process.env.THROUGHPUT_ALIGN === '0' ? { alignInputs: false } : {}), ...(CHANGELOG_FORMAT === 1 ? { changelogFormat: 1 as const } : {}) });
   const stopProfile = process.env.PROFILE ? await startProfile('throughput') : undefined;
+  const stopHeapProfile = process.env.HEAP_PROFILE ? await startHeapProfile('throughput') : undefined;
   await detector.start();
   // Timed from the moment the group is joined and every task restored, as the raw consumer is timed from its join.
   while (!detector.ready()) await sleep(5);
@@ -109,6 +110,7 @@ try {
   const stageCounts = Object.fromEntries((await metrics.batchLatency.get()).values.filter((v) => v.metricName?.endsWith('_count')).map((v) => [String(v.labels.stage), v.value]));
   await detector.stop();
   const cpuProfileTop: TopEntry[] | undefined = await stopProfile?.();
+  const heapProfileTop: TopEntry[] | undefined = await stopHeapProfile?.();
   const detRate = events.length / (detMs / 1000);
   // Records written to the changelog per input event (end offsets: includes one transaction marker per partition per transaction).
   const admin = kafka.admin();
@@ -135,6 +137,7 @@ try {
     changelogOffsetsPerEvent: Math.round((changelogOffsets / events.length) * 1000) / 1000,
     loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
     ...(cpuProfileTop ? { cpuProfileTop } : {}),
+    ...(heapProfileTop ? { heapProfileTop } : {}),
     targets: { detectorEventsPerSec: 100_000, ratio: 0.3 },
   };
   console.log(JSON.stringify(result, null, 2));

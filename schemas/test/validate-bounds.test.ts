@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_CLOCK_SKEW_MS, InvalidValueError, validateTransaction } from '@tillwatch/schemas';
+import { DEFAULT_MAX_CLOCK_SKEW_MS, InvalidValueError, checkTransaction, validateTransaction, type Transaction } from '@tillwatch/schemas';
 
 const received = Date.UTC(2026, 5, 1, 12);
 const valid = {
@@ -59,5 +59,17 @@ describe('validateTransaction bounds', () => {
     const sql = readFileSync(fileURLToPath(new URL('../clickhouse/004_dead_letters.sql', import.meta.url)), 'utf8');
     const documented = /stage\s+LowCardinality\(String\) COMMENT '([^']*)'/.exec(sql)![1]!;
     for (const stage of ['detector.decode', 'detector.validate', 'sink.write']) expect(documented).toContain(stage);
+  });
+});
+
+describe('checkTransaction (values an Avro reader of the contract decoded)', () => {
+  it('returns the value itself when valid, and refuses exactly what validateTransaction refuses, with the same message', () => {
+    const v = { ...valid } as Transaction;
+    expect(checkTransaction(v)).toBe(v);
+    const patches: object[] = [{ amount_minor: -1 }, { currency: 'euro' }, { card_token: '4111111111111111' }, { event_time: received + 3 * 3_600_000 }, { kind: 'GIFT', terminal_id: '' }, { original_txn_id: '' }, { received_time: Date.UTC(1999, 0, 1) }];
+    for (const patch of patches) {
+      const expected = errorOf(patch);
+      expect(() => checkTransaction({ ...valid, ...patch } as Transaction)).toThrow(expected.message);
+    }
   });
 });

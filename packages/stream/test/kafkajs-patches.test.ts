@@ -162,6 +162,18 @@ describe('kafkajs install-time patch', () => {
     }
   });
 
+  it('keeps a fetched batch\'s records at or after the fetch offset, compared as kafkajs compares them (Long), at any magnitude', () => {
+    const Batch = require('kafkajs/src/consumer/batch.js') as new (topic: string, fetchedOffset: string, data: object) => { messages: Array<{ offset: string }>; messagesWithinOffset: unknown[] };
+    const Long = require('kafkajs/src/utils/long.js') as { fromValue(v: string): { gte(o: unknown): boolean } };
+    const offsets = ['0', '1', '41', '42', '43', '9007199254740990', '9007199254740991', '9007199254740992', '9007199254740993', '9223372036854775000'];
+    for (const fetched of offsets) {
+      const messages = offsets.map((offset) => ({ offset, isControlRecord: false }));
+      const batch = new Batch('t', fetched, { partition: 0, highWatermark: '0', abortedTransactions: [], messages });
+      const expected = offsets.filter((o) => Long.fromValue(o).gte(Long.fromValue(fetched)));
+      expect(batch.messages.map((m) => m.offset)).toEqual(expected);
+    }
+  });
+
   it('refuses an unpatched or other kafkajs at start-up with a clear fatal error', () => {
     const real = installedKafkajs();
     const unpatched = { ...real.modules, 'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js': (b: Buffer) => b.length };

@@ -63,6 +63,10 @@ export interface DetectorTaskOptions {
 
 const NONE: readonly never[] = Object.freeze([]);
 
+function append<T>(to: T[], from: readonly T[]): void {
+  for (let i = 0; i < from.length; i++) to.push(from[i]!);
+}
+
 export function createDetectorTask(o: DetectorTaskOptions): Task {
   const { engine, topics } = o;
   // State changes are written as small entities (a terminal, a sale), not whole merchants.
@@ -119,12 +123,14 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
     const updates: AlertUpdate[] = [];
     const reasons: RefundReason[] = [];
     const shadow: Alert[] = [];
+    // Called for every input, and nearly every output is empty: indexed loops (a for-of allocated an
+    // iterator per array per input: 4 % of the detector's allocated bytes, HEAP_PROFILE=1).
     const collect = (out: EngineOutput) => {
-      for (const a of out.alerts) alerts.push(a);
-      for (const a of out.actions) actions.push(a);
-      if (out.updates) for (const u of out.updates) updates.push(u);
-      if (out.refundReasons) for (const r of out.refundReasons) reasons.push(r);
-      for (const a of out.shadowAlerts) shadow.push(a);
+      append(alerts, out.alerts);
+      append(actions, out.actions);
+      if (out.updates) append(updates, out.updates);
+      if (out.refundReasons) append(reasons, out.refundReasons);
+      append(shadow, out.shadowAlerts);
     };
     const txTopic = topics.transactions;
     const hbTopic = topics.heartbeats;

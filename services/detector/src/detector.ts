@@ -2,7 +2,7 @@
 // publishes alerts, actions, dead letters and state changes in one Kafka transaction per batch.
 // Build (createDetector) is separate from start (main.ts connects and listens).
 import type { Kafka } from 'kafkajs';
-import { AvroSchemas, Topics, validateTransaction, valueSubject, InvalidValueError, type Action, type Alert, type AlertUpdate, type DeadLetter, type RefundReason, type Heartbeat, type Transaction } from '@tillwatch/schemas';
+import { AvroSchemas, Topics, checkTransaction, valueSubject, InvalidValueError, type Action, type Alert, type AlertUpdate, type DeadLetter, type RefundReason, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { createRuleEngine, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import { createAvroSerde, createTransactionalProcessor, InvalidRecordError, type RegistryClient, type TransactionalProcessor, type InputTopic } from '@tillwatch/stream';
 import type { DetectorMetrics, Logger } from '@tillwatch/telemetry';
@@ -105,7 +105,8 @@ export function createDetector(o: DetectorOptions): Detector {
           // Avro guarantees shape; the contract adds rules Avro cannot (non-negative amount, ISO currency, no PAN).
           // Times bounded too: before 2000 or from 2200 on (InvalidValue), or more than the rules'
           // engine.max_clock_skew after received_time (ClockSkew). The backtest rejects the same.
-          return validateTransaction(raw, validateOptions);
+          // The decoded record has the contract's fields exactly (our reader schema): checked, not copied.
+          return checkTransaction(raw, validateOptions);
         } catch (e) {
           if (e instanceof InvalidValueError) throw new InvalidRecordError(e.message, { cause: e, errorClass: e.errorClass, stage: 'validate' });
           throw e;

@@ -1,5 +1,5 @@
 // kafkajs client factory from the environment configuration, logging through pino.
-import { Kafka, Partitioners, logLevel, type KafkaConfig as KafkaJsConfig, type logCreator, type ProducerConfig, type SASLOptions } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type ICustomPartitioner, type KafkaConfig as KafkaJsConfig, type logCreator, type ProducerConfig, type SASLOptions } from 'kafkajs';
 import type { KafkaConfig } from '@tillwatch/config';
 import type { Logger } from '@tillwatch/telemetry';
 import { assertKafkajsPatched } from './kafkajs-patches.js';
@@ -91,6 +91,18 @@ export function createKafka({ config, logger, clientId }: CreateKafkaOptions): K
   // The partitioner chosen explicitly (kafkajs 2's default, the Java client's murmur2 on the key, so
   // keys land where Java producers put them): without it kafkajs prints its v2 migration notice.
   const producer = kafka.producer.bind(kafka);
-  kafka.producer = (config?: ProducerConfig) => producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
+  kafka.producer = (config?: ProducerConfig) => producer({ createPartitioner: explicitPartitionFirst, ...config });
   return kafka;
 }
+
+/**
+ * kafkajs 2's default partitioner (murmur2 on the key, as the Java client; round robin without a
+ * key), except that a message naming its partition takes it at once. kafkajs's version builds the
+ * list of available partitions for every message before it looks at `message.partition` (an array
+ * per produced record: 7 % of the bytes the detector allocated, `HEAP_PROFILE=1 npm run
+ * load:throughput`, where every changelog record names its partition). Same result for every message.
+ */
+export const explicitPartitionFirst: ICustomPartitioner = () => {
+  const byKey = Partitioners.DefaultPartitioner();
+  return (args) => args.message.partition ?? byKey(args);
+};
