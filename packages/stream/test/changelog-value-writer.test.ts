@@ -140,4 +140,38 @@ describe('changelog value writer', () => {
     expect(decodeChangelogValue(out)).toStrictEqual(expected);
     expect(out.equals(encodeChangelogValue(expected))).toBe(true);
   });
+
+  it('writes a value that starts at any distance from the slab\'s end: names as keys, non-ASCII strings, nested plain data (both formats)', () => {
+    // The codec's shared slab is 256 KiB: a big value first, then a filler of 256 KiB - R bytes that
+    // starts a fresh slab, leaves R bytes for the value under test.
+    const SLAB = 256 * 1024;
+    const atSlabEnd = (r: number) => {
+      encodeChangelogValue('a'.repeat(SLAB - 200));
+      encodeChangelogValue('a'.repeat(SLAB - r - 6)); // format byte + str32 header + the chars
+    };
+    const names = ['terminal_id', 'since', 'due', 'nested'];
+    const tid = '店舗端末番号';
+    const nested = { due: 5, since: 'é', list: [1, 'ü', { id: 'x' }] };
+    for (const format of [1, 2] as const) {
+      const w = new ChangelogValueWriter(names, format);
+      const encode = format === 2 ? encodeChangelogValue : encodeChangelogValueV1;
+      for (let r = 1; r < 120; r++) {
+        atSlabEnd(r);
+        w.beginValue();
+        w.str(0, tid);
+        w.str(1, '€'.repeat(10));
+        w.num(2, 1);
+        w.value(3, nested);
+        expect(Buffer.from(w.endValue()).equals(encode({ terminal_id: tid, since: '€'.repeat(10), due: 1, nested }))).toBe(true);
+      }
+    }
+  });
+
+  it('replaces a field written again with a string of the same length that is not the same text (non-ASCII)', () => {
+    const w = new ChangelogValueWriter(['id']);
+    w.beginValue();
+    w.str(0, 'é'); // two UTF-8 bytes, C3 A9
+    w.str(0, '\u00c3\u00a9'); // two chars whose codes are those bytes
+    expect(decodeChangelogValue(Buffer.from(w.endValue()))).toStrictEqual({ id: '\u00c3\u00a9' });
+  });
 });

@@ -205,6 +205,12 @@ function writeValue(v: unknown): void {
 function writeArray(a: unknown[]): void {
   const n = a.length;
   room(5);
+  writeArrayHeader(n);
+  for (let i = 0; i < n; i++) writeValue(a[i]);
+}
+
+/** fixarray / array16 / array32 for n items (the caller made room for 5 bytes). */
+function writeArrayHeader(n: number): void {
   if (n < 16) u8[pos++] = 0x90 | n;
   else if (n < 65536) {
     u8[pos++] = 0xdc;
@@ -215,7 +221,6 @@ function writeArray(a: unknown[]): void {
     dv.setUint32(pos, n);
     pos += 4;
   }
-  for (let i = 0; i < n; i++) writeValue(a[i]);
 }
 
 function writeMap(o: Record<string, unknown>): void {
@@ -415,18 +420,24 @@ export class ChangelogValueWriter {
     this.start = 0;
   }
 
-  /** Any plain data through the generic writer (its slab-full signal answered with a bigger slab). */
+  /** Any plain data through the generic writer (its slab-full signal answered with a bigger slab), nested map keys as this writer's format writes keys. */
   private generic(v: unknown): void {
-    for (;;) {
-      const rel = pos - this.start;
-      try {
-        writeValue(v);
-        return;
-      } catch (e) {
-        pos = this.start + rel;
-        if (e !== FULL) throw e;
-        this.ensure(slab.length);
+    const before = useDictionary;
+    useDictionary = this.dictionary;
+    try {
+      for (;;) {
+        const rel = pos - this.start;
+        try {
+          writeValue(v);
+          return;
+        } catch (e) {
+          pos = this.start + rel;
+          if (e !== FULL) throw e;
+          this.ensure(slab.length);
+        }
       }
+    } finally {
+      useDictionary = before;
     }
   }
 
@@ -471,16 +482,7 @@ export class ChangelogValueWriter {
     this.want[d] = n;
     this.ensure(5);
     this.hdr[d] = pos;
-    if (n < 16) u8[pos++] = 0x90 | n;
-    else if (n < 65536) {
-      u8[pos++] = 0xdc;
-      dv.setUint16(pos, n);
-      pos += 2;
-    } else {
-      u8[pos++] = 0xdd;
-      dv.setUint32(pos, n);
-      pos += 4;
-    }
+    writeArrayHeader(n);
   }
 
   /**
@@ -585,7 +587,8 @@ export class ChangelogValueWriter {
       const str = v as string;
       let same = true;
       for (let i = 0, p = this.fVal + h; i < n; i++, p++) {
-        if (u8[p] !== str.charCodeAt(i)) {
+        const c = str.charCodeAt(i);
+        if (c >= 0x80 || u8[p] !== c) {
           same = false;
           break;
         }
@@ -659,6 +662,8 @@ export class ChangelogValueWriter {
     if (typeof v !== 'string') return this.value(k, v);
     this.ensure(6 + 3 * v.length);
     if (!this.field(k)) return this.replace(k, v);
+    // A key written as its name (format 1, or a name not in the dictionary) took the room reserved above.
+    this.ensure(5 + 3 * v.length);
     writeString(v);
   }
 
