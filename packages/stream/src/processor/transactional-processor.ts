@@ -784,11 +784,13 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
         // an input that gets no next fetch (paused full, or nothing new on its partition) would
         // otherwise keep its last fetch response, other partitions' records included, alive.
         if (entry.buffers) for (const b of entry.buffers.values()) detachPending(b, copyMessage);
-        const result = entry.task.tick(now());
-        const changes = entry.task.takeChanges();
-        if (result.messages.length === 0 && changes.length === 0) return;
-        const messages = [...result.messages, ...changes.map(([key, value]): OutputMessage => ({ topic: o.changelogTopic, key, value, partition: entry.partition }))];
         try {
+          // Inside the try: a task that throws here has moved its state past its changelog (the
+          // changes it took are lost with the exception), so it is rebuilt like a failed transaction.
+          const result = entry.task.tick(now());
+          const changes = entry.task.takeChanges();
+          if (result.messages.length === 0 && changes.length === 0) return;
+          const messages = [...result.messages, ...changes.map(([key, value]): OutputMessage => ({ topic: o.changelogTopic, key, value, partition: entry.partition }))];
           await commit(entry, messages);
           result.committed?.();
         } catch (e) {
