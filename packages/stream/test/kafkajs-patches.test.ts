@@ -174,6 +174,51 @@ describe('kafkajs install-time patch', () => {
     }
   });
 
+  it('decodes every record of a fetched batch as kafkajs does, in place, and a record with bytes past its fields kafkajs\'s way', async () => {
+    type Enc = { buffer: Buffer; writeVarInt(v: number): Enc; writeBuffer(b: Buffer): Enc };
+    const EncoderCtor = require('kafkajs/src/protocol/encoder.js') as new () => Enc;
+    const RecordEncoder = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (r: object) => Enc;
+    const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js') as { RecordBatch: (b: object) => Promise<{ buffer: Buffer }> };
+    const decodeBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder.js') as (d: unknown) => Promise<{ records: Array<{ offset: string; timestamp: string; key: Buffer | null; value: Buffer | null; headers: Record<string, unknown> }> }>;
+    const Decoder = require('kafkajs/src/protocol/decoder.js') as new (b: Buffer) => { readVarInt(): number; offset: number };
+    let seed = 5;
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    let paddedTotal = 0;
+    for (let round = 0; round < 30; round++) {
+      const n = 1 + Math.floor(rand() * 40);
+      const padded = new Set<number>();
+      const inputs = Array.from({ length: n }, (_, i) => ({
+        offsetDelta: i,
+        timestampDelta: Math.floor(rand() * 5000),
+        key: rand() < 0.2 ? null : Buffer.from(`k${round}-${i}`),
+        value: rand() < 0.05 ? null : Buffer.from('v'.repeat(Math.floor(rand() * 300))),
+        headers: rand() < 0.3 ? { h: `x${i}` } : {},
+      }));
+      const records = inputs.map((r, i) => {
+        const enc = RecordEncoder(r);
+        if (rand() >= 0.1) return enc;
+        // Declared longer than its fields: kafkajs decodes the declared bytes and ignores the rest.
+        padded.add(i);
+        const d = new Decoder(enc.buffer);
+        const length = d.readVarInt();
+        return new EncoderCtor().writeVarInt(length + 3).writeBuffer(Buffer.concat([enc.buffer.subarray(d.offset), Buffer.from([7, 7, 7])]));
+      });
+      const batch = await RecordBatch({ firstOffset: '1000', firstTimestamp: 1_767_603_600_000, maxTimestamp: 1_767_603_600_000, lastOffsetDelta: n - 1, records });
+      const { records: got } = await decodeBatch(new Decoder(batch.buffer));
+      expect(got).toHaveLength(n);
+      got.forEach((r, i) => {
+        const x = inputs[i]!;
+        expect(r.offset).toBe(String(1000 + i));
+        expect(r.timestamp).toBe(String(1_767_603_600_000 + x.timestampDelta));
+        expect(r.key).toEqual(x.key);
+        expect(r.value).toEqual(x.value);
+        expect(r.headers).toEqual(Object.fromEntries(Object.entries(x.headers).map(([k, v]) => [k, Buffer.from(v)])));
+      });
+      paddedTotal += padded.size;
+    }
+    expect(paddedTotal).toBeGreaterThan(5); // the fallback path was taken
+  });
+
   it('refuses an unpatched or other kafkajs at start-up with a clear fatal error', () => {
     const real = installedKafkajs();
     const unpatched = { ...real.modules, 'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js': (b: Buffer) => b.length };

@@ -10,7 +10,9 @@
 // timestamps and no headers (src/protocol/requests/produce/v3/request.js, used for Produce v3-v7),
 // and decodes a consumed record's offset and timestamp without Long arithmetic when they are
 // below 2^53 (src/protocol/recordBatch/record/v0/decoder.js), and compares a fetched record's offset
-// with the fetch offset as numbers below 2^53 (src/consumer/batch.js); the patch says why, with figures.
+// with the fetch offset as numbers below 2^53 (src/consumer/batch.js), and decodes each record of a
+// fetched batch in place instead of on a slice (src/protocol/recordBatch/v0/decoder.js); the patch
+// says why, with figures.
 //
 // A kafkajs that is not the pinned version or lacks the patch (installed with --ignore-scripts,
 // upgraded without refreshing the patch) would run correctly but several times slower on large
@@ -27,6 +29,7 @@ export const KAFKAJS_PATCHES: Record<string, string> = {
   'kafkajs/src/protocol/requests/produce/v3/request.js': 'produceV3@1',
   'kafkajs/src/protocol/recordBatch/record/v0/decoder.js': 'recordDecoder@1',
   'kafkajs/src/consumer/batch.js': 'batch@1',
+  'kafkajs/src/protocol/recordBatch/v0/decoder.js': 'recordBatchDecoder@1',
 };
 const MARK = Symbol.for('tillwatch.kafkajs.patch');
 
