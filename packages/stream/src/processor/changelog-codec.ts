@@ -242,12 +242,25 @@ function writeMap(o: Record<string, unknown>): void {
     writeValue(v);
     n++;
   }
-  if (n < 16) {
+  if (n >= 16) room(mapHeaderExtra(n));
+  writeMapHeader(at, n);
+}
+
+/** Bytes a map of n entries needs beyond the one reserved for its header (0 for a fixmap). */
+function mapHeaderExtra(n: number): number {
+  return n < 16 ? 0 : n < 65536 ? 2 : 4;
+}
+
+/**
+ * The header of the map whose entries run from at + 1 to pos, in the byte reserved at `at`: a fixmap,
+ * or map16/map32 with the entries moved up (the caller made room for mapHeaderExtra(n) more bytes).
+ */
+function writeMapHeader(at: number, n: number): void {
+  const extra = mapHeaderExtra(n);
+  if (extra === 0) {
     u8[at] = 0x80 | n;
     return;
   }
-  const extra = n < 65536 ? 2 : 4;
-  room(extra);
   u8.copyWithin(at + 1 + extra, at + 1, pos);
   pos += extra;
   if (extra === 2) {
@@ -729,24 +742,9 @@ export class ChangelogValueWriter {
       return;
     }
     if (this.holes[d]! > 0) n = this.dropHoles(d);
-    if (n < 16) {
-      u8[this.hdr[d]!] = 0x80 | n;
-      this.depth = d - 1;
-      return;
-    }
-    const extra = n < 65536 ? 2 : 4;
-    this.ensure(extra); // (the value's positions move with it if the slab grows)
+    this.ensure(mapHeaderExtra(n)); // (the value's positions move with it if the slab grows)
     this.depth = d - 1;
-    const h = this.hdr[d]!;
-    u8.copyWithin(h + 1 + extra, h + 1, pos);
-    pos += extra;
-    if (extra === 2) {
-      u8[h] = 0xde;
-      dv.setUint16(h + 1, n);
-    } else {
-      u8[h] = 0xdf;
-      dv.setUint32(h + 1, n);
-    }
+    writeMapHeader(this.hdr[d]!, n);
   }
 
   addNum(v: number): void {
