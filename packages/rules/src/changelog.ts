@@ -10,7 +10,7 @@
 // The changes come from the engine's own entity-level tracking (takeChangedEntities), so a batch
 // costs O(entities it changed), not O(state of the merchants it touched): with ~1 M sales held,
 // diffing whole merchant snapshots took ~0.6 s per 500-event batch.
-import { fieldKeys, type StateWriter } from './state-writer.js';
+import { ObjectStateWriter, fieldKeys, type StateWriter } from './state-writer.js';
 import type { MerchantSnapshot, RuleEngine, SaleSnapshot, TerminalSnapshot } from './types.js';
 
 const K = fieldKeys('seq', 'sale');
@@ -58,17 +58,14 @@ export function changelogKey(merchant: string, kind: 'terminal' | 'sale', id: st
 export function createChangelogView(engine: RuleEngine): ChangelogView {
   engine.takeChangedEntities(); // starts the engine's tracking
   let seq = 0;
+  const objects = new ObjectStateWriter();
 
-  return {
+  const view: ChangelogView = {
     takeChanges() {
-      const out: Array<[string, ChangelogValue | null]> = [];
-      for (const c of engine.takeChangedEntities()) {
-        const key = changelogKey(c.merchant, c.kind, c.id);
-        if (c.value === null) out.push([key, null]);
-        else if (c.kind === 'terminal') out.push([key, c.value as TerminalSnapshot]);
-        else out.push([key, { seq: seq++, sale: c.value as SaleSnapshot }]);
-      }
-      return out;
+      // The same feed as writeChanges, each value built as its plain object (a TerminalSnapshot, or a SaleEntry).
+      const out: Array<[string, Record<string, unknown> | null]> = [];
+      view.writeChanges(objects, out);
+      return out as Array<[string, ChangelogValue | null]>;
     },
     writeChanges(sink, out) {
       let key = '';
@@ -117,4 +114,5 @@ export function createChangelogView(engine: RuleEngine): ChangelogView {
       }
     },
   };
+  return view;
 }

@@ -718,21 +718,17 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
 
   takeChangedEntities(): EntityChange[] {
     const out: EntityChange[] = [];
-    if (!this.trackEntities) {
-      this.trackEntities = true;
-      return out;
-    }
     const w = new ObjectStateWriter();
     let at: EntityChange | null = null;
     this.writeChangedEntities({
       removed: (merchant, kind, id) => void out.push({ merchant, kind, id, value: null }),
       begin: (merchant, kind, id) => {
         at = { merchant, kind, id, value: null };
-        w.begin();
+        w.beginValue();
         return w;
       },
       end: () => {
-        at!.value = w.take() as unknown as TerminalSnapshot | SaleSnapshot;
+        at!.value = w.endValue() as unknown as TerminalSnapshot | SaleSnapshot;
         out.push(at!);
       },
     });

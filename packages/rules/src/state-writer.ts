@@ -85,13 +85,13 @@ export class ObjectStateWriter implements StateWriter {
   private cur: Record<string, unknown> | unknown[] = {};
 
   /** Starts a new value (a map). */
-  begin(): void {
+  beginValue(): void {
     this.stack.length = 0;
     this.cur = {};
   }
 
-  /** The value written since begin(). */
-  take(): Record<string, unknown> {
+  /** The value written since beginValue(). */
+  endValue(): Record<string, unknown> {
     if (this.stack.length !== 0) throw new Error('ObjectStateWriter: a map or list was not ended');
     return this.cur as Record<string, unknown>;
   }
