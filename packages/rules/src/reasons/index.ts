@@ -12,8 +12,7 @@
 // sale row (the sale synced during trouble), written with the sale's changelog value. See README.md.
 import type { Alert, RefundReason, RefundReasonCode, Transaction } from '@tillwatch/schemas';
 import type { EngineCore, RuleInstance, TerminalState } from '../rules/types.js';
-import { SEEN, TXN_SEED } from '../storage/ledger.js';
-import { hashString } from '../store.js';
+import { SEEN } from '../storage/ledger.js';
 import { fieldKeys, type StateWriter } from '../state-writer.js';
 
 /** Changelog fields (SaleSnapshot). */
@@ -68,10 +67,9 @@ export class RefundReasons {
   /**
    * The reason of an APPROVED REFUND, REVERSAL or VOID, once the rules ran on it. alerts: the alerts
    * (pos.alerts, not shadow) of the engine call so far (those that fired on it are among them).
-   * saleRow: the row of its original_txn_id as the ledger found or made it for this event (-1: none);
-   * omitted: looked up here.
+   * saleRow: the row of its original_txn_id as the ledger found or made it for this event (-1: none).
    */
-  reason(term: TerminalState, t: Transaction, alerts: readonly Alert[], saleRow?: number): RefundReason {
+  reason(term: TerminalState, t: Transaction, alerts: readonly Alert[], saleRow: number): RefundReason {
     // The alerts that fired on it (a plain loop: this runs for every approved refund, reversal and void).
     let noSale: Alert | undefined;
     let policy: Alert | undefined;
@@ -89,7 +87,7 @@ export class RefundReasons {
     } else {
       const orig = t.original_txn_id;
       const ledger = this.core.sales;
-      const row = orig === null ? -1 : saleRow !== undefined ? saleRow : ledger.find(term.merchant, orig, hashString(orig, TXN_SEED));
+      const row = orig === null ? -1 : saleRow;
       const dup = row >= 0 && this.duplicates !== null ? this.duplicates.alertsOfRow(row) : [];
       const flags = row >= 0 ? ledger.rows.flags(row) : 0;
       if (dup.length > 0) {

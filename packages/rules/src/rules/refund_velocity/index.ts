@@ -8,10 +8,10 @@ import { fmtDuration } from '../../format.js';
 import { BySlot } from '../../storage/by-slot.js';
 import { hashString } from '../../store.js';
 import { fieldKeys, type StateWriter } from '../../state-writer.js';
+import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
 
 /** Changelog fields (TerminalSnapshot `refund_velocity`). */
 const K = fieldKeys('refund_velocity', 'ets', 'ids', 'silent_until');
-import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
 
 export interface RefundVelocityConfig extends RuleCommon {
   /** This many approved refunds at one terminal within `window` fire (the one that makes the count). */
@@ -69,15 +69,9 @@ class RefundVelocity implements RuleInstance {
     // Insert in (event time, event id) order: arrival order never decides.
     let i = s.ets.length;
     while (i > 0 && (s.ets[i - 1]! > et || (s.ets[i - 1] === et && s.ids[i - 1]! > id))) i--;
-    if (i === s.ets.length) {
-      s.ets.push(et);
-      s.ids.push(id);
-      hs.push(h);
-    } else {
-      s.ets.splice(i, 0, et);
-      s.ids.splice(i, 0, id);
-      hs.splice(i, 0, h);
-    }
+    s.ets.splice(i, 0, et);
+    s.ids.splice(i, 0, id);
+    hs.splice(i, 0, h);
     // Forget what no later refund's window can reach (a late refund's own window may lose older ones).
     const keepFrom = s.ets[s.ets.length - 1]! - p.window;
     let drop = 0;
