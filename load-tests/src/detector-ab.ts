@@ -19,6 +19,9 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { AvroSchemas, valueSubject, type Transaction } from '@tillwatch/schemas';
+import { createAvroSerde, type RegistryClient } from '@tillwatch/stream';
+import { encodedByPartition } from './fleet-input.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(name);
@@ -102,28 +105,10 @@ const load = async (label: string, root: string): Promise<Side> => {
 const sides: Side[] = [];
 for (const s of specs) sides.push(await load(s.label, s.root));
 
-// The input, once: the load test's fleet, Avro-encoded by the first checkout's modules (the contract is the same).
-const first = specs[0]!.root;
-const { createFleet } = (await import(pathToFileURL(join(first, 'services/simulator/src/index.ts')).href)) as { createFleet(o: object): { next(now: number): Iterable<{ merchant_id: string }> } };
-const { createAvroSerde } = (await import(pathToFileURL(join(first, 'packages/stream/src/index.ts')).href)) as { createAvroSerde(...a: unknown[]): { init(): Promise<number>; encode(v: unknown): Buffer } };
-const { AvroSchemas, valueSubject } = (await import(pathToFileURL(join(first, 'schemas/src/index.ts')).href)) as { AvroSchemas: { transaction: object }; valueSubject(s: string): string };
-const encoder = createAvroSerde({ register: async () => 1, getSchemaById: async () => AvroSchemas.transaction }, valueSubject('bench'), AvroSchemas.transaction);
+// The input, once: the load test's fleet, Avro-encoded by this checkout's serde (the contract is the same for all).
+const encoder = createAvroSerde<Transaction>({ register: async () => 1, getSchemaById: async () => AvroSchemas.transaction } as unknown as RegistryClient, valueSubject('bench'), AvroSchemas.transaction);
 await encoder.init();
-const fleet = createFleet({ terminals: TERMINALS, cards: TERMINALS * 10, seed: 1, anomalyRate: 0.005 });
-const byPartition: Buffer[][] = Array.from({ length: PARTITIONS }, () => []);
-const hash = (s: string) => {
-  let h = 0;
-  for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
-  return (h >>> 0) % PARTITIONS;
-};
-let now = Date.UTC(2026, 0, 5, 9);
-for (let n = 0; n < N; ) {
-  now += 2;
-  for (const e of fleet.next(now)) {
-    byPartition[hash(e.merchant_id)]!.push(encoder.encode(e));
-    n++;
-  }
-}
+const byPartition = encodedByPartition(N, TERMINALS, PARTITIONS, (e) => encoder.encode(e));
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;

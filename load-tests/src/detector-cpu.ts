@@ -12,10 +12,10 @@ import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { createDetectorTask } from '@tillwatch/detector';
 import { createRuleEngine, defaultRulesConfig } from '@tillwatch/rules';
-import { createFleet } from '@tillwatch/simulator';
 import { AvroSchemas, Topics, validateTransaction, valueSubject, type Transaction } from '@tillwatch/schemas';
 import { createAvroSerde, type DecodedRecord, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
+import { encodedByPartition } from './fleet-input.js';
 
 const [eventsArg, terminalsArg, partitionsArg, batchArg] = process.argv.slice(2);
 const N = Number(eventsArg ?? 300_000);
@@ -38,22 +38,7 @@ const require = createRequire(import.meta.url);
 // kafkajs's own Produce v3 request (the version the producer uses against Kafka ≥ 0.11 for v3–v7).
 const produceV3 = require('kafkajs/src/protocol/requests/produce/v3/request') as (o: unknown) => { encode(): Promise<{ buffer: Buffer }> };
 
-const fleet = createFleet({ terminals: TERMINALS, cards: TERMINALS * 10, seed: 1, anomalyRate: 0.005 });
-const byPartition: Buffer[][] = Array.from({ length: PARTITIONS }, () => []);
-let now = Date.UTC(2026, 0, 5, 9);
-let n = 0;
-const hash = (s: string) => {
-  let h = 0;
-  for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
-  return (h >>> 0) % PARTITIONS;
-};
-while (n < N) {
-  now += 2;
-  for (const e of fleet.next(now)) {
-    byPartition[hash(e.merchant_id)]!.push(txn.encode(e));
-    n++;
-  }
-}
+const byPartition = encodedByPartition(N, TERMINALS, PARTITIONS, (e) => txn.encode(e));
 
 const metrics = createDetectorMetrics(createRegistry({ service: 'cpu-bench', defaultMetrics: false }));
 const tasks = byPartition.map((_, partition) =>

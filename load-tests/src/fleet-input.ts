@@ -22,3 +22,18 @@ export function fleetInput(n: number, terminals: number, withHeartbeats: boolean
   }
   return { events, heartbeats };
 }
+
+/**
+ * The fleet's transactions (fleetInput, no heartbeats) encoded and split by merchant into `partitions`
+ * lists, as detector-cpu.ts and detector-ab.ts feed their tasks without a broker (a fixed hash of
+ * merchant_id, not Kafka's partitioner: only that a merchant stays on one partition matters there).
+ */
+export function encodedByPartition(n: number, terminals: number, partitions: number, encode: (t: Transaction) => Buffer): Buffer[][] {
+  const out: Buffer[][] = Array.from({ length: partitions }, () => []);
+  for (const e of fleetInput(n, terminals, false).events) {
+    let h = 0;
+    for (let i = 0; i < e.merchant_id.length; i++) h = (Math.imul(h, 31) + e.merchant_id.charCodeAt(i)) | 0;
+    out[(h >>> 0) % partitions]!.push(encode(e));
+  }
+  return out;
+}
