@@ -62,3 +62,29 @@ export async function committedEnd(kafka: Kafka, groupId: string, topic: string)
 }
 
 export const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+
+/** One partition's records in a Produce request, numbered from firstSequence (idempotent producer). */
+export interface ProducePartitionData {
+  partition: number;
+  firstSequence: number;
+  messages: Array<{ key: string | Buffer | null; value: Buffer | null }>;
+}
+
+/**
+ * A task's outputs as a Produce request's topic data, as detector-cpu.ts and detector-ab.ts encode
+ * them without a broker: per topic one partition (the first record's, else `partition`), records in
+ * order, numbered from firstSequence.
+ */
+export function produceTopicData(
+  messages: ReadonlyArray<{ topic: string; partition?: number | undefined; key: string | Buffer | null; value: Buffer | null }>,
+  partition: number,
+  firstSequence: number,
+): Array<{ topic: string; partitions: [ProducePartitionData] }> {
+  const byTopic = new Map<string, ProducePartitionData>();
+  for (const m of messages) {
+    let e = byTopic.get(m.topic);
+    if (!e) byTopic.set(m.topic, (e = { partition: m.partition ?? partition, firstSequence, messages: [] }));
+    e.messages.push({ key: m.key, value: m.value });
+  }
+  return [...byTopic].map(([topic, d]) => ({ topic, partitions: [d] }));
+}

@@ -21,6 +21,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { AvroSchemas, valueSubject, type Transaction } from '@tillwatch/schemas';
 import { createAvroSerde, type RegistryClient } from '@tillwatch/stream';
+import { produceTopicData } from './common.js';
 import { encodedByPartition } from './fleet-input.js';
 
 const arg = (name: string, dflt: number): number => {
@@ -47,7 +48,7 @@ type Any = any;
 interface Side {
   label: string;
   decode(buf: Buffer): unknown;
-  newTasks(): Array<{ process(topic: string, records: unknown[], wall: number): { messages: Array<{ topic: string; key: unknown; value: Buffer | null; partition?: number }> }; takeChanges(): Array<[string, Buffer | null]>; restore(m: Map<string, Buffer>): void }>;
+  newTasks(): Array<{ process(topic: string, records: unknown[], wall: number): { messages: Array<{ topic: string; key: string | Buffer | null; value: Buffer | null; partition?: number }> }; takeChanges(): Array<[string, Buffer | null]>; restore(m: Map<string, Buffer>): void }>;
   produce(o: object): Promise<unknown>;
   transactionsTopic: string;
   cpuMs: number;
@@ -125,18 +126,10 @@ async function step(side: Side, tasks: ReturnType<Side['newTasks']>, p: number, 
   const records = values.map((v, i) => ({ topic: side.transactionsTopic, partition: p, offset: String(from + i), key: null, value: side.decode(v) }));
   const out = tasks[p]!.process(side.transactionsTopic, records, 0).messages;
   const changes = tasks[p]!.takeChanges();
-  const byTopic = new Map<string, { partition: number; firstSequence: number; messages: Array<{ key: unknown; value: Buffer | null }> }>();
-  let sequence = sequences.get(side) ?? 0;
-  const add = (topic: string, partition: number, key: unknown, value: Buffer | null) => {
-    let e = byTopic.get(topic);
-    if (!e) byTopic.set(topic, (e = { partition, firstSequence: sequence, messages: [] }));
-    e.messages.push({ key, value });
-  };
-  for (const m of out) add(m.topic, m.partition ?? p, m.key, m.value);
-  for (const [key, value] of changes) add('changelog', p, key, value);
-  sequence += out.length + changes.length;
-  sequences.set(side, sequence);
-  await side.produce({ acks: -1, timeout: 30_000, transactionalId: `ab.${p}`, producerId: 1, producerEpoch: 0, topicData: [...byTopic].map(([topic, d]) => ({ topic, partitions: [d] })) });
+  const messages = [...out, ...changes.map(([key, value]) => ({ topic: 'changelog', key, value, partition: p }))];
+  const sequence = sequences.get(side) ?? 0;
+  sequences.set(side, sequence + messages.length);
+  await side.produce({ acks: -1, timeout: 30_000, transactionalId: `ab.${p}`, producerId: 1, producerEpoch: 0, topicData: produceTopicData(messages, p, sequence) });
   gc({ type: 'minor' });
   side.cpuMs += cpuNow() - t0;
   return out.length + changes.length;

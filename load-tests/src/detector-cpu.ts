@@ -15,6 +15,7 @@ import { createRuleEngine, defaultRulesConfig } from '@tillwatch/rules';
 import { AvroSchemas, Topics, validateTransaction, valueSubject, type Transaction } from '@tillwatch/schemas';
 import { createAvroSerde, type DecodedRecord, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
+import { produceTopicData, type ProducePartitionData } from './common.js';
 import { encodedByPartition } from './fleet-input.js';
 
 const [eventsArg, terminalsArg, partitionsArg, batchArg] = process.argv.slice(2);
@@ -68,7 +69,7 @@ let changelogRecords = 0;
 let changelogBytes = 0;
 let sequence = 0;
 // A few partitions' worth of outputs, kept for the A/B of the two record batch encoders below.
-const kept: { partition: number; firstSequence: number; messages: { key: string | Buffer | null; value: Buffer | null }[] }[] = [];
+const kept: ProducePartitionData[] = [];
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 for (let from = 0; ; from += BATCH) {
@@ -96,15 +97,9 @@ for (let from = 0; ; from += BATCH) {
     t = cpuNow();
     const messages = [...result.messages, ...changes];
     outputs += messages.length;
-    const byTopic = new Map<string, { partition: number; firstSequence: number; messages: { key: string | Buffer | null; value: Buffer | null }[] }>();
-    for (const m of messages) {
-      let e = byTopic.get(m.topic);
-      if (!e) byTopic.set(m.topic, (e = { partition: m.partition ?? p, firstSequence: sequence, messages: [] }));
-      e.messages.push({ key: m.key, value: m.value });
-    }
+    const topicData = produceTopicData(messages, p, sequence);
     sequence += messages.length;
-    const topicData = [...byTopic].map(([topic, d]) => ({ topic, partitions: [d] }));
-    if (kept.length < 6) kept.push(...byTopic.values());
+    if (kept.length < 6) kept.push(...topicData.map((t) => t.partitions[0]));
     await produceV3({ acks: -1, timeout: 30_000, transactionalId: `bench.${p}`, producerId: 1, producerEpoch: 0, topicData }).encode();
     ms.produce += cpuNow() - t;
   }
