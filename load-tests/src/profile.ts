@@ -25,6 +25,12 @@ export interface TopEntry {
   selfPct: number;
 }
 
+/** A call frame's place: the package path under node_modules, else the path from the working directory, and the line. */
+function whereOf({ url, lineNumber }: { url: string; lineNumber: number }): string {
+  const file = url.replace(/^file:\/\//, '');
+  return file ? `${file.includes('node_modules') ? file.slice(file.lastIndexOf('node_modules/') + 13) : relative(process.cwd(), file)}:${lineNumber + 1}` : '';
+}
+
 /** Aggregates self time per function (name + file + line); (idle), (program) and (garbage collector) stay as V8 names them. */
 export function topSelf(profile: Profile, n: number): TopEntry[] {
   const hits = new Map<string, { fn: string; where: string; hits: number }>();
@@ -33,9 +39,8 @@ export function topSelf(profile: Profile, n: number): TopEntry[] {
     const h = node.hitCount ?? 0;
     if (h === 0) continue;
     total += h;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const file = url.replace(/^file:\/\//, '');
-    const where = file ? `${file.includes('node_modules') ? file.slice(file.lastIndexOf('node_modules/') + 13) : relative(process.cwd(), file)}:${lineNumber + 1}` : '';
+    const { functionName } = node.callFrame;
+    const where = whereOf(node.callFrame);
     const key = `${functionName}@${where}`;
     const e = hits.get(key) ?? { fn: functionName || '(anonymous)', where, hits: 0 };
     e.hits += h;
@@ -88,9 +93,8 @@ export async function startHeapProfile(name: string): Promise<() => Promise<TopE
     let total = 0;
     const walk = (node: HeapNode) => {
       if (node.selfSize > 0) {
-        const { functionName, url, lineNumber } = node.callFrame;
-        const file = url.replace(/^file:\/\//, '');
-        const where = file ? `${file.includes('node_modules') ? file.slice(file.lastIndexOf('node_modules/') + 13) : relative(process.cwd(), file)}:${lineNumber + 1}` : '';
+        const { functionName } = node.callFrame;
+        const where = whereOf(node.callFrame);
         const key = `${functionName}@${where}`;
         const e = bytes.get(key) ?? { fn: functionName || '(anonymous)', where, selfPct: 0, bytes: 0 };
         e.bytes += node.selfSize;
