@@ -440,7 +440,7 @@ const STATUS_DESCRIPTIONS: Record<string, string> = {
   '401': 'Missing, malformed or unknown API key (www-authenticate: Bearer)',
   '403': "The key's role may not call this operation",
   '404': 'Not found',
-  '413': 'Body larger than 1 MiB',
+  '413': 'Body larger than the route takes (1 MiB; PUT /rules 4 MiB)',
   '415': 'Body is not application/json',
   '429': 'Rate limit of this API key exceeded (retry-after header)',
   '500': 'Internal error (details only in the log)',

@@ -55,6 +55,19 @@ describe('rules routes', () => {
     expect(f.ledger.active()!.config.version).toBe(2);
   });
 
+  it('PUT /rules takes a document of the schema\'s full length in non-ASCII text (2 MB of JSON), and one character more is a 400, not a 413', async () => {
+    const f = fakeBackend();
+    const { app } = buildApp(noClickHouse, { rules: f.backend });
+    const head = 'version: 1\n# ';
+    const full = head + '÷'.repeat(1_000_000 - head.length); // ÷: 2 bytes in UTF-8
+    const put = (document: string) => app.inject({ method: 'PUT', url: '/rules', headers: { ...auth('admin'), 'content-type': 'application/json' }, payload: JSON.stringify({ document, comment: 'ü'.repeat(1000) }) });
+    const ok = await put(full);
+    expect(ok.statusCode).toBe(201);
+    const over = await put(full + '÷');
+    expect(over.statusCode).toBe(400);
+    expect(f.ledger.active()!.config.version).toBe(1);
+  });
+
   it('GET /rules and /rules/history (viewer): the version in force and every record, rejected ones with their problems', async () => {
     const f = fakeBackend();
     const { app } = buildApp(noClickHouse, { rules: f.backend });

@@ -96,11 +96,20 @@ export const rulesRouteSchemas = {
       401: errorRef,
       403: errorRef,
       409: errorRef,
+      413: errorRef,
+      415: errorRef,
       429: errorRef,
       503: errorRef,
     },
   },
 };
+
+/**
+ * PUT /rules's body limit: the document may hold 1,000,000 characters (its schema's maxLength), up to
+ * 3 bytes each in UTF-8, plus the comment. The API's default of 1 MiB answered 413 before the schema
+ * ran, to valid documents of non-ASCII text and to over-long ones that should get 400.
+ */
+export const PUT_RULES_BODY_LIMIT = 4 * 1024 * 1024;
 
 const entryView = (e: RulesHistoryEntry) => ({ ...e, pushed_at: new Date(e.pushed_at).toISOString() });
 
@@ -135,7 +144,7 @@ export function registerRulesRoutes(api: FastifyInstance, backend: RulesBackend 
     }
   });
 
-  api.put<{ Body: { document: string; format?: RulesFormat; comment?: string } }>('/rules', { config: { access: 'admin' }, schema: rulesRouteSchemas.put }, async (req, reply) => {
+  api.put<{ Body: { document: string; format?: RulesFormat; comment?: string } }>('/rules', { config: { access: 'admin' }, schema: rulesRouteSchemas.put, bodyLimit: PUT_RULES_BODY_LIMIT }, async (req, reply) => {
     const principal = req.principal as Principal;
     if (!backend) return unavailable(reply, new RulesUnavailableError('rules are not served by this API instance (no Kafka configured)'));
     try {
