@@ -1,11 +1,13 @@
 // Kafka client comparison on the same broker, the same input topic and in one run: raw consume,
 // produce of changelog-sized records, and a consume-transform-produce loop with one Kafka
 // transaction per partition batch (outputs + sendOffsets + commit), for kafkajs (as the project
-// runs it) and @platformatic/kafka. The loop is what the detector does minus the rules: it decides
-// which client can carry the detector faster.
+// runs it), @platformatic/kafka and @confluentinc/kafka-javascript (librdkafka; built from its npm
+// package on the first run, see confluent-client.ts). The loop is what the detector does minus the
+// rules: it decides which client can carry the detector faster. Each row also gives the process's
+// CPU time per record (all threads: librdkafka does its network and protocol work on threads of its
+// own, which events/s alone would hide on a machine whose cores are shared with the broker).
 //   npm run load:clients -- [records=200000] [partitions=6] [bytes=180] [batch=5000]
-// @confluentinc/kafka-javascript is not in the table: its install step downloads a prebuilt
-// librdkafka binding from GitHub (unreachable here); see load-tests/README.md.
+// CLIENTS=kafkajs,platformatic,confluent (default: all three) picks the clients.
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { Consumer as PConsumer, Producer as PProducer, FetchIsolationLevels, type Message as PMessage } from '@platformatic/kafka';
@@ -14,6 +16,7 @@ import { kafkaConfig } from '@tillwatch/config';
 import { randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { sleep, writeResult } from './common.js';
+import { CONFLUENT_VERSION, loadConfluent, type ConfluentKafka } from './confluent-client.js';
 
 const [recordsArg, partitionsArg, bytesArg, batchArg] = process.argv.slice(2);
 const N = Number(recordsArg ?? 200_000);
@@ -245,13 +248,123 @@ async function platLoop(to: string): Promise<number> {
   return last - first;
 }
 
+// ---- @confluentinc/kafka-javascript (librdkafka), its KafkaJS-compatible API -----------------
+
+const CLIENTS = new Set((process.env.CLIENTS ?? 'kafkajs,platformatic,confluent').split(',').map((c) => c.trim()));
+
+function confluentKafka(): { kafka: ConfluentKafka; version: string } {
+  const mod = loadConfluent((line) => console.error(line));
+  const kafka = new mod.KafkaJS.Kafka({ kafkaJS: { clientId: 'tillwatch-load-clients', brokers, logLevel: 1 /* ERROR */ } });
+  return { kafka, version: `${CONFLUENT_VERSION} (librdkafka ${mod.librdkafkaVersion})` };
+}
+
+async function confProduce(k: ConfluentKafka, to: string): Promise<number> {
+  const producer = k.producer({ kafkaJS: { idempotent: true, acks: -1 } });
+  await producer.connect();
+  const t0 = performance.now();
+  const inFlight: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i += BATCH) {
+    const messages = [];
+    for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push({ key: keyOf(j), value: values[j % values.length]! });
+    for (const c of chunks(messages)) {
+      inFlight.push(producer.send({ topic: to, messages: c }));
+      if (inFlight.length >= 4) await inFlight.shift();
+    }
+  }
+  await Promise.all(inFlight);
+  const ms = performance.now() - t0;
+  await producer.disconnect();
+  return ms;
+}
+
+/** Batches of up to BATCH records per eachBatch call, as the other two clients get from a fetch. */
+const confConsumerConfig = (groupId: string, readCommitted: boolean) => ({
+  kafkaJS: { groupId, fromBeginning: true, autoCommit: false, readUncommitted: !readCommitted },
+  'js.consumer.max.batch.size': BATCH,
+});
+
+// Timed from the first batch: this API has no group-join event (the other two are timed from the
+// join, one fetch earlier; a few milliseconds in runs of seconds).
+async function confConsume(k: ConfluentKafka): Promise<number> {
+  const consumer = k.consumer(confConsumerConfig(randomId('conf-raw'), false));
+  await consumer.connect();
+  await consumer.subscribe({ topics: [input] });
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  await consumer.run({
+    partitionsConsumedConcurrently: PARTITIONS,
+    eachBatch: async ({ batch }: { batch: { messages: unknown[] } }) => {
+      if (first === 0) first = performance.now();
+      count += batch.messages.length;
+      last = performance.now();
+    },
+  });
+  while (count < N) await sleep(10);
+  await consumer.disconnect();
+  return last - first;
+}
+
+interface ConfBatch {
+  topic: string;
+  partition: number;
+  messages: Array<{ key: Buffer | null; value: Buffer | null; offset: string }>;
+}
+
+async function confLoop(k: ConfluentKafka, to: string): Promise<number> {
+  const groupId = randomId('conf-txn');
+  const producers = new Map<number, ReturnType<ConfluentKafka['producer']>>();
+  for (let p = 0; p < PARTITIONS; p++) {
+    const producer = k.producer({ kafkaJS: { transactionalId: `${groupId}.${p}`, idempotent: true, maxInFlightRequests: 1 } });
+    await producer.connect();
+    producers.set(p, producer);
+  }
+  const consumer = k.consumer(confConsumerConfig(groupId, true));
+  await consumer.connect();
+  await consumer.subscribe({ topics: [input] });
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: PARTITIONS,
+    eachBatch: async ({ batch, resolveOffset }: { batch: ConfBatch; resolveOffset: (offset: string) => void }) => {
+      if (first === 0) first = performance.now();
+      const txn = await producers.get(batch.partition)!.transaction();
+      try {
+        for (const c of chunks(batch.messages.map((m) => ({ key: m.key, value: m.value ?? Buffer.alloc(0), partition: batch.partition })))) {
+          await txn.send({ topic: to, messages: c });
+        }
+        const next = (BigInt(batch.messages[batch.messages.length - 1]!.offset) + 1n).toString();
+        await txn.sendOffsets({ consumer, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
+        await txn.commit();
+      } catch (e) {
+        await txn.abort().catch(() => undefined);
+        throw e;
+      }
+      resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
+      count += batch.messages.length;
+      last = performance.now();
+    },
+  });
+  while (count < N) await sleep(10);
+  await consumer.disconnect();
+  await Promise.all([...producers.values()].map((p) => p.disconnect()));
+  return last - first;
+}
+
 // ---- run -----------------------------------------------------------------------------------
 
 const load = () => `load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
-const rows: Array<{ client: string; step: string; recordsPerSec: number; load: string }> = [];
-const record = (client: string, step: string, ms: number) => {
-  rows.push({ client, step, recordsPerSec: rate(ms), load: load() });
-  console.error(`${client.padEnd(20)} ${step.padEnd(34)} ${String(rate(ms)).padStart(9)} records/s   (${load()})`);
+const rows: Array<{ client: string; step: string; recordsPerSec: number; cpuMicrosPerRecord: number; load: string }> = [];
+/** Runs one step, timed by the step itself (wall) and by this process's CPU time (all threads). */
+const record = async (client: string, step: string, run: () => Promise<number>) => {
+  const cpu0 = process.cpuUsage();
+  const ms = await run();
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMicrosPerRecord = Math.round(((cpu.user + cpu.system) / N) * 100) / 100;
+  rows.push({ client, step, recordsPerSec: rate(ms), cpuMicrosPerRecord, load: load() });
+  console.error(`${client.padEnd(31)} ${step.padEnd(31)} ${String(rate(ms)).padStart(9)} records/s ${cpuMicrosPerRecord.toFixed(2).padStart(7)} CPU-µs/record   (${load()})`);
 };
 
 try {
@@ -259,28 +372,37 @@ try {
   outputs.push(input);
   console.error(`filling ${input}: ${N} records of ${BYTES} bytes on ${PARTITIONS} partitions...`);
   await kjsProduce(kafka, input);
+  const conf = CLIENTS.has('confluent') ? confluentKafka() : undefined;
+  const KJS = 'kafkajs';
+  const PLAT = '@platformatic/kafka';
+  const CONF = '@confluentinc/kafka-javascript';
 
-  record('kafkajs', 'produce (acks=all, idempotent)', await kjsProduce(kafka, await topic(`${run}.kjs.produce`)));
-  record('@platformatic/kafka', 'produce (acks=all, idempotent)', await platProduce(await topic(`${run}.plat.produce`)));
-  record('kafkajs', 'raw consume', await kjsConsume(kafka));
-  record('@platformatic/kafka', 'raw consume', await platConsume());
-  record('kafkajs', 'transactional loop (EOS, 1:1)', await kjsLoop(kafka, await topic(`${run}.kjs.loop`)));
-  record('@platformatic/kafka', 'transactional loop (EOS, 1:1)', await platLoop(await topic(`${run}.plat.loop`)));
+  const produce = 'produce (acks=all, idempotent)';
+  if (CLIENTS.has('kafkajs')) await record(KJS, produce, async () => kjsProduce(kafka, await topic(`${run}.kjs.produce`)));
+  if (CLIENTS.has('platformatic')) await record(PLAT, produce, async () => platProduce(await topic(`${run}.plat.produce`)));
+  if (conf) await record(CONF, produce, async () => confProduce(conf.kafka, await topic(`${run}.conf.produce`)));
+  if (CLIENTS.has('kafkajs')) await record(KJS, 'raw consume', () => kjsConsume(kafka));
+  if (CLIENTS.has('platformatic')) await record(PLAT, 'raw consume', () => platConsume());
+  if (conf) await record(CONF, 'raw consume', () => confConsume(conf.kafka));
+  const loop = 'transactional loop (EOS, 1:1)';
+  if (CLIENTS.has('kafkajs')) await record(KJS, loop, async () => kjsLoop(kafka, await topic(`${run}.kjs.loop`)));
+  if (CLIENTS.has('platformatic')) await record(PLAT, loop, async () => platLoop(await topic(`${run}.plat.loop`)));
+  if (conf) await record(CONF, loop, async () => confLoop(conf.kafka, await topic(`${run}.conf.loop`)));
 
   const by = (c: string, s: string) => rows.find((r) => r.client === c && r.step.startsWith(s))?.recordsPerSec ?? NaN;
-  const loopRatio = Math.round((by('@platformatic/kafka', 'transactional') / by('kafkajs', 'transactional')) * 100) / 100;
+  const ratio = (c: string) => Math.round((by(c, 'transactional') / by(KJS, 'transactional')) * 100) / 100;
+  const loopRatios = { platformaticToKafkajs: ratio(PLAT), confluentToKafkajs: ratio(CONF) };
   const result = {
     records: N,
     partitions: PARTITIONS,
     recordBytes: BYTES,
     batch: BATCH,
-    versions: { kafkajs: '2.2.4 (with the project patch)', platformatic: '1.35.0' },
+    versions: { kafkajs: '2.2.4 (with the project patch)', platformatic: '1.35.0', confluent: conf?.version ?? 'not run' },
     rows,
-    transactionalLoopRatioPlatformaticToKafkajs: loopRatio,
-    confluent: 'not measured: its install step (node-pre-gyp) downloads a prebuilt binary from github.com, unreachable here; see README',
+    transactionalLoopRatios: loopRatios,
   };
   console.table(rows);
-  console.log(JSON.stringify({ transactionalLoopRatioPlatformaticToKafkajs: loopRatio }));
+  console.log(JSON.stringify({ transactionalLoopRatios: loopRatios }));
   console.error(`written ${writeResult('client-compare', result)}`);
 } finally {
   await admin.deleteTopics({ topics: outputs }).catch(() => undefined);
