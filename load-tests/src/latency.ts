@@ -19,7 +19,7 @@ import { percentiles, sleep, writeResult } from './common.js';
 
 type Topics = Awaited<ReturnType<typeof provisionScopedTopics>>;
 interface LoadOptions { topics: Topics; rate: number; seconds: number; terminals: number }
-interface LoadResult { latencies: number[]; before: number[]; after: number[]; achieved: number }
+interface LoadResult { latencies: number[]; before: number[]; after: number[]; simQueued: number[]; simSend: number[]; achieved: number }
 
 /**
  * The load side: a read_committed reader of the alert topic (the downstream view) and the
@@ -65,9 +65,37 @@ async function runLoad(o: LoadOptions, onMeasuring: (on: boolean) => void): Prom
   await Promise.all([txnSerde.init(), hbSerde.init()]);
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
+  // The load side's own share of every event's latency, measured per simulator batch: from the tick
+  // that generated it (received_time) to its send being invoked (simQueued: the simulator chains its
+  // sends, so a slow send delays the next ticks' batches), and from there to the broker's ack
+  // (simSend). A tick is one synchronous run of now() calls (one per event of the batch).
+  const simQueued: number[] = [];
+  const simSend: number[] = [];
+  const ticks: number[] = [];
+  let inTick = false;
+  const now = (): number => {
+    const t = Date.now();
+    if (!inTick) {
+      inTick = true;
+      ticks.push(t);
+      setImmediate(() => (inTick = false));
+    }
+    return t;
+  };
+  const send = producer.send.bind(producer);
+  producer.send = async (record) => {
+    const generated = record.topic === topics.transactions ? ticks.shift() : undefined;
+    const invoked = Date.now();
+    const r = await send(record);
+    if (generated !== undefined && measuring) {
+      simQueued.push(invoked - generated);
+      simSend.push(Date.now() - invoked);
+    }
+    return r;
+  };
   const fleet = createFleet({ terminals: o.terminals, seed: 3, anomalyRate: 0.01, anomalies: ['duplicate_charge', 'abnormal_amount', 'sync_lag', 'refund_without_sale', 'refund_exceeds_sale'] });
   // Warm-up 5 s (JIT, connections), then measure.
-  const sim = createSimulator({ producer, fleet, rate: o.rate, encodeTransaction: (t) => txnSerde.encode(t), encodeHeartbeat: (h) => hbSerde.encode(h), topics, logger, heartbeatIntervalMs: 3_600_000, maxEvents: o.rate * (o.seconds + 5) });
+  const sim = createSimulator({ producer, fleet, rate: o.rate, encodeTransaction: (t) => txnSerde.encode(t), encodeHeartbeat: (h) => hbSerde.encode(h), topics, logger, now, heartbeatIntervalMs: 3_600_000, maxEvents: o.rate * (o.seconds + 5) });
   sim.start();
   await sleep(5000);
   measuring = true;
@@ -81,7 +109,7 @@ async function runLoad(o: LoadOptions, onMeasuring: (on: boolean) => void): Prom
   onMeasuring(false);
   await reader.disconnect();
   await producer.disconnect();
-  return { latencies, before, after, achieved };
+  return { latencies, before, after, simQueued, simSend, achieved };
 }
 
 type FromWorker = { type: 'measuring'; on: boolean } | { type: 'done'; result: LoadResult } | { type: 'error'; message: string };
@@ -162,7 +190,7 @@ async function main(): Promise<void> {
       : await runLoad(options, onMeasuring);
     gcObserver.disconnect();
     await detector.stop();
-    const { latencies, before, after, achieved } = load;
+    const { latencies, before, after, simQueued, simSend, achieved } = load;
     const p = percentiles(latencies, [50, 99, 99.9]);
     const result = {
       targetRate: RATE,
@@ -181,6 +209,8 @@ async function main(): Promise<void> {
       breakdownMs: {
         alertBeforeSend: percentiles(before, [50, 99, 99.9]),
         alertAfterSend: percentiles(after, [50, 99, 99.9]),
+        simulatorQueued: percentiles(simQueued, [50, 99, 99.9]),
+        simulatorSend: percentiles(simSend, [50, 99, 99.9]),
         ...Object.fromEntries([...stages].map(([stage, v]) => [stage, { n: v.length, ...percentiles(v, [50, 99, 99.9]), max: Math.round(Math.max(...v)) }])),
         // The histogram's values include its 10 ms sampling interval: subtracted.
         eventLoopDelay: Object.fromEntries(([['p50', loopDelay.percentile(50)], ['p99', loopDelay.percentile(99)], ['max', loopDelay.max]] as const).map(([k, ns]) => [k, Math.round(Math.max(0, ns / 1e6 - 10) * 10) / 10])),
