@@ -16,7 +16,7 @@ import { kafkaConfig } from '@tillwatch/config';
 import { randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { sleep, writeResult } from './common.js';
-import { CONFLUENT_VERSION, loadConfluent, type ConfluentKafka } from './confluent-client.js';
+import { CONFLUENT_VERSION, ConfluentUnavailableError, loadConfluent, type ConfluentKafka } from './confluent-client.js';
 
 const [recordsArg, partitionsArg, bytesArg, batchArg] = process.argv.slice(2);
 const N = Number(recordsArg ?? 200_000);
@@ -43,6 +43,17 @@ async function topic(name: string): Promise<string> {
 const values = Array.from({ length: 64 }, () => randomBytes(BYTES));
 const keyOf = (i: number) => `merchant-${i % 5_000}`;
 const rate = (ms: number) => Math.round(N / (ms / 1000));
+/** Per step: send calls (produce), batches handed to the handler (raw consume) or transactions committed (loop). */
+let batches = 0;
+/** A step that has not seen all N records within this time fails instead of waiting forever. */
+const STEP_DEADLINE_MS = 5 * 60_000;
+async function waitFor(done: () => boolean, step: string): Promise<void> {
+  const deadline = performance.now() + STEP_DEADLINE_MS;
+  while (!done()) {
+    if (performance.now() > deadline) throw new Error(`${step}: not all ${N} records within ${STEP_DEADLINE_MS / 1000} s`);
+    await sleep(10);
+  }
+}
 
 /** Records split in requests of at most MAX_REQUEST_BYTES. */
 function chunks<T extends { value: Buffer }>(messages: T[]): T[][] {
@@ -73,6 +84,7 @@ async function kjsProduce(k: Kafka, to: string): Promise<number> {
     const messages = [];
     for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push({ key: keyOf(j), value: values[j % values.length]! });
     for (const c of chunks(messages)) {
+      batches++;
       inFlight.push(producer.send({ topic: to, acks: -1, messages: c }));
       if (inFlight.length >= 4) await inFlight.shift();
     }
@@ -92,10 +104,11 @@ async function kjsConsume(k: Kafka): Promise<number> {
   await consumer.connect();
   await consumer.subscribe({ topic: input, fromBeginning: true });
   await consumer.run({ autoCommit: false, eachBatch: async ({ batch }) => {
+    batches++;
     count += batch.messages.length;
     last = performance.now();
   } });
-  while (count < N) await sleep(10);
+  await waitFor(() => count >= N, 'kafkajs raw consume');
   await consumer.disconnect();
   return last - first;
 }
@@ -136,13 +149,14 @@ async function kjsLoop(k: Kafka, to: string): Promise<number> {
           throw e;
         }
         resolveOffset(slice[slice.length - 1]!.offset);
+        batches++;
         count += slice.length;
         last = performance.now();
       }
       await heartbeat();
     },
   });
-  while (count < N) await sleep(10);
+  await waitFor(() => count >= N, 'kafkajs transactional loop');
   await consumer.disconnect();
   await Promise.all([...producers.values()].map((p) => p.disconnect()));
   return last - first;
@@ -160,7 +174,10 @@ async function platProduce(to: string): Promise<number> {
     for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push({ topic: to, key: Buffer.from(keyOf(j)), value: values[j % values.length]! });
     // One request at a time: concurrent idempotent sends get OUT_OF_ORDER_SEQUENCE_NUMBER from
     // this client (seen here), and kafkajs runs with maxInFlightRequests: 1 too.
-    for (const c of chunks(messages)) await producer.send({ messages: c });
+    for (const c of chunks(messages)) {
+      batches++;
+      await producer.send({ messages: c });
+    }
   }
   const ms = performance.now() - t0;
   await producer.close();
@@ -176,6 +193,7 @@ async function platConsume(): Promise<number> {
   let last = 0;
   await new Promise<void>((resolve, reject) => {
     stream.on('data', () => {
+      batches++; // one message per event: this client's consumer is a stream of single messages
       count++;
       if (count === N) {
         last = performance.now();
@@ -219,6 +237,7 @@ async function platLoop(to: string): Promise<number> {
         await txn.abort().catch(() => undefined);
         throw e;
       }
+      batches++;
       count += batch.length;
       last = performance.now();
     } finally {
@@ -239,7 +258,7 @@ async function platLoop(to: string): Promise<number> {
     for (const p of pending.keys()) kick(p);
     if ([...pending.values()].every((l) => l.length < 2 * BATCH) && stream.isPaused()) stream.resume();
   }, 5);
-  while (count < N && !failed) await sleep(10);
+  await waitFor(() => count >= N || failed !== undefined, 'platformatic transactional loop');
   clearInterval(timer);
   await stream.close();
   await consumer.close(true);
@@ -250,15 +269,31 @@ async function platLoop(to: string): Promise<number> {
 
 // ---- @confluentinc/kafka-javascript (librdkafka), its KafkaJS-compatible API -----------------
 
-const CLIENTS = new Set((process.env.CLIENTS ?? 'kafkajs,platformatic,confluent').split(',').map((c) => c.trim()));
+const KNOWN_CLIENTS = ['kafkajs', 'platformatic', 'confluent'];
+const CLIENTS = new Set((process.env.CLIENTS ?? KNOWN_CLIENTS.join(',')).split(',').map((c) => c.trim()));
+for (const c of CLIENTS) if (!KNOWN_CLIENTS.includes(c)) throw new Error(`CLIENTS: unknown client ${c} (known: ${KNOWN_CLIENTS.join(', ')})`);
 
-function confluentKafka(): { kafka: ConfluentKafka; version: string } {
-  const mod = loadConfluent((line) => console.error(line));
-  const kafka = new mod.KafkaJS.Kafka({ kafkaJS: { clientId: 'tillwatch-load-clients', brokers, logLevel: 1 /* ERROR */ } });
-  return { kafka, version: `${CONFLUENT_VERSION} (librdkafka ${mod.librdkafkaVersion})` };
+interface Confluent {
+  kafka: ConfluentKafka;
+  version: string;
+  /** librdkafka's "partitions assigned" rebalance code, to time consumers from their group join. */
+  assigned: number;
 }
 
-async function confProduce(k: ConfluentKafka, to: string): Promise<number> {
+/** The client, built on first use; when it cannot be built, why (the run goes on without it). */
+function confluentKafka(): Confluent | string {
+  try {
+    const mod = loadConfluent((line) => console.error(line));
+    const kafka = new mod.KafkaJS.Kafka({ kafkaJS: { clientId: 'tillwatch-load-clients', brokers, logLevel: mod.KafkaJS.logLevel.ERROR } });
+    return { kafka, version: `${CONFLUENT_VERSION} (librdkafka ${mod.librdkafkaVersion})`, assigned: mod.CODES.ERRORS.ERR__ASSIGN_PARTITIONS };
+  } catch (e) {
+    if (!(e instanceof ConfluentUnavailableError)) throw e;
+    console.error(`@confluentinc/kafka-javascript not measured: ${e.message}`);
+    return `not measured: ${e.message}`;
+  }
+}
+
+async function confProduce({ kafka: k }: Confluent, to: string): Promise<number> {
   const producer = k.producer({ kafkaJS: { idempotent: true, acks: -1 } });
   await producer.connect();
   const t0 = performance.now();
@@ -267,6 +302,7 @@ async function confProduce(k: ConfluentKafka, to: string): Promise<number> {
     const messages = [];
     for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push({ key: keyOf(j), value: values[j % values.length]! });
     for (const c of chunks(messages)) {
+      batches++;
       inFlight.push(producer.send({ topic: to, messages: c }));
       if (inFlight.length >= 4) await inFlight.shift();
     }
@@ -277,30 +313,35 @@ async function confProduce(k: ConfluentKafka, to: string): Promise<number> {
   return ms;
 }
 
-/** Batches of up to BATCH records per eachBatch call, as the other two clients get from a fetch. */
-const confConsumerConfig = (groupId: string, readCommitted: boolean) => ({
-  kafkaJS: { groupId, fromBeginning: true, autoCommit: false, readUncommitted: !readCommitted },
+/**
+ * The kafkajs consumers' fetch settings (4 MiB per partition, 100 ms wait, read_committed), eachBatch
+ * batches of up to BATCH records (this client builds batches from its own message cache, which
+ * starts at one message and grows with the consumption rate: the batch counts are recorded), and a
+ * rebalance callback that stamps the group join (it returns nothing: the default assignment goes on).
+ */
+const confConsumerConfig = (c: Confluent, groupId: string, onJoin: () => void) => ({
+  kafkaJS: { groupId, fromBeginning: true, autoCommit: false, readUncommitted: false, maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTimeInMs: 100 },
   'js.consumer.max.batch.size': BATCH,
+  rebalance_cb: (err: { code: number }) => {
+    if (err.code === c.assigned) onJoin();
+  },
 });
 
-// Timed from the first batch: this API has no group-join event (the other two are timed from the
-// join, one fetch earlier; a few milliseconds in runs of seconds).
-async function confConsume(k: ConfluentKafka): Promise<number> {
-  const consumer = k.consumer(confConsumerConfig(randomId('conf-raw'), false));
+async function confConsume(c: Confluent): Promise<number> {
+  let first = 0;
+  const consumer = c.kafka.consumer(confConsumerConfig(c, randomId('conf-raw'), () => (first ||= performance.now())));
   await consumer.connect();
   await consumer.subscribe({ topics: [input] });
   let count = 0;
-  let first = 0;
   let last = 0;
   await consumer.run({
-    partitionsConsumedConcurrently: PARTITIONS,
     eachBatch: async ({ batch }: { batch: { messages: unknown[] } }) => {
-      if (first === 0) first = performance.now();
+      batches++;
       count += batch.messages.length;
       last = performance.now();
     },
   });
-  while (count < N) await sleep(10);
+  await waitFor(() => count >= N, 'confluent raw consume');
   await consumer.disconnect();
   return last - first;
 }
@@ -311,25 +352,25 @@ interface ConfBatch {
   messages: Array<{ key: Buffer | null; value: Buffer | null; offset: string }>;
 }
 
-async function confLoop(k: ConfluentKafka, to: string): Promise<number> {
+async function confLoop(c: Confluent, to: string): Promise<number> {
   const groupId = randomId('conf-txn');
   const producers = new Map<number, ReturnType<ConfluentKafka['producer']>>();
   for (let p = 0; p < PARTITIONS; p++) {
-    const producer = k.producer({ kafkaJS: { transactionalId: `${groupId}.${p}`, idempotent: true, maxInFlightRequests: 1 } });
+    const producer = c.kafka.producer({ kafkaJS: { transactionalId: `${groupId}.${p}`, idempotent: true, maxInFlightRequests: 1 } });
     await producer.connect();
     producers.set(p, producer);
   }
-  const consumer = k.consumer(confConsumerConfig(groupId, true));
+  let first = 0;
+  const consumer = c.kafka.consumer(confConsumerConfig(c, groupId, () => (first ||= performance.now())));
   await consumer.connect();
   await consumer.subscribe({ topics: [input] });
   let count = 0;
-  let first = 0;
   let last = 0;
   await consumer.run({
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: PARTITIONS,
     eachBatch: async ({ batch, resolveOffset }: { batch: ConfBatch; resolveOffset: (offset: string) => void }) => {
-      if (first === 0) first = performance.now();
+      batches++;
       const txn = await producers.get(batch.partition)!.transaction();
       try {
         for (const c of chunks(batch.messages.map((m) => ({ key: m.key, value: m.value ?? Buffer.alloc(0), partition: batch.partition })))) {
@@ -347,7 +388,7 @@ async function confLoop(k: ConfluentKafka, to: string): Promise<number> {
       last = performance.now();
     },
   });
-  while (count < N) await sleep(10);
+  await waitFor(() => count >= N, 'confluent transactional loop');
   await consumer.disconnect();
   await Promise.all([...producers.values()].map((p) => p.disconnect()));
   return last - first;
@@ -356,48 +397,61 @@ async function confLoop(k: ConfluentKafka, to: string): Promise<number> {
 // ---- run -----------------------------------------------------------------------------------
 
 const load = () => `load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
-const rows: Array<{ client: string; step: string; recordsPerSec: number; cpuMicrosPerRecord: number; load: string }> = [];
-/** Runs one step, timed by the step itself (wall) and by this process's CPU time (all threads). */
+const rows: Array<{ client: string; step: string; recordsPerSec: number; cpuMicrosPerRecord: number; batches: number; meanBatch: number; load: string }> = [];
+/**
+ * Runs one step: records/s from the step's own timing (group join or first send to the last
+ * record); CPU-µs per record from this process's CPU time over the whole step, all threads, which
+ * also holds its connects, group join and disconnects (the same kinds of work for every client).
+ */
 const record = async (client: string, step: string, run: () => Promise<number>) => {
+  batches = 0;
   const cpu0 = process.cpuUsage();
   const ms = await run();
   const cpu = process.cpuUsage(cpu0);
   const cpuMicrosPerRecord = Math.round(((cpu.user + cpu.system) / N) * 100) / 100;
-  rows.push({ client, step, recordsPerSec: rate(ms), cpuMicrosPerRecord, load: load() });
-  console.error(`${client.padEnd(31)} ${step.padEnd(31)} ${String(rate(ms)).padStart(9)} records/s ${cpuMicrosPerRecord.toFixed(2).padStart(7)} CPU-µs/record   (${load()})`);
+  rows.push({ client, step, recordsPerSec: rate(ms), cpuMicrosPerRecord, batches, meanBatch: Math.round(N / Math.max(1, batches)), load: load() });
+  console.error(`${client.padEnd(31)} ${step.padEnd(31)} ${String(rate(ms)).padStart(9)} records/s ${cpuMicrosPerRecord.toFixed(2).padStart(7)} CPU-µs/record ${String(batches).padStart(7)} batches   (${load()})`);
 };
 
 try {
+  const conf = CLIENTS.has('confluent') ? confluentKafka() : 'not run (CLIENTS)';
   await admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: PARTITIONS, replicationFactor: 1 }] });
   outputs.push(input);
   console.error(`filling ${input}: ${N} records of ${BYTES} bytes on ${PARTITIONS} partitions...`);
   await kjsProduce(kafka, input);
-  const conf = CLIENTS.has('confluent') ? confluentKafka() : undefined;
   const KJS = 'kafkajs';
   const PLAT = '@platformatic/kafka';
   const CONF = '@confluentinc/kafka-javascript';
+  const kjs = CLIENTS.has('kafkajs');
+  const plat = CLIENTS.has('platformatic');
+  const c = typeof conf === 'string' ? undefined : conf;
+  // Output topics are created before the steps (not inside their CPU time).
+  const out = async (name: string, on: boolean) => (on ? topic(`${run}.${name}`) : '');
+  const [kjsProduceTo, platProduceTo, confProduceTo] = [await out('kjs.produce', kjs), await out('plat.produce', plat), await out('conf.produce', c !== undefined)];
+  const [kjsLoopTo, platLoopTo, confLoopTo] = [await out('kjs.loop', kjs), await out('plat.loop', plat), await out('conf.loop', c !== undefined)];
 
   const produce = 'produce (acks=all, idempotent)';
-  if (CLIENTS.has('kafkajs')) await record(KJS, produce, async () => kjsProduce(kafka, await topic(`${run}.kjs.produce`)));
-  if (CLIENTS.has('platformatic')) await record(PLAT, produce, async () => platProduce(await topic(`${run}.plat.produce`)));
-  if (conf) await record(CONF, produce, async () => confProduce(conf.kafka, await topic(`${run}.conf.produce`)));
-  if (CLIENTS.has('kafkajs')) await record(KJS, 'raw consume', () => kjsConsume(kafka));
-  if (CLIENTS.has('platformatic')) await record(PLAT, 'raw consume', () => platConsume());
-  if (conf) await record(CONF, 'raw consume', () => confConsume(conf.kafka));
+  if (kjs) await record(KJS, produce, () => kjsProduce(kafka, kjsProduceTo));
+  if (plat) await record(PLAT, produce, () => platProduce(platProduceTo));
+  if (c) await record(CONF, produce, () => confProduce(c, confProduceTo));
+  if (kjs) await record(KJS, 'raw consume', () => kjsConsume(kafka));
+  if (plat) await record(PLAT, 'raw consume', () => platConsume());
+  if (c) await record(CONF, 'raw consume', () => confConsume(c));
   const loop = 'transactional loop (EOS, 1:1)';
-  if (CLIENTS.has('kafkajs')) await record(KJS, loop, async () => kjsLoop(kafka, await topic(`${run}.kjs.loop`)));
-  if (CLIENTS.has('platformatic')) await record(PLAT, loop, async () => platLoop(await topic(`${run}.plat.loop`)));
-  if (conf) await record(CONF, loop, async () => confLoop(conf.kafka, await topic(`${run}.conf.loop`)));
+  if (kjs) await record(KJS, loop, () => kjsLoop(kafka, kjsLoopTo));
+  if (plat) await record(PLAT, loop, () => platLoop(platLoopTo));
+  if (c) await record(CONF, loop, () => confLoop(c, confLoopTo));
 
-  const by = (c: string, s: string) => rows.find((r) => r.client === c && r.step.startsWith(s))?.recordsPerSec ?? NaN;
-  const ratio = (c: string) => Math.round((by(c, 'transactional') / by(KJS, 'transactional')) * 100) / 100;
+  const by = (client: string, s: string) => rows.find((r) => r.client === client && r.step.startsWith(s))?.recordsPerSec ?? NaN;
+  const ratio = (client: string) => Math.round((by(client, 'transactional') / by(KJS, 'transactional')) * 100) / 100;
+  // null where a client was not run.
   const loopRatios = { platformaticToKafkajs: ratio(PLAT), confluentToKafkajs: ratio(CONF) };
   const result = {
     records: N,
     partitions: PARTITIONS,
     recordBytes: BYTES,
     batch: BATCH,
-    versions: { kafkajs: '2.2.4 (with the project patch)', platformatic: '1.35.0', confluent: conf?.version ?? 'not run' },
+    versions: { kafkajs: '2.2.4 (with the project patch)', platformatic: '1.35.0', confluent: c?.version ?? conf },
     rows,
     transactionalLoopRatios: loopRatios,
   };

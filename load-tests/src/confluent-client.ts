@@ -8,10 +8,13 @@
 // with its scripts off, then built from source with `--build-from-source` (no binary download),
 // `--nodedir` pointing at this Node's headers (node-gyp downloads none) and CKJS_LINKING=dynamic (the
 // package's own switch: librdkafka links the system's libssl and zlib instead of downloading them).
-// JOBS=1: with parallel jobs the package's gyp build can start on librdkafka's config.h before its
-// configure action has written it (seen here). About 2 min once; reused until the version changes.
+// JOBS=1 for node-gyp's make: with parallel jobs the package's gyp build can start on librdkafka's
+// config.h before its configure action has written it (seen here); librdkafka's own make, run by that
+// action, still uses parallel jobs. About 2 min once; reused until the version or Node's ABI changes.
+// What it leaves out: zstd and curl (no Debian -dev packages here) and SASL/GSSAPI (no libsasl2);
+// lz4 is librdkafka's bundled copy. None of them is used by the comparison.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,14 +22,16 @@ import { fileURLToPath } from 'node:url';
 export const CONFLUENT_VERSION = '1.10.1';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const dir = join(root, '.cache', 'clients', `confluent-kafka-javascript-${CONFLUENT_VERSION}`);
+// Per Node ABI: a binding built for another Node's modules version would not load.
+const dir = join(root, '.cache', 'clients', `confluent-kafka-javascript-${CONFLUENT_VERSION}-abi${process.versions.modules}`);
 const pkgDir = join(dir, 'node_modules', '@confluentinc', 'kafka-javascript');
 const binding = join(pkgDir, 'build', 'Release', 'confluent-kafka-javascript.node');
 
 /** The parts of the package's KafkaJS-compatible API the comparison uses. */
 export interface ConfluentModule {
   librdkafkaVersion: string;
-  KafkaJS: { Kafka: new (config: Record<string, unknown>) => ConfluentKafka };
+  CODES: { ERRORS: { ERR__ASSIGN_PARTITIONS: number } };
+  KafkaJS: { Kafka: new (config: Record<string, unknown>) => ConfluentKafka; logLevel: { ERROR: number } };
 }
 /* eslint-disable @typescript-eslint/no-explicit-any -- the package is loaded from the cache at run time, untyped here */
 export interface ConfluentKafka {
@@ -39,13 +44,17 @@ export class ConfluentUnavailableError extends Error {
   override name = 'ConfluentUnavailableError';
 }
 
-/** Runs a step; its whole output goes to `log` (kept), the end of it into the error if it fails. */
+/** Runs a step; its output (stdout and stderr in order) goes to `log` (kept), its end into the error if it fails. */
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, log: string): void {
-  const r = spawnSync(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-  const output = `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
-  writeFileSync(log, output);
+  const fd = openSync(log, 'w');
+  let r;
+  try {
+    r = spawnSync(cmd, args, { cwd, env, stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
   if (r.status !== 0) {
-    const tail = output.trim().split('\n').slice(-25).join('\n');
+    const tail = readFileSync(log, 'utf8').trim().split('\n').slice(-25).join('\n');
     throw new ConfluentUnavailableError(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal}) in ${cwd}; whole output in ${log}; its end:\n${tail}`);
   }
 }
@@ -56,7 +65,7 @@ export function loadConfluent(log: (line: string) => void): ConfluentModule {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'confluent-client-cache', private: true }, null, 2)}\n`);
     log(`installing @confluentinc/kafka-javascript@${CONFLUENT_VERSION} from the npm registry into ${dir} (scripts off)...`);
-    run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', `@confluentinc/kafka-javascript@${CONFLUENT_VERSION}`], dir, process.env, join(dir, 'install.log'));
+    run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', '--save-exact', `@confluentinc/kafka-javascript@${CONFLUENT_VERSION}`], dir, process.env, join(dir, 'install.log'));
     // This Node's headers (…/include/node next to …/bin/node): node-gyp then downloads none.
     const nodedir = dirname(dirname(process.execPath));
     if (!existsSync(join(nodedir, 'include', 'node', 'node.h'))) throw new ConfluentUnavailableError(`no Node headers under ${nodedir}/include/node: node-gyp would download them`);
