@@ -2,10 +2,11 @@
 // root postinstall), its producer's grouping behaves as kafkajs's contract requires, and a kafkajs
 // without the patch is refused at start-up with a clear error.
 import { createRequire } from 'node:module';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { assertKafkajsPatched, installedKafkajs, kafkajsPatchProblem, KAFKAJS_VERSION } from '../src/kafka/kafkajs-patches.js';
 import { createKafka } from '../src/kafka/client.js';
 import { FatalError } from '../src/errors.js';
+import type * as PatchesModule from '../src/kafka/kafkajs-patches.js';
 
 type Grouping = (o: { topic: string; partitionMetadata: unknown[]; messages: unknown[]; partitioner: (a: { message: unknown }) => number }) => Record<number, unknown[]>;
 const require = createRequire(import.meta.url);
@@ -228,5 +229,24 @@ describe('kafkajs install-time patch', () => {
     // createKafka (every service's start-up) runs the check on the real install: here it passes.
     const logger = { debug() {}, info() {}, warn() {}, error() {} } as unknown as Parameters<typeof createKafka>[0]['logger'];
     expect(() => createKafka({ config: { brokers: ['127.0.0.1:1'], clientId: 't', ssl: false } as Parameters<typeof createKafka>[0]['config'], logger })).not.toThrow();
+  });
+});
+
+describe('createKafka start-up check', () => {
+  afterEach(() => {
+    vi.doUnmock('../src/kafka/kafkajs-patches.js');
+    vi.resetModules();
+  });
+
+  it('refuses to create a client when the installed kafkajs is not the patched one', async () => {
+    // The same check, told it found kafkajs 2.3.0: createKafka (every service's start-up) must throw it.
+    vi.resetModules();
+    vi.doMock('../src/kafka/kafkajs-patches.js', async (importOriginal) => {
+      const real = await importOriginal<typeof PatchesModule>();
+      return { ...real, assertKafkajsPatched: () => real.assertKafkajsPatched({ ...real.installedKafkajs(), version: '2.3.0' }) };
+    });
+    const { createKafka: create } = await import('../src/kafka/client.js');
+    const logger = { debug() {}, info() {}, warn() {}, error() {} } as unknown as Parameters<typeof create>[0]['logger'];
+    expect(() => create({ config: { brokers: ['127.0.0.1:1'], clientId: 't', ssl: false } as Parameters<typeof create>[0]['config'], logger })).toThrow(/kafkajs 2\.3\.0 is installed/);
   });
 });
