@@ -9,7 +9,7 @@ import { createAvroSerde, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import { createDetector } from '@tillwatch/detector';
-import { T0, closeStreamTime, deleteTopics, duplicates, produceEvents, readAll, setupTopics, sleep, waitCommitted } from './support.js';
+import { T0, alertDigest, closeStreamTime, deleteTopics, duplicates, produceEvents, readAll, setupTopics, sleep, waitCommitted } from './support.js';
 
 const { kafka, registry, logger } = testKafka('detector-hb-it');
 const cleanup: Record<TopicRole, string>[] = [];
@@ -96,8 +96,7 @@ describe('detector with heartbeats on the real stack', () => {
 
     const alerts = await readAll<Alert>(kafka, registry, topics.alerts, AvroSchemas.alert);
     expect(duplicates(alerts)).toEqual([]);
-    const al = (a: Alert): string => `${a.alert_id} ${a.rule} ${a.terminal_id} ${a.detected_at} ${a.event_ids.join(',')} ${JSON.stringify(a.details)}`;
-    expect(alerts.map(al).sort()).toEqual(expectedAlerts.map(al).sort());
+        expect(alerts.map(alertDigest).sort()).toEqual(expectedAlerts.map(alertDigest).sort());
     const updates = await readAll<AlertUpdate>(kafka, registry, topics.alertUpdates, AvroSchemas.alertUpdate, 1500);
     const upd = (u: AlertUpdate): string => `${u.update_id} ${u.alert_id} ${u.rule} ${u.resolution} ${u.resolved_at} ${u.resolved_by_event_ids.join(',')} ${JSON.stringify(u.details)}`;
     expect(updates.map(upd).sort()).toEqual(expectedUpdates.map(upd).sort());
