@@ -1,15 +1,20 @@
 // Load test (i): sustained events/s of one detector process through the real broker with all rules
 // on, measured in the same run as the raw consume rate of the same Kafka client on the same topic.
-//   npm run load:throughput -- [events=300000] [terminals=20000] [partitions=6] [--heartbeats]
+//   npm run load:throughput -- [events=300000] [terminals=20000] [partitions=6] [--heartbeats | --bench]
 // --heartbeats (or THROUGHPUT_HEARTBEATS=1): the fleet also sends one heartbeat per terminal per
 // minute of event time (staggered across the minute), on the heartbeats topic co-partitioned by
 // merchant_id (issue 10's load check); events/s still counts transactions, the heartbeats are
 // counted apart and in the CPU per transaction.
+// --bench: the input is the rule benchmark's stream instead of the simulator's fleet (packages/rules
+// bench generator: seed 42, 1,000 merchants, 3,000 terminals, 300,000 cards; its first 1.2M events by
+// default), the reference input issue 12 quotes Kafka Streams' figures on; results/throughput-bench.json.
 // THROUGHPUT_ALIGN=0: the detector without alignInputs (fetch-batch order across the two topics).
 // PROFILE=1 also takes a CPU profile of the detector phase (results/throughput.cpuprofile) and
 // prints its top five entries by self time.
 import { createDetector, DEFAULT_SESSION_TIMEOUT_MS } from '@tillwatch/detector';
 import { defaultRulesConfig } from '@tillwatch/rules';
+import { BENCH_STREAM, generateEvents } from '@tillwatch/rules/bench/generate';
+import type { Heartbeat, Transaction } from '@tillwatch/schemas';
 import { deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
@@ -23,15 +28,28 @@ const args = process.argv.slice(2);
 const HEARTBEATS = args.includes('--heartbeats') || process.env.THROUGHPUT_HEARTBEATS === '1';
 // THROUGHPUT_CHANGELOG_FORMAT=1: the previous changelog value format (A/B of the dictionary keys).
 const CHANGELOG_FORMAT = process.env.THROUGHPUT_CHANGELOG_FORMAT === '1' ? 1 : 2;
+const BENCH = args.includes('--bench');
+if (BENCH && HEARTBEATS) throw new Error('--bench and --heartbeats: the benchmark stream has no heartbeats');
 const [eventsArg, terminalsArg, partitionsArg] = args.filter((a) => !a.startsWith('--'));
-const N = Number(eventsArg ?? 300_000);
-const TERMINALS = Number(terminalsArg ?? 20_000);
+const N = Number(eventsArg ?? (BENCH ? BENCH_STREAM.events : 300_000));
+if (BENCH && terminalsArg !== undefined && Number(terminalsArg) !== BENCH_STREAM.terminals) throw new Error(`--bench: the benchmark stream has ${BENCH_STREAM.terminals} terminals`);
+const TERMINALS = BENCH ? BENCH_STREAM.terminals : Number(terminalsArg ?? 20_000);
 const PARTITIONS = Number(partitionsArg ?? 6);
+
+/** The first N events of the benchmark stream. */
+function benchInput(n: number): { events: Transaction[]; heartbeats: Heartbeat[] } {
+  const events: Transaction[] = [];
+  for (const e of generateEvents({ ...BENCH_STREAM, events: n })) {
+    events.push(e);
+    if (events.length === n) break;
+  }
+  return { events, heartbeats: [] };
+}
 
 const { kafka, registry, logger } = testKafka('load-throughput');
 const topics = await provisionScopedTopics(kafka, registry, PARTITIONS, randomId('load'));
 try {
-  const { events, heartbeats } = fleetInput(N, TERMINALS, HEARTBEATS);
+  const { events, heartbeats } = BENCH ? benchInput(N) : fleetInput(N, TERMINALS, HEARTBEATS);
   console.error(`publishing ${events.length} events${HEARTBEATS ? ` and ${heartbeats.length} heartbeats` : ''} (${TERMINALS} terminals) to ${PARTITIONS} partitions...`);
   const pub = await publish(kafka, registry, topics.transactions, events);
   if (HEARTBEATS) await publish(kafka, registry, topics.heartbeats, heartbeats, 'heartbeat');
@@ -118,6 +136,7 @@ try {
   const changelogOffsets = (await admin.fetchTopicOffsets(topics.detectorChangelog)).reduce((n, p) => n + Number(p.high), 0);
   await admin.disconnect();
   const result = {
+    input: BENCH ? `rule benchmark stream (seed ${BENCH_STREAM.seed}, ${BENCH_STREAM.merchants} merchants, ${BENCH_STREAM.cards} cards)` : 'simulator fleet (seed 1)',
     events: events.length,
     heartbeats: heartbeats.length,
     terminals: TERMINALS,
@@ -141,7 +160,7 @@ try {
     targets: { detectorEventsPerSec: 100_000, ratio: 0.3 },
   };
   console.log(JSON.stringify(result, null, 2));
-  console.error(`written ${writeResult('throughput', result)}`);
+  console.error(`written ${writeResult(BENCH ? 'throughput-bench' : 'throughput', result)}`);
 } finally {
   await deleteScopedTopics(kafka, topics);
 }

@@ -20,7 +20,7 @@ import vm from 'node:vm';
 import { validateTransaction, type Transaction } from '@tillwatch/schemas';
 import { createRuleEngine, defaultRulesConfig, parseRulesConfig, type RuleEngine } from '../src/index.js';
 import { formatSummary, runBacktest } from '../scripts/backtest.js';
-import { generateEvents, type GenerateOptions } from './generate.js';
+import { BENCH_STREAM, generateEvents, type GenerateOptions } from './generate.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -34,7 +34,7 @@ const REPEAT = 3;
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const cacheDir = join(root, '.cache', 'bench');
-const GEN: GenerateOptions = { seed: 42, events: EVENTS, merchants: 1000, terminals: 3000, cards: 300_000, meanGapMs: 100 };
+const GEN: GenerateOptions = { ...BENCH_STREAM, events: EVENTS };
 const GEN_VERSION = 2;
 
 const load = (): string => `load average ${loadavg().map((x) => x.toFixed(2)).join(', ')}`;
