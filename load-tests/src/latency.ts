@@ -65,26 +65,23 @@ async function runLoad(o: LoadOptions, onMeasuring: (on: boolean) => void): Prom
   await Promise.all([txnSerde.init(), hbSerde.init()]);
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  // The load side's own share of every event's latency, measured per simulator batch: from the tick
-  // that generated it (received_time) to its send being invoked (simQueued: the simulator chains its
-  // sends, so a slow send delays the next ticks' batches), and from there to the broker's ack
-  // (simSend). A tick is one synchronous run of now() calls (one per event of the batch).
+  // The load side's own share of the latency, per simulator batch: from the received_time of the
+  // batch's first event (the wall time the simulator generated it) to its send being invoked
+  // (simQueued: generation and Avro encoding of the batch, and the wait behind the previous send,
+  // which the simulator chains), and from there to the broker's ack (simSend). The send finds its
+  // batch's time through the first encoded value, so it cannot drift out of step with the batches.
   const simQueued: number[] = [];
   const simSend: number[] = [];
-  const ticks: number[] = [];
-  let inTick = false;
-  const now = (): number => {
-    const t = Date.now();
-    if (!inTick) {
-      inTick = true;
-      ticks.push(t);
-      setImmediate(() => (inTick = false));
-    }
-    return t;
+  const receivedOf = new WeakMap<Buffer, number>();
+  const encodeTransaction = (t: Transaction): Buffer => {
+    const value = txnSerde.encode(t);
+    receivedOf.set(value, t.received_time);
+    return value;
   };
   const send = producer.send.bind(producer);
   producer.send = async (record) => {
-    const generated = record.topic === topics.transactions ? ticks.shift() : undefined;
+    const first = record.messages[0]?.value;
+    const generated = Buffer.isBuffer(first) ? receivedOf.get(first) : undefined;
     const invoked = Date.now();
     const r = await send(record);
     if (generated !== undefined && measuring) {
@@ -95,7 +92,7 @@ async function runLoad(o: LoadOptions, onMeasuring: (on: boolean) => void): Prom
   };
   const fleet = createFleet({ terminals: o.terminals, seed: 3, anomalyRate: 0.01, anomalies: ['duplicate_charge', 'abnormal_amount', 'sync_lag', 'refund_without_sale', 'refund_exceeds_sale'] });
   // Warm-up 5 s (JIT, connections), then measure.
-  const sim = createSimulator({ producer, fleet, rate: o.rate, encodeTransaction: (t) => txnSerde.encode(t), encodeHeartbeat: (h) => hbSerde.encode(h), topics, logger, now, heartbeatIntervalMs: 3_600_000, maxEvents: o.rate * (o.seconds + 5) });
+  const sim = createSimulator({ producer, fleet, rate: o.rate, encodeTransaction, encodeHeartbeat: (h) => hbSerde.encode(h), topics, logger, heartbeatIntervalMs: 3_600_000, maxEvents: o.rate * (o.seconds + 5) });
   sim.start();
   await sleep(5000);
   measuring = true;

@@ -40,7 +40,7 @@ export interface GenerateOptions {
  * The benchmark's stream (`npm run bench:rules`, and issue 12's reference input for the detector
  * against Kafka Streams: its first 1.2M events, seed 42, 3,000 terminals).
  */
-export const BENCH_STREAM: GenerateOptions = { seed: 42, events: 1_200_000, merchants: 1000, terminals: 3000, cards: 300_000, meanGapMs: 100 };
+export const BENCH_STREAM: Readonly<GenerateOptions> = { seed: 42, events: 1_200_000, merchants: 1000, terminals: 3000, cards: 300_000, meanGapMs: 100 };
 
 /** mulberry32: tiny, fast, deterministic. */
 export function prng(seed: number): () => number {

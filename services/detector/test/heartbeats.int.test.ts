@@ -96,7 +96,7 @@ describe('detector with heartbeats on the real stack', () => {
 
     const alerts = await readAll<Alert>(kafka, registry, topics.alerts, AvroSchemas.alert);
     expect(duplicates(alerts)).toEqual([]);
-        expect(alerts.map(alertDigest).sort()).toEqual(expectedAlerts.map(alertDigest).sort());
+    expect(alerts.map(alertDigest).sort()).toEqual(expectedAlerts.map(alertDigest).sort());
     const updates = await readAll<AlertUpdate>(kafka, registry, topics.alertUpdates, AvroSchemas.alertUpdate, 1500);
     const upd = (u: AlertUpdate): string => `${u.update_id} ${u.alert_id} ${u.rule} ${u.resolution} ${u.resolved_at} ${u.resolved_by_event_ids.join(',')} ${JSON.stringify(u.details)}`;
     expect(updates.map(upd).sort()).toEqual(expectedUpdates.map(upd).sort());

@@ -25,18 +25,24 @@ describe('scale-out with detector processes', () => {
     const expected = backtest(events);
     expect(expected.length).toBeGreaterThan(20);
     const all = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-    const spawnOne = (logLevel?: string) => {
+    const spawnOne = (logLevel?: Parameters<typeof spawnDetector>[2]) => {
       const c = spawnDetector(prefix, groupId, logLevel);
       children.push(c);
       return c;
     };
-    /** Records restored by a process so far, from its 'task restored from changelog' log lines. */
-    const restored = (c: ReturnType<typeof spawnDetector>): number =>
-      c
-        .output()
-        .split('\n')
-        .filter((l) => l.includes('task restored from changelog'))
-        .reduce((n, l) => n + Number((JSON.parse(l) as { records?: number }).records ?? 0), 0);
+    /** Records restored by a process so far, from its 'task restored from changelog' log lines (complete lines only). */
+    const restored = (c: ReturnType<typeof spawnDetector>): number => {
+      let n = 0;
+      for (const line of c.output().split('\n').slice(0, -1)) {
+        if (!line.includes('task restored from changelog')) continue;
+        try {
+          n += Number((JSON.parse(line) as { records?: number }).records ?? 0);
+        } catch {
+          // Not a whole JSON line (stdout and stderr share the buffer): the next poll reads it again.
+        }
+      }
+      return n;
+    };
     const output = () => children.map((c, i) => `--- detector ${i} ---\n${c.output().slice(-3000)}`).join('\n');
 
     const a = spawnOne();

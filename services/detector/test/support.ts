@@ -118,12 +118,14 @@ export { closeStreamTime } from '@tillwatch/detector';
 
 const cli = fileURLToPath(new URL('../../cli/bin/tillwatch.js', import.meta.url));
 
-/** The detector as the real CLI process (`tillwatch detector`) on prefixed topics, in a given group. */
 /** An alert's content that must equal the backtest's (id, rule, terminal, time, evidence, details). */
 export const alertDigest = (a: Alert): string => `${a.alert_id} ${a.rule} ${a.terminal_id} ${a.detected_at} ${a.event_ids.join(',')} ${JSON.stringify(a.details)}`;
 
-/** `logLevel`: the child's LOG_LEVEL (default warn, or TEST_DETECTOR_LOG_LEVEL); `info` logs each task's restore. */
-export function spawnDetector(prefix: string, groupId: string, logLevel?: string): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
+/**
+ * The detector as the real CLI process (`tillwatch detector`) on prefixed topics, in a given group.
+ * `logLevel`: the child's LOG_LEVEL (default warn, or TEST_DETECTOR_LOG_LEVEL); `info` logs each task's restore.
+ */
+export function spawnDetector(prefix: string, groupId: string, logLevel?: 'debug' | 'info' | 'warn' | 'error'): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
   let output = '';
   const child = spawn(process.execPath, [cli, 'detector'], {
     env: { ...process.env, TOPIC_PREFIX: prefix, DETECTOR_GROUP_ID: groupId, HTTP_PORT: '0', LOG_LEVEL: logLevel ?? process.env.TEST_DETECTOR_LOG_LEVEL ?? 'warn', DETECTOR_WALL_CLOCK_TIMERS: 'false' },

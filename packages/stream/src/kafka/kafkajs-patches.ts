@@ -1,6 +1,7 @@
 // kafkajs is pinned to an exact version (package.json) and patched at install time by
 // patch-package (patches/kafkajs+2.2.4.patch, applied by the root package's postinstall, so
-// `npm ci` alone applies it; `--error-on-fail` fails the install when the patch no longer applies).
+// `npm ci` alone applies it; `--error-on-fail` fails the install when the patch no longer applies,
+// `--error-on-warn` when the installed kafkajs is not the version the patch was made for).
 // The patch replaces the producer's O(n^2) per-partition grouping with a one-pass equivalent
 // (src/producer/groupMessagesPerPartition.js) and the byte-wise CRC-32C of every record batch with
 // @node-rs/crc32's native one (src/protocol/recordBatch/crc32C/crc32C.js; @node-rs/crc32 is a dependency
