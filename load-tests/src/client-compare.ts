@@ -43,6 +43,8 @@ async function topic(name: string): Promise<string> {
 const values = Array.from({ length: 64 }, () => randomBytes(BYTES));
 const keyOf = (i: number) => `merchant-${i % 5_000}`;
 const rate = (ms: number) => Math.round(N / (ms / 1000));
+/** Record j as kafkajs and the Confluent client take it. */
+const kafkaRecord = (j: number) => ({ key: keyOf(j), value: values[j % values.length]! });
 /** Per step: send calls (produce), batches handed to the handler (raw consume) or transactions committed (loop). */
 let batches = 0;
 /** A step that has not seen all N records within this time fails instead of waiting forever. */
@@ -73,24 +75,33 @@ function chunks<T extends { value: Buffer }>(messages: T[]): T[][] {
   return out;
 }
 
+/**
+ * The produce step of every client: N records (`build(j)`: record j in the client's form) built in
+ * batches of BATCH, sent in requests of at most MAX_REQUEST_BYTES with at most `inFlight` sends
+ * outstanding; the time from the first send to the last acknowledgement.
+ */
+async function sendAll<M extends { value: Buffer }>(inFlight: number, build: (j: number) => M, send: (messages: M[]) => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i += BATCH) {
+    const messages: M[] = [];
+    for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push(build(j));
+    for (const c of chunks(messages)) {
+      batches++;
+      pending.push(send(c));
+      if (pending.length >= inFlight) await pending.shift();
+    }
+  }
+  await Promise.all(pending);
+  return performance.now() - t0;
+}
+
 // ---- kafkajs -------------------------------------------------------------------------------
 
 async function kjsProduce(k: Kafka, to: string): Promise<number> {
   const producer = k.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  const t0 = performance.now();
-  const inFlight: Promise<unknown>[] = [];
-  for (let i = 0; i < N; i += BATCH) {
-    const messages = [];
-    for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push({ key: keyOf(j), value: values[j % values.length]! });
-    for (const c of chunks(messages)) {
-      batches++;
-      inFlight.push(producer.send({ topic: to, acks: -1, messages: c }));
-      if (inFlight.length >= 4) await inFlight.shift();
-    }
-  }
-  await Promise.all(inFlight);
-  const ms = performance.now() - t0;
+  const ms = await sendAll(4, kafkaRecord, (messages) => producer.send({ topic: to, acks: -1, messages }));
   await producer.disconnect();
   return ms;
 }
@@ -168,18 +179,9 @@ const base = { clientId: 'tillwatch-load-clients', bootstrapBrokers: brokers };
 
 async function platProduce(to: string): Promise<number> {
   const producer = new PProducer({ ...base, idempotent: true, acks: -1 });
-  const t0 = performance.now();
-  for (let i = 0; i < N; i += BATCH) {
-    const messages = [];
-    for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push({ topic: to, key: Buffer.from(keyOf(j)), value: values[j % values.length]! });
-    // One request at a time: concurrent idempotent sends get OUT_OF_ORDER_SEQUENCE_NUMBER from
-    // this client (seen here), and kafkajs runs with maxInFlightRequests: 1 too.
-    for (const c of chunks(messages)) {
-      batches++;
-      await producer.send({ messages: c });
-    }
-  }
-  const ms = performance.now() - t0;
+  // One request at a time: concurrent idempotent sends get OUT_OF_ORDER_SEQUENCE_NUMBER from
+  // this client (seen here), and kafkajs runs with maxInFlightRequests: 1 too.
+  const ms = await sendAll(1, (j) => ({ topic: to, key: Buffer.from(keyOf(j)), value: values[j % values.length]! }), (messages) => producer.send({ messages }));
   await producer.close();
   return ms;
 }
@@ -296,19 +298,7 @@ function confluentKafka(): Confluent | string {
 async function confProduce({ kafka: k }: Confluent, to: string): Promise<number> {
   const producer = k.producer({ kafkaJS: { idempotent: true, acks: -1 } });
   await producer.connect();
-  const t0 = performance.now();
-  const inFlight: Promise<unknown>[] = [];
-  for (let i = 0; i < N; i += BATCH) {
-    const messages = [];
-    for (let j = i; j < Math.min(N, i + BATCH); j++) messages.push({ key: keyOf(j), value: values[j % values.length]! });
-    for (const c of chunks(messages)) {
-      batches++;
-      inFlight.push(producer.send({ topic: to, messages: c }));
-      if (inFlight.length >= 4) await inFlight.shift();
-    }
-  }
-  await Promise.all(inFlight);
-  const ms = performance.now() - t0;
+  const ms = await sendAll(4, kafkaRecord, (messages) => producer.send({ topic: to, messages }));
   await producer.disconnect();
   return ms;
 }
