@@ -22,7 +22,7 @@ import vm from 'node:vm';
 import { AvroSchemas, valueSubject, type Transaction } from '@tillwatch/schemas';
 import { createAvroSerde, type RegistryClient } from '@tillwatch/stream';
 import { produceTopicData } from './common.js';
-import { encodedByPartition } from './fleet-input.js';
+import { encodedByPartition, partitionBatches } from './fleet-input.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(name);
@@ -143,20 +143,13 @@ for (let round = 0; round < ROUNDS; round++) {
   const tasks = new Map(sides.map((s) => [s, s.newTasks()]));
   for (const s of sides) s.cpuMs = 0;
   let turn = 0;
-  for (let from = 0; ; from += BATCH) {
-    let any = false;
-    for (let p = 0; p < PARTITIONS; p++) {
-      const values = byPartition[p]!.slice(from, from + BATCH);
-      if (values.length === 0) continue;
-      any = true;
-      for (let k = 0; k < sides.length; k++) {
-        const side = sides[(turn + k) % sides.length]!;
-        const n = await step(side, tasks.get(side)!, p, values, from);
-        if (round === 0) outputs.set(side.label, (outputs.get(side.label) ?? 0) + n);
-      }
-      turn++;
+  for (const { p, from, values } of partitionBatches(byPartition, BATCH)) {
+    for (let k = 0; k < sides.length; k++) {
+      const side = sides[(turn + k) % sides.length]!;
+      const n = await step(side, tasks.get(side)!, p, values, from);
+      if (round === 0) outputs.set(side.label, (outputs.get(side.label) ?? 0) + n);
     }
-    if (!any) break;
+    turn++;
   }
   const base = sides[0]!.cpuMs;
   console.log(`round ${round}: ` + sides.map((s) => `${s.label} ${((s.cpuMs * 1000) / N).toFixed(2)} µs/event (ratio ${(base / s.cpuMs).toFixed(3)})`).join(', ') + `  load ${loadavg()[0]!.toFixed(2)}`);

@@ -16,7 +16,7 @@ import { AvroSchemas, Topics, validateTransaction, valueSubject, type Transactio
 import { createAvroSerde, type DecodedRecord, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import { produceTopicData, type ProducePartitionData } from './common.js';
-import { encodedByPartition } from './fleet-input.js';
+import { encodedByPartition, partitionBatches } from './fleet-input.js';
 
 const [eventsArg, terminalsArg, partitionsArg, batchArg] = process.argv.slice(2);
 const N = Number(eventsArg ?? 300_000);
@@ -72,38 +72,31 @@ let sequence = 0;
 const kept: ProducePartitionData[] = [];
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-for (let from = 0; ; from += BATCH) {
-  let any = false;
-  for (let p = 0; p < PARTITIONS; p++) {
-    const values = byPartition[p]!.slice(from, from + BATCH);
-    if (values.length === 0) continue;
-    any = true;
-    let t = 0;
-    const result: { messages: OutputMessage[] } = { messages: [] };
-    // Decoded and processed CHUNK records at a time, changes taken once per batch (as the processor does).
-    for (let c = 0; c < values.length; c += CHUNK) {
-      t = cpuNow();
-      const records: DecodedRecord[] = values.slice(c, c + CHUNK).map((v, i) => ({ topic: Topics.transactions, partition: p, offset: String(from + c + i), key: null, value: validateTransaction(txn.decode(v), validateOptions) }));
-      ms.decode += cpuNow() - t;
-      t = cpuNow();
-      for (const m of tasks[p]!.process(Topics.transactions, records, 0).messages) result.messages.push(m);
-      ms.rules += cpuNow() - t;
-    }
+for (const { p, from, values } of partitionBatches(byPartition, BATCH)) {
+  let t = 0;
+  const result: { messages: OutputMessage[] } = { messages: [] };
+  // Decoded and processed CHUNK records at a time, changes taken once per batch (as the processor does).
+  for (let c = 0; c < values.length; c += CHUNK) {
     t = cpuNow();
-    const changes = tasks[p]!.takeChanges().map(([key, value]): OutputMessage => ({ topic: 'changelog', key, value, partition: p }));
-    ms.changes += cpuNow() - t;
-    changelogRecords += changes.length;
-    for (const c of changes) changelogBytes += c.value?.length ?? 0;
+    const records: DecodedRecord[] = values.slice(c, c + CHUNK).map((v, i) => ({ topic: Topics.transactions, partition: p, offset: String(from + c + i), key: null, value: validateTransaction(txn.decode(v), validateOptions) }));
+    ms.decode += cpuNow() - t;
     t = cpuNow();
-    const messages = [...result.messages, ...changes];
-    outputs += messages.length;
-    const topicData = produceTopicData(messages, p, sequence);
-    sequence += messages.length;
-    if (kept.length < 6) kept.push(...topicData.map((t) => t.partitions[0]));
-    await produceV3({ acks: -1, timeout: 30_000, transactionalId: `bench.${p}`, producerId: 1, producerEpoch: 0, topicData }).encode();
-    ms.produce += cpuNow() - t;
+    for (const m of tasks[p]!.process(Topics.transactions, records, 0).messages) result.messages.push(m);
+    ms.rules += cpuNow() - t;
   }
-  if (!any) break;
+  t = cpuNow();
+  const changes = tasks[p]!.takeChanges().map(([key, value]): OutputMessage => ({ topic: 'changelog', key, value, partition: p }));
+  ms.changes += cpuNow() - t;
+  changelogRecords += changes.length;
+  for (const c of changes) changelogBytes += c.value?.length ?? 0;
+  t = cpuNow();
+  const messages = [...result.messages, ...changes];
+  outputs += messages.length;
+  const topicData = produceTopicData(messages, p, sequence);
+  sequence += messages.length;
+  if (kept.length < 6) kept.push(...topicData.map((t) => t.partitions[0]));
+  await produceV3({ acks: -1, timeout: 30_000, transactionalId: `bench.${p}`, producerId: 1, producerEpoch: 0, topicData }).encode();
+  ms.produce += cpuNow() - t;
 }
 const wall = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);

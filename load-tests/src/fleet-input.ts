@@ -37,3 +37,16 @@ export function encodedByPartition(n: number, terminals: number, partitions: num
   }
   return out;
 }
+
+/**
+ * The batches detector-cpu.ts and detector-ab.ts feed their tasks: BATCH-sized slices of every
+ * partition's list, partition by partition for each offset `from`, until all lists are used up.
+ */
+export function* partitionBatches<T>(byPartition: T[][], batch: number): Generator<{ p: number; from: number; values: T[] }> {
+  for (let from = 0; byPartition.some((list) => list.length > from); from += batch) {
+    for (let p = 0; p < byPartition.length; p++) {
+      const values = byPartition[p]!.slice(from, from + batch);
+      if (values.length > 0) yield { p, from, values };
+    }
+  }
+}
