@@ -9,19 +9,22 @@
 // bench generator: seed 42, 1,000 merchants, 3,000 terminals, 300,000 cards; its first 1.2M events by
 // default), the reference input issue 12 quotes Kafka Streams' figures on; results/throughput-bench.json.
 // THROUGHPUT_ALIGN=0: the detector without alignInputs (fetch-batch order across the two topics).
+// After the detector, the floor (floor.ts): the same processor and decoding with no rules and one
+// changelog record per event; its events/s bounds what any rule set can reach here.
 // PROFILE=1 also takes a CPU profile of the detector phase (results/throughput.cpuprofile) and
 // prints its top five entries by self time.
 import { createDetector, DEFAULT_SESSION_TIMEOUT_MS } from '@tillwatch/detector';
 import { defaultRulesConfig } from '@tillwatch/rules';
 import { BENCH_STREAM, generateEvents } from '@tillwatch/rules/bench/generate';
-import type { Heartbeat, Transaction } from '@tillwatch/schemas';
-import { deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
+import { AvroSchemas, valueSubject, type DeadLetter, type Heartbeat, type Transaction } from '@tillwatch/schemas';
+import { createAvroSerde, deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import { loadavg } from 'node:os';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { committedEnd, publish, sleep, writeResult } from './common.js';
 import { fleetInput } from './fleet-input.js';
+import { createFloor } from './floor.js';
 import { startHeapProfile, startProfile, type TopEntry } from './profile.js';
 
 const args = process.argv.slice(2);
@@ -136,6 +139,30 @@ try {
   await admin.connect();
   const changelogOffsets = (await admin.fetchTopicOffsets(topics.detectorChangelog)).reduce((n, p) => n + Number(p.high), 0);
   await admin.disconnect();
+
+  // The floor (floor.ts): the same processor and decoding, one changelog record per event, no
+  // rules; on its own changelog topic, so neither run restores the other's records.
+  const floorTopics = await provisionScopedTopics(kafka, registry, PARTITIONS, randomId('floor'));
+  let floor: { rate: number; cpuMicrosPerEvent: number };
+  try {
+    const dlqSerde = createAvroSerde<DeadLetter>(registry, valueSubject(floorTopics.dlq), AvroSchemas.deadLetter);
+    await dlqSerde.init();
+    const f = createFloor({ kafka, registry, logger, groupId: randomId('floor'), topics: { transactions: topics.transactions, heartbeats: topics.heartbeats, changelog: floorTopics.detectorChangelog, dlq: floorTopics.dlq }, maxClockSkewMs: defaultRulesConfig().engine.max_clock_skew, encodeDeadLetter: (d) => dlqSerde.encode(d) });
+    await f.start();
+    while (!f.ready()) await sleep(5);
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const decoded = async () => (await f.metrics.decoded.get()).values.reduce((n, v) => n + v.value, 0);
+    while ((await decoded()) < records) await sleep(10);
+    const ms = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    await f.stop();
+    floor = { rate: nEvents / (ms / 1000), cpuMicrosPerEvent: (c.user + c.system) / nEvents };
+  } finally {
+    await deleteScopedTopics(kafka, floorTopics);
+  }
+  console.error(`floor (no rules, one changelog record per event): ${Math.round(floor.rate)} events/s`);
+
   const result = {
     input: BENCH ? `rule benchmark stream (seed ${BENCH_STREAM.seed}, ${BENCH_STREAM.merchants} merchants, ${BENCH_STREAM.cards} cards)` : 'simulator fleet (seed 1)',
     events: nEvents,
@@ -145,6 +172,11 @@ try {
     rawConsumeEventsPerSec: Math.round(rawRate),
     detectorEventsPerSec: Math.round(detRate),
     ratio: Math.round((detRate / rawRate) * 1000) / 1000,
+    /** floor.ts: the processor and the detector's decoding with no rules, one changelog record per event (exactly-once), measured after the detector in the same run. */
+    floorEventsPerSec: Math.round(floor.rate),
+    floorRatio: Math.round((floor.rate / rawRate) * 1000) / 1000,
+    floorCpuMicrosPerEvent: Math.round(floor.cpuMicrosPerEvent * 10) / 10,
+    detectorToFloor: Math.round((detRate / floor.rate) * 1000) / 1000,
     alerts,
     detectorCpuMicrosPerEvent: Math.round(((cpu.user + cpu.system) / nEvents) * 10) / 10,
     /** Wall time in V8 garbage collection during the detector phase, per transaction (µs), by kind. */

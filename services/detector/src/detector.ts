@@ -70,31 +70,15 @@ export interface Detector {
  */
 export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 
-export function createDetector(o: DetectorOptions): Detector {
-  const topics = {
-    transactions: o.topics?.transactions ?? Topics.transactions,
-    heartbeats: o.topics?.heartbeats ?? Topics.heartbeats,
-    alerts: o.topics?.alerts ?? Topics.alerts,
-    freezeActions: o.topics?.freezeActions ?? Topics.freezeActions,
-    notifyActions: o.topics?.notifyActions ?? Topics.notifyActions,
-    alertUpdates: o.topics?.alertUpdates ?? Topics.alertUpdates,
-    refundReasons: o.topics?.refundReasons ?? Topics.refundReasons,
-    shadowAlerts: o.topics?.shadowAlerts ?? Topics.shadowAlerts,
-    changelog: o.topics?.changelog ?? Topics.detectorChangelog,
-    dlq: o.topics?.dlq ?? Topics.dlq,
-  };
-  const groupId = o.groupId ?? 'tillwatch-detector';
-  const txnSerde = createAvroSerde<Transaction>(o.registry, valueSubject(topics.transactions), AvroSchemas.transaction);
-  const hbSerde = createAvroSerde<Heartbeat>(o.registry, valueSubject(topics.heartbeats), AvroSchemas.heartbeat);
-  const alertSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.alerts), AvroSchemas.alert);
-  const shadowSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.shadowAlerts), AvroSchemas.alert);
-  const freezeSerde = createAvroSerde<Action>(o.registry, valueSubject(topics.freezeActions), AvroSchemas.action);
-  const notifySerde = createAvroSerde<Action>(o.registry, valueSubject(topics.notifyActions), AvroSchemas.action);
-  const updateSerde = createAvroSerde<AlertUpdate>(o.registry, valueSubject(topics.alertUpdates), AvroSchemas.alertUpdate);
-  const reasonSerde = createAvroSerde<RefundReason>(o.registry, valueSubject(topics.refundReasons), AvroSchemas.refundReason);
-  const dlqSerde = createAvroSerde<DeadLetter>(o.registry, valueSubject(topics.dlq), AvroSchemas.deadLetter);
-
-  const validateOptions = { maxClockSkewMs: o.rules.engine.max_clock_skew };
+/**
+ * The detector's two inputs as the processor reads them: Avro through the registry, then the
+ * contract's checks (a failure is an InvalidRecordError: dead letter, stage validate). Exported for
+ * the load test's floor (load-tests/src/floor.ts), which decodes exactly as the detector does.
+ */
+export function createDetectorInputs(registry: RegistryClient, topics: { transactions: string; heartbeats: string }, maxClockSkewMs: number): { inputs: InputTopic[]; init(): Promise<void> } {
+  const txnSerde = createAvroSerde<Transaction>(registry, valueSubject(topics.transactions), AvroSchemas.transaction);
+  const hbSerde = createAvroSerde<Heartbeat>(registry, valueSubject(topics.heartbeats), AvroSchemas.heartbeat);
+  const validateOptions = { maxClockSkewMs };
   const inputs: InputTopic[] = [
     {
       topic: topics.transactions,
@@ -121,6 +105,32 @@ export function createDetector(o: DetectorOptions): Detector {
       time: receivedTime,
     },
   ];
+  return { inputs, init: async () => void (await Promise.all([txnSerde.init(), hbSerde.init()])) };
+}
+
+export function createDetector(o: DetectorOptions): Detector {
+  const topics = {
+    transactions: o.topics?.transactions ?? Topics.transactions,
+    heartbeats: o.topics?.heartbeats ?? Topics.heartbeats,
+    alerts: o.topics?.alerts ?? Topics.alerts,
+    freezeActions: o.topics?.freezeActions ?? Topics.freezeActions,
+    notifyActions: o.topics?.notifyActions ?? Topics.notifyActions,
+    alertUpdates: o.topics?.alertUpdates ?? Topics.alertUpdates,
+    refundReasons: o.topics?.refundReasons ?? Topics.refundReasons,
+    shadowAlerts: o.topics?.shadowAlerts ?? Topics.shadowAlerts,
+    changelog: o.topics?.changelog ?? Topics.detectorChangelog,
+    dlq: o.topics?.dlq ?? Topics.dlq,
+  };
+  const groupId = o.groupId ?? 'tillwatch-detector';
+  const decoding = createDetectorInputs(o.registry, topics, o.rules.engine.max_clock_skew);
+  const alertSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.alerts), AvroSchemas.alert);
+  const shadowSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.shadowAlerts), AvroSchemas.alert);
+  const freezeSerde = createAvroSerde<Action>(o.registry, valueSubject(topics.freezeActions), AvroSchemas.action);
+  const notifySerde = createAvroSerde<Action>(o.registry, valueSubject(topics.notifyActions), AvroSchemas.action);
+  const updateSerde = createAvroSerde<AlertUpdate>(o.registry, valueSubject(topics.alertUpdates), AvroSchemas.alertUpdate);
+  const reasonSerde = createAvroSerde<RefundReason>(o.registry, valueSubject(topics.refundReasons), AvroSchemas.refundReason);
+  const dlqSerde = createAvroSerde<DeadLetter>(o.registry, valueSubject(topics.dlq), AvroSchemas.deadLetter);
+  const inputs = decoding.inputs;
 
   let processor: TransactionalProcessor | undefined;
   let live: LiveRules | undefined;
@@ -129,7 +139,7 @@ export function createDetector(o: DetectorOptions): Detector {
   return {
     async start() {
       // Registering is idempotent and gives the ids used for encoding (and proves the registry is up).
-      await Promise.all([txnSerde.init(), hbSerde.init(), alertSerde.init(), freezeSerde.init(), notifySerde.init(), shadowSerde.init(), updateSerde.init(), reasonSerde.init(), dlqSerde.init()]);
+      await Promise.all([decoding.init(), alertSerde.init(), freezeSerde.init(), notifySerde.init(), shadowSerde.init(), updateSerde.init(), reasonSerde.init(), dlqSerde.init()]);
       // The latest rules version is read before any partition processes anything.
       if (o.liveRules) {
         live = await startLiveRules({ kafka: o.kafka, registry: o.registry, topic: o.liveRules.topic, fallback: o.rules, logger: o.logger, ...(o.liveRules.metrics ? { metrics: o.liveRules.metrics } : {}), groupPrefix: `${groupId}.rules` });
