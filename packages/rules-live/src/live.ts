@@ -84,6 +84,8 @@ export async function startLiveRules(o: LiveRulesOptions): Promise<LiveRules> {
 export interface RulesSwitch {
   sync(): void;
   batchEnded(): void;
+  /** The rule set the task applies (after the last sync). */
+  applied(): RulesConfig;
 }
 
 export function createRulesSwitch(current: () => RulesConfig, apply: (config: RulesConfig) => void, initial: RulesConfig = current()): RulesSwitch {
@@ -101,5 +103,6 @@ export function createRulesSwitch(current: () => RulesConfig, apply: (config: Ru
     batchEnded() {
       inBatch = false;
     },
+    applied: () => applied,
   };
 }

@@ -5,6 +5,7 @@
 // backtest's incident, its member alerts and each member's incident_id (live incidents equal backtest
 // incidents). Own topic prefix, consumer groups and database per test.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { formatMoney, type Alert, type Transaction } from '@tillwatch/schemas';
 import { closeStreamTime } from '@tillwatch/detector';
 import { createTestClickHouse, type TestClickHouse } from '@tillwatch/clickhouse/testing';
-import { defaultRulesConfig } from '@tillwatch/rules';
+import { createRuleEngine, defaultRulesConfig, loadRulesConfig } from '@tillwatch/rules';
+import { pushRulesDocument } from '@tillwatch/rules-live';
+import { createFleet } from '@tillwatch/simulator';
 import { deleteScopedTopics, randomId, waitGroupCaughtUp } from '@tillwatch/stream';
 import { createContext, type Context } from '../src/lib/context.js';
 import { provisionAll } from '../src/lib/provision.js';
@@ -256,6 +259,75 @@ describe('npm start pipeline through the alert API', () => {
       // Alerts of no incident say so.
       const other = expected.alerts.find((a) => a.incident_id === null && a.rule === 'refund_without_sale')!;
       expect(((await http(`${base}/alerts/${other.alert_id}`, { key: VIEWER })).json as One).incident_id).toBeNull();
+    } finally {
+      await p?.stop();
+      await deleteScopedTopics(c.kafka, c.topics);
+      await chdb.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a pushed rules version end to end: a shadow rule\'s alerts reach alerts_shadow (none in alerts, no action), and its engine.max_clock_skew holds in the detector and the sink', async () => {
+    const id = randomId();
+    const env = {
+      ...process.env,
+      TOPIC_PREFIX: `e2e-shadow-${id}.`,
+      TOPIC_PARTITIONS: '2',
+      DETECTOR_GROUP_ID: `e2e-shadow-detector-${id}`,
+      SINK_GROUP_ID: `e2e-shadow-sink-${id}`,
+      STAGE_GROUP_ID: `e2e-shadow-stage-${id}`,
+      API_KEYS: `${VIEWER}:viewer:vera`,
+      LOG_LEVEL: 'warn',
+    };
+    const c = createContext(env, 'e2e-shadow');
+    const chdb = await createTestClickHouse();
+    const dir = await mkdtemp(join(tmpdir(), 'tw-e2e-shadow-'));
+    let p: RunningPipeline | undefined;
+    try {
+      // Fleet traffic of the last hour (inside the tables' TTLs), with duplicate charges among its anomalies.
+      const fleet = createFleet({ terminals: 30, seed: 17, anomalyRate: 0.06, cards: 200 });
+      const events: Transaction[] = [];
+      for (let now = Date.now() - 3_600_000; events.length < 3000; now += 500) events.push(...fleet.next(now));
+      // One sale ten minutes in the future of its arrival: inside the default bound (1 h), outside the pushed 5 min.
+      const sale = events.find((e) => e.kind === 'SALE')!;
+      const skewed: Transaction = { ...sale, event_id: randomUUID(), txn_id: `${sale.txn_id}-skewed`, card_token: 'tok_skewed', event_time: events.at(-1)!.received_time + 600_000, received_time: events.at(-1)!.received_time };
+      const file = join(dir, 'events.jsonl');
+      await writeFile(file, [...events, skewed].map((e) => JSON.stringify(e)).join('\n') + '\n');
+      const text = 'version: 2\nengine:\n  max_clock_skew: 5m\nrules:\n  duplicate_charge:\n    mode: shadow\n';
+      const cfg = loadRulesConfig(text, 'yaml');
+      const engine = createRuleEngine(cfg);
+      const shadowExpected: Alert[] = [];
+      for (const e of events) shadowExpected.push(...engine.onTransaction(e).shadowAlerts);
+      expect(shadowExpected.length).toBeGreaterThan(0);
+      expect(new Set(shadowExpected.map((a) => a.rule))).toEqual(new Set(['duplicate_charge']));
+
+      await provisionAll(c, chdb.ch);
+      await pushRulesDocument({ kafka: c.kafka, registry: c.registry, topic: c.topics.rules, logger: c.logger }, { text, format: 'yaml', pushedBy: 'e2e', via: 'cli' });
+      const fatal: Error[] = [];
+      p = await startPipeline({ ctx: c, ch: chdb.ch, rules: defaultRulesConfig(), api: { host: '127.0.0.1', port: 0 }, opsPorts: { detector: 0, sink: 0, api: 0 }, onFatal: (_s, e) => fatal.push(e) });
+      await publishFile(c, file, c.topics.transactions, c.topics.heartbeats);
+      const admin = c.kafka.admin();
+      await admin.connect();
+      try {
+        await waitGroupCaughtUp(admin, env.DETECTOR_GROUP_ID, c.topics.transactions, 90_000);
+        await waitGroupCaughtUp(admin, env.SINK_GROUP_ID, c.topics.transactions, 90_000);
+      } finally {
+        await admin.disconnect();
+      }
+      const rows = async <T>(sql: string): Promise<T[]> => (await (await chdb.ch.client.query({ query: sql, format: 'JSONEachRow' })).json()) as T[];
+      const shadowIds = () => rows<{ alert_id: string; rules_version: number }>(`SELECT alert_id, rules_version FROM ${chdb.ch.table('alerts_shadow')} FINAL ORDER BY alert_id`);
+      const stored = async () => (await rows<{ n: string | number }>(`SELECT count() AS n FROM ${chdb.ch.table('transactions')} FINAL`)).map((r) => Number(r.n));
+      // The sink caught up has read everything; its rows are in ClickHouse after its next flush.
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline && ((await shadowIds()).length < shadowExpected.length || (await stored())[0]! < events.length); ) await sleep(250);
+      expect(fatal).toEqual([]);
+      expect(await shadowIds()).toEqual(shadowExpected.map((a) => ({ alert_id: a.alert_id, rules_version: 2 })).sort((x, y) => (x.alert_id < y.alert_id ? -1 : 1)));
+      // Nothing of the shadow rule on the main table, and no action for its alerts.
+      expect(await rows(`SELECT alert_id FROM ${chdb.ch.table('alerts')} FINAL WHERE rule = 'duplicate_charge'`)).toEqual([]);
+      const shadowList = shadowExpected.map((a) => `'${a.alert_id}'`).join(',');
+      expect(await rows(`SELECT action_id FROM ${chdb.ch.table('actions')} FINAL WHERE alert_id IN (${shadowList})`)).toEqual([]);
+      // The pushed 5 min bound: the detector dead-lettered the skewed sale, and the sink did not store it.
+      expect(await stored()).toEqual([events.length]);
+      expect(await rows(`SELECT txn_id FROM ${chdb.ch.table('transactions')} FINAL WHERE txn_id = '${skewed.txn_id}'`)).toEqual([]);
     } finally {
       await p?.stop();
       await deleteScopedTopics(c.kafka, c.topics);

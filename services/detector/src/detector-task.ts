@@ -67,7 +67,17 @@ function append<T>(to: T[], from: readonly T[]): void {
   for (let i = 0; i < from.length; i++) to.push(from[i]!);
 }
 
-export function createDetectorTask(o: DetectorTaskOptions): Task {
+/** A detector task; `rulesForBatch` pins (and returns) the rule set of the batch in progress, as the task's first call of a batch would. */
+export interface DetectorTask extends Task {
+  /**
+   * The rule set this task applies to the batch in progress: read at the batch's first call (its
+   * first decoded record: the input checks that depend on the rules, engine.max_clock_skew, use it),
+   * so the checks and the engine of one transaction see one version. Without live rules: undefined.
+   */
+  rulesForBatch(): RulesConfig | undefined;
+}
+
+export function createDetectorTask(o: DetectorTaskOptions): DetectorTask {
   const { engine, topics } = o;
   // State changes are written as small entities (a terminal, a sale), not whole merchants.
   const changelog = createChangelogView(engine);
@@ -166,6 +176,11 @@ export function createDetectorTask(o: DetectorTaskOptions): Task {
   };
 
   return {
+    rulesForBatch() {
+      if (!rulesSwitch) return undefined;
+      rulesSwitch.sync();
+      return rulesSwitch.applied();
+    },
     restore(entries) {
       const clock = entries.get(CLOCK_KEY);
       if (clock) engine.setClock(Number(clock.toString('utf8')));

@@ -6,7 +6,7 @@ import { AvroSchemas, Topics, checkTransaction, valueSubject, InvalidValueError,
 import { createRuleEngine, type RuleEngine, type RulesConfig } from '@tillwatch/rules';
 import { createAvroSerde, createTransactionalProcessor, InvalidRecordError, type RegistryClient, type TransactionalProcessor, type InputTopic } from '@tillwatch/stream';
 import type { DetectorMetrics, Logger } from '@tillwatch/telemetry';
-import { createDetectorTask, isNotifyAction, type DetectorTopics } from './detector-task.js';
+import { createDetectorTask, isNotifyAction, type DetectorTask, type DetectorTopics } from './detector-task.js';
 import { validateHeartbeatRecord } from './heartbeats.js';
 import { startLiveRules, type LiveRules, type RulesMetrics } from './live-rules.js';
 import { createStageOutput } from './stage-output.js';
@@ -75,15 +75,26 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
  * contract's checks (a failure is an InvalidRecordError: dead letter, stage validate). Exported for
  * the load test's floor (load-tests/src/floor.ts), which decodes exactly as the detector does.
  */
-export function createDetectorInputs(registry: RegistryClient, topics: { transactions: string; heartbeats: string }, maxClockSkewMs: number): { inputs: InputTopic[]; init(): Promise<void> } {
+export function createDetectorInputs(registry: RegistryClient, topics: { transactions: string; heartbeats: string }, maxClockSkewMs: number | ((partition: number) => number)): { inputs: InputTopic[]; init(): Promise<void> } {
   const txnSerde = createAvroSerde<Transaction>(registry, valueSubject(topics.transactions), AvroSchemas.transaction);
   const hbSerde = createAvroSerde<Heartbeat>(registry, valueSubject(topics.heartbeats), AvroSchemas.heartbeat);
-  const validateOptions = { maxClockSkewMs };
+  // One options object per bound (reused: nothing allocated per record).
+  const fixed = typeof maxClockSkewMs === 'number' ? { maxClockSkewMs } : undefined;
+  const skewFor = typeof maxClockSkewMs === 'function' ? maxClockSkewMs : undefined;
+  const perPartition = new Map<number, { maxClockSkewMs: number }>();
+  const validateOptionsOf = (partition: number): { maxClockSkewMs: number } => {
+    if (fixed) return fixed;
+    const bound = skewFor!(partition);
+    let opts = perPartition.get(partition);
+    if (opts?.maxClockSkewMs !== bound) perPartition.set(partition, (opts = { maxClockSkewMs: bound }));
+    return opts;
+  };
   const inputs: InputTopic[] = [
     {
       topic: topics.transactions,
       prefetch: (values) => txnSerde.prefetch(values.filter((v): v is Buffer => v !== null)),
-      decode: (value) => {
+      decode: (value, partition) => {
+        const validateOptions = validateOptionsOf(partition);
         const raw = txnSerde.decode(value);
         try {
           // Avro guarantees shape; the contract adds rules Avro cannot (non-negative amount, ISO currency, no PAN).
@@ -101,7 +112,7 @@ export function createDetectorInputs(registry: RegistryClient, topics: { transac
     {
       topic: topics.heartbeats,
       prefetch: (values) => hbSerde.prefetch(values.filter((v): v is Buffer => v !== null)),
-      decode: (value) => validateHeartbeatRecord(hbSerde.decode(value), validateOptions),
+      decode: (value, partition) => validateHeartbeatRecord(hbSerde.decode(value), validateOptionsOf(partition)),
       time: receivedTime,
     },
   ];
@@ -122,7 +133,11 @@ export function createDetector(o: DetectorOptions): Detector {
     dlq: o.topics?.dlq ?? Topics.dlq,
   };
   const groupId = o.groupId ?? 'tillwatch-detector';
-  const decoding = createDetectorInputs(o.registry, topics, o.rules.engine.max_clock_skew);
+  // The tasks by partition: a record's checks use the rules version its task applies to the batch
+  // (engine.max_clock_skew of a pushed document takes effect with the rest of it, at the same boundary).
+  // Weak: a task the processor dropped (revoked partition) is not kept alive with its engine's state.
+  const tasks = new Map<number, WeakRef<DetectorTask>>();
+  const decoding = createDetectorInputs(o.registry, topics, o.liveRules ? (partition) => (tasks.get(partition)?.deref()?.rulesForBatch() ?? currentRules()).engine.max_clock_skew : o.rules.engine.max_clock_skew);
   const alertSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.alerts), AvroSchemas.alert);
   const shadowSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.shadowAlerts), AvroSchemas.alert);
   const freezeSerde = createAvroSerde<Action>(o.registry, valueSubject(topics.freezeActions), AvroSchemas.action);
@@ -159,8 +174,8 @@ export function createDetector(o: DetectorOptions): Detector {
         tickIntervalMs: o.tickIntervalMs ?? 1000,
         sessionTimeoutMs: o.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
         ...(o.onFatal ? { onFatal: o.onFatal } : {}),
-        createTask: (partition) =>
-          createDetectorTask({
+        createTask: (partition) => {
+          const task = createDetectorTask({
             partition,
             // A task built after a rules switch (assignment, restore after a fenced batch) starts on the current version.
             engine: o.createEngine ? o.createEngine(currentRules(), partition) : createRuleEngine(currentRules()),
@@ -176,7 +191,10 @@ export function createDetector(o: DetectorOptions): Detector {
             ...(o.changelogFormat ? { changelogFormat: o.changelogFormat } : {}),
             ...(o.onAlerts ? { onAlerts: o.onAlerts } : {}),
             ...(o.stage ? { stage: createStageOutput({ partition, topic: o.stage.topic, ...(o.stage.graceMs !== undefined ? { graceMs: o.stage.graceMs } : {}) }) } : {}),
-          }),
+          });
+          tasks.set(partition, new WeakRef(task));
+          return task;
+        },
       });
       await processor.start();
     },

@@ -8,7 +8,7 @@
 // - a rule in `mode: shadow` sends its alerts to pos.alerts.shadow.v1 only, with no action.
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { AvroSchemas, type Action, type Alert, type TopicRole, type Transaction } from '@tillwatch/schemas';
+import { AvroSchemas, type Action, type Alert, type DeadLetter, type TopicRole, type Transaction } from '@tillwatch/schemas';
 import { defaultRulesConfig, loadRulesConfig } from '@tillwatch/rules';
 import { publishRawRulesRecord, pushRulesDocument } from '@tillwatch/rules-live';
 import { randomId } from '@tillwatch/stream';
@@ -232,6 +232,31 @@ describe('live rules in the detector', () => {
     await push(topics.rules, 5, 'rules:\n  abnormal_amount:\n    ratio: 12\n');
     await until(() => d.rulesVersion() === 5 && one.d.rulesVersion() === 5 && two.d.rulesVersion() === 5, 'version 5 in force everywhere');
     await Promise.all([d.stop(), one.d.stop(), two.d.stop()]);
+  });
+
+  it("applies a pushed version's engine.max_clock_skew to the input checks at the same batch boundary as its rules", async () => {
+    const topics = await setupTopics(kafka, registry, 1);
+    cleanup.push(topics);
+    const groupId = randomId('g-skew');
+    await push(topics.rules, 1);
+    const { d } = detector(topics, groupId);
+    onTestFinished(() => d.stop());
+    await d.start();
+    const producer = await openEventProducer(kafka, registry, topics.transactions);
+    onTestFinished(() => producer.close());
+    // Ten minutes in the future of their arrival: inside the default bound (1 h), outside 5 min.
+    const base = scenario(4, 3);
+    const ahead = (t: Transaction, i: number): Transaction => ({ ...t, txn_id: `${t.txn_id}-skew${i}`, event_time: t.received_time + 10 * 60_000 });
+    await producer.send([ahead(base[0]!, 0), ahead(base[1]!, 1)]);
+    await waitCommitted(kafka, groupId, topics.transactions);
+    expect(await readAll<DeadLetter>(kafka, registry, topics.dlq, AvroSchemas.deadLetter, 1000)).toEqual([]);
+    await push(topics.rules, 2, 'engine:\n  max_clock_skew: 5m\n');
+    await until(() => d.rulesVersion() === 2, 'version 2 in force');
+    await producer.send([ahead(base[2]!, 2), ahead(base[3]!, 3)]);
+    await waitCommitted(kafka, groupId, topics.transactions);
+    const dead = await readAll<DeadLetter>(kafka, registry, topics.dlq, AvroSchemas.deadLetter, 1000);
+    expect(dead.map((x) => [x.error_class, x.stage])).toEqual([['ClockSkew', 'detector.validate'], ['ClockSkew', 'detector.validate']]);
+    expect(dead.every((x) => /max clock skew 5 min/.test(x.reason))).toBe(true);
   });
 
   it('routes the alerts of a rule in mode: shadow to pos.alerts.shadow.v1, with no action and nothing on pos.alerts.v1', async () => {

@@ -7,10 +7,10 @@
 // checks the same on the real broker, where the timing is not under the test's control.
 import { describe, expect, it } from 'vitest';
 import { createRuleEngine, loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
-import type { DecodedRecord, Task } from '@tillwatch/stream';
+import type { DecodedRecord } from '@tillwatch/stream';
 import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
 import type { Alert, Transaction } from '@tillwatch/schemas';
-import { createDetectorTask } from '../src/detector-task.js';
+import { createDetectorTask, type DetectorTask } from '../src/detector-task.js';
 import { JSON_ENCODERS, TOPICS, fleetStream } from './task-fixtures.js';
 
 const topics = TOPICS;
@@ -19,7 +19,7 @@ const metrics = createDetectorMetrics(createRegistry({ service: 'rules-switch-te
 const v1 = loadRulesConfig('version: 1\n', 'yaml');
 const v2 = loadRulesConfig('version: 2\n', 'yaml');
 
-function newTask(current: () => RulesConfig, switched: number[]): Task {
+function newTask(current: () => RulesConfig, switched: number[]): DetectorTask {
   const task = createDetectorTask({
     partition: 0,
     engine: createRuleEngine(current()),
@@ -73,6 +73,26 @@ describe('detector task: live rules switch', () => {
     task.tick(0);
     expect(switched).toEqual([2]);
     task.takeChanges();
+    expect(new Set(versions(task.process(topics.transactions, records(b, 1000), 0).messages))).toEqual(new Set([2]));
+  });
+
+  it('rulesForBatch pins the version at the batch\'s first decoded record: the input checks and the engine of one batch see one version', () => {
+    let current = v1;
+    const switched: number[] = [];
+    const task = newTask(() => current, switched);
+    // The processor decodes (input checks) before the first process call of a batch.
+    expect(task.rulesForBatch()!.version).toBe(1);
+    current = v2;
+    // Version 2 arrives before the batch's process call: the batch stays on version 1.
+    expect(task.rulesForBatch()!.version).toBe(1);
+    const first = versions(task.process(topics.transactions, records(a, 0), 0).messages);
+    task.takeChanges();
+    expect(first.length).toBeGreaterThan(0);
+    expect(new Set(first)).toEqual(new Set([1]));
+    expect(switched).toEqual([]);
+    // The next batch's first decode switches, before any of its records is processed.
+    expect(task.rulesForBatch()!.version).toBe(2);
+    expect(switched).toEqual([2]);
     expect(new Set(versions(task.process(topics.transactions, records(b, 1000), 0).messages))).toEqual(new Set([2]));
   });
 });

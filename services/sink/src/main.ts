@@ -7,6 +7,7 @@ import { createClickHouse, migrate, type ClickHouse } from '@tillwatch/clickhous
 import { clickhouseMigrationsDir, topicNames } from '@tillwatch/schemas';
 import { DependencyUnavailableError, PROBE_TIMEOUT_MS, checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle, reasonOf } from '@tillwatch/stream';
 import { createLogger, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
+import { createRulesMetrics } from '@tillwatch/rules-live';
 import { createSink } from './sink.js';
 
 /** How to get a ClickHouse on this machine: the embedded engine needs no server. */
@@ -46,6 +47,8 @@ export async function runSinkMain(env: Env = process.env): Promise<number> {
     metrics: createSinkMetrics(promRegistry),
     logger,
     groupId: env.SINK_GROUP_ID || 'tillwatch-sink',
+    // engine.max_clock_skew of the rules version in force, as the detector (pos.rules.v1; the file above until it holds one).
+    liveRules: { topic: topicNames(kcfg.topicPrefix).rules, metrics: createRulesMetrics(promRegistry) },
     onFatal: (e) => life.fail(e),
   });
   // /healthz turns 503 the moment a fatal error is seen, while the stop is still running.

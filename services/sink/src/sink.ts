@@ -10,6 +10,8 @@ import { AvroSchemas, DEFAULT_MAX_CLOCK_SKEW_MS, Topics, validateTransaction, va
 import { createBatchWriter, RowValueError, toActionDecisionRow, toActionRow, toIncidentMemberRow, toAlertRow, toAlertUpdateRow, toDeadLetterRow, toRefundReasonRow, toTransactionRow, type BatchWriter, type ClickHouse, type RejectedRow } from '@tillwatch/clickhouse';
 import { createAvroSerde, createConsumerLagMonitor, deadLetterMessage, FatalError, isPoison, sleep, toDeadLetter, type AvroSerde, type DeadLetterFailure, type DeadLetterSource, type OutputMessage, type RegistryClient } from '@tillwatch/stream';
 import type { Logger, SinkMetrics } from '@tillwatch/telemetry';
+import { defaultRulesConfig } from '@tillwatch/rules';
+import { startLiveRules, type LiveRules, type RulesMetrics } from '@tillwatch/rules-live';
 import { DEFAULT_FLUSH_RETRY, FatalWriteError, flushWithRetry } from './flush.js';
 
 export interface SinkTopics {
@@ -39,8 +41,16 @@ export interface SinkOptions {
   /**
    * The detector's engine.max_clock_skew (rules file): the sink skips exactly the transactions the
    * detector dead-letters, so it must validate with the same bound. Default 1 h, as the rules.
+   * With liveRules, the bound while pos.rules.v1 holds no valid document.
    */
   maxClockSkewMs?: number;
+  /**
+   * Follow the rules topic (pos.rules.v1) as the detector does: the bound is the engine.max_clock_skew
+   * of the version in force (README, "Rules as live data"). A new version reaches the sink and each
+   * detector partition within seconds, not at one instant: for those seconds, a transaction whose
+   * clock skew lies between the old and the new bound may be stored and dead-lettered, or neither.
+   */
+  liveRules?: { topic: string; metrics?: RulesMetrics };
   /** Flush when this many rows are buffered across tables. */
   maxRows?: number;
   /** Flush at least this often while rows are buffered. */
@@ -187,8 +197,17 @@ export function createSink(o: SinkOptions): Sink {
     return w;
   };
 
+  const fallbackSkew = o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+  let live: LiveRules | undefined;
+  // One options object per bound (nothing allocated per row).
+  let validateOptions = { maxClockSkewMs: fallbackSkew };
+  const validateOptionsNow = () => {
+    const bound = live ? live.current().engine.max_clock_skew : fallbackSkew;
+    if (validateOptions.maxClockSkewMs !== bound) validateOptions = { maxClockSkewMs: bound };
+    return validateOptions;
+  };
   const routes = new Map<string, Route>([
-    [topics.transactions, { table: 'transactions', serde: serde<Transaction>(topics.transactions, AvroSchemas.transaction), toRow: (v) => toTransactionRow(validateTransaction(v, { maxClockSkewMs: o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS })) }],
+    [topics.transactions, { table: 'transactions', serde: serde<Transaction>(topics.transactions, AvroSchemas.transaction), toRow: (v) => toTransactionRow(validateTransaction(v, validateOptionsNow())) }],
     [topics.alerts, { table: 'alerts', serde: serde<Alert>(topics.alerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.shadowAlerts, { table: 'alerts_shadow', serde: serde<Alert>(topics.shadowAlerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.freezeActions, { table: 'actions', serde: serde<Action>(topics.freezeActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
@@ -401,11 +420,17 @@ export function createSink(o: SinkOptions): Sink {
     await producer?.disconnect();
     await lag.stop();
     await admin?.disconnect();
+    await live?.stop();
   };
 
   return {
     async start() {
       await Promise.all([...routes.values()].map((r) => r.serde.init()));
+      // The latest rules version is read before any transaction is validated.
+      if (o.liveRules) {
+        const fallback = defaultRulesConfig();
+        live = await startLiveRules({ kafka: o.kafka, registry: o.registry, topic: o.liveRules.topic, fallback: { ...fallback, engine: { ...fallback.engine, max_clock_skew: fallbackSkew } }, logger: o.logger, ...(o.liveRules.metrics ? { metrics: o.liveRules.metrics } : {}), groupPrefix: `${groupId}.rules` });
+      }
       producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
       await producer.connect();
       consumer = o.kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 250, sessionTimeout: 30_000 });

@@ -71,7 +71,7 @@ export async function alignedStep(s: AlignedStepInput): Promise<AlignedStep | un
       const m = records[i]!;
       let value: unknown;
       try {
-        value = input.decode(m.value);
+        value = input.decode(m.value, s.partition);
       } catch (e) {
         if (!isPoison(e)) throw e;
         dead.push(s.deadLetter(m, topics[k]!, e));

@@ -48,8 +48,12 @@ export interface InputTopic {
   topic: string;
   /** Fetches whatever the decoder needs for these values (writer schemas); may throw retriable errors. */
   prefetch?(values: (Buffer | null)[]): Promise<void>;
-  /** Decodes and validates one value; throws PoisonRecordError for records that can never be processed. */
-  decode(value: Buffer | null): unknown;
+  /**
+   * Decodes and validates one value of the given partition (the task's: a check may depend on what
+   * that task applies, e.g. the rules version of its batch); throws PoisonRecordError for records
+   * that can never be processed.
+   */
+  decode(value: Buffer | null, partition: number): unknown;
   /** Record time of a decoded value (e.g. received_time): the order of inputs under `alignInputs`. */
   time?(value: unknown): number;
 }

@@ -718,7 +718,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
               const m = messages[j]!;
               let value: unknown;
               try {
-                value = input.decode(m.value);
+                value = input.decode(m.value, batch.partition);
               } catch (e) {
                 if (!isPoison(e)) throw e;
                 dead.push(deadLetter(m, batch.topic, batch.partition, e));

@@ -87,6 +87,7 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     groupId: ctx.env['SINK_GROUP_ID'] || 'tillwatch-sink',
     // Skips exactly what the detector dead-letters (same clock-skew bound).
     maxClockSkewMs: o.rules.engine.max_clock_skew,
+    liveRules: { topic: ctx.topics.rules, metrics: createRulesMetrics(sinkProm) },
     onFatal: (e) => o.onFatal('sink', e),
   });
   const ops = {
