@@ -9,8 +9,9 @@
 //     (the CLI and the API refuse such a push; only a direct write to the topic gets here), except an
 //     identical re-publication of the version in force, which is a no-op;
 //   - otherwise it becomes the version in force.
-// The topic is keyed by version, so compaction only ever removes an earlier record of the same
-// version; every version stays in the history.
+// The topic is keyed by version and a digest of the record (topic.ts, rulesRecordKey), so compaction
+// only ever removes an exact copy of a record; every version stays in the history, and a bad record
+// written straight to the topic cannot take a good version's place once the topic is compacted.
 import { loadRulesConfig, RulesConfigError, type ConfigIssue, type RulesConfig } from '@tillwatch/rules';
 import type { RulesDocument, RulesFormat } from '@tillwatch/schemas';
 import { parse as parseYaml } from 'yaml';

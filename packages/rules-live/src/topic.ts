@@ -1,7 +1,7 @@
 // The Kafka side of pos.rules.v1: a follower (every instance reads everything, its own
 // non-transactional reader, no committed offsets), a one-shot read, and the publisher behind
 // `tillwatch rules push` and `PUT /rules`.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Partitioners, type Consumer, type Kafka } from 'kafkajs';
 import { AvroSchemas, valueSubject, type RulesDocument, type RulesFormat } from '@tillwatch/schemas';
 import { createAvroSerde, type AvroSerde, type RegistryClient } from '@tillwatch/stream';
@@ -182,11 +182,23 @@ export async function pushRulesDocument(o: RulesTopicOptions, req: PushRequest):
   const producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {
-    const [meta] = await producer.send({ topic: o.topic, acks: -1, messages: [{ key: String(record.version), value: serde.encode(record) }] });
+    const value = serde.encode(record);
+    const [meta] = await producer.send({ topic: o.topic, acks: -1, messages: [{ key: rulesRecordKey(record.version, value), value }] });
     return { version: record.version, previousVersion: active?.config.version ?? null, offset: meta?.baseOffset ?? '', record };
   } finally {
     await producer.disconnect();
   }
+}
+
+/**
+ * The key of a pushed record: its version and a digest of its bytes (`4:1f0c…`). Compaction keeps
+ * the last record per key, so with the version alone a record written straight to the topic under a
+ * good version's key (say a broken document as "4") would, once compacted away, leave detectors that
+ * start later on an older version. With the digest, only an identical record shares a key: compaction
+ * removes nothing but exact copies, and every pushed record stays in the history.
+ */
+export function rulesRecordKey(version: number, value: Buffer): string {
+  return `${version}:${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;
 }
 
 /** Writes a raw record to the topic, bypassing every check (tests: a bad document pushed directly). */
