@@ -15,6 +15,23 @@ const EMPTY_OUTPUT: EngineOutput = Object.freeze({
   shadowAlerts: Object.freeze([]) as unknown as Alert[],
 });
 
+/**
+ * The rules this model implements (the differential test compares the engine on these only; a rule
+ * added to the registry is covered here only if someone writes it again below). terminal_offline and
+ * upload_backlog need heartbeats, which this model does not take.
+ */
+export const REFERENCE_RULES = [
+  'duplicate_charge',
+  'abnormal_amount',
+  'sync_lag',
+  'sequence_gap',
+  'refund_without_sale',
+  'refund_exceeds_sale',
+  'refund_card_mismatch',
+  'refund_after_deadline',
+  'refund_velocity',
+] as const satisfies readonly RuleId[];
+
 /** The reference model's API (the engine's event and clock calls; no state changelog, no setRules, no shadow instances). */
 export interface ReferenceEngine {
   onTransaction(t: Transaction): EngineOutput;
