@@ -82,6 +82,8 @@ const ALERTS: Alert[] = [
   // a8 carries its own money (the engine fills currency and amount_minor): it beats the evidence's 1005 GBP.
   { ...alert('a8', 'refund_exceeds_sale', 'high', 'm1', 't1', 12, { sale_amount_minor: 5000, refunded_total_minor: 7000, refund_amount_minor: 4000, excess_minor: 2000 }, ['e-t2-5']), currency: 'GBP', amount_minor: 4000 },
 ];
+/** A shadow alert of a rule no dashboard names and that has no active alert (a rule just added). */
+const SHADOW_ONLY: Alert = alert('s1', 'new_rule_in_shadow', 'low', 'm1', 't2', 13);
 
 function action(id: string, kind: Action['kind'], target: Action['target_type'], a: Alert, expiresAfterMin: number | null): Action {
   return {
@@ -213,8 +215,16 @@ beforeAll(async () => {
   await write('alert_updates', UPDATES.map(toAlertUpdateRow));
   await write('refund_reasons', [...REASONS, REASONS[1]!].map(toRefundReasonRow));
   await write('action_decisions', [...DECISIONS, DECISIONS[2]!]);
-  // Shadow alerts for the rules dashboard (tillwatch-rules.json): a few of the same alerts.
-  await write('alerts_shadow', ALERTS.slice(0, 3).map(toAlertRow));
+  // Shadow alerts for the rules dashboard (tillwatch-rules.json): a few of the same alerts, and
+  // one from a rule in shadow only (no active alert), which the rule variable must list too.
+  await write('alerts_shadow', [...ALERTS.slice(0, 3), SHADOW_ONLY].map(toAlertRow));
+  // Query variables: what Grafana gets when the dashboard loads (their stored options are empty).
+  for (const { dashboard } of loadDashboards())
+    for (const v of dashboard.templating.list.filter((x) => x.type === 'query' && x.datasource?.type === CLICKHOUSE_PLUGIN)) {
+      const sql = rewriteDatabase(expandMacros(String(v.query), { ...RANGE_3H, intervalMs: 60_000 }), t.database);
+      const rs = await t.ch.client.query({ query: sql, format: 'JSONCompact' });
+      queryVariableValues.set(`${dashboard.uid}/${v.name}`, (await rs.json<[string]>()).data.map((row) => row[0]));
+    }
 });
 
 afterAll(async () => {
@@ -237,10 +247,14 @@ const RANGE_3H: Range = { fromMs: T0 - HOUR, toMs: T0 + 2 * HOUR };
 /** A week ending after the data (query interval 15 min): bucket arithmetic with wide buckets. */
 const RANGE_7D: Range = { fromMs: T0 + 2 * HOUR - 7 * 24 * HOUR, toMs: T0 + 2 * HOUR };
 
+/** The values a query variable's query returned for the fixture data, by `dashboard uid/name`. */
+const queryVariableValues = new Map<string, string[]>();
+
 function defaultVariables(d: Dashboard): VariableValues {
   const values: VariableValues = {};
   for (const v of d.templating.list) {
     if (v.type === 'custom' && v.includeAll) values[v.name] = allValues(v);
+    else if (v.type === 'query' && v.includeAll && queryVariableValues.has(`${d.uid}/${v.name}`)) values[v.name] = queryVariableValues.get(`${d.uid}/${v.name}`)!;
     else if (v.type === 'textbox') values[v.name] = String(v.query ?? '');
     else throw new Error(`variable ${v.name} of type ${v.type}: add its default to the test`);
   }
@@ -384,6 +398,20 @@ describe('template variables with hostile values (every ClickHouse panel)', () =
       }
     });
   }
+});
+
+describe('rule variable (read from ClickHouse)', () => {
+  it('lists every rule with an active or a shadow alert, including one no dashboard names, and "All" shows its alerts', async () => {
+    const expected = [...new Set([...ALERTS, SHADOW_ONLY].map((a) => a.rule))].sort();
+    for (const uid of ['tillwatch-fleet', 'tillwatch-triage', 'tillwatch-rules']) expect(queryVariableValues.get(`${uid}/rule`), uid).toEqual(expected);
+    const rules = dashboards.find((d) => d.dashboard.uid === 'tillwatch-rules')!.dashboard;
+    const p = queryPanels(rules).find((x) => x.title === 'Active vs shadow alerts per rule')!;
+    const r = await run(p, p.targets![0]!, defaultVariables(rules));
+    const byRule = Object.fromEntries(r.data.map((row) => [row['rule'], [Number(row['active']), Number(row['shadow'])]]));
+    expect(byRule['new_rule_in_shadow']).toEqual([0, 1]);
+    expect(byRule['duplicate_charge']).toEqual([1, 1]);
+    expect(Object.keys(byRule).sort()).toEqual(expected);
+  });
 });
 
 describe('fleet overview values', () => {

@@ -68,6 +68,8 @@ export interface TemplateVariable {
   multi?: boolean;
   includeAll?: boolean;
   allValue?: string;
+  /** Query variables: 1 = on dashboard load, 2 = on time range change. */
+  refresh?: number;
   options?: Array<{ text: string; value: string }>;
   datasource?: DatasourceRef;
 }
@@ -141,7 +143,9 @@ export type VariableValues = Record<string, VariableValue>;
 
 /**
  * The values of a variable set to "All": Grafana sends every option (a custom all value, which
- * Grafana inserts unformatted, is not used by these dashboards and is rejected).
+ * Grafana inserts unformatted, is not used by these dashboards and is rejected). For a query
+ * variable that is what its query returned (stored options are only a cache, empty here): the
+ * panel test runs the query to get them.
  */
 export function allValues(v: TemplateVariable): string[] {
   if (v.allValue !== undefined && v.allValue !== '') throw new Error(`variable ${v.name}: custom allValue not supported by this test`);

@@ -3,8 +3,12 @@ import type { Heartbeat, Transaction } from '@tillwatch/schemas';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RULE_IDS, createChangelogView, createRuleEngine, type ChangelogValue, type EngineOutput, type RuleEngine, type RulesConfig } from '../src/index.js';
-import { CONFIGS, inputStream as denseStream } from './helpers/streams.js';
+import { CONFIGS as BASE_CONFIGS, inputStream as denseStream } from './helpers/streams.js';
 import { feed } from './helpers/run.js';
+import { ruleFolderConfigs } from './helpers/rule-configs.js';
+
+/** The shared configs, then those rule folders add (test/property-configs.ts: see helpers/rule-configs.ts). */
+const CONFIGS = [...BASE_CONFIGS, ...(await ruleFolderConfigs())];
 
 /** Alerts, actions, alert updates and refund reasons as ordered streams (as the detector produces them to their topics). */
 interface Out {
@@ -52,7 +56,9 @@ describe('engine properties', () => {
   it('streams exercise every rule (sanity check of the generator)', () => {
     const rules = new Set<string>();
     for (const seed of [1, 2, 3]) for (const c of CONFIGS) for (const line of unsplit(c, denseStream(seed, 1200, 20_000)).alerts) rules.add(JSON.parse(line).rule as string);
-    // Every registered rule (a new rule must be exercised by the streams the split/restore properties use).
+    // Every registered rule (a new rule must be exercised by the streams the split/restore properties use:
+    // with its defaults, or under a rules document its folder adds in test/property-configs.ts).
+    expect([...RULE_IDS].filter((r) => !rules.has(r)), 'registered rules that never fire on the dense stream under any config').toEqual([]);
     expect([...rules].sort()).toEqual([...RULE_IDS].sort());
     // ... and the split/restore properties below compare alert updates too: the streams must close episodes.
     const updated = new Set<string>();

@@ -3,6 +3,7 @@
 // The alert store is not touched by these routes, so no ClickHouse is needed.
 import { describe, expect, it } from 'vitest';
 import type { ClickHouse } from '@tillwatch/clickhouse';
+import { RULE_IDS } from '@tillwatch/rules';
 import { RulesLedger, RulesVersionError, validateRulesDocument, type PushRequest } from '@tillwatch/rules-live';
 import { auth, buildApp } from './fixtures.js';
 import { RulesUnavailableError, type RulesBackend } from '../src/routes/rules.js';
@@ -111,5 +112,14 @@ describe('rules routes', () => {
     expect((await app.inject({ method: 'PUT', url: '/rules', headers: auth('admin'), payload: { document: 'version: 1\n' } })).statusCode).toBe(503);
     const bare = buildApp(noClickHouse).app;
     expect((await bare.inject({ method: 'GET', url: '/rules', headers: auth('viewer') })).statusCode).toBe(503);
+  });
+
+  it('GET /rules/ids (viewer): the registered rule ids, in registry order, with or without the rules topic', async () => {
+    for (const { app } of [buildApp(noClickHouse), buildApp(noClickHouse, { rules: fakeBackend().backend })]) {
+      const r = await app.inject({ method: 'GET', url: '/rules/ids', headers: auth('viewer') });
+      expect(r.statusCode).toBe(200);
+      expect(r.json()).toEqual({ rules: [...RULE_IDS] });
+      expect((await app.inject({ method: 'GET', url: '/rules/ids' })).statusCode).toBe(401);
+    }
   });
 });

@@ -7,14 +7,7 @@ import { MinHeap } from '../../src/heap.js';
 import { actionId, alertId } from '../../src/ids.js';
 import { MedianSample } from './median.js';
 import { fmtDuration } from '../../src/format.js';
-import type {
-  EngineOutput,
-  EngineStats,
-  GapSnapshot,
-  MerchantSnapshot,
-  SaleSnapshot,
-  TerminalSnapshot,
-} from '../../src/types.js';
+import type { EngineOutput, EngineStats } from '../../src/types.js';
 
 const EMPTY_OUTPUT: EngineOutput = Object.freeze({
   alerts: Object.freeze([]) as unknown as Alert[],
@@ -22,21 +15,27 @@ const EMPTY_OUTPUT: EngineOutput = Object.freeze({
   shadowAlerts: Object.freeze([]) as unknown as Alert[],
 });
 
-/** The whole state (this model's own format for its snapshot/restore; the engine has an entity changelog instead). */
-interface EngineSnapshot {
-  v: 1;
-  clock: number;
-  merchants: [merchantId: string, snapshot: MerchantSnapshot][];
-}
+/**
+ * The rules this model implements (the differential test compares the engine on these only; a rule
+ * added to the registry is covered here only if someone writes it again below). terminal_offline and
+ * upload_backlog need heartbeats, which this model does not take.
+ */
+export const REFERENCE_RULES = [
+  'duplicate_charge',
+  'abnormal_amount',
+  'sync_lag',
+  'sequence_gap',
+  'refund_without_sale',
+  'refund_exceeds_sale',
+  'refund_card_mismatch',
+  'refund_after_deadline',
+  'refund_velocity',
+] as const satisfies readonly RuleId[];
 
-/** The reference model's API (the engine's, plus whole-state snapshots; no setRules, no shadow instances). */
+/** The reference model's API (the engine's event and clock calls; no state changelog, no setRules, no shadow instances). */
 export interface ReferenceEngine {
   onTransaction(t: Transaction): EngineOutput;
   advanceClock(nowMs: number): EngineOutput;
-  takeDirty(): [string, MerchantSnapshot | null][];
-  restoreMerchant(merchantId: string, snap: MerchantSnapshot | null): void;
-  snapshotAll(): EngineSnapshot;
-  restoreAll(snapshot: EngineSnapshot): void;
   clock(): number;
   setClock(ms: number): void;
   stats(): EngineStats;
@@ -124,8 +123,6 @@ interface MerchantState {
   dupHead: number;
   refQ: SaleRec[];
   refHead: number;
-  dirty: boolean;
-  removed: boolean;
   /** Last currency string seen, so equal codes share one string. */
   currency: string;
 }
@@ -150,7 +147,6 @@ export function createReferenceEngine(config: RulesConfig): ReferenceEngine {
 class Engine implements ReferenceEngine {
   private clk = 0;
   private readonly merchants = new Map<string, MerchantState>();
-  private dirtyList: MerchantState[] = [];
   private readonly timers = new MinHeap<Gap>(gapLess);
   private out: EngineOutput | null = null;
   private nextSweepAt = 0;
@@ -243,10 +239,6 @@ class Engine implements ReferenceEngine {
       else if (kind === 'REFUND') this.onRefund(m, term, t);
       else this.onVoid(m, t); // REVERSAL, VOID
     }
-    if (!m.dirty) {
-      m.dirty = true;
-      this.dirtyList.push(m);
-    }
     // A gap created already due (its higher seq arrived long after the clock) fires now, not later.
     const top2 = this.timers.peek();
     if (top2 !== undefined && top2.due <= this.clk) this.fireDue();
@@ -264,8 +256,6 @@ class Engine implements ReferenceEngine {
       dupHead: 0,
       refQ: [],
       refHead: 0,
-      dirty: false,
-      removed: false,
       currency: '',
     };
     this.merchants.set(id, m);
@@ -382,10 +372,6 @@ class Engine implements ReferenceEngine {
     if (idx < 0) return; // stale (terminal replaced)
     this.closeGap(term, idx);
     const m = term.merchant;
-    if (!m.dirty) {
-      m.dirty = true;
-      this.dirtyList.push(m);
-    }
     const ms = g.missing;
     const from = ms[0]!;
     const to = ms[ms.length - 1]!;
@@ -974,223 +960,8 @@ class Engine implements ReferenceEngine {
           }
         }
       }
-      if (changed) {
-        if (m.terminals.size === 0 && m.txns.size === 0 && m.cards.size === 0) {
-          this.merchants.delete(m.id);
-          m.removed = true;
-        }
-        if (!m.dirty) {
-          m.dirty = true;
-          this.dirtyList.push(m);
-        }
-      }
+      if (changed && m.terminals.size === 0 && m.txns.size === 0 && m.cards.size === 0) this.merchants.delete(m.id);
     }
-  }
-
-  // ---------------------------------------------------------------- snapshots
-
-  takeDirty(): [string, MerchantSnapshot | null][] {
-    const list = this.dirtyList;
-    this.dirtyList = [];
-    const out: [string, MerchantSnapshot | null][] = [];
-    for (const m of list) {
-      if (!m.dirty) continue; // replaced by restoreMerchant meanwhile
-      m.dirty = false;
-      if (m.removed) {
-        out.push([m.id, null]);
-        continue;
-      }
-      const snap = this.snapshotMerchant(m);
-      if (snap === null) this.removeMerchant(m);
-      out.push([m.id, snap]);
-    }
-    return out;
-  }
-
-  private removeMerchant(m: MerchantState): void {
-    for (const term of [...m.terminals.values()]) this.dropTerminal(term);
-    for (const rec of m.txns.values()) if (rec.flags & IN_DUP) this.nDupLegs--;
-    this.nSales -= m.txns.size;
-    this.nCards -= m.cards.size;
-    m.txns.clear();
-    m.cards.clear();
-    m.removed = true;
-    if (this.merchants.get(m.id) === m) this.merchants.delete(m.id);
-  }
-
-  /** The merchant's logically live state, or null when nothing is live. */
-  private snapshotMerchant(m: MerchantState): MerchantSnapshot | null {
-    const clk = this.clk;
-    const terminals: TerminalSnapshot[] = [];
-    for (const term of m.terminals.values()) {
-      if (clk - term.lastRecv > this.idleTtl && term.gaps === null) continue;
-      terminals.push({
-        id: term.id,
-        last_received: term.lastRecv,
-        max_seq: term.maxSeq,
-        max_seq_event_id: term.maxSeqEventId,
-        max_seq_event_time: term.maxSeqEt,
-        lag_episode: term.lagDue > clk,
-        ...({ lag: { last_late: term.lagLast, due: term.lagDue } } as object),
-        sales_seen: term.salesSeen,
-        sample: term.sample === null ? [] : term.sample.values(),
-        ...(term.velocity.length > 0 || Number.isFinite(term.velocitySilentUntil)
-          ? { refund_velocity: { ets: term.velocity.map((r) => r.et), ids: term.velocity.map((r) => r.id), silent_until: Number.isFinite(term.velocitySilentUntil) ? term.velocitySilentUntil : null } }
-          : {}),
-        gaps: (term.gaps ?? []).map(
-          (g): GapSnapshot => ({
-            from: g.from,
-            to: g.to,
-            missing: [...g.missing],
-            due: g.due,
-            low_event_id: g.lowEventId,
-            low_event_time: g.lowEt,
-            high_event_id: g.highEventId,
-            high_event_time: g.highEt,
-          }),
-        ),
-      });
-    }
-    const sales: SaleSnapshot[] = [];
-    for (const r of m.txns.values()) {
-      if (clk > r.refExpiry) continue;
-      const dup = (r.flags & IN_DUP) !== 0 && clk <= r.dupExpiry;
-      sales.push({
-        txn_id: r.txn,
-        event_id: dup ? r.eventId : null,
-        card_token: dup ? r.card : null,
-        terminal_id: r.terminalId,
-        seen: (r.flags & SEEN) !== 0,
-        voided: (r.flags & VOIDED) !== 0,
-        dup,
-        amount: r.amount,
-        currency: r.currency,
-        event_time: r.et,
-        dup_expiry: r.dupExpiry,
-        ref_expiry: r.refExpiry,
-        refunded: r.refunded,
-        refunds: (r.refunds ?? []).map((x) => ({ txn_id: x.txn, event_id: x.eventId, terminal_id: x.terminalId, card_token: x.card, amount: x.amount, event_time: x.et })),
-        ...(r.saleCard !== null ? { sale_card_token: r.saleCard, sale_event_id: r.saleEventId } : {}),
-      });
-    }
-    if (terminals.length === 0 && sales.length === 0) return null;
-    return { v: 1, clock: clk, terminals, sales };
-  }
-
-  snapshotAll(): EngineSnapshot {
-    const merchants: [string, MerchantSnapshot][] = [];
-    for (const m of this.merchants.values()) {
-      const s = this.snapshotMerchant(m);
-      if (s !== null) merchants.push([m.id, s]);
-    }
-    return { v: 1, clock: this.clk, merchants };
-  }
-
-  restoreAll(snapshot: EngineSnapshot): void {
-    for (const m of [...this.merchants.values()]) this.removeMerchant(m);
-    this.dirtyList = [];
-    this.timers.removeWhere(() => true);
-    this.setClock(snapshot.clock);
-    for (const [id, s] of snapshot.merchants) this.restoreMerchant(id, s);
-  }
-
-  restoreMerchant(merchantId: string, snap: MerchantSnapshot | null): void {
-    const existing = this.merchants.get(merchantId);
-    if (existing !== undefined) {
-      this.removeMerchant(existing);
-      existing.dirty = false; // the restored state is what the changelog holds: no tombstone for the old one
-      this.timers.removeWhere((g) => g.done);
-    }
-    if (snap === null) return;
-    if (snap.v !== 1) throw new TypeError(`restoreMerchant(${merchantId}): unknown snapshot version ${String(snap.v)}`);
-    this.setClock(snap.clock);
-    const m = this.newMerchant(merchantId);
-    for (const ts of snap.terminals) {
-      const term: TerminalState = {
-        id: ts.id,
-        merchant: m,
-        rules: resolveRules(this.config, merchantId, ts.id),
-        lastRecv: ts.last_received,
-        maxSeq: ts.max_seq,
-        maxSeqEventId: ts.max_seq_event_id,
-        maxSeqEt: ts.max_seq_event_time,
-        lagLast: (ts as unknown as { lag?: { last_late: number } }).lag?.last_late ?? 0,
-        lagDue: (ts as unknown as { lag?: { due: number } }).lag?.due ?? 0,
-        salesSeen: ts.sales_seen,
-        sample: null,
-        gaps: null,
-        velocity: [],
-        velocitySilentUntil: -Infinity,
-      };
-      const v = (ts as unknown as { refund_velocity?: { ets: number[]; ids: string[]; silent_until: number | null } }).refund_velocity;
-      if (v !== undefined) {
-        term.velocity = v.ets.map((et, i) => ({ et, id: v.ids[i]! }));
-        term.velocitySilentUntil = v.silent_until ?? -Infinity;
-      }
-      if (ts.sample.length > 0 || term.rules.abnormal_amount.enabled) {
-        const cap = term.rules.abnormal_amount.sample_size;
-        term.sample = new MedianSample(cap);
-        // A smaller configured sample keeps the most recent values.
-        for (const v of ts.sample.slice(Math.max(0, ts.sample.length - cap))) term.sample.add(v);
-        this.nSamples++;
-      }
-      if (ts.gaps.length > 0) {
-        term.gaps = ts.gaps.map((g) => ({
-          from: g.from,
-          to: g.to,
-          missing: [...g.missing],
-          due: g.due,
-          lowEventId: g.low_event_id,
-          lowEt: g.low_event_time,
-          highEventId: g.high_event_id,
-          highEt: g.high_event_time,
-          terminal: term,
-          done: false,
-        }));
-        for (const g of term.gaps) this.timers.push(g);
-        this.nGaps += term.gaps.length;
-      }
-      m.terminals.set(term.id, term);
-      this.nTerminals++;
-    }
-    const dups: SaleRec[] = [];
-    const refs: SaleRec[] = [];
-    for (const s of snap.sales) {
-      const rec: SaleRec = {
-        txn: s.txn_id,
-        eventId: s.event_id,
-        card: s.card_token,
-        terminalId: s.terminal_id,
-        flags: (s.seen ? SEEN : 0) | (s.voided ? VOIDED : 0) | (s.dup ? IN_DUP : 0),
-        amount: s.amount,
-        currency: s.currency,
-        et: s.event_time,
-        dupExpiry: s.dup_expiry,
-        refExpiry: s.ref_expiry,
-        refunded: s.refunded,
-        refunds: s.refunds.length === 0 ? null : s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, et: x.event_time })),
-        saleCard: (s as { sale_card_token?: string }).sale_card_token ?? null,
-        saleEventId: (s as { sale_event_id?: string }).sale_event_id ?? null,
-      };
-      m.txns.set(rec.txn, rec);
-      refs.push(rec);
-      this.nSales++;
-      if (s.dup && s.card_token !== null) {
-        const legs = m.cards.get(s.card_token);
-        if (legs === undefined) {
-          m.cards.set(s.card_token, [rec]);
-          this.nCards++;
-        } else legs.push(rec);
-        dups.push(rec);
-        this.nDupLegs++;
-      } else rec.flags &= ~IN_DUP;
-    }
-    m.dupQ = dups.sort((a, b) => a.dupExpiry - b.dupExpiry);
-    m.refQ = refs.sort((a, b) => a.refExpiry - b.refExpiry);
-  }
-
-  takeChangedEntities(): never {
-    throw new Error('the reference model has no entity-level changelog');
   }
 
   stats(): EngineStats {

@@ -2,7 +2,7 @@
 // the SSE parser (the browser reads the stream with fetch(), so the parsing is ours).
 import { describe, expect, it } from 'vitest';
 import { formatDetail, formatDuration, formatMoney, formatTime, minorExponent, minutesBetween, toMajorDecimal } from '../static/assets/format.js';
-import { defaultFilters, filterProblem, filtersToApiQuery, filtersToSearch, filtersToStreamQuery, matchesFilters, parseFilters } from '../static/assets/filters.js';
+import { STAGE_RULES, defaultFilters, filterProblem, filtersToApiQuery, filtersToSearch, filtersToStreamQuery, matchesFilters, parseFilters, ruleChoices } from '../static/assets/filters.js';
 import { createSseParser, type SseEvent } from '../static/assets/sse.js';
 
 describe('money', () => {
@@ -45,6 +45,15 @@ describe('durations and times', () => {
 });
 
 describe('filters in the URL', () => {
+  it('offers the registered rules (GET /rules/ids), the stage\'s, the rules seen and those filtered on, sorted, once each', () => {
+    expect(ruleChoices(['sync_lag', 'duplicate_charge', 'large_refund'], new Set(['sync_lag', 'custom_rule']), ['x_rule'])).toEqual(
+      [...new Set(['custom_rule', 'duplicate_charge', 'large_refund', 'sync_lag', 'x_rule', ...STAGE_RULES])].sort(),
+    );
+    // The API could not say: what the view has seen and the filter still give a usable list.
+    expect(ruleChoices(null, ['refund_velocity'], [])).toEqual(['refund_velocity', ...STAGE_RULES].sort());
+    expect(ruleChoices(null, [], [])).toEqual([...STAGE_RULES]);
+  });
+
   it('defaults to the open queue and round-trips every filter', () => {
     expect(parseFilters('')).toEqual(defaultFilters());
     expect(filtersToSearch(defaultFilters())).toBe('');

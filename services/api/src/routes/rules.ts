@@ -1,11 +1,12 @@
 // Rules as live data over HTTP (issue 9): GET /rules and GET /rules/history (viewer), PUT /rules
-// (admin, the same validation as `tillwatch rules push`). The rules topic pos.rules.v1 is behind a
+// (admin, the same validation as `tillwatch rules push`), and GET /rules/ids (viewer): the rule ids
+// the rules package registers (the console's rule filter; no hard-coded list to keep in step). The rules topic pos.rules.v1 is behind a
 // port (RulesBackend): the process wires a follower of the topic (rules-backend.ts), tests a fake.
 // Audit: every accepted PUT is a record on pos.rules.v1 naming the API key (pushed_by, via: api,
 // pushed_at) - the append-only trail `GET /rules/history` shows - and an info log line with the actor;
 // a refused PUT is logged with the actor and the problems.
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { RulesConfigError } from '@tillwatch/rules';
+import { RULE_IDS, RulesConfigError } from '@tillwatch/rules';
 import { RulesVersionError, type PushRequest, type PushResult, type RulesHistoryEntry, type RulesLedger } from '@tillwatch/rules-live';
 import { RulesFormatValues, type RulesFormat } from '@tillwatch/schemas';
 import type { Principal } from '../auth.js';
@@ -69,6 +70,19 @@ export const rulesRouteSchemas = {
       403: errorRef,
       429: errorRef,
       503: errorRef,
+    },
+  },
+  ids: {
+    operationId: 'getRuleIds',
+    tags: ['rules'],
+    summary: 'The rule ids this build registers (packages/rules registry, in its order); answered without Kafka',
+    description: 'Every detector rule a rules document can configure, whether or not the version in force mentions it (an omitted rule runs with its defaults). Alerts may also carry the second stage\'s rule sync_incident.',
+    security,
+    response: {
+      200: { type: 'object', properties: { rules: { type: 'array', items: { type: 'string' } } }, required: ['rules'] },
+      401: errorRef,
+      403: errorRef,
+      429: errorRef,
     },
   },
   put: {
@@ -143,6 +157,8 @@ export function registerRulesRoutes(api: FastifyInstance, backend: RulesBackend 
       throw e;
     }
   });
+
+  api.get('/rules/ids', { config: { access: 'viewer' }, schema: rulesRouteSchemas.ids }, async () => ({ rules: [...RULE_IDS] }));
 
   api.put<{ Body: { document: string; format?: RulesFormat; comment?: string } }>('/rules', { config: { access: 'admin' }, schema: rulesRouteSchemas.put, bodyLimit: PUT_RULES_BODY_LIMIT }, async (req, reply) => {
     const principal = req.principal as Principal;

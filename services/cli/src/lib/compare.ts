@@ -3,8 +3,10 @@
 // the engine the detector runs); their alerts are written as they fire (DIR/a.jsonl, DIR/b.jsonl)
 // and matched by alert_id - deterministic from rule, rule version and evidence, so the same alert
 // raised by both rule sets has the same id - into DIR/diff.md: per rule, alerts only in a, only in b,
-// and in both, with up to 5 examples each. Alerts of rules in `mode: shadow` count as alerts of their
-// rule set (the comparison is of what each rule set would raise).
+// and in both, with up to 5 examples each. Only rules that raised an alert in a or b are listed (in
+// registry order), so a rule added to the registry that raises nothing on the input leaves diff.md as
+// it was. Alerts of rules in `mode: shadow` count as alerts of their rule set (the comparison is of
+// what each rule set would raise).
 import { RULE_IDS, createBacktest, type Backtest, type BacktestInput, type EngineOptions, type RulesConfig } from '@tillwatch/rules';
 import type { Alert } from '@tillwatch/schemas';
 
@@ -38,6 +40,7 @@ export interface CompareResult {
   names: { a: string; b: string };
   versions: { a: number; b: number };
   alerts: { a: number; b: number };
+  /** The rules with at least one alert in a or b: registry order, then any other rule id by name. */
   rules: RuleDiff[];
 }
 
@@ -93,7 +96,6 @@ export class Comparison {
       if (!d) byRule.set(rule, (d = { rule, onlyA: 0, onlyB: 0, both: 0, examplesOnlyA: [], examplesOnlyB: [], examplesBoth: [] }));
       return d;
     };
-    for (const r of RULE_IDS) diff(r);
     for (const [id, ra] of this.seenA) {
       const d = diff(ra.rule);
       const rb = this.seenB.get(id);
@@ -112,7 +114,10 @@ export class Comparison {
       if (d.examplesOnlyB.length < EXAMPLES_PER_BUCKET) d.examplesOnlyB.push({ alert_id: id, ...rb });
     }
     const known = new Set<string>(RULE_IDS);
-    const rules = [...RULE_IDS.map((r) => byRule.get(r)!), ...[...byRule.values()].filter((d) => !known.has(d.rule)).sort((x, y) => x.rule.localeCompare(y.rule))];
+    const rules = [
+      ...RULE_IDS.flatMap((r) => byRule.get(r) ?? []),
+      ...[...byRule.values()].filter((d) => !known.has(d.rule)).sort((x, y) => x.rule.localeCompare(y.rule)),
+    ];
     return { names, versions: { a: this.configA.version, b: this.configB.version }, alerts: { a: this.seenA.size, b: this.seenB.size }, rules };
   }
 }
@@ -138,7 +143,8 @@ export function renderDiff(r: CompareResult, c: DiffContext): string {
   out.push(`- events: ${c.events} processed, ${c.rejected} rejected`);
   out.push(`- a = \`${c.aPath}\` (rules version ${r.versions.a}): ${r.alerts.a} alerts -> \`${a}.jsonl\``);
   out.push(`- b = \`${c.bPath}\` (rules version ${r.versions.b}): ${r.alerts.b} alerts -> \`${b}.jsonl\``);
-  out.push('- alerts are matched by alert_id (deterministic from rule, rule version and evidence)', '');
+  out.push('- alerts are matched by alert_id (deterministic from rule, rule version and evidence)');
+  out.push('- rules that raised no alert in either run are not listed', '');
   out.push('## Summary', '');
   out.push(`| rule | only in ${a} | only in ${b} | in both |`, '|---|---:|---:|---:|');
   const tot = { onlyA: 0, onlyB: 0, both: 0 };

@@ -1,8 +1,22 @@
 // Pure: the queue's filters <-> the page URL's query string (so a view can be shared) <-> the
 // API's query. The page URL uses the API's own parameter names; no status means "open".
 
-/** Rules the console offers in its rule filter; alerts of other rules still show (and join the list). */
-export const KNOWN_RULES = ['duplicate_charge', 'abnormal_amount', 'sync_lag', 'sequence_gap', 'refund_without_sale', 'refund_exceeds_sale', 'terminal_offline', 'upload_backlog', 'sync_incident', 'refund_card_mismatch', 'refund_after_deadline', 'refund_velocity'];
+/**
+ * Rules outside the rules package's registry that alerts carry: the second stage's fleet incident.
+ * The registered rules come from the API (GET /rules/ids), so a new rule needs no edit here.
+ */
+export const STAGE_RULES = ['sync_incident'];
+
+/**
+ * The rule filter's choices, sorted, each once: the registered rule ids (GET /rules/ids; null when
+ * the API could not say), the stage's rules, the rules of alerts on the page, and those in the filter.
+ * @param {readonly string[] | null} registered
+ * @param {Iterable<string>} seen
+ * @param {readonly string[]} filtered
+ */
+export function ruleChoices(registered, seen, filtered) {
+  return [...new Set([...(registered ?? []), ...STAGE_RULES, ...seen, ...filtered])].sort();
+}
 export const SEVERITIES = ['critical', 'high', 'medium', 'low'];
 export const STATUSES = ['open', 'acknowledged', 'resolved', 'false_positive', 'auto_resolved'];
 /** The API's id pattern (schemas.ts): a filter value outside it would be a 400. */

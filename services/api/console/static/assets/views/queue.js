@@ -1,10 +1,29 @@
 // The queue: alerts newest first (open ones unless the filters say otherwise), new ones arriving
 // live over /stream/alerts with a visible count, filters in the URL, j/k/Enter/a/r/f.
 import { h, replace } from '../dom.js';
-import { KNOWN_RULES, SEVERITIES, STATUSES, filterProblem, filtersToApiQuery, filtersToSearch, filtersToStreamQuery, matchesFilters, parseFilters } from '../filters.js';
+import { SEVERITIES, STATUSES, filterProblem, filtersToApiQuery, filtersToSearch, filtersToStreamQuery, matchesFilters, parseFilters, ruleChoices } from '../filters.js';
 import { TRIAGE, alertHref, canTriage, errorBox, merchantLink, severityBadge, shortTimeEl, statusBadge, terminalLink, triageDialog } from '../ui.js';
 
 const MAX_ROWS = 500;
+
+/**
+ * The registered rule ids (GET /rules/ids), fetched once per page load; null until then, and again
+ * after a failure (the next view retries; meanwhile the filter offers the rules it has seen).
+ * @type {Promise<string[]> | null}
+ */
+let registeredRules = null;
+
+/** @param {import('../ui.js').ViewContext} ctx */
+function loadRegisteredRules(ctx) {
+  registeredRules ??= /** @type {Promise<{ rules: string[] }>} */ (ctx.api.get('/rules/ids')).then(
+    (r) => r.rules,
+    (e) => {
+      registeredRules = null;
+      throw e;
+    },
+  );
+  return registeredRules;
+}
 
 /** The API's list order: detected_at, then alert_id, descending. */
 const byListOrder = (/** @type {import('../types.js').Alert} */ a, /** @type {import('../types.js').Alert} */ b) => b.detected_at - a.detected_at || (a.alert_id < b.alert_id ? 1 : a.alert_id > b.alert_id ? -1 : 0);
@@ -36,11 +55,18 @@ export function queueView(ctx, o) {
    * @param {string[]} current
    * @param {string} anyLabel
    */
-  const selectField = (name, label, values, current, anyLabel) => {
+  const selectField = (name, label, values, current, anyLabel) =>
+    h('div', { class: 'field' }, h('label', { for: `f-${name}` }, label), h('select', { id: `f-${name}`, name }, selectOptions(values, current, anyLabel)));
+  /**
+   * @param {string[]} values
+   * @param {string[]} current
+   * @param {string} anyLabel
+   */
+  const selectOptions = (values, current, anyLabel) => {
     const joined = current.join(',');
     const options = [h('option', { value: '' }, anyLabel), ...values.map((v) => h('option', { value: v, selected: joined === v }, v.replace('_', ' ')))];
     if (current.length > 0 && !values.includes(joined)) options.push(h('option', { value: joined, selected: true }, current.join(', ')));
-    return h('div', { class: 'field' }, h('label', { for: `f-${name}` }, label), h('select', { id: `f-${name}`, name }, options));
+    return options;
   };
   /**
    * @param {string} name
@@ -51,12 +77,33 @@ export function queueView(ctx, o) {
   const input = (name, label, value, type = 'text') =>
     h('div', { class: 'field' }, h('label', { for: `f-${name}` }, label), h('input', { id: `f-${name}`, name, type, value, autocomplete: 'off', spellcheck: 'false', ...(type === 'text' ? { placeholder: 'any' } : {}) }));
   const localInput = (/** @type {string | null} */ iso) => (iso ? iso.slice(0, 16) : '');
-  const rules = [...new Set([...KNOWN_RULES, ...filters.rule])].sort();
+  // The rule filter: the registered rules once GET /rules/ids answers, the stage's, and the rules of
+  // alerts this view shows (so an alert of a rule the API did not list still joins the list).
+  /** @type {string[] | null} */
+  let registered = null;
+  const seenRules = new Set(/** @type {string[]} */ ([]));
+  let rules = ruleChoices(registered, seenRules, filters.rule);
+  const ruleField = selectField('rule', 'Rule', rules, filters.rule, 'Any rule');
+  const ruleSelect = /** @type {HTMLSelectElement} */ (ruleField.querySelector('select'));
+  function refreshRules() {
+    const next = ruleChoices(registered, seenRules, filters.rule);
+    if (next.join(',') === rules.join(',')) return;
+    rules = next;
+    replace(ruleSelect, selectOptions(rules, filters.rule, 'Any rule'));
+  }
+  loadRegisteredRules(ctx).then(
+    (ids) => {
+      if (ctx.signal.aborted) return;
+      registered = ids;
+      refreshRules();
+    },
+    () => undefined, // an older API without the route, or a network error: the seen rules remain
+  );
   const problem = h('p', { class: 'error', role: 'alert', hidden: true });
   const form = h(
     'form',
     { class: 'filters', 'aria-label': 'Filters' },
-    selectField('rule', 'Rule', rules, filters.rule, 'Any rule'),
+    ruleField,
     selectField('severity', 'Severity', SEVERITIES, filters.severity, 'Any severity'),
     h(
       'div',
@@ -138,6 +185,8 @@ export function queueView(ctx, o) {
 
   function renderRows() {
     const focusedInside = tbody.contains(document.activeElement);
+    for (const a of items) seenRules.add(a.rule);
+    refreshRules();
     replace(
       tbody,
       items.map((a) =>
