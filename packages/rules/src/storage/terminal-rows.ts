@@ -1,10 +1,12 @@
 // Engine-owned numeric state per terminal: one row of ROW doubles per terminal slot
 // (TerminalState.slot), in a cache-line aligned buffer. A rule asks for a range of fields when it is
-// created (EngineCore.terminalFields) and reads and writes them through named field constants of its
-// own (`f[fields.at(term.slot, F_SEEN)]`), never through another rule's range. Why one row for all
-// rules: a sale reads the per-terminal numbers of several rules (abnormal_amount's sample header,
-// sequence_gap's highest seq, sync_lag's episode flag); one aligned 128-byte row brings them all in
-// with one cache-line pair, where a table per rule cost a cache miss per rule.
+// created (EngineCore.terminalFields) and reads and writes them through the range's accessors with
+// named field constants of its own (`fields.get(term.slot, F_SEEN)`, `fields.set(term.slot, F_SEEN, v)`),
+// never through another rule's range: only this file knows the row layout (no rule computes an index
+// into the table's doubles). Why one row for all rules: a sale reads the per-terminal numbers of
+// several rules (abnormal_amount's sample header, sequence_gap's highest seq, sync_lag's episode
+// flag); one aligned 128-byte row brings them all in with one cache-line pair, where a table per rule
+// cost a cache miss per rule.
 import { AlignedBuffer } from '../store.js';
 
 /** Doubles per terminal row: 16 x 8 bytes = two cache lines, 128-byte aligned. */
@@ -20,16 +22,6 @@ export class TerminalFields {
     /** The value every field of the range holds for a new terminal. */
     readonly init: number,
   ) {}
-
-  /** The table's doubles; take it again after a terminal registers (the table may have grown). */
-  get f(): Float64Array {
-    return this.table.f;
-  }
-
-  /** Index in `f` of a field (0 .. count-1) of the terminal in slot k. */
-  at(k: number, field: number): number {
-    return k * ROW + this.base + field;
-  }
 
   // Named accessors, small and monomorphic (one class), meant to be inlined by V8 like the sale rows'
   // (store.ts). They read the table's current buffer, so they stay valid when the table grows.
@@ -50,6 +42,7 @@ export class TerminalFields {
 }
 
 export class TerminalRowTable {
+  /** The rows' doubles (replaced when the table grows); read through TerminalFields, not indexed by rules. */
   f: Float64Array;
   private readonly mem: AlignedBuffer;
   /** Terminal slots the buffer holds. */
