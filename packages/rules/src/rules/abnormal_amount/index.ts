@@ -4,7 +4,7 @@
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { num } from '../../fields.js';
 import { SAMPLE_HEADER, sampleAdd, sampleInit, sampleLowerBound, sampleMedian, sampleRelease, sampleSize, sampleValues, sampleWrite, type SampleSlab } from '../../median.js';
-import type { TerminalFields } from '../../storage/terminal-rows.js';
+import type { TerminalFields, TerminalRow } from '../../storage/terminal-rows.js';
 import { fieldKeys, type StateWriter } from '../../state-writer.js';
 
 /** Changelog fields (TerminalSnapshot). */
@@ -20,9 +20,9 @@ export interface AbnormalAmountConfig extends RuleCommon {
   sample_size: number;
 }
 
-// Fields of the rule's range in the engine's terminal row (storage/terminal-rows.ts, read and written
-// with this.fields.get/set): the sample header (median.ts: the first SAMPLE_HEADER fields), then the
-// rule's own.
+// Fields of the rule's range in the engine's terminal row (storage/terminal-rows.ts; read and written
+// with this.fields.get/set on the terminal's row, this.fields.row(term.slot)): the sample header
+// (median.ts: the first SAMPLE_HEADER fields), then the rule's own.
 /** Approved sales the terminal has made (judged or not). */
 const F_SEEN = SAMPLE_HEADER;
 /** Capacity of the terminal's sample (its slab), 0 = no sample. */
@@ -61,46 +61,46 @@ class AbnormalAmount implements RuleInstance {
 
   onSaleJudge(term: TerminalState, t: Transaction, voided: boolean): void {
     const fields = this.fields;
-    const k = term.slot;
+    const r = fields.row(term.slot);
     const pa = term.rules[this.variant]!.abnormal_amount;
     const amount = t.amount_minor;
-    const cap = fields.get(k, F_CAP);
+    const cap = fields.get(r, F_CAP);
     if (pa.enabled || cap !== 0) {
       let slab: SampleSlab;
       if (cap === 0) {
         slab = this.slabOf(pa.sample_size);
-        sampleInit(fields, k, slab);
-        fields.set(k, F_CAP, pa.sample_size);
+        sampleInit(fields, r, slab);
+        fields.set(r, F_CAP, pa.sample_size);
         this.nSamples++;
-      } else if (cap !== pa.sample_size) slab = this.resize(k, cap, pa.sample_size); // the rule set changed
+      } else if (cap !== pa.sample_size) slab = this.resize(r, cap, pa.sample_size); // the rule set changed
       else slab = this.slabOf(cap);
       // The cheap lower bound settles almost every sale; the exact median is taken only near the threshold.
-      if (pa.enabled && !voided && fields.get(k, F_SEEN) >= pa.min_sales && amount >= pa.ratio * sampleLowerBound(fields, k, slab)) {
-        const median = sampleMedian(fields, k, slab);
+      if (pa.enabled && !voided && fields.get(r, F_SEEN) >= pa.min_sales && amount >= pa.ratio * sampleLowerBound(fields, r, slab)) {
+        const median = sampleMedian(fields, r, slab);
         if (median > 0 && amount >= pa.ratio * median) this.fire(term, t, median, pa);
       }
-      sampleAdd(fields, k, slab, amount);
+      sampleAdd(fields, r, slab, amount);
     }
-    fields.set(k, F_SEEN, fields.get(k, F_SEEN) + 1);
+    fields.set(r, F_SEEN, fields.get(r, F_SEEN) + 1);
   }
 
   /** A new sample size keeps the most recent values. */
-  private resize(k: number, from: number, capacity: number): SampleSlab {
+  private resize(r: TerminalRow, from: number, capacity: number): SampleSlab {
     const fields = this.fields;
     const old = this.slabOf(from);
-    const values = sampleValues(fields, k, old);
-    sampleRelease(fields, k, old);
+    const values = sampleValues(fields, r, old);
+    sampleRelease(fields, r, old);
     const slab = this.slabOf(capacity);
-    sampleInit(fields, k, slab);
-    fields.set(k, F_CAP, capacity);
-    for (const v of values.slice(Math.max(0, values.length - capacity))) sampleAdd(fields, k, slab, v);
+    sampleInit(fields, r, slab);
+    fields.set(r, F_CAP, capacity);
+    for (const v of values.slice(Math.max(0, values.length - capacity))) sampleAdd(fields, r, slab, v);
     return slab;
   }
 
   private fire(term: TerminalState, t: Transaction, median: number, pa: AbnormalAmountConfig): void {
     const ratio = t.amount_minor / median;
-    const k = term.slot;
-    const n = sampleSize(this.fields, k);
+    const r = this.fields.row(term.slot);
+    const n = sampleSize(this.fields, r);
     this.core.emit(
       this,
       pa,
@@ -112,7 +112,7 @@ class AbnormalAmount implements RuleInstance {
       t.event_time,
       t.received_time,
       `Sale ${t.txn_id} of ${formatMoney(t.amount_minor, t.currency)} at terminal ${term.id} is ${ratio.toFixed(1)}x the terminal's median approved sale of ${fmtMedian(median, t.currency)} over its last ${n} sales.`,
-      { amount_minor: t.amount_minor, median_minor: median, ratio: round4(ratio), threshold_ratio: pa.ratio, sample_size: n, sales_seen: this.fields.get(k, F_SEEN) },
+      { amount_minor: t.amount_minor, median_minor: median, ratio: round4(ratio), threshold_ratio: pa.ratio, sample_size: n, sales_seen: this.fields.get(r, F_SEEN) },
       t.txn_id,
       t.currency,
       t.amount_minor,
@@ -123,13 +123,14 @@ class AbnormalAmount implements RuleInstance {
     const k = term.slot;
     if (k < 0) return;
     const fields = this.fields;
-    const cap = fields.get(k, F_CAP);
+    const r = fields.row(k);
+    const cap = fields.get(r, F_CAP);
     if (cap !== 0) {
-      sampleRelease(fields, k, this.slabOf(cap));
-      fields.set(k, F_CAP, 0);
+      sampleRelease(fields, r, this.slabOf(cap));
+      fields.set(r, F_CAP, 0);
       this.nSamples--;
     }
-    fields.set(k, F_SEEN, 0);
+    fields.set(r, F_SEEN, 0);
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
@@ -140,28 +141,29 @@ class AbnormalAmount implements RuleInstance {
   writeTerminal(term: TerminalState, w: StateWriter): void {
     const k = term.slot;
     const fields = this.fields;
-    const cap = k >= 0 ? fields.get(k, F_CAP) : 0;
-    w.num(K.sales_seen, k >= 0 ? fields.get(k, F_SEEN) : 0);
+    const r = fields.row(k);
+    const cap = k >= 0 ? fields.get(r, F_CAP) : 0;
+    w.num(K.sales_seen, k >= 0 ? fields.get(r, F_SEEN) : 0);
     if (cap === 0) {
       w.list(K.sample, 0);
       w.end();
-    } else sampleWrite(fields, k, this.slabOf(cap), w, K.sample);
+    } else sampleWrite(fields, r, this.slabOf(cap), w, K.sample);
   }
 
   /** Called after the engine registered the terminal (its slot is set, its fields reset). */
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
     const fields = this.fields;
-    const k = term.slot;
-    fields.set(k, F_SEEN, typeof snap.sales_seen === 'number' ? snap.sales_seen : 0);
+    const r = fields.row(term.slot);
+    fields.set(r, F_SEEN, typeof snap.sales_seen === 'number' ? snap.sales_seen : 0);
     const sample = Array.isArray(snap.sample) ? (snap.sample as number[]) : [];
     const pa = term.rules[this.variant]!.abnormal_amount;
     if (sample.length > 0 || pa.enabled) {
       const cap = pa.sample_size;
       const slab = this.slabOf(cap);
-      sampleInit(fields, k, slab);
-      fields.set(k, F_CAP, cap);
+      sampleInit(fields, r, slab);
+      fields.set(r, F_CAP, cap);
       // A smaller configured sample keeps the most recent values.
-      for (const v of sample.slice(Math.max(0, sample.length - cap))) sampleAdd(fields, k, slab, v);
+      for (const v of sample.slice(Math.max(0, sample.length - cap))) sampleAdd(fields, r, slab, v);
       this.nSamples++;
     }
   }
