@@ -13,10 +13,12 @@
 // selection over the ring) only when amount >= ratio x lb, which an ordinary sale never reaches; the
 // decision is always the exact one.
 //
-// A sample's header (a few numbers) lives in a typed-array row the caller owns (abnormal_amount: one
-// row per terminal slot), hence the functional API: no object per sample to chase. The values of all
-// samples sharing a capacity live in one SampleSlab.
+// A sample's header (a few numbers) lives in the first SAMPLE_HEADER fields of a terminal-row range
+// the caller owns (storage/terminal-rows.ts; abnormal_amount: its range in the engine's terminal row),
+// read and written through the range's accessors, hence the functional API taking (fields, row): no
+// object per sample to chase. The values of all samples sharing a capacity live in one SampleSlab.
 import type { FieldKey, StateWriter } from './state-writer.js';
+import { TerminalRowTable, type TerminalFields, type TerminalRow } from './storage/terminal-rows.js';
 import { AlignedBuffer } from './store.js';
 
 /** Additions between two recomputations of the bound, at most (fewer while the sample is small). */
@@ -69,9 +71,9 @@ export class SampleSlab {
   }
 }
 
-// A sample's header: six numbers at offset `o` of a Float64Array the caller owns (a rule keeps one row
-// per terminal slot, so reaching a terminal's sample costs no object and no pointer chase). The slab
-// holding the values is passed alongside.
+// A sample's header: six numbers, fields 0 .. SAMPLE_HEADER-1 of the caller's TerminalFields range in
+// a terminal's row (`fields.row(slot)`; so reaching a terminal's sample costs no object and no pointer
+// chase). The slab holding the values is passed alongside.
 /** Offset of the sample's ring in its slab. */
 const H_OFF = 0;
 /** Oldest value of the ring (0 until the ring is full: values fill it in arrival order). */
@@ -84,7 +86,7 @@ const H_ADDED = 3;
 const H_EVERY = 4;
 /** The static lower bound of the median (0: none known). */
 const H_LB = 5;
-/** Numbers a sample header takes; a caller's row may hold its own fields after them. */
+/** Numbers a sample header takes (the range's first fields); a caller's range may hold its own fields after them. */
 export const SAMPLE_HEADER = 6;
 
 /**
@@ -93,54 +95,54 @@ export const SAMPLE_HEADER = 6;
  */
 let scratch = new Float64Array(256);
 
-/** Starts an empty sample in `slab`; its header at h[o..o+SAMPLE_HEADER). */
-export function sampleInit(h: Float64Array, o: number, slab: SampleSlab): void {
-  h[o + H_OFF] = slab.alloc();
-  h[o + H_HEAD] = 0;
-  h[o + H_N] = 0;
-  h[o + H_ADDED] = 0;
-  h[o + H_EVERY] = 1;
-  h[o + H_LB] = 0;
+/** Starts an empty sample in `slab`; its header in fields 0 .. SAMPLE_HEADER-1 of `row`. */
+export function sampleInit(fields: TerminalFields, row: TerminalRow, slab: SampleSlab): void {
+  fields.set(row, H_OFF, slab.alloc());
+  fields.set(row, H_HEAD, 0);
+  fields.set(row, H_N, 0);
+  fields.set(row, H_ADDED, 0);
+  fields.set(row, H_EVERY, 1);
+  fields.set(row, H_LB, 0);
 }
 
 /** Gives the sample's values back to its slab. */
-export function sampleRelease(h: Float64Array, o: number, slab: SampleSlab): void {
-  slab.release(h[o + H_OFF]!);
+export function sampleRelease(fields: TerminalFields, row: TerminalRow, slab: SampleSlab): void {
+  slab.release(fields.get(row, H_OFF));
 }
 
 /** Values held. */
-export function sampleSize(h: Float64Array, o: number): number {
-  return h[o + H_N]!;
+export function sampleSize(fields: TerminalFields, row: TerminalRow): number {
+  return fields.get(row, H_N);
 }
 
-export function sampleAdd(h: Float64Array, o: number, slab: SampleSlab, value: number): void {
+export function sampleAdd(fields: TerminalFields, row: TerminalRow, slab: SampleSlab, value: number): void {
   // One value of the ring is written per sale (one cache line).
   const cap = slab.capacity;
-  const off = h[o + H_OFF]!;
-  const n = h[o + H_N]!;
+  const off = fields.get(row, H_OFF);
+  const n = fields.get(row, H_N);
   if (n < cap) {
     slab.buf[off + n] = value;
-    h[o + H_N] = n + 1;
+    fields.set(row, H_N, n + 1);
   } else {
-    const head = h[o + H_HEAD]!;
+    const head = fields.get(row, H_HEAD);
     slab.buf[off + head] = value;
-    h[o + H_HEAD] = head + 1 === cap ? 0 : head + 1;
+    fields.set(row, H_HEAD, head + 1 === cap ? 0 : head + 1);
   }
-  const added = h[o + H_ADDED]! + 1;
-  if (added >= h[o + H_EVERY]!) rebound(h, o, slab);
-  else h[o + H_ADDED] = added;
+  const added = fields.get(row, H_ADDED) + 1;
+  if (added >= fields.get(row, H_EVERY)) rebound(fields, row, slab);
+  else fields.set(row, H_ADDED, added);
 }
 
 /** A value the exact median is never below (0 when none is known). */
-export function sampleLowerBound(h: Float64Array, o: number, _slab: SampleSlab): number {
-  return h[o + H_LB]!;
+export function sampleLowerBound(fields: TerminalFields, row: TerminalRow, _slab: SampleSlab): number {
+  return fields.get(row, H_LB);
 }
 
 /** Exact median of the values held; NaN when empty. Even count: mean of the two middle values. */
-export function sampleMedian(h: Float64Array, o: number, slab: SampleSlab): number {
-  const n = h[o + H_N]!;
+export function sampleMedian(fields: TerminalFields, row: TerminalRow, slab: SampleSlab): number {
+  const n = fields.get(row, H_N);
   if (n === 0) return NaN;
-  const a = copyRing(h, o, slab, n);
+  const a = copyRing(fields, row, slab, n);
   const mid = n >> 1;
   const hi = select(a, n, mid);
   if (n & 1) return hi;
@@ -151,12 +153,12 @@ export function sampleMedian(h: Float64Array, o: number, slab: SampleSlab): numb
 }
 
 /** Values oldest first (for snapshots). */
-export function sampleValues(h: Float64Array, o: number, slab: SampleSlab): number[] {
+export function sampleValues(fields: TerminalFields, row: TerminalRow, slab: SampleSlab): number[] {
   const cap = slab.capacity;
   const buf = slab.buf;
-  const off = h[o + H_OFF]!;
-  const n = h[o + H_N]!;
-  const head = h[o + H_HEAD]!;
+  const off = fields.get(row, H_OFF);
+  const n = fields.get(row, H_N);
+  const head = fields.get(row, H_HEAD);
   const all: number[] = [];
   for (let k = 0; k < n; k++) {
     let i = head + k;
@@ -167,12 +169,12 @@ export function sampleValues(h: Float64Array, o: number, slab: SampleSlab): numb
 }
 
 /** Values oldest first, written as the list `k` of a changelog value (what sampleValues returns). */
-export function sampleWrite(h: Float64Array, o: number, slab: SampleSlab, w: StateWriter, k: FieldKey): void {
+export function sampleWrite(fields: TerminalFields, row: TerminalRow, slab: SampleSlab, w: StateWriter, k: FieldKey): void {
   const cap = slab.capacity;
   const buf = slab.buf;
-  const off = h[o + H_OFF]!;
-  const n = h[o + H_N]!;
-  const head = h[o + H_HEAD]!;
+  const off = fields.get(row, H_OFF);
+  const n = fields.get(row, H_N);
+  const head = fields.get(row, H_HEAD);
   w.list(k, n);
   // The ring in at most two runs: head .. end of the ring, then its start.
   const first = Math.min(n, cap - head);
@@ -182,11 +184,11 @@ export function sampleWrite(h: Float64Array, o: number, slab: SampleSlab, w: Sta
 }
 
 /** The n values of the ring copied to the scratch array (in storage order: a selection needs no other). */
-function copyRing(h: Float64Array, o: number, slab: SampleSlab, n: number): Float64Array {
+function copyRing(fields: TerminalFields, row: TerminalRow, slab: SampleSlab, n: number): Float64Array {
   if (scratch.length < n) scratch = new Float64Array(Math.max(n, scratch.length * 2));
   const a = scratch;
   const buf = slab.buf;
-  const off = h[o + H_OFF]!;
+  const off = fields.get(row, H_OFF);
   for (let i = 0; i < n; i++) a[i] = buf[off + i]!;
   return a;
 }
@@ -197,25 +199,25 @@ function copyRing(h: Float64Array, o: number, slab: SampleSlab, n: number): Floa
  * REBUILD_EVERY, about two thirds of the median's rank while the sample is small (so the bound is a
  * low order statistic, never none once the sample holds a value).
  */
-function rebound(h: Float64Array, o: number, slab: SampleSlab): void {
-  const n = h[o + H_N]!;
+function rebound(fields: TerminalFields, row: TerminalRow, slab: SampleSlab): void {
+  const n = fields.get(row, H_N);
   const mid = (n - 1) >> 1;
   const every = Math.max(1, Math.min(REBUILD_EVERY, ((mid * 2) / 3 + 1) | 0));
   const r = mid - (every - 1);
-  h[o + H_ADDED] = 0;
-  h[o + H_EVERY] = every;
+  fields.set(row, H_ADDED, 0);
+  fields.set(row, H_EVERY, every);
   // The bound in force usually still holds and is tight enough: v is a valid bound iff fewer than
   // r + 1 values are below it (then S[r] >= v). Kept while its rank is at least r/4 (a full sample of
   // 101: r = 19, kept from rank 4); a looser bound only means the exact median is taken more often.
-  const v = h[o + H_LB]!;
+  const v = fields.get(row, H_LB);
   if (v > 0) {
     const buf = slab.buf;
-    const off = h[o + H_OFF]!;
+    const off = fields.get(row, H_OFF);
     let below = 0;
     for (let i = 0; i < n; i++) if (buf[off + i]! < v) below++;
     if (below <= r && below >= r >> KEEP_SHIFT) return;
   }
-  h[o + H_LB] = select(copyRing(h, o, slab, n), n, r);
+  fields.set(row, H_LB, select(copyRing(fields, row, slab, n), n, r));
 }
 
 /**
@@ -269,26 +271,28 @@ export function select(a: Float64Array, n: number, k: number, partitions = 2 * M
 
 /** Standalone sample (tests, tools): the same code the engine runs on its terminals. */
 export class MedianSample {
-  private readonly h = new Float64Array(SAMPLE_HEADER);
+  /** A one-slot table of its own holding the header. */
+  private readonly h = new TerminalRowTable(1).reserve(SAMPLE_HEADER, 0)!;
+  private readonly row = this.h.row(0);
   private readonly slab: SampleSlab;
   constructor(capacity: number) {
     this.slab = new SampleSlab(capacity, 1);
-    sampleInit(this.h, 0, this.slab);
+    sampleInit(this.h, this.row, this.slab);
   }
   get size(): number {
-    return sampleSize(this.h, 0);
+    return sampleSize(this.h, this.row);
   }
   add(v: number): void {
-    sampleAdd(this.h, 0, this.slab, v);
+    sampleAdd(this.h, this.row, this.slab, v);
   }
   median(): number {
-    return sampleMedian(this.h, 0, this.slab);
+    return sampleMedian(this.h, this.row, this.slab);
   }
   /** A value the exact median is never below (0 when none is known). */
   lowerBound(): number {
-    return sampleLowerBound(this.h, 0, this.slab);
+    return sampleLowerBound(this.h, this.row, this.slab);
   }
   values(): number[] {
-    return sampleValues(this.h, 0, this.slab);
+    return sampleValues(this.h, this.row, this.slab);
   }
 }

@@ -148,18 +148,19 @@ describe('TerminalRowTable', () => {
     const b = t.reserve(2, NaN)!;
     expect(b.base).toBeGreaterThanOrEqual(a.base + 8);
     for (let k = 0; k < 40; k++) t.reset(k); // grows past its initial 2 slots
-    a.f[a.at(39, 7)] = 5;
-    b.f[b.at(39, 0)] = 9;
-    expect(a.f[a.at(39, 7)]).toBe(5);
-    expect(Number.isNaN(b.f[b.at(38, 1)]!)).toBe(true);
+    a.set(a.row(39), 7, 5);
+    b.set(b.row(39), 0, 9);
+    expect(a.get(a.row(39), 7)).toBe(5);
+    expect(b.get(b.row(39), 0)).toBe(9);
+    expect(Number.isNaN(b.get(b.row(38), 1))).toBe(true);
     t.reset(39);
-    expect(a.f[a.at(39, 7)]).toBe(0);
-    expect(Number.isNaN(b.f[b.at(39, 0)]!)).toBe(true);
+    expect(a.get(a.row(39), 7)).toBe(0);
+    expect(Number.isNaN(b.get(b.row(39), 0))).toBe(true);
     // A full row refuses; a released range is handed out again, initialised for every slot.
     expect(t.reserve(7, 0)).toBeNull();
     b.release();
     const c = t.reserve(2, 1)!;
     expect(c.base).toBe(b.base);
-    expect(c.f[c.at(12, 1)]).toBe(1);
+    expect(c.get(c.row(12), 1)).toBe(1);
   });
 });

@@ -4,7 +4,7 @@
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { num } from '../../fields.js';
 import { SAMPLE_HEADER, sampleAdd, sampleInit, sampleLowerBound, sampleMedian, sampleRelease, sampleSize, sampleValues, sampleWrite, type SampleSlab } from '../../median.js';
-import type { TerminalFields } from '../../storage/terminal-rows.js';
+import type { TerminalFields, TerminalRow } from '../../storage/terminal-rows.js';
 import { fieldKeys, type StateWriter } from '../../state-writer.js';
 
 /** Changelog fields (TerminalSnapshot). */
@@ -20,8 +20,9 @@ export interface AbnormalAmountConfig extends RuleCommon {
   sample_size: number;
 }
 
-// Fields of the rule's range in the engine's terminal row (storage/terminal-rows.ts): the sample
-// header (median.ts, SAMPLE_HEADER numbers), then the rule's own.
+// Fields of the rule's range in the engine's terminal row (storage/terminal-rows.ts; read and written
+// with this.fields.get/set on the terminal's row, this.fields.row(term.slot)): the sample header
+// (median.ts: the first SAMPLE_HEADER fields), then the rule's own.
 /** Approved sales the terminal has made (judged or not). */
 const F_SEEN = SAMPLE_HEADER;
 /** Capacity of the terminal's sample (its slab), 0 = no sample. */
@@ -59,46 +60,47 @@ class AbnormalAmount implements RuleInstance {
   }
 
   onSaleJudge(term: TerminalState, t: Transaction, voided: boolean): void {
-    const h = this.fields.f;
-    const o = this.fields.at(term.slot, 0);
+    const fields = this.fields;
+    const r = fields.row(term.slot);
     const pa = term.rules[this.variant]!.abnormal_amount;
     const amount = t.amount_minor;
-    const cap = h[o + F_CAP]!;
+    const cap = fields.get(r, F_CAP);
     if (pa.enabled || cap !== 0) {
       let slab: SampleSlab;
       if (cap === 0) {
         slab = this.slabOf(pa.sample_size);
-        sampleInit(h, o, slab);
-        h[o + F_CAP] = pa.sample_size;
+        sampleInit(fields, r, slab);
+        fields.set(r, F_CAP, pa.sample_size);
         this.nSamples++;
-      } else if (cap !== pa.sample_size) slab = this.resize(o, cap, pa.sample_size); // the rule set changed
+      } else if (cap !== pa.sample_size) slab = this.resize(r, cap, pa.sample_size); // the rule set changed
       else slab = this.slabOf(cap);
       // The cheap lower bound settles almost every sale; the exact median is taken only near the threshold.
-      if (pa.enabled && !voided && h[o + F_SEEN]! >= pa.min_sales && amount >= pa.ratio * sampleLowerBound(h, o, slab)) {
-        const median = sampleMedian(h, o, slab);
-        if (median > 0 && amount >= pa.ratio * median) this.fire(term, o, t, median, pa);
+      if (pa.enabled && !voided && fields.get(r, F_SEEN) >= pa.min_sales && amount >= pa.ratio * sampleLowerBound(fields, r, slab)) {
+        const median = sampleMedian(fields, r, slab);
+        if (median > 0 && amount >= pa.ratio * median) this.fire(term, t, median, pa);
       }
-      sampleAdd(h, o, slab, amount);
+      sampleAdd(fields, r, slab, amount);
     }
-    h[o + F_SEEN] = h[o + F_SEEN]! + 1;
+    fields.set(r, F_SEEN, fields.get(r, F_SEEN) + 1);
   }
 
   /** A new sample size keeps the most recent values. */
-  private resize(o: number, from: number, capacity: number): SampleSlab {
-    const h = this.fields.f;
+  private resize(r: TerminalRow, from: number, capacity: number): SampleSlab {
+    const fields = this.fields;
     const old = this.slabOf(from);
-    const values = sampleValues(h, o, old);
-    sampleRelease(h, o, old);
+    const values = sampleValues(fields, r, old);
+    sampleRelease(fields, r, old);
     const slab = this.slabOf(capacity);
-    sampleInit(h, o, slab);
-    h[o + F_CAP] = capacity;
-    for (const v of values.slice(Math.max(0, values.length - capacity))) sampleAdd(h, o, slab, v);
+    sampleInit(fields, r, slab);
+    fields.set(r, F_CAP, capacity);
+    for (const v of values.slice(Math.max(0, values.length - capacity))) sampleAdd(fields, r, slab, v);
     return slab;
   }
 
-  private fire(term: TerminalState, o: number, t: Transaction, median: number, pa: AbnormalAmountConfig): void {
+  private fire(term: TerminalState, t: Transaction, median: number, pa: AbnormalAmountConfig): void {
     const ratio = t.amount_minor / median;
-    const n = sampleSize(this.fields.f, o);
+    const r = this.fields.row(term.slot);
+    const n = sampleSize(this.fields, r);
     this.core.emit(
       this,
       pa,
@@ -110,7 +112,7 @@ class AbnormalAmount implements RuleInstance {
       t.event_time,
       t.received_time,
       `Sale ${t.txn_id} of ${formatMoney(t.amount_minor, t.currency)} at terminal ${term.id} is ${ratio.toFixed(1)}x the terminal's median approved sale of ${fmtMedian(median, t.currency)} over its last ${n} sales.`,
-      { amount_minor: t.amount_minor, median_minor: median, ratio: round4(ratio), threshold_ratio: pa.ratio, sample_size: n, sales_seen: this.fields.f[o + F_SEEN]! },
+      { amount_minor: t.amount_minor, median_minor: median, ratio: round4(ratio), threshold_ratio: pa.ratio, sample_size: n, sales_seen: this.fields.get(r, F_SEEN) },
       t.txn_id,
       t.currency,
       t.amount_minor,
@@ -120,15 +122,15 @@ class AbnormalAmount implements RuleInstance {
   dropTerminal(term: TerminalState): void {
     const k = term.slot;
     if (k < 0) return;
-    const h = this.fields.f;
-    const o = this.fields.at(k, 0);
-    const cap = h[o + F_CAP]!;
+    const fields = this.fields;
+    const r = fields.row(k);
+    const cap = fields.get(r, F_CAP);
     if (cap !== 0) {
-      sampleRelease(h, o, this.slabOf(cap));
-      h[o + F_CAP] = 0;
+      sampleRelease(fields, r, this.slabOf(cap));
+      fields.set(r, F_CAP, 0);
       this.nSamples--;
     }
-    h[o + F_SEEN] = 0;
+    fields.set(r, F_SEEN, 0);
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
@@ -138,30 +140,30 @@ class AbnormalAmount implements RuleInstance {
 
   writeTerminal(term: TerminalState, w: StateWriter): void {
     const k = term.slot;
-    const h = this.fields.f;
-    const o = k >= 0 ? this.fields.at(k, 0) : -1;
-    const cap = o >= 0 ? h[o + F_CAP]! : 0;
-    w.num(K.sales_seen, o >= 0 ? h[o + F_SEEN]! : 0);
+    const fields = this.fields;
+    const r = fields.row(k);
+    const cap = k >= 0 ? fields.get(r, F_CAP) : 0;
+    w.num(K.sales_seen, k >= 0 ? fields.get(r, F_SEEN) : 0);
     if (cap === 0) {
       w.list(K.sample, 0);
       w.end();
-    } else sampleWrite(h, o, this.slabOf(cap), w, K.sample);
+    } else sampleWrite(fields, r, this.slabOf(cap), w, K.sample);
   }
 
   /** Called after the engine registered the terminal (its slot is set, its fields reset). */
   readTerminal(term: TerminalState, snap: Record<string, unknown>): void {
-    const h = this.fields.f;
-    const o = this.fields.at(term.slot, 0);
-    h[o + F_SEEN] = typeof snap.sales_seen === 'number' ? snap.sales_seen : 0;
+    const fields = this.fields;
+    const r = fields.row(term.slot);
+    fields.set(r, F_SEEN, typeof snap.sales_seen === 'number' ? snap.sales_seen : 0);
     const sample = Array.isArray(snap.sample) ? (snap.sample as number[]) : [];
     const pa = term.rules[this.variant]!.abnormal_amount;
     if (sample.length > 0 || pa.enabled) {
       const cap = pa.sample_size;
       const slab = this.slabOf(cap);
-      sampleInit(h, o, slab);
-      h[o + F_CAP] = cap;
+      sampleInit(fields, r, slab);
+      fields.set(r, F_CAP, cap);
       // A smaller configured sample keeps the most recent values.
-      for (const v of sample.slice(Math.max(0, sample.length - cap))) sampleAdd(h, o, slab, v);
+      for (const v of sample.slice(Math.max(0, sample.length - cap))) sampleAdd(fields, r, slab, v);
       this.nSamples++;
     }
   }

@@ -81,7 +81,7 @@ function removeFromRanges(ms: number[], seq: number): boolean {
   return false;
 }
 
-// Fields of the rule's range in the engine's terminal row (storage/terminal-rows.ts).
+// Fields of the rule's range in the engine's terminal row (storage/terminal-rows.ts: this.fields.get/set on this.fields.row(slot)).
 /** The highest terminal_seq seen (NaN: no baseline yet). */
 const MAX_SEQ = 0;
 /** Its event time. */
@@ -98,7 +98,7 @@ const activeOf = new WeakMap<EngineCore, SequenceGap>();
  */
 export function highestSeqReceived(core: EngineCore, term: TerminalState): number {
   const g = activeOf.get(core);
-  return g === undefined || term.slot < 0 ? NaN : g.fields.f[g.fields.at(term.slot, MAX_SEQ)]!;
+  return g === undefined || term.slot < 0 ? NaN : g.fields.get(g.fields.row(term.slot), MAX_SEQ);
 }
 
 /**
@@ -137,20 +137,20 @@ class SequenceGap implements RuleInstance {
   onEvent(term: TerminalState, t: Transaction): void {
     const k = term.slot;
     if (k >= this.evIds.length) this.grow(k);
-    const hot = this.fields.f;
-    const o = this.fields.at(k, MAX_SEQ);
-    const max = hot[o]!;
+    const fields = this.fields;
+    const r = fields.row(k);
+    const max = fields.get(r, MAX_SEQ);
     const seq = t.terminal_seq;
     if (max !== max) {
       // NaN: the first seq seen of a terminal is its baseline.
-      hot[o] = seq;
-      hot[o + MAX_SEQ_ET] = t.event_time;
+      fields.set(r, MAX_SEQ, seq);
+      fields.set(r, MAX_SEQ_ET, t.event_time);
       this.evIds[k] = t.event_id;
       return;
     }
     if (seq === max + 1) {
-      hot[o] = seq;
-      hot[o + MAX_SEQ_ET] = t.event_time;
+      fields.set(r, MAX_SEQ, seq);
+      fields.set(r, MAX_SEQ_ET, t.event_time);
       this.evIds[k] = t.event_id;
     } else if (seq > max) {
       const p = term.rules[this.variant]!.sequence_gap;
@@ -165,7 +165,7 @@ class SequenceGap implements RuleInstance {
           to: seq - 1,
           missing: [max + 1, seq - 1],
           lowEventId: this.evIds[k]!,
-          lowEt: hot[o + MAX_SEQ_ET]!,
+          lowEt: fields.get(r, MAX_SEQ_ET),
           highEventId: t.event_id,
           highEt: t.event_time,
           firstDue: t.received_time + p.timeout,
@@ -179,8 +179,8 @@ class SequenceGap implements RuleInstance {
         this.core.timers.push(g);
         this.nGaps++;
       }
-      hot[o] = seq;
-      hot[o + MAX_SEQ_ET] = t.event_time;
+      fields.set(r, MAX_SEQ, seq);
+      fields.set(r, MAX_SEQ_ET, t.event_time);
       this.evIds[k] = t.event_id;
     } else {
       const gaps = this.gapsOf[k];
@@ -359,9 +359,9 @@ class SequenceGap implements RuleInstance {
     this.gapsOf[k] = null;
     this.firedOf[k] = null;
     this.evIds[k] = null;
-    const f = this.fields.f;
-    f[this.fields.at(k, MAX_SEQ)] = NaN;
-    f[this.fields.at(k, MAX_SEQ_ET)] = NaN;
+    const r = this.fields.row(k);
+    this.fields.set(r, MAX_SEQ, NaN);
+    this.fields.set(r, MAX_SEQ_ET, NaN);
   }
 
   dispose(terminals: Iterable<TerminalState>): void {
@@ -372,11 +372,12 @@ class SequenceGap implements RuleInstance {
   writeTerminal(term: TerminalState, w: StateWriter): void {
     const k = term.slot;
     if (k < 0 || k >= this.evIds.length) return;
-    const max = this.fields.f[this.fields.at(k, MAX_SEQ)]!;
+    const r = this.fields.row(k);
+    const max = this.fields.get(r, MAX_SEQ);
     if (max !== max) return;
     w.num(K.max_seq, max);
     w.str(K.max_seq_event_id, this.evIds[k]!);
-    w.num(K.max_seq_event_time, this.fields.f[this.fields.at(k, MAX_SEQ_ET)]!);
+    w.num(K.max_seq_event_time, this.fields.get(r, MAX_SEQ_ET));
     // GapSnapshot and FiredGapSnapshot fields, in this order.
     const gaps = this.gapsOf[k];
     const n = gaps === null || gaps === undefined ? 0 : gaps.length;
@@ -421,9 +422,9 @@ class SequenceGap implements RuleInstance {
     if (typeof snap.max_seq !== 'number') return;
     const k = term.slot;
     if (k >= this.evIds.length) this.grow(k);
-    const hot = this.fields.f;
-    hot[this.fields.at(k, MAX_SEQ)] = snap.max_seq;
-    hot[this.fields.at(k, MAX_SEQ_ET)] = snap.max_seq_event_time as number;
+    const r = this.fields.row(k);
+    this.fields.set(r, MAX_SEQ, snap.max_seq);
+    this.fields.set(r, MAX_SEQ_ET, snap.max_seq_event_time as number);
     this.evIds[k] = snap.max_seq_event_id as string;
     const fired = snap.fired_gaps as FiredGapSnapshot[] | undefined;
     this.firedOf[k] =

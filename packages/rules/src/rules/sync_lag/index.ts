@@ -71,7 +71,7 @@ class SyncLag implements RuleInstance {
   /** Sets or clears the terminal's open episode (the object and the row's flag together). */
   private setEpisode(term: TerminalState, ep: Episode | null): void {
     this.episodes.set(term.slot, ep);
-    this.fields.f[this.fields.at(term.slot, EP_OPEN)] = ep === null ? 0 : 1;
+    this.fields.set(this.fields.row(term.slot), EP_OPEN, ep === null ? 0 : 1);
   }
 
   onEvent(term: TerminalState, t: Transaction): void {
@@ -161,7 +161,7 @@ class SyncLag implements RuleInstance {
 
   /** The terminal is in a late-sync episode (tracked even while the rule is disabled). Read by the refund reasons (src/reasons/). */
   episodeOpen(term: TerminalState): boolean {
-    return term.slot >= 0 && this.fields.f[this.fields.at(term.slot, EP_OPEN)] === 1;
+    return term.slot >= 0 && this.fields.get(this.fields.row(term.slot), EP_OPEN) === 1;
   }
 
   dropTerminal(term: TerminalState): void {
