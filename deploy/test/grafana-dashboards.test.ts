@@ -174,9 +174,11 @@ describe('ClickHouse panels (static)', () => {
       const where = `${dashboard.uid} $rule`;
       expect(rule.type, where).toBe('query');
       expect(rule.datasource, where).toEqual({ type: CLICKHOUSE_PLUGIN, uid: 'tillwatch-clickhouse' });
-      // Refreshed when the dashboard loads, over all time: a range-bound list would drop rules
-      // whose open alerts were detected before the range (the triage backlog panels).
-      expect(rule.refresh, where).toBe(1);
+      // Refreshed with every refresh of the dashboard (2: on time range change, which a relative
+      // range's auto-refresh is), so a new rule's alerts show on an open dashboard without a
+      // reload; over all time: a range-bound list would drop rules whose open alerts were detected
+      // before the range (the triage backlog panels).
+      expect(rule.refresh, where).toBe(2);
       expect(rule.includeAll && rule.multi, where).toBe(true);
       expect(rule.allValue ?? '', `${where}: "All" must expand to the listed rules`).toBe('');
       expect(typeof rule.query, where).toBe('string');

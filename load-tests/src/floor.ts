@@ -23,10 +23,12 @@ export interface FloorOptions {
   /** The input topics (the detector's) and where the floor's changelog records and dead letters go (its own, not the detector's). */
   topics: { transactions: string; heartbeats: string; changelog: string; dlq: string };
   maxClockSkewMs: number;
+  /** As the detector it is compared with (THROUGHPUT_ALIGN=0: fetch-batch order). */
+  alignInputs: boolean;
   encodeDeadLetter: Parameters<typeof createTransactionalProcessor>[0]['encodeDeadLetter'];
 }
 
-/** A task with no rules: one changelog record per transaction (key: terminal and txn id, value: FLOOR_VALUE_BYTES bytes, shared). */
+/** A task with no rules: one changelog record per transaction (key: terminal and txn id, value: FLOOR_VALUE_BYTES bytes, shared); heartbeats write none. */
 function floorTask(): Task {
   const value = Buffer.alloc(FLOOR_VALUE_BYTES, 1);
   let changes: Array<[string, Buffer | null]> = [];
@@ -55,13 +57,13 @@ function floorTask(): Task {
 /** Builds (does not start) the floor's processor; its metrics count decoded records as the detector's do. */
 export function createFloor(o: FloorOptions) {
   const metrics = createDetectorMetrics(createRegistry({ service: 'load-floor', defaultMetrics: false }));
-  const decoding = createDetectorInputs(o.registry, o.topics, o.maxClockSkewMs);
+  const decoding = createDetectorInputs(o.registry, o.topics, () => o.maxClockSkewMs);
   const processor = createTransactionalProcessor({
     kafka: o.kafka,
     groupId: o.groupId,
     transactionalIdPrefix: `${o.groupId}.${o.topics.transactions}`,
     inputs: decoding.inputs,
-    alignInputs: true,
+    alignInputs: o.alignInputs,
     changelogTopic: o.topics.changelog,
     dlqTopic: o.topics.dlq,
     encodeDeadLetter: o.encodeDeadLetter,

@@ -155,7 +155,7 @@ async function main(): Promise<void> {
       keep('txn_total', v);
       observeTxn(v);
     }) as typeof metrics.txnLatency.observe;
-    const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, ...tick });
+    const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, liveRules: { topic: topics.rules }, ...tick });
     await detector.start();
     while (!detector.ready()) await sleep(20);
 

@@ -8,6 +8,8 @@
 // --bench: the input is the rule benchmark's stream instead of the simulator's fleet (packages/rules
 // bench generator: seed 42, 1,000 merchants, 3,000 terminals, 300,000 cards; its first 1.2M events by
 // default), the reference input issue 12 quotes Kafka Streams' figures on; results/throughput-bench.json.
+// The detector follows the run's own rules topic (empty: the defaults stay in force), as production
+// detectors follow pos.rules.v1: each record's input checks take the bound of its batch's version.
 // THROUGHPUT_ALIGN=0: the detector without alignInputs (fetch-batch order across the two topics).
 // After the detector, the floor (floor.ts): the same processor and decoding with no rules and one
 // changelog record per event; its events/s bounds what any rule set can reach here.
@@ -32,6 +34,9 @@ const HEARTBEATS = args.includes('--heartbeats') || process.env.THROUGHPUT_HEART
 // THROUGHPUT_CHANGELOG_FORMAT=1: the previous changelog value format (A/B of the dictionary keys).
 const CHANGELOG_FORMAT = process.env.THROUGHPUT_CHANGELOG_FORMAT === '1' ? 1 : 2;
 const BENCH = args.includes('--bench');
+const ALIGN = process.env.THROUGHPUT_ALIGN !== '0';
+/** A phase that has not counted every record by then failed (a dead-lettered record, a stuck group): the run ends with an error. */
+const PHASE_DEADLINE_MS = 10 * 60_000;
 if (BENCH && HEARTBEATS) throw new Error('--bench with heartbeats (--heartbeats or THROUGHPUT_HEARTBEATS=1): the benchmark stream has no heartbeats');
 const [eventsArg, terminalsArg, partitionsArg] = args.filter((a) => !a.startsWith('--'));
 const N = Number(eventsArg ?? (BENCH ? BENCH_STREAM.events : 300_000));
@@ -83,7 +88,7 @@ try {
   const metricsRegistry = createRegistry({ service: 'load-detector', defaultMetrics: false });
   const metrics = createDetectorMetrics(metricsRegistry);
   const groupId = randomId('det');
-  const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0, ...(process.env.THROUGHPUT_ALIGN === '0' ? { alignInputs: false } : {}), ...(CHANGELOG_FORMAT === 1 ? { changelogFormat: 1 as const } : {}) });
+  const detector = createDetector({ kafka, registry, rules: defaultRulesConfig(), metrics, logger, groupId, topics: { ...topics, changelog: topics.detectorChangelog }, wallClockTimers: false, tickIntervalMs: 0, ...(ALIGN ? {} : { alignInputs: false }), liveRules: { topic: topics.rules }, ...(CHANGELOG_FORMAT === 1 ? { changelogFormat: 1 as const } : {}) });
   const stopProfile = process.env.PROFILE ? await startProfile('throughput') : undefined;
   const stopHeapProfile = process.env.HEAP_PROFILE ? await startHeapProfile('throughput') : undefined;
   await detector.start();
@@ -114,6 +119,7 @@ try {
   let lastLog = first;
   const records = nEvents + nHeartbeats;
   while ((await done()) < records) {
+    if (performance.now() - first > PHASE_DEADLINE_MS) throw new Error(`detector: ${await done()} of ${records} records decoded after ${PHASE_DEADLINE_MS / 60_000} min`);
     await sleep(10);
     if (performance.now() - lastLog > 5000) {
       lastLog = performance.now();
@@ -147,13 +153,16 @@ try {
   try {
     const dlqSerde = createAvroSerde<DeadLetter>(registry, valueSubject(floorTopics.dlq), AvroSchemas.deadLetter);
     await dlqSerde.init();
-    const f = createFloor({ kafka, registry, logger, groupId: randomId('floor'), topics: { transactions: topics.transactions, heartbeats: topics.heartbeats, changelog: floorTopics.detectorChangelog, dlq: floorTopics.dlq }, maxClockSkewMs: defaultRulesConfig().engine.max_clock_skew, encodeDeadLetter: (d) => dlqSerde.encode(d) });
+    const f = createFloor({ kafka, registry, logger, groupId: randomId('floor'), topics: { transactions: topics.transactions, heartbeats: topics.heartbeats, changelog: floorTopics.detectorChangelog, dlq: floorTopics.dlq }, maxClockSkewMs: defaultRulesConfig().engine.max_clock_skew, alignInputs: ALIGN, encodeDeadLetter: (d) => dlqSerde.encode(d) });
     await f.start();
     while (!f.ready()) await sleep(5);
     const t0 = performance.now();
     const c0 = process.cpuUsage();
     const decoded = async () => (await f.metrics.decoded.get()).values.reduce((n, v) => n + v.value, 0);
-    while ((await decoded()) < records) await sleep(10);
+    while ((await decoded()) < records) {
+      if (performance.now() - t0 > PHASE_DEADLINE_MS) throw new Error(`floor: ${await decoded()} of ${records} records decoded after ${PHASE_DEADLINE_MS / 60_000} min`);
+      await sleep(10);
+    }
     const ms = performance.now() - t0;
     const c = process.cpuUsage(c0);
     await f.stop();

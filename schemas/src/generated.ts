@@ -196,7 +196,7 @@ export interface RefundReason {
 export type RulesFormat = "yaml" | "json";
 export const RulesFormatValues = ["yaml", "json"] as const;
 
-/** One version of the rules document. Topic pos.rules.v1 (compacted, 1 partition), key = the version as a decimal string, so compaction keeps every version (history) and only collapses a re-publication of the same version. The version in force is the highest version whose document validates. */
+/** One version of the rules document. Topic pos.rules.v1 (compacted, 1 partition), key = the version and a digest of the record ('<version>:<16 hex digits of the SHA-256 of the value>'), so compaction keeps every pushed record (history) and only collapses exact copies; readers judge a record by its value, never its key. The version in force is the highest version whose document validates. */
 export interface RulesDocument {
   /** Rules document version, a positive integer; must equal the document's own `version:` */
   version: number;

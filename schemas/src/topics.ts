@@ -14,7 +14,7 @@ export const Topics = {
   dlq: 'pos.dlq.v1',
   /** Detector state changelog (compacted); one per detector consumer group. */
   detectorChangelog: 'pos.detector.changelog.v1',
-  /** Rules documents (compacted, 1 partition), key = version: every version is kept (history). */
+  /** Rules documents (compacted, 1 partition), key = version and a digest of the record: every pushed record is kept (history). */
   rules: 'pos.rules.v1',
   /** Alerts of rules in shadow mode: the alert contract, no actions, nothing on pos.alerts.v1. */
   shadowAlerts: 'pos.alerts.shadow.v1',
@@ -66,7 +66,7 @@ export function topicSpecs(partitions = 6): TopicSpec[] {
       config: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': String(3600 * 1000), 'max.compaction.lag.ms': String(DAY) },
     },
     // One partition: a total order of versions, read whole by every detector, CLI and API instance.
-    // Keyed by version, so compaction never removes a version (only a re-publication of the same one).
+    // Keyed by version and a digest of the record (rules-live rulesRecordKey), so compaction removes only exact copies.
     { role: 'rules', partitions: 1, config: { 'cleanup.policy': 'compact' } },
     { role: 'shadowAlerts', partitions, config: { 'retention.ms': String(30 * DAY) } },
     { role: 'stageInput', partitions: 1, config: { 'retention.ms': String(7 * DAY) } },

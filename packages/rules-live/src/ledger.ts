@@ -11,7 +11,8 @@
 //   - otherwise it becomes the version in force.
 // The topic is keyed by version and a digest of the record (topic.ts, rulesRecordKey), so compaction
 // only ever removes an exact copy of a record; every version stays in the history, and a bad record
-// written straight to the topic cannot take a good version's place once the topic is compacted.
+// written straight to the topic by accident cannot take a good version's place once the topic is
+// compacted (one that copies a good record's key on purpose can: topic ACLs guard against that).
 import { loadRulesConfig, RulesConfigError, type ConfigIssue, type RulesConfig } from '@tillwatch/rules';
 import type { RulesDocument, RulesFormat } from '@tillwatch/schemas';
 import { parse as parseYaml } from 'yaml';

@@ -14,7 +14,7 @@ import { createRulesFollower, rulesTopicExists, type RulesFollower } from './top
 
 export function createRulesMetrics(registry: Registry) {
   return {
-    version: new Gauge({ name: 'tillwatch_rules_version', help: 'Version of the rules document in force in this instance (detector or stage)', registers: [registry] }),
+    version: new Gauge({ name: 'tillwatch_rules_version', help: 'Version of the rules document in force in this instance (detector, stage or sink)', registers: [registry] }),
     applied: new Counter({ name: 'tillwatch_rules_versions_applied_total', help: 'Rules versions this instance switched to (including the one read at start)', registers: [registry] }),
     rejected: new Counter({ name: 'tillwatch_rules_documents_rejected_total', help: 'Rules documents refused (invalid, stale version, undecodable); the version in force is kept', labelNames: ['reason'] as const, registers: [registry] }),
   };
@@ -76,10 +76,14 @@ export async function startLiveRules(o: LiveRulesOptions): Promise<LiveRules> {
  * A task's switch to the rule set in force, at batch boundaries only. A batch (one Kafka transaction)
  * may reach the task in several calls (process/processMixed in chunks of 1,000 records, with the event
  * loop running between them, where a new version can arrive) and ends when its changes are taken. So
- * `sync()`, called before every process/processMixed/tick call, switches only at the first call of a
- * batch: every output of one transaction carries one rules version, and nothing before the switch saw
- * the new one. `batchEnded()` marks the end (takeChanges, restore). `apply` runs once per new version
- * (compared by identity with the one the task was built with, `initial`).
+ * `sync()`, called before every process/processMixed/tick call and, in the detector, before each
+ * record's input checks (DetectorTask.rulesForBatch: the batch's first decoded record pins it),
+ * switches only at the first call of a batch: every output and every input check of one transaction
+ * sees one rules version, and nothing before the switch saw the new one. `batchEnded()` marks the end
+ * (takeChanges, restore). A batch that decoded records but took none (an aligned step waiting for its
+ * other input) ends at the next step that commits or the next tick: the version stays pinned until
+ * then. `apply` runs once per new version (compared by identity with the one the task was built with,
+ * `initial`).
  */
 export interface RulesSwitch {
   sync(): void;

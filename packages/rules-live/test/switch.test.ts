@@ -16,9 +16,11 @@ describe('createRulesSwitch', () => {
     sw.sync();
     sw.sync();
     expect(applied).toEqual([]); // not mid-batch
+    expect(sw.applied().version).toBe(1); // what the batch in progress runs under
     sw.batchEnded();
     sw.sync(); // batch 2, first call
     expect(applied).toEqual([2]);
+    expect(sw.applied().version).toBe(2);
     sw.batchEnded();
     sw.sync();
     expect(applied).toEqual([2]); // once per version

@@ -317,15 +317,17 @@ describe('npm start pipeline through the alert API', () => {
       const rows = async <T>(sql: string): Promise<T[]> => (await (await chdb.ch.client.query({ query: sql, format: 'JSONEachRow' })).json()) as T[];
       const shadowIds = () => rows<{ alert_id: string; rules_version: number }>(`SELECT alert_id, rules_version FROM ${chdb.ch.table('alerts_shadow')} FINAL ORDER BY alert_id`);
       const stored = async () => (await rows<{ n: string | number }>(`SELECT count() AS n FROM ${chdb.ch.table('transactions')} FINAL`)).map((r) => Number(r.n));
+      const skewDead = () => rows<{ error_class: string; stage: string }>(`SELECT error_class, stage FROM ${chdb.ch.table('dead_letters')} WHERE source_topic = '${c.topics.transactions}'`);
       // The sink caught up has read everything; its rows are in ClickHouse after its next flush.
-      for (const deadline = Date.now() + 60_000; Date.now() < deadline && ((await shadowIds()).length < shadowExpected.length || (await stored())[0]! < events.length); ) await sleep(250);
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline && ((await shadowIds()).length < shadowExpected.length || (await stored())[0]! < events.length || (await skewDead()).length < 1); ) await sleep(250);
       expect(fatal).toEqual([]);
       expect(await shadowIds()).toEqual(shadowExpected.map((a) => ({ alert_id: a.alert_id, rules_version: 2 })).sort((x, y) => (x.alert_id < y.alert_id ? -1 : 1)));
       // Nothing of the shadow rule on the main table, and no action for its alerts.
       expect(await rows(`SELECT alert_id FROM ${chdb.ch.table('alerts')} FINAL WHERE rule = 'duplicate_charge'`)).toEqual([]);
       const shadowList = shadowExpected.map((a) => `'${a.alert_id}'`).join(',');
       expect(await rows(`SELECT action_id FROM ${chdb.ch.table('actions')} FINAL WHERE alert_id IN (${shadowList})`)).toEqual([]);
-      // The pushed 5 min bound: the detector dead-lettered the skewed sale, and the sink did not store it.
+      // The pushed 5 min bound: the detector dead-lettered the skewed sale (pos.dlq.v1, stored by the sink), and the sink did not store the sale itself.
+      expect(await skewDead()).toEqual([{ error_class: 'ClockSkew', stage: 'detector.validate' }]);
       expect(await stored()).toEqual([events.length]);
       expect(await rows(`SELECT txn_id FROM ${chdb.ch.table('transactions')} FINAL WHERE txn_id = '${skewed.txn_id}'`)).toEqual([]);
     } finally {

@@ -75,16 +75,13 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
  * contract's checks (a failure is an InvalidRecordError: dead letter, stage validate). Exported for
  * the load test's floor (load-tests/src/floor.ts), which decodes exactly as the detector does.
  */
-export function createDetectorInputs(registry: RegistryClient, topics: { transactions: string; heartbeats: string }, maxClockSkewMs: number | ((partition: number) => number)): { inputs: InputTopic[]; init(): Promise<void> } {
+export function createDetectorInputs(registry: RegistryClient, topics: { transactions: string; heartbeats: string }, maxClockSkewMs: (partition: number) => number): { inputs: InputTopic[]; init(): Promise<void> } {
   const txnSerde = createAvroSerde<Transaction>(registry, valueSubject(topics.transactions), AvroSchemas.transaction);
   const hbSerde = createAvroSerde<Heartbeat>(registry, valueSubject(topics.heartbeats), AvroSchemas.heartbeat);
-  // One options object per bound (reused: nothing allocated per record).
-  const fixed = typeof maxClockSkewMs === 'number' ? { maxClockSkewMs } : undefined;
-  const skewFor = typeof maxClockSkewMs === 'function' ? maxClockSkewMs : undefined;
+  // One options object per partition and bound (reused: nothing allocated per record).
   const perPartition = new Map<number, { maxClockSkewMs: number }>();
   const validateOptionsOf = (partition: number): { maxClockSkewMs: number } => {
-    if (fixed) return fixed;
-    const bound = skewFor!(partition);
+    const bound = maxClockSkewMs(partition);
     let opts = perPartition.get(partition);
     if (opts?.maxClockSkewMs !== bound) perPartition.set(partition, (opts = { maxClockSkewMs: bound }));
     return opts;
@@ -137,7 +134,19 @@ export function createDetector(o: DetectorOptions): Detector {
   // (engine.max_clock_skew of a pushed document takes effect with the rest of it, at the same boundary).
   // Weak: a task the processor dropped (revoked partition) is not kept alive with its engine's state.
   const tasks = new Map<number, WeakRef<DetectorTask>>();
-  const decoding = createDetectorInputs(o.registry, topics, o.liveRules ? (partition) => (tasks.get(partition)?.deref()?.rulesForBatch() ?? currentRules()).engine.max_clock_skew : o.rules.engine.max_clock_skew);
+  const staticSkew = o.rules.engine.max_clock_skew;
+  const decoding = createDetectorInputs(
+    o.registry,
+    topics,
+    o.liveRules
+      ? (partition) => {
+          // The processor decodes only for partitions whose task it holds (it built it with createTask below).
+          const task = tasks.get(partition)?.deref();
+          if (!task) throw new Error(`detector: no task for partition ${partition} while decoding its records`);
+          return task.rulesForBatch()!.engine.max_clock_skew;
+        }
+      : () => staticSkew,
+  );
   const alertSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.alerts), AvroSchemas.alert);
   const shadowSerde = createAvroSerde<Alert>(o.registry, valueSubject(topics.shadowAlerts), AvroSchemas.alert);
   const freezeSerde = createAvroSerde<Action>(o.registry, valueSubject(topics.freezeActions), AvroSchemas.action);

@@ -46,9 +46,12 @@ export interface SinkOptions {
   maxClockSkewMs?: number;
   /**
    * Follow the rules topic (pos.rules.v1) as the detector does: the bound is the engine.max_clock_skew
-   * of the version in force (README, "Rules as live data"). A new version reaches the sink and each
-   * detector partition within seconds, not at one instant: for those seconds, a transaction whose
-   * clock skew lies between the old and the new bound may be stored and dead-lettered, or neither.
+   * of the version in force when the sink reads the record. The detector judged the record by the
+   * version in force when it processed it, so around a change of the bound the two agree only as far
+   * as they read the record at about the same time: a transaction whose skew lies between the old and
+   * the new bound, read by a sink that lags the detector (a backlog, a replay after a ClickHouse
+   * outage) across the change, may be stored though dead-lettered, or skipped though processed.
+   * `dead_letters` (from pos.dlq.v1) holds exactly what the detector refused. (services/sink/README.md)
    */
   liveRules?: { topic: string; metrics?: RulesMetrics };
   /** Flush when this many rows are buffered across tables. */
@@ -416,11 +419,15 @@ export function createSink(o: SinkOptions): Sink {
     } finally {
       clearTimeout(deadline);
     }
-    await consumer?.disconnect();
-    await producer?.disconnect();
-    await lag.stop();
-    await admin?.disconnect();
-    await live?.stop();
+    try {
+      await consumer?.disconnect();
+      await producer?.disconnect();
+      await lag.stop();
+      await admin?.disconnect();
+    } finally {
+      // Its own consumer: stopped even when a disconnect above failed.
+      await live?.stop();
+    }
   };
 
   return {
