@@ -21,7 +21,7 @@ import { BENCH_STREAM, generateEvents } from '@tillwatch/rules/bench/generate';
 import { AvroSchemas, valueSubject, type DeadLetter, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { createAvroSerde, deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
-import { createDetectorMetrics, createRegistry } from '@tillwatch/telemetry';
+import { createDetectorMetrics, createRegistry, type DetectorMetrics } from '@tillwatch/telemetry';
 import { loadavg } from 'node:os';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { committedEnd, publish, sleep, writeResult } from './common.js';
@@ -43,6 +43,24 @@ const N = Number(eventsArg ?? (BENCH ? BENCH_STREAM.events : 300_000));
 if (BENCH && terminalsArg !== undefined && Number(terminalsArg) !== BENCH_STREAM.terminals) throw new Error(`--bench: the benchmark stream has ${BENCH_STREAM.terminals} terminals`);
 const TERMINALS = BENCH ? BENCH_STREAM.terminals : Number(terminalsArg ?? 20_000);
 const PARTITIONS = Number(partitionsArg ?? 6);
+
+/**
+ * Waits until a processor's metrics count `records` decoded records (it counts a batch's records
+ * after the batch's transaction committed), logging progress every 5 s; a phase past
+ * PHASE_DEADLINE_MS since `since` fails.
+ */
+async function untilDecoded(phase: string, metrics: Pick<DetectorMetrics, 'decoded'>, records: number, since: number): Promise<void> {
+  const decoded = async () => (await metrics.decoded.get()).values.reduce((n, v) => n + v.value, 0);
+  let lastLog = since;
+  while ((await decoded()) < records) {
+    if (performance.now() - since > PHASE_DEADLINE_MS) throw new Error(`${phase}: ${await decoded()} of ${records} records decoded after ${PHASE_DEADLINE_MS / 60_000} min`);
+    await sleep(10);
+    if (performance.now() - lastLog > 5000) {
+      lastLog = performance.now();
+      console.error(`${phase}: ${await decoded()} committed after ${((lastLog - since) / 1000).toFixed(0)} s`);
+    }
+  }
+}
 
 /** The first N events of the benchmark stream. */
 function benchInput(n: number): { events: Transaction[]; heartbeats: Heartbeat[] } {
@@ -115,17 +133,8 @@ try {
     }
   });
   gcObserver.observe({ entryTypes: ['gc'] });
-  const done = async () => (await metrics.decoded.get()).values.reduce((n, v) => n + v.value, 0);
-  let lastLog = first;
   const records = nEvents + nHeartbeats;
-  while ((await done()) < records) {
-    if (performance.now() - first > PHASE_DEADLINE_MS) throw new Error(`detector: ${await done()} of ${records} records decoded after ${PHASE_DEADLINE_MS / 60_000} min`);
-    await sleep(10);
-    if (performance.now() - lastLog > 5000) {
-      lastLog = performance.now();
-      console.error(`detector: ${await done()} committed after ${((lastLog - first) / 1000).toFixed(0)} s`);
-    }
-  }
+  await untilDecoded('detector', metrics, records, first);
   const detMs = performance.now() - first;
   const cpu = process.cpuUsage(cpu0);
   gcObserver.disconnect();
@@ -158,11 +167,7 @@ try {
     while (!f.ready()) await sleep(5);
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    const decoded = async () => (await f.metrics.decoded.get()).values.reduce((n, v) => n + v.value, 0);
-    while ((await decoded()) < records) {
-      if (performance.now() - t0 > PHASE_DEADLINE_MS) throw new Error(`floor: ${await decoded()} of ${records} records decoded after ${PHASE_DEADLINE_MS / 60_000} min`);
-      await sleep(10);
-    }
+    await untilDecoded('floor', f.metrics, records, t0);
     const ms = performance.now() - t0;
     const c = process.cpuUsage(c0);
     await f.stop();
