@@ -39,6 +39,23 @@ afterAll(async () => {
   await db?.dispose();
 });
 
+/** A test's own topic prefix, consumer groups and API keys (`name-<random id>`), the API's read model polled fast. */
+function e2eEnv(name: string, partitions: number, apiKeys: string) {
+  const id = randomId();
+  return {
+    ...process.env,
+    TOPIC_PREFIX: `${name}-${id}.`,
+    TOPIC_PARTITIONS: String(partitions),
+    DETECTOR_GROUP_ID: `${name}-detector-${id}`,
+    SINK_GROUP_ID: `${name}-sink-${id}`,
+    STAGE_GROUP_ID: `${name}-stage-${id}`,
+    API_KEYS: apiKeys,
+    API_FEED_POLL_MS: '200',
+    API_ALERTS_CACHE_MS: '0',
+    LOG_LEVEL: 'warn',
+  };
+}
+
 type Page = { items: (Alert & { status: string; status_by: string | null; status_at: number | null })[]; next_cursor: string | null };
 
 async function http(url: string, init: { method?: string; key?: string; body?: unknown } = {}): Promise<{ status: number; json: unknown }> {
@@ -89,19 +106,7 @@ function subscribe(url: string) {
 
 describe('npm start pipeline through the alert API', () => {
   it('alerts reach GET /alerts exactly once with evidence, stream live over SSE, and triage shows at once', async () => {
-    const id = randomId();
-    const env = {
-      ...process.env,
-      TOPIC_PREFIX: `e2e-${id}.`,
-      TOPIC_PARTITIONS: '3',
-      DETECTOR_GROUP_ID: `e2e-detector-${id}`,
-      SINK_GROUP_ID: `e2e-sink-${id}`,
-      STAGE_GROUP_ID: `e2e-stage-${id}`,
-      API_KEYS: `${VIEWER}:viewer:vera,${ANALYST}:analyst:ana`,
-      API_FEED_POLL_MS: '200',
-      API_ALERTS_CACHE_MS: '0',
-      LOG_LEVEL: 'warn',
-    };
+    const env = e2eEnv('e2e', 3, `${VIEWER}:viewer:vera,${ANALYST}:analyst:ana`);
     ctx = createContext(env, 'e2e');
     db = await createTestClickHouse();
     await provisionAll(ctx, db.ch);
@@ -182,19 +187,7 @@ describe('npm start pipeline through the alert API', () => {
     expect((await listAll(base, '&status=open')).length).toBe(want.size - 1);
   });
   it('a fleet outage: the API shows the backtest\'s incident, its member alerts, and the incident id of each member', async () => {
-    const id = randomId();
-    const env = {
-      ...process.env,
-      TOPIC_PREFIX: `e2e-inc-${id}.`,
-      TOPIC_PARTITIONS: '3',
-      DETECTOR_GROUP_ID: `e2e-inc-detector-${id}`,
-      SINK_GROUP_ID: `e2e-inc-sink-${id}`,
-      STAGE_GROUP_ID: `e2e-inc-stage-${id}`,
-      API_KEYS: `${VIEWER}:viewer:vera`,
-      API_FEED_POLL_MS: '200',
-      API_ALERTS_CACHE_MS: '0',
-      LOG_LEVEL: 'warn',
-    };
+    const env = e2eEnv('e2e-inc', 3, `${VIEWER}:viewer:vera`);
     const c = createContext(env, 'e2e-inc');
     const chdb = await createTestClickHouse();
     const dir = await mkdtemp(join(tmpdir(), 'tw-e2e-inc-'));
@@ -268,17 +261,7 @@ describe('npm start pipeline through the alert API', () => {
   });
 
   it('a pushed rules version end to end: a shadow rule\'s alerts reach alerts_shadow (none in alerts, no action), and its engine.max_clock_skew holds in the detector and the sink', async () => {
-    const id = randomId();
-    const env = {
-      ...process.env,
-      TOPIC_PREFIX: `e2e-shadow-${id}.`,
-      TOPIC_PARTITIONS: '2',
-      DETECTOR_GROUP_ID: `e2e-shadow-detector-${id}`,
-      SINK_GROUP_ID: `e2e-shadow-sink-${id}`,
-      STAGE_GROUP_ID: `e2e-shadow-stage-${id}`,
-      API_KEYS: `${VIEWER}:viewer:vera`,
-      LOG_LEVEL: 'warn',
-    };
+    const env = e2eEnv('e2e-shadow', 2, `${VIEWER}:viewer:vera`);
     const c = createContext(env, 'e2e-shadow');
     const chdb = await createTestClickHouse();
     const dir = await mkdtemp(join(tmpdir(), 'tw-e2e-shadow-'));
