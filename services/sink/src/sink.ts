@@ -202,15 +202,8 @@ export function createSink(o: SinkOptions): Sink {
 
   const fallbackSkew = o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
   let live: LiveRules | undefined;
-  // One options object per bound (nothing allocated per row).
-  let validateOptions = { maxClockSkewMs: fallbackSkew };
-  const validateOptionsNow = () => {
-    const bound = live ? live.current().engine.max_clock_skew : fallbackSkew;
-    if (validateOptions.maxClockSkewMs !== bound) validateOptions = { maxClockSkewMs: bound };
-    return validateOptions;
-  };
   const routes = new Map<string, Route>([
-    [topics.transactions, { table: 'transactions', serde: serde<Transaction>(topics.transactions, AvroSchemas.transaction), toRow: (v) => toTransactionRow(validateTransaction(v, validateOptionsNow())) }],
+    [topics.transactions, { table: 'transactions', serde: serde<Transaction>(topics.transactions, AvroSchemas.transaction), toRow: (v) => toTransactionRow(validateTransaction(v, { maxClockSkewMs: live ? live.current().engine.max_clock_skew : fallbackSkew })) }],
     [topics.alerts, { table: 'alerts', serde: serde<Alert>(topics.alerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.shadowAlerts, { table: 'alerts_shadow', serde: serde<Alert>(topics.shadowAlerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.freezeActions, { table: 'actions', serde: serde<Action>(topics.freezeActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
