@@ -22,10 +22,11 @@ import { AvroSchemas, valueSubject, type DeadLetter, type Heartbeat, type Transa
 import { createAvroSerde, deleteScopedTopics, provisionScopedTopics, randomId } from '@tillwatch/stream';
 import { testKafka } from '@tillwatch/stream/testing';
 import { createDetectorMetrics, createRegistry, type DetectorMetrics } from '@tillwatch/telemetry';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { committedEnd, publish, sleep, writeResult } from './common.js';
 import { fleetInput } from './fleet-input.js';
+import { findBrokerPid, startCpuBudget, type CpuBudget } from './cpu-budget.js';
 import { createFloor } from './floor.js';
 import { startHeapProfile, startProfile, type TopEntry } from './profile.js';
 
@@ -82,12 +83,18 @@ try {
   events.length = 0;
   heartbeats.length = 0;
 
+  // Each phase's CPU, this process's, the local broker's and the whole machine's (cpu-budget.ts, since round 10).
+  const brokerPid = findBrokerPid();
   // Raw consume: the same kafkajs client and fetch settings, no decoding, no processing.
   const raw = kafka.consumer({ groupId: randomId('raw'), maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTimeInMs: 100 });
   let rawCount = 0;
   let rawFirst = 0;
   let rawLast = 0;
-  raw.on(raw.events.GROUP_JOIN, () => (rawFirst = performance.now()));
+  let endRawBudget: ((events: number) => CpuBudget) | undefined;
+  raw.on(raw.events.GROUP_JOIN, () => {
+    rawFirst = performance.now();
+    endRawBudget = startCpuBudget(brokerPid);
+  });
   await raw.connect();
   await raw.subscribe({ topic: topics.transactions, fromBeginning: true });
   await raw.run({
@@ -98,6 +105,7 @@ try {
     },
   });
   while (rawCount < nEvents) await sleep(20);
+  const rawBudget = endRawBudget!(nEvents);
   await raw.disconnect();
   const rawRate = nEvents / ((rawLast - rawFirst) / 1000);
   console.error(`raw consume: ${Math.round(rawRate)} events/s`);
@@ -120,6 +128,7 @@ try {
   // earlier version polled the committed offsets every 50 ms with a new admin client each time,
   // whose CPU (connect, metadata) counted as the detector's.
   const cpu0 = process.cpuUsage();
+  const endDetectorBudget = startCpuBudget(brokerPid);
   // Garbage collection time of the detector phase by kind (V8 GC entries): the collector's share
   // is where kept records (alignInputs) would show, less noisy than the total CPU.
   const gcMs = { minor: 0, major: 0, incremental: 0, weakcb: 0 };
@@ -137,6 +146,7 @@ try {
   await untilDecoded('detector', metrics, records, first);
   const detMs = performance.now() - first;
   const cpu = process.cpuUsage(cpu0);
+  const detectorBudget = endDetectorBudget(nEvents);
   gcObserver.disconnect();
   while (!(await committedEnd(kafka, groupId, topics.transactions))) await sleep(50);
   if (HEARTBEATS) while (!(await committedEnd(kafka, groupId, topics.heartbeats))) await sleep(50);
@@ -158,7 +168,7 @@ try {
   // The floor (floor.ts): the same processor and decoding, one changelog record per event, no
   // rules; on its own changelog topic, so neither run restores the other's records.
   const floorTopics = await provisionScopedTopics(kafka, registry, PARTITIONS, randomId('floor'));
-  let floor: { rate: number; cpuMicrosPerEvent: number };
+  let floor: { rate: number; cpuMicrosPerEvent: number; budget: CpuBudget };
   try {
     const dlqSerde = createAvroSerde<DeadLetter>(registry, valueSubject(floorTopics.dlq), AvroSchemas.deadLetter);
     await dlqSerde.init();
@@ -167,15 +177,36 @@ try {
     while (!f.ready()) await sleep(5);
     const t0 = performance.now();
     const c0 = process.cpuUsage();
+    const endFloorBudget = startCpuBudget(brokerPid);
     await untilDecoded('floor', f.metrics, records, t0);
     const ms = performance.now() - t0;
     const c = process.cpuUsage(c0);
+    const budget = endFloorBudget(nEvents);
     await f.stop();
-    floor = { rate: nEvents / (ms / 1000), cpuMicrosPerEvent: (c.user + c.system) / nEvents };
+    floor = { rate: nEvents / (ms / 1000), cpuMicrosPerEvent: (c.user + c.system) / nEvents, budget };
   } finally {
     await deleteScopedTopics(kafka, floorTopics);
   }
   console.error(`floor (no rules, one changelog record per event): ${Math.round(floor.rate)} events/s`);
+  // The highest ratio to raw consume each phase's work could reach if it took every core at its measured
+  // machine-wide CPU per event (cpu-budget.ts), and the machine-wide CPU per event a ratio of 0.3 allows.
+  const ceiling = (b: CpuBudget) => (b.cpuBoundEventsPerSec === null ? null : Math.round((b.cpuBoundEventsPerSec / rawRate) * 1000) / 1000);
+  const cpuBudget = {
+    cores: cpus().length,
+    brokerFound: brokerPid !== null,
+    rawConsume: rawBudget,
+    detector: detectorBudget,
+    floor: floor.budget,
+    detectorRatioCeiling: ceiling(detectorBudget),
+    floorRatioCeiling: ceiling(floor.budget),
+    machineMicrosPerEventAllowedAtRatio03: Math.round(((cpus().length * 1e6) / (0.3 * rawRate)) * 100) / 100,
+  };
+  const pct = (x: number | null) => (x === null ? '?' : `${Math.round(x * 100)} %`);
+  console.error(
+    `CPU per event, machine-wide (broker): detector ${detectorBudget.machineMicrosPerEvent ?? '?'} µs (${detectorBudget.brokerMicrosPerEvent ?? '?'}), cores ${pct(detectorBudget.machineBusy)} busy; ` +
+      `floor ${floor.budget.machineMicrosPerEvent ?? '?'} µs (${floor.budget.brokerMicrosPerEvent ?? '?'}), ${pct(floor.budget.machineBusy)} busy; ` +
+      `a ratio of 0.3 allows ${cpuBudget.machineMicrosPerEventAllowedAtRatio03} µs; ceilings: detector ${cpuBudget.detectorRatioCeiling ?? '?'}, floor ${cpuBudget.floorRatioCeiling ?? '?'}`,
+  );
 
   const result = {
     input: BENCH ? `rule benchmark stream (seed ${BENCH_STREAM.seed}, ${BENCH_STREAM.merchants} merchants, ${BENCH_STREAM.cards} cards)` : 'simulator fleet (seed 1)',
@@ -191,6 +222,8 @@ try {
     floorRatio: Math.round((floor.rate / rawRate) * 1000) / 1000,
     floorCpuMicrosPerEvent: Math.round(floor.cpuMicrosPerEvent * 10) / 10,
     detectorToFloor: Math.round((detRate / floor.rate) * 1000) / 1000,
+    /** Each phase's CPU per event: this process, the local broker, the whole machine; and the ratios that CPU allows (cpu-budget.ts). */
+    cpuBudget,
     alerts,
     detectorCpuMicrosPerEvent: Math.round(((cpu.user + cpu.system) / nEvents) * 10) / 10,
     /** Wall time in V8 garbage collection during the detector phase, per transaction (µs), by kind. */
