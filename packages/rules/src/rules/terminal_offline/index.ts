@@ -86,6 +86,7 @@ class TerminalOffline implements RuleInstance {
       this.core.timers.push(fresh);
       return;
     }
+    if (this.staleWhileOffline(w, h.received_time)) return;
     if (w.offline) this.back(term, w, h.received_time, heartbeatEventId(h), h.queue_depth);
     if (h.received_time >= w.lastSeen) {
       w.lastTxnEventId = null;
@@ -99,9 +100,19 @@ class TerminalOffline implements RuleInstance {
   onBeatingEvent(term: TerminalState, t: Transaction): void {
     const w = term.st[this.slot] as Watch | undefined;
     if (w === undefined) return; // not expected: a heartbeating terminal is watched
+    if (this.staleWhileOffline(w, t.received_time)) return;
     if (w.offline) this.back(term, w, t.received_time, t.event_id, -1);
     if (t.received_time >= w.lastSeen) w.lastTxnEventId = t.event_id;
     this.seen(term, w, t.received_time);
+  }
+
+  /**
+   * A record received no later than the last sign of life before the silence, processed only after the
+   * alert (another partition's batch moved the clock first): no return, and no new silence either
+   * (re-arming the timer would raise the same alert again). Nothing about the watch changes.
+   */
+  private staleWhileOffline(w: Watch, recv: number): boolean {
+    return w.offline && recv <= w.lastSeen;
   }
 
   /** A sign of life at recv: the silence timer restarts from the latest one. */

@@ -66,6 +66,21 @@ describe('terminal_offline', () => {
     expect(out.updates.map((u) => [u.resolved_by_event_ids, u.details])).toEqual([[[back.event_id], { duration_ms: back.received_time - sale.received_time, silence_ms: 10 * MIN, by_heartbeat: 0 }]]);
   });
 
+  it('a record from before the silence processed after the alert is no return: no false update, no second alert with the same id', () => {
+    const s = new Scenario();
+    beats(s, 0, 6 * MIN, 60 * SEC); // T1's last heartbeat at 5 min
+    const last = s.events.at(-1)!;
+    for (let at = 0; at <= 20 * MIN; at += MIN) s.sale({ at, terminal: 'T2', card: `c${at}` }); // clock to 20 min: T1 offline at 15 min
+    const old = s.heartbeat({ at: 4 * MIN + 30 * SEC }); // received before `last`, processed now
+    s.sale({ at: 21 * MIN, terminal: 'T2', card: 'late' });
+    const back = s.heartbeat({ at: 30 * MIN, queue: 2 });
+    const out = runEvents(createRuleEngine(only()), s.events);
+    expect(out.alerts.map((a) => [a.terminal_id, a.event_ids])).toEqual([['T1', [last.event_id]]]);
+    expect(out.actions).toHaveLength(1);
+    expect(out.updates.map((u) => u.resolved_by_event_ids)).toEqual([[back.event_id]]);
+    expect(out.updates.map((u) => u.resolved_by_event_ids)).not.toContainEqual([old.event_id]);
+  });
+
   it('the clock alone (advanceClock, as the live detector ticks) fires it; a disabled or shadow rule raises nothing into alerts and closes nothing', () => {
     const s = new Scenario();
     const h = s.heartbeat({ at: 0 });
