@@ -352,7 +352,8 @@ function crossFieldIssues(config: RulesConfig): ConfigIssue[] {
   if (engine.refund_lookback < engine.allowed_lateness + longestWindow) {
     issues.push({ path: 'engine.refund_lookback', problem: `must be at least allowed_lateness + the longest duplicate_charge window (${engine.allowed_lateness + longestWindow} ms), got ${engine.refund_lookback} ms` });
   }
-  // refund_after_deadline needs the sale: a deadline longer than the lookback could never be judged.
+  // refund_after_deadline needs the sale: a deadline as long as the lookback or longer could never be
+  // judged (the sale row is gone by the time a refund is past the deadline).
   const deadlines: [string, number | undefined][] = [
     ['rules.refund_after_deadline.deadline', rules.refund_after_deadline.deadline],
     ['shadow.refund_after_deadline.deadline', config.shadow.refund_after_deadline?.deadline],
@@ -360,7 +361,7 @@ function crossFieldIssues(config: RulesConfig): ConfigIssue[] {
     ...Object.entries(overrides.terminals).map(([k, o]): [string, number | undefined] => [`overrides.terminals.${k}.refund_after_deadline.deadline`, o.refund_after_deadline?.deadline]),
   ];
   for (const [path, d] of deadlines) {
-    if (d !== undefined && d > engine.refund_lookback) issues.push({ path, problem: `must not be longer than engine.refund_lookback (${engine.refund_lookback} ms), got ${d} ms` });
+    if (d !== undefined && d >= engine.refund_lookback) issues.push({ path, problem: `must be shorter than engine.refund_lookback (${engine.refund_lookback} ms), got ${d} ms` });
   }
   return issues;
 }

@@ -184,7 +184,7 @@ describe('rules config', () => {
     const dur = fc.oneof(fc.integer({ min: 1, max: 10 ** 9 }), fc.constantFrom('90s', '10m', '2h', '3d'));
     const raw = fc.record(
       {
-        engine: fc.record({ allowed_lateness: fc.constantFrom('1h', '24h'), refund_lookback: fc.constantFrom('7d', '30d') }, { requiredKeys: [] }),
+        engine: fc.record({ allowed_lateness: fc.constantFrom('1h', '24h'), refund_lookback: fc.constantFrom('8d', '30d') }, { requiredKeys: [] }),
         rules: fc.record(
           {
             duplicate_charge: fc.record({ enabled: fc.boolean(), window: fc.constantFrom('1m', '10m', 60_000) }, { requiredKeys: [] }),

@@ -17,15 +17,18 @@ describe('refund_after_deadline', () => {
 
   it('validation refuses a deadline longer than the refund lookback, at every level, with its path', () => {
     expect(() => parseRulesConfig({ rules: { refund_after_deadline: { deadline: '9d' } } })).toThrow(
-      'rules.refund_after_deadline.deadline: must not be longer than engine.refund_lookback (691200000 ms), got 777600000 ms',
+      'rules.refund_after_deadline.deadline: must be shorter than engine.refund_lookback (691200000 ms), got 777600000 ms',
     );
-    expect(() => parseRulesConfig({ engine: { refund_lookback: '3d' } })).toThrow(/rules\.refund_after_deadline\.deadline: must not be longer than engine\.refund_lookback/);
+    expect(() => parseRulesConfig({ engine: { refund_lookback: '3d' } })).toThrow(/rules\.refund_after_deadline\.deadline: must be shorter than engine\.refund_lookback/);
     expect(() => parseRulesConfig({ overrides: { merchants: { M1: { refund_after_deadline: { deadline: '10d' } } } } })).toThrow(/overrides\.merchants\.M1\.refund_after_deadline\.deadline/);
     expect(() => parseRulesConfig({ overrides: { terminals: { T1: { refund_after_deadline: { deadline: '10d' } } } } })).toThrow(/overrides\.terminals\.T1\.refund_after_deadline\.deadline/);
     expect(() => parseRulesConfig({ shadow: { refund_after_deadline: { deadline: '10d' } } })).toThrow(/shadow\.refund_after_deadline\.deadline/);
     expect(() => parseRulesConfig({ rules: { refund_after_deadline: { deadline: 'soon' } } })).toThrow(/rules\.refund_after_deadline\.deadline/);
-    // Equal is fine; a longer lookback with a longer deadline too.
-    expect(parseRulesConfig({ engine: { refund_lookback: '3d' }, rules: { refund_after_deadline: { deadline: '3d' } } }).rules.refund_after_deadline.deadline).toBe(3 * DAY);
+    // Equal is refused: a sale row expires once the clock passes it by the lookback, so no refund past
+    // such a deadline could find its sale (every one would be refund_without_sale). Shorter is fine.
+    expect(() => parseRulesConfig({ engine: { refund_lookback: '3d' }, rules: { refund_after_deadline: { deadline: '3d' } } })).toThrow(/rules\.refund_after_deadline\.deadline: must be shorter than engine\.refund_lookback \(259200000 ms\), got 259200000 ms/);
+    expect(() => parseRulesConfig({ rules: { refund_after_deadline: { deadline: '8d' } } })).toThrow(/must be shorter than engine\.refund_lookback/);
+    expect(parseRulesConfig({ engine: { refund_lookback: '3d' }, rules: { refund_after_deadline: { deadline: '2d' } } }).rules.refund_after_deadline.deadline).toBe(2 * DAY);
     expect(parseRulesConfig({ engine: { refund_lookback: '30d' }, rules: { refund_after_deadline: { deadline: '28d' } } }).engine.refund_lookback).toBe(30 * DAY);
   });
 
