@@ -307,11 +307,11 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
 
     if (sale) this.onSale(m, term, t, th);
     else if (t.status === 'APPROVED' && t.kind !== 'SALE') {
-      // The sale row it names (-1: none), or -2 for a refund delivered twice.
+      // The sale row it names (-1: none), or -2 for a refund delivered twice or a sale voided already.
       let row = -1;
       if (t.kind === 'REFUND') row = this.onRefund(m, term, t);
       else if (t.original_txn_id !== null) row = this.onVoid(term, m, t, t.original_txn_id); // REVERSAL, VOID
-      // Its reason, after the rules ran on it (a refund delivered twice has it already).
+      // Its reason, after the rules ran on it (a refund delivered twice, or a sale voided already, has it already).
       if (row !== -2) this.emitReason(term, t, row);
     }
     this.markTerminal(term);
@@ -453,6 +453,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
 
   private onVoid(term: TerminalState, m: MerchantState, t: Transaction, orig: string): number {
     const row = this.sales.recordVoid(m, t, orig, this.lookback);
+    if (row === -2) return -2; // voided already: the rules saw the first one
     const hooks = this.voidHooks;
     for (let i = 0; i < hooks.length; i++) hooks[i]!.onVoid!(term, t, row);
     return row;

@@ -223,11 +223,14 @@ export class SaleLedger {
     return out;
   }
 
-  /** An APPROVED VOID/REVERSAL of `orig`: marks the sale voided (or leaves a voided placeholder). Returns the row (-1: beyond the lookback). */
+  /** An APPROVED VOID/REVERSAL of `orig`: marks the sale voided (or leaves a voided placeholder). Returns the row (-1: beyond the lookback; -2: voided already). */
   recordVoid(m: MerchantState, t: Transaction, orig: string, lookback: number): number {
     const h = hashString(orig, TXN_SEED);
     const row = this.find(m, orig, h);
     if (row >= 0) {
+      // Voided already (this void delivered again, or a second void or reversal of the same sale):
+      // the sale's money comes back once, so nothing changes and the caller gives no second reason.
+      if ((this.rows.flags(row) & VOIDED) !== 0) return -2;
       this.rows.addFlags(row, VOIDED);
       this.owner.markRow(row);
       return row;

@@ -26,6 +26,21 @@ describe('refund reasons', () => {
     ]);
   });
 
+  it('a void or reversal of a sale voided already gives no second reason (money comes back once); a void delivered before its sale, then again, neither', () => {
+    const s = new Scenario();
+    s.sale({ at: 0, card: 'tok', amount: 500, txn: 'tx-a' });
+    const v = s.void({ at: MIN, card: 'tok', amount: 500, of: 'tx-a' });
+    s.again(v);
+    s.void({ at: 2 * MIN, kind: 'REVERSAL', card: 'tok', amount: 500, of: 'tx-a' });
+    const early = s.void({ at: 3 * MIN, card: 'tok', amount: 700, of: 'tx-later' });
+    s.again(early);
+    s.sale({ at: 4 * MIN, card: 'tok', amount: 700, txn: 'tx-later' });
+    expect(reasonsOf({}, s)).toEqual([
+      [v.event_id, 'ordinary', false],
+      [early.event_id, 'ordinary', false],
+    ]);
+  });
+
   it('sync_failure follows sync_lag threshold overrides of the sale terminal, also while sync_lag is disabled', () => {
     const s = new Scenario();
     s.sale({ at: 0, lag: 5 * MIN, terminal: 'T1', card: 'tok_a', amount: 1000, txn: 'tx-a' });
