@@ -349,11 +349,12 @@ export function createSink(o: SinkOptions): Sink {
         // The detector reads the same transactions and sends poison to the DLQ (which this sink
         // stores); for our own output topics a poison record is stored here as a dead letter.
         const reason = (e as Error).message;
-        o.metrics.dlq.inc({ topic: batch.topic, error_class: (e as { errorClass?: string }).errorClass ?? 'InvalidValue' });
         if (batch.topic === topics.transactions) {
+          // Not counted in tillwatch_dlq_records_total: the detector sends it and counts it there once.
           o.logger.warn({ topic: batch.topic, partition: batch.partition, offset: m.offset, reason }, 'invalid transaction skipped by the sink (the detector dead-letters it)');
           continue;
         }
+        o.metrics.dlq.inc({ topic: batch.topic, error_class: (e as { errorClass?: string }).errorClass ?? 'InvalidValue' });
         row = toDeadLetterRow(toDeadLetter(source, { reason, errorClass: (e as { errorClass?: string }).errorClass ?? 'InvalidValue', stage: 'sink.decode' }, Date.now()));
         await writer('dead_letters').add(row, source);
         buffered++;
