@@ -12,7 +12,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { clickhouseConfig, kafkaConfig, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
-import { apiConfig } from '@tillwatch/api';
+import { apiConfig, readModelEnabled } from '@tillwatch/api';
 import { CLI, DOCUMENTED_ENV, METRICS_PORTS, SERVICE_PORTS, SERVICES, STAGE_PORT, type ServiceName } from './support/env.js';
 import { decodeK8s } from './support/k8s-schema.js';
 import { deployDir, dockerDir, k8sDir, repoRoot } from './support/paths.js';
@@ -616,6 +616,16 @@ describe('k8s manifests', () => {
     }
     expect(containerEnv(deployment('api').spec!.template!.spec.containers[0]!).get('API_OPS_PORT')).toBe(String(METRICS_PORTS.api));
     expect(k8sObjects.some((o) => o.kind === 'ServiceMonitor')).toBe(false);
+  });
+
+  it("the api's read model, sized in compose and k8s, is on over their ClickHouse server (auto would leave it off)", () => {
+    const k8sEnv = Object.fromEntries(containerEnv(deployment('api').spec!.template!.spec.containers[0]!));
+    const composeEnv = Object.fromEntries(Object.entries(envObject(compose.services['api']!)).map(([k, v]) => [k, composeDefault(v)]));
+    for (const [where, env] of [['k8s', { ...k8sEnv, API_KEYS: 'a-key-of-at-least-sixteen-chars:admin:test' }], ['compose', composeEnv]] as const) {
+      expect(env['CLICKHOUSE_URL'], where).toBeTruthy();
+      expect(Number(env['API_READ_MODEL_MAX_ALERTS']), where).toBeGreaterThan(0);
+      expect(readModelEnabled(apiConfig(env), 'http'), where).toBe(true);
+    }
   });
 
   it('containers get only documented variables, from objects that exist; ClickHouse and api keys only where used', () => {
