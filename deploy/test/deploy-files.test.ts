@@ -621,7 +621,11 @@ describe('k8s manifests', () => {
   it("the api's read model, sized in compose and k8s, is on over their ClickHouse server (auto would leave it off)", () => {
     const k8sEnv = Object.fromEntries(containerEnv(deployment('api').spec!.template!.spec.containers[0]!));
     const composeEnv = Object.fromEntries(Object.entries(envObject(compose.services['api']!)).map(([k, v]) => [k, composeDefault(v)]));
-    for (const [where, env] of [['k8s', { ...k8sEnv, API_KEYS: 'a-key-of-at-least-sixteen-chars:admin:test' }], ['compose', composeEnv]] as const) {
+    const envs: Array<[string, Record<string, string>]> = [
+      ['k8s', { ...k8sEnv, API_KEYS: 'a-key-of-at-least-sixteen-chars:admin:test' }],
+      ['compose', composeEnv],
+    ];
+    for (const [where, env] of envs) {
       expect(env['CLICKHOUSE_URL'], where).toBeTruthy();
       expect(Number(env['API_READ_MODEL_MAX_ALERTS']), where).toBeGreaterThan(0);
       expect(readModelEnabled(apiConfig(env), 'http'), where).toBe(true);
