@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { maskPan } from './mask.js';
 import type { ApiMetrics } from './metrics.js';
 import { createSelect } from './query.js';
-import { alertIdParams, terminalParams } from './schemas.js';
+import { alertIdParams, authErrors, errors, noQuery, terminalParams } from './schemas.js';
 import type { AlertStore } from './store.js';
 
 /** One minute of received transactions of a terminal (or a merchant): lag = received - event time. */
@@ -43,7 +43,6 @@ const MAX_TERMINALS = 500;
 
 const epochMs = (description: string) => ({ type: 'integer', description: `${description} (epoch milliseconds, UTC)` }) as const;
 const nullableInt = (description: string) => ({ type: 'integer', nullable: true, description }) as const;
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, { $ref: 'Error#' }]));
 const security: { [label: string]: string[] }[] = [{ apiKey: [] }, { bearer: [] }];
 
 const minutesQuery = {
@@ -84,6 +83,7 @@ export const consoleRouteSchemas = {
     summary: "Transactions linked to an alert's evidence: the sales its refunds point at and every refund, reversal or void of those sales (the sale -> refund chain)",
     security,
     params: alertIdParams,
+    querystring: noQuery,
     response: {
       200: {
         type: 'object',
@@ -94,7 +94,7 @@ export const consoleRouteSchemas = {
         },
         required: ['alert_id', 'transactions', 'truncated'],
       },
-      ...errors(400, 401, 403, 404, 429, 500, 503),
+      ...errors(...authErrors, 404),
     },
   },
   terminalLag: {

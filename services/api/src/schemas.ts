@@ -123,17 +123,17 @@ export const componentSchemas = [
 ] as const;
 
 const ref = (name: string) => ({ $ref: `${name}#` }) as const;
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ref('Error')]));
+export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ref('Error')]));
 /**
  * Error answers every authenticated route can give: 400 (validation, unknown parameter), 401, 403
  * (documented on every route although a viewer route cannot refuse any role), 429 (rate limit),
  * 500, 503 (ClickHouse unavailable, or the server closing). Ids add 404; bodies add 413 and 415.
  */
-const authErrors = [400, 401, 403, 429, 500, 503];
+export const authErrors = [400, 401, 403, 429, 500, 503];
 /** What a public ops route can answer besides 200: unknown query parameter, a bug, closing. */
 const opsErrors = [400, 500, 503];
 /** No query parameters: an unknown one is a 400, as everywhere else. */
-const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
+export const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
 
 export const alertIdParams = {
   type: 'object',

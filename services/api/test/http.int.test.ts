@@ -129,6 +129,11 @@ describe('validation: 400 naming the field and what was expected', () => {
     ['GET', '/alerts/bad%20id', 'params.id has characters that are not allowed (expected pattern ^[A-Za-z0-9._:@-]+$)'],
     ['GET', '/terminals/T1?recent=1000', 'querystring.recent must be <= 500'],
     ['GET', '/stream/alerts?severity=nope', 'querystring.severity[0] must be one of: low, medium, high, critical'],
+    // Routes without query parameters refuse one too: a typo must not go unnoticed.
+    ['GET', '/rules?severty=high', "querystring has unknown parameter 'severty'"],
+    ['GET', '/rules/history?x=1', "querystring has unknown parameter 'x'"],
+    ['GET', '/rules/ids?x=1', "querystring has unknown parameter 'x'"],
+    ['GET', '/alerts/a-1/related?x=1', "querystring has unknown parameter 'x'"],
   ];
   for (const [method, url, message] of cases) {
     it(`${method} ${url}`, async () => {

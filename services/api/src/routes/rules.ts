@@ -10,6 +10,7 @@ import { RULE_IDS, RulesConfigError } from '@tillwatch/rules';
 import { RulesVersionError, type PushRequest, type PushResult, type RulesHistoryEntry, type RulesLedger } from '@tillwatch/rules-live';
 import { RulesFormatValues, type RulesFormat } from '@tillwatch/schemas';
 import type { Principal } from '../auth.js';
+import { noQuery } from '../schemas.js';
 
 export interface RulesBackend {
   /** The ledger of pos.rules.v1 as read so far; throws RulesUnavailableError when it cannot be read. */
@@ -24,7 +25,6 @@ export class RulesUnavailableError extends Error {
 }
 
 const security: { [label: string]: string[] }[] = [{ apiKey: [] }, { bearer: [] }];
-const errorRef = { $ref: 'Error#' } as const;
 const issue = { type: 'object', properties: { path: { type: 'string' }, problem: { type: 'string' } }, required: ['path', 'problem'] } as const;
 const entryProps = {
   version: { type: 'integer', description: 'Rules document version (0: a record that could not be decoded)' },
@@ -44,19 +44,21 @@ const invalidResponse = {
   required: ['statusCode', 'error', 'message'],
 } as const;
 
+const errorRef = { $ref: 'Error#' } as const;
+/** The errors every authenticated route can answer (schemas.ts authErrors), spelled out so the reply types keep their status codes. */
+const authErrorRefs = { 400: errorRef, 401: errorRef, 403: errorRef, 429: errorRef, 500: errorRef, 503: errorRef } as const;
+
 export const rulesRouteSchemas = {
   get: {
     operationId: 'getRules',
     tags: ['rules'],
     summary: 'The rules version in force (pos.rules.v1): who pushed it, when, and the document',
     security,
+    querystring: noQuery,
     response: {
       200: { type: 'object', properties: { ...entryProps, document: { type: 'string' } }, required: ['version', 'status', 'pushed_by', 'pushed_at', 'via', 'offset', 'document'] },
+      ...authErrorRefs,
       404: errorRef,
-      401: errorRef,
-      403: errorRef,
-      429: errorRef,
-      503: errorRef,
     },
   },
   history: {
@@ -64,12 +66,10 @@ export const rulesRouteSchemas = {
     tags: ['rules'],
     summary: 'Every record of pos.rules.v1, oldest first, with its status (active, superseded, rejected and why)',
     security,
+    querystring: noQuery,
     response: {
       200: { type: 'object', properties: { items: { type: 'array', items: { type: 'object', properties: entryProps, required: ['version', 'status', 'offset', 'problems'] } } }, required: ['items'] },
-      401: errorRef,
-      403: errorRef,
-      429: errorRef,
-      503: errorRef,
+      ...authErrorRefs,
     },
   },
   ids: {
@@ -78,11 +78,10 @@ export const rulesRouteSchemas = {
     summary: 'The rule ids this build registers (packages/rules registry, in its order); answered without Kafka',
     description: 'Every detector rule a rules document can configure, whether or not the version in force mentions it (an omitted rule runs with its defaults). Alerts may also carry the second stage\'s rule sync_incident.',
     security,
+    querystring: noQuery,
     response: {
       200: { type: 'object', properties: { rules: { type: 'array', items: { type: 'string' } } }, required: ['rules'] },
-      401: errorRef,
-      403: errorRef,
-      429: errorRef,
+      ...authErrorRefs,
     },
   },
   put: {
@@ -106,14 +105,11 @@ export const rulesRouteSchemas = {
         properties: { version: { type: 'integer' }, previous_version: { type: 'integer', nullable: true }, offset: { type: 'string' }, pushed_by: { type: 'string' }, pushed_at: { type: 'string', format: 'date-time' } },
         required: ['version', 'previous_version', 'offset', 'pushed_by', 'pushed_at'],
       },
+      ...authErrorRefs,
       400: invalidResponse,
-      401: errorRef,
-      403: errorRef,
       409: errorRef,
       413: errorRef,
       415: errorRef,
-      429: errorRef,
-      503: errorRef,
     },
   },
 };
