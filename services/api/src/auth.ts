@@ -34,6 +34,8 @@ export interface Authenticator {
 }
 
 const KEY_PATTERN = /^[A-Za-z0-9._~+/=-]{16,256}$/;
+/** The deploy templates' placeholder keys (deploy/k8s/secret.yaml): refused, never served. */
+const PLACEHOLDER_KEY = /change[-_]?me/i;
 const NAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
 const EXPECTED = 'a comma-separated list of key:role:name (key: 16-256 chars of [A-Za-z0-9._~+/=-], role: viewer, analyst or admin, name: [A-Za-z0-9._@-]{1,64})';
 
@@ -56,6 +58,8 @@ export function parseApiKeys(raw: string, variable = 'API_KEYS'): ApiKeyEntry[] 
     if (parts.length !== 3) throw new ConfigError(variable, `${EXPECTED}; ${where} does not have exactly three ':'-separated fields`, '<redacted>');
     const [key, role, name] = parts as [string, string, string];
     if (!KEY_PATTERN.test(key)) throw new ConfigError(variable, `${EXPECTED}; ${where} has a key that is too short or has other characters`, '<redacted>');
+    // deploy/k8s/secret.yaml's placeholder has the right shape on purpose: applied unedited it would be a published admin key.
+    if (PLACEHOLDER_KEY.test(key)) throw new ConfigError(variable, `a random key in place of the placeholder; ${where} still has the placeholder key of the deploy templates (CHANGE-ME...): replace it, e.g. with the output of \`openssl rand -base64 32\``, '<redacted>');
     if (!(Roles as readonly string[]).includes(role)) throw new ConfigError(variable, `${EXPECTED}; ${where} has unknown role ${JSON.stringify(role)}`, '<redacted>');
     if (!NAME_PATTERN.test(name)) throw new ConfigError(variable, `${EXPECTED}; ${where} has an invalid name`, '<redacted>');
     if (seenNames.has(name)) throw new ConfigError(variable, `${EXPECTED}; ${where} repeats the name ${JSON.stringify(name)}`, '<redacted>');
