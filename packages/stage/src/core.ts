@@ -606,8 +606,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       out.decisions.push(decide(a, a, 'issued', 'policy', null, r.time));
       return;
     }
-    const w = Math.floor(r.time / g.freeze_window);
-    if (w !== gov.window) {
+    // The current window is the stage's: a late freeze (its time before the frontier, from a window
+    // already left) counts against the current window; only a newer window resets the counters.
+    const w = Math.floor(Math.max(r.time, frontier) / g.freeze_window);
+    if (w > gov.window) {
       gov.window = w;
       gov.fleet = 0;
       gov.merchants = new Map();
@@ -633,7 +635,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     out.actions.push(review);
     out.decisions.push(decide(a, review, 'downgraded', reason, null, r.time));
     if (gov.circuit === null) {
-      const start = w * g.freeze_window;
+      const start = gov.window * g.freeze_window; // the current window (a late freeze counted against it names it too)
       const c: Circuit = { alert_id: alertId(FREEZE_CIRCUIT_OPEN.id, FREEZE_CIRCUIT_OPEN.version, [String(start)]), window_start: start, window_end: start + g.freeze_window, held_fleet: 0, held_merchant: 0 };
       gov.circuit = c;
       out.alerts.push({

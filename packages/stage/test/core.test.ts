@@ -355,6 +355,25 @@ describe('governor', () => {
     expect(o.updates.map((u) => u.details.held_back)).toEqual([5, 1]);
     expect(o.updates[0]!.resolved_at).toBe(T + 60 * MIN);
   });
+
+  it("a late freeze from an older window does not reset the current window's counters; it is counted (here downgraded) against the current window, whose circuit it names", () => {
+    const H = 60 * MIN;
+    const core = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+    // 20 freezes at 20 merchants at 10:05-10:24: the 10:00 window's fleet cap is reached, nothing held back yet.
+    const o1 = core.apply([...Array.from({ length: 20 }, (_, i) => action(i, T + H + (5 + i) * MIN, 'FREEZE_TERMINAL', 'refund_velocity')), wm(T + H + 30 * MIN)]);
+    expect(o1.decisions.filter((d) => d.decision === 'issued')).toHaveLength(20);
+    expect(o1.alerts).toEqual([]);
+    // A freeze stamped 09:59 arrives after the stage passed 10:30 (a late record), then 10 more at 10:32-10:41.
+    const o2 = core.apply([action(100, T + 59 * MIN, 'FREEZE_TERMINAL', 'refund_velocity'), wm(T + H + 31 * MIN)]);
+    const o3 = core.apply([...Array.from({ length: 10 }, (_, i) => action(200 + i, T + H + (32 + i) * MIN, 'FREEZE_TERMINAL', 'refund_velocity')), wm(T + 3 * H)]);
+    expect(core.stats().late).toBe(1);
+    const decisions = [...o2.decisions, ...o3.decisions];
+    expect(decisions.filter((d) => d.decision === 'issued')).toEqual([]);
+    expect(decisions.map((d) => d.reason)).toEqual(new Array(11).fill('freeze_cap_fleet'));
+    // The circuit is the 10:00 window's, opened by the late freeze, closed at 11:00 with all 11.
+    expect(o2.alerts.map((a) => [a.rule, a.window_start, a.window_end])).toEqual([['freeze_circuit_open', T + H, T + 2 * H]]);
+    expect([...o2.updates, ...o3.updates].map((u) => [u.alert_id, u.resolved_at, u.details.held_back])).toEqual([[o2.alerts[0]!.alert_id, T + 2 * H, 11]]);
+  });
 });
 
 describe('changelog', () => {
