@@ -157,6 +157,7 @@ function compare(a: Buffered, b: Buffered): number {
 }
 
 const fmtMin = (ms: number): string => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
+const fmtSpan = (ms: number): string => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : fmtMin(ms));
 const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
 export function createStageCore(o: StageCoreOptions): StageCore {
@@ -192,6 +193,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   let priorQueue: Array<{ time: number; terminal_id: string; alert_id: string }> = [];
   let priorHead = 0;
   let priorChanged = new Set<string>();
+  // The open incident's members still inside an episode, by last activity (a lazy max-heap: an entry is
+  // current while its terminal is an open member and its activity is still `at`). Not written to the
+  // changelog: restore() rebuilds it from member:, open: and act: (the maximum is all close_due reads).
+  let holding: Array<{ terminal: string; at: number }> = [];
 
   let out: StageOutput = { alerts: [], updates: [], actions: [], decisions: [], memberships: [] };
 
@@ -224,10 +229,84 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     seen.set(terminal, at);
     seenChanged.add(terminal);
   };
-  const onSeen = (r: TerminalSeen): void => onActivity(r.terminal_id, r.last ?? r.time);
+  const onSeen = (r: TerminalSeen): void => {
+    const before = seen.get(r.terminal_id);
+    onActivity(r.terminal_id, r.last ?? r.time);
+    // A member still in its episode is active later: it holds the incident open longer.
+    const inc = incident;
+    if (inc !== null && seen.get(r.terminal_id) !== before && inc.members.has(r.terminal_id) && open.has(r.terminal_id)) {
+      hold(r.terminal_id);
+      scheduleClose(inc);
+    }
+  };
 
+  const holdUp = (i: number): void => {
+    const e = holding[i]!;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (holding[up]!.at >= e.at) break;
+      holding[i] = holding[up]!;
+      i = up;
+    }
+    holding[i] = e;
+  };
+  const holdPop = (): void => {
+    const last = holding.pop()!;
+    if (holding.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= holding.length) break;
+      const c = l + 1 < holding.length && holding[l + 1]!.at > holding[l]!.at ? l + 1 : l;
+      if (holding[c]!.at <= last.at) break;
+      holding[i] = holding[c]!;
+      i = c;
+    }
+    holding[i] = last;
+  };
+  /** A member inside an episode, at its current last activity (a terminal with none known holds nothing: it is not active). */
+  const hold = (terminal: string): void => {
+    const at = seen.get(terminal);
+    if (at === undefined) return;
+    holding.push({ terminal, at });
+    holdUp(holding.length - 1);
+    // Outdated entries (a member heard from again, or out of its episode) go when they reach the top;
+    // a long incident with busy members would pile them up: rebuilt from the members once they dominate.
+    if (incident !== null && holding.length > 2 * incident.open_members + 1024) rebuildHolding(incident);
+  };
+  /** The latest activity of the incident's members still inside an episode, or null. */
+  const latestHolding = (inc: Incident): number | null => {
+    while (holding.length > 0) {
+      const top = holding[0]!;
+      if (inc.members.has(top.terminal) && open.has(top.terminal) && seen.get(top.terminal) === top.at) return top.at;
+      holdPop();
+    }
+    return null;
+  };
+  const rebuildHolding = (inc: Incident | null): void => {
+    holding = [];
+    if (inc === null) return;
+    for (const t of inc.members.keys()) {
+      const at = open.has(t) ? seen.get(t) : undefined;
+      if (at === undefined) continue;
+      holding.push({ terminal: t, at });
+      holdUp(holding.length - 1);
+    }
+  };
+
+  /**
+   * Closes `quiet` after the last entry, the last recovery, and the moment each member still inside an
+   * episode stops being active (its last activity + active_within: "active = sent anything in the last
+   * 24 h"). A member that never comes back (a retired terminal) holds the incident open that long, not forever.
+   */
   const scheduleClose = (inc: Incident): void => {
-    inc.close_due = inc.open_members > 0 ? null : Math.max(inc.last_start, inc.last_recovery ?? inc.last_start) + cfg.sync_incident.quiet;
+    const sc = cfg.sync_incident;
+    let due = Math.max(inc.last_start, inc.last_recovery ?? inc.last_start);
+    if (inc.open_members > 0) {
+      const at = latestHolding(inc);
+      if (at !== null && at + sc.active_within > due) due = at + sc.active_within;
+    }
+    inc.close_due = due + sc.quiet;
   };
 
   const link = (inc: Incident, a: { alert_id: string; rule: string; terminal_id: string; merchant_id: string; time: number }, role: IncidentMembership['role'], at: number): void => {
@@ -319,7 +398,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         inc.evidence_terminals++;
         if (s.event_id !== null) inc.evidence.push(s.event_id);
       }
-      if (open.has(s.terminal_id)) inc.open_members++;
+      if (open.has(s.terminal_id)) {
+        inc.open_members++;
+        hold(s.terminal_id);
+      }
     }
   };
 
@@ -383,6 +465,11 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   const closeIncident = (inc: Incident): void => {
     const at = inc.close_due!;
     const durationMs = at - inc.first_start;
+    const stillOpen = inc.open_members;
+    const how =
+      stillOpen === 0
+        ? ' all recovered'
+        : `: ${plural(stillOpen, 'terminal')} still offline or inside a sync episode but with nothing received for over ${fmtSpan(cfg.sync_incident.active_within)} (no longer active), the others recovered`;
     out.updates.push({
       update_id: alertUpdateId(inc.id, 'auto_resolved', 'episode_ended', []),
       alert_id: inc.id,
@@ -394,7 +481,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       resolution: 'episode_ended',
       resolved_by_event_ids: [],
       resolved_at: at,
-      summary: `Fleet sync incident ended: ${plural(inc.members.size, 'terminal')} at ${plural(inc.merchants.size, 'merchant')} (${plural(inc.entries, 'episode')}) all recovered, none entered for ${fmtMin(cfg.sync_incident.quiet)}.`,
+      summary: `Fleet sync incident ended: ${plural(inc.members.size, 'terminal')} at ${plural(inc.merchants.size, 'merchant')} (${plural(inc.entries, 'episode')})${how}, none entered for ${fmtMin(cfg.sync_incident.quiet)}.`,
       details: {
         terminals: inc.members.size,
         merchants: inc.merchants.size,
@@ -403,10 +490,12 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         last_start: inc.last_start,
         last_recovery: inc.last_recovery ?? inc.last_start,
         duration_ms: durationMs,
+        still_open: stillOpen,
       },
     });
     for (const t of inc.members.keys()) memberChanges.set(t, null);
     incident = null;
+    holding = [];
     recent = [];
   };
 
@@ -418,8 +507,12 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     openChanged.add(r.terminal_id);
     const s: Start = { time: r.time, rule: r.rule, terminal_id: r.terminal_id, merchant_id: r.merchant_id, alert_id: r.alert_id, event_id: r.event_id };
     if (incident !== null) {
-      if (!wasOpen && incident.members.has(r.terminal_id)) incident.open_members++;
-      join(incident, s, 'joined', r.time);
+      if (!wasOpen && incident.members.has(r.terminal_id)) {
+        incident.open_members++;
+        hold(r.terminal_id);
+      }
+      // Disabled: an open incident takes no new entries (the start is no member, its notification is not suppressed).
+      if (cfg.sync_incident.enabled) join(incident, s, 'joined', r.time);
       scheduleClose(incident);
       return;
     }
@@ -513,8 +606,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
       out.decisions.push(decide(a, a, 'issued', 'policy', null, r.time));
       return;
     }
-    const w = Math.floor(r.time / g.freeze_window);
-    if (w !== gov.window) {
+    // The current window is the stage's: a late freeze (its time before the frontier, from a window
+    // already left) counts against the current window; only a newer window resets the counters.
+    const w = Math.floor(Math.max(r.time, frontier) / g.freeze_window);
+    if (w > gov.window) {
       gov.window = w;
       gov.fleet = 0;
       gov.merchants = new Map();
@@ -540,7 +635,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     out.actions.push(review);
     out.decisions.push(decide(a, review, 'downgraded', reason, null, r.time));
     if (gov.circuit === null) {
-      const start = w * g.freeze_window;
+      const start = gov.window * g.freeze_window; // the current window (a late freeze counted against it names it too)
       const c: Circuit = { alert_id: alertId(FREEZE_CIRCUIT_OPEN.id, FREEZE_CIRCUIT_OPEN.version, [String(start)]), window_start: start, window_end: start + g.freeze_window, held_fleet: 0, held_merchant: 0 };
       gov.circuit = c;
       out.alerts.push({
@@ -768,6 +863,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         incident.members = members;
         incident.merchants = new Set(members.values());
       }
+      rebuildHolding(incident);
       // The pruning order over the fleet, from the kept alerts (time, then id: as they were applied).
       priorQueue = [];
       priorHead = 0;

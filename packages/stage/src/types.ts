@@ -17,7 +17,12 @@ export interface EpisodeStart {
   alert_id: string;
   terminal_id: string;
   merchant_id: string;
-  /** The alert's first evidence event, if any (a silence has none). */
+  /**
+   * The alert's first evidence id (`event_ids[0]`; null only for an alert without evidence). For
+   * sync_lag a transaction's event_id; for terminal_offline the last sign of life before the silence:
+   * a transaction's event_id, or a heartbeat's synthetic id (`heartbeatEventId`, `hb-…`), which is not
+   * a row of `transactions`. It becomes the incident's evidence (its event_ids) as it is.
+   */
   event_id: string | null;
 }
 
@@ -101,7 +106,7 @@ export type StageRecord = EpisodeStart | EpisodeEnd | MemberAlert | ProposedActi
 
 export type DecisionKind = 'issued' | 'suppressed' | 'downgraded';
 
-/** The governor's decision about one proposed action (ClickHouse action_decisions, topic tillwatch.actions.decisions.v1). */
+/** The governor's decision about one proposed action (ClickHouse action_decisions, topic pos.actions.decisions.v1: `Topics.actionDecisions` in schemas/src/topics.ts). */
 export interface ActionDecision {
   /** = the proposed action's action_id: one decision per proposed action. */
   decision_id: string;

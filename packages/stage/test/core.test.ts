@@ -48,7 +48,8 @@ describe('sync_incident', () => {
 
   it('an outage seen first as silence, then as the late upload, is one incident closed quiet after the last recovery', () => {
     const recs: StageRecord[] = [];
-    for (let i = 0; i < 12; i++) recs.push(start(i, T + i * 10_000, 'terminal_offline'));
+    // Each terminal's last sign of life (as the detector publishes it), then its silence.
+    for (let i = 0; i < 12; i++) recs.push(seen(i, T - 10 * MIN + i * 10_000), start(i, T + i * 10_000, 'terminal_offline'));
     // Back online at +40 min (offline ends), the upload opens sync_lag episodes at once.
     for (let i = 0; i < 12; i++) recs.push(end(i, T + 40 * MIN + i * 1000, 'terminal_offline'), start(i, T + 40 * MIN + i * 1000 + 1));
     // The sync episodes end 30 min after their last late transaction.
@@ -58,7 +59,8 @@ describe('sync_incident', () => {
     expect(o.alerts.filter((a) => a.rule === 'sync_incident')).toHaveLength(1);
     expect(o.updates).toHaveLength(1);
     expect(o.updates[0]).toMatchObject({ alert_id: o.alerts[0]!.alert_id, status: 'auto_resolved', resolution: 'episode_ended', resolved_at: lastRecovery + 30 * MIN });
-    expect(o.updates[0]!.details).toMatchObject({ terminals: 12, episodes: 24 });
+    expect(o.updates[0]!.details).toMatchObject({ terminals: 12, episodes: 24, still_open: 0 });
+    expect(o.updates[0]!.summary).toContain('all recovered');
   });
 
   it("links every member alert to the incident: the opening starts, later entries, and upload_backlog/sequence_gap of member terminals while it is open", () => {
@@ -159,12 +161,91 @@ describe('sync_incident', () => {
   });
 
   it('stays open while a terminal is still offline, and not closed before the watermark passes quiet', () => {
-    const recs: StageRecord[] = Array.from({ length: 10 }, (_, i) => start(i, T + i * 1000, 'terminal_offline'));
+    const recs: StageRecord[] = Array.from({ length: 10 }, (_, i) => [seen(i, T - 10 * MIN + i * 1000), start(i, T + i * 1000, 'terminal_offline')]).flat();
     for (let i = 1; i < 10; i++) recs.push(end(i, T + 20 * MIN, 'terminal_offline'));
     expect(run([...recs, wm(T + 600 * MIN)]).updates).toHaveLength(0); // T0 never came back
     recs.push(end(0, T + 30 * MIN, 'terminal_offline'));
     expect(run([...recs, wm(T + 60 * MIN - 1)]).updates).toHaveLength(0);
     expect(run([...recs, wm(T + 60 * MIN)]).updates).toHaveLength(1);
+  });
+
+  describe('a member that never comes back (a retired terminal) holds the incident open only while it is active', () => {
+    const DAY = 24 * 60 * MIN;
+    const notify = (i: number, time: number): StageRecord => action(i, time, 'NOTIFY_MERCHANT', 'sync_lag');
+    // 12 terminals go silent (last sign of life 10 min before each silence); 11 come back at +40 min, T0 never does.
+    const outage: StageRecord[] = [];
+    for (let i = 0; i < 12; i++) outage.push(seen(i, T - 10 * MIN + i * 10_000), start(i, T + i * 10_000, 'terminal_offline'));
+    for (let i = 1; i < 12; i++) outage.push(end(i, T + 40 * MIN + i, 'terminal_offline'));
+    const t0Last = T - 10 * MIN;
+    const closeAt = t0Last + DAY + 30 * MIN; // its last activity + active_within (24 h) + quiet
+
+    it('closes quiet after the member stops being active (last activity + active_within), saying one is still offline', () => {
+      expect(run([...outage, wm(closeAt - 1)]).updates).toHaveLength(0);
+      const o = run([...outage, wm(closeAt)]);
+      expect(o.updates).toHaveLength(1);
+      expect(o.updates[0]).toMatchObject({ alert_id: o.alerts[0]!.alert_id, resolved_at: closeAt });
+      expect(o.updates[0]!.details).toMatchObject({ terminals: 12, episodes: 12, still_open: 1, last_recovery: T + 40 * MIN + 11 });
+      expect(o.updates[0]!.summary).toContain('1 terminal still offline or inside a sync episode but with nothing received for over 24 h');
+      expect(o.updates[0]!.summary).not.toContain('all recovered');
+    });
+
+    it('a week later an unrelated outage opens its own incident: its notice goes out, its notifications are suppressed under its id', () => {
+      const W = T + 7 * DAY;
+      const later: StageRecord[] = [];
+      for (let i = 20; i < 35; i++) later.push(seen(i, W - 5 * MIN), start(i, W + i * 1000), notify(i, W + i * 1000));
+      const o = run([...outage, ...later, wm(W + 60 * MIN)]);
+      const incidents = o.alerts.filter((a) => a.rule === 'sync_incident');
+      expect(incidents).toHaveLength(2);
+      expect(incidents[1]!.detected_at).toBe(W + 29 * 1000); // the 10th terminal of the new outage
+      expect(o.actions.filter((a) => a.kind === 'NOTIFY_ACQUIRER').map((a) => a.alert_id)).toEqual(incidents.map((a) => a.alert_id));
+      const suppressed = o.decisions.filter((d) => d.decision === 'suppressed');
+      expect(suppressed).toHaveLength(6); // T29..T34, after the new incident opened
+      expect(suppressed.every((d) => d.incident_id === incidents[1]!.alert_id)).toBe(true);
+      expect(o.memberships.filter((m) => m.incident_id === incidents[0]!.alert_id)).toHaveLength(12);
+    });
+
+    it('activity of a member still inside its episode keeps it holding the incident open (recomputed at each activity)', () => {
+      // T0 is in a sync episode that has not ended (no end record), but keeps being heard from until +5 h.
+      const recs = [...outage, seen(0, T + 5 * 60 * MIN)];
+      expect(run([...recs, wm(T + 5 * 60 * MIN + DAY + 30 * MIN - 1)]).updates).toHaveLength(0);
+      expect(run([...recs, wm(T + 5 * 60 * MIN + DAY + 30 * MIN)]).updates[0]).toMatchObject({ resolved_at: T + 5 * 60 * MIN + DAY + 30 * MIN });
+    });
+
+    it('when the last active member recovers, a member inactive for longer still decides the close, also after a restore', () => {
+      // T1 stays offline with T0 and is heard from at +2 h (its episode still open), then recovers at +3 h:
+      // the close falls back to T0's last activity + active_within, which only a restored stage that
+      // rebuilt its members' activity gets right.
+      const recs: StageRecord[] = [];
+      for (let i = 0; i < 12; i++) recs.push(seen(i, T - 10 * MIN + i * 10_000), start(i, T + i * 10_000, 'terminal_offline'));
+      for (let i = 2; i < 12; i++) recs.push(end(i, T + 40 * MIN + i, 'terminal_offline'));
+      recs.push(seen(1, T + 2 * 60 * MIN), wm(T + 2 * 60 * MIN + 1));
+      const split = recs.length;
+      recs.push(end(1, T + 3 * 60 * MIN, 'terminal_offline'), wm(T + 2 * DAY));
+      const whole = run(recs);
+      expect(whole.updates).toHaveLength(1);
+      expect(whole.updates[0]).toMatchObject({ resolved_at: closeAt });
+      expect(whole.updates[0]!.details).toMatchObject({ still_open: 1, last_recovery: T + 3 * 60 * MIN });
+      const a = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+      const first = a.apply(recs.slice(0, split));
+      const state = new Map(a.takeChanges().map(([k, v]) => [k, JSON.parse(JSON.stringify(v)) as unknown]));
+      const b = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+      b.restore(state);
+      const rest = b.apply(recs.slice(split));
+      const fin = b.flush();
+      expect([...first.updates, ...rest.updates, ...fin.updates]).toEqual(whole.updates);
+    });
+
+    it('while sync_incident is disabled, a start does not join the open incident: no membership, its notification is issued', () => {
+      const c = defaultRulesConfig();
+      const core = createStageCore({ partitions: 1, config: c });
+      const o1 = core.apply([...outage.slice(0, 24), wm(T + 5 * MIN)]);
+      expect(o1.alerts.map((a) => a.rule)).toEqual(['sync_incident']);
+      core.setConfig({ ...c, version: c.version + 1, stage: { ...c.stage, sync_incident: { ...c.stage.sync_incident, enabled: false } } });
+      const o2 = core.apply([seen(50, T + 5 * MIN), start(50, T + 6 * MIN), notify(50, T + 6 * MIN), wm(T + 10 * MIN)]);
+      expect(o2.memberships).toEqual([]);
+      expect(o2.decisions.map((d) => [d.terminal_id, d.decision])).toEqual([['T50', 'issued']]);
+      expect(core.stats()).toMatchObject({ incidentOpen: true, incidentTerminals: 12 });
+    });
   });
 
   it('the threshold grows with the active fleet (min_share)', () => {
@@ -273,6 +354,25 @@ describe('governor', () => {
     expect(o.alerts.map((a) => a.rule)).toEqual(['freeze_circuit_open', 'freeze_circuit_open']);
     expect(o.updates.map((u) => u.details.held_back)).toEqual([5, 1]);
     expect(o.updates[0]!.resolved_at).toBe(T + 60 * MIN);
+  });
+
+  it("a late freeze from an older window does not reset the current window's counters; it is counted (here downgraded) against the current window, whose circuit it names", () => {
+    const H = 60 * MIN;
+    const core = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+    // 20 freezes at 20 merchants at 10:05-10:24: the 10:00 window's fleet cap is reached, nothing held back yet.
+    const o1 = core.apply([...Array.from({ length: 20 }, (_, i) => action(i, T + H + (5 + i) * MIN, 'FREEZE_TERMINAL', 'refund_velocity')), wm(T + H + 30 * MIN)]);
+    expect(o1.decisions.filter((d) => d.decision === 'issued')).toHaveLength(20);
+    expect(o1.alerts).toEqual([]);
+    // A freeze stamped 09:59 arrives after the stage passed 10:30 (a late record), then 10 more at 10:32-10:41.
+    const o2 = core.apply([action(100, T + 59 * MIN, 'FREEZE_TERMINAL', 'refund_velocity'), wm(T + H + 31 * MIN)]);
+    const o3 = core.apply([...Array.from({ length: 10 }, (_, i) => action(200 + i, T + H + (32 + i) * MIN, 'FREEZE_TERMINAL', 'refund_velocity')), wm(T + 3 * H)]);
+    expect(core.stats().late).toBe(1);
+    const decisions = [...o2.decisions, ...o3.decisions];
+    expect(decisions.filter((d) => d.decision === 'issued')).toEqual([]);
+    expect(decisions.map((d) => d.reason)).toEqual(new Array(11).fill('freeze_cap_fleet'));
+    // The circuit is the 10:00 window's, opened by the late freeze, closed at 11:00 with all 11.
+    expect(o2.alerts.map((a) => [a.rule, a.window_start, a.window_end])).toEqual([['freeze_circuit_open', T + H, T + 2 * H]]);
+    expect([...o2.updates, ...o3.updates].map((u) => [u.alert_id, u.resolved_at, u.details.held_back])).toEqual([[o2.alerts[0]!.alert_id, T + 2 * H, 11]]);
   });
 });
 

@@ -28,6 +28,7 @@ function fleetOutage(o: ScenarioOutput): string[] {
   const closes = updates.filter((u) => u.alert_id === inc.alert_id);
   if (closes.length !== 1) p.push(`expected 1 update closing the incident, got ${closes.length}`);
   else if (closes[0]!.details.terminals !== 12) p.push(`incident closed with ${closes[0]!.details.terminals} terminals, expected 12`);
+  else if (closes[0]!.details.still_open !== 0) p.push(`every terminal recovered: the close should say still_open 0, got ${closes[0]!.details.still_open}`);
   const suppressed = actions.filter((a) => a.decision === 'suppressed');
   if (suppressed.length === 0) p.push('no NOTIFY_MERCHANT suppressed');
   for (const s of suppressed) {
