@@ -84,6 +84,8 @@ export interface RefundSnapshot {
   terminal_id: string;
   card_token: string;
   amount: number;
+  /** The refund's currency (absent in changelogs written before it was kept: the sale's). */
+  currency?: string;
   event_time: number;
 }
 
@@ -108,7 +110,19 @@ export interface SaleSnapshot {
   /** Refund reasons: the sale synced late or during its terminal's late-sync episode (absent: false). */
   sync_failure?: boolean;
   /** duplicate_charge: the raised duplicate alerts this sale is a leg of (absent: none). */
-  dup_alerts?: { alert_id: string; legs: [string, string]; terminal_id: string; card_token: string; amount: number; currency: string; resolved: boolean }[];
+  dup_alerts?: {
+    alert_id: string;
+    legs: [string, string];
+    terminal_id: string;
+    card_token: string;
+    amount: number;
+    currency: string;
+    resolved: boolean;
+    /** Refund money credited to this alert (resolved `refunded`); absent: none. */
+    credits?: { event_id: string; amount: number }[];
+    /** The leg whose void or reversal resolved it; absent: none. */
+    voided_leg?: string | null;
+  }[];
 }
 
 /** One merchant's state: plain JSON, written to the compacted changelog keyed by merchant_id. */

@@ -29,6 +29,8 @@ export interface RefundRec {
   terminalId: string;
   card: string;
   amount: number;
+  /** The refund's own currency (duplicate_charge counts only refunds in the sale's currency). */
+  currency: string;
   et: number;
 }
 
@@ -214,7 +216,7 @@ export class SaleLedger {
     const before = row >= 0 ? c.refunded[row]! : 0;
     if (row >= 0) {
       if (list === undefined) this.refunds.set(row, (list = []));
-      list.push({ txn: t.txn_id, eventId: t.event_id, terminalId, card: t.card_token, amount: t.amount_minor, et: t.event_time });
+      list.push({ txn: t.txn_id, eventId: t.event_id, terminalId, card: t.card_token, amount: t.amount_minor, currency: t.currency, et: t.event_time });
       c.refunded[row] = before + t.amount_minor;
       this.owner.markRow(row);
     }
@@ -276,6 +278,7 @@ export class SaleLedger {
       w.str(K.terminal_id, x.terminalId);
       w.str(K.card_token, x.card);
       w.num(K.amount, x.amount);
+      w.str(K.currency, x.currency);
       w.num(K.event_time, x.et);
       w.end();
     }
@@ -296,7 +299,8 @@ export class SaleLedger {
     if (s.refunds.length > 0) {
       this.refunds.set(
         row,
-        s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, et: x.event_time })),
+        // A changelog written before refunds carried their currency: taken as the sale's (as counted then).
+        s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, currency: x.currency ?? s.currency, et: x.event_time })),
       );
     }
     return row;
@@ -325,5 +329,5 @@ export interface SaleFields {
   dup_expiry: number;
   ref_expiry: number;
   refunded: number;
-  refunds: { txn_id: string; event_id: string; terminal_id: string; card_token: string; amount: number; event_time: number }[];
+  refunds: { txn_id: string; event_id: string; terminal_id: string; card_token: string; amount: number; currency?: string; event_time: number }[];
 }

@@ -588,7 +588,8 @@ export const scenarios: ScenarioDef[] = [
         alerts: [
           { rule: 'refund_without_sale', evidence: [unknown] },
           { rule: 'duplicate_charge', evidence: [a1, a2], closed: { at: aRev.received_time - T0, resolution: 'reversed', details: { amount_minor: 2500 } } },
-          { rule: 'duplicate_charge', evidence: [b1, b2], closed: { at: bRef.received_time - T0, resolution: 'refunded', details: { amount_minor: 700, refunded_minor: 700, refunds: 1 } } },
+          // A refund to another card pays nothing back to the double-charged card: the duplicate stays open.
+          { rule: 'duplicate_charge', evidence: [b1, b2], closed: null },
           { rule: 'refund_card_mismatch', evidence: [b1, bRef] },
           { rule: 'refund_without_sale', evidence: [aRef] },
           { rule: 'sync_lag', evidence: [late] },

@@ -11,7 +11,7 @@ import { ExpiryWheel, RowIndex, hashString, mixInt } from '../../store.js';
 import { fieldKeys, type StateWriter } from '../../state-writer.js';
 
 /** Changelog fields (SaleSnapshot, RaisedDuplicateSnapshot). */
-const K = fieldKeys('event_id', 'card_token', 'dup', 'dup_expiry', 'dup_alerts', 'alert_id', 'legs', 'terminal_id', 'amount', 'currency', 'resolved');
+const K = fieldKeys('event_id', 'card_token', 'dup', 'dup_expiry', 'dup_alerts', 'alert_id', 'legs', 'terminal_id', 'amount', 'currency', 'resolved', 'credits', 'voided_leg');
 import { PREFETCH_MAX, type EngineCore, type MerchantState, type RuleCommon, type RuleDefinition, type RuleInstance, type RuleStats, type TerminalState, type Variant } from '../types.js';
 
 export interface DuplicateChargeConfig extends RuleCommon {
@@ -37,6 +37,19 @@ interface RaisedDuplicate {
   amount: number;
   currency: string;
   resolved: boolean;
+  /**
+   * Refund money credited to this alert when it was resolved `refunded`, refund by refund (event id,
+   * minor units; they add up to `amount`). A refund's money goes to at most one alert: another alert
+   * sharing the leg counts only what is left of it.
+   */
+  credits: Credit[];
+  /** The leg (txn_id) whose approved void or reversal resolved it, else null. */
+  voidedLeg: string | null;
+}
+
+interface Credit {
+  eventId: string;
+  amount: number;
 }
 
 /** The changelog form (SaleSnapshot field `dup_alerts`, on both legs). */
@@ -48,8 +61,19 @@ export interface RaisedDuplicateSnapshot {
   amount: number;
   currency: string;
   resolved: boolean;
+  /** Absent (written before it existed): none. */
+  credits?: { event_id: string; amount: number }[];
+  /** Absent (written before it existed): null. */
+  voided_leg?: string | null;
 }
 const SWEEP_BUCKET_MS = 5 * 60_000;
+
+/** Refund money of refund `eventId` credited to alerts (other than `self`) this leg row is a leg of. */
+function creditedElsewhere(list: readonly RaisedDuplicate[] | undefined, self: string, eventId: string): number {
+  let n = 0;
+  if (list !== undefined) for (const a of list) if (a.id !== self) for (const x of a.credits) if (x.eventId === eventId) n += x.amount;
+  return n;
+}
 
 /** Finds the nearest leg and fires; the active instance and the shadow one each run it with their own parameters. */
 function match(inst: RuleInstance, core: EngineCore, m: MerchantState, term: TerminalState, t: Transaction, row: number, head: number): void {
@@ -116,6 +140,8 @@ function fire(inst: RuleInstance, core: EngineCore, m: MerchantState, term: Term
       amount: t.amount_minor,
       currency: t.currency,
       resolved: false,
+      credits: [],
+      voidedLeg: null,
     });
   }
 }
@@ -274,56 +300,100 @@ class DuplicateCharge implements RuleInstance {
     return this.raisedOf.get(row) ?? [];
   }
 
+  /**
+   * An approved void or reversal takes one charge back, so it resolves ONE alert of the leg: the open
+   * one whose later leg (the retry) it is, else the earliest raised open one. With three charges A, B,
+   * C and alerts (A,B) and (B,C), voiding B closes (A,B) and leaves (B,C) open: A and C are still a
+   * duplicate, and (B,C)'s REVIEW_REFUND names C, the charge still to give back. A second void or
+   * reversal of a leg whose void already resolved an alert (a redelivery, or both) resolves nothing.
+   */
   onVoid(term: TerminalState, t: Transaction, row: number): void {
     if (row < 0) return;
     const list = this.raisedOf.get(row);
     if (list === undefined) return;
-    const resolution: AlertResolution = t.kind === 'REVERSAL' ? 'reversed' : 'voided';
-    for (const rec of [...list]) {
-      if (rec.resolved) continue;
-      const which = rec.legs[0] === t.original_txn_id ? 'first' : 'second';
-      this.resolve(term.merchant, rec, resolution, [t.event_id], `${t.kind === 'REVERSAL' ? 'reversal' : 'void'} ${t.txn_id} of its ${which} leg ${t.original_txn_id}`, {
-        amount_minor: rec.amount,
-      });
+    const leg = t.original_txn_id!;
+    let pick: RaisedDuplicate | null = null;
+    for (const rec of list) {
+      if (rec.voidedLeg === leg) return;
+      if (!rec.resolved && (pick === null || (rec.legs[1] === leg && pick.legs[1] !== leg))) pick = rec;
     }
+    if (pick === null) return;
+    const resolution: AlertResolution = t.kind === 'REVERSAL' ? 'reversed' : 'voided';
+    const which = pick.legs[0] === leg ? 'first' : 'second';
+    this.resolve(term.merchant, pick, resolution, [t.event_id], `${t.kind === 'REVERSAL' ? 'reversal' : 'void'} ${t.txn_id} of its ${which} leg ${leg}`, { amount_minor: pick.amount }, [], leg);
   }
 
+  /** As for a void, the alerts whose later leg (the retry) the refunded sale is are looked at first. */
   onRefund(term: TerminalState, _t: Transaction, row: number): void {
     if (row < 0) return;
     const list = this.raisedOf.get(row);
     if (list === undefined) return;
-    for (const rec of [...list]) if (!rec.resolved) this.checkRefunds(term.merchant, rec);
+    const txn = this.core.sales.rows.txn[row]!;
+    for (const rec of [...list]) if (!rec.resolved && rec.legs[1] === txn) this.checkRefunds(term.merchant, rec);
+    for (const rec of [...list]) if (!rec.resolved && rec.legs[1] !== txn) this.checkRefunds(term.merchant, rec);
   }
 
-  /** Approved refunds of the two legs together cover the duplicated amount: resolved `refunded`. */
+  /**
+   * Approved refunds of the two legs, to the duplicated card and in its currency, cover the duplicated
+   * amount with money not yet credited to another alert: resolved `refunded`. Refunds are taken in
+   * order (earlier leg first, each leg's refunds in the order recorded) until the amount is covered;
+   * exactly the amount is credited to this alert (the rest of the last refund stays for another alert).
+   */
   private checkRefunds(m: MerchantState, rec: RaisedDuplicate): void {
     const ledger = this.core.sales;
     let total = 0;
-    const by: string[] = [];
+    let left = rec.amount;
+    const credits: Credit[] = [];
     for (const txn of rec.legs) {
       const row = ledger.find(m, txn, hashString(txn, TXN_SEED));
       if (row < 0) continue;
-      for (const r of ledger.refundsOf(row)) {
-        total += r.amount;
-        by.push(r.eventId);
+      const refunds = ledger.refundsOf(row);
+      if (refunds.length === 0) continue;
+      const others = this.raisedOf.get(row);
+      for (const r of refunds) {
+        if (left <= 0) break;
+        // Money back to another card, or in another currency, does not pay back this card's charge.
+        if (r.card !== rec.card || r.currency !== rec.currency) continue;
+        const avail = r.amount - creditedElsewhere(others, rec.id, r.eventId);
+        if (avail <= 0) continue;
+        const take = avail < left ? avail : left;
+        credits.push({ eventId: r.eventId, amount: take });
+        total += avail;
+        left -= take;
       }
     }
-    if (by.length === 0 || total < rec.amount) return;
-    const n = by.length === 1 ? '1 approved refund' : `${by.length} approved refunds`;
-    this.resolve(m, rec, 'refunded', by, `${n} of its legs adding up to ${formatMoney(total, rec.currency)}`, { amount_minor: rec.amount, refunded_minor: total, refunds: by.length });
+    if (left > 0 || credits.length === 0) return;
+    const n = credits.length === 1 ? '1 approved refund' : `${credits.length} approved refunds`;
+    this.resolve(
+      m,
+      rec,
+      'refunded',
+      credits.map((x) => x.eventId),
+      `${n} of its legs adding up to ${formatMoney(total, rec.currency)}`,
+      { amount_minor: rec.amount, refunded_minor: total, refunds: credits.length },
+      credits,
+      null,
+    );
   }
 
-  private resolve(m: MerchantState, rec: RaisedDuplicate, resolution: AlertResolution, by: string[], how: string, details: Record<string, number>): void {
+  private resolve(m: MerchantState, rec: RaisedDuplicate, resolution: AlertResolution, by: string[], how: string, details: Record<string, number>, credits: Credit[], voidedLeg: string | null): void {
     const core = this.core;
     const ledger = core.sales;
     // Both legs hold the record (separate objects after a restore): mark it resolved on each.
     for (const txn of rec.legs) {
       const row = ledger.find(m, txn, hashString(txn, TXN_SEED));
       if (row < 0) continue;
-      for (const r of this.raisedOf.get(row) ?? []) if (r.id === rec.id) r.resolved = true;
+      for (const r of this.raisedOf.get(row) ?? []) {
+        if (r.id !== rec.id) continue;
+        r.resolved = true;
+        r.credits = credits;
+        r.voidedLeg = voidedLeg;
+      }
       core.markRow(row);
     }
     rec.resolved = true;
+    rec.credits = credits;
+    rec.voidedLeg = voidedLeg;
     const ids = [...by].sort();
     core.emitUpdate({
       update_id: alertUpdateId(rec.id, 'auto_resolved', resolution, ids),
@@ -381,6 +451,17 @@ class DuplicateCharge implements RuleInstance {
         w.num(K.amount, r.amount);
         w.str(K.currency, r.currency);
         w.bool(K.resolved, r.resolved);
+        if (r.credits.length > 0) {
+          w.list(K.credits, r.credits.length);
+          for (const x of r.credits) {
+            w.addMap();
+            w.str(K.event_id, x.eventId);
+            w.num(K.amount, x.amount);
+            w.end();
+          }
+          w.end();
+        }
+        if (r.voidedLeg !== null) w.str(K.voided_leg, r.voidedLeg);
         w.end();
       }
       w.end();
@@ -392,7 +473,17 @@ class DuplicateCharge implements RuleInstance {
     if (Array.isArray(raised) && raised.length > 0) {
       this.raisedOf.set(
         row,
-        raised.map((r) => ({ id: r.alert_id, legs: [r.legs[0], r.legs[1]], terminal: r.terminal_id, card: r.card_token, amount: r.amount, currency: r.currency, resolved: r.resolved })),
+        raised.map((r) => ({
+          id: r.alert_id,
+          legs: [r.legs[0], r.legs[1]],
+          terminal: r.terminal_id,
+          card: r.card_token,
+          amount: r.amount,
+          currency: r.currency,
+          resolved: r.resolved,
+          credits: (r.credits ?? []).map((x) => ({ eventId: x.event_id, amount: x.amount })),
+          voidedLeg: r.voided_leg ?? null,
+        })),
       );
     }
     const card = s.card_token;

@@ -1,7 +1,7 @@
 // refund_velocity: the APPROVED REFUND that makes `count` approved refunds at one terminal within
 // `window` of event time; then silent for that terminal until `window` after the refund that fired.
-// State per terminal (in the instance, by terminal slot): the refunds still inside the window of the
-// latest one, and the silence end, written with the terminal's changelog value. See README.md.
+// State per terminal (in the instance, by terminal slot): the refunds within window + allowed lateness
+// of the latest one, and the silence end, written with the terminal's changelog value. See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { MIN, duration, num } from '../../fields.js';
 import { fmtDuration } from '../../format.js';
@@ -21,7 +21,7 @@ export interface RefundVelocityConfig extends RuleCommon {
 }
 
 interface VelocityState {
-  /** Refunds (event time, event id), ordered by event time then id, within `window` of the latest. */
+  /** Refunds (event time, event id), ordered by event time then id, within `window` + allowed lateness of the latest. */
   ets: number[];
   ids: string[];
   /**
@@ -72,8 +72,10 @@ class RefundVelocity implements RuleInstance {
     s.ets.splice(i, 0, et);
     s.ids.splice(i, 0, id);
     hs.splice(i, 0, h);
-    // Forget what no later refund's window can reach (a late refund's own window may lose older ones).
-    const keepFrom = s.ets[s.ets.length - 1]! - p.window;
+    // Forget what no refund still within the allowed lateness of the latest one can reach in its
+    // window: a refund arriving up to allowed_lateness behind the latest sees its whole window, so the
+    // result does not depend on arrival order (one arriving later than that may miss older ones).
+    const keepFrom = s.ets[s.ets.length - 1]! - p.window - this.core.lateness;
     let drop = 0;
     while (drop < s.ets.length && s.ets[drop]! < keepFrom) drop++;
     if (drop > 0) {

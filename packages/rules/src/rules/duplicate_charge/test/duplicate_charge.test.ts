@@ -1,8 +1,9 @@
+import type { Transaction } from '@tillwatch/schemas';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createRuleEngine, parseRulesConfig } from '../../../index.js';
 import { MIN, Scenario } from '../../../../test/helpers/builder.js';
-import { runEvents } from '../../../../test/helpers/run.js';
+import { runEvents, runSplit } from '../../../../test/helpers/run.js';
 
 describe('duplicate_charge', () => {
   it('config: default window 10m; the window cannot be set per terminal', () => {
@@ -84,23 +85,98 @@ describe('duplicate_charge', () => {
       }
     });
 
-    it('a leg of two alerts (three charges) closes both with one void; refunds of a leg beyond the lookback do not count', () => {
-      const s = new Scenario();
-      const [, b] = pair(s);
-      s.sale({ at: 2 * MIN, terminal: 'T1', card: 'tok', amount: 1000, txn: 'tx-c' });
-      const v = s.void({ at: 3 * MIN, card: 'tok', amount: 1000, of: b!.txn_id });
-      const out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
-      expect(out.alerts).toHaveLength(2);
-      expect(out.updates.map((u) => [u.resolution, u.resolved_by_event_ids])).toEqual([
-        ['voided', [v.event_id]],
-        ['voided', [v.event_id]],
-      ]);
-      expect(new Set(out.updates.map((u) => u.alert_id))).toEqual(new Set(out.alerts.map((a) => a.alert_id)));
+    it('refunds of a leg beyond the lookback do not count', () => {
       // Past the refund lookback (8 d) the legs are forgotten: a refund then resolves nothing.
       const late = new Scenario();
       pair(late);
       late.refund({ at: 9 * 24 * 60 * MIN, card: 'tok', amount: 1000, of: 'tx-a0' });
       expect(runEvents(createRuleEngine(parseRulesConfig({})), late.events).updates).toEqual([]);
+    });
+
+    // Three charges A, B, C of 10.00 (0, 1, 2 min): alerts (A,B) and (B,C), B shared.
+    const triple = (s: Scenario): [Transaction, Transaction, Transaction] => {
+      const [a, b] = pair(s);
+      return [a!, b!, s.sale({ at: 2 * MIN, terminal: 'T1', card: 'tok', amount: 1000, txn: 'tx-c' })];
+    };
+    const alertOf = (out: ReturnType<typeof runEvents>, legs: string[]) => out.alerts.find((a) => a.rule === 'duplicate_charge' && a.event_ids.join() === legs.join())!.alert_id;
+
+    it('three charges: one void of the shared leg closes one alert, the one it is the retry of; the remaining pair stays open', () => {
+      const s = new Scenario();
+      const [a, b, c] = triple(s);
+      const v = s.void({ at: 3 * MIN, card: 'tok', amount: 1000, of: b.txn_id });
+      s.again(v); // a redelivery takes nothing more back
+      s.void({ at: 4 * MIN, kind: 'REVERSAL', card: 'tok', amount: 1000, of: b.txn_id }); // nor a second reversal of the same leg
+      let out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
+      expect(out.alerts).toHaveLength(2);
+      expect(out.updates.map((u) => [u.alert_id, u.resolution, u.resolved_by_event_ids])).toEqual([[alertOf(out, [a.event_id, b.event_id]), 'voided', [v.event_id]]]);
+      // A and C are still a duplicate: voiding C then closes (B,C).
+      const vc = s.void({ at: 5 * MIN, card: 'tok', amount: 1000, of: c.txn_id });
+      out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
+      expect(out.updates.map((u) => [u.alert_id, u.resolution, u.resolved_by_event_ids])).toEqual([
+        [alertOf(out, [a.event_id, b.event_id]), 'voided', [v.event_id]],
+        [alertOf(out, [b.event_id, c.event_id]), 'voided', [vc.event_id]],
+      ]);
+    });
+
+    it('three charges: refund money is credited to one alert only (one refund of the shared leg closes one alert; the next refund the other)', () => {
+      const s = new Scenario();
+      const [a, b, c] = triple(s);
+      const rb = s.refund({ at: 10 * MIN, card: 'tok', amount: 1000, of: b.txn_id });
+      let out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
+      expect(out.updates.map((u) => [u.alert_id, u.resolution, u.resolved_by_event_ids, u.details])).toEqual([
+        [alertOf(out, [a.event_id, b.event_id]), 'refunded', [rb.event_id], { amount_minor: 1000, refunded_minor: 1000, refunds: 1 }],
+      ]);
+      // 6.00 more of B and 4.00 of A: (B,C) counts only B's new money, plus nothing of A (not its leg).
+      const rb2 = s.refund({ at: 11 * MIN, card: 'tok', amount: 600, of: b.txn_id });
+      s.refund({ at: 12 * MIN, card: 'tok', amount: 400, of: a.txn_id });
+      expect(runEvents(createRuleEngine(parseRulesConfig({})), s.events).updates).toHaveLength(1);
+      const rc = s.refund({ at: 13 * MIN, card: 'tok', amount: 400, of: c.txn_id });
+      out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
+      expect(out.updates.map((u) => [u.alert_id, u.resolved_by_event_ids, u.details])).toEqual([
+        [alertOf(out, [a.event_id, b.event_id]), [rb.event_id], { amount_minor: 1000, refunded_minor: 1000, refunds: 1 }],
+        [alertOf(out, [b.event_id, c.event_id]), [rb2.event_id, rc.event_id].sort(), { amount_minor: 1000, refunded_minor: 1000, refunds: 2 }],
+      ]);
+      // One 20.00 refund of B pays back both extra charges: it is split, 10.00 to each.
+      const s2 = new Scenario();
+      const [a2, b2, c2] = triple(s2);
+      const big = s2.refund({ at: 10 * MIN, card: 'tok', amount: 2000, of: b2.txn_id });
+      const out2 = runEvents(createRuleEngine(parseRulesConfig({})), s2.events);
+      expect(out2.updates.map((u) => [u.alert_id, u.resolved_by_event_ids, u.details])).toEqual([
+        [alertOf(out2, [a2.event_id, b2.event_id]), [big.event_id], { amount_minor: 1000, refunded_minor: 2000, refunds: 1 }],
+        [alertOf(out2, [b2.event_id, c2.event_id]), [big.event_id], { amount_minor: 1000, refunded_minor: 1000, refunds: 1 }],
+      ]);
+    });
+
+    it('only refunds to the duplicated card and in the sale currency count', () => {
+      const s = new Scenario();
+      const [, b] = pair(s);
+      s.refund({ at: 3 * MIN, card: 'tok_other', amount: 1000, of: b!.txn_id });
+      s.refund({ at: 4 * MIN, card: 'tok', amount: 1000, currency: 'JPY', of: b!.txn_id });
+      expect(runEvents(createRuleEngine(parseRulesConfig({})), s.events).updates).toEqual([]);
+      const ok = s.refund({ at: 5 * MIN, card: 'tok', amount: 1000, of: b!.txn_id });
+      expect(runEvents(createRuleEngine(parseRulesConfig({})), s.events).updates.map((u) => [u.resolution, u.resolved_by_event_ids])).toEqual([['refunded', [ok.event_id]]]);
+    });
+
+    it('credits and voided legs are restored exactly: split anywhere, the same updates', () => {
+      const s = new Scenario();
+      const [, b, c] = triple(s);
+      // B's refund is credited to (A,B); a partial refund of C then must not close (B,C) with it.
+      s.refund({ at: 3 * MIN, card: 'tok', amount: 1000, of: b.txn_id });
+      s.refund({ at: 4 * MIN, card: 'tok', amount: 100, of: c.txn_id });
+      s.refund({ at: 5 * MIN, card: 'tok', amount: 100, of: c.txn_id });
+      s.refund({ at: 6 * MIN, card: 'tok', amount: 800, of: c.txn_id });
+      // A second triple: B voided (and redelivered: the redelivery must not close (B,C)), then refunds of B.
+      s.sale({ at: 20 * MIN, card: 'tok2', amount: 500, txn: 'tx-2a' });
+      s.sale({ at: 21 * MIN, card: 'tok2', amount: 500, txn: 'tx-2b' });
+      s.sale({ at: 22 * MIN, card: 'tok2', amount: 500, txn: 'tx-2c' });
+      const v2 = s.void({ at: 23 * MIN, card: 'tok2', amount: 500, of: 'tx-2b' });
+      s.again(v2);
+      s.refund({ at: 24 * MIN, card: 'tok2', amount: 300, of: 'tx-2b' });
+      s.refund({ at: 25 * MIN, card: 'tok2', amount: 300, of: 'tx-2b' });
+      const cfg = parseRulesConfig({});
+      const whole = runEvents(createRuleEngine(cfg), s.events).updates;
+      expect(whole.length).toBeGreaterThanOrEqual(3);
+      for (let cut = 1; cut < s.events.length; cut++) expect(runSplit(cfg, s.events, new Set([cut])).updates, `split at ${cut}`).toEqual(whole);
     });
   });
 });
