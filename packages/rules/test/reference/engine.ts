@@ -646,7 +646,8 @@ class Engine implements ReferenceEngine {
     list.push({ et: t.event_time, id: t.event_id });
     list.sort((a, b) => a.et - b.et || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const latest = list[list.length - 1]!.et;
-    term.velocity = list.filter((r) => r.et >= latest - p.window);
+    // The documented bound: refunds within window + allowed lateness of the latest are kept.
+    term.velocity = list.filter((r) => r.et >= latest - p.window - this.lateness);
     if (!p.enabled || t.event_time < term.velocitySilentUntil) return;
     const inWindow = term.velocity.filter((r) => r.et >= t.event_time - p.window && r.et <= t.event_time);
     if (inWindow.length < p.count) return;
