@@ -1,15 +1,19 @@
 // Can the dependencies be reached at all? Asked once before a command or a service starts, so an
 // absent Kafka or registry is ONE line within seconds (which one, where, how to start it) instead
-// of kafkajs retrying for half a minute and logging every attempt. A TCP connect says nothing about
-// the protocol; that is on purpose: this check is about "nothing listens there", the clients report
-// everything else with their own errors.
+// of kafkajs retrying for half a minute and logging every attempt. Kafka is asked in its own
+// protocol: something else listening on the port (the registry's port, a TLS listener spoken to in
+// plain text, a broker still starting) opens a TCP connection but is not a broker the clients can
+// use, and kafkajs would retry it for 20-30 s before failing with words that name neither Kafka nor
+// the address.
 import { connect } from 'node:net';
+import { Kafka, logLevel } from 'kafkajs';
+import type { KafkaConfig } from '@tillwatch/config';
 import { DependencyUnavailableError, LOCAL_STACK_HINT, RegistryUnavailableError } from './errors.js';
+import { kafkaJsSecurity } from './kafka/client.js';
 import type { RegistryClient } from './registry/client.js';
 
-/** How long one probe waits (a closed port answers at once; a dropped SYN needs the timeout). */
+/** How long one probe waits (a closed port answers at once; a dropped SYN or a silent peer needs the timeout). */
 export const PROBE_TIMEOUT_MS = 3_000;
-
 /** Resolves when a TCP connection to host:port opens; rejects with the socket error or a timeout. */
 export function probeTcp(hostPort: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
   const i = hostPort.lastIndexOf(':');
@@ -35,13 +39,70 @@ export function probeTcp(hostPort: string, timeoutMs = PROBE_TIMEOUT_MS): Promis
   });
 }
 
-/** At least one bootstrap broker accepts a connection (kafkajs needs only one to find the rest). */
-export async function checkKafkaReachable(brokers: readonly string[], timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
-  const results = await Promise.allSettled(brokers.map((b) => probeTcp(b, timeoutMs)));
+/** What the Kafka probe needs: the bootstrap brokers and how the clients connect (TLS, SASL). */
+export type KafkaProbeConfig = Pick<KafkaConfig, 'brokers'> & Partial<Pick<KafkaConfig, 'ssl' | 'saslMechanism' | 'saslUsername' | 'saslPassword'>>;
+
+/**
+ * One bootstrap broker answers as a Kafka broker within timeoutMs (all steps together): a TCP
+ * connect (the socket's own reason when nothing listens), then a kafkajs admin without retries
+ * that connects (ApiVersions, SASL when configured, over TLS when configured) and asks for the
+ * cluster's metadata. About 25 ms against a healthy local broker.
+ */
+export async function probeKafkaBroker(broker: string, config: Omit<KafkaProbeConfig, 'brokers'> = {}, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  await probeTcp(broker, timeoutMs);
+  const left = Math.max(1, deadline - Date.now());
+  const kafka = new Kafka({
+    clientId: 'tillwatch-probe',
+    brokers: [broker],
+    ...kafkaJsSecurity({ ssl: config.ssl ?? false, saslMechanism: config.saslMechanism, saslUsername: config.saslUsername, saslPassword: config.saslPassword }),
+    connectionTimeout: left,
+    authenticationTimeout: left,
+    requestTimeout: left,
+    enforceRequestTimeout: true,
+    retry: { retries: 0 },
+    // The failure is reported once, as the probe's error: kafkajs's own lines would repeat it.
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin({ retry: { retries: 0 } });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      (async () => {
+        await admin.connect();
+        await admin.describeCluster();
+      })(),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), left))),
+    ]);
+  } catch (e) {
+    throw new KafkaHandshakeError(`the port is open, but no Kafka broker answered: ${reasonOf(e)}`, { cause: e });
+  } finally {
+    clearTimeout(timer);
+    // Not awaited: a peer that never answered must not hold the caller past the deadline.
+    void admin.disconnect().catch(() => undefined);
+  }
+}
+
+/** Something accepted the TCP connection but did not answer as a Kafka broker; the message is the whole reason. */
+class KafkaHandshakeError extends Error {
+  override name = 'KafkaHandshakeError';
+}
+
+/**
+ * At least one bootstrap broker answers as a Kafka broker (kafkajs needs only one to find the
+ * rest), or a DependencyUnavailableError naming Kafka, the brokers and how to start it. Pass the
+ * Kafka configuration (not only the brokers) so the probe uses the clients' TLS and SASL.
+ */
+export async function checkKafkaReachable(kafka: KafkaProbeConfig | readonly string[], timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
+  const config: KafkaProbeConfig = isBrokerList(kafka) ? { brokers: [...kafka] } : kafka;
+  const results = await Promise.allSettled(config.brokers.map((b) => probeKafkaBroker(b, config, timeoutMs)));
   if (results.some((r) => r.status === 'fulfilled')) return;
   const first = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  throw new DependencyUnavailableError('Kafka', brokers.join(','), reasonOf(first?.reason), LOCAL_STACK_HINT, { cause: first?.reason });
+  const reason = first?.reason instanceof KafkaHandshakeError ? first.reason.message : reasonOf(first?.reason);
+  throw new DependencyUnavailableError('Kafka', config.brokers.join(','), reason, LOCAL_STACK_HINT, { cause: first?.reason });
 }
+
+const isBrokerList = (k: KafkaProbeConfig | readonly string[]): k is readonly string[] => Array.isArray(k);
 
 /** The registry answers its REST API within the timeout. */
 export async function checkRegistryReachable(registry: RegistryClient, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
@@ -57,9 +118,28 @@ export async function checkRegistryReachable(registry: RegistryClient, timeoutMs
   }
 }
 
+/** How to get a ClickHouse on this machine: the embedded engine needs no server. */
+export const CLICKHOUSE_HINT = 'unset CLICKHOUSE_URL to use the embedded engine (no server), or start that server';
+
+/**
+ * A ClickHouse server answers its ping (`SELECT 1` over HTTP) within the timeout, or one
+ * DependencyUnavailableError line naming ClickHouse, the address and CLICKHOUSE_HINT. Used by every
+ * process that opens a ClickHouse server (sink, API, commands) before it migrates or queries.
+ */
+export async function checkClickHouseReachable(ch: { ping(): Promise<unknown> }, address: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([ch.ping(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)))]);
+  } catch (e) {
+    throw new DependencyUnavailableError('ClickHouse', address, reasonOf(e), CLICKHOUSE_HINT, { cause: e });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Both, probed at the same time; the first missing one (Kafka before the registry) is the error. */
-export async function checkStreamDependencies(o: { brokers: readonly string[]; registry?: RegistryClient; timeoutMs?: number }): Promise<void> {
-  const checks = [checkKafkaReachable(o.brokers, o.timeoutMs)];
+export async function checkStreamDependencies(o: { kafka: KafkaProbeConfig; registry?: RegistryClient; timeoutMs?: number }): Promise<void> {
+  const checks = [checkKafkaReachable(o.kafka, o.timeoutMs)];
   if (o.registry) checks.push(checkRegistryReachable(o.registry, o.timeoutMs));
   const results = await Promise.allSettled(checks);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -1,8 +1,12 @@
 // The API as a process: parse env, connect ClickHouse, listen. `startApi` is the same without the
-// signal handling, for the lead's single-process `npm start`.
+// signal handling, for the lead's single-process `npm start`. Fail fast and loud as the other
+// services (createServiceLifecycle in @tillwatch/stream): a ClickHouse server that does not answer
+// is one line naming it, its address and the fix; a stop that outlasts SHUTDOWN_TIMEOUT_MS is
+// abandoned with exit 1.
 import { pathToFileURL } from 'node:url';
 import { clickhouseConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { createClickHouse, migrate, type ClickHouse } from '@tillwatch/clickhouse';
+import { checkClickHouseReachable, createServiceLifecycle } from '@tillwatch/stream';
 import { clickhouseMigrationsDir } from '@tillwatch/schemas';
 import { createLogger, createOpsServer, createRegistry, type Logger } from '@tillwatch/telemetry';
 import type { Registry } from 'prom-client';
@@ -28,6 +32,8 @@ export interface StartApiOptions {
   port?: number;
   /** Override API_OPS_PORT, where /metrics is served (0 = random). */
   opsPort?: number;
+  /** Liveness answered by the ops port's /healthz (runApiMain: false once the process decided to die). Default: always healthy. */
+  healthy?: () => boolean;
 }
 
 export interface RunningApi {
@@ -59,6 +65,8 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
     ownCh = createClickHouse({ url: c.url, path: c.path, database: c.database, username: c.username, password: c.password });
     ch = ownCh;
     try {
+      // A server that does not answer (or is no ClickHouse) is the sink's one line, not the client's words.
+      if (c.url) await checkClickHouseReachable(ownCh, c.url);
       await migrate(ch, { dir: clickhouseMigrationsDir });
     } catch (e) {
       await ownCh.close();
@@ -94,7 +102,7 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
   let ready = false;
   // Prometheus scrapes this port; the public API port serves no /metrics (internal detail, and free
   // of the API's authentication and rate limit).
-  const ops = createOpsServer({ registry: metricsRegistry, ready: () => ready, host: options.host ?? svc.httpHost, port: options.opsPort ?? cfg.opsPort });
+  const ops = createOpsServer({ registry: metricsRegistry, ready: () => ready, ...(options.healthy ? { healthy: options.healthy } : {}), host: options.host ?? svc.httpHost, port: options.opsPort ?? cfg.opsPort });
   let opsListening = false;
   const close = async () => {
     ready = false;
@@ -122,31 +130,44 @@ export async function startApi(options: StartApiOptions = {}): Promise<RunningAp
   }
 }
 
-/** `tillwatch api` / `tsx services/api/src/main.ts`: run until SIGTERM/SIGINT; resolves the exit code. */
-export async function runApiMain(env: Env = process.env): Promise<number> {
-  let api: RunningApi;
+/**
+ * `tillwatch api` / `tsx services/api/src/main.ts`: run until SIGTERM/SIGINT; resolves the exit code.
+ * A start-up error is one line (`tillwatch api: fatal: ...`) and 1; a stop (close) that outlasts
+ * SHUTDOWN_TIMEOUT_MS (default 25 s; set it below the orchestrator's grace period) is abandoned
+ * with 1, /healthz on the ops port answering 503 from a fatal error on.
+ */
+export interface RunApiMainOptions {
+  /** Test seam: starts the API (default startApi). */
+  start?: (o: StartApiOptions) => Promise<RunningApi>;
+  /** Test seam: the process object whose SIGTERM/SIGINT end the run. */
+  signals?: Pick<NodeJS.Process, 'once' | 'off'>;
+  /** Test seam: where the one-line messages go (default stderr). */
+  print?: (line: string) => void;
+}
+
+export async function runApiMain(env: Env = process.env, o: RunApiMainOptions = {}): Promise<number> {
+  let svc: ReturnType<typeof serviceConfig>;
   try {
-    api = await startApi({ env });
+    svc = serviceConfig(env, { httpPort: 8080 });
   } catch (e) {
     process.stderr.write(`tillwatch api: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
-  process.stdout.write(`Tillwatch alert API: ${api.url}  (docs: ${api.url}/docs, metrics: ${api.opsUrl}/metrics)\n`);
-  if (api.devKey) process.stdout.write(`Development admin key (API_KEYS unset): ${api.devKey}\n  curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts\n`);
-  return new Promise<number>((resolve) => {
-    const shutdown = () => {
-      process.off('SIGTERM', shutdown);
-      process.off('SIGINT', shutdown);
-      api.close().then(
-        () => resolve(0),
-        (err: unknown) => {
-          process.stderr.write(`tillwatch api: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', shutdown);
-    process.once('SIGINT', shutdown);
+  const logger = createLogger({ service: 'api', level: svc.logLevel });
+  const life = createServiceLifecycle({ service: 'api', logger, shutdownTimeoutMs: svc.shutdownTimeoutMs, ...(o.signals ? { signals: o.signals } : {}), ...(o.print ? { print: o.print } : {}) });
+  const start = o.start ?? startApi;
+  let api: RunningApi | undefined;
+  return life.run({
+    async start() {
+      api = await start({ env, logger, healthy: life.healthy });
+      process.stdout.write(`Tillwatch alert API: ${api.url}  (docs: ${api.url}/docs, metrics: ${api.opsUrl}/metrics)\n`);
+      if (api.devKey) process.stdout.write(`Development admin key (API_KEYS unset): ${api.devKey}\n  curl -H 'x-api-key: ${api.devKey}' ${api.url}/alerts\n`);
+    },
+    // Stops listening (in-flight requests finish, SSE streams end), the rules follower, the read
+    // model, the feed, ClickHouse: all of it within the deadline, or the process exits anyway.
+    stop: async () => {
+      await api?.close();
+    },
   });
 }
 

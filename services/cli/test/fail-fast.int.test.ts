@@ -6,6 +6,10 @@
 // issue is about that). A process still alive after KILL_AFTER_MS fails the case; the bound is
 // wider than 10 s because this shared CI machine may be loaded many times over, and before the fix
 // these processes stayed alive indefinitely (registry missing) or for 36 s (Kafka missing).
+// A port that accepts TCP but is not the dependency (Kafka and ClickHouse pointed at the schema
+// registry's port) fails the same way: before, the Kafka probe passed on the TCP connect and
+// kafkajs retried for 20-30 s ("fatal: Closed connection"), and the API printed the ClickHouse
+// client's "Unexpected encoding: identity". Those cases assert the issue's 10 s themselves.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -25,9 +29,12 @@ interface Result {
   signal: string | null;
   stdout: string;
   stderr: string;
+  /** From spawn to exit. */
+  ms: number;
 }
 
 async function tillwatch(args: string[], env: Record<string, string>): Promise<Result> {
+  const t0 = Date.now();
   const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, HTTP_PORT: '0', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -36,7 +43,7 @@ async function tillwatch(args: string[], env: Record<string, string>): Promise<R
   const killer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
   const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
   clearTimeout(killer);
-  return { code, signal, stdout, stderr };
+  return { code, signal, stdout, stderr, ms: Date.now() - t0 };
 }
 
 /** A loopback port nothing listens on (bound, then closed). */
@@ -49,6 +56,7 @@ async function closedPort(): Promise<number> {
 }
 
 const oneLine = (r: Result) => r.stderr.trim().split('\n');
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('fail fast and loud (real processes)', () => {
   let closed: number;
@@ -116,6 +124,36 @@ describe('fail fast and loud (real processes)', () => {
     ]);
     expect({ code: noFile.code, stderr: oneLine(noFile) }).toEqual({ code: 1, stderr: [`tillwatch: events file ${join(dir, 'nope.jsonl')} does not exist`] });
     expect({ code: noTopic.code, stderr: oneLine(noTopic) }).toEqual({ code: 1, stderr: [`tillwatch: TopicMissingError: topic ${topic} does not exist on Kafka at ${kafka}; create the topics with \`npx tillwatch provision\``] });
+  }, 60_000);
+
+  it('a port that accepts TCP but is not Kafka (the registry\'s): detector and provision exit 1 within 10 s with one line naming Kafka and the address', async () => {
+    const notKafka = new URL(registry).host;
+    const line = (prefix: string) =>
+      new RegExp(`^${esc(prefix)}Kafka is unreachable at ${esc(notKafka)} \\(the port is open, but no Kafka broker answered: [^\\n]+\\); ${esc('start it locally with `npx tillwatch stack up`')}$`);
+    const [detector, provision] = await Promise.all([
+      tillwatch(['detector'], { KAFKA_BROKERS: notKafka, SCHEMA_REGISTRY_URL: registry, TOPIC_PREFIX: randomId('ff') }),
+      tillwatch(['provision'], { KAFKA_BROKERS: notKafka, SCHEMA_REGISTRY_URL: registry, CLICKHOUSE_PATH: `${chPath}-provision-notkafka` }),
+    ]);
+    for (const [r, prefix] of [
+      [detector, 'tillwatch detector: fatal: '],
+      [provision, 'tillwatch: DependencyUnavailableError: '],
+    ] as const) {
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: 1, signal: null });
+      expect(oneLine(r)).toHaveLength(1);
+      expect(oneLine(r)[0]).toMatch(line(prefix));
+      expect(r.ms).toBeLessThan(10_000);
+    }
+  }, 60_000);
+
+  it('api: a ClickHouse server missing, or a port that is not ClickHouse, is the sink\'s one line (dependency, address, fix) within 10 s', async () => {
+    const notClickHouse = `http://${new URL(registry).host}`;
+    const run = (url: string) => tillwatch(['api'], { KAFKA_BROKERS: kafka, SCHEMA_REGISTRY_URL: registry, CLICKHOUSE_URL: url, API_OPS_PORT: '0' });
+    const [closedCh, wrongCh] = await Promise.all([run(`http://127.0.0.1:${closed}`), run(notClickHouse)]);
+    expect({ code: closedCh.code, signal: closedCh.signal, stderr: oneLine(closedCh) }).toEqual({ code: 1, signal: null, stderr: [`tillwatch api: fatal: ${expected().clickhouse}`] });
+    expect({ code: wrongCh.code, signal: wrongCh.signal }).toEqual({ code: 1, signal: null });
+    expect(oneLine(wrongCh)).toHaveLength(1);
+    expect(oneLine(wrongCh)[0]).toMatch(new RegExp(`^tillwatch api: fatal: ClickHouse is unreachable at ${esc(notClickHouse)} \\([^\\n]+\\); unset CLICKHOUSE_URL to use the embedded engine \\(no server\\), or start that server$`));
+    for (const r of [closedCh, wrongCh]) expect(r.ms).toBeLessThan(10_000);
   }, 60_000);
 
   it('several invalid environment variables are reported at once', async () => {

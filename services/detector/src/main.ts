@@ -59,7 +59,7 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
   return life.run({
     async start() {
       // An absent Kafka or registry is one line within seconds, not kafkajs retrying for half a minute.
-      await checkStreamDependencies({ brokers: kcfg.brokers, registry });
+      await checkStreamDependencies({ kafka: kcfg, registry });
       await detector.start();
     },
     stop: () => detector.stop(),

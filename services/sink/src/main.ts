@@ -3,27 +3,12 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { loadRulesConfig } from '@tillwatch/rules';
 import { clickhouseConfig, kafkaConfig, parseAll, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
-import { createClickHouse, migrate, type ClickHouse } from '@tillwatch/clickhouse';
+import { createClickHouse, migrate } from '@tillwatch/clickhouse';
 import { clickhouseMigrationsDir, topicNames } from '@tillwatch/schemas';
-import { DependencyUnavailableError, PROBE_TIMEOUT_MS, checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle, reasonOf } from '@tillwatch/stream';
+import { checkClickHouseReachable, checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle } from '@tillwatch/stream';
 import { createLogger, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
 import { createRulesMetrics } from '@tillwatch/rules-live';
 import { createSink } from './sink.js';
-
-/** How to get a ClickHouse on this machine: the embedded engine needs no server. */
-export const CLICKHOUSE_HINT = 'unset CLICKHOUSE_URL to use the embedded engine (no server), or start that server';
-
-/** ClickHouse answers within the timeout, or one DependencyUnavailableError line. */
-export async function checkClickHouseReachable(ch: ClickHouse, address: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([ch.ping(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)))]);
-  } catch (e) {
-    throw new DependencyUnavailableError('ClickHouse', address, reasonOf(e), CLICKHOUSE_HINT, { cause: e });
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export async function runSinkMain(env: Env = process.env): Promise<number> {
   // Every wrong variable of every group in one error, before anything is opened.
@@ -64,7 +49,7 @@ export async function runSinkMain(env: Env = process.env): Promise<number> {
       // Absent dependencies are one line within seconds each, all probed before anything retries.
       await Promise.all([
         chCfg.url ? checkClickHouseReachable(ch, chCfg.url) : Promise.resolve(),
-        checkStreamDependencies({ brokers: kcfg.brokers, registry }),
+        checkStreamDependencies({ kafka: kcfg, registry }),
       ]);
       await migrate(ch, { dir: clickhouseMigrationsDir });
       await sink.start();

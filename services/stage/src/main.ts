@@ -44,7 +44,7 @@ export async function runStageMain(env: Env = process.env): Promise<number> {
   logger.info({ metrics: `${url}/metrics` }, 'stage ops endpoints listening');
   return life.run({
     async start() {
-      await checkStreamDependencies({ brokers: kcfg.brokers, registry });
+      await checkStreamDependencies({ kafka: kcfg, registry });
       await stage.start();
     },
     stop: () => stage.stop(),

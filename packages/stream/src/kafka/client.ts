@@ -68,18 +68,20 @@ export interface CreateKafkaOptions {
   clientId?: string;
 }
 
+/** TLS and SASL of the kafkajs client: the same for every client of a process, the reachability probe included. */
+export function kafkaJsSecurity(config: Pick<KafkaConfig, 'ssl' | 'saslMechanism' | 'saslUsername' | 'saslPassword'>): Pick<KafkaJsConfig, 'ssl' | 'sasl'> {
+  if (!config.saslMechanism) return { ssl: config.ssl };
+  const sasl = { mechanism: config.saslMechanism, username: config.saslUsername ?? '', password: config.saslPassword ?? '' } as SASLOptions;
+  return { ssl: config.ssl, sasl };
+}
+
 export function createKafka({ config, logger, clientId }: CreateKafkaOptions): Kafka {
   // Fails fast with a clear message when kafkajs lacks the install-time patch (kafkajs-patches.ts).
   assertKafkajsPatched();
-  let sasl: SASLOptions | undefined;
-  if (config.saslMechanism) {
-    sasl = { mechanism: config.saslMechanism, username: config.saslUsername ?? '', password: config.saslPassword ?? '' } as SASLOptions;
-  }
   const kc: KafkaJsConfig = {
     clientId: clientId ?? config.clientId,
     brokers: config.brokers,
-    ssl: config.ssl,
-    ...(sasl ? { sasl } : {}),
+    ...kafkaJsSecurity(config),
     connectionTimeout: 5_000,
     requestTimeout: 30_000,
     // kafkajs logs a lot at INFO during rebalances; WARN and above reach our logs.

@@ -2,8 +2,7 @@
 import { clickhouseConfig, kafkaConfig, parseAll, registryConfig, type ClickHouseConfig, type Env } from '@tillwatch/config';
 import type { ClickHouse } from '@tillwatch/clickhouse';
 import { topicNames } from '@tillwatch/schemas';
-import { checkClickHouseReachable } from '@tillwatch/sink';
-import { TopicMissingError, checkStreamDependencies, createKafka, createRegistryClient } from '@tillwatch/stream';
+import { TopicMissingError, checkClickHouseReachable, checkStreamDependencies, createKafka, createRegistryClient } from '@tillwatch/stream';
 import { createLogger } from '@tillwatch/telemetry';
 
 export function createContext(env: Env = process.env, service = 'cli', o: { clickhouse?: boolean } = {}) {
@@ -35,7 +34,7 @@ export type Context = ReturnType<typeof createContext>;
  */
 export async function checkReachable(ctx: Context, o: { registry?: boolean; clickhouse?: { ch: ClickHouse; url: string | undefined } } = {}): Promise<void> {
   await Promise.all([
-    checkStreamDependencies({ brokers: ctx.kafkaCfg.brokers, ...(o.registry !== false ? { registry: ctx.registry } : {}) }),
+    checkStreamDependencies({ kafka: ctx.kafkaCfg, ...(o.registry !== false ? { registry: ctx.registry } : {}) }),
     o.clickhouse?.url ? checkClickHouseReachable(o.clickhouse.ch, o.clickhouse.url) : Promise.resolve(),
   ]);
 }
