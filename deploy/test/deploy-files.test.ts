@@ -372,6 +372,18 @@ describe('compose.yaml', () => {
     expect(existsSync(path.join(deployDir, 'prometheus', path.basename(promArgs.split('=')[1]!)))).toBe(true);
   });
 
+  it("every Tillwatch service gets more stop time than its own shutdown deadline (SHUTDOWN_TIMEOUT_MS), so a stuck stop ends with its exit 1, not a SIGKILL", () => {
+    for (const [name, s] of tillwatchServices) {
+      // The services that stop under SHUTDOWN_TIMEOUT_MS (provision is a one-shot job, the simulator a load generator).
+      if (!['detector', 'sink', 'stage', 'api'].includes((s.command as string[])[2]!)) continue;
+      const env = Object.fromEntries(Object.entries(envObject(s)).map(([k, v]) => [k, composeDefault(v)]));
+      const deadline = serviceConfig(env, { httpPort: 1 }).shutdownTimeoutMs;
+      const grace = /^(\d+)s$/.exec(String((s as { stop_grace_period?: string }).stop_grace_period ?? '10s'));
+      expect(grace, `${name} stop_grace_period in seconds`).not.toBeNull();
+      expect(Number(grace![1]) * 1000, name).toBeGreaterThan(deadline);
+    }
+  });
+
   it('every container has a memory limit; a bounded Node heap fits inside it', () => {
     for (const [name, s] of Object.entries(compose.services)) {
       expect(s.mem_limit, `${name} mem_limit`).toMatch(/^\d+[mg]$/);
