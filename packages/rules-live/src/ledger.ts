@@ -13,7 +13,7 @@
 // only ever removes an exact copy of a record; every version stays in the history, and a bad record
 // written straight to the topic by accident cannot take a good version's place once the topic is
 // compacted (one that copies a good record's key on purpose can: topic ACLs guard against that).
-import { loadRulesConfig, RulesConfigError, type ConfigIssue, type RulesConfig } from '@tillwatch/rules';
+import { loadRulesConfig, RulesConfigError, type ConfigIssue, type ParseRulesOptions, type RulesConfig } from '@tillwatch/rules';
 import type { RulesDocument, RulesFormat } from '@tillwatch/schemas';
 import { parse as parseYaml } from 'yaml';
 
@@ -56,11 +56,11 @@ export function formatOfPath(path: string): RulesFormat {
  * Validates a rules document (the checks of `tillwatch rules validate`, `rules push` and `PUT /rules`).
  * Returns the config, or throws RulesConfigError listing every problem.
  */
-export function validateRulesDocument(text: string, format: RulesFormat): RulesConfig {
+export function validateRulesDocument(text: string, format: RulesFormat, options: ParseRulesOptions = {}): RulesConfig {
   let config: RulesConfig | undefined;
   const issues: ConfigIssue[] = [];
   try {
-    config = loadRulesConfig(text, format);
+    config = loadRulesConfig(text, format, options);
   } catch (e) {
     if (!(e instanceof RulesConfigError)) throw e;
     issues.push(...e.issues);
@@ -85,7 +85,9 @@ export function validateRulesDocument(text: string, format: RulesFormat): RulesC
 export function checkRecord(rec: RulesDocument): { ok: true; config: RulesConfig } | { ok: false; issues: ConfigIssue[] } {
   let config: RulesConfig;
   try {
-    config = validateRulesDocument(rec.document, rec.format);
+    // A record on the topic was validated when it was pushed: checks added since (today, a deadline
+    // equal to the lookback) must not reject it on replay and silently put an older version in force.
+    config = validateRulesDocument(rec.document, rec.format, { acceptDeadlineAtLookback: true });
   } catch (e) {
     if (e instanceof RulesConfigError) return { ok: false, issues: e.issues };
     throw e;

@@ -49,6 +49,23 @@ describe('checkRecord', () => {
   });
 });
 
+describe('a refund_after_deadline deadline equal to the lookback', () => {
+  const equal = (v: number) => doc(v, 10, 'engine:\n  refund_lookback: 8d\noverrides:\n  merchants:\n    M0200:\n      refund_after_deadline: { deadline: 8d }\n');
+  it('is refused in a new document (push, validate, PUT /rules)', () => {
+    expect(() => validateRulesDocument(equal(2), 'yaml')).toThrow(/overrides\.merchants\.M0200\.refund_after_deadline\.deadline: must be shorter than engine\.refund_lookback/);
+  });
+
+  it('keeps a version pushed before that check in force on replay, instead of falling back to an older one', () => {
+    const l = new RulesLedger();
+    l.apply(rec(1), '0');
+    expect(l.apply(rec(2, equal(2)), '1').kind).toBe('applied');
+    expect(l.active()!.config.version).toBe(2);
+    expect(l.active()!.config.overrides.merchants['M0200']!.refund_after_deadline!.deadline).toBe(8 * 86_400_000);
+    // Longer than the lookback was always refused, and still is.
+    expect(l.apply(rec(3, equal(3).replace('deadline: 8d', 'deadline: 9d')), '2').kind).toBe('rejected');
+  });
+});
+
 describe('RulesLedger', () => {
   it('applies increasing versions and keeps every record in the history', () => {
     const l = new RulesLedger();

@@ -130,15 +130,24 @@ export class RulesConfigError extends Error {
   }
 }
 
+export interface ParseRulesOptions {
+  /**
+   * Accept a refund_after_deadline deadline equal to engine.refund_lookback (refused since 2026-12-07:
+   * the rule can never fire then). Only for replaying versions accepted before (pos.rules.v1): refusing
+   * them now would silently put an older version back in force.
+   */
+  acceptDeadlineAtLookback?: boolean;
+}
+
 /** Parses a rules document (YAML or JSON text), validates it and fills defaults. */
-export function loadRulesConfig(text: string, format: 'yaml' | 'json'): RulesConfig {
+export function loadRulesConfig(text: string, format: 'yaml' | 'json', options: ParseRulesOptions = {}): RulesConfig {
   let obj: unknown;
   try {
     obj = format === 'json' ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new RulesConfigError([{ path: '(file)', problem: `not valid ${format.toUpperCase()}: ${(e as Error).message.split('\n')[0]}` }]);
   }
-  return parseRulesConfig(obj);
+  return parseRulesConfig(obj, options);
 }
 
 // ------------------------------------------------------------------ the document schema
@@ -240,7 +249,7 @@ function overridesOf(raw: unknown, level: 'merchant' | 'terminal'): Record<strin
  * `null`/`undefined` (an empty file) means all defaults. Throws RulesConfigError listing every problem.
  * Idempotent: parseRulesConfig(parseRulesConfig(x)) deep-equals parseRulesConfig(x).
  */
-export function parseRulesConfig(obj: unknown): RulesConfig {
+export function parseRulesConfig(obj: unknown, options: ParseRulesOptions = {}): RulesConfig {
   const r = documentSchema.safeParse(obj);
   if (!r.success) {
     // Every problem at once: the cross-field checks also run on the document without its invalid
@@ -252,12 +261,12 @@ export function parseRulesConfig(obj: unknown): RulesConfig {
     const again = pruned === undefined ? undefined : documentSchema.safeParse(pruned);
     if (again?.success) {
       const reported = new Set(issues.map((i) => i.path));
-      for (const x of crossFieldIssues(assemble(pruned, again.data))) if (!reported.has(x.path)) issues.push(x);
+      for (const x of crossFieldIssues(assemble(pruned, again.data), options)) if (!reported.has(x.path)) issues.push(x);
     }
     throw new RulesConfigError(issues);
   }
   const config = assemble(obj, r.data);
-  const issues = crossFieldIssues(config);
+  const issues = crossFieldIssues(config, options);
   if (issues.length > 0) throw new RulesConfigError(issues);
   return config;
 }
@@ -338,7 +347,7 @@ function assemble(obj: unknown, data: unknown): RulesConfig {
 }
 
 /** Problems between fields that are each valid alone. */
-function crossFieldIssues(config: RulesConfig): ConfigIssue[] {
+function crossFieldIssues(config: RulesConfig, options: ParseRulesOptions): ConfigIssue[] {
   // A forgotten terminal must not take pending state with it.
   const issues: ConfigIssue[] = [];
   const { engine, rules, overrides } = config;
@@ -361,7 +370,7 @@ function crossFieldIssues(config: RulesConfig): ConfigIssue[] {
     ...Object.entries(overrides.terminals).map(([k, o]): [string, number | undefined] => [`overrides.terminals.${k}.refund_after_deadline.deadline`, o.refund_after_deadline?.deadline]),
   ];
   for (const [path, d] of deadlines) {
-    if (d !== undefined && d >= engine.refund_lookback) issues.push({ path, problem: `must be shorter than engine.refund_lookback (${engine.refund_lookback} ms), got ${d} ms` });
+    if (d !== undefined && (d > engine.refund_lookback || (d === engine.refund_lookback && options.acceptDeadlineAtLookback !== true))) issues.push({ path, problem: `must be shorter than engine.refund_lookback (${engine.refund_lookback} ms), got ${d} ms` });
   }
   return issues;
 }

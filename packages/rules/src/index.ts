@@ -11,6 +11,7 @@ export {
   type GovernorConfig,
   loadRulesConfig,
   parseRulesConfig,
+  type ParseRulesOptions,
   resolveRules,
   resolveVariant,
   type RuleId,
