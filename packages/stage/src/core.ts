@@ -88,6 +88,8 @@ interface Circuit {
 
 interface Governor {
   window: number;
+  /** The freeze_window (ms) `window` counts in: a changed freeze_window starts a new window. */
+  size: number;
   fleet: number;
   merchants: Map<string, number>;
   circuit: Circuit | null;
@@ -116,7 +118,8 @@ export interface CoreSnapshot {
   recent: Start[];
   /** Without its members (keys member:<terminal> = merchant). */
   incident: Omit<Incident, 'members' | 'merchants'> | null;
-  gov: { window: number; fleet: number; merchants: Array<[string, number]>; circuit: Circuit | null };
+  /** size: absent in snapshots written before it (taken as the freeze_window in force at restore). */
+  gov: { window: number; size?: number; fleet: number; merchants: Array<[string, number]>; circuit: Circuit | null };
   late: number;
 }
 
@@ -174,7 +177,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
   let open = new Map<string, string[]>();
   let recent: Start[] = [];
   let incident: Incident | null = null;
-  let gov: Governor = { window: -1, fleet: 0, merchants: new Map(), circuit: null };
+  let gov: Governor = { window: -1, size: o.config.stage.governor.freeze_window, fleet: 0, merchants: new Map(), circuit: null };
   let late = 0;
   // Each terminal's last activity (received time), and the terminals by the hour of it.
   let seen = new Map<string, number>();
@@ -608,9 +611,12 @@ export function createStageCore(o: StageCoreOptions): StageCore {
     }
     // The current window is the stage's: a late freeze (its time before the frontier, from a window
     // already left) counts against the current window; only a newer window resets the counters.
+    // A changed freeze_window (a rules version, or a restart with another config) starts a new window in the new
+    // size: a window number counted in the old size would compare wrongly (a longer window: never reset again).
     const w = Math.floor(Math.max(r.time, frontier) / g.freeze_window);
-    if (w > gov.window) {
+    if (w > gov.window || gov.size !== g.freeze_window) {
       gov.window = w;
+      gov.size = g.freeze_window;
       gov.fleet = 0;
       gov.merchants = new Map();
     }
@@ -805,7 +811,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
           buffer: [...buffer],
           recent: [...recent],
           incident: incident === null ? null : (({ members: _m, merchants: _s, ...rest }) => ({ ...rest, evidence: [...rest.evidence] }))(incident),
-          gov: { window: gov.window, fleet: gov.fleet, merchants: [...gov.merchants], circuit: gov.circuit === null ? null : { ...gov.circuit } },
+          gov: { window: gov.window, size: gov.size, fleet: gov.fleet, merchants: [...gov.merchants], circuit: gov.circuit === null ? null : { ...gov.circuit } },
           late,
         };
         changes.push(['core', snap]);
@@ -856,7 +862,7 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         // Snapshots written before memberships carry no rule (the membership's rule then stays empty).
         recent = s.recent.map((x) => ({ ...x, rule: x.rule ?? '' }));
         incident = s.incident === null ? null : { ...s.incident, members: new Map(), merchants: new Set(), evidence: [...s.incident.evidence] };
-        gov = { window: s.gov.window, fleet: s.gov.fleet, merchants: new Map(s.gov.merchants), circuit: s.gov.circuit };
+        gov = { window: s.gov.window, size: s.gov.size ?? cfg.governor.freeze_window, fleet: s.gov.fleet, merchants: new Map(s.gov.merchants), circuit: s.gov.circuit };
         late = s.late;
       }
       if (incident !== null) {
@@ -864,6 +870,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         incident.merchants = new Set(members.values());
       }
       rebuildHolding(incident);
+      // close_due is derived state: recomputed, so an incident that an older version left with none
+      // (it never closed while a member stayed open) gets one now. Deterministic: a snapshot written
+      // by this version restores the same value.
+      if (incident !== null) scheduleClose(incident);
       // The pruning order over the fleet, from the kept alerts (time, then id: as they were applied).
       priorQueue = [];
       priorHead = 0;

@@ -189,6 +189,19 @@ describe('sync_incident', () => {
       expect(o.updates[0]!.summary).not.toContain('all recovered');
     });
 
+    it('an incident an older version left with no close time (close_due null while a member stayed open) gets one at restore', () => {
+      const a = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+      a.apply([...outage, wm(T + 2 * 60 * MIN)]);
+      const snap = new Map(a.takeChanges().map(([k, v]) => [k, JSON.parse(JSON.stringify(v)) as unknown]));
+      const core = snap.get('core') as { incident: { close_due: number | null } };
+      expect(core.incident.close_due).toBe(closeAt);
+      core.incident.close_due = null; // as the version before this fix wrote it
+      const b = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+      b.restore(snap);
+      const o = b.apply([wm(closeAt)]);
+      expect(o.updates.map((u) => [u.rule, u.resolved_at])).toEqual([['sync_incident', closeAt]]);
+    });
+
     it('a week later an unrelated outage opens its own incident: its notice goes out, its notifications are suppressed under its id', () => {
       const W = T + 7 * DAY;
       const later: StageRecord[] = [];
@@ -374,6 +387,30 @@ describe('governor', () => {
     expect(o2.alerts.map((a) => [a.rule, a.window_start, a.window_end])).toEqual([['freeze_circuit_open', T + H, T + 2 * H]]);
     expect([...o2.updates, ...o3.updates].map((u) => [u.alert_id, u.resolved_at, u.details.held_back])).toEqual([[o2.alerts[0]!.alert_id, T + 2 * H, 11]]);
   });
+});
+
+describe('governor and a changed freeze_window', () => {
+  const H = 60 * MIN;
+  const withWindow = (freeze_window: number): RulesConfig => {
+    const d = defaultRulesConfig();
+    return { ...d, stage: { ...d.stage, governor: { ...d.stage.governor, freeze_window } } };
+  };
+  const freezes = (from: number, n: number, t: number) => Array.from({ length: n }, (_, i) => action(from + i, t + i * 1000, 'FREEZE_TERMINAL', 'refund_velocity'));
+
+  for (const restart of [false, true]) {
+    it(`a longer window (10 min -> 1 h${restart ? ', across a restore' : ''}) starts a new window: the caps reset, later freezes are issued`, () => {
+      let core = createStageCore({ partitions: 1, config: withWindow(10 * MIN) });
+      const o1 = core.apply([...freezes(0, 21, T + 5 * MIN), wm(T + 9 * MIN)]);
+      expect(o1.decisions.map((d) => d.decision).filter((d) => d === 'downgraded')).toHaveLength(1);
+      if (restart) {
+        const snap = new Map(core.takeChanges().map(([k, v]) => [k, JSON.parse(JSON.stringify(v)) as unknown]));
+        core = createStageCore({ partitions: 1, config: withWindow(H) });
+        core.restore(snap);
+      } else core.setConfig(withWindow(H));
+      const o2 = core.apply([...freezes(100, 5, T + 2 * H), wm(T + 2 * H + MIN)]);
+      expect(o2.decisions.map((d) => d.decision)).toEqual(new Array(5).fill('issued'));
+    });
+  }
 });
 
 describe('changelog', () => {
