@@ -92,6 +92,14 @@ export class DependencyUnavailableError extends FatalError {
   }
 }
 
+/** The dependency answered, but refused this client (credentials, SASL mechanism, TLS): not a stack to start. */
+export class DependencyRefusedError extends FatalError {
+  override name = 'DependencyRefusedError';
+  constructor(readonly dependency: 'Kafka', readonly address: string, detail: string, readonly hint: string, options?: { cause?: unknown }) {
+    super(`${dependency} at ${address} answered but refused this client (${detail}); ${hint}`, options);
+  }
+}
+
 /** A topic the command needs was never created. */
 export class TopicMissingError extends FatalError {
   override name = 'TopicMissingError';

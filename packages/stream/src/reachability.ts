@@ -8,7 +8,7 @@
 import { connect } from 'node:net';
 import { Kafka, logLevel } from 'kafkajs';
 import type { KafkaConfig } from '@tillwatch/config';
-import { DependencyUnavailableError, LOCAL_STACK_HINT, RegistryUnavailableError } from './errors.js';
+import { DependencyRefusedError, DependencyUnavailableError, LOCAL_STACK_HINT, RegistryUnavailableError } from './errors.js';
 import { kafkaJsSecurity } from './kafka/client.js';
 import type { RegistryClient } from './registry/client.js';
 
@@ -75,6 +75,8 @@ export async function probeKafkaBroker(broker: string, config: Omit<KafkaProbeCo
       new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), left))),
     ]);
   } catch (e) {
+    // A SASL or protocol error is an answer: a broker is there and refused this client's settings.
+    if (KAFKA_ANSWERED.has((e as Error)?.name)) throw new KafkaRefusedError(reasonOf(e), { cause: e });
     throw new KafkaHandshakeError(`the port is open, but no Kafka broker answered: ${reasonOf(e)}`, { cause: e });
   } finally {
     clearTimeout(timer);
@@ -88,6 +90,16 @@ class KafkaHandshakeError extends Error {
   override name = 'KafkaHandshakeError';
 }
 
+/** A broker answered with an error about this client (authentication, SASL state, an unsupported request). */
+class KafkaRefusedError extends Error {
+  override name = 'KafkaRefusedError';
+}
+
+/** kafkajs errors that carry a broker's answer (an error code, or a failed SASL exchange), not a missing broker. */
+const KAFKA_ANSWERED = new Set(['KafkaJSSASLAuthenticationError', 'KafkaJSProtocolError']);
+
+const CLIENT_SETTINGS_HINT = 'check KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD against the cluster';
+
 /**
  * At least one bootstrap broker answers as a Kafka broker (kafkajs needs only one to find the
  * rest), or a DependencyUnavailableError naming Kafka, the brokers and how to start it. Pass the
@@ -97,6 +109,8 @@ export async function checkKafkaReachable(kafka: KafkaProbeConfig | readonly str
   const config: KafkaProbeConfig = isBrokerList(kafka) ? { brokers: [...kafka] } : kafka;
   const results = await Promise.allSettled(config.brokers.map((b) => probeKafkaBroker(b, config, timeoutMs)));
   if (results.some((r) => r.status === 'fulfilled')) return;
+  const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof KafkaRefusedError);
+  if (refused) throw new DependencyRefusedError('Kafka', config.brokers.join(','), (refused.reason as Error).message, CLIENT_SETTINGS_HINT, { cause: refused.reason });
   const first = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   const reason = first?.reason instanceof KafkaHandshakeError ? first.reason.message : reasonOf(first?.reason);
   throw new DependencyUnavailableError('Kafka', config.brokers.join(','), reason, LOCAL_STACK_HINT, { cause: first?.reason });
