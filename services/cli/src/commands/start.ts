@@ -156,10 +156,30 @@ export async function run(argv: string[], deps: StartDeps = {}): Promise<number>
     clearTimeout(runFor);
     clearInterval(counterTimer);
     console.error(`\nstopping${stopSignal ? ` (${stopSignal})` : ''}: what this command started...`);
+    // A pipeline stop abandoned at its deadline may still be flushing into the embedded ClickHouse:
+    // then ClickHouse is left open (the process exits right after) rather than closed under the sink.
+    let pipelineStopped = true;
     const steps: [string, (() => Promise<void>) | undefined][] = [
       ['simulator', simulator ? () => simulator!.stop() : undefined],
-      ['pipeline (detector commits its batch, sink flushes, API)', pipeline ? () => pipeline!.stop() : undefined],
-      ['ClickHouse', ch ? () => ch!.close() : undefined],
+      [
+        'pipeline (detector commits its batch, sink flushes, API)',
+        pipeline
+          ? () =>
+              pipeline!.stop().catch((e: unknown) => {
+                pipelineStopped = false;
+                throw e;
+              })
+          : undefined,
+      ],
+      [
+        'ClickHouse',
+        ch
+          ? async () => {
+              if (pipelineStopped) await ch!.close();
+              else console.error('ClickHouse left open: the pipeline did not stop in time and may still write to it');
+            }
+          : undefined,
+      ],
     ];
     for (const [what, stop] of steps) {
       if (!stop) continue;
