@@ -8,6 +8,7 @@ import { createKafka, createRegistryClient, LOCAL_STACK_HINT } from '@tillwatch/
 import { kafkaConfig } from '@tillwatch/config';
 import { createLogger } from '@tillwatch/telemetry';
 import { auth, buildApp } from './fixtures.js';
+import { closedPort } from '@tillwatch/stream/testing';
 import { createKafkaRulesBackend, rulesBackendFromEnv, type KafkaRulesBackend } from '../src/routes/rules-backend.js';
 
 const noClickHouse = { table: (n: string) => `test.${n}`, database: 'test' } as unknown as ClickHouse;
@@ -21,14 +22,6 @@ async function listen(server: Server): Promise<number> {
   server.on('connection', (s: Socket) => sockets.push(s));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as { port: number }).port;
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 afterEach(async () => {

@@ -13,13 +13,13 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { kafkaConfig, registryConfig } from '@tillwatch/config';
 import { randomId } from '@tillwatch/stream';
+import { closedPort } from '@tillwatch/stream/testing';
 
 const bin = fileURLToPath(new URL('../bin/tillwatch.js', import.meta.url));
 const KILL_AFTER_MS = 20_000;
@@ -44,15 +44,6 @@ async function tillwatch(args: string[], env: Record<string, string>): Promise<R
   const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
   clearTimeout(killer);
   return { code, signal, stdout, stderr, ms: Date.now() - t0 };
-}
-
-/** A loopback port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 const oneLine = (r: Result) => r.stderr.trim().split('\n');
