@@ -120,4 +120,25 @@ describe('tillwatch replay', () => {
     expect(backtest.map((a) => a.rule)).toEqual(['upload_backlog']);
     expect(await readAlerts(join(dir, 'hb-replay.jsonl'))).toEqual(backtest);
   });
+
+  it("follows the rules file's engine.max_clock_skew like the backtest: a line 90 min ahead is sent under a 2 h bound (the detector judges it)", async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'tillwatch-replay-'));
+    const T = Date.UTC(2026, 2, 1, 8);
+    const sale = (i: number, et: number, rt: number): Transaction => ({
+      event_id: `skew-${i}`, txn_id: `tx-skew-${i}`, kind: 'SALE', status: 'APPROVED', terminal_id: 'T1', merchant_id: 'M1', card_token: 'tok_skew',
+      amount_minor: 2500, currency: 'EUR', terminal_seq: i + 1, original_txn_id: null, event_time: et, received_time: rt,
+    });
+    // A duplicate charge whose second leg's terminal clock runs 90 min ahead of its receipt.
+    const file = join(dir, 'skew.jsonl');
+    await writeFile(file, [sale(0, T, T + 500), sale(1, T + 60_000, T + 60_000 - 90 * 60_000 + 10 * 60_000)].map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const config = join(dir, 'skew-rules.yaml');
+    await writeFile(config, 'engine:\n  max_clock_skew: 2h\n');
+    const env = { ...process.env, LOG_LEVEL: 'warn' };
+    await run(process.execPath, [cli, 'backtest', '--events', file, '--config', config, '--out', join(dir, 'skew-backtest.jsonl'), '--no-progress'], { env });
+    const replayed = await run(process.execPath, [cli, 'replay', '--events', file, '--config', config, '--out', join(dir, 'skew-replay.jsonl')], { env, timeout: 170_000 });
+    expect(replayed.stdout).toMatch(/live equals backtest/);
+    const backtest = await readAlerts(join(dir, 'skew-backtest.jsonl'));
+    expect(backtest.map((a) => a.rule)).toEqual(['duplicate_charge']);
+    expect(await readAlerts(join(dir, 'skew-replay.jsonl'))).toEqual(backtest);
+  });
 });

@@ -1,12 +1,17 @@
 // tillwatch produce --events FILE [--topic T]: publishes a JSON-lines file of transactions as
 // Avro through the registry, keyed by merchant_id, in file order. Invalid lines are reported
-// with their line number and not sent (they could not be encoded in the contract).
+// with their line number and not sent (they could not be encoded in the contract). The clock-skew
+// bound is not applied here: it belongs to the rules in force (engine.max_clock_skew), and the
+// detector dead-letters what its version refuses, as the backtest rejects what its config refuses.
 import { AvroSchemas, validateHeartbeat, validateTransaction, valueSubject, type Heartbeat, type Transaction } from '@tillwatch/schemas';
 import { createAvroSerde } from '@tillwatch/stream';
 import { parseCommand, type CommandSpec } from '../lib/args.js';
 import { checkReachable, checkTopicsExist, createContext } from '../lib/context.js';
 import { KAFKA_ENV, envNotes } from '../lib/env-help.js';
 import { assertReadableFile, readJsonLines } from '../lib/jsonl.js';
+
+/** The contract's shape and ranges; no clock-skew bound (the detector applies its rules' one). */
+const SHAPE_ONLY = { maxClockSkewMs: Infinity };
 
 /**
  * Publishes a JSON-lines file: transactions to `topic`; with `heartbeatTopic`, lines with `"type":
@@ -39,13 +44,13 @@ export async function publishFile(ctx: ReturnType<typeof createContext>, path: s
       }
       try {
         if (hbSerde !== null && (l.value as { type?: unknown } | null)?.type === 'heartbeat') {
-          const h = validateHeartbeat(l.value);
+          const h = validateHeartbeat(l.value, SHAPE_ONLY);
           beats.push({ key: h.merchant_id, value: hbSerde.encode(h) });
           if (h.received_time > maxReceivedTime) maxReceivedTime = h.received_time;
           if (beats.length >= 1000) await flush();
           continue;
         }
-        const t = validateTransaction(l.value);
+        const t = validateTransaction(l.value, SHAPE_ONLY);
         batch.push({ key: t.merchant_id, value: serde.encode(t) });
         if (t.received_time > maxReceivedTime) maxReceivedTime = t.received_time;
       } catch (e) {
