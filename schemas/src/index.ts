@@ -4,3 +4,4 @@ export * from './contracts.js';
 export * from './validate.js';
 export * from './money.js';
 export * from './ids.js';
+export * from './pan.js';

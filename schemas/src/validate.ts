@@ -1,6 +1,7 @@
 // Contract-level validation shared by the backtest reader and the live detector, so a record that
 // the backtest rejects is exactly the record the detector sends to the DLQ.
 import { TxnKindValues, TxnStatusValues, type Heartbeat, type Transaction } from './generated.js';
+import { redactPans } from './pan.js';
 
 /** One problem with one field. ClockSkew: the event claims to be from the future of its arrival. */
 export interface ValidationIssue {
@@ -48,7 +49,8 @@ const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length 
 const CURRENCY = /^[A-Z]{3}$/;
 // A card token must not look like a PAN (13-19 digits): a raw card number is never accepted.
 const PAN_LIKE = /^\d{13,19}$/;
-const show = (v: unknown): string => JSON.stringify(v) ?? 'undefined';
+// A bad value is echoed in the reason, which goes to rejects files, dead letters and logs: never a PAN.
+const show = (v: unknown): string => redactPans(JSON.stringify(v) ?? 'undefined');
 const iso = (ms: number): string => new Date(ms).toISOString();
 const STRING_FIELDS = ['event_id', 'txn_id', 'terminal_id', 'merchant_id', 'card_token', 'currency'] as const;
 

@@ -73,3 +73,20 @@ describe('checkTransaction (values an Avro reader of the contract decoded)', () 
     }
   });
 });
+
+describe('a card number in a bad value is never echoed in the reason (rejects files, dead letters, logs)', () => {
+  for (const [field, value] of [
+    ['amount_minor', '4111111111111111'],
+    ['amount_minor', -4111111111111111],
+    ['currency', '4111 1111 1111 1111'],
+    ['terminal_seq', '5500-0000-0000-0004'],
+  ] as const) {
+    it(`${field}: ${JSON.stringify(value)}`, () => {
+      const e = errorOf({ [field]: value });
+      expect(e.message).toContain(field);
+      expect(e.message).toContain('[PAN REDACTED]');
+      expect(e.message.replace(/\D/g, '')).not.toContain('4111111111111111');
+      expect(e.message.replace(/\D/g, '')).not.toContain('5500000000000004');
+    });
+  }
+});

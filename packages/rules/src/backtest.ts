@@ -1,6 +1,6 @@
 // The pure part of `tillwatch backtest`: JSON lines in arrival order -> engine -> alerts, actions and
 // rejects. File reading, writing, timing and the progress bar live in scripts/backtest.ts.
-import { InvalidValueError, validateHeartbeat, validateTransaction, type Action, type ActionKind, type Alert, type AlertUpdate, type Heartbeat, type RefundReason, type Transaction } from '@tillwatch/schemas';
+import { InvalidValueError, redactPans, validateHeartbeat, validateTransaction, type Action, type ActionKind, type Alert, type AlertUpdate, type Heartbeat, type RefundReason, type Transaction } from '@tillwatch/schemas';
 import { RULE_IDS, type RuleId, type RulesConfig } from './config.js';
 import { createRuleEngine } from './engine.js';
 import type { EngineOptions, EngineOutput, EngineStats, RuleEngine } from './types.js';
@@ -63,20 +63,8 @@ export interface Backtest {
 
 export const isRejected = (r: EngineOutput | BacktestInput | RejectedLine): r is RejectedLine => (r as RejectedLine).reason !== undefined;
 
-// Quoted 13-19 digit strings (optionally grouped by spaces or dashes), and bare numbers of 14-19
-// digits: epoch-ms timestamps are 13 digits and unquoted, so they survive.
-const QUOTED_PAN = /"(\d[\d -]{11,22}\d)"/g;
-const BARE_PAN = /(?<![\d.])\d{14,19}(?![\d.])/g;
-
-/** Masks card-number-like values in a raw line before it is written anywhere (a PAN is never stored). */
-export function redactPans(raw: string): string {
-  return raw
-    .replace(QUOTED_PAN, (all, digits: string) => {
-      const n = digits.replace(/[ -]/g, '').length;
-      return n >= 13 && n <= 19 && /^[\d -]+$/.test(digits) ? '"[PAN REDACTED]"' : all;
-    })
-    .replace(BARE_PAN, '[PAN REDACTED]');
-}
+/** Masks card-number-like values in a raw line before it is written anywhere (a PAN is never stored); from @tillwatch/schemas. */
+export { redactPans };
 
 const MAX_RAW = 4096;
 
@@ -98,7 +86,7 @@ export function createBacktest(config: RulesConfig, options: EngineOptions = {})
     rejected++;
     text = text.trimEnd();
     const raw = redactPans(text.length > MAX_RAW ? `${text.slice(0, MAX_RAW)}...[truncated, ${text.length} chars]` : text);
-    return { line: lineNo, reason, raw };
+    return { line: lineNo, reason: redactPans(reason), raw };
   };
 
   const validate = (v: unknown, lineNo: number, raw: () => string): BacktestInput | RejectedLine => {
