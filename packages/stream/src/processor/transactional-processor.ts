@@ -95,6 +95,12 @@ interface RestoreRun {
   done: Promise<void>;
 }
 
+/** tillwatch_dlq_records_total's labels of one dead letter. */
+interface DlqLabels {
+  topic: string;
+  error_class: string;
+}
+
 interface TaskEntry {
   partition: number;
   producer: Producer;
@@ -270,7 +276,12 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     return run;
   };
 
-  async function commit(entry: TaskEntry, messages: OutputMessage[], offsets: Array<{ topic: string; partition: number; offset: string }> = []): Promise<void> {
+  /**
+   * Commits `messages` and `offsets` in one transaction. `deadLettered`: the labels of the dead letters
+   * among the messages, counted in tillwatch_dlq_records_total once the transaction committed (a
+   * batch retried after a failed commit builds its dead letters again: they count once).
+   */
+  async function commit(entry: TaskEntry, messages: OutputMessage[], offsets: Array<{ topic: string; partition: number; offset: string }> = [], deadLettered: readonly DlqLabels[] = []): Promise<void> {
     const started = performance.now();
     const txn = await entry.producer.transaction();
     // The offsets go out while the outputs are sent, not after them: AddOffsetsToTxn and
@@ -316,6 +327,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       throw e;
     }
     o.metrics.txnLatency?.observe((performance.now() - started) / 1000);
+    for (const l of deadLettered) o.metrics.dlq.inc(l);
   }
 
   /**
@@ -533,8 +545,9 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
     }
   }
 
-  function deadLetter(msg: EachBatchPayload['batch']['messages'][number], topic: string, partition: number, err: PoisonRecordError): OutputMessage {
-    o.metrics.dlq.inc({ topic, error_class: err.errorClass });
+  /** A poison record's dead letter; its metric labels go to `labels`, counted when its transaction commits (commit). */
+  function deadLetter(msg: EachBatchPayload['batch']['messages'][number], topic: string, partition: number, err: PoisonRecordError, labels: DlqLabels[]): OutputMessage {
+    labels.push({ topic, error_class: err.errorClass });
     const source = { topic, partition, offset: msg.offset, key: msg.key ?? null, value: msg.value ?? null };
     return deadLetterMessage(o.dlqTopic, (d) => o.encodeDeadLetter(d), source, { errorClass: err.errorClass, reason: err.message, stage: `${o.deadLetterStagePrefix ?? 'detector'}.${err.stage}` }, now());
   }
@@ -565,6 +578,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
    */
   async function stepAligned(entry: TaskEntry): Promise<boolean> {
     const buffers = entry.buffers!;
+    const deadLettered: DlqLabels[] = [];
     const step = await alignedStep({
       task: entry.task!,
       partition: entry.partition,
@@ -573,12 +587,12 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
       positions: entry.positions!,
       wallMs: now(),
       chunk: PROCESS_CHUNK,
-      deadLetter: (m, topic, err) => deadLetter(m, topic, entry.partition, err),
+      deadLetter: (m, topic, err) => deadLetter(m, topic, entry.partition, err, deadLettered),
       gone: () => entry.closed || entry.lost,
     });
     if (!step) return false;
     for (const [key, value] of entry.task!.takeChanges()) step.messages.push({ topic: o.changelogTopic, key, value, partition: entry.partition });
-    await commit(entry, step.messages, step.offsets.map((x) => ({ topic: x.topic, partition: entry.partition, offset: x.offset.toString() })));
+    await commit(entry, step.messages, step.offsets.map((x) => ({ topic: x.topic, partition: entry.partition, offset: x.offset.toString() })), deadLettered);
     for (const [topic, at] of step.taken) dropBefore(buffers.get(topic)!, at);
     pauseFull(entry);
     for (const x of step.offsets) entry.committed.set(x.topic, x.offset);
@@ -710,6 +724,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           const wall = now();
           const out: OutputMessage[] = [];
           const dead: OutputMessage[] = [];
+          const deadLettered: DlqLabels[] = [];
           const done: Array<() => void> = [];
           let decoded = 0;
           for (let i = 0; i < messages.length; i += PROCESS_CHUNK) {
@@ -721,7 +736,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
                 value = input.decode(m.value, batch.partition);
               } catch (e) {
                 if (!isPoison(e)) throw e;
-                dead.push(deadLetter(m, batch.topic, batch.partition, e));
+                dead.push(deadLetter(m, batch.topic, batch.partition, e, deadLettered));
                 continue;
               }
               records.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value });
@@ -741,7 +756,7 @@ export function createTransactionalProcessor(o: TransactionalProcessorOptions): 
           for (const [key, value] of entry.task!.takeChanges()) out.push({ topic: o.changelogTopic, key, value, partition: batch.partition });
           const next = BigInt(last) + 1n;
           o.metrics.batchLatency.observe({ stage: 'compute' }, (performance.now() - started) / 1000);
-          await commit(entry, out, [{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
+          await commit(entry, out, [{ topic: batch.topic, partition: batch.partition, offset: next.toString() }], deadLettered);
           entry.committed.set(batch.topic, next);
           resolveOffset(last);
           o.metrics.decoded.inc({ topic: batch.topic }, decoded);
