@@ -213,6 +213,15 @@ describe('scrape configs', () => {
     }
   });
 
+  it('every service (the second stage included) has a down alert: its job up == 0, and absent() when no target is discovered', () => {
+    const downSelectors = alerts.flatMap((a) => [...a.expr.matchAll(/up\{job=~?"([^"]+)"\}\)?\s*==\s*0/g)].map((m) => new RegExp(`^(?:${m[1]})$`)));
+    for (const s of SERVICES) {
+      const job = `tillwatch-${s}`;
+      expect(downSelectors.some((re) => re.test(job)), `${job}: no alert on up == 0`).toBe(true);
+      expect(alerts.some((a) => a.expr.includes(`absent(up{job="${job}"})`)), `${job}: no alert when it has no target`).toBe(true);
+    }
+  });
+
   it('the job names the rules select on exist in the static and compose configs', () => {
     expect(jobsInRules.size).toBeGreaterThan(0);
     for (const f of ['prometheus.yml', 'prometheus.compose.yml'] as const) {
