@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { clickhouseConfig, kafkaConfig, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { apiConfig, readModelEnabled } from '@tillwatch/api';
-import { CLI, DOCUMENTED_ENV, METRICS_PORTS, SERVICE_PORTS, SERVICES, STAGE_PORT, type ServiceName } from './support/env.js';
+import { CLI, DOCUMENTED_ENV, IMAGE_OF, IMAGE_SERVICES, METRICS_PORTS, SERVICE_PORTS, SERVICES, STAGE_PORT, type ServiceName } from './support/env.js';
 import { decodeK8s } from './support/k8s-schema.js';
 import { deployDir, dockerDir, k8sDir, repoRoot } from './support/paths.js';
 
@@ -160,7 +160,8 @@ describe('Dockerfile', () => {
   });
 
   it('HTTP services have a HEALTHCHECK on their own port and EXPOSE it; the simulator has none', () => {
-    for (const s of SERVICES) {
+    // The stage runs in the detector's image with its own HTTP_PORT (compose and k8s set it).
+    for (const s of IMAGE_SERVICES) {
       const hc = effective(s, 'HEALTHCHECK');
       expect(hc?.args, `${s} HEALTHCHECK`).toMatch(/CMD \["node", "deploy\/docker\/healthcheck\.mjs"\]$/);
       expect(hc?.args).toMatch(/--interval=\S+ --timeout=\S+ --start-period=\S+ --retries=\d+/);
@@ -314,15 +315,15 @@ describe('compose.yaml', () => {
     }
   });
 
-  it('detector, sink and api: right command and port, health check, ClickHouse where needed', () => {
+  it('detector, sink, api and stage: right command, image and port, health check, ClickHouse where needed', () => {
     for (const svc of SERVICES) {
       const s = compose.services[svc]!;
       const env = envObject(s);
       expect((s.command as string[])[2], svc).toBe(svc);
-      expect(s.build?.target, svc).toBe(svc);
+      expect(s.build?.target, svc).toBe(IMAGE_OF[svc]);
       expect(env['HTTP_PORT'], svc).toBe(String(SERVICE_PORTS[svc]));
       expect(s.healthcheck?.test, svc).toEqual(['CMD', 'node', 'deploy/docker/healthcheck.mjs']);
-      if (svc !== 'detector') {
+      if (svc === 'sink' || svc === 'api') {
         expect(env['CLICKHOUSE_URL'], svc).toBe('http://clickhouse:8123');
         expect(env['CLICKHOUSE_DATABASE'], svc).toBe('tillwatch');
       }
@@ -427,7 +428,7 @@ function validateServiceEnv(command: string, env: Env): void {
       registryConfig(env);
       return;
     case 'stage':
-      serviceConfig(env, { httpPort: 9467 });
+      serviceConfig(env, { httpPort: SERVICE_PORTS.stage });
       kafkaConfig(env);
       registryConfig(env);
       return;
@@ -604,7 +605,7 @@ describe('k8s manifests', () => {
       expect(tpl.spec.securityContext?.runAsNonRoot, svc).toBe(true);
       const [c, ...others] = tpl.spec.containers;
       expect(others, svc).toEqual([]);
-      expect(c!.image, svc).toBe(`tillwatch/${svc}:${kustomization.images.find((i) => i.name === `tillwatch/${svc}`)?.newTag}`);
+      expect(c!.image, svc).toBe(`tillwatch/${IMAGE_OF[svc]}:${kustomization.images.find((i) => i.name === `tillwatch/${IMAGE_OF[svc]}`)?.newTag}`);
       expect(tpl.spec.automountServiceAccountToken, `${svc}: no service-account token`).toBe(false);
       expect(c!.command, svc).toEqual([...CLI, svc]);
       const port = c!.ports?.find((p) => p.name === 'http');

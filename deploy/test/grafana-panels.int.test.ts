@@ -81,6 +81,9 @@ const ALERTS: Alert[] = [
   alert('a7', 'refund_without_sale', 'critical', 'm2', 't3', 11, { amount_minor: 9900, sale_not_found: 1 }, ['e-t3-99']),
   // a8 carries its own money (the engine fills currency and amount_minor): it beats the evidence's 1005 GBP.
   { ...alert('a8', 'refund_exceeds_sale', 'high', 'm1', 't1', 12, { sale_amount_minor: 5000, refunded_total_minor: 7000, refund_amount_minor: 4000, excess_minor: 2000 }, ['e-t2-5']), currency: 'GBP', amount_minor: 4000 },
+  // A fleet alert of the second stage (packages/stage core.ts): terminal_id and merchant_id are the
+  // fleet pseudo-id '*', not a terminal or a merchant. Still open (no closing update).
+  alert('a9', 'sync_incident', 'critical', '*', '*', 14, { terminals: 12, merchants: 2 }, ['e-t1-14', 'e-t3-3']),
 ];
 /** A shadow alert of a rule no dashboard names and that has no active alert (a rule just added). */
 const SHADOW_ONLY: Alert = alert('s1', 'new_rule_in_shadow', 'low', 'm1', 't2', 13);
@@ -428,12 +431,14 @@ describe('fleet overview values', () => {
   const single = async (title: string, column: string, vars: Partial<VariableValues> = {}) => (await query(title, vars)).data[0]?.[column];
 
   it('alert counts follow the rule, severity and merchant variables', async () => {
-    expect(await single('Alerts in range', 'alerts')).toBe(8);
+    // The fleet alert a9 is an alert (counted), but '*' is not a terminal.
+    expect(await single('Alerts in range', 'alerts')).toBe(9);
     expect(await single('Alerts in range', 'alerts', { rule: ['sequence_gap'] })).toBe(3);
-    expect(await single('Alerts in range', 'alerts', { severity: ['medium', 'critical'] })).toBe(3);
+    expect(await single('Alerts in range', 'alerts', { severity: ['medium', 'critical'] })).toBe(4);
     expect(await single('Alerts in range', 'alerts', { merchant: 'm2' })).toBe(3);
-    expect(await single('Critical alerts in range', 'critical')).toBe(1);
+    expect(await single('Critical alerts in range', 'critical')).toBe(2);
     expect(await single('Terminals alerting in range', 'terminals')).toBe(3);
+    expect(await single('Terminals alerting in range', 'terminals', { rule: ['sync_incident'] })).toBe(0);
     expect(await single('Actions issued in range', 'actions')).toBe(4);
   });
 
@@ -447,14 +452,26 @@ describe('fleet overview values', () => {
     expect(await single('Alerts in range', 'alerts', { rule: ['sequence_gap'] })).toBe(3);
   });
 
-  it('open sequence gaps exclude resolved ones and keep acknowledged ones', async () => {
-    expect(await single('Open sequence gaps', 'open_gaps')).toBe(2);
-    const table = await query('Open sequence gaps by terminal');
-    const rows = table.data.map((r) => [r['alert_id'], r['status'], r['missing_from'], r['missing_to'], r['missing_count']]);
-    expect(rows).toEqual([
+  it('open sequence gaps exclude resolved ones and filled ones (gap_filled by the end of the range), keep acknowledged ones, follow the merchant', async () => {
+    // a6 resolved by an analyst; a4 filled by an alert update (gap_filled, minute 10): auto-resolved,
+    // as the API and the triage dashboard say; a5 acknowledged, still open.
+    const gaps = async (vars: Partial<VariableValues> = {}, range: Range = RANGE_3H) =>
+      (await query('Open sequence gaps by terminal', vars, range)).data.map((r) => [r['alert_id'], r['status'], r['missing_from'], r['missing_to'], r['missing_count']]);
+    const count = async (vars: Partial<VariableValues> = {}, range: Range = RANGE_3H) => (await query('Open sequence gaps', vars, range)).data[0]?.['open_gaps'];
+    expect(await count()).toBe(1);
+    expect(await gaps()).toEqual([['a5', 'acknowledged', 100, 100, 1]]);
+    // A range ending before the fill (minute 9.5): a4 was still open then.
+    const beforeFill: Range = { fromMs: T0 - HOUR, toMs: T0 + 9 * MIN + 30_000 };
+    expect(await count({}, beforeFill)).toBe(2);
+    expect(await gaps({}, beforeFill)).toEqual([
       ['a5', 'acknowledged', 100, 100, 1],
       ['a4', 'open', 41, 43, 3],
     ]);
+    // The stat follows the merchant variable as the table does (a4 is m2's, a5 m1's).
+    expect(await count({ merchant: 'm2' })).toBe(0);
+    expect(await count({ merchant: 'm2' }, beforeFill)).toBe(1);
+    expect(await count({ merchant: 'm1' })).toBe(1);
+    expect(await gaps({ merchant: 'm2' }, beforeFill)).toEqual([['a4', 'open', 41, 43, 3]]);
   });
 
   it('alerts per minute add up to the alert count whatever the bucket width', async () => {
@@ -467,14 +484,53 @@ describe('fleet overview values', () => {
     }
   });
 
-  it('top terminals and merchants rank by alert count', async () => {
+  it('alerts per minute and refund anomalies follow the merchant variable (the rollup has no merchant: the panels read alerts then)', async () => {
+    const sum = async (title: string, column: string, vars: Partial<VariableValues>, range: Range) => {
+      const p = panel(title);
+      const r = await query(title, vars, range);
+      const bucketMinutes = column === 'alerts_per_minute' ? queryIntervalMs(p, range.toMs - range.fromMs) / MIN : 1;
+      return r.data.reduce((s, row) => s + Number(row[column]) * bucketMinutes, 0);
+    };
+    for (const range of [RANGE_3H, RANGE_7D]) {
+      for (const m of ['m1', 'm2']) {
+        const mine = ALERTS.filter((a) => a.merchant_id === m);
+        expect(await sum('Alerts per minute by rule and severity', 'alerts_per_minute', { merchant: m }, range)).toBeCloseTo(mine.length, 6);
+        expect(await sum('Alerts per minute by rule and severity', 'alerts_per_minute', { merchant: m, rule: ['sequence_gap'] }, range)).toBeCloseTo(mine.filter((a) => a.rule === 'sequence_gap').length, 6);
+        expect(await sum('Refund anomalies', 'alerts', { merchant: m }, range)).toBe(mine.filter((a) => a.rule.startsWith('refund_')).length);
+      }
+      expect(await sum('Refund anomalies', 'alerts', {}, range)).toBe(2);
+    }
+    // The same series names and buckets from either source: m1's and m2's add up to the fleet's,
+    // less the fleet alert (merchant '*').
+    const fleetWide = await query('Alerts per minute by rule and severity');
+    const perMerchant = [...(await query('Alerts per minute by rule and severity', { merchant: 'm1' })).data, ...(await query('Alerts per minute by rule and severity', { merchant: 'm2' })).data];
+    const key = (row: Record<string, unknown>) => `${String(row['time'])} ${String(row['series'])}`;
+    expect(perMerchant.map(key).sort()).toEqual(fleetWide.data.filter((row) => !String(row['series']).startsWith('sync_incident')).map(key).sort());
+  });
+
+  it("top terminals and merchants rank by alert count, without the fleet pseudo-id '*'", async () => {
     const terms = await query('Top terminals by alerts');
     expect(terms.data[0]).toMatchObject({ terminal_id: 't1', merchant: 'm1', alerts: 3 });
+    expect(terms.data.map((r) => [r['terminal_id'], r['alerts']])).toEqual([
+      ['t1', 3],
+      ['t3', 3],
+      ['t2', 2],
+    ]);
     const merchants = await query('Top merchants by alerts');
     expect(merchants.data.map((r) => [r['merchant_id'], r['alerts'], r['terminals'], r['actions']])).toEqual([
       ['m1', 5, 2, 2],
       ['m2', 3, 1, 2],
     ]);
+    expect((await query('Top terminals by alerts', { rule: ['sync_incident'] })).data).toEqual([]);
+    expect((await query('Top merchants by alerts', { rule: ['sync_incident'] })).data).toEqual([]);
+  });
+
+  it('top merchants: the actions column follows the rule variable as the alert columns do', async () => {
+    // ac1 comes from a1 (duplicate_charge, m1), ac2 from a8 (refund_exceeds_sale, m1), ac3 and ac4 from a7 (refund_without_sale, m2).
+    const rows = async (rule: string[]) => (await query('Top merchants by alerts', { rule })).data.map((r) => [r['merchant_id'], r['alerts'], r['actions']]);
+    expect(await rows(['duplicate_charge'])).toEqual([['m1', 1, 1]]);
+    expect(await rows(['refund_without_sale'])).toEqual([['m2', 1, 2]]);
+    expect(await rows(['abnormal_amount'])).toEqual([['m1', 1, 0]]);
   });
 
   it('sync lag percentiles see the 20-minute backlog', async () => {
@@ -508,14 +564,16 @@ describe('triage dashboard values', () => {
   };
 
   it('backlog: open and acknowledged per rule, and the age of the oldest open alert at the end of the range', async () => {
-    // a5 acknowledged, a6 resolved, a2 false positive; of the five never triaged, events resolved
-    // a1 (refunded, minute 8), a4 (gap filled, minute 10) and a3 (episode ended, minute 37).
-    expect((await query('Backlog')).data[0]).toMatchObject({ open: 2, acknowledged: 1 });
+    // a5 acknowledged, a6 resolved, a2 false positive; of the six never triaged, events resolved
+    // a1 (refunded, minute 8), a4 (gap filled, minute 10) and a3 (episode ended, minute 37); the
+    // fleet incident a9 is open.
+    expect((await query('Backlog')).data[0]).toMatchObject({ open: 3, acknowledged: 1 });
     const byRule = (await query('Backlog by rule')).data.map((r) => [r['rule'], r['open'], r['acknowledged']]);
     expect(byRule).toEqual([
       ['refund_exceeds_sale', 1, 0],
       ['refund_without_sale', 1, 0],
       ['sequence_gap', 0, 1],
+      ['sync_incident', 1, 0],
     ]);
     // a7, detected at T0+11 min; the range ends at T0+2 h.
     expect((await query('Oldest open alert')).data[0]?.['oldest_open_age_s']).toBe(2 * 3600 - 11 * 60);
@@ -526,7 +584,7 @@ describe('triage dashboard values', () => {
   it('backlog: an alert is open until the update that resolves it, at the end of the range', async () => {
     // Range ending at T0+30 min: a1 and a4 are resolved by then, a3's episode ends only at minute 37.
     const early = { fromMs: T0, toMs: T0 + 30 * MIN };
-    expect((await query('Backlog', {}, early)).data[0]).toMatchObject({ open: 3, acknowledged: 1 });
+    expect((await query('Backlog', {}, early)).data[0]).toMatchObject({ open: 4, acknowledged: 1 });
     expect((await query('Oldest open alert', {}, early)).data[0]?.['oldest_open_age_s']).toBe(30 * 60 - 7 * 60);
   });
 
@@ -592,6 +650,7 @@ describe('money trail values', () => {
       sequence_gap: [3, 1, 1, 1],
       refund_without_sale: [1, 1, 0, 0],
       refund_exceeds_sale: [1, 1, 0, 0],
+      sync_incident: [1, 1, 0, 0],
     });
     const m2 = await query('Open vs auto-resolved per rule', { merchant: 'm2' });
     expect(m2.data.map((row) => row['rule']).sort()).toEqual(['refund_without_sale', 'sequence_gap', 'sync_lag']);

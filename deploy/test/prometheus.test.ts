@@ -10,7 +10,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { createRegistry } from '@tillwatch/telemetry';
-import { ALL_METRIC_LABELS, API_METRICS, KNOWN_METRICS, metricNamesIn, unknownSeries, type MetricType } from './support/metrics.js';
+import { createStageMetrics } from '@tillwatch/stage-service';
+import { ALL_METRIC_LABELS, API_METRICS, KNOWN_METRICS, STAGE_METRICS, metricNamesIn, unknownSeries, type MetricType } from './support/metrics.js';
 import { deployDir, k8sDir, prometheusDir } from './support/paths.js';
 import { MISSING_PROMTOOL, findPromtool, isCI, runPromtool } from './support/promtool.js';
 import { METRICS_PORTS, SERVICE_PORTS, SERVICES, STAGE_PORT } from './support/env.js';
@@ -159,8 +160,15 @@ describe('alerting rules', () => {
     for (const c of cases) expect(names.has(c.alertname), `test for unknown alert ${c.alertname}`).toBe(true);
   });
 
+  it("the second stage's documented metric list is what it registers (besides the stream metrics)", async () => {
+    const stage = createRegistry({ service: 'stage', defaultMetrics: false });
+    createStageMetrics(stage);
+    const own = (await stage.getMetricsAsJSON()).filter((m) => !(m.name in KNOWN_METRICS)).map((m) => [m.name, String(m.type)]);
+    expect(Object.fromEntries(own.sort())).toEqual(Object.fromEntries(Object.entries(STAGE_METRICS).sort()));
+  });
+
   it('expressions use only metrics the services export, with their real labels', async () => {
-    const known: Record<string, MetricType> = { ...KNOWN_METRICS, ...API_METRICS };
+    const known: Record<string, MetricType> = { ...KNOWN_METRICS, ...STAGE_METRICS, ...API_METRICS };
     for (const m of await createRegistry({ service: 'x' }).getMetricsAsJSON()) known[m.name] = String(m.type) as MetricType;
     for (const a of alerts) {
       const names = metricNamesIn(a.expr);
@@ -210,6 +218,15 @@ describe('scrape configs', () => {
       const job = configs['prometheus.compose.yml'].scrape_configs.find((c) => c.job_name === `tillwatch-${s}`);
       expect(job?.dns_sd_configs?.[0], s).toEqual(expect.objectContaining({ names: [s], type: 'A', port: METRICS_PORTS[s] }));
       expect(Object.keys(compose.services)).toContain(s);
+    }
+  });
+
+  it('every service (the second stage included) has a down alert: its job up == 0, and absent() when no target is discovered', () => {
+    const downSelectors = alerts.flatMap((a) => [...a.expr.matchAll(/up\{job=~?"([^"]+)"\}\)?\s*==\s*0/g)].map((m) => new RegExp(`^(?:${m[1]})$`)));
+    for (const s of SERVICES) {
+      const job = `tillwatch-${s}`;
+      expect(downSelectors.some((re) => re.test(job)), `${job}: no alert on up == 0`).toBe(true);
+      expect(alerts.some((a) => a.expr.includes(`absent(up{job="${job}"})`)), `${job}: no alert when it has no target`).toBe(true);
     }
   });
 

@@ -35,19 +35,32 @@ export const DOCUMENTED_ENV = new Set([
   'NODE_OPTIONS',
 ]);
 
-/** The services and their default HTTP_PORT (/healthz, /readyz; the api's public API). */
-export const SERVICE_PORTS = { detector: 9464, sink: 9465, api: 8080 } as const;
+/**
+ * The long-running services and their default HTTP_PORT (/healthz, /readyz; the api's public API).
+ * The second stage (`tillwatch stage`: fleet incidents and the action governor, the only writer of
+ * pos.actions.*) is one of them: it is scraped and alerted on like the others.
+ */
+export const SERVICE_PORTS = { detector: 9464, sink: 9465, api: 8080, stage: 9467 } as const;
 export type ServiceName = keyof typeof SERVICE_PORTS;
 export const SERVICES = Object.keys(SERVICE_PORTS) as ServiceName[];
 
 /**
- * Where Prometheus scrapes /metrics: the detector's and the sink's HTTP_PORT, the api's ops port
- * (API_OPS_PORT; its public HTTP_PORT serves no /metrics).
+ * Where Prometheus scrapes /metrics: the HTTP_PORT of the detector, the sink and the stage, the
+ * api's ops port (API_OPS_PORT; its public HTTP_PORT serves no /metrics).
  */
-export const METRICS_PORTS = { detector: 9464, sink: 9465, api: 9466 } as const satisfies Record<ServiceName, number>;
+export const METRICS_PORTS = { detector: 9464, sink: 9465, api: 9466, stage: 9467 } as const satisfies Record<ServiceName, number>;
 
-/** The second stage (tillwatch stage, deploy/k8s/stage.yaml): HTTP_PORT = its metrics and health port. */
-export const STAGE_PORT = 9467;
+/** The second stage's HTTP_PORT = its metrics and health port. */
+export const STAGE_PORT = SERVICE_PORTS.stage;
+
+/**
+ * The image (Dockerfile target, k8s image name) each service runs: the stage has no image of its
+ * own, it runs `tillwatch stage` in the detector's (deploy/k8s/stage.yaml, compose `stage`).
+ */
+export const IMAGE_OF = { detector: 'detector', sink: 'sink', api: 'api', stage: 'detector' } as const satisfies Record<ServiceName, string>;
+
+/** The services with an image (Dockerfile target) of their own. */
+export const IMAGE_SERVICES = SERVICES.filter((s) => IMAGE_OF[s] === s);
 
 /** The one command line every image and manifest runs: node services/cli/bin/tillwatch.js <cmd>. */
 export const CLI = ['node', 'services/cli/bin/tillwatch.js'] as const;

@@ -89,8 +89,30 @@ export const API_METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   tillwatch_api_read_model_bytes: ['part'],
 };
 
-/** Labels of any metric, stage or api. */
-export const ALL_METRIC_LABELS: Readonly<Record<string, readonly string[]>> = { ...METRIC_LABELS, ...API_METRIC_LABELS };
+/**
+ * The second stage's own metrics (services/stage/src/metrics.ts, createStageMetrics, besides the
+ * stream metrics of KNOWN_METRICS; the tests compare this list with it). It exports them with
+ * service="stage".
+ */
+export const STAGE_METRICS: Readonly<Record<string, MetricType>> = {
+  tillwatch_stage_decisions_total: 'counter',
+  tillwatch_stage_alerts_total: 'counter',
+  tillwatch_stage_buffered_records: 'gauge',
+  tillwatch_stage_late_records: 'gauge',
+  tillwatch_stage_incident_open: 'gauge',
+  tillwatch_event_to_action_seconds: 'histogram',
+  tillwatch_stage_kafka_transaction_duration_seconds: 'histogram',
+  tillwatch_stage_changelog_restore_seconds: 'histogram',
+  tillwatch_stage_changelog_restore_records_total: 'counter',
+};
+
+export const STAGE_METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
+  tillwatch_stage_decisions_total: ['decision', 'kind'],
+  tillwatch_stage_alerts_total: ['rule'],
+};
+
+/** Labels of any metric: pipeline stages, the second stage, the api. */
+export const ALL_METRIC_LABELS: Readonly<Record<string, readonly string[]>> = { ...METRIC_LABELS, ...STAGE_METRIC_LABELS, ...API_METRIC_LABELS };
 
 const HISTOGRAM_SERIES = ['_bucket', '_sum', '_count'] as const;
 
