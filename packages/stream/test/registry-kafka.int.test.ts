@@ -2,7 +2,7 @@
 // produced, consumed and decoded through the registry; BACKWARD compatibility enforced.
 import { afterAll, describe, expect, it } from 'vitest';
 import { AvroSchemas, valueSubject, type Transaction } from '@tillwatch/schemas';
-import { createAvroSerde, provisionTopics, registerContracts, SchemaIncompatibleError } from '@tillwatch/stream';
+import { createAvroSerde, FatalError, provisionTopics, registerContracts, SchemaIncompatibleError } from '@tillwatch/stream';
 import { randomId, randomTopics, testKafka } from '@tillwatch/stream/testing';
 
 const { kafka, registry } = testKafka();
@@ -34,6 +34,29 @@ describe('Kafka + schema registry (real local stack)', () => {
     const subjects = await registerContracts(registry, name);
     expect(Object.keys(subjects)).toContain(valueSubject(topics.transactions));
     expect(await registry.getCompatibility(valueSubject(topics.transactions))).toBe('BACKWARD');
+  });
+
+  it('refuses topics that existed with the wrong layout (heartbeats not co-partitioned, a changelog not compacted, rules with 2 partitions), naming each', async () => {
+    await admin.connect();
+    const topics = randomTopics();
+    const name = (r: keyof typeof topics) => topics[r];
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic: topics.heartbeats, numPartitions: 3 },
+        { topic: topics.detectorChangelog, numPartitions: 6, configEntries: [{ name: 'cleanup.policy', value: 'delete' }] },
+        { topic: topics.rules, numPartitions: 2, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      ],
+    });
+    created.push(topics.heartbeats, topics.detectorChangelog, topics.rules);
+    const e = await provisionTopics(admin, { partitions: 6, replicationFactor: 1, topicName: name }).catch((x: unknown) => x);
+    created.push(...Object.values(topics).filter((t) => !created.includes(t)));
+    expect(e).toBeInstanceOf(FatalError);
+    const m = (e as Error).message;
+    expect(m).toContain(`${topics.heartbeats} has 3 partitions but ${topics.transactions} has 6`);
+    expect(m).toContain(`${topics.detectorChangelog} has cleanup.policy=delete; it must be compact`);
+    expect(m).toContain(`${topics.rules} has 2 partitions; it needs exactly 1`);
+    expect(m).not.toContain(topics.alerts);
   });
 
   it('produces an Avro transaction and consumes it decoded through the registry', async () => {
