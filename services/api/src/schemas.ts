@@ -223,7 +223,7 @@ export const routeSchemas = {
         type: 'object',
         properties: {
           alert: ref('Alert'),
-          evidence: { type: 'array', items: ref('Transaction') },
+          evidence: { type: 'array', items: ref('Transaction'), description: "The stored transactions among the alert's event_ids, by event_time: at the alert's merchant, or at any merchant for a fleet alert (merchant_id '*', e.g. sync_incident)" },
           missing_evidence: { type: 'array', items: { type: 'string' }, description: 'Transaction event_ids not (or no longer) stored in transactions' },
           heartbeat_evidence: {
             type: 'array',
