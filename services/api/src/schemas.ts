@@ -350,6 +350,7 @@ export const routeSchemas = {
           recent_transactions: { type: 'array', items: ref('Transaction') },
           open_gaps: {
             type: 'array',
+            description: "The terminal's sequence_gap alerts whose numbers are still missing, newest first (up to 100): status open or acknowledged (an acknowledged gap is not filled, as on the Grafana panels); not resolved, false_positive or auto_resolved (filled)",
             items: {
               type: 'object',
               properties: {
@@ -362,7 +363,7 @@ export const routeSchemas = {
               required: ['alert_id', 'missing_from', 'missing_to', 'detected_at', 'summary'],
             },
           },
-          open_alerts: { type: 'array', items: ref('Alert') },
+          open_alerts: { type: 'array', items: ref('Alert'), description: "The terminal's alerts with status open (not triaged yet), newest first (up to 50)" },
         },
         required: ['terminal_id', 'merchant_id', 'last_seen', 'last_event_time', 'last_seq', 'transactions', 'sync_lag', 'recent_transactions', 'open_gaps', 'open_alerts'],
       },

@@ -419,7 +419,10 @@ export function createAlertStore(deps: {
         );
       }
       const open = await this.listAlerts({ merchants: [merchant], terminals: [terminalId], statuses: ['open'] }, { limit: 50 });
-      const gaps = await this.listAlerts({ merchants: [merchant], terminals: [terminalId], statuses: ['open'], rules: ['sequence_gap'] }, { limit: 100 });
+      // Gaps whose numbers are still missing: acknowledged ones too (an analyst is on it, the gap is
+      // not filled), as the Grafana panels count them. Resolved, false-positive and auto-resolved
+      // (filled) gaps are not.
+      const gaps = await this.listAlerts({ merchants: [merchant], terminals: [terminalId], statuses: ['open', 'acknowledged'], rules: ['sequence_gap'] }, { limit: 100 });
       const recentTx = recentRows.map(fromTransactionRow);
       const latest = recentTx[0];
       const num = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : null);
