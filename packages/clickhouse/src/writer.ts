@@ -112,9 +112,15 @@ export function createBatchWriter<Row extends object, Meta = undefined>(options:
         table: qualified,
         values: rows,
         format: 'JSONEachRow',
-        // Always sent, also when the caller gave no batch id: the embedded connection would
-        // otherwise be the one place where an unrelated earlier token could apply (see embedded.ts).
-        clickhouse_settings: { ...settings, insert_deduplication_token: token },
+        // The token is always sent, also when the caller gave no batch id: the embedded connection
+        // would otherwise be the one place where an unrelated earlier token could apply (see
+        // embedded.ts). The partition limit is lifted because a batch's partitions are not ours to
+        // choose: tables partition by month of terminal time (transactions, refund_reasons by
+        // event_time), and one terminal with a broken clock can send valid events spread over more
+        // than 100 months (2000 up to received_time + skew). ClickHouse would refuse that block with
+        // 252 TOO_MANY_PARTS, a retriable code, so the sink would back off on it forever. A caller's
+        // own `settings` may set another limit.
+        clickhouse_settings: { max_partitions_per_insert_block: '0', ...settings, insert_deduplication_token: token },
       });
     } catch (e) {
       throw mapClickHouseError(e);

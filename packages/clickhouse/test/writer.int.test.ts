@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Action, Alert, DeadLetter, Transaction } from '@tillwatch/schemas';
+import { validateTransaction, type Action, type Alert, type DeadLetter, type RefundReason, type Transaction } from '@tillwatch/schemas';
 import { createBatchWriter } from '../src/writer.js';
 import {
   ContractColumns,
@@ -11,6 +11,7 @@ import {
   toAlertRow,
   toAlertTriageRow,
   toDeadLetterRow,
+  toRefundReasonRow,
   toTransactionRow,
 } from '../src/rows.js';
 import { ClickHouseQueryError } from '../src/errors.js';
@@ -177,5 +178,37 @@ describe('batch writer on embedded chDB', () => {
     // Plain count(), not FINAL: a rejected block left nothing behind and no row was written twice.
     expect(await count(`SELECT count() AS n FROM ${t.ch.table('alerts')} WHERE startsWith(alert_id, 'bis-')`)).toBe(18);
     expect(w.pending).toBe(0);
+  });
+
+  it('a batch spanning more than 100 months goes through (a terminal with a broken clock; ClickHouse would refuse it with 252 TOO_MANY_PARTS)', async () => {
+    // The tables partition by month of terminal time; valid event_times reach from 2000 to
+    // received_time + skew, so one batch can touch any number of partitions. Configured as the sink
+    // configures its writers: flushes driven by the caller, rejected rows handed over.
+    const months = 101;
+    const rejected: unknown[] = [];
+    const sinkLike = (table: string) =>
+      createBatchWriter<object>({ ch: t.ch, table, maxRows: Number.MAX_SAFE_INTEGER, maxDelayMs: 2 ** 31 - 1, onRejected: async (r) => void rejected.push(...r) });
+    const txs = sinkLike('transactions');
+    const reasons = sinkLike('refund_reasons');
+    for (let i = 0; i < months; i++) {
+      const event_time = Date.UTC(2001, i, 15);
+      // Valid to the contract: received now (T0), event_time long before it.
+      const tx = validateTransaction(transaction({ event_id: `clock-${i}`, txn_id: `clock-txn-${i}`, terminal_seq: i, event_time, received_time: T0 }));
+      await txs.add(toTransactionRow(tx));
+      const reason: RefundReason = {
+        event_id: `clock-${i}`, txn_id: `clock-txn-${i}`, original_txn_id: null, kind: 'REFUND', reason: 'no_sale',
+        merchant_id: 'merch-01', terminal_id: 'term-001', amount_minor: 100, currency: 'EUR', event_time, received_time: T0, alert_id: null,
+      };
+      await reasons.add(toRefundReasonRow(reason));
+    }
+    await txs.flush({ batchId: 'clock-transactions' });
+    await reasons.flush({ batchId: 'clock-refund-reasons' });
+    expect(rejected).toEqual([]);
+    expect(txs.pending + reasons.pending).toBe(0);
+    const spread = `SELECT count() AS n, uniqExact(toYYYYMM(event_time)) AS m FROM {table:Identifier} WHERE startsWith(event_id, 'clock-')`;
+    for (const table of ['transactions', 'refund_reasons']) {
+      const [r] = await rows<{ n: number; m: number }>(spread.replace('{table:Identifier}', t.ch.table(table)));
+      expect({ table, n: Number(r?.n), m: Number(r?.m) }).toEqual({ table, n: months, m: months });
+    }
   });
 });

@@ -122,6 +122,28 @@ describe('createBatchWriter', () => {
     await expect(w.add({ n: 2 })).rejects.toThrow(/closed/);
   });
 
+  it('lifts the partition limit on every insert, bisection halves included; a caller setting may set another', async () => {
+    const seen: Record<string, unknown>[] = [];
+    const client = {
+      insert: async (p: { values: { n: number }[]; clickhouse_settings?: Record<string, unknown> }) => {
+        seen.push({ ...p.clickhouse_settings });
+        if (p.values.some((r) => r.n === 2)) throw Object.assign(new Error("Unknown element 'X' for enum"), { code: '691', type: 'UNKNOWN_ELEMENT_OF_ENUM' });
+        return {};
+      },
+    };
+    const ch = { client: client as unknown as ClickHouseClient, table: (name: string) => `\`db\`.\`${name}\`` };
+    const w = createBatchWriter<{ n: number }>({ ch, table: 'transactions', maxRows: 100, maxDelayMs: 60_000, settings: { wait_for_async_insert: 1 }, onRejected: async () => {} });
+    for (let n = 0; n < 4; n++) await w.add({ n });
+    await w.flush();
+    expect(seen.length).toBeGreaterThan(1); // the batch and its halves
+    for (const s of seen) expect(s).toMatchObject({ max_partitions_per_insert_block: '0', wait_for_async_insert: 1 });
+    seen.length = 0;
+    const capped = createBatchWriter<{ n: number }>({ ch, table: 'transactions', maxRows: 100, maxDelayMs: 60_000, settings: { max_partitions_per_insert_block: '500' } });
+    await capped.add({ n: 0 });
+    await capped.flush();
+    expect(seen).toEqual([expect.objectContaining({ max_partitions_per_insert_block: '500' })]);
+  });
+
   it('validates its options', () => {
     const fake = fakeClickHouse();
     expect(() => createBatchWriter({ ch: fake.ch, table: 't', maxRows: 0, maxDelayMs: 1 })).toThrow(RangeError);

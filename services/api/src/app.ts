@@ -102,6 +102,41 @@ const patternRegExp = (url: string): RegExp =>
 /** A PAN-like number in a triage note is refused (not just masked): it would be stored otherwise. */
 const containsPan = (s: string): boolean => maskPan(s) !== s;
 
+// The RFC 3339 date-times the schema's `format: date-time` (ajv-formats, full mode) accepts: `T`,
+// `t` or a space between date and time, any number of fraction digits, `Z`/`z` or an offset with or
+// without minutes (`+01`, `+0100`, `+01:00`), and second 60 when the time is 23:59 in UTC.
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt\s](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|([+-])(\d{2})(?::?(\d{2}))?)$/;
+
+/**
+ * Epoch ms of an RFC 3339 date-time query parameter (`from`, `to`), NaN if it is not one.
+ * `Date.parse` cannot be used as is: it answers NaN for a leap second (`2016-12-31T23:59:60Z`), which
+ * RFC 3339 and the schema allow, and for an offset without minutes (`+01`). A leap second counts as
+ * the last millisecond of its minute (`23:59:59.999`): epoch ms have no 61st second, and that is
+ * where it sorts (after every time of that minute, before the next minute). Fractions are cut to
+ * milliseconds, as Date.parse does.
+ */
+export function parseDateTimeParam(text: string): number {
+  const m = DATE_TIME.exec(text);
+  if (!m) return Number.NaN;
+  const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const leap = sec === 60;
+  const ms = leap ? 999 : Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const at = new Date(0);
+  at.setUTCFullYear(y, mo - 1, d); // not Date.UTC: it maps years 0-99 to 1900-1999
+  at.setUTCHours(h, mi, leap ? 59 : sec, ms);
+  // A day or time that does not exist (the schema refuses those already) is not rolled over.
+  if (at.getUTCFullYear() !== y || at.getUTCMonth() !== mo - 1 || at.getUTCDate() !== d || at.getUTCHours() !== h || at.getUTCMinutes() !== mi) return Number.NaN;
+  const offsetMin = m[8] === undefined ? 0 : (m[8] === '-' ? -1 : 1) * (Number(m[9]) * 60 + Number(m[10] ?? 0));
+  return at.getTime() - offsetMin * 60_000;
+}
+
+/** A `from`/`to` parameter as epoch ms; 400 naming the parameter if it is no date-time after all. */
+function timeParam(name: string, text: string): number {
+  const ms = parseDateTimeParam(text);
+  if (Number.isNaN(ms)) throw new HttpError(400, 'FST_ERR_VALIDATION', `querystring.${name} must be a date-time (RFC 3339, e.g. 2024-05-01T12:00:00Z)`);
+  return ms;
+}
+
 class HttpError extends Error {
   constructor(readonly statusCode: number, readonly code: string, message: string) {
     super(message);
@@ -369,8 +404,8 @@ export function createApp(options: CreateAppOptions): ApiApp {
         ...(q.status ? { statuses: q.status as AlertStatus[] } : {}),
         ...(q.terminal ? { terminals: q.terminal } : {}),
         ...(q.merchant ? { merchants: q.merchant } : {}),
-        ...(q.from !== undefined ? { fromMs: Date.parse(q.from) } : {}),
-        ...(q.to !== undefined ? { toMs: Date.parse(q.to) } : {}),
+        ...(q.from !== undefined ? { fromMs: timeParam('from', q.from) } : {}),
+        ...(q.to !== undefined ? { toMs: timeParam('to', q.to) } : {}),
       };
       // from is inclusive and to exclusive: to <= from is a valid, empty range (the schema cannot
       // state a relation between two parameters, so the API does not refuse one).

@@ -151,8 +151,8 @@ export const listAlertsQuery = {
     status: list({ type: 'string', enum: [...AlertStatusValues] }, 'Current status(es); repeat for several. open excludes auto-resolved alerts'),
     terminal: list(id('terminal_id'), 'Terminal id(s)'),
     merchant: list(id('merchant_id'), 'Merchant id(s)'),
-    from: { type: 'string', format: 'date-time', description: 'detected_at >= from (RFC 3339, e.g. 2024-05-01T12:00:00Z)' },
-    to: { type: 'string', format: 'date-time', description: 'detected_at < to (RFC 3339). A range with to <= from is empty (200, no items)' },
+    from: { type: 'string', format: 'date-time', description: 'detected_at >= from (RFC 3339, e.g. 2024-05-01T12:00:00Z; a leap second, 23:59:60, counts as 23:59:59.999)' },
+    to: { type: 'string', format: 'date-time', description: 'detected_at < to (RFC 3339; a leap second counts as 23:59:59.999). A range with to <= from is empty (200, no items)' },
     limit: { type: 'integer', minimum: 1, maximum: 500, default: 50, description: 'Page size' },
     cursor: { type: 'string', minLength: 3, maxLength: 360, pattern: CURSOR_PATTERN, description: 'next_cursor of the previous page (treat as opaque)' },
   },
@@ -223,7 +223,7 @@ export const routeSchemas = {
         type: 'object',
         properties: {
           alert: ref('Alert'),
-          evidence: { type: 'array', items: ref('Transaction') },
+          evidence: { type: 'array', items: ref('Transaction'), description: "The stored transactions among the alert's event_ids, by event_time: at the alert's merchant, or at any merchant for a fleet alert (merchant_id '*', e.g. sync_incident)" },
           missing_evidence: { type: 'array', items: { type: 'string' }, description: 'Transaction event_ids not (or no longer) stored in transactions' },
           heartbeat_evidence: {
             type: 'array',
@@ -350,6 +350,7 @@ export const routeSchemas = {
           recent_transactions: { type: 'array', items: ref('Transaction') },
           open_gaps: {
             type: 'array',
+            description: "The terminal's sequence_gap alerts whose numbers are still missing, newest first (up to 100): status open or acknowledged (an acknowledged gap is not filled, as on the Grafana panels); not resolved, false_positive or auto_resolved (filled)",
             items: {
               type: 'object',
               properties: {
@@ -362,7 +363,7 @@ export const routeSchemas = {
               required: ['alert_id', 'missing_from', 'missing_to', 'detected_at', 'summary'],
             },
           },
-          open_alerts: { type: 'array', items: ref('Alert') },
+          open_alerts: { type: 'array', items: ref('Alert'), description: "The terminal's alerts with status open (not triaged yet), newest first (up to 50)" },
         },
         required: ['terminal_id', 'merchant_id', 'last_seen', 'last_event_time', 'last_seq', 'transactions', 'sync_lag', 'recent_transactions', 'open_gaps', 'open_alerts'],
       },

@@ -23,6 +23,12 @@ import { AUTO_ACTOR, AUTO_RESOLVED, mergeHistory, statusCondition, type AlertSta
 import type { ApiMetrics } from './metrics.js';
 import type { AlertReadModel } from './read-model/read-model.js';
 
+/**
+ * merchant_id (and terminal_id) of fleet-wide alerts, as the second stage raises them
+ * (`FLEET` in packages/stage/src/core.ts; the API does not depend on the stage package).
+ */
+export const FLEET_ID = '*';
+
 export { TIME_TABLE, type AlertView } from './alert-view.js';
 
 export interface AlertFilter {
@@ -294,7 +300,20 @@ export function createAlertStore(deps: {
 
     async evidence(alert) {
       if (alert.event_ids.length === 0) return [];
-      // Evidence is always at the alert's merchant (duplicate_charge spans terminals of one merchant).
+      if (alert.merchant_id === FLEET_ID) {
+        // A fleet alert (sync_incident, freeze_circuit_open: merchant_id = terminal_id = '*') names
+        // transactions of several merchants, so the merchant key cannot narrow the read. Its list is
+        // short (the stage keeps the first event of at most 10 terminals), so the ids are looked up
+        // across the table: without FINAL, which would have to merge every key range first, and with
+        // LIMIT 1 BY event_id in its place (replayed copies of a transaction are the same contract).
+        const rows = await select<TransactionRow>(
+          'evidence_fleet',
+          `SELECT ${ContractColumns.transactions} FROM ${TXNS} WHERE event_id IN {ids:Array(String)} ORDER BY event_time, event_id LIMIT 1 BY event_id`,
+          { ids: alert.event_ids },
+        );
+        return rows.map(fromTransactionRow);
+      }
+      // Evidence of any other alert is at the alert's merchant (duplicate_charge spans terminals of one merchant).
       const rows = await select<TransactionRow>(
         'evidence',
         `SELECT ${ContractColumns.transactions} FROM ${TXNS} FINAL WHERE merchant_id = {m:String} AND event_id IN {ids:Array(String)} ORDER BY event_time, event_id`,
@@ -400,7 +419,10 @@ export function createAlertStore(deps: {
         );
       }
       const open = await this.listAlerts({ merchants: [merchant], terminals: [terminalId], statuses: ['open'] }, { limit: 50 });
-      const gaps = await this.listAlerts({ merchants: [merchant], terminals: [terminalId], statuses: ['open'], rules: ['sequence_gap'] }, { limit: 100 });
+      // Gaps whose numbers are still missing: acknowledged ones too (an analyst is on it, the gap is
+      // not filled), as the Grafana panels count them. Resolved, false-positive and auto-resolved
+      // (filled) gaps are not.
+      const gaps = await this.listAlerts({ merchants: [merchant], terminals: [terminalId], statuses: ['open', 'acknowledged'], rules: ['sequence_gap'] }, { limit: 100 });
       const recentTx = recentRows.map(fromTransactionRow);
       const latest = recentTx[0];
       const num = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : null);

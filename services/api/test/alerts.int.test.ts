@@ -302,5 +302,35 @@ for (const variant of ['base alerts table', 'with 006 read paths', 'in-memory re
       const res = await get(`/alerts/${a.alert_id}/history`);
       expect(res.json()).toEqual({ alert_id: a.alert_id, status: 'open', entries: [] });
     });
+
+    it('GET /alerts/:id of a fleet alert (sync_incident, merchant_id = terminal_id = *) finds its evidence at every merchant', async () => {
+      // As the stage raises it: the first event of each of its first terminals, here at three
+      // merchants, plus a heartbeat id and one transaction that is not stored.
+      const stored = [alerts[3]!, alerts[4]!, alerts[5]!].map((x) => x.event_ids[0]!);
+      const notStored = alerts[0]!.event_ids[1]!;
+      const incident: Alert = {
+        ...alerts[0]!,
+        alert_id: 'al-sync-incident-fleet-0001',
+        rule: 'sync_incident',
+        severity: 'critical',
+        terminal_id: '*',
+        merchant_id: '*',
+        card_token: null,
+        event_ids: [stored[2]!, HB_EVIDENCE, stored[0]!, notStored, stored[1]!],
+        detected_at: BASE + 200 * 30_000,
+        summary: 'Fleet sync incident',
+        details: {},
+      };
+      await insertAlerts(t.ch, [incident, incident]); // and a replayed copy
+      await sync();
+      const res = await get(`/alerts/${incident.alert_id}`);
+      expect(res.statusCode, res.body).toBe(200);
+      const body = res.json<{ alert: AlertView; evidence: { event_id: string; merchant_id: string }[]; missing_evidence: string[]; heartbeat_evidence: string[] }>();
+      expect(body.alert.merchant_id).toBe('*');
+      expect(body.evidence.map((e) => e.event_id)).toEqual(stored); // once each, by event_time
+      expect(new Set(body.evidence.map((e) => e.merchant_id)).size).toBe(3);
+      expect(body.missing_evidence).toEqual([notStored]);
+      expect(body.heartbeat_evidence).toEqual([HB_EVIDENCE]);
+    });
   });
 }

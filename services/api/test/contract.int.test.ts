@@ -131,6 +131,30 @@ describe('what fuzzing found, kept fixed', () => {
     expect(all.json().items.length).toBe(6);
   });
 
+  it('a leap second in from/to (23:59:60, which RFC 3339 and the schema allow) is the last millisecond of its minute, not a 500', async () => {
+    // Three alerts around the end of a recent UTC day (recent: inside the alerts TTL), at their own merchant.
+    const dayEnd = Math.floor(Date.now() / 86_400_000) * 86_400_000 - 1; // 23:59:59.999 yesterday
+    const day = new Date(dayEnd).toISOString().slice(0, 10);
+    const around = makeAlerts(3, 500).alerts.map((a, i) => ({ ...a, merchant_id: 'M-leap', terminal_id: 'T-leap', detected_at: dayEnd - 1 + i }));
+    await insertAlerts(t.ch, around);
+    const ids = async (q: string) => {
+      const res = await app.inject({ method: 'GET', url: `/alerts?merchant=M-leap&${q}`, headers: auth('viewer') });
+      expect(res.statusCode, `${q}: ${res.body}`).toBe(200);
+      return res.json<{ items: { detected_at: number }[] }>().items.map((a) => a.detected_at).sort((a, b) => a - b);
+    };
+    const [before, last, next] = around.map((a) => a.detected_at) as [number, number, number];
+    expect(await ids(`from=${day}T23:59:60Z`)).toEqual([last, next]);
+    expect(await ids(`to=${day}T23:59:60Z`)).toEqual([before]);
+    expect(await ids(`from=${day}T23:59:60.5Z`)).toEqual([last, next]);
+    // The same instant with an offset (ajv checks that it is 23:59 in UTC), and an offset without minutes.
+    expect(await ids(`from=${encodeURIComponent(`${day}T22:59:60-01:00`)}`)).toEqual([last, next]);
+    expect(await ids(`to=${encodeURIComponent(`${day}T23:59:59.999+00`)}`)).toEqual([before]);
+    // A second 60 that is not 23:59 in UTC is still refused by the schema.
+    const bad = await app.inject({ method: 'GET', url: `/alerts?from=${day}T12:00:60Z`, headers: auth('viewer') });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toBe('querystring.from must be a date-time (RFC 3339, e.g. 2024-05-01T12:00:00Z)');
+  });
+
   it('an undeclared method on a known path is 405 with Allow (public paths without a key; others after authentication)', async () => {
     for (const [method, url] of [['TRACE', '/healthz'], ['TRACE', '/readyz'], ['QUERY', '/healthz'], ['DELETE', '/readyz'], ['OPTIONS', '/healthz']] as const) {
       const res = await app.inject({ method, url });

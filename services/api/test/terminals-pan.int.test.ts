@@ -27,13 +27,18 @@ describe('GET /terminals/:id', () => {
     const base = makeAlerts(1).alerts[0]!;
     const gap: Alert = { ...base, alert_id: 'al-gap-1', rule: 'sequence_gap', terminal_id: 'TX9', merchant_id: 'MX', detected_at: BASE + 40 * 60_000, details: { missing_from: 12, missing_to: 14 }, summary: 'seq 12-14 missing' };
     const gapResolved: Alert = { ...gap, alert_id: 'al-gap-2', detected_at: BASE + 41 * 60_000, details: { missing_from: 20, missing_to: 20 } };
+    // Acknowledged, not resolved: the numbers are still missing, so it stays among the open gaps
+    // (as on the Grafana panels), though not among the open alerts.
+    const gapAcked: Alert = { ...gap, alert_id: 'al-gap-3', detected_at: BASE + 42 * 60_000, details: { missing_from: 22, missing_to: 23 }, summary: 'seq 22-23 missing' };
     const lag: Alert = { ...base, alert_id: 'al-lag-1', rule: 'sync_lag', terminal_id: 'TX9', merchant_id: 'MX', detected_at: BASE + 50 * 60_000, details: { lag_ms: 1_200_000 } };
     const elsewhere: Alert = { ...base, alert_id: 'al-other', terminal_id: 'TY1', merchant_id: 'MX' };
-    await insertAlerts(t.ch, [gap, gapResolved, lag, elsewhere]);
+    await insertAlerts(t.ch, [gap, gapResolved, gapAcked, lag, elsewhere]);
     const { app } = buildApp(t.ch);
     try {
       const resolve = await app.inject({ method: 'POST', url: '/alerts/al-gap-2/resolve', headers: auth('analyst'), payload: { note: 'late upload filled it' } });
       expect(resolve.statusCode).toBe(200);
+      const ack = await app.inject({ method: 'POST', url: '/alerts/al-gap-3/ack', headers: auth('analyst'), payload: { note: 'asked the merchant to re-upload' } });
+      expect(ack.statusCode).toBe(200);
 
       const res = await app.inject({ method: 'GET', url: '/terminals/TX9?recent=5', headers: auth('viewer') });
       expect(res.statusCode, res.body).toBe(200);
@@ -51,7 +56,10 @@ describe('GET /terminals/:id', () => {
       expect(body.sync_lag).toMatchObject({ last_ms: 20 * 60_000, window_minutes: 60, max_ms: 20 * 60_000, events: expect.any(Number) });
       expect(body.sync_lag.p99_ms).toBeGreaterThan(60_000);
       expect(body.sync_lag.p50_ms).toBeLessThan(60_000);
-      expect(body.open_gaps).toEqual([{ alert_id: 'al-gap-1', missing_from: 12, missing_to: 14, detected_at: gap.detected_at, summary: 'seq 12-14 missing' }]);
+      expect(body.open_gaps).toEqual([
+        { alert_id: 'al-gap-3', missing_from: 22, missing_to: 23, detected_at: gapAcked.detected_at, summary: 'seq 22-23 missing' },
+        { alert_id: 'al-gap-1', missing_from: 12, missing_to: 14, detected_at: gap.detected_at, summary: 'seq 12-14 missing' },
+      ]);
       expect(body.open_alerts.map((a: Alert) => a.alert_id)).toEqual(['al-lag-1', 'al-gap-1']);
 
       // A terminal with alerts but no stored transactions still answers.

@@ -6,6 +6,8 @@ import { CURSOR_PATTERN, CursorError, decodeCursor, encodeCursor } from '../src/
 import { createAuthenticator, extractKey, generateDevKey, parseApiKeys, roleAllows } from '../src/auth.js';
 import { apiConfig, readModelEnabled } from '../src/config.js';
 import { createPageCache } from '../src/cache.js';
+import fc from 'fast-check';
+import { parseDateTimeParam } from '../src/app.js';
 
 describe('maskPan', () => {
   it('masks Luhn-valid 13-19 digit numbers, plain or grouped, keeping the last four', () => {
@@ -243,5 +245,47 @@ describe('page cache', () => {
     const cache = createPageCache<number>({ ttlMs: 1000, maxEntries: 3 });
     for (let i = 0; i < 10; i++) cache.get(`k${i}`, () => Promise.resolve(i));
     expect(cache.size).toBe(3);
+  });
+});
+
+describe('parseDateTimeParam (from / to)', () => {
+  // From year 100 on: for the forms outside ECMAScript's own (a space, lowercase, +0100) V8 falls
+  // back to a legacy parser that reads years 0-49 as 2000-2049 and 50-99 as 1950-1999.
+  it('agrees with Date.parse wherever Date.parse answers (years 100-9999)', () => {
+    const two = (n: number) => String(n).padStart(2, '0');
+    fc.assert(
+      fc.property(
+        fc.record({
+          y: fc.integer({ min: 100, max: 9999 }), mo: fc.integer({ min: 1, max: 12 }), d: fc.integer({ min: 1, max: 28 }),
+          h: fc.integer({ min: 0, max: 23 }), mi: fc.integer({ min: 0, max: 59 }), s: fc.integer({ min: 0, max: 59 }),
+          frac: fc.option(fc.stringMatching(/^[0-9]{1,9}$/), { nil: undefined }),
+          sep: fc.constantFrom('T', 't', ' '),
+          zone: fc.oneof(fc.constantFrom('Z', 'z'), fc.record({ sign: fc.constantFrom('+', '-'), h: fc.integer({ min: 0, max: 23 }), m: fc.integer({ min: 0, max: 59 }), colon: fc.boolean() }).map((z) => `${z.sign}${two(z.h)}${z.colon ? ':' : ''}${two(z.m)}`)),
+        }),
+        (r) => {
+          const text = `${String(r.y).padStart(4, '0')}-${two(r.mo)}-${two(r.d)}${r.sep}${two(r.h)}:${two(r.mi)}:${two(r.s)}${r.frac === undefined ? '' : `.${r.frac}`}${r.zone}`;
+          const expected = Date.parse(text);
+          if (!Number.isNaN(expected)) expect(parseDateTimeParam(text), text).toBe(expected);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('reads a leap second as the last millisecond of its minute, and an offset without minutes', () => {
+    expect(Date.parse('2016-12-31T23:59:60Z')).toBeNaN(); // why the API does not use Date.parse as is
+    expect(parseDateTimeParam('2016-12-31T23:59:60Z')).toBe(Date.UTC(2016, 11, 31, 23, 59, 59, 999));
+    expect(parseDateTimeParam('2016-12-31T23:59:60.25Z')).toBe(Date.UTC(2016, 11, 31, 23, 59, 59, 999));
+    expect(parseDateTimeParam('2017-01-01T00:59:60+01:00')).toBe(Date.UTC(2016, 11, 31, 23, 59, 59, 999));
+    expect(parseDateTimeParam('2016-12-31T18:59:60-0500')).toBe(Date.UTC(2016, 11, 31, 23, 59, 59, 999));
+    expect(parseDateTimeParam('2016-12-31T12:00:00+01')).toBe(Date.UTC(2016, 11, 31, 11, 0, 0));
+    // Years before 100 as written (Date.parse's legacy path, taken for a space, says 1950 and 2000).
+    expect(parseDateTimeParam('0050-06-01T00:00:00Z')).toBe(Date.parse('0050-06-01T00:00:00Z'));
+    expect(parseDateTimeParam('0050-06-01 00:00:00Z')).toBe(Date.parse('0050-06-01T00:00:00Z'));
+    expect(parseDateTimeParam('0000-01-01 00:00:00+0000')).toBe(Date.parse('0000-01-01T00:00:00Z'));
+  });
+
+  it('answers NaN for what is no date-time', () => {
+    for (const s of ['', 'yesterday', '2016-02-30T12:00:00Z', '2016-12-31T24:00:00Z', '2016-12-31T23:59:60', '2016-12-31T23:60:00Z']) expect(parseDateTimeParam(s), s).toBeNaN();
   });
 });
