@@ -9,7 +9,7 @@ import { maskPan } from './mask.js';
 import type { ApiMetrics } from './metrics.js';
 import { createSelect } from './query.js';
 import { alertIdParams, authErrors, errors, noQuery, terminalParams } from './schemas.js';
-import type { AlertStore } from './store.js';
+import { FLEET_ID, type AlertStore } from './store.js';
 
 /** One minute of received transactions of a terminal (or a merchant): lag = received - event time. */
 export interface LagPoint {
@@ -195,12 +195,14 @@ export function createConsoleReads(deps: { ch: ClickHouse; store: AlertStore; me
         if (t.original_txn_id !== null) ids.add(t.original_txn_id);
       }
       if (ids.size === 0) return { alert_id: alert.alert_id, transactions: [], truncated: false };
+      // A fleet alert (merchant '*', the second stage's) has evidence at several merchants: the chain is looked for at each of them.
+      const merchants = alert.merchant_id === FLEET_ID ? [...new Set(evidence.map((t) => t.merchant_id))] : [alert.merchant_id];
       const rows = await select<TransactionRow>(
         'console_related',
         `SELECT ${ContractColumns.transactions} FROM ${TXNS} FINAL
-         WHERE merchant_id = {m:String} AND (txn_id IN {ids:Array(String)} OR original_txn_id IN {ids:Array(String)})
+         WHERE merchant_id IN {ms:Array(String)} AND (txn_id IN {ids:Array(String)} OR original_txn_id IN {ids:Array(String)})
          ORDER BY event_time, event_id LIMIT {n:UInt32}`,
-        { m: alert.merchant_id, ids: [...ids], n: RELATED_LIMIT + 1 },
+        { ms: merchants, ids: [...ids], n: RELATED_LIMIT + 1 },
       );
       return { alert_id: alert.alert_id, transactions: rows.slice(0, RELATED_LIMIT).map(fromTransactionRow), truncated: rows.length > RELATED_LIMIT };
     },

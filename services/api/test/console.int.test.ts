@@ -19,6 +19,9 @@ const sale = makeTransaction(10, 'T0', { txn_id: 'sale-1', amount_minor: 5000 })
 const refund1 = makeTransaction(11, 'T0', { txn_id: 'ref-1', kind: 'REFUND', original_txn_id: 'sale-1', amount_minor: 3000 });
 const refund2 = makeTransaction(12, 'T3', { txn_id: 'ref-2', kind: 'REFUND', original_txn_id: 'sale-1', amount_minor: 3000, terminal_seq: 1 });
 const other = makeTransaction(13, 'T0', { txn_id: 'sale-2' });
+// Merchant M1 (terminal T1): a sale and its refund, evidence of a fleet alert with M0's sale.
+const saleB = makeTransaction(14, 'T1', { txn_id: 'sale-b' });
+const refundB = makeTransaction(15, 'T1', { txn_id: 'ref-b', kind: 'REFUND', original_txn_id: 'sale-b' });
 // T0's arrivals over several minutes, with known lags.
 const lagged: Transaction[] = [0, 1, 2, 3].map((i) => makeTransaction(20 + i, 'T0', { received_time: BASE + (20 + i) * 60_000 + (i + 1) * 60_000 }));
 const alert: Alert = {
@@ -38,10 +41,13 @@ const alert: Alert = {
   details: { excess_minor: 1000 },
 };
 
+// The second stage's fleet alert: merchant and terminal '*', evidence at two merchants.
+const fleetAlert: Alert = { ...alert, alert_id: 'al-console-fleet', rule: 'sync_incident', severity: 'critical', terminal_id: '*', merchant_id: '*', card_token: null, event_ids: [sale.event_id, saleB.event_id] };
+
 beforeAll(async () => {
   t = await createTestClickHouse({ migrate: true });
-  await insertTransactions(t.ch, [sale, refund1, refund2, other, ...lagged]);
-  await insertAlerts(t.ch, [alert]);
+  await insertTransactions(t.ch, [sale, refund1, refund2, other, saleB, refundB, ...lagged]);
+  await insertAlerts(t.ch, [alert, fleetAlert]);
   app = buildApp(t.ch).app;
   await app.ready();
 });
@@ -115,6 +121,18 @@ describe('console reads', () => {
     expect(body.transactions[0]).toEqual(sale);
     expect((await app.inject({ method: 'GET', url: '/alerts/al-none/related', headers: auth('viewer') })).statusCode).toBe(404);
     expect((await app.inject({ method: 'GET', url: `/alerts/${alert.alert_id}/related` })).statusCode).toBe(401);
+  });
+
+  it("GET /alerts/:id/related of a fleet alert (merchant '*'): the chains at each evidence's merchant", async () => {
+    const res = await app.inject({ method: 'GET', url: `/alerts/${fleetAlert.alert_id}/related`, headers: auth('viewer') });
+    expect(res.statusCode).toBe(200);
+    expect((res.json() as { transactions: Transaction[] }).transactions.map((x) => [x.merchant_id, x.txn_id])).toEqual([
+      ['M0', 'sale-1'],
+      ['M0', 'ref-1'],
+      ['M0', 'ref-2'],
+      ['M1', 'sale-b'],
+      ['M1', 'ref-b'],
+    ]);
   });
 
   it('GET /terminals/:id/sync-lag: one point per minute of arrivals, ending at the latest', async () => {
