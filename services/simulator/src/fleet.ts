@@ -1,4 +1,6 @@
-// A simulated fleet of POS terminals: ordinary traffic plus injected anomalies of every rule.
+// A simulated fleet of POS terminals: ordinary traffic plus injected anomalies (ANOMALIES below;
+// outages give terminal_offline and upload_backlog; the refund policy rules refund_card_mismatch,
+// refund_after_deadline and refund_velocity are not injected: their golden scenarios cover them).
 // Pure and seeded: the caller supplies the clock (wall time in live mode, a synthetic clock in
 // tests and load generation), so the same seed and clock give the same events.
 import type { Heartbeat, Transaction } from '@tillwatch/schemas';
