@@ -35,6 +35,13 @@ export class InvalidValueError extends Error {
 export interface ValidateOptions {
   /** An event_time more than this after its received_time is clock skew (ms). Default DEFAULT_MAX_CLOCK_SKEW_MS. */
   maxClockSkewMs?: number;
+  /**
+   * Live input only: the checking process's wall clock (ms). A received_time more than maxClockSkewMs
+   * after it is clock skew too: received_time is the platform's own stamp, and one from the future
+   * would move the stream clock (max received_time) of every merchant of its partition, for good.
+   * Absent in the backtest, which reads history.
+   */
+  nowMs?: number;
 }
 
 /** 1 hour: a till's clock may run a little ahead of the platform's, not a day. */
@@ -130,7 +137,8 @@ function transactionRecord(v: unknown, o: ValidateOptions | undefined): Record<s
 
 /**
  * event_time and received_time: integers within [2000, 2200), and event_time at most
- * `maxClockSkewMs` after received_time (ClockSkew). Shared by transactions and heartbeats.
+ * `maxClockSkewMs` after received_time (ClockSkew); with `nowMs` (live input), received_time at most
+ * `maxClockSkewMs` after it (ClockSkew). Shared by transactions and heartbeats.
  */
 function checkTimes(r: Record<string, unknown>, o: ValidateOptions | undefined, issues: ValidationIssue[] | undefined): ValidationIssue[] | undefined {
   const et = r.event_time;
@@ -143,6 +151,11 @@ function checkTimes(r: Record<string, unknown>, o: ValidateOptions | undefined, 
     const maxSkew = o?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     const ahead = et - rt;
     if (ahead > maxSkew) issues = add(issues, 'event_time', `${iso(et)} is ${formatDuration(ahead)} after received_time ${iso(rt)} (max clock skew ${formatDuration(maxSkew)})`, 'ClockSkew');
+  }
+  if (rtOk && o?.nowMs !== undefined) {
+    const maxSkew = o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    const ahead = (rt as number) - o.nowMs;
+    if (ahead > maxSkew) issues = add(issues, 'received_time', `${iso(rt as number)} is ${formatDuration(ahead)} ahead of this process's clock ${iso(o.nowMs)} (max clock skew ${formatDuration(maxSkew)}): a received_time from the future would move the stream clock of its whole partition`, 'ClockSkew');
   }
   return issues;
 }

@@ -90,3 +90,14 @@ describe('a card number in a bad value is never echoed in the reason (rejects fi
     });
   }
 });
+
+describe('live input: a received_time from the future of the checking process (nowMs)', () => {
+  it('is clock skew beyond the bound, accepted within it, and not checked without nowMs (the backtest reads history)', () => {
+    const e = errorOf({ event_time: received + 3 * 3600_000 - 1000, received_time: received + 3 * 3600_000 }, { nowMs: received });
+    expect(e.errorClass).toBe('ClockSkew');
+    expect(e.message).toMatch(/^received_time: .* is 3 h ahead of this process's clock/);
+    expect(() => validateTransaction({ ...valid, received_time: received + 3600_000, event_time: received + 3600_000 - 1 }, { nowMs: received })).not.toThrow();
+    expect(() => validateTransaction({ ...valid, received_time: received + 3 * 3600_000, event_time: received }, { nowMs: received, maxClockSkewMs: 4 * 3600_000 })).not.toThrow();
+    expect(() => validateTransaction({ ...valid, received_time: received + 3 * 3600_000, event_time: received })).not.toThrow();
+  });
+});

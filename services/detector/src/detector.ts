@@ -78,12 +78,14 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 export function createDetectorInputs(registry: RegistryClient, topics: { transactions: string; heartbeats: string }, maxClockSkewMs: (partition: number) => number): { inputs: InputTopic[]; init(): Promise<void> } {
   const txnSerde = createAvroSerde<Transaction>(registry, valueSubject(topics.transactions), AvroSchemas.transaction);
   const hbSerde = createAvroSerde<Heartbeat>(registry, valueSubject(topics.heartbeats), AvroSchemas.heartbeat);
-  // One options object per partition and bound (reused: nothing allocated per record).
-  const perPartition = new Map<number, { maxClockSkewMs: number }>();
-  const validateOptionsOf = (partition: number): { maxClockSkewMs: number } => {
+  // One options object per partition and bound (reused: nothing allocated per record); the wall clock
+  // read per record: a received_time ahead of it by more than the bound is dead-lettered (ClockSkew).
+  const perPartition = new Map<number, { maxClockSkewMs: number; nowMs: number }>();
+  const validateOptionsOf = (partition: number): { maxClockSkewMs: number; nowMs: number } => {
     const bound = maxClockSkewMs(partition);
     let opts = perPartition.get(partition);
-    if (opts?.maxClockSkewMs !== bound) perPartition.set(partition, (opts = { maxClockSkewMs: bound }));
+    if (opts?.maxClockSkewMs !== bound) perPartition.set(partition, (opts = { maxClockSkewMs: bound, nowMs: 0 }));
+    opts.nowMs = Date.now();
     return opts;
   };
   const inputs: InputTopic[] = [

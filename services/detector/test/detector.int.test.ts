@@ -46,6 +46,10 @@ describe('detector on the real stack', () => {
     // Times: an event from the future of its arrival (2100) is clock skew; the year 3000 is absurd.
     const skewed = serde.encode({ ...good, event_id: 'skew', event_time: Date.UTC(2100, 0, 1) });
     const year3000 = serde.encode({ ...good, event_id: 'y3000', event_time: Date.UTC(3000, 0, 1) });
+    // A received_time 10 days ahead of the wall clock (a gateway with a wrong clock): accepted, it
+    // would move the stream clock of the whole partition and make every later record "late".
+    const future = Date.now() + 10 * 86_400_000;
+    const receivedInFuture = serde.encode({ ...good, event_id: 'future', event_time: future - 1000, received_time: future });
     const unknownId = Buffer.from(serde.encode(good));
     unknownId.writeUInt32BE(987654, 1);
     const truncated = serde.encode(good).subarray(0, 9);
@@ -58,6 +62,7 @@ describe('detector on the real stack', () => {
       { key: 'M-poison', value: missingTerminal },
       { key: 'M-poison', value: skewed },
       { key: 'M-poison', value: year3000 },
+      { key: 'M-poison', value: receivedInFuture },
     ];
     await producer.send({ topic: topics.transactions, messages: poison });
     await producer.disconnect();
@@ -70,7 +75,7 @@ describe('detector on the real stack', () => {
     const dead = await readAll<DeadLetter>(kafka, registry, topics.dlq, AvroSchemas.deadLetter);
     expect(dead).toHaveLength(poison.length);
     const byClass = dead.map((x) => x.error_class).sort();
-    expect(byClass).toEqual(['ClockSkew', 'InvalidValue', 'InvalidValue', 'InvalidValue', 'UndecodableRecord', 'UndecodableRecord', 'UnknownSchemaId']);
+    expect(byClass).toEqual(['ClockSkew', 'ClockSkew', 'InvalidValue', 'InvalidValue', 'InvalidValue', 'UndecodableRecord', 'UndecodableRecord', 'UnknownSchemaId']);
     // Stages as schemas/clickhouse/004_dead_letters.sql documents them: bytes that are no record are
     // refused at decode, records breaking the contract at validate.
     for (const x of dead) expect(x.stage).toBe(['UndecodableRecord', 'UnknownSchemaId'].includes(x.error_class) ? 'detector.decode' : 'detector.validate');
@@ -80,7 +85,8 @@ describe('detector on the real stack', () => {
       expect(x.value).not.toBeNull();
     }
     expect(dead.find((x) => x.reason.includes('amount_minor') && x.reason.includes('currency'))).toBeDefined();
-    expect(dead.find((x) => x.error_class === 'ClockSkew')!.reason).toMatch(/^event_time: 2100-01-01T00:00:00.000Z is .* after received_time/);
+    expect(dead.find((x) => x.error_class === 'ClockSkew' && x.reason.startsWith('event_time'))!.reason).toMatch(/^event_time: 2100-01-01T00:00:00.000Z is .* after received_time/);
+    expect(dead.find((x) => x.error_class === 'ClockSkew' && x.reason.startsWith('received_time'))!.reason).toMatch(/^received_time: .* is 2[34][0-9] h ahead of this process's clock/);
     expect(dead.filter((x) => x.reason.includes('outside 2000-01-01 .. 2200-01-01'))).toHaveLength(1);
     expect(dead.find((x) => x.reason.includes('terminal_id'))).toBeDefined();
     // The raw bytes travel with the reason, byte for byte.

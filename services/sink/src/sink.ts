@@ -203,7 +203,7 @@ export function createSink(o: SinkOptions): Sink {
   const fallbackSkew = o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
   let live: LiveRules | undefined;
   const routes = new Map<string, Route>([
-    [topics.transactions, { table: 'transactions', serde: serde<Transaction>(topics.transactions, AvroSchemas.transaction), toRow: (v) => toTransactionRow(validateTransaction(v, { maxClockSkewMs: live ? live.current().engine.max_clock_skew : fallbackSkew })) }],
+    [topics.transactions, { table: 'transactions', serde: serde<Transaction>(topics.transactions, AvroSchemas.transaction), toRow: (v) => toTransactionRow(validateTransaction(v, { maxClockSkewMs: live ? live.current().engine.max_clock_skew : fallbackSkew, nowMs: Date.now() })) }],
     [topics.alerts, { table: 'alerts', serde: serde<Alert>(topics.alerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.shadowAlerts, { table: 'alerts_shadow', serde: serde<Alert>(topics.shadowAlerts, AvroSchemas.alert), toRow: (v) => toAlertRow(v as Alert) }],
     [topics.freezeActions, { table: 'actions', serde: serde<Action>(topics.freezeActions, AvroSchemas.action), toRow: (v) => toActionRow(v as Action) }],
