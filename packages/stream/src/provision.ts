@@ -1,6 +1,9 @@
 // Provisioning: topics with their partitions and configs, and every contract registered under its
 // subject with the BACKWARD compatibility policy. Safe to rerun.
-import { ConfigResourceTypes, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
+
+/** kafkajs's ConfigResourceTypes.TOPIC (not a named ESM export of the CommonJS package: a real process cannot import it). */
+const TOPIC_RESOURCE = 2;
 import { AvroSchemas, COMPATIBILITY, TopicContracts, Topics, topicSpecs, valueSubject } from '@tillwatch/schemas';
 import { FatalError } from './errors.js';
 import type { RegistryClient } from './registry/client.js';
@@ -76,7 +79,7 @@ async function checkTopicLayout(admin: Admin, specs: Array<{ role: keyof typeof 
   }
   for (const s of specs) if (s.partitions === 1 && s.role !== 'dlq' && count.get(s.topic) !== 1) problems.push(`${s.topic} has ${count.get(s.topic)} partitions; it needs exactly 1`);
   const compacted = specs.filter((s) => s.config['cleanup.policy'] === 'compact');
-  const described = await admin.describeConfigs({ includeSynonyms: false, resources: compacted.map((s) => ({ type: ConfigResourceTypes.TOPIC, name: s.topic, configNames: ['cleanup.policy'] })) });
+  const described = await admin.describeConfigs({ includeSynonyms: false, resources: compacted.map((s) => ({ type: TOPIC_RESOURCE, name: s.topic, configNames: ['cleanup.policy'] })) });
   for (const r of described.resources) {
     const policy = r.configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue ?? '';
     if (!policy.split(',').includes('compact')) problems.push(`${r.resourceName} has cleanup.policy=${policy || '(unknown)'}; it must be compact (a changelog or the rules topic keeps its latest value per key for ever)`);
