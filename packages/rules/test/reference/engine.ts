@@ -70,9 +70,12 @@ interface SaleRec {
   currency: string;
   et: number;
   dupExpiry: number;
+  /** Held until (clock): min(event_time, received_time) + refund_lookback + allowed_lateness. */
   refExpiry: number;
   refunded: number;
   refunds: RefundRec[] | null;
+  /** txn_ids of refunds/voids that named it more than the lookback after it (event time): not matched. */
+  outside: string[] | null;
   /** The sale's own card and event id, kept for the whole lookback (refund_card_mismatch, refund_after_deadline). */
   saleCard: string | null;
   saleEventId: string | null;
@@ -472,14 +475,15 @@ class Engine implements ReferenceEngine {
         currency: cur,
         et: t.event_time,
         dupExpiry: base + this.lateness + window,
-        refExpiry: base + this.lookback,
+        refExpiry: base + this.lookback + this.lateness,
         refunded: 0,
         refunds: null,
+        outside: null,
         saleCard: t.card_token,
         saleEventId: t.event_id,
       };
       if (rec.refExpiry < this.clk) {
-        // Older than the refund lookback (so also beyond the allowed lateness): nothing to keep.
+        // Older than the refund lookback plus the allowed lateness: nothing to keep.
         if (this.dupOn) this.nLateSales++;
         return;
       }
@@ -497,7 +501,7 @@ class Engine implements ReferenceEngine {
       rec.currency = cur;
       rec.et = t.event_time;
       rec.dupExpiry = base + this.lateness + window;
-      if (base + this.lookback > rec.refExpiry) rec.refExpiry = base + this.lookback;
+      if (base + this.lookback + this.lateness > rec.refExpiry) rec.refExpiry = base + this.lookback + this.lateness;
       hadRefunds = rec.refunds !== null;
     }
 
@@ -621,9 +625,10 @@ class Engine implements ReferenceEngine {
       currency: '',
       et: 0,
       dupExpiry: 0,
-      refExpiry: base + this.lookback,
+      refExpiry: base + this.lookback + this.lateness,
       refunded: 0,
       refunds: null,
+      outside: null,
       saleCard: null,
       saleEventId: null,
     };
@@ -726,7 +731,12 @@ class Engine implements ReferenceEngine {
     if (rec !== undefined && rec.refunds !== null) {
       for (const r of rec.refunds) if (r.txn === t.txn_id) return false; // the same refund again
     }
-    rec ??= this.placeholder(m, orig, t, 0) ?? undefined;
+    if (rec !== undefined && rec.outside !== null && rec.outside.includes(t.txn_id)) return false;
+    if (rec !== undefined && rec.flags & SEEN && t.event_time - rec.et > this.lookback) {
+      // Made more than the lookback after its sale (event time): not matched, remembered for redelivery.
+      (rec.outside ??= []).push(t.txn_id);
+      rec = undefined;
+    } else rec ??= this.placeholder(m, orig, t, 0) ?? undefined;
     const before = rec === undefined ? 0 : rec.refunded;
     if (rec !== undefined) {
       (rec.refunds ??= []).push({ txn: t.txn_id, eventId: t.event_id, terminalId: term.id, card: t.card_token, amount: t.amount_minor, et: t.event_time });
@@ -813,7 +823,9 @@ class Engine implements ReferenceEngine {
     const orig = t.original_txn_id;
     if (orig === null) return;
     const rec = this.lookupTxn(m, orig);
-    if (rec !== undefined) rec.flags |= VOIDED;
+    if (rec !== undefined && rec.outside !== null && rec.outside.includes(t.txn_id)) return;
+    if (rec !== undefined && rec.flags & SEEN && t.event_time - rec.et > this.lookback) (rec.outside ??= []).push(t.txn_id);
+    else if (rec !== undefined) rec.flags |= VOIDED;
     else this.placeholder(m, orig, t, VOIDED);
   }
 
