@@ -200,6 +200,9 @@ export class SaleLedger {
     } else {
       c.addFlags(row, SEEN);
       this.extend(row, refExp);
+      // Refunds recorded before the sale: from now on the total counts only those in its currency.
+      const list = this.refunds.get(row);
+      if (list !== undefined) c.refunded[row] = sumIn(list, cur);
       this.owner.markRow(row);
     }
     // The sale's event id and card, kept for the refund lookback (duplicate_charge, refund_card_mismatch
@@ -232,7 +235,8 @@ export class SaleLedger {
   /**
    * Records an APPROVED REFUND of `orig` (non-null). Returns null when the same refund (txn_id) was
    * already recorded, else the sale row (-1: none held, or the sale is more than the lookback before
-   * the refund in event time) and the refunded total before it.
+   * the refund in event time) and the refunded total before it: the sale's refunds in the sale's
+   * currency (a refund in another currency is recorded but not added to the total).
    */
   recordRefund(m: MerchantState, terminalId: string, t: Transaction, orig: string, lookback: number, out: RefundResult): RefundResult | null {
     const c = this.rows;
@@ -255,7 +259,8 @@ export class SaleLedger {
     if (row >= 0) {
       if (list === undefined) this.refunds.set(row, (list = []));
       list.push({ txn: t.txn_id, eventId: t.event_id, terminalId, card: t.card_token, amount: t.amount_minor, currency: t.currency, et: t.event_time });
-      c.refunded[row] = before + t.amount_minor;
+      // A placeholder counts every refund (its currency is not known yet; storeSale recounts).
+      if ((c.flags(row) & SEEN) === 0 || t.currency === c.currency[row]) c.refunded[row] = before + t.amount_minor;
       this.owner.markRow(row);
     }
     out.row = row;
@@ -364,10 +369,11 @@ export class SaleLedger {
     c.refunded[row] = s.refunded;
     if (s.refunds.length > 0) {
       // A changelog written before refunds carried their currency: taken as the sale's (as counted then).
-      this.refunds.set(
-        row,
-        s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, currency: x.currency ?? s.currency, et: x.event_time })),
-      );
+      const list = s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, currency: x.currency ?? s.currency, et: x.event_time }));
+      this.refunds.set(row, list);
+      // The sale's total in its own currency (what recordRefund keeps; a value written before refunds
+      // of other currencies were left out of it is recounted).
+      if (s.seen) c.refunded[row] = sumIn(list, s.currency);
     }
     if (s.refunds_outside !== undefined && s.refunds_outside.length > 0) this.outside.set(row, [...s.refunds_outside]);
     return row;
@@ -401,3 +407,9 @@ export interface SaleFields {
   refunds_outside?: string[];
 }
 
+/** The total of the refunds in currency cur. */
+function sumIn(list: readonly RefundRec[], cur: string): number {
+  let total = 0;
+  for (const r of list) if (r.currency === cur) total += r.amount;
+  return total;
+}
