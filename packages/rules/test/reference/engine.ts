@@ -692,7 +692,7 @@ class Engine implements ReferenceEngine {
       Math.min(sale.et, r.et),
       Math.max(sale.et, r.et),
       detectedAt,
-      `Refund ${r.txn} of ${formatMoney(r.amount, sale.currency)} at terminal ${r.terminalId} went to card ${r.card}, but sale ${sale.txn} was paid with card ${sale.saleCard!}.`,
+      `Refund ${r.txn} of ${formatMoney(r.amount, r.currency)} at terminal ${r.terminalId} went to card ${r.card}, but sale ${sale.txn} was paid with card ${sale.saleCard!}.`,
       { refund_amount_minor: r.amount, sale_amount_minor: sale.amount },
       r.txn,
       sale.currency,
