@@ -356,13 +356,17 @@ function crossFieldIssues(config: RulesConfig, options: ParseRulesOptions): Conf
   if (engine.terminal_idle_ttl <= longestTimeout) {
     issues.push({ path: 'engine.terminal_idle_ttl', problem: `must be longer than the longest sequence_gap timeout (${longestTimeout} ms), got ${engine.terminal_idle_ttl} ms` });
   }
-  // One record serves both duplicate legs and refund matching: it must outlive the duplicate horizon.
+  // One record serves both duplicate legs and refund matching. A duplicate is detected up to
+  // allowed_lateness + window after its first leg's event time; a refund, void or reversal of a leg made
+  // right then must still be within the lookback of the leg (event time) to resolve the alert. (The row
+  // itself is held lookback + allowed_lateness of clock, so it also outlives the duplicate horizon.)
   const longestWindow = Math.max(rules.duplicate_charge.window, ...[...Object.values(overrides.merchants), config.shadow as RuleOverrides].map((o) => o.duplicate_charge?.window ?? 0));
   if (engine.refund_lookback < engine.allowed_lateness + longestWindow) {
     issues.push({ path: 'engine.refund_lookback', problem: `must be at least allowed_lateness + the longest duplicate_charge window (${engine.allowed_lateness + longestWindow} ms), got ${engine.refund_lookback} ms` });
   }
-  // refund_after_deadline needs the sale: a deadline as long as the lookback or longer could never be
-  // judged (the sale row is gone by the time a refund is past the deadline).
+  // refund_after_deadline needs the sale: with a deadline as long as the lookback or longer, a refund
+  // past the deadline is also more than the lookback after its sale (event time), so it does not match
+  // the sale and is refund_without_sale instead; the rule could never fire.
   const deadlines: [string, number | undefined][] = [
     ['rules.refund_after_deadline.deadline', rules.refund_after_deadline.deadline],
     ['shadow.refund_after_deadline.deadline', config.shadow.refund_after_deadline?.deadline],

@@ -764,7 +764,7 @@ class Engine implements RuleEngine, EngineCore, LedgerOwner {
       const r = rows[k]!;
       if (c.gen(r) !== rows[k + 1]) continue; // freed since (its tombstone is in out)
       c.clearFlags(r, E_DIRTY);
-      if (this.clk > c.refExpiry(r)) continue;
+      if (this.sales.expired(r, this.clk)) continue;
       this.writeSaleValue(r, sink.begin(this.merchantOfRow(r).id, 'sale', c.txn[r]!));
       sink.end();
     }

@@ -104,9 +104,12 @@ export interface SaleSnapshot {
   currency: string;
   event_time: number;
   dup_expiry: number;
+  /** min(event_time, received_time) + refund_lookback (clock); the row is held until this + allowed_lateness. */
   ref_expiry: number;
   refunded: number;
   refunds: RefundSnapshot[];
+  /** The ledger: txn_ids of refunds/voids/reversals that named the sale more than refund_lookback after it (event time), not matched; kept so a redelivery is recognised (absent: none). */
+  refunds_outside?: string[];
   /** Refund reasons: the sale synced late or during its terminal's late-sync episode (absent: false). */
   sync_failure?: boolean;
   /** duplicate_charge: the raised duplicate alerts this sale is a leg of (absent: none). */

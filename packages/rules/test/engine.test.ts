@@ -162,6 +162,17 @@ describe('state, snapshots and changelog', () => {
     expect(b.stats().merchants).toBe(0);
   });
 
+  it('a sale row is held for refund_lookback + allowed_lateness of clock, with the lateness in force (setRules raising it keeps rows filed earlier)', () => {
+    const e = createRuleEngine(parseRulesConfig({ engine: { allowed_lateness: '1h' } }));
+    const s = new Scenario();
+    e.onTransaction(s.sale({ at: 0, card: 'tok_a' }));
+    e.setRules(parseRulesConfig({ engine: { allowed_lateness: '24h' } }));
+    e.advanceClock(T0 + 8 * 24 * HOUR + 2 * HOUR); // past 8 d + 1 h: filed under the old lateness, still held
+    expect(e.stats()).toMatchObject({ sales: 1 });
+    e.advanceClock(T0 + 9 * 24 * HOUR + 10 * 60_000);
+    expect(e.stats()).toMatchObject({ sales: 0 });
+  });
+
   it('forgets expired state and tombstones every entity', () => {
     const e = createRuleEngine(defaultRulesConfig());
     const view = createChangelogView(e);
@@ -170,7 +181,9 @@ describe('state, snapshots and changelog', () => {
     view.takeChanges();
     e.advanceClock(T0 + 2 * 24 * HOUR);
     expect(e.stats()).toMatchObject({ sales: 1, duplicateLegs: 0, cards: 0, terminals: 1 });
-    e.advanceClock(T0 + 9 * 24 * HOUR); // past the 8 d refund lookback
+    e.advanceClock(T0 + 9 * 24 * HOUR); // the 8 d refund lookback + the 24 h allowed lateness: still held
+    expect(e.stats()).toMatchObject({ sales: 1, terminals: 1 });
+    e.advanceClock(T0 + 9 * 24 * HOUR + 10 * 60_000); // past it (and the next 5 min sweep)
     expect(e.stats()).toMatchObject({ sales: 0, terminals: 1 });
     e.advanceClock(T0 + 31 * 24 * HOUR);
     expect(e.stats()).toMatchObject({ merchants: 0, terminals: 0, sales: 0 });
@@ -180,7 +193,7 @@ describe('state, snapshots and changelog', () => {
     ]);
   });
 
-  it('a refund after the lookback no longer finds its sale (and the sale is not kept longer than that)', () => {
+  it('a refund made more than the lookback after its sale (event time) no longer finds it, though the row is still held', () => {
     const e = createRuleEngine(defaultRulesConfig());
     const s = new Scenario();
     const sale = s.sale({ at: 0, card: 'tok_a', amount: 5000 });

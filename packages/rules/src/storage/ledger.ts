@@ -1,15 +1,18 @@
 // The sale ledger: shared storage of the sales, voids and refunds the rules match against. A sale is a
 // row of SaleRows (one cache line; see store.ts for why), found by (merchant, txn_id) through an
 // open-addressing index. Rows also serve placeholders: a refund or void naming a sale not seen yet.
-// Expiry is logical (every lookup checks the row's refund-lookback expiry against the clock); the
-// physical sweep runs through an expiry wheel.
+// Matching is in event time: a refund, void or reversal matches a sale it names only if its event time
+// is at most engine.refund_lookback after the sale's. A row is held (on the stream clock) until
+// min(event_time, received_time) + refund_lookback + allowed_lateness, so such an event uploaded up to
+// the allowed lateness late still finds its sale. Expiry is logical (every lookup checks the row's
+// hold against the clock); the physical sweep runs through an expiry wheel.
 import type { Transaction } from '@tillwatch/schemas';
 import type { MerchantState } from '../rules/types.js';
 import { ExpiryWheel, RowIndex, SaleRows, hashString } from '../store.js';
 import { fieldKeys, type StateWriter } from '../state-writer.js';
 
 /** The ledger's fields of a sale's changelog value (SaleSnapshot). */
-const K = fieldKeys('txn_id', 'terminal_id', 'seen', 'voided', 'amount', 'currency', 'event_time', 'ref_expiry', 'refunded', 'refunds', 'event_id', 'card_token');
+const K = fieldKeys('txn_id', 'terminal_id', 'seen', 'voided', 'amount', 'currency', 'event_time', 'ref_expiry', 'refunded', 'refunds', 'event_id', 'card_token', 'refunds_outside');
 
 // Row flags. Bits 1-8 belong to the ledger and the engine; rules get the rest (see LEG).
 /** The APPROVED SALE itself has arrived (else: a placeholder made by a refund or void). */
@@ -44,6 +47,8 @@ export interface RefundResult {
 export interface LedgerOwner {
   /** The engine clock (a plain field: read on every lookup). */
   readonly clk: number;
+  /** engine.allowed_lateness (ms): how long a row is held past its refund lookback on the clock. */
+  readonly lateness: number;
   merchantOfIdx(idx: number): MerchantState;
   /** A row is freed: its owner is told (tombstone, rule references). */
   rowFreed(m: MerchantState, row: number): void;
@@ -59,6 +64,11 @@ export class SaleLedger {
   private readonly wheel: ExpiryWheel;
   /** Refunds per sale row (rare: kept out of the rows). */
   private readonly refunds = new Map<number, RefundRec[]>();
+  /**
+   * Per sale row, the txn_ids of refunds, voids and reversals that named it more than the refund
+   * lookback after it (event time): not matched, kept only so a redelivery is recognised (rarer still).
+   */
+  private readonly outside = new Map<number, string[]>();
   private readonly visit = (row: number, gen: number): void => this.expire(row, gen);
   private readonly touchRow = (row: number): void => {
     this.prefetch ^= this.txnIdx.probe(this.rows.txnHash(row));
@@ -85,7 +95,11 @@ export class SaleLedger {
     return this.txnIdx.probe(h);
   }
 
-  /** The live row of (merchant, txn_id), or -1. A logically expired row is freed and reported absent. */
+  /**
+   * The held row of (merchant, txn_id), or -1. A row past its hold (refExpiry + allowed_lateness of
+   * clock) is freed and reported absent. Whether an event is within the refund lookback of the sale
+   * is the caller's question (event time: see within()).
+   */
   find(m: MerchantState, txn: string, h: number): number {
     const idx = this.txnIdx;
     const rows = this.rows;
@@ -93,7 +107,7 @@ export class SaleLedger {
       const r = idx.rowAt(i);
       if (r < 0) return -1;
       if (idx.hashAt(i) === h && rows.merchant(r) === m.idx && rows.txn[r] === txn) {
-        if (this.owner.clk > rows.refExpiry(r)) {
+        if (this.owner.clk > rows.refExpiry(r) + this.owner.lateness) {
           this.free(r);
           return -1;
         }
@@ -102,7 +116,24 @@ export class SaleLedger {
     }
   }
 
-  /** A new row for (merchant, txn), kept until refExpiry (clock). */
+  /** True when row is held no longer at clock clk (refExpiry + allowed_lateness, logical expiry). */
+  expired(row: number, clk: number): boolean {
+    return clk > this.rows.refExpiry(row) + this.owner.lateness;
+  }
+
+  /**
+   * Whether an event made at event time et is within the refund lookback of row's sale: always for a
+   * placeholder (the sale not seen: nothing to compare), else et - the sale's event time <= lookback.
+   */
+  within(row: number, et: number, lookback: number): boolean {
+    const c = this.rows;
+    return (c.flags(row) & SEEN) === 0 || et - c.eventTime(row) <= lookback;
+  }
+
+  /**
+   * A new row for (merchant, txn) with refund-lookback expiry refExpiry (clock), held until refExpiry +
+   * allowed_lateness.
+   */
   alloc(m: MerchantState, txn: string, h: number, flags: number, refExpiry: number): number {
     const c = this.rows;
     const row = c.alloc();
@@ -124,7 +155,7 @@ export class SaleLedger {
     m.tail = row;
     m.rows++;
     this.txnIdx.insert(h, row);
-    this.wheel.add(this.wheel.bucketOf(refExpiry), row, c.gen(row));
+    this.wheel.add(this.wheel.bucketOf(refExpiry + this.owner.lateness), row, c.gen(row));
     this.owner.markRow(row);
     return row;
   }
@@ -142,21 +173,19 @@ export class SaleLedger {
     else m.tail = prev;
     m.rows--;
     this.refunds.delete(row);
+    this.outside.delete(row);
     c.release(row);
   }
 
-  /** Raises a row's refund-lookback expiry (a sale arriving after its placeholder). */
+  /** Raises a row's refund-lookback expiry (a sale arriving after its placeholder); its wheel entry re-files itself when due. */
   extend(row: number, refExpiry: number): void {
     const c = this.rows;
-    if (refExpiry > c.refExpiry(row)) {
-      c.setRefExpiry(row, refExpiry);
-      this.wheel.add(this.wheel.bucketOf(refExpiry), row, c.gen(row));
-    }
+    if (refExpiry > c.refExpiry(row)) c.setRefExpiry(row, refExpiry);
   }
 
   /**
    * Stores an APPROVED SALE made at terminalId (row: its placeholder, or -1). Returns its row, or -1 when it is older than
-   * the refund lookback (nothing to keep).
+   * the refund lookback plus the allowed lateness (nothing to keep).
    */
   storeSale(m: MerchantState, terminalId: string, t: Transaction, h: number, row: number, lookback: number): number {
     const c = this.rows;
@@ -166,11 +195,14 @@ export class SaleLedger {
     const base = t.event_time < t.received_time ? t.event_time : t.received_time;
     const refExp = base + lookback;
     if (row < 0) {
-      if (refExp < this.owner.clk) return -1;
+      if (refExp + this.owner.lateness < this.owner.clk) return -1;
       row = this.alloc(m, t.txn_id, h, SEEN, refExp);
     } else {
       c.addFlags(row, SEEN);
       this.extend(row, refExp);
+      // Refunds recorded before the sale: from now on the total counts only those in its currency.
+      const list = this.refunds.get(row);
+      if (list !== undefined) c.refunded[row] = sumIn(list, cur);
       this.owner.markRow(row);
     }
     // The sale's event id and card, kept for the refund lookback (duplicate_charge, refund_card_mismatch
@@ -184,11 +216,11 @@ export class SaleLedger {
     return row;
   }
 
-  /** A placeholder for a sale named by a refund or void before it arrived; -1 when beyond the lookback. */
+  /** A placeholder for a sale named by a refund or void before it arrived; -1 when beyond the lookback plus the allowed lateness. */
   private placeholder(m: MerchantState, txn: string, h: number, t: Transaction, flags: number, lookback: number): number {
     const base = t.event_time < t.received_time ? t.event_time : t.received_time;
     const refExp = base + lookback;
-    if (refExp < this.owner.clk) return -1;
+    if (refExp + this.owner.lateness < this.owner.clk) return -1;
     return this.alloc(m, txn, h, flags, refExp);
   }
 
@@ -202,22 +234,33 @@ export class SaleLedger {
 
   /**
    * Records an APPROVED REFUND of `orig` (non-null). Returns null when the same refund (txn_id) was
-   * already recorded, else the sale row (-1: beyond the lookback) and the refunded total before it.
+   * already recorded, else the sale row (-1: none held, or the sale is more than the lookback before
+   * the refund in event time) and the refunded total before it: the sale's refunds in the sale's
+   * currency (a refund in another currency is recorded but not added to the total).
    */
   recordRefund(m: MerchantState, terminalId: string, t: Transaction, orig: string, lookback: number, out: RefundResult): RefundResult | null {
     const c = this.rows;
     const h = hashString(orig, TXN_SEED);
     let row = this.find(m, orig, h);
-    let list = row >= 0 ? this.refunds.get(row) : undefined;
-    if (list !== undefined) {
-      for (const r of list) if (r.txn === t.txn_id) return null;
+    let list: RefundRec[] | undefined;
+    if (row >= 0) {
+      list = this.refunds.get(row);
+      if (list !== undefined) for (const r of list) if (r.txn === t.txn_id) return null;
+      if (this.isOutside(row, t.txn_id)) return null;
+      if (!this.within(row, t.event_time, lookback)) {
+        this.addOutside(row, t.txn_id);
+        out.row = -1;
+        out.before = 0;
+        return out;
+      }
     }
     if (row < 0) row = this.placeholder(m, orig, h, t, 0, lookback);
     const before = row >= 0 ? c.refunded[row]! : 0;
     if (row >= 0) {
       if (list === undefined) this.refunds.set(row, (list = []));
       list.push({ txn: t.txn_id, eventId: t.event_id, terminalId, card: t.card_token, amount: t.amount_minor, currency: t.currency, et: t.event_time });
-      c.refunded[row] = before + t.amount_minor;
+      // A placeholder counts every refund (its currency is not known yet; storeSale recounts).
+      if ((c.flags(row) & SEEN) === 0 || t.currency === c.currency[row]) c.refunded[row] = before + t.amount_minor;
       this.owner.markRow(row);
     }
     out.row = row;
@@ -225,11 +268,32 @@ export class SaleLedger {
     return out;
   }
 
-  /** An APPROVED VOID/REVERSAL of `orig`: marks the sale voided (or leaves a voided placeholder). Returns the row (-1: beyond the lookback; -2: voided already). */
+  private isOutside(row: number, txn: string): boolean {
+    const o = this.outside.get(row);
+    return o !== undefined && o.includes(txn);
+  }
+
+  private addOutside(row: number, txn: string): void {
+    const o = this.outside.get(row);
+    if (o === undefined) this.outside.set(row, [txn]);
+    else o.push(txn);
+    this.owner.markRow(row);
+  }
+
+  /**
+   * An APPROVED VOID/REVERSAL of `orig`: marks the sale voided (or leaves a voided placeholder). Returns
+   * the row (-1: none held, or the sale is more than the lookback before it in event time, so not
+   * voided; -2: voided already, or the same out-of-lookback void again).
+   */
   recordVoid(m: MerchantState, t: Transaction, orig: string, lookback: number): number {
     const h = hashString(orig, TXN_SEED);
     const row = this.find(m, orig, h);
     if (row >= 0) {
+      if (this.isOutside(row, t.txn_id)) return -2;
+      if (!this.within(row, t.event_time, lookback)) {
+        this.addOutside(row, t.txn_id);
+        return -1;
+      }
       // Voided already (this void delivered again, or a second void or reversal of the same sale):
       // the sale's money comes back once, so nothing changes and the caller gives no second reason.
       if ((this.rows.flags(row) & VOIDED) !== 0) return -2;
@@ -240,7 +304,7 @@ export class SaleLedger {
     return this.placeholder(m, orig, h, t, VOIDED, lookback);
   }
 
-  /** Physical expiry of rows past their refund lookback. */
+  /** Physical expiry of rows past their hold (refund lookback + allowed lateness). */
   sweep(clk: number): void {
     this.wheel.sweep(clk, this.visit, this.touchRow);
   }
@@ -248,7 +312,12 @@ export class SaleLedger {
   private expire(row: number, gen: number): void {
     const c = this.rows;
     if (c.gen(row) !== gen) return;
-    if (c.refExpiry(row) > this.owner.clk) return; // raised meanwhile: filed again under its new expiry
+    const until = c.refExpiry(row) + this.owner.lateness;
+    if (until >= this.owner.clk) {
+      // Raised meanwhile (a sale after its placeholder), or the lateness grew (setRules): filed again.
+      this.wheel.add(this.wheel.bucketOf(until), row, gen);
+      return;
+    }
     const m = this.owner.merchantOfIdx(c.merchant(row));
     this.free(row);
     this.owner.touch(m);
@@ -283,6 +352,8 @@ export class SaleLedger {
       w.end();
     }
     w.end();
+    const o = this.outside.get(r);
+    if (o !== undefined) w.strings(K.refunds_outside, o);
   }
 
   /** Restores a row from what write() wrote. */
@@ -297,12 +368,14 @@ export class SaleLedger {
     c.setDupExpiry(row, s.dup_expiry);
     c.refunded[row] = s.refunded;
     if (s.refunds.length > 0) {
-      this.refunds.set(
-        row,
-        // A changelog written before refunds carried their currency: taken as the sale's (as counted then).
-        s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, currency: x.currency ?? s.currency, et: x.event_time })),
-      );
+      // A changelog written before refunds carried their currency: taken as the sale's (as counted then).
+      const list = s.refunds.map((x) => ({ txn: x.txn_id, eventId: x.event_id, terminalId: x.terminal_id, card: x.card_token, amount: x.amount, currency: x.currency ?? s.currency, et: x.event_time }));
+      this.refunds.set(row, list);
+      // The sale's total in its own currency (what recordRefund keeps; a value written before refunds
+      // of other currencies were left out of it is recounted).
+      if (s.seen) c.refunded[row] = sumIn(list, s.currency);
     }
+    if (s.refunds_outside !== undefined && s.refunds_outside.length > 0) this.outside.set(row, [...s.refunds_outside]);
     return row;
   }
 
@@ -330,4 +403,13 @@ export interface SaleFields {
   ref_expiry: number;
   refunded: number;
   refunds: { txn_id: string; event_id: string; terminal_id: string; card_token: string; amount: number; currency?: string; event_time: number }[];
+  /** txn_ids of refunds/voids that named the sale more than the lookback after it (absent: none; written since 2026-12-07). */
+  refunds_outside?: string[];
+}
+
+/** The total of the refunds in currency cur. */
+function sumIn(list: readonly RefundRec[], cur: string): number {
+  let total = 0;
+  for (const r of list) if (r.currency === cur) total += r.amount;
+  return total;
 }

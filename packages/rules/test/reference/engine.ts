@@ -56,6 +56,7 @@ interface RefundRec {
   terminalId: string;
   card: string;
   amount: number;
+  currency: string;
   et: number;
 }
 
@@ -70,9 +71,13 @@ interface SaleRec {
   currency: string;
   et: number;
   dupExpiry: number;
+  /** Held until (clock): min(event_time, received_time) + refund_lookback + allowed_lateness. */
   refExpiry: number;
+  /** Refunds in the sale's currency (a placeholder: all). */
   refunded: number;
   refunds: RefundRec[] | null;
+  /** txn_ids of refunds/voids that named it more than the lookback after it (event time): not matched. */
+  outside: string[] | null;
   /** The sale's own card and event id, kept for the whole lookback (refund_card_mismatch, refund_after_deadline). */
   saleCard: string | null;
   saleEventId: string | null;
@@ -472,14 +477,15 @@ class Engine implements ReferenceEngine {
         currency: cur,
         et: t.event_time,
         dupExpiry: base + this.lateness + window,
-        refExpiry: base + this.lookback,
+        refExpiry: base + this.lookback + this.lateness,
         refunded: 0,
         refunds: null,
+        outside: null,
         saleCard: t.card_token,
         saleEventId: t.event_id,
       };
       if (rec.refExpiry < this.clk) {
-        // Older than the refund lookback (so also beyond the allowed lateness): nothing to keep.
+        // Older than the refund lookback plus the allowed lateness: nothing to keep.
         if (this.dupOn) this.nLateSales++;
         return;
       }
@@ -497,8 +503,9 @@ class Engine implements ReferenceEngine {
       rec.currency = cur;
       rec.et = t.event_time;
       rec.dupExpiry = base + this.lateness + window;
-      if (base + this.lookback > rec.refExpiry) rec.refExpiry = base + this.lookback;
+      if (base + this.lookback + this.lateness > rec.refExpiry) rec.refExpiry = base + this.lookback + this.lateness;
       hadRefunds = rec.refunds !== null;
+      if (hadRefunds) rec.refunded = rec.refunds!.filter((r) => r.currency === cur).reduce((a, r) => a + r.amount, 0);
     }
 
     // duplicate_charge: both legs must be within the allowed lateness when they arrive.
@@ -621,9 +628,10 @@ class Engine implements ReferenceEngine {
       currency: '',
       et: 0,
       dupExpiry: 0,
-      refExpiry: base + this.lookback,
+      refExpiry: base + this.lookback + this.lateness,
       refunded: 0,
       refunds: null,
+      outside: null,
       saleCard: null,
       saleEventId: null,
     };
@@ -684,7 +692,7 @@ class Engine implements ReferenceEngine {
       Math.min(sale.et, r.et),
       Math.max(sale.et, r.et),
       detectedAt,
-      `Refund ${r.txn} of ${formatMoney(r.amount, sale.currency)} at terminal ${r.terminalId} went to card ${r.card}, but sale ${sale.txn} was paid with card ${sale.saleCard!}.`,
+      `Refund ${r.txn} of ${formatMoney(r.amount, r.currency)} at terminal ${r.terminalId} went to card ${r.card}, but sale ${sale.txn} was paid with card ${sale.saleCard!}.`,
       { refund_amount_minor: r.amount, sale_amount_minor: sale.amount },
       r.txn,
       sale.currency,
@@ -706,10 +714,10 @@ class Engine implements ReferenceEngine {
       sale.et,
       r.et,
       detectedAt,
-      `Refund ${r.txn} of ${formatMoney(r.amount, sale.currency)} at terminal ${r.terminalId} was made ${fmtDuration(late)} after sale ${sale.txn}, ${fmtDuration(late - p.deadline)} past the ${fmtDuration(p.deadline)} refund deadline.`,
+      `Refund ${r.txn} of ${formatMoney(r.amount, r.currency)} at terminal ${r.terminalId} was made ${fmtDuration(late)} after sale ${sale.txn}, ${fmtDuration(late - p.deadline)} past the ${fmtDuration(p.deadline)} refund deadline.`,
       { refund_amount_minor: r.amount, sale_amount_minor: sale.amount, after_ms: late, deadline_ms: p.deadline },
       r.txn,
-      sale.currency,
+      r.currency,
       r.amount,
     );
   }
@@ -726,18 +734,23 @@ class Engine implements ReferenceEngine {
     if (rec !== undefined && rec.refunds !== null) {
       for (const r of rec.refunds) if (r.txn === t.txn_id) return false; // the same refund again
     }
-    rec ??= this.placeholder(m, orig, t, 0) ?? undefined;
+    if (rec !== undefined && rec.outside !== null && rec.outside.includes(t.txn_id)) return false;
+    if (rec !== undefined && rec.flags & SEEN && t.event_time - rec.et > this.lookback) {
+      // Made more than the lookback after its sale (event time): not matched, remembered for redelivery.
+      (rec.outside ??= []).push(t.txn_id);
+      rec = undefined;
+    } else rec ??= this.placeholder(m, orig, t, 0) ?? undefined;
     const before = rec === undefined ? 0 : rec.refunded;
     if (rec !== undefined) {
-      (rec.refunds ??= []).push({ txn: t.txn_id, eventId: t.event_id, terminalId: term.id, card: t.card_token, amount: t.amount_minor, et: t.event_time });
-      rec.refunded += t.amount_minor;
+      (rec.refunds ??= []).push({ txn: t.txn_id, eventId: t.event_id, terminalId: term.id, card: t.card_token, amount: t.amount_minor, currency: t.currency, et: t.event_time });
+      if (!(rec.flags & SEEN) || t.currency === rec.currency) rec.refunded += t.amount_minor;
     }
     if (rec === undefined || !(rec.flags & SEEN)) {
       if (pw.enabled) this.fireWithoutSale(m, term, t, `refers to sale ${orig}, which merchant ${m.id} has not seen within the ${fmtDuration(this.lookback)} lookback`, { sale_not_found: 1 });
     } else if (rec.flags & VOIDED) {
       if (pw.enabled) this.fireWithoutSale(m, term, t, `refers to sale ${orig}, which was voided or reversed`, { sale_voided: 1 });
     } else {
-      if (rec.refunded > rec.amount) this.fireExceeds(m, term.rules, rec, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.event_time, before, t.received_time);
+      if (t.currency === rec.currency && rec.refunded > rec.amount) this.fireExceeds(m, term.rules, rec, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.event_time, before, t.received_time);
       const r = rec.refunds![rec.refunds!.length - 1]!;
       if (t.card_token !== rec.saleCard) this.fireCardMismatch(m, term.rules, rec, r, t.received_time);
       if (t.event_time - rec.et > term.rules.refund_after_deadline.deadline) this.fireAfterDeadline(m, term.rules, rec, r, t.received_time);
@@ -803,6 +816,7 @@ class Engine implements ReferenceEngine {
   private checkRefundsOfLateSale(m: MerchantState, rec: SaleRec, t: Transaction): void {
     let total = 0;
     for (const r of rec.refunds!) {
+      if (r.currency !== rec.currency) continue;
       const before = total;
       total += r.amount;
       if (total > rec.amount) this.fireExceeds(m, this.rulesFor(m, r.terminalId), rec, r.terminalId, r.card, r.txn, r.eventId, r.amount, r.et, before, t.received_time);
@@ -813,7 +827,9 @@ class Engine implements ReferenceEngine {
     const orig = t.original_txn_id;
     if (orig === null) return;
     const rec = this.lookupTxn(m, orig);
-    if (rec !== undefined) rec.flags |= VOIDED;
+    if (rec !== undefined && rec.outside !== null && rec.outside.includes(t.txn_id)) return;
+    if (rec !== undefined && rec.flags & SEEN && t.event_time - rec.et > this.lookback) (rec.outside ??= []).push(t.txn_id);
+    else if (rec !== undefined) rec.flags |= VOIDED;
     else this.placeholder(m, orig, t, VOIDED);
   }
 

@@ -35,7 +35,7 @@ class RefundAfterDeadline implements RuleInstance {
     const m = term.merchant;
     for (const r of this.core.sales.refundsOf(row)) {
       const p = this.core.rulesFor(m, r.terminalId)[this.variant]!.refund_after_deadline;
-      if (r.et - t.event_time > p.deadline) this.fire(p, m, row, r.terminalId, r.card, r.txn, r.eventId, r.amount, r.et, t.received_time);
+      if (r.et - t.event_time > p.deadline) this.fire(p, m, row, r.terminalId, r.card, r.txn, r.eventId, r.amount, r.currency, r.et, t.received_time);
     }
   }
 
@@ -45,10 +45,11 @@ class RefundAfterDeadline implements RuleInstance {
     const flags = c.flags(row);
     if (!(flags & SEEN) || flags & VOIDED) return; // refund_without_sale's case
     const p = term.rules[this.variant]!.refund_after_deadline;
-    if (t.event_time - c.eventTime(row) > p.deadline) this.fire(p, term.merchant, row, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.event_time, t.received_time);
+    if (t.event_time - c.eventTime(row) > p.deadline) this.fire(p, term.merchant, row, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.currency, t.event_time, t.received_time);
   }
 
-  private fire(p: RefundAfterDeadlineConfig, m: MerchantState, sale: number, terminalId: string, card: string, refundTxn: string, refundEventId: string, amount: number, refundEt: number, detectedAt: number): void {
+  /** amount, currency: the refund's own (a refund may be in another currency than its sale). */
+  private fire(p: RefundAfterDeadlineConfig, m: MerchantState, sale: number, terminalId: string, card: string, refundTxn: string, refundEventId: string, amount: number, currency: string, refundEt: number, detectedAt: number): void {
     if (!p.enabled) return;
     const saleEvent = this.core.sales.rows.eventId[sale];
     if (saleEvent === null || saleEvent === undefined) return;
@@ -65,10 +66,10 @@ class RefundAfterDeadline implements RuleInstance {
       saleEt,
       refundEt,
       detectedAt,
-      `Refund ${refundTxn} of ${formatMoney(amount, c.currency[sale]!)} at terminal ${terminalId} was made ${fmtDuration(late)} after sale ${c.txn[sale]!}, ${fmtDuration(late - p.deadline)} past the ${fmtDuration(p.deadline)} refund deadline.`,
+      `Refund ${refundTxn} of ${formatMoney(amount, currency)} at terminal ${terminalId} was made ${fmtDuration(late)} after sale ${c.txn[sale]!}, ${fmtDuration(late - p.deadline)} past the ${fmtDuration(p.deadline)} refund deadline.`,
       { refund_amount_minor: amount, sale_amount_minor: c.amount(sale), after_ms: late, deadline_ms: p.deadline },
       refundTxn,
-      c.currency[sale]!,
+      currency,
       amount,
     );
   }

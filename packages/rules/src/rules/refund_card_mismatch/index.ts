@@ -32,7 +32,7 @@ class RefundCardMismatch implements RuleInstance {
     for (const r of this.core.sales.refundsOf(row)) {
       if (r.card === t.card_token) continue;
       const p = this.core.rulesFor(m, r.terminalId)[this.variant]!.refund_card_mismatch;
-      this.fire(p, m, row, r.terminalId, r.card, r.txn, r.eventId, r.amount, r.et, t.received_time);
+      this.fire(p, m, row, r.terminalId, r.card, r.txn, r.eventId, r.amount, r.currency, r.et, t.received_time);
     }
   }
 
@@ -42,10 +42,11 @@ class RefundCardMismatch implements RuleInstance {
     if (!(flags & SEEN) || flags & VOIDED) return; // refund_without_sale's case
     const card = this.core.sales.rows.card[row];
     if (card === null || card === undefined || card === t.card_token) return;
-    this.fire(term.rules[this.variant]!.refund_card_mismatch, term.merchant, row, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.event_time, t.received_time);
+    this.fire(term.rules[this.variant]!.refund_card_mismatch, term.merchant, row, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.currency, t.event_time, t.received_time);
   }
 
-  private fire(p: RefundCardMismatchConfig, m: MerchantState, sale: number, terminalId: string, card: string, refundTxn: string, refundEventId: string, amount: number, refundEt: number, detectedAt: number): void {
+  /** amount, currency: the refund's own (a refund may be in another currency than its sale). */
+  private fire(p: RefundCardMismatchConfig, m: MerchantState, sale: number, terminalId: string, card: string, refundTxn: string, refundEventId: string, amount: number, currency: string, refundEt: number, detectedAt: number): void {
     if (!p.enabled) return;
     const c = this.core.sales.rows;
     const saleEt = c.eventTime(sale);
@@ -63,10 +64,10 @@ class RefundCardMismatch implements RuleInstance {
       Math.min(saleEt, refundEt),
       Math.max(saleEt, refundEt),
       detectedAt,
-      `Refund ${refundTxn} of ${formatMoney(amount, c.currency[sale]!)} at terminal ${terminalId} went to card ${card}, but sale ${c.txn[sale]!} was paid with card ${saleCard}.`,
+      `Refund ${refundTxn} of ${formatMoney(amount, currency)} at terminal ${terminalId} went to card ${card}, but sale ${c.txn[sale]!} was paid with card ${saleCard}.`,
       { refund_amount_minor: amount, sale_amount_minor: c.amount(sale) },
       refundTxn,
-      c.currency[sale]!,
+      currency,
       amount,
     );
   }

@@ -1,6 +1,6 @@
-// refund_exceeds_sale: APPROVED refunds of one sale, across all terminals of the merchant, add up to
-// more than the sale. No state of its own: the refunds and totals are in the sale ledger (shared
-// storage). See README.md.
+// refund_exceeds_sale: APPROVED refunds of one sale in the sale's currency, across all terminals of the
+// merchant, add up to more than the sale (a refund in another currency is not comparable: not counted).
+// No state of its own: the refunds and totals are in the sale ledger (shared storage). See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
 import { SEEN, VOIDED } from '../../storage/ledger.js';
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, TerminalState, Variant } from '../types.js';
@@ -20,8 +20,9 @@ class RefundExceedsSale implements RuleInstance {
     const c = this.core.sales.rows;
     const flags = c.flags(row);
     if (!(flags & SEEN) || flags & VOIDED) return; // refund_without_sale's case
+    if (t.currency !== c.currency[row]) return; // another currency: not comparable, not in the total
     if (before + t.amount_minor > c.amount(row)) {
-      this.fire(term.rules[this.variant]!.refund_exceeds_sale, row, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.event_time, before, t.received_time);
+      this.fire(term.rules[this.variant]!.refund_exceeds_sale, row, term.id, t.card_token, t.txn_id, t.event_id, t.amount_minor, t.currency, t.event_time, before, t.received_time);
     }
   }
 
@@ -34,16 +35,18 @@ class RefundExceedsSale implements RuleInstance {
     const amount = this.core.sales.rows.amount(row);
     let total = 0;
     for (const r of this.core.sales.refundsOf(row)) {
+      if (r.currency !== t.currency) continue; // another currency than the sale's: not counted
       const before = total;
       total += r.amount;
       if (total > amount) {
         const p = this.core.rulesFor(m, r.terminalId)[this.variant]!.refund_exceeds_sale;
-        this.fire(p, row, r.terminalId, r.card, r.txn, r.eventId, r.amount, r.et, before, t.received_time);
+        this.fire(p, row, r.terminalId, r.card, r.txn, r.eventId, r.amount, r.currency, r.et, before, t.received_time);
       }
     }
   }
 
-  private fire(p: RefundExceedsSaleConfig, sale: number, terminalId: string, card: string, refundTxn: string, refundEventId: string, refundAmount: number, refundEt: number, before: number, detectedAt: number): void {
+  /** refundCurrency: the refund's own (only refunds in the sale's currency are counted, so the same). */
+  private fire(p: RefundExceedsSaleConfig, sale: number, terminalId: string, card: string, refundTxn: string, refundEventId: string, refundAmount: number, refundCurrency: string, refundEt: number, before: number, detectedAt: number): void {
     if (!p.enabled) return;
     const c = this.core.sales.rows;
     const m = this.core.merchantOfRow(sale);
@@ -61,10 +64,10 @@ class RefundExceedsSale implements RuleInstance {
       Math.min(saleEt, refundEt),
       Math.max(saleEt, refundEt),
       detectedAt,
-      `Approved refunds of sale ${c.txn[sale]} add up to ${formatMoney(total, cur)}, ${formatMoney(total - saleAmount, cur)} more than the sale's ${formatMoney(saleAmount, cur)}; refund ${refundTxn} of ${formatMoney(refundAmount, cur)} at terminal ${terminalId} ${before > saleAmount ? 'added to it' : 'crossed it'}.`,
+      `Approved refunds of sale ${c.txn[sale]} add up to ${formatMoney(total, cur)}, ${formatMoney(total - saleAmount, cur)} more than the sale's ${formatMoney(saleAmount, cur)}; refund ${refundTxn} of ${formatMoney(refundAmount, refundCurrency)} at terminal ${terminalId} ${before > saleAmount ? 'added to it' : 'crossed it'}.`,
       { sale_amount_minor: saleAmount, refunded_total_minor: total, refunded_before_minor: before, refund_amount_minor: refundAmount, excess_minor: total - saleAmount },
       refundTxn,
-      cur,
+      refundCurrency,
       refundAmount,
     );
   }

@@ -59,4 +59,15 @@ describe('refund_after_deadline', () => {
       }),
     );
   });
+
+  it('a late refund in another currency than its sale is stated in its own currency (summary and alert money), whether the sale came first or last', () => {
+    for (const saleLast of [false, true]) {
+      const s = new Scenario();
+      if (!saleLast) s.sale({ at: 0, card: 'a', amount: 10000, currency: 'EUR', txn: 'S1' });
+      s.refund({ at: 7 * DAY + HOUR, card: 'a', amount: 1500, currency: 'JPY', of: 'S1', txn: 'R1' });
+      if (saleLast) s.sale({ at: 0, card: 'a', amount: 10000, currency: 'EUR', txn: 'S1', recvAt: 7 * DAY + 2 * HOUR });
+      const out = runEvents(createRuleEngine(parseRulesConfig({})), s.events).alerts.filter((a) => a.rule === 'refund_after_deadline');
+      expect(out.map((a) => [a.currency, a.amount_minor, a.summary.split(' at terminal')[0]])).toEqual([['JPY', 1500, 'Refund R1 of 1500 JPY']]);
+    }
+  });
 });

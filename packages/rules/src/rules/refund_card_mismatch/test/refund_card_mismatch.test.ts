@@ -97,4 +97,12 @@ describe('refund_card_mismatch shadow instance', () => {
       ['refund_after_deadline', [sale.event_id, refund.event_id]],
     ]);
   });
+
+  it('a refund to another card in another currency than its sale is stated in its own currency (summary and alert money)', () => {
+    const s = new Scenario();
+    s.sale({ at: 0, card: 'a', amount: 10000, currency: 'EUR', txn: 'S1' });
+    s.refund({ at: MIN, card: 'z', amount: 500, currency: 'KWD', of: 'S1', txn: 'R1' });
+    const out = runEvents(createRuleEngine(parseRulesConfig({})), s.events).alerts.filter((a) => a.rule === 'refund_card_mismatch');
+    expect(out.map((a) => [a.currency, a.amount_minor, a.summary.split(' at terminal')[0]])).toEqual([['KWD', 500, 'Refund R1 of 0.500 KWD']]);
+  });
 });
