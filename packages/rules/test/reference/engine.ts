@@ -471,7 +471,7 @@ class Engine implements ReferenceEngine {
         amount,
         currency: cur,
         et: t.event_time,
-        dupExpiry: base + this.lateness + window,
+        dupExpiry: t.event_time + this.lateness + window,
         refExpiry: base + this.lookback,
         refunded: 0,
         refunds: null,
@@ -496,7 +496,7 @@ class Engine implements ReferenceEngine {
       rec.amount = amount;
       rec.currency = cur;
       rec.et = t.event_time;
-      rec.dupExpiry = base + this.lateness + window;
+      rec.dupExpiry = t.event_time + this.lateness + window;
       if (base + this.lookback > rec.refExpiry) rec.refExpiry = base + this.lookback;
       hadRefunds = rec.refunds !== null;
     }

@@ -218,8 +218,11 @@ class DuplicateCharge implements RuleInstance {
     }
     const m = term.merchant;
     const c = core.sales.rows;
-    const base = t.event_time < t.received_time ? t.event_time : t.received_time;
-    c.setDupExpiry(row, base + core.lateness + m.rules[0]!.duplicate_charge.window);
+    // Kept until event_time + lateness + window: a twin up to `window` later in event time may arrive
+    // up to `lateness` after its own event time. Based on the event time even when the terminal's clock
+    // runs ahead of the received time (validation caps that skew at engine.max_clock_skew, so such a
+    // leg is held at most that much longer); a base of min(event, received) missed such pairs.
+    c.setDupExpiry(row, t.event_time + core.lateness + m.rules[0]!.duplicate_charge.window);
     if (!this.on || voided) return;
     // Both legs must be within the allowed lateness when they arrive.
     if (core.clk - t.event_time > core.lateness) {

@@ -48,6 +48,21 @@ describe('duplicate_charge', () => {
     );
   });
 
+  it('a leg whose terminal clock runs ahead (event time after its received time, within max_clock_skew) still pairs with a twin arriving within the lateness', () => {
+    const run = (skew: number) => {
+      const s = new Scenario();
+      // B: event time `skew` ahead of its received time (a fast terminal clock; max_clock_skew is 1 h).
+      s.sale({ at: 50 * MIN, recvAt: 50 * MIN - skew, card: 'tok', amount: 500, terminal: 'T1', txn: 'tx-b', id: 'ev-b' });
+      // A: the retry 10 min later in event time, arriving 24 h 20 min after B's event: its own lag is 23 h 20 min, within the 24 h lateness.
+      s.sale({ at: 60 * MIN, recvAt: 24 * 60 * MIN + 20 * MIN, card: 'tok', amount: 500, terminal: 'T2', txn: 'tx-a', id: 'ev-a' });
+      const out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
+      return out.alerts.filter((x) => x.rule === 'duplicate_charge').map((x) => x.event_ids);
+    };
+    expect(run(0)).toEqual([['ev-b', 'ev-a']]);
+    expect(run(50 * MIN)).toEqual([['ev-b', 'ev-a']]);
+    expect(run(60 * MIN)).toEqual([['ev-b', 'ev-a']]);
+  });
+
   describe('resolution (alert updates)', () => {
     const pair = (s: Scenario, at = 0) => [
       s.sale({ at, terminal: 'T1', card: 'tok', amount: 1000, txn: `tx-a${at}` }),
