@@ -188,7 +188,7 @@ describe('rules config', () => {
         rules: fc.record(
           {
             duplicate_charge: fc.record({ enabled: fc.boolean(), window: fc.constantFrom('1m', '10m', 60_000) }, { requiredKeys: [] }),
-            abnormal_amount: fc.record({ ratio: fc.double({ min: 3, max: 100, noNaN: true }), min_sales: fc.integer({ min: 1, max: 500 }) }, { requiredKeys: [] }),
+            abnormal_amount: fc.record({ ratio: fc.double({ min: 3, max: 100, noNaN: true, minExcluded: true }), min_sales: fc.integer({ min: 1, max: 500 }) }, { requiredKeys: [] }),
             sync_lag: fc.record({ threshold: dur, severity: fc.constantFrom('low', 'high') }, { requiredKeys: [] }),
           },
           { requiredKeys: [] },
