@@ -121,11 +121,13 @@ export interface SaleSnapshot {
     amount: number;
     currency: string;
     resolved: boolean;
-    /** Refund money credited to this alert (resolved `refunded`); absent: none. */
+    /** Money back held by this alert once resolved (refunds, and a void or reversal worth the whole charge), by event id; absent: none. */
     credits?: { event_id: string; amount: number }[];
     /** The leg whose void or reversal resolved it; absent: none. */
     voided_leg?: string | null;
   }[];
+  /** duplicate_charge: the first approved void or reversal of this leg of a raised alert (absent: none). */
+  dup_void?: { event_id: string; txn_id: string; reversal: boolean };
 }
 
 /** One merchant's state: plain JSON, written to the compacted changelog keyed by merchant_id. */

@@ -476,7 +476,7 @@ class Engine implements ReferenceEngine {
         amount,
         currency: cur,
         et: t.event_time,
-        dupExpiry: base + this.lateness + window,
+        dupExpiry: t.event_time + this.lateness + window,
         refExpiry: base + this.lookback + this.lateness,
         refunded: 0,
         refunds: null,
@@ -502,7 +502,7 @@ class Engine implements ReferenceEngine {
       rec.amount = amount;
       rec.currency = cur;
       rec.et = t.event_time;
-      rec.dupExpiry = base + this.lateness + window;
+      rec.dupExpiry = t.event_time + this.lateness + window;
       if (base + this.lookback + this.lateness > rec.refExpiry) rec.refExpiry = base + this.lookback + this.lateness;
       hadRefunds = rec.refunds !== null;
       if (hadRefunds) rec.refunded = rec.refunds!.filter((r) => r.currency === cur).reduce((a, r) => a + r.amount, 0);

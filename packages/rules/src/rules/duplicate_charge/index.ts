@@ -11,7 +11,7 @@ import { ExpiryWheel, RowIndex, hashString, mixInt } from '../../store.js';
 import { fieldKeys, type StateWriter } from '../../state-writer.js';
 
 /** Changelog fields (SaleSnapshot, RaisedDuplicateSnapshot). */
-const K = fieldKeys('event_id', 'card_token', 'dup', 'dup_expiry', 'dup_alerts', 'alert_id', 'legs', 'terminal_id', 'amount', 'currency', 'resolved', 'credits', 'voided_leg');
+const K = fieldKeys('event_id', 'card_token', 'dup', 'dup_expiry', 'dup_alerts', 'alert_id', 'legs', 'terminal_id', 'amount', 'currency', 'resolved', 'credits', 'voided_leg', 'dup_void', 'txn_id', 'reversal');
 import { PREFETCH_MAX, type EngineCore, type MerchantState, type RuleCommon, type RuleDefinition, type RuleInstance, type RuleStats, type TerminalState, type Variant } from '../types.js';
 
 export interface DuplicateChargeConfig extends RuleCommon {
@@ -38,18 +38,34 @@ interface RaisedDuplicate {
   currency: string;
   resolved: boolean;
   /**
-   * Refund money credited to this alert when it was resolved `refunded`, refund by refund (event id,
-   * minor units; they add up to `amount`). A refund's money goes to at most one alert: another alert
-   * sharing the leg counts only what is left of it.
+   * The money back held by this alert once resolved, by event id (refunds, and voids or reversals
+   * worth the whole charge; minor units adding up to `amount`). Money goes to at most one alert; it may
+   * move between resolved alerts of a group when that lets an open one be covered (see settle).
    */
   credits: Credit[];
-  /** The leg (txn_id) whose approved void or reversal resolved it, else null. */
+  /** The leg (txn_id) whose approved void or reversal resolved it (as in its update), else null. */
   voidedLeg: string | null;
 }
 
 interface Credit {
   eventId: string;
   amount: number;
+}
+
+/** The first approved void or reversal of a leg of a raised alert (changelog: the sale's `dup_void`). */
+interface VoidRec {
+  eventId: string;
+  txn: string;
+  reversal: boolean;
+}
+
+/** Money back on a leg: a refund (its amount) or a void or reversal (the whole charge). */
+interface Ret {
+  eventId: string;
+  /** txn_id of the leg. */
+  leg: string;
+  cap: number;
+  void: VoidRec | null;
 }
 
 /** The changelog form (SaleSnapshot field `dup_alerts`, on both legs). */
@@ -67,13 +83,6 @@ export interface RaisedDuplicateSnapshot {
   voided_leg?: string | null;
 }
 const SWEEP_BUCKET_MS = 5 * 60_000;
-
-/** Refund money of refund `eventId` credited to alerts (other than `self`) this leg row is a leg of. */
-function creditedElsewhere(list: readonly RaisedDuplicate[] | undefined, self: string, eventId: string): number {
-  let n = 0;
-  if (list !== undefined) for (const a of list) if (a.id !== self) for (const x of a.credits) if (x.eventId === eventId) n += x.amount;
-  return n;
-}
 
 /** Finds the nearest leg and fires; the active instance and the shadow one each run it with their own parameters. */
 function match(inst: RuleInstance, core: EngineCore, m: MerchantState, term: TerminalState, t: Transaction, row: number, head: number): void {
@@ -165,8 +174,10 @@ class DuplicateCharge implements RuleInstance {
   private shadow: RuleInstance | null = null;
   private nLegs = 0;
   private nLate = 0;
-  /** Sale row -> the raised duplicate alerts it is a leg of (rare: only rows of fired pairs). */
+  /** Sale row -> the raised duplicate alerts it is a leg of (rare: only rows of fired pairs); one object per alert, on both legs. */
   private readonly raisedOf = new Map<number, RaisedDuplicate[]>();
+  /** Sale row of a raised alert's leg -> its first approved void or reversal. */
+  private readonly voidOf = new Map<number, VoidRec>();
 
   constructor(
     private readonly core: EngineCore,
@@ -218,8 +229,11 @@ class DuplicateCharge implements RuleInstance {
     }
     const m = term.merchant;
     const c = core.sales.rows;
-    const base = t.event_time < t.received_time ? t.event_time : t.received_time;
-    c.setDupExpiry(row, base + core.lateness + m.rules[0]!.duplicate_charge.window);
+    // Kept until event_time + lateness + window: a twin up to `window` later in event time may arrive
+    // up to `lateness` after its own event time. Based on the event time even when the terminal's clock
+    // runs ahead of the received time (validation caps that skew at engine.max_clock_skew, so such a
+    // leg is held at most that much longer); a base of min(event, received) missed such pairs.
+    c.setDupExpiry(row, t.event_time + core.lateness + m.rules[0]!.duplicate_charge.window);
     if (!this.on || voided) return;
     // Both legs must be within the allowed lateness when they arrive.
     if (core.clk - t.event_time > core.lateness) {
@@ -280,11 +294,12 @@ class DuplicateCharge implements RuleInstance {
   onRowFreed(row: number): void {
     if (this.core.sales.rows.flags(row) & LEG) this.dropLeg(row);
     this.raisedOf.delete(row);
+    this.voidOf.delete(row);
   }
 
   // ------------------------------------------------------------ resolution (alert updates)
 
-  /** An alert was raised on rows a (earlier leg) and b: remember it on both; refunds already recorded may cover it at once. */
+  /** An alert was raised on rows a (earlier leg) and b: remember it on both; money already back (refunds recorded before it) may cover it at once. */
   raised(m: MerchantState, a: number, b: number, rec: RaisedDuplicate): void {
     for (const row of [a, b]) {
       let list = this.raisedOf.get(row);
@@ -292,7 +307,7 @@ class DuplicateCharge implements RuleInstance {
       list.push(rec);
       this.core.markRow(row);
     }
-    this.checkRefunds(m, rec);
+    this.settle(m, b, false);
   }
 
   /** Raised duplicate alerts a sale row is a leg of (resolved ones included), oldest first. */
@@ -301,79 +316,230 @@ class DuplicateCharge implements RuleInstance {
   }
 
   /**
-   * An approved void or reversal takes one charge back, so it resolves ONE alert of the leg: the open
-   * one whose later leg (the retry) it is, else the earliest raised open one. With three charges A, B,
-   * C and alerts (A,B) and (B,C), voiding B closes (A,B) and leaves (B,C) open: A and C are still a
-   * duplicate, and (B,C)'s REVIEW_REFUND names C, the charge still to give back. A second void or
-   * reversal of a leg whose void already resolved an alert (a redelivery, or both) resolves nothing.
+   * An approved void or reversal takes one charge back: it is recorded on the leg (the first one only:
+   * the ledger drops a second void or reversal of a sale) and offered to the alerts (see settle).
    */
   onVoid(term: TerminalState, t: Transaction, row: number): void {
-    if (row < 0) return;
-    const list = this.raisedOf.get(row);
-    if (list === undefined) return;
-    const leg = t.original_txn_id!;
-    let pick: RaisedDuplicate | null = null;
-    for (const rec of list) {
-      if (rec.voidedLeg === leg) return;
-      if (!rec.resolved && (pick === null || (rec.legs[1] === leg && pick.legs[1] !== leg))) pick = rec;
-    }
-    if (pick === null) return;
-    const resolution: AlertResolution = t.kind === 'REVERSAL' ? 'reversed' : 'voided';
-    const which = pick.legs[0] === leg ? 'first' : 'second';
-    this.resolve(term.merchant, pick, resolution, [t.event_id], `${t.kind === 'REVERSAL' ? 'reversal' : 'void'} ${t.txn_id} of its ${which} leg ${leg}`, { amount_minor: pick.amount }, [], leg);
+    if (row < 0 || this.voidOf.has(row)) return;
+    // A leg without a raised alert needs no record: a voided sale is never paired afterwards.
+    if (!this.raisedOf.has(row)) return;
+    this.voidOf.set(row, { eventId: t.event_id, txn: t.txn_id, reversal: t.kind === 'REVERSAL' });
+    this.core.markRow(row);
+    this.settle(term.merchant, row, true);
   }
 
-  /** As for a void, the alerts whose later leg (the retry) the refunded sale is are looked at first. */
   onRefund(term: TerminalState, _t: Transaction, row: number): void {
-    if (row < 0) return;
-    const list = this.raisedOf.get(row);
-    if (list === undefined) return;
-    const txn = this.core.sales.rows.txn[row]!;
-    for (const rec of [...list]) if (!rec.resolved && rec.legs[1] === txn) this.checkRefunds(term.merchant, rec);
-    for (const rec of [...list]) if (!rec.resolved && rec.legs[1] !== txn) this.checkRefunds(term.merchant, rec);
+    if (row < 0 || !this.raisedOf.has(row)) return;
+    this.settle(term.merchant, row, false);
   }
 
   /**
-   * Approved refunds of the two legs, to the duplicated card and in its currency, cover the duplicated
-   * amount with money not yet credited to another alert: resolved `refunded`. Refunds are taken in
-   * order (earlier leg first, each leg's refunds in the order recorded) until the amount is covered;
-   * exactly the amount is credited to this alert (the rest of the last refund stays for another alert).
+   * Money back (approved refunds to the duplicated card in its currency, and voids or reversals, each
+   * worth the whole charge) is assigned to the alerts of a group of charges (the alerts connected
+   * through shared legs), each unit of money to at most one alert and only to an alert of the leg it
+   * was given back on; an alert is resolved once it holds its amount. After every change (an alert
+   * raised, a refund, a void) each open alert of the group is offered the money not assigned yet, and
+   * money already assigned to a resolved alert may move to it when the resolved alert can take other
+   * free money instead (an augmenting path: A's refund takes (A,B) over from B's refund, whose money
+   * moves on to (B,C)). A resolved alert stays resolved (its update was emitted), so the set of
+   * resolved alerts only grows and ends the same whatever order the money came back in (checked over
+   * every order of whole charges back, test/duplicate_charge.test.ts). Open alerts are offered in a
+   * fixed order (below).
    */
-  private checkRefunds(m: MerchantState, rec: RaisedDuplicate): void {
+  private settle(m: MerchantState, start: number, byVoid: boolean): void {
     const ledger = this.core.sales;
-    let total = 0;
-    let left = rec.amount;
-    const credits: Credit[] = [];
-    for (const txn of rec.legs) {
-      const row = ledger.find(m, txn, hashString(txn, TXN_SEED));
-      if (row < 0) continue;
-      const refunds = ledger.refundsOf(row);
-      if (refunds.length === 0) continue;
-      const others = this.raisedOf.get(row);
-      for (const r of refunds) {
-        if (left <= 0) break;
-        // Money back to another card, or in another currency, does not pay back this card's charge.
-        if (r.card !== rec.card || r.currency !== rec.currency) continue;
-        const avail = r.amount - creditedElsewhere(others, rec.id, r.eventId);
-        if (avail <= 0) continue;
-        const take = avail < left ? avail : left;
-        credits.push({ eventId: r.eventId, amount: take });
-        total += avail;
-        left -= take;
+    const c = ledger.rows;
+    // The group: alerts reachable from `start` through shared legs.
+    const alerts: RaisedDuplicate[] = [];
+    const seen = new Set<string>();
+    const rowOf = new Map<string, number>([[c.txn[start]!, start]]);
+    const queue = [start];
+    while (queue.length > 0) {
+      const row = queue.pop()!;
+      for (const rec of this.raisedOf.get(row) ?? []) {
+        if (seen.has(rec.id)) continue;
+        seen.add(rec.id);
+        alerts.push(rec);
+        for (const txn of rec.legs) {
+          if (rowOf.has(txn)) continue;
+          const r = ledger.find(m, txn, hashString(txn, TXN_SEED));
+          rowOf.set(txn, r);
+          if (r >= 0) queue.push(r);
+        }
       }
     }
-    if (left > 0 || credits.length === 0) return;
-    const n = credits.length === 1 ? '1 approved refund' : `${credits.length} approved refunds`;
-    this.resolve(
-      m,
-      rec,
-      'refunded',
-      credits.map((x) => x.eventId),
-      `${n} of its legs adding up to ${formatMoney(total, rec.currency)}`,
-      { amount_minor: rec.amount, refunded_minor: total, refunds: credits.length },
-      credits,
-      null,
-    );
+    const first = alerts[0];
+    if (first === undefined || !alerts.some((a) => !a.resolved)) return;
+    // The money back on each leg (all alerts of a group share card, amount and currency).
+    const rets = new Map<string, Ret>();
+    const retsOfLeg = new Map<string, { voids: Ret[]; refunds: Ret[] }>();
+    for (const [txn, row] of rowOf) {
+      const voids: Ret[] = [];
+      const refunds: Ret[] = [];
+      if (row >= 0) {
+        const v = this.voidOf.get(row);
+        if (v !== undefined) voids.push({ eventId: v.eventId, leg: txn, cap: first.amount, void: v });
+        for (const r of ledger.refundsOf(row)) {
+          // Money back to another card, or in another currency, does not pay back this card's charge.
+          if (r.card === first.card && r.currency === first.currency && r.amount > 0) refunds.push({ eventId: r.eventId, leg: txn, cap: r.amount, void: null });
+        }
+      }
+      for (const x of voids) rets.set(x.eventId, x);
+      for (const x of refunds) rets.set(x.eventId, x);
+      retsOfLeg.set(txn, { voids, refunds });
+    }
+    // The current assignment: credits of resolved alerts (credits of money no longer known stay as they are).
+    const flow = new Map<RaisedDuplicate, Map<string, number>>();
+    const used = new Map<string, number>();
+    for (const a of alerts) {
+      const f = new Map<string, number>();
+      for (const x of a.credits) {
+        if (!rets.has(x.eventId)) continue;
+        f.set(x.eventId, (f.get(x.eventId) ?? 0) + x.amount);
+        used.set(x.eventId, (used.get(x.eventId) ?? 0) + x.amount);
+      }
+      flow.set(a, f);
+    }
+    const free = (r: Ret): number => r.cap - (used.get(r.eventId) ?? 0);
+    const anyFree = (): boolean => {
+      for (const r of rets.values()) if (free(r) > 0) return true;
+      return false;
+    };
+    if (!anyFree()) return;
+    // Money back on an alert's legs, in the order it is taken: earlier leg first; voids first when a void arrived, else refunds (in the order recorded).
+    const adj = (a: RaisedDuplicate): Ret[] => {
+      const out: Ret[] = [];
+      for (const txn of a.legs) {
+        const x = retsOfLeg.get(txn);
+        if (x !== undefined) out.push(...(byVoid ? x.voids : x.refunds));
+      }
+      for (const txn of a.legs) {
+        const x = retsOfLeg.get(txn);
+        if (x !== undefined) out.push(...(byVoid ? x.refunds : x.voids));
+      }
+      return out;
+    };
+    // Open alerts are offered the money in one fixed order, whatever event triggered it: by the event
+    // time of their later leg (the retry), then of their earlier leg, then by alert id. Money back on a
+    // leg so goes first to the alert whose later leg it is (the retry), as a single refund or void would.
+    const et = (txn: string): number => {
+      const r = rowOf.get(txn) ?? -1;
+      return r >= 0 ? c.eventTime(r) : Infinity;
+    };
+    const candidates = alerts
+      .filter((a) => !a.resolved)
+      .map((a) => ({ a, k1: et(a.legs[1]), k0: et(a.legs[0]) }))
+      .sort((x, y) => x.k1 - y.k1 || x.k0 - y.k0 || (x.a.id < y.a.id ? -1 : x.a.id > y.a.id ? 1 : 0))
+      .map((x) => x.a);
+    const changed = new Set<RaisedDuplicate>();
+    for (const e of candidates) {
+      if (e.resolved) continue;
+      if (!anyFree()) break;
+      const saved = new Map([...flow].map(([a, f]) => [a, new Map(f)]));
+      const savedUsed = new Map(used);
+      const touched = new Set<RaisedDuplicate>();
+      let deficit = e.amount;
+      while (deficit > 0) {
+        // Breadth first from e: an alert needing money takes free money on its legs, or money held by another alert, which then needs it in turn.
+        const parent = new Map<RaisedDuplicate, { via: Ret; from: RaisedDuplicate }>();
+        const visited = new Set<RaisedDuplicate>([e]);
+        const q = [e];
+        let end: { a: RaisedDuplicate; r: Ret } | null = null;
+        for (let i = 0; i < q.length && end === null; i++) {
+          const f = q[i]!;
+          for (const r of adj(f)) {
+            if (free(r) > 0) {
+              end = { a: f, r };
+              break;
+            }
+            for (const g of alerts) {
+              if (visited.has(g) || (flow.get(g)!.get(r.eventId) ?? 0) <= 0) continue;
+              visited.add(g);
+              parent.set(g, { via: r, from: f });
+              q.push(g);
+            }
+          }
+        }
+        if (end === null) break;
+        let b = Math.min(deficit, free(end.r));
+        for (let g = end.a; g !== e; ) {
+          const p = parent.get(g)!;
+          b = Math.min(b, flow.get(g)!.get(p.via.eventId)!);
+          g = p.from;
+        }
+        const add = (a: RaisedDuplicate, r: Ret, x: number): void => {
+          const f = flow.get(a)!;
+          const v = (f.get(r.eventId) ?? 0) + x;
+          if (v === 0) f.delete(r.eventId);
+          else f.set(r.eventId, v);
+          touched.add(a);
+        };
+        add(end.a, end.r, b);
+        used.set(end.r.eventId, (used.get(end.r.eventId) ?? 0) + b);
+        for (let g = end.a; g !== e; ) {
+          const p = parent.get(g)!;
+          add(g, p.via, -b);
+          add(p.from, p.via, b);
+          g = p.from;
+        }
+        deficit -= b;
+      }
+      if (deficit > 0) {
+        // Not covered: nothing moves.
+        for (const [a, f] of saved) flow.set(a, f);
+        used.clear();
+        for (const [k, v] of savedUsed) used.set(k, v);
+        continue;
+      }
+      for (const a of touched) if (a !== e) changed.add(a);
+      changed.delete(e);
+      this.resolveCovered(m, e, flow.get(e)!, rets, used);
+    }
+    // Resolved alerts whose money moved: their credits now name the money they hold (their update was emitted before and stays).
+    for (const a of changed) {
+      const keep = a.credits.filter((x) => !rets.has(x.eventId));
+      a.credits = [...keep, ...[...flow.get(a)!].map(([eventId, amount]) => ({ eventId, amount }))];
+      this.markLegs(m, a);
+    }
+  }
+
+  private markLegs(m: MerchantState, rec: RaisedDuplicate): void {
+    const ledger = this.core.sales;
+    for (const txn of rec.legs) {
+      const row = ledger.find(m, txn, hashString(txn, TXN_SEED));
+      if (row >= 0) this.core.markRow(row);
+    }
+  }
+
+  /** Alert `rec` holds its amount (`f`: money back by event id): resolved `voided`/`reversed` if a void or reversal is part of it, else `refunded`. */
+  private resolveCovered(m: MerchantState, rec: RaisedDuplicate, f: Map<string, number>, rets: Map<string, Ret>, used: Map<string, number>): void {
+    const credits: Credit[] = [...f].map(([eventId, amount]) => ({ eventId, amount }));
+    let v: Ret | null = null;
+    let vAmount = 0;
+    let total = 0;
+    let nRefunds = 0;
+    for (const x of credits) {
+      const r = rets.get(x.eventId)!;
+      if (r.void !== null) {
+        if (x.amount > vAmount) {
+          v = r;
+          vAmount = x.amount;
+        }
+      } else {
+        nRefunds++;
+        // The refund's money not held by another alert (can exceed the amount when the last refund is larger).
+        total += r.cap - (used.get(r.eventId) ?? 0) + x.amount;
+      }
+    }
+    const ids = credits.map((x) => x.eventId);
+    const n = nRefunds === 1 ? '1 approved refund' : `${nRefunds} approved refunds`;
+    if (v !== null && v.void !== null) {
+      const which = rec.legs[0] === v.leg ? 'first' : 'second';
+      const how = `${v.void.reversal ? 'reversal' : 'void'} ${v.void.txn} of its ${which} leg ${v.leg}${nRefunds > 0 ? ` and ${n} of its legs` : ''}`;
+      this.resolve(m, rec, v.void.reversal ? 'reversed' : 'voided', ids, how, nRefunds > 0 ? { amount_minor: rec.amount, refunded_minor: total, refunds: nRefunds } : { amount_minor: rec.amount }, credits, v.leg);
+    } else {
+      this.resolve(m, rec, 'refunded', ids, `${n} of its legs adding up to ${formatMoney(total, rec.currency)}`, { amount_minor: rec.amount, refunded_minor: total, refunds: nRefunds }, credits, null);
+    }
   }
 
   private resolve(m: MerchantState, rec: RaisedDuplicate, resolution: AlertResolution, by: string[], how: string, details: Record<string, number>, credits: Credit[], voidedLeg: string | null): void {
@@ -466,26 +632,46 @@ class DuplicateCharge implements RuleInstance {
       }
       w.end();
     }
+    const v = this.voidOf.get(row);
+    if (v !== undefined) {
+      w.map(K.dup_void);
+      w.str(K.event_id, v.eventId);
+      w.str(K.txn_id, v.txn);
+      w.bool(K.reversal, v.reversal);
+      w.end();
+    }
   }
 
   readSale(m: MerchantState, row: number, s: Record<string, unknown>): void {
     const raised = s.dup_alerts as RaisedDuplicateSnapshot[] | undefined;
     if (Array.isArray(raised) && raised.length > 0) {
+      const ledger = this.core.sales;
+      const txn = ledger.rows.txn[row]!;
       this.raisedOf.set(
         row,
-        raised.map((r) => ({
-          id: r.alert_id,
-          legs: [r.legs[0], r.legs[1]],
-          terminal: r.terminal_id,
-          card: r.card_token,
-          amount: r.amount,
-          currency: r.currency,
-          resolved: r.resolved,
-          credits: (r.credits ?? []).map((x) => ({ eventId: x.event_id, amount: x.amount })),
-          voidedLeg: r.voided_leg ?? null,
-        })),
+        raised.map((r) => {
+          // One object per alert on both legs: reuse the other leg's if it was restored first.
+          const other = r.legs[0] === txn ? r.legs[1] : r.legs[0];
+          const orow = ledger.find(m, other, hashString(other, TXN_SEED));
+          const same = orow >= 0 && orow !== row ? this.raisedOf.get(orow)?.find((x) => x.id === r.alert_id) : undefined;
+          return (
+            same ?? {
+              id: r.alert_id,
+              legs: [r.legs[0], r.legs[1]],
+              terminal: r.terminal_id,
+              card: r.card_token,
+              amount: r.amount,
+              currency: r.currency,
+              resolved: r.resolved,
+              credits: (r.credits ?? []).map((x) => ({ eventId: x.event_id, amount: x.amount })),
+              voidedLeg: r.voided_leg ?? null,
+            }
+          );
+        }),
       );
     }
+    const v = s.dup_void as { event_id: string; txn_id: string; reversal: boolean } | undefined;
+    if (v !== undefined && v !== null && typeof v.event_id === 'string') this.voidOf.set(row, { eventId: v.event_id, txn: v.txn_id, reversal: v.reversal === true });
     const card = s.card_token;
     if (s.dup !== true || typeof card !== 'string' || s.event_id === null) return;
     const c = this.core.sales.rows;

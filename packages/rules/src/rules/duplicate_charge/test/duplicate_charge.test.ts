@@ -48,6 +48,21 @@ describe('duplicate_charge', () => {
     );
   });
 
+  it('a leg whose terminal clock runs ahead (event time after its received time, within max_clock_skew) still pairs with a twin arriving within the lateness', () => {
+    const run = (skew: number) => {
+      const s = new Scenario();
+      // B: event time `skew` ahead of its received time (a fast terminal clock; max_clock_skew is 1 h).
+      s.sale({ at: 50 * MIN, recvAt: 50 * MIN - skew, card: 'tok', amount: 500, terminal: 'T1', txn: 'tx-b', id: 'ev-b' });
+      // A: the retry 10 min later in event time, arriving 24 h 20 min after B's event: its own lag is 23 h 20 min, within the 24 h lateness.
+      s.sale({ at: 60 * MIN, recvAt: 24 * 60 * MIN + 20 * MIN, card: 'tok', amount: 500, terminal: 'T2', txn: 'tx-a', id: 'ev-a' });
+      const out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
+      return out.alerts.filter((x) => x.rule === 'duplicate_charge').map((x) => x.event_ids);
+    };
+    expect(run(0)).toEqual([['ev-b', 'ev-a']]);
+    expect(run(50 * MIN)).toEqual([['ev-b', 'ev-a']]);
+    expect(run(60 * MIN)).toEqual([['ev-b', 'ev-a']]);
+  });
+
   describe('resolution (alert updates)', () => {
     const pair = (s: Scenario, at = 0) => [
       s.sale({ at, terminal: 'T1', card: 'tok', amount: 1000, txn: `tx-a${at}` }),
@@ -118,7 +133,7 @@ describe('duplicate_charge', () => {
       ]);
     });
 
-    it('three charges: refund money is credited to one alert only (one refund of the shared leg closes one alert; the next refund the other)', () => {
+    it('three charges: refund money is credited to one alert only (one refund of the shared leg closes one alert; more money back closes the other)', () => {
       const s = new Scenario();
       const [a, b, c] = triple(s);
       const rb = s.refund({ at: 10 * MIN, card: 'tok', amount: 1000, of: b.txn_id });
@@ -126,16 +141,20 @@ describe('duplicate_charge', () => {
       expect(out.updates.map((u) => [u.alert_id, u.resolution, u.resolved_by_event_ids, u.details])).toEqual([
         [alertOf(out, [a.event_id, b.event_id]), 'refunded', [rb.event_id], { amount_minor: 1000, refunded_minor: 1000, refunds: 1 }],
       ]);
-      // 6.00 more of B and 4.00 of A: (B,C) counts only B's new money, plus nothing of A (not its leg).
+      // 6.00 more of B: (B,C) counts only B's new money, not yet its amount.
       const rb2 = s.refund({ at: 11 * MIN, card: 'tok', amount: 600, of: b.txn_id });
-      s.refund({ at: 12 * MIN, card: 'tok', amount: 400, of: a.txn_id });
       expect(runEvents(createRuleEngine(parseRulesConfig({})), s.events).updates).toHaveLength(1);
-      const rc = s.refund({ at: 13 * MIN, card: 'tok', amount: 400, of: c.txn_id });
+      // 4.00 of A: 20.00 is back in all, both extra charges. A's 4.00 takes over 4.00 of (A,B) from B's
+      // first refund, which moves on to (B,C) with B's 6.00 (the same two alerts close in any order).
+      s.refund({ at: 12 * MIN, card: 'tok', amount: 400, of: a.txn_id });
       out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
       expect(out.updates.map((u) => [u.alert_id, u.resolved_by_event_ids, u.details])).toEqual([
         [alertOf(out, [a.event_id, b.event_id]), [rb.event_id], { amount_minor: 1000, refunded_minor: 1000, refunds: 1 }],
-        [alertOf(out, [b.event_id, c.event_id]), [rb2.event_id, rc.event_id].sort(), { amount_minor: 1000, refunded_minor: 1000, refunds: 2 }],
+        [alertOf(out, [b.event_id, c.event_id]), [rb.event_id, rb2.event_id].sort(), { amount_minor: 1000, refunded_minor: 1000, refunds: 2 }],
       ]);
+      // A refund of C then changes nothing (each alert closes once).
+      s.refund({ at: 13 * MIN, card: 'tok', amount: 400, of: c.txn_id });
+      expect(runEvents(createRuleEngine(parseRulesConfig({})), s.events).updates).toEqual(out.updates);
       // One 20.00 refund of B pays back both extra charges: it is split, 10.00 to each.
       const s2 = new Scenario();
       const [a2, b2, c2] = triple(s2);
@@ -145,6 +164,92 @@ describe('duplicate_charge', () => {
         [alertOf(out2, [a2.event_id, b2.event_id]), [big.event_id], { amount_minor: 1000, refunded_minor: 2000, refunds: 1 }],
         [alertOf(out2, [b2.event_id, c2.event_id]), [big.event_id], { amount_minor: 1000, refunded_minor: 1000, refunds: 1 }],
       ]);
+    });
+
+    // Order swap: the same money back in any order closes the same alerts (the result must not depend on
+    // the order the money comes back in). Cards of 3 and 4 charges of 10.00 in several layouts.
+    const perms = <T,>(xs: T[]): T[][] => (xs.length <= 1 ? [xs] : xs.flatMap((x, i) => perms([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p])));
+    type Back = { leg: string; kind: 'REFUND' | 'VOID' | 'REVERSAL'; amount: number; id: string };
+    const layouts: Record<string, Array<[string, number]>> = {
+      // [txn suffix, event-time minute], in arrival order.
+      'three in a row (A,B),(B,C)': [['A', 0], ['B', 2], ['C', 4]],
+      'three, C first (A,C),(A,B)': [['C', 10], ['A', 0], ['B', 5]],
+      'four in a row (A,B),(B,C),(C,D)': [['A', 0], ['B', 2], ['C', 4], ['D', 6]],
+      'four, a star around B': [['A', 0], ['B', 5], ['C', 9], ['D', 5]],
+    };
+    const runBack = (layout: Array<[string, number]>, back: Back[]) => {
+      const s = new Scenario();
+      for (const [x, at] of layout) s.sale({ at: at * MIN, terminal: 'T1', card: 'tok', amount: 1000, txn: `tx-${x}`, id: `ev-${x}` });
+      back.forEach((r, k) => {
+        const i = { at: (30 + k) * MIN, terminal: 'T1', card: 'tok', amount: r.amount, of: `tx-${r.leg}`, txn: `tx-${r.id}`, id: `ev-${r.id}` };
+        if (r.kind === 'REFUND') s.refund(i);
+        else s.void({ ...i, kind: r.kind });
+      });
+      const out = runEvents(createRuleEngine(parseRulesConfig({})), s.events);
+      const alerts = out.alerts.filter((a) => a.rule === 'duplicate_charge');
+      const closed = out.updates.filter((u) => u.rule === 'duplicate_charge').map((u) => alerts.find((a) => a.alert_id === u.alert_id)!.event_ids.join('+'));
+      return { alerts: alerts.map((a) => a.event_ids.map((e) => e.slice(3))), closed: closed.sort() };
+    };
+    /** Whole charges back (full refunds, voids, reversals): the most alerts that can each get one of them on one of its legs. */
+    const maxClosable = (alerts: string[][], back: Back[]): number => {
+      const owner: number[] = back.map(() => -1);
+      const tryAlert = (a: number, seen: Set<number>): boolean => {
+        for (let r = 0; r < back.length; r++) {
+          if (!alerts[a]!.includes(back[r]!.leg) || seen.has(r)) continue;
+          seen.add(r);
+          if (owner[r] === -1 || tryAlert(owner[r]!, seen)) return (owner[r] = a), true;
+        }
+        return false;
+      };
+      return alerts.filter((_, a) => tryAlert(a, new Set())).length;
+    };
+
+    it('order swap: every order of full refunds and voids of the legs of a 3- and a 4-charge card closes the same alerts, as many as the money back can pay', () => {
+      const kinds = ['none', 'REFUND', 'VOID'] as const; // a reversal counts as a void (only the resolution's name differs)
+      let checked = 0;
+      for (const [name, layout] of Object.entries(layouts)) {
+        const legs = layout.map(([x]) => x);
+        // One choice per leg: nothing back, a full refund, a void or a reversal.
+        for (let code = 0; code < kinds.length ** legs.length; code++) {
+          const back: Back[] = [];
+          legs.forEach((leg, i) => {
+            const kind = kinds[Math.floor(code / kinds.length ** i) % kinds.length]!;
+            if (kind !== 'none') back.push({ leg, kind, amount: 1000, id: `r${leg}` });
+          });
+          const runs = perms(back).map((order) => runBack(layout, order));
+          const want = maxClosable(runs[0]!.alerts, back);
+          for (const [k, r] of runs.entries()) {
+            expect(r.closed, `${name}: ${perms(back)[k]!.map((x) => x.kind[0] + x.leg).join(' ')}`).toEqual(runs[0]!.closed);
+            expect(r.closed).toHaveLength(want);
+          }
+          checked += runs.length;
+        }
+      }
+      expect(checked).toBeGreaterThan(1000);
+    });
+
+    it('order swap: refunds of 10.00 or 20.00 and voids close the same alerts in every order; partial refunds adding up close as many (property)', () => {
+      const leg4 = fc.constantFrom('A', 'B', 'C', 'D');
+      const back = fc.array(fc.record({ leg: leg4, amount: fc.constantFrom(250, 500, 750, 1000, 2000), kind: fc.constantFrom<Back['kind']>('REFUND', 'REFUND', 'REFUND', 'VOID', 'REVERSAL') }), { minLength: 1, maxLength: 4 });
+      fc.assert(
+        fc.property(fc.constantFrom(...Object.keys(layouts)), back, (name, raw) => {
+          const layout = layouts[name]!;
+          const legs = layout.map(([x]) => x);
+          const seenVoid = new Set<string>();
+          // At most one void per leg (a second one of the same sale takes nothing back); ids by position.
+          const xs = raw.filter((r) => legs.includes(r.leg) && (r.kind === 'REFUND' || !seenVoid.has(r.leg) && !!seenVoid.add(r.leg))).map((r, i) => ({ ...r, amount: r.kind === 'REFUND' ? r.amount : 1000, id: `r${i}` }));
+          const runs = perms(xs).map((order) => runBack(layout, order).closed);
+          // Whole charges back (refunds of 10.00 or 20.00, voids): the same alerts. With partial refunds
+          // an alert closes as soon as its legs hold its amount, so WHICH one can depend on the order
+          // (C 2.50, B 7.50 close (B,C); A 2.50, B 7.50 close (A,B)); HOW MANY does not.
+          const whole = xs.every((r) => r.amount % 1000 === 0);
+          for (const r of runs) {
+            if (whole) expect(r).toEqual(runs[0]);
+            else expect(r.length).toBe(runs[0]!.length);
+          }
+        }),
+        { numRuns: 200 },
+      );
     });
 
     it('only refunds to the duplicated card and in the sale currency count', () => {
@@ -173,9 +278,16 @@ describe('duplicate_charge', () => {
       s.again(v2);
       s.refund({ at: 24 * MIN, card: 'tok2', amount: 300, of: 'tx-2b' });
       s.refund({ at: 25 * MIN, card: 'tok2', amount: 300, of: 'tx-2b' });
+      // A third card, four charges in a row: money back in an order that moves credits and a void
+      // between resolved alerts (B's void closes (A,B); A's refund takes (A,B) over, the void moves to (B,C); ...).
+      for (const [x, at] of [['A', 40], ['B', 41], ['C', 42], ['D', 43]] as const) s.sale({ at: at * MIN, card: 'tok3', amount: 700, txn: `tx-3${x}` });
+      s.void({ at: 44 * MIN, card: 'tok3', amount: 700, of: 'tx-3B' });
+      s.refund({ at: 45 * MIN, card: 'tok3', amount: 700, of: 'tx-3C' });
+      s.refund({ at: 46 * MIN, card: 'tok3', amount: 350, of: 'tx-3A' });
+      s.refund({ at: 47 * MIN, card: 'tok3', amount: 350, of: 'tx-3A' });
       const cfg = parseRulesConfig({});
       const whole = runEvents(createRuleEngine(cfg), s.events).updates;
-      expect(whole.length).toBeGreaterThanOrEqual(3);
+      expect(whole.length).toBeGreaterThanOrEqual(6);
       for (let cut = 1; cut < s.events.length; cut++) expect(runSplit(cfg, s.events, new Set([cut])).updates, `split at ${cut}`).toEqual(whole);
     });
   });
