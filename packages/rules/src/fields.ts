@@ -1,5 +1,5 @@
 // zod building blocks for rules documents, with the error messages the analyst sees: every problem
-// names its key path and what was expected (`rules.abnormal_amount.ratio: expected a number > 3 (variation up to 3x the median is ordinary and must not fire), got "x"`).
+// names its key path and what was expected (`rules.abnormal_amount.ratio: expected a number >= 3, got "x"`).
 import { z } from 'zod';
 import { SeverityValues } from '@tillwatch/schemas';
 

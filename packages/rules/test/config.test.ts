@@ -78,8 +78,8 @@ describe('rules config', () => {
   });
 
   it('names the key path and the problem', () => {
-    expect(() => parseRulesConfig({ rules: { abnormal_amount: { ratio: 'x' } } })).toThrow('rules.abnormal_amount.ratio: expected a number > 3 (variation up to 3x the median is ordinary and must not fire), got "x"');
-    expect(problemsOf({ rules: { abnormal_amount: { ratio: 2.5 } } })).toEqual(['rules.abnormal_amount.ratio: expected a number > 3 (variation up to 3x the median is ordinary and must not fire), got 2.5']);
+    expect(() => parseRulesConfig({ rules: { abnormal_amount: { ratio: 'x' } } })).toThrow('rules.abnormal_amount.ratio: expected a number >= 3, got "x"');
+    expect(problemsOf({ rules: { abnormal_amount: { ratio: 2.5 } } })).toEqual(['rules.abnormal_amount.ratio: expected a number >= 3, got 2.5']);
     expect(problemsOf({ rules: { abnormal_amount: { min_sales: 2.5 } } })).toEqual(['rules.abnormal_amount.min_sales: expected an integer between 1 and 1000000, got 2.5']);
     expect(problemsOf({ rules: { sync_lag: { threshold: '15 minutes' } } })[0]).toMatch(/^rules\.sync_lag\.threshold: expected a duration/);
     expect(problemsOf({ rules: { sync_lag: { enabled: 'off' } } })).toEqual(['rules.sync_lag.enabled: expected true or false, got "off"']);
@@ -132,7 +132,7 @@ describe('rules config', () => {
   });
 
   it('validates overrides, and refuses a per-terminal duplicate window', () => {
-    expect(problemsOf({ overrides: { merchants: { M1: { abnormal_amount: { ratio: 'big' } } } } })).toEqual(['overrides.merchants.M1.abnormal_amount.ratio: expected a number > 3 (variation up to 3x the median is ordinary and must not fire), got "big"']);
+    expect(problemsOf({ overrides: { merchants: { M1: { abnormal_amount: { ratio: 'big' } } } } })).toEqual(['overrides.merchants.M1.abnormal_amount.ratio: expected a number >= 3, got "big"']);
     expect(problemsOf({ overrides: { terminals: { T1: { duplicate_charge: { window: '5m' } } } } })[0]).toMatch(/^overrides\.terminals\.T1\.duplicate_charge\.window: cannot be set per terminal/);
     expect(problemsOf({ overrides: { shops: {} } })[0]).toMatch(/^overrides\.shops: unknown key/);
     expect(problemsOf({ overrides: { merchants: { M1: { sync_lagg: {} } } } })[0]).toMatch(/^overrides\.merchants\.M1\.sync_lagg: unknown key/);

@@ -149,7 +149,7 @@ describe('shadow', () => {
       {},
       {
         engine: { allowed_lateness: '30m', refund_lookback: '2h', terminal_idle_ttl: '3h' },
-        rules: { sequence_gap: { timeout: '5m' }, abnormal_amount: { min_sales: 3, sample_size: 7, ratio: 3.5 }, refund_after_deadline: { deadline: '20m' }, refund_velocity: { count: 3, window: '30m' } },
+        rules: { sequence_gap: { timeout: '5m' }, abnormal_amount: { min_sales: 3, sample_size: 7, ratio: 3 }, refund_after_deadline: { deadline: '20m' }, refund_velocity: { count: 3, window: '30m' } },
       },
     ];
     fc.assert(
@@ -202,7 +202,7 @@ describe('shadow', () => {
     const e = createRuleEngine(parseRulesConfig({}));
     const out = collected();
     events.forEach((t, i) => {
-      if (i === 300) e.setRules(parseRulesConfig({ shadow: { duplicate_charge: { window: '1m' }, sequence_gap: { timeout: '5m' }, abnormal_amount: { ratio: 3.5 } } }));
+      if (i === 300) e.setRules(parseRulesConfig({ shadow: { duplicate_charge: { window: '1m' }, sequence_gap: { timeout: '5m' }, abnormal_amount: { ratio: 3 } } }));
       if (i === 700) e.setRules(parseRulesConfig({}));
       collect(out, e.onTransaction(t));
     });
@@ -216,7 +216,7 @@ describe('shadow', () => {
 
 describe('shadow config', () => {
   it('validates the shadow section like the rules section, without mode', () => {
-    expect(() => parseRulesConfig({ shadow: { abnormal_amount: { ratio: 2 } } })).toThrow('shadow.abnormal_amount.ratio: expected a number > 3 (variation up to 3x the median is ordinary and must not fire), got 2');
+    expect(() => parseRulesConfig({ shadow: { abnormal_amount: { ratio: 2 } } })).toThrow('shadow.abnormal_amount.ratio: expected a number >= 3, got 2');
     expect(() => parseRulesConfig({ shadow: { abnormal_amount: { mode: 'active' } } })).toThrow(/^shadow\.abnormal_amount\.mode: unknown key/);
     expect(() => parseRulesConfig({ shadow: { no_such_rule: {} } })).toThrow(/^shadow\.no_such_rule: unknown key/);
     expect(() => parseRulesConfig({ rules: { sync_lag: { mode: 'dry-run' } } })).toThrow('rules.sync_lag.mode: expected one of active, shadow, got "dry-run"');

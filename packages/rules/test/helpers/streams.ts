@@ -36,7 +36,7 @@ export const CONFIGS: RulesConfig[] = [
     engine: { allowed_lateness: '30m', refund_lookback: '2h', terminal_idle_ttl: '3h' },
     rules: {
       sequence_gap: { timeout: '5m' },
-      abnormal_amount: { min_sales: 3, sample_size: 7, ratio: 3.5 },
+      abnormal_amount: { min_sales: 3, sample_size: 7, ratio: 3 },
       refund_after_deadline: { deadline: '20m' },
       refund_velocity: { count: 3, window: '30m' },
       upload_backlog: { min_queue: 1, stuck_for: '3m' },

@@ -2,8 +2,7 @@
 // sales, once it has made min_sales. State per terminal (in the instance, by terminal slot): the sample
 // (see median.ts) and the count of approved sales seen. See README.md.
 import { formatMoney, type Transaction } from '@tillwatch/schemas';
-import { z } from 'zod';
-import { num, show } from '../../fields.js';
+import { num } from '../../fields.js';
 import { SAMPLE_HEADER, sampleAdd, sampleInit, sampleLowerBound, sampleMedian, sampleRelease, sampleSize, sampleValues, sampleWrite, type SampleSlab } from '../../median.js';
 import type { TerminalFields, TerminalRow } from '../../storage/terminal-rows.js';
 import { fieldKeys, type StateWriter } from '../../state-writer.js';
@@ -13,7 +12,7 @@ const K = fieldKeys('sales_seen', 'sample');
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Variant } from '../types.js';
 
 export interface AbnormalAmountConfig extends RuleCommon {
-  /** Fires at amount >= ratio x median; more than 3 so ordinary variation (up to 3x) never fires. */
+  /** Fires at amount >= ratio x median; at least 3 so ordinary variation (up to 3x) never fires. */
   ratio: number;
   /** Approved sales the terminal must have made before one is judged (warm-up). */
   min_sales: number;
@@ -174,18 +173,11 @@ class AbnormalAmount implements RuleInstance {
   }
 }
 
-/**
- * `ratio`: a number > 3 (exclusive). The rule fires at amount >= ratio x median, and variation up to
- * 3x the median is ordinary (issue 3): a ratio of 3 would fire on a sale of exactly 3x.
- */
-const ratioError = (v: unknown): string => `expected a number > 3 (variation up to 3x the median is ordinary and must not fire), got ${show(v)}`;
-const ratioField = (): z.ZodType<number> => z.number({ error: (iss) => ratioError(iss.input) }).gt(3, { error: (iss) => ratioError(iss.input) });
-
 export const abnormalAmount: RuleDefinition<'abnormal_amount', AbnormalAmountConfig> = {
   id: 'abnormal_amount',
   version: 1,
   defaults: { enabled: true, severity: 'medium', mode: 'active', ratio: 10, min_sales: 20, sample_size: 101 },
-  fields: { ratio: ratioField(), min_sales: num(1, 1_000_000, true), sample_size: num(1, 10_001, true) },
+  fields: { ratio: num(3), min_sales: num(1, 1_000_000, true), sample_size: num(1, 10_001, true) },
   policy: [],
   alertHas: { card: true, transaction: true },
   create: (core, slot, variant) => new AbnormalAmount(core, slot, variant),
