@@ -452,7 +452,7 @@ class Engine implements ReferenceEngine {
       }
       if (pa.enabled && !voided && term.salesSeen >= pa.min_sales) {
         const median = s.median();
-        if (median > 0 && amount >= pa.ratio * median) this.fireAbnormal(m, term, t, median, s.size);
+        if (median > 0 && amount >= pa.ratio * median && amount > 3 * median) this.fireAbnormal(m, term, t, median, s.size);
       }
       s.add(amount);
     }

@@ -11,6 +11,9 @@ import { fieldKeys, type StateWriter } from '../../state-writer.js';
 const K = fieldKeys('sales_seen', 'sample');
 import type { EngineCore, RuleCommon, RuleDefinition, RuleInstance, RuleStats, TerminalState, Variant } from '../types.js';
 
+/** Up to this many times the median is ordinary variation: never an alert, whatever the ratio (at least 3). */
+const ORDINARY_RATIO = 3;
+
 export interface AbnormalAmountConfig extends RuleCommon {
   /** Fires at amount >= ratio x median; at least 3 so ordinary variation (up to 3x) never fires. */
   ratio: number;
@@ -77,7 +80,8 @@ class AbnormalAmount implements RuleInstance {
       // The cheap lower bound settles almost every sale; the exact median is taken only near the threshold.
       if (pa.enabled && !voided && fields.get(r, F_SEEN) >= pa.min_sales && amount >= pa.ratio * sampleLowerBound(fields, r, slab)) {
         const median = sampleMedian(fields, r, slab);
-        if (median > 0 && amount >= pa.ratio * median) this.fire(term, t, median, pa);
+        // Variation up to 3x the median is ordinary (issue 3): at ratio 3 a sale of exactly 3x does not fire.
+        if (median > 0 && amount >= pa.ratio * median && amount > ORDINARY_RATIO * median) this.fire(term, t, median, pa);
       }
       sampleAdd(fields, r, slab, amount);
     }

@@ -17,6 +17,17 @@ describe('abnormal_amount', () => {
     expect(() => parseRulesConfig({ rules: { abnormal_amount: { sample_size: 0 } } })).toThrow('rules.abnormal_amount.sample_size: expected an integer between 1 and 10001, got 0');
   });
 
+  it('ratio 3: a sale of exactly 3x the median is ordinary variation and does not fire; more than 3x does (issue 3)', () => {
+    const run = (amount: number) => {
+      const s = new Scenario();
+      for (let i = 0; i < 21; i++) s.sale({ at: i * MIN, card: `c${i}`, amount: 1000 });
+      s.sale({ at: 30 * MIN, card: 'big', amount });
+      return runEvents(createRuleEngine(parseRulesConfig({ rules: { abnormal_amount: { ratio: 3 } } })), s.events).alerts.filter((a) => a.rule === 'abnormal_amount');
+    };
+    expect(run(3000)).toEqual([]);
+    expect(run(3001)).toHaveLength(1);
+  });
+
   it('warm-up: the 21st approved sale is the first judged; exactly ratio x fires; voided sales are not judged', () => {
     const s = new Scenario();
     for (let i = 0; i < 19; i++) s.sale({ at: i * MIN, card: `c${i}`, amount: 100 });
