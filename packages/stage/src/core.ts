@@ -870,10 +870,10 @@ export function createStageCore(o: StageCoreOptions): StageCore {
         incident.merchants = new Set(members.values());
       }
       rebuildHolding(incident);
-      // close_due is derived state: recomputed, so an incident that an older version left with none
-      // (it never closed while a member stayed open) gets one now. Deterministic: a snapshot written
-      // by this version restores the same value.
-      if (incident !== null) scheduleClose(incident);
+      // An incident an older version left without a close time (it never closed while a member stayed
+      // open) gets one now. A stored one is kept: it was computed under the config in force then,
+      // exactly as the live run keeps it after a config change.
+      if (incident !== null && incident.close_due === null) scheduleClose(incident);
       // The pruning order over the fleet, from the kept alerts (time, then id: as they were applied).
       priorQueue = [];
       priorHead = 0;

@@ -202,6 +202,26 @@ describe('sync_incident', () => {
       expect(o.updates.map((u) => [u.rule, u.resolved_at])).toEqual([['sync_incident', closeAt]]);
     });
 
+    it('after a change of quiet, a restored stage closes the incident when the live one does (the stored close time is kept)', () => {
+      const longerQuiet = (): RulesConfig => {
+        const d = defaultRulesConfig();
+        return { ...d, stage: { ...d.stage, sync_incident: { ...d.stage.sync_incident, quiet: 120 * MIN } } };
+      };
+      const closeOf = (restart: boolean): number | undefined => {
+        let core = createStageCore({ partitions: 1, config: defaultRulesConfig() });
+        core.apply([...outage, wm(T + 2 * 60 * MIN)]);
+        core.setConfig(longerQuiet());
+        if (restart) {
+          const snap = new Map(core.takeChanges().map(([k, v]) => [k, JSON.parse(JSON.stringify(v)) as unknown]));
+          core = createStageCore({ partitions: 1, config: longerQuiet() });
+          core.restore(snap);
+        }
+        return core.apply([wm(closeAt + 200 * MIN)]).updates.find((u) => u.rule === 'sync_incident')?.resolved_at;
+      };
+      expect(closeOf(false)).toBeDefined();
+      expect(closeOf(true)).toBe(closeOf(false));
+    });
+
     it('a week later an unrelated outage opens its own incident: its notice goes out, its notifications are suppressed under its id', () => {
       const W = T + 7 * DAY;
       const later: StageRecord[] = [];

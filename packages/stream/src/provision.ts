@@ -2,6 +2,9 @@
 // subject with the BACKWARD compatibility policy. Safe to rerun.
 import type { Admin } from 'kafkajs';
 
+/** Topics the design needs with exactly one partition (decided by role: TOPIC_PARTITIONS=1 gives every spec 1). */
+const SINGLE_PARTITION = new Set<keyof typeof Topics>(['rules', 'stageInput', 'stageChangelog']);
+
 /** kafkajs's ConfigResourceTypes.TOPIC (not a named ESM export of the CommonJS package: a real process cannot import it). */
 const TOPIC_RESOURCE = 2;
 import { AvroSchemas, COMPATIBILITY, TopicContracts, Topics, topicSpecs, valueSubject } from '@tillwatch/schemas';
@@ -77,7 +80,7 @@ async function checkTopicLayout(admin: Admin, specs: Array<{ role: keyof typeof 
     const [first, ...rest] = roles.map(topicOf);
     for (const t of rest) if (count.get(t) !== count.get(first!)) problems.push(`${t} has ${count.get(t)} partitions but ${first} has ${count.get(first!)} (${why})`);
   }
-  for (const s of specs) if (s.partitions === 1 && s.role !== 'dlq' && count.get(s.topic) !== 1) problems.push(`${s.topic} has ${count.get(s.topic)} partitions; it needs exactly 1`);
+  for (const s of specs) if (SINGLE_PARTITION.has(s.role) && count.get(s.topic) !== 1) problems.push(`${s.topic} has ${count.get(s.topic)} partitions; it needs exactly 1`);
   const compacted = specs.filter((s) => s.config['cleanup.policy'] === 'compact');
   const described = await admin.describeConfigs({ includeSynonyms: false, resources: compacted.map((s) => ({ type: TOPIC_RESOURCE, name: s.topic, configNames: ['cleanup.policy'] })) });
   for (const r of described.resources) {
