@@ -1,6 +1,7 @@
 import type { Action, Alert, AlertUpdate, Heartbeat, RefundReason, Transaction } from '@tillwatch/schemas';
 import type { RulesConfig } from './config.js';
 import type { StateWriter } from './state-writer.js';
+import type { RaisedDuplicateSnapshot } from './rules/duplicate_charge/index.js';
 
 /** What one engine call produced. The shared empty result is frozen: do not mutate outputs. */
 export interface EngineOutput {
@@ -113,19 +114,7 @@ export interface SaleSnapshot {
   /** Refund reasons: the sale synced late or during its terminal's late-sync episode (absent: false). */
   sync_failure?: boolean;
   /** duplicate_charge: the raised duplicate alerts this sale is a leg of (absent: none). */
-  dup_alerts?: {
-    alert_id: string;
-    legs: [string, string];
-    terminal_id: string;
-    card_token: string;
-    amount: number;
-    currency: string;
-    resolved: boolean;
-    /** Money back held by this alert once resolved (refunds, and a void or reversal worth the whole charge), by event id; absent: none. */
-    credits?: { event_id: string; amount: number }[];
-    /** The leg whose void or reversal resolved it; absent: none. */
-    voided_leg?: string | null;
-  }[];
+  dup_alerts?: RaisedDuplicateSnapshot[];
   /** duplicate_charge: the first approved void or reversal of this leg of a raised alert (absent: none). */
   dup_void?: { event_id: string; txn_id: string; reversal: boolean };
 }
