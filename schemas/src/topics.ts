@@ -84,6 +84,18 @@ export const valueSubject = (topic: string): string => `${topic}-value`;
  * environments, tests, replays) can share one cluster without sharing data.
  */
 export function topicNames(prefix?: string): Record<TopicRole, string> {
-  const p = prefix ? (prefix.endsWith('.') ? prefix : `${prefix}.`) : '';
+  const p = prefixOf(prefix);
   return Object.fromEntries(Object.entries(Topics).map(([role, name]) => [role, `${p}${name}`])) as Record<TopicRole, string>;
+}
+
+const prefixOf = (prefix?: string): string => (prefix ? (prefix.endsWith('.') ? prefix : `${prefix}.`) : '');
+
+/**
+ * A service's consumer group when *_GROUP_ID is unset: under the same TOPIC_PREFIX as its topics.
+ * Two environments sharing a cluster under different prefixes must not share a group: a group's
+ * assignment spans every member's topics, and kafkajs drops the partitions of a topic a member did
+ * not subscribe to, so each environment would silently leave part of its partitions unread.
+ */
+export function defaultGroupId(service: 'detector' | 'sink' | 'stage', prefix?: string): string {
+  return `${prefixOf(prefix)}tillwatch-${service}`;
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { bool, int, kafkaConfig, parseAll, parseEnv, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
-import { topicNames } from '@tillwatch/schemas';
+import { defaultGroupId, topicNames } from '@tillwatch/schemas';
 import { defaultRulesConfig, loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import { checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle } from '@tillwatch/stream';
 import { createDetectorMetrics, createLogger, createOpsServer, createRegistry } from '@tillwatch/telemetry';
@@ -51,7 +51,7 @@ export async function runDetectorMain(env: Env = process.env): Promise<number> {
   const promRegistry = createRegistry({ service: 'detector' });
   const metrics = createDetectorMetrics(promRegistry);
   const life = createServiceLifecycle({ service: 'detector', logger, shutdownTimeoutMs: svc.shutdownTimeoutMs });
-  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || 'tillwatch-detector', topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers, sessionTimeoutMs: cfg.own.sessionTimeoutMs, changelogFormat: cfg.own.changelogFormat === 1 ? 1 : 2, ...(cfg.own.stage ? { stage: { topic: names.stageInput, graceMs: cfg.own.stageGraceMs } } : {}), liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
+  const detector = createDetector({ onFatal: (e) => life.fail(e), kafka, registry, rules, metrics, logger, groupId: env.DETECTOR_GROUP_ID || defaultGroupId('detector', kcfg.topicPrefix), topics: { ...names, changelog: names.detectorChangelog }, wallClockTimers: cfg.own.wallClockTimers, sessionTimeoutMs: cfg.own.sessionTimeoutMs, changelogFormat: cfg.own.changelogFormat === 1 ? 1 : 2, ...(cfg.own.stage ? { stage: { topic: names.stageInput, graceMs: cfg.own.stageGraceMs } } : {}), liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) } });
   // /healthz turns 503 the moment a fatal error is seen, while the stop is still running.
   const ops = createOpsServer({ registry: promRegistry, healthy: life.healthy, ready: () => ({ ready: detector.ready(), detail: { partitions: detector.assignedPartitions() } }), host: svc.httpHost, port: svc.httpPort });
   const { url } = await ops.listen();

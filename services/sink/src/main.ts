@@ -4,7 +4,7 @@ import { extname } from 'node:path';
 import { loadRulesConfig } from '@tillwatch/rules';
 import { clickhouseConfig, kafkaConfig, parseAll, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
 import { createClickHouse, migrate } from '@tillwatch/clickhouse';
-import { clickhouseMigrationsDir, topicNames } from '@tillwatch/schemas';
+import { clickhouseMigrationsDir, defaultGroupId, topicNames } from '@tillwatch/schemas';
 import { checkClickHouseReachable, checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle } from '@tillwatch/stream';
 import { createLogger, createOpsServer, createRegistry, createSinkMetrics } from '@tillwatch/telemetry';
 import { createRulesMetrics } from '@tillwatch/rules-live';
@@ -31,7 +31,7 @@ export async function runSinkMain(env: Env = process.env): Promise<number> {
     ch,
     metrics: createSinkMetrics(promRegistry),
     logger,
-    groupId: env.SINK_GROUP_ID || 'tillwatch-sink',
+    groupId: env.SINK_GROUP_ID || defaultGroupId('sink', kcfg.topicPrefix),
     // engine.max_clock_skew of the rules version in force, as the detector (pos.rules.v1; the file above until it holds one).
     liveRules: { topic: topicNames(kcfg.topicPrefix).rules, metrics: createRulesMetrics(promRegistry) },
     onFatal: (e) => life.fail(e),

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { kafkaConfig, parseAll, registryConfig, serviceConfig, type Env } from '@tillwatch/config';
-import { topicNames } from '@tillwatch/schemas';
+import { defaultGroupId, topicNames } from '@tillwatch/schemas';
 import { defaultRulesConfig, loadRulesConfig, type RulesConfig } from '@tillwatch/rules';
 import { createRulesMetrics } from '@tillwatch/rules-live';
 import { checkStreamDependencies, createKafka, createRegistryClient, createServiceLifecycle } from '@tillwatch/stream';
@@ -35,7 +35,7 @@ export async function runStageMain(env: Env = process.env): Promise<number> {
     rules,
     metrics,
     logger,
-    groupId: env.STAGE_GROUP_ID || 'tillwatch-stage',
+    groupId: env.STAGE_GROUP_ID || defaultGroupId('stage', kcfg.topicPrefix),
     topics: { ...names, input: names.stageInput, changelog: names.stageChangelog },
     liveRules: { topic: names.rules, metrics: createRulesMetrics(promRegistry) },
   });

@@ -8,7 +8,7 @@ export const spec = {
   options: {},
   notes: [
     ...envNotes(KAFKA_ENV, SERVICE_ENV, [
-      '  DETECTOR_GROUP_ID      consumer group (default tillwatch-detector)',
+      '  DETECTOR_GROUP_ID      consumer group (default tillwatch-detector, under TOPIC_PREFIX)',
       '  TILLWATCH_RULES        rules file, YAML or JSON (default: the built-in rules)',
       '  DETECTOR_WALL_CLOCK_TIMERS   quiet partitions\' clocks follow wall time (default true)',
       '  DETECTOR_STAGE         propose actions to the second stage (tillwatch stage) instead of publishing them (default true)',

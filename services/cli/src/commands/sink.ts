@@ -7,7 +7,7 @@ export const spec = {
   summary: 'Runs the sink: writes transactions, alerts, actions and dead letters to ClickHouse (migrating it first), committing offsets only after the rows are written. /metrics /healthz /readyz on HTTP_PORT (default 9465).',
   options: {},
   notes: [
-    ...envNotes(KAFKA_ENV, CLICKHOUSE_ENV, SERVICE_ENV, ['  SINK_GROUP_ID          consumer group (default tillwatch-sink)']),
+    ...envNotes(KAFKA_ENV, CLICKHOUSE_ENV, SERVICE_ENV, ['  SINK_GROUP_ID          consumer group (default tillwatch-sink, under TOPIC_PREFIX)']),
     'Exit: 0 after SIGTERM/SIGINT (buffered rows written and committed); 1 on a fatal error (at start: ClickHouse, Kafka or the registry unreachable; /healthz answers 503 from that moment) or a stop past SHUTDOWN_TIMEOUT_MS.',
   ],
 } satisfies CommandSpec;

@@ -8,7 +8,7 @@ export const spec = {
   options: {},
   notes: [
     ...envNotes(KAFKA_ENV, SERVICE_ENV, [
-      '  STAGE_GROUP_ID         consumer group (default tillwatch-stage)',
+      '  STAGE_GROUP_ID         consumer group (default tillwatch-stage, under TOPIC_PREFIX)',
       '  TILLWATCH_RULES        rules file, YAML or JSON: its stage section, in force while pos.rules.v1 holds no valid document (default: the built-in rules)',
     ]),
     'Exit: 0 after SIGTERM/SIGINT (batch in flight committed); 1 on a fatal error or a stop past SHUTDOWN_TIMEOUT_MS.',

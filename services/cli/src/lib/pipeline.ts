@@ -11,7 +11,7 @@ import type { ClickHouse } from '@tillwatch/clickhouse';
 import { serviceConfig } from '@tillwatch/config';
 import { createDetector, createRulesMetrics, type Detector } from '@tillwatch/detector';
 import type { RulesConfig } from '@tillwatch/rules';
-import type { Alert } from '@tillwatch/schemas';
+import { defaultGroupId, type Alert } from '@tillwatch/schemas';
 import { createSink, type Sink } from '@tillwatch/sink';
 import { createStage, createStageMetrics, type Stage } from '@tillwatch/stage-service';
 import { FATAL_STOP_TIMEOUT_MS } from '@tillwatch/stream';
@@ -69,7 +69,7 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     rules: o.rules,
     metrics: createDetectorMetrics(detectorProm),
     logger: ctx.logger,
-    groupId: ctx.env['DETECTOR_GROUP_ID'] || 'tillwatch-detector',
+    groupId: ctx.env['DETECTOR_GROUP_ID'] || defaultGroupId('detector', ctx.kafkaCfg.topicPrefix),
     topics: { ...ctx.topics, changelog: ctx.topics.detectorChangelog },
     liveRules: { topic: ctx.topics.rules, metrics: createRulesMetrics(detectorProm) },
     stage: { topic: ctx.topics.stageInput },
@@ -86,7 +86,7 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     rules: o.rules,
     metrics: createStageMetrics(stageProm),
     logger: ctx.logger,
-    groupId: ctx.env['STAGE_GROUP_ID'] || 'tillwatch-stage',
+    groupId: ctx.env['STAGE_GROUP_ID'] || defaultGroupId('stage', ctx.kafkaCfg.topicPrefix),
     topics: { ...ctx.topics, input: ctx.topics.stageInput, changelog: ctx.topics.stageChangelog },
     liveRules: { topic: ctx.topics.rules, metrics: createRulesMetrics(stageProm) },
     onFatal: (e) => onFatal('stage', e),
@@ -105,7 +105,7 @@ export async function startPipeline(o: PipelineOptions): Promise<RunningPipeline
     topics: ctx.topics,
     metrics: createSinkMetrics(sinkProm),
     logger: ctx.logger,
-    groupId: ctx.env['SINK_GROUP_ID'] || 'tillwatch-sink',
+    groupId: ctx.env['SINK_GROUP_ID'] || defaultGroupId('sink', ctx.kafkaCfg.topicPrefix),
     // Skips exactly what the detector dead-letters (same clock-skew bound).
     maxClockSkewMs: o.rules.engine.max_clock_skew,
     liveRules: { topic: ctx.topics.rules, metrics: createRulesMetrics(sinkProm) },

@@ -6,7 +6,7 @@
 // backtest for all six.
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { AvroSchemas, contractJson, valueSubject, type Action, type ActionDecision, type Alert, type AlertUpdate, type ContractName, type IncidentMembership, type RefundReason, type TopicRole } from '@tillwatch/schemas';
+import { AvroSchemas, contractJson, defaultGroupId, valueSubject, type Action, type ActionDecision, type Alert, type AlertUpdate, type ContractName, type IncidentMembership, type RefundReason, type TopicRole } from '@tillwatch/schemas';
 import { closeStreamTime, createDetector } from '@tillwatch/detector';
 import { createBacktest, isRejected, type RulesConfig } from '@tillwatch/rules';
 import { alertLine, createBacktestStage } from '@tillwatch/stage';
@@ -91,7 +91,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const topics: Record<TopicRole, string> = o.external ? ctx.topics : randomTopics(runId);
   const admin = ctx.kafka.admin();
   await admin.connect();
-  const groupId = o.external ? (ctx.env.DETECTOR_GROUP_ID || 'tillwatch-detector') : `tillwatch-${runId}`;
+  const groupId = o.external ? (ctx.env.DETECTOR_GROUP_ID || defaultGroupId('detector', ctx.kafkaCfg.topicPrefix)) : `tillwatch-${runId}`;
   const stageGroup = `tillwatch-${runId}-stage`;
   let detector: ReturnType<typeof createDetector> | undefined;
   let stage: ReturnType<typeof createStage> | undefined;
