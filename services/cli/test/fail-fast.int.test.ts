@@ -91,16 +91,18 @@ describe('fail fast and loud (real processes)', () => {
     });
   }, 120_000);
 
-  it('commands: provision and produce name the missing dependency in one line', async () => {
+  it('commands: provision, produce and rules name the missing dependency in one line', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tw-failfast-'));
     const events = join(dir, 'events.jsonl');
     writeFileSync(events, '{}\n');
-    const [provision, produce] = await Promise.all([
+    const [provision, produce, rulesShow] = await Promise.all([
       tillwatch(['provision'], { ...missing().kafka, CLICKHOUSE_PATH: `${chPath}-provision` }),
       tillwatch(['produce', '--events', events], missing().registry),
+      tillwatch(['rules', 'show'], missing().kafka),
     ]);
     expect({ code: provision.code, stderr: oneLine(provision) }).toEqual({ code: 1, stderr: [`tillwatch: DependencyUnavailableError: ${expected().kafka}`] });
     expect({ code: produce.code, stderr: oneLine(produce) }).toEqual({ code: 1, stderr: [`tillwatch: DependencyUnavailableError: ${expected().registry}`] });
+    expect({ code: rulesShow.code, stderr: oneLine(rulesShow) }).toEqual({ code: 1, stderr: [`tillwatch: DependencyUnavailableError: ${expected().kafka}`] });
   }, 60_000);
 
   it('produce: a missing file fails before anything is contacted; a never-provisioned topic is named with `tillwatch provision`', async () => {

@@ -17,7 +17,7 @@ const SHAPE_ONLY = { maxClockSkewMs: Infinity };
  * Publishes a JSON-lines file: transactions to `topic`; with `heartbeatTopic`, lines with `"type":
  * "heartbeat"` (the backtest's heartbeat lines) to it, validated against the heartbeat contract.
  */
-export async function publishFile(ctx: ReturnType<typeof createContext>, path: string, topic: string, heartbeatTopic?: string): Promise<{ sent: number; invalid: { line: number; reason: string }[]; maxReceivedTime: number }> {
+export async function publishFile(ctx: ReturnType<typeof createContext>, path: string, topic: string, heartbeatTopic?: string): Promise<{ sent: number; heartbeats: number; invalid: { line: number; reason: string }[]; maxReceivedTime: number }> {
   const serde = createAvroSerde<Transaction>(ctx.registry, valueSubject(topic), AvroSchemas.transaction);
   await serde.init();
   const hbSerde = heartbeatTopic === undefined ? null : createAvroSerde<Heartbeat>(ctx.registry, valueSubject(heartbeatTopic), AvroSchemas.heartbeat);
@@ -27,12 +27,14 @@ export async function publishFile(ctx: ReturnType<typeof createContext>, path: s
   await producer.connect();
   const invalid: { line: number; reason: string }[] = [];
   let sent = 0;
+  let heartbeats = 0;
   let maxReceivedTime = 0;
   let batch: { key: string; value: Buffer }[] = [];
   const flush = async () => {
     if (batch.length > 0) await producer.send({ topic, messages: batch, acks: -1 });
     if (beats.length > 0) await producer.send({ topic: heartbeatTopic!, messages: beats, acks: -1 });
-    sent += batch.length + beats.length;
+    sent += batch.length;
+    heartbeats += beats.length;
     batch = [];
     beats = [];
   };
@@ -62,7 +64,7 @@ export async function publishFile(ctx: ReturnType<typeof createContext>, path: s
   } finally {
     await producer.disconnect();
   }
-  return { sent, invalid, maxReceivedTime };
+  return { sent, heartbeats, invalid, maxReceivedTime };
 }
 
 export const spec = {
@@ -88,8 +90,8 @@ export async function run(argv: string[]): Promise<number> {
   // Heartbeat lines ("type": "heartbeat") go to the heartbeat topic (with the default topics only).
   const heartbeatTopic = values.topic === undefined ? ctx.topics.heartbeats : undefined;
   if (heartbeatTopic !== undefined) await checkTopicsExist(ctx, [heartbeatTopic]);
-  const { sent, invalid } = await publishFile(ctx, events, topic, heartbeatTopic);
+  const { sent, heartbeats, invalid } = await publishFile(ctx, events, topic, heartbeatTopic);
   for (const i of invalid.slice(0, 20)) console.error(`line ${i.line}: ${i.reason}`);
-  console.log(`published ${sent} events to ${topic}${invalid.length ? `; ${invalid.length} invalid lines not sent` : ''}`);
+  console.log(`published ${sent} transactions to ${topic}${heartbeats > 0 ? `, ${heartbeats} heartbeats to ${heartbeatTopic}` : ''}${invalid.length ? `; ${invalid.length} invalid lines not sent` : ''}`);
   return invalid.length > 0 ? 1 : 0;
 }

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { pushRulesDocument, readRulesLedger, rulesTopicExists } from '@tillwatch/rules-live';
-import { createContext } from '../lib/context.js';
+import { checkReachable, createContext } from '../lib/context.js';
 import { RULES_SPEC, runRulesCli, type RulesStore } from '../lib/rules-cli.js';
 
 export const spec = RULES_SPEC;
@@ -16,10 +16,16 @@ export function run(argv: string[]): Promise<number> {
     store: (): RulesStore => {
       const ctx = createContext(process.env, 'rules');
       const o = { kafka: ctx.kafka, registry: ctx.registry, topic: ctx.topics.rules, logger: ctx.logger };
+      // Kafka (and the registry, for push) answer, or one line naming which and how to start it (as every command).
+      const reachable = (registry: boolean) => checkReachable(ctx, { registry });
       return {
         topic: o.topic,
-        ledger: async () => ((await rulesTopicExists(o.kafka, o.topic)) ? readRulesLedger(o) : null),
+        ledger: async () => {
+          await reachable(false);
+          return (await rulesTopicExists(o.kafka, o.topic)) ? readRulesLedger(o) : null;
+        },
         push: async (req) => {
+          await reachable(true);
           if (!(await rulesTopicExists(o.kafka, o.topic))) throw new Error(`${o.topic} does not exist: run tillwatch provision first`);
           return pushRulesDocument(o, req);
         },

@@ -4,7 +4,7 @@ import { clickhouseStatus, formatClickHouseStatus, formatStatus, localStack } fr
 
 export const spec = {
   name: 'stack',
-  summary: 'The local stack without Docker: Kafka and the Apicurio schema registry as local processes (artifacts from Maven Central, cached under .cache/), ClickHouse embedded (chDB) in the process that uses it.',
+  summary: 'The local stack without Docker: Kafka and the Apicurio schema registry as local processes (artifacts from Maven Central, cached under .stack/artifacts/), ClickHouse embedded (chDB) in the process that uses it.',
   positionals: {
     usage: 'up | down | status | fetch',
     description: [

@@ -146,8 +146,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     ];
     const startOffsets = o.external ? new Map(await Promise.all(outputs.map(async (x) => [x.topic, await admin.fetchTopicOffsets(x.topic)] as const))) : undefined;
 
-    const { sent, invalid, maxReceivedTime } = await publishFile(ctx, o.eventsPath, topics.transactions, topics.heartbeats);
-    log(`published ${sent} events to ${topics.transactions}${invalid.length ? ` (${invalid.length} invalid lines not sent)` : ''}`);
+    const { sent, heartbeats, invalid, maxReceivedTime } = await publishFile(ctx, o.eventsPath, topics.transactions, topics.heartbeats);
+    log(`published ${sent} transactions to ${topics.transactions}${heartbeats > 0 ? `, ${heartbeats} heartbeats to ${topics.heartbeats}` : ''}${invalid.length ? ` (${invalid.length} invalid lines not sent)` : ''}`);
     await waitGroupCaughtUp(admin, groupId, topics.transactions, deadline - Date.now());
     // End every partition's clock at the file's last received time, as the backtest's clock ends.
     if (!o.external && maxReceivedTime > 0) {
@@ -216,7 +216,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       memberships: sortMemberships(memberships),
       decisions: sortDecisions(decisions),
       actions: sortActions(actions),
-      published: sent,
+      published: sent + heartbeats,
       invalid,
       topics,
       elapsedMs: Date.now() - started,
@@ -226,8 +226,9 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     await detector?.stop().catch(() => undefined);
     await stage?.stop().catch(() => undefined);
     if (!o.external && !o.keepTopics) {
+      // Groups first: after the topics are gone this admin's metadata refresh fails and the groups stayed.
+      await admin.deleteGroups([groupId, stageGroup, readerGroup]).catch((e: unknown) => ctx.logger.warn({ err: e }, 'replay: could not delete its consumer groups'));
       await deleteScopedTopics(ctx.kafka, topics);
-      await admin.deleteGroups([groupId, stageGroup, readerGroup]).catch(() => undefined);
       for (const t of Object.values(topics)) await fetch(`${ctx.registry.url}/subjects/${encodeURIComponent(valueSubject(t))}`, { method: 'DELETE' }).catch(() => undefined);
     } else {
       await admin.deleteGroups([readerGroup]).catch(() => undefined);
