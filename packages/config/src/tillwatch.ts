@@ -1,11 +1,11 @@
 // Tillwatch's environment variables, grouped by what uses them. Pointing the services at external
 // Kafka, registry and ClickHouse needs only these variables.
-import { bool, hostPortList, int, oneOf, parseEnv, port, str, url, type Env } from './env.js';
+import { bool, ConfigError, ConfigErrors, hostPortList, int, oneOf, parseEnv, port, str, url, type Env } from './env.js';
 
 export const DEFAULT_REGISTRY_URL = 'http://127.0.0.1:8081/apis/ccompat/v7';
 
 export function kafkaConfig(env: Env = process.env) {
-  return parseEnv(
+  const c = parseEnv(
     {
       brokers: { env: 'KAFKA_BROKERS', field: hostPortList(), default: ['127.0.0.1:9092'] },
       clientId: { env: 'KAFKA_CLIENT_ID', field: str(), default: 'tillwatch' },
@@ -20,6 +20,19 @@ export function kafkaConfig(env: Env = process.env) {
     },
     env,
   );
+  // SASL is all three or none: credentials without a mechanism would connect without SASL, a
+  // mechanism without credentials would send empty ones; neither says why the broker then refuses.
+  const errors: ConfigError[] = [];
+  if (c.saslMechanism === undefined) {
+    if (c.saslUsername !== undefined) errors.push(new ConfigError('KAFKA_SASL_MECHANISM', 'plain, scram-sha-256 or scram-sha-512 when KAFKA_SASL_USERNAME is set', undefined));
+    else if (c.saslPassword !== undefined) errors.push(new ConfigError('KAFKA_SASL_MECHANISM', 'plain, scram-sha-256 or scram-sha-512 when KAFKA_SASL_PASSWORD is set', undefined));
+  } else {
+    if (c.saslUsername === undefined) errors.push(new ConfigError('KAFKA_SASL_USERNAME', `a user name with KAFKA_SASL_MECHANISM=${c.saslMechanism}`, undefined));
+    if (c.saslPassword === undefined) errors.push(new ConfigError('KAFKA_SASL_PASSWORD', `a password with KAFKA_SASL_MECHANISM=${c.saslMechanism}`, undefined));
+  }
+  if (errors.length === 1) throw errors[0]!;
+  if (errors.length > 1) throw new ConfigErrors(errors);
+  return c;
 }
 export type KafkaConfig = ReturnType<typeof kafkaConfig>;
 

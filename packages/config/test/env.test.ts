@@ -51,3 +51,27 @@ describe('parseAll', () => {
     expect(r.registry.url).toBe('http://127.0.0.1:8081/apis/ccompat/v7');
   });
 });
+
+describe('Kafka SASL settings: all three or none', () => {
+  it('refuses credentials without a mechanism, and a mechanism without credentials, naming the variable; the password is never echoed', () => {
+    expect(() => kafkaConfig({ KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'secret-pw' })).toThrow('KAFKA_SASL_MECHANISM: expected plain, scram-sha-256 or scram-sha-512 when KAFKA_SASL_USERNAME is set, got nothing (unset)');
+    expect(() => kafkaConfig({ KAFKA_SASL_PASSWORD: 'secret-pw' })).toThrow(/KAFKA_SASL_MECHANISM: expected .* when KAFKA_SASL_PASSWORD is set/);
+    const both = (() => {
+      try {
+        kafkaConfig({ KAFKA_SASL_MECHANISM: 'plain' });
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })();
+    expect(both).toContain('KAFKA_SASL_USERNAME: expected a user name with KAFKA_SASL_MECHANISM=plain');
+    expect(both).toContain('KAFKA_SASL_PASSWORD: expected a password with KAFKA_SASL_MECHANISM=plain');
+    expect(() => kafkaConfig({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'secret-pw' })).not.toThrow();
+    expect(() => kafkaConfig({})).not.toThrow();
+    try {
+      kafkaConfig({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_PASSWORD: 'secret-pw' });
+    } catch (e) {
+      expect((e as Error).message).not.toContain('secret-pw');
+    }
+  });
+});

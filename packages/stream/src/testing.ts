@@ -11,7 +11,7 @@ export { randomId, randomTopics } from './scoped-topics.js';
 export function testKafka(service = 'it') {
   const logger = createLogger({ service, level: (process.env.TEST_LOG_LEVEL as 'warn' | undefined) ?? 'error', destination: process.stderr });
   const config = kafkaConfig(process.env);
-  return { kafka: createKafka({ config, logger, clientId: `tillwatch-${service}` }), logger, config, registry: createRegistryClient(registryConfig(process.env)) };
+  return { kafka: createKafka({ config, logger, service }), logger, config, registry: createRegistryClient(registryConfig(process.env)) };
 }
 
 /** A loopback port nothing listens on (bound, then closed): a dependency that is down. */

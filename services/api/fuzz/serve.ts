@@ -71,7 +71,7 @@ async function seed(ch: ClickHouse): Promise<{ alerts: number; transactions: num
  */
 async function seedRules(env: Env, logger: Logger): Promise<{ env: Env; cleanup: () => Promise<void> }> {
   const prefix = randomId('fuzz');
-  const kafka = createKafka({ config: kafkaConfig(env), logger, clientId: 'tillwatch-api-fuzz' });
+  const kafka = createKafka({ config: kafkaConfig(env), logger, service: 'api-fuzz' });
   const registry = createRegistryClient(registryConfig(env));
   const topics = await provisionScopedTopics(kafka, registry, 1, prefix);
   await pushRulesDocument({ kafka, registry, topic: topics.rules, logger }, { text: 'version: 1\n', format: 'yaml', pushedBy: 'fuzz-seed', via: 'cli', comment: 'seeded for the fuzzing run' });

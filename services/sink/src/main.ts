@@ -25,7 +25,7 @@ export async function runSinkMain(env: Env = process.env): Promise<number> {
   const maxClockSkewMs = svc.rulesFile ? loadRulesConfig(readFileSync(svc.rulesFile, 'utf8'), extname(svc.rulesFile) === '.json' ? 'json' : 'yaml').engine.max_clock_skew : undefined;
   const sink = createSink({
     ...(maxClockSkewMs !== undefined ? { maxClockSkewMs } : {}),
-    kafka: createKafka({ config: kcfg, logger, clientId: 'tillwatch-sink' }),
+    kafka: createKafka({ config: kcfg, logger, service: 'sink' }),
     topics: topicNames(kcfg.topicPrefix),
     registry,
     ch,

@@ -65,7 +65,8 @@ export function kafkaLogCreator(logger: Logger, now: () => number = Date.now): l
 export interface CreateKafkaOptions {
   config: KafkaConfig;
   logger: Logger;
-  clientId?: string;
+  /** What this client is (detector, sink, api-rules...): the client id is KAFKA_CLIENT_ID-<service>, so broker quotas and ACLs keyed on it apply. */
+  service?: string;
 }
 
 /** TLS and SASL of the kafkajs client: the same for every client of a process, the reachability probe included. */
@@ -75,11 +76,11 @@ export function kafkaJsSecurity(config: Pick<KafkaConfig, 'ssl' | 'saslMechanism
   return { ssl: config.ssl, sasl };
 }
 
-export function createKafka({ config, logger, clientId }: CreateKafkaOptions): Kafka {
+export function createKafka({ config, logger, service }: CreateKafkaOptions): Kafka {
   // Fails fast with a clear message when kafkajs lacks the install-time patch (kafkajs-patches.ts).
   assertKafkajsPatched();
   const kc: KafkaJsConfig = {
-    clientId: clientId ?? config.clientId,
+    clientId: service === undefined ? config.clientId : `${config.clientId}-${service}`,
     brokers: config.brokers,
     ...kafkaJsSecurity(config),
     connectionTimeout: 5_000,

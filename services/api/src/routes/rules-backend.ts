@@ -89,7 +89,7 @@ export function rulesBackendFromEnv(env: Env, logger: Logger): KafkaRulesBackend
   const kcfg = kafkaConfig(env);
   return createKafkaRulesBackend({
     probe: () => checkKafkaReachable(kcfg),
-    kafka: createKafka({ config: kcfg, logger, clientId: 'tillwatch-api-rules' }),
+    kafka: createKafka({ config: kcfg, logger, service: 'api-rules' }),
     registry: createRegistryClient(registryConfig(env)),
     topic: topicNames(kcfg.topicPrefix).rules,
     logger,

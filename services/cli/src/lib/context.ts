@@ -21,7 +21,7 @@ export function createContext(env: Env = process.env, service = 'cli', o: { clic
     clickhouseCfg,
     /** Topic names under TOPIC_PREFIX (the catalogue's names when unset). */
     topics: topicNames(kafkaCfg.topicPrefix),
-    kafka: createKafka({ config: kafkaCfg, logger, clientId: `tillwatch-${service}` }),
+    kafka: createKafka({ config: kafkaCfg, logger, service }),
     registry: createRegistryClient(registryCfg),
   };
 }
