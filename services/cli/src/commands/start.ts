@@ -28,7 +28,7 @@ export interface StartDeps {
 
 export const spec = {
   name: 'start',
-  summary: 'Runs the whole pipeline on the local stack in one process: starts the stack (unless KAFKA_BROKERS / SCHEMA_REGISTRY_URL point elsewhere), provisions, runs detector, sink (embedded ClickHouse unless CLICKHOUSE_URL), the API and the simulator, and prints live alerts. On exit (Ctrl-C, a fatal error, --seconds) it stops what it started, and only that.',
+  summary: 'Runs the whole pipeline on the local stack in one process: starts the stack (unless KAFKA_BROKERS / SCHEMA_REGISTRY_URL point elsewhere), provisions, runs the detector, the second stage (fleet incidents, action governor), the sink (embedded ClickHouse unless CLICKHOUSE_URL), the API and the simulator, and prints live alerts. On exit (Ctrl-C, a fatal error, --seconds) it stops what it started, and only that.',
   options: {
     terminals: { type: 'string', value: 'N', default: '500', description: 'terminals the simulator drives' },
     rate: { type: 'string', value: 'EVENTS_PER_S', default: '200', description: 'simulated transactions per second' },
@@ -38,7 +38,7 @@ export const spec = {
     seconds: { type: 'string', value: 'S', description: 'stop by itself after S seconds (default: until Ctrl-C)' },
   },
   notes: envNotes(KAFKA_ENV, CLICKHOUSE_ENV, [
-    '  HTTP_PORT              the API\'s port (default 8080); detector and sink metrics on 9464 and 9465',
+    '  HTTP_PORT              the API\'s port (default 8080); /metrics of the detector 9464, sink 9465, API 9466, stage 9467',
     '  TILLWATCH_RULES        rules file, YAML or JSON (default: the built-in rules)',
     '  LOG_LEVEL              log level of the services (default warn)',
   ]),
@@ -125,7 +125,7 @@ export async function run(argv: string[], deps: StartDeps = {}): Promise<number>
       },
     });
     const { detector, sink, api } = pipeline;
-    for (const url of Object.values(pipeline.opsUrls)) console.error(`metrics: ${url}/metrics`);
+    for (const [service, url] of Object.entries(pipeline.opsUrls)) console.error(`metrics (${service}): ${url}/metrics`);
     console.error(`alert API: ${api.url}  (docs ${api.url}/docs)`);
     // The key rides in the fragment, which the browser never sends; the page stores it and erases it.
     console.error(`console:   ${api.url}/console/${api.devKey ? `#key=${encodeURIComponent(api.devKey)}  (signs in with the development key)` : '  (sign in with an API key)'}`);
