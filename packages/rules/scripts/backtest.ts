@@ -328,7 +328,8 @@ export function formatSummary(s: BacktestRunSummary): string {
     row('events processed', `${fmtInt(s.eventsProcessed)}${s.heartbeats > 0 ? ` (${fmtInt(s.heartbeats)} heartbeats)` : ''}`),
     row('rejected', `${fmtInt(s.rejected)}${s.rejected > 0 ? `  -> ${s.rejectsPath}` : ''}`),
     row('alerts', fmtInt(s.alerts)),
-    ...RULE_IDS.map((r) => row(`  ${r}`, fmtInt(s.alertsByRule[r]))),
+    // The engine's rules, then any a later stage added (sync_incident, freeze_circuit_open).
+    ...[...RULE_IDS, ...Object.keys(s.alertsByRule).filter((r) => !(RULE_IDS as readonly string[]).includes(r))].map((r) => row(`  ${r}`, fmtInt((s.alertsByRule as Record<string, number>)[r] ?? 0))),
     row('actions', `${fmtInt(s.actions)}${s.actionsPath ? `  -> ${s.actionsPath}` : ''}`),
     ...Object.entries(s.actionsByKind).map(([k, n]) => row(`  ${k}`, fmtInt(n))),
     row('time', `${(s.durationMs / 1000).toFixed(2)} s  (${fmtInt(s.eventsPerSecond)} events/s)`),

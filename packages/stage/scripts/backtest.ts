@@ -36,6 +36,12 @@ export async function runStagedBacktest(o: Omit<RunBacktestOptions, 'stage' | 'a
   const out = o.actionsPath === undefined ? null : createWriteStream(o.actionsPath);
   const membersOut = o.membershipsPath === undefined ? null : createWriteStream(o.membershipsPath);
   let memberships = 0;
+  // The summary's counts are those of the files: the governor's final actions (what --actions holds and
+  // the live pipeline publishes), and every alert line, the second stage's own alerts included.
+  let governed = 0;
+  const governedByKind: Record<string, number> = {};
+  let stageAlerts = 0;
+  const stageAlertsByRule: Record<string, number> = {};
   let failed: Error | null = null;
   out?.on('error', (e) => (failed = e));
   membersOut?.on('error', (e) => (failed = e));
@@ -48,17 +54,32 @@ export async function runStagedBacktest(o: Omit<RunBacktestOptions, 'stage' | 'a
       ownsAlertLines: stage.ownsAlertLines,
       take: () => {
         const lines = stage.takeActions();
-        for (const l of lines) decisions[l.decision]++;
+        for (const l of lines) {
+          decisions[l.decision]++;
+          governed++;
+          governedByKind[l.kind] = (governedByKind[l.kind] ?? 0) + 1;
+        }
         if (out !== null && lines.length > 0) out.write(lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
         const ms = stage.takeMemberships();
         memberships += ms.length;
         if (membersOut !== null && ms.length > 0) membersOut.write(ms.map((m) => contractJson('incidentMembership', m)).join('\n') + '\n');
-        return stage.take();
+        const taken = stage.take();
+        for (const a of taken.alerts) {
+          stageAlerts++;
+          stageAlertsByRule[a.rule] = (stageAlertsByRule[a.rule] ?? 0) + 1;
+        }
+        return taken;
       },
     },
   });
   if (out !== null) await new Promise<void>((resolve) => out.end(() => resolve()));
   if (membersOut !== null) await new Promise<void>((resolve) => membersOut.end(() => resolve()));
   if (failed) throw failed;
-  return { ...summary, actionsPath: actionsPath ?? null, governedActionsPath: actionsPath ?? null, decisions, memberships, membershipsPath: membershipsPath ?? null, late_links: stage.lateLinks() };
+  return {
+    ...summary,
+    alerts: summary.alerts + stageAlerts,
+    alertsByRule: { ...summary.alertsByRule, ...stageAlertsByRule },
+    actions: governed,
+    actionsByKind: governedByKind,
+    actionsPath: actionsPath ?? null, governedActionsPath: actionsPath ?? null, decisions, memberships, membershipsPath: membershipsPath ?? null, late_links: stage.lateLinks() };
 }
