@@ -147,15 +147,14 @@ function checkTimes(r: Record<string, unknown>, o: ValidateOptions | undefined, 
   const rtOk = isInt(rt) && rt >= MIN_EPOCH_MS && rt < MAX_EPOCH_MS;
   if (!etOk) issues = add(issues, 'event_time', timeProblem(et));
   if (!rtOk) issues = add(issues, 'received_time', timeProblem(rt));
+  const maxSkew = o?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
   if (etOk && rtOk) {
-    const maxSkew = o?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     const ahead = et - rt;
     if (ahead > maxSkew) issues = add(issues, 'event_time', `${iso(et)} is ${formatDuration(ahead)} after received_time ${iso(rt)} (max clock skew ${formatDuration(maxSkew)})`, 'ClockSkew');
   }
   if (rtOk && o?.nowMs !== undefined) {
-    const maxSkew = o.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
-    const ahead = (rt as number) - o.nowMs;
-    if (ahead > maxSkew) issues = add(issues, 'received_time', `${iso(rt as number)} is ${formatDuration(ahead)} ahead of this process's clock ${iso(o.nowMs)} (max clock skew ${formatDuration(maxSkew)}): a received_time from the future would move the stream clock of its whole partition`, 'ClockSkew');
+    const ahead = rt - o.nowMs;
+    if (ahead > maxSkew) issues = add(issues, 'received_time', `${iso(rt)} is ${formatDuration(ahead)} ahead of this process's clock ${iso(o.nowMs)} (max clock skew ${formatDuration(maxSkew)}): a received_time from the future would move the stream clock of its whole partition`, 'ClockSkew');
   }
   return issues;
 }
