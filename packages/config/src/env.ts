@@ -101,9 +101,14 @@ export function parseEnv<S extends Spec>(spec: S, env: Env): Out<S> {
     if (v === undefined) errors.push(new ConfigError(def.env, def.field.expected, raw));
     else out[key] = v;
   }
-  if (errors.length === 1) throw errors[0]!;
-  if (errors.length > 1) throw new ConfigErrors(errors);
+  throwConfigErrors(errors);
   return out as Out<S>;
+}
+
+/** Throws what `errors` holds: the one ConfigError itself, several as one ConfigErrors; nothing when empty. */
+export function throwConfigErrors(errors: readonly ConfigError[]): void {
+  if (errors.length === 1) throw errors[0]!;
+  if (errors.length > 1) throw new ConfigErrors([...errors]);
 }
 
 type Parsers = Record<string, (env: Env) => unknown>;

@@ -1,6 +1,6 @@
 // Tillwatch's environment variables, grouped by what uses them. Pointing the services at external
 // Kafka, registry and ClickHouse needs only these variables.
-import { bool, ConfigError, ConfigErrors, hostPortList, int, oneOf, parseEnv, port, str, url, type Env } from './env.js';
+import { bool, ConfigError, hostPortList, int, oneOf, parseEnv, port, str, throwConfigErrors, url, type Env } from './env.js';
 
 export const DEFAULT_REGISTRY_URL = 'http://127.0.0.1:8081/apis/ccompat/v7';
 
@@ -30,8 +30,7 @@ export function kafkaConfig(env: Env = process.env) {
     if (c.saslUsername === undefined) errors.push(new ConfigError('KAFKA_SASL_USERNAME', `a user name with KAFKA_SASL_MECHANISM=${c.saslMechanism}`, undefined));
     if (c.saslPassword === undefined) errors.push(new ConfigError('KAFKA_SASL_PASSWORD', `a password with KAFKA_SASL_MECHANISM=${c.saslMechanism}`, undefined));
   }
-  if (errors.length === 1) throw errors[0]!;
-  if (errors.length > 1) throw new ConfigErrors(errors);
+  throwConfigErrors(errors);
   return c;
 }
 export type KafkaConfig = ReturnType<typeof kafkaConfig>;
