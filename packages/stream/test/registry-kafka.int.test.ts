@@ -63,7 +63,17 @@ describe('Kafka + schema registry (real local stack)', () => {
   it('produces an Avro transaction and consumes it decoded through the registry', async () => {
     const topic = randomId('it-txn');
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    // A topic just created can be missing from the broker's metadata for a moment (UNKNOWN_TOPIC_OR_PARTITION,
+    // retriable; kafkajs's waitForLeaders retries only LEADER_NOT_AVAILABLE): as provisionTopics does, try again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+        break;
+      } catch (e) {
+        if (attempt >= 5 || (e as { retriable?: boolean }).retriable !== true) throw e;
+        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+      }
+    }
     created.push(topic);
     const serde = createAvroSerde<Transaction>(registry, valueSubject(topic), AvroSchemas.transaction);
     await serde.init();
